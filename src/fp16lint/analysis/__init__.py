@@ -1,0 +1,1 @@
+"""Shared analyses: computed once per file, read by every rule."""

@@ -1,0 +1,351 @@
+"""Lint one file: parse it once, walk it once, and return a plain serialisable summary.
+
+The walk is iterative (no recursion limit on deeply nested code) and dispatches each node to
+the handlers of the shared analyses ("trackers", first) and the enabled rules. Positions are
+computed only when something needs one, after the walk, with a single ``PositionProvider``
+pass; libcst's scope and qualified-name providers are not used (see ``analysis.names``).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from fp16lint import suppression
+from fp16lint.analysis.names import NameResolver
+from fp16lint.analysis.tree import children
+from fp16lint.findings import Applicability, Edit, Finding, Fix, Position, Related, Span
+from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR
+from fp16lint.rules.base import Rule
+
+FILE_LEVEL = Span(Position(1, 1), Position(1, 1))
+
+
+@dataclass(frozen=True)
+class NodeEdit:
+    """A fix edit expressed against a node; turned into an ``Edit`` once positions are known.
+
+    ``where`` is ``replace`` (the node's text), ``before`` or ``after`` (insert at its start/end).
+    """
+
+    node: cst.CSTNode
+    content: str
+    where: str = "replace"
+
+
+class Tracker:
+    """A shared analysis the walker keeps current: its ``visit_X`` handlers run before any
+    rule's on the way down, its ``leave_X`` handlers after them on the way up."""
+
+    tokens: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, ctx: FileContext):
+        self.ctx = ctx
+
+
+class ScopeTracker(Tracker):
+    """Keeps ``ctx.names`` in step with function and class scopes and their bindings."""
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.ctx.names.push("function", node)
+        self.ctx.names.bind_parameters(node.params)
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.ctx.names.pop()
+        if self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_statement(node)
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self.ctx.names.push("function", node)
+        self.ctx.names.bind_parameters(node.params)
+
+    def leave_Lambda(self, node: cst.Lambda) -> None:
+        self.ctx.names.pop()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.ctx.names.push("class", node)
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self.ctx.names.pop()
+        if self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_statement(node)
+
+    # Module-level bindings come from the resolver's pre-pass; inner ones are bound when the
+    # statement is left, so its own right-hand side still sees the previous binding.
+    def _bind(self, node: cst.CSTNode) -> None:
+        if self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_statement(node)
+
+    leave_Assign = leave_AnnAssign = leave_AugAssign = _bind
+    leave_Import = leave_ImportFrom = _bind
+
+    def visit_For(self, node: cst.For) -> None:
+        if self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_target(node.target, None, node)
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None and self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_target(node.asname.name, None, node)
+
+
+# --- the per-file context rules and trackers see -------------------------------------------
+@dataclass
+class _Pending:
+    rule: Rule
+    node: cst.CSTNode
+    message: str
+    edits: tuple[NodeEdit, ...]
+    fix_message: str
+    applicability: Applicability | None
+    related: tuple[tuple[str, cst.CSTNode | None, str], ...]
+
+
+class FileContext:
+    def __init__(self, path: str, text: str, module: cst.Module, module_name: str, is_package: bool):
+        self.path = path
+        self.text = text
+        self.module = module
+        self.module_name = module_name
+        self.names = NameResolver(module, module_name, is_package)
+        self.stack: list[cst.CSTNode] = []  # ancestors of the current node, itself last
+        self.facts: dict[str, Any] = {}  # per-file facts for the project pass (JSON-able)
+        self.trackers: dict[type[Tracker], Tracker] = {}
+        self._pending: list[_Pending] = []
+        self._span_refs: list[tuple[cst.CSTNode, list[int]]] = []
+
+    def get(self, kind: type[Tracker]) -> Any:
+        """The shared analysis ``kind`` (declared in the rule's ``requires``)."""
+        return self.trackers[kind]
+
+    def parent(self, depth: int = 1) -> cst.CSTNode | None:
+        index = len(self.stack) - 1 - depth
+        return self.stack[index] if index >= 0 else None
+
+    def code(self, node: cst.CSTNode) -> str:
+        return self.module.code_for_node(node)
+
+    def span_ref(self, node: cst.CSTNode) -> list[int]:
+        """A ``[line, col, end_line, end_col]`` list filled in after the walk (for facts)."""
+        ref = [0, 0, 0, 0]
+        self._span_refs.append((node, ref))
+        return ref
+
+    def report(self, rule: Rule, node: cst.CSTNode, message: str, **kwargs: Any) -> None:
+        self._pending.append(_Pending(rule, node, message, **kwargs))
+
+
+@dataclass
+class FileSummary:
+    """What one file contributes: its findings, its facts, and its suppressions."""
+
+    path: str
+    findings: list[Finding] = field(default_factory=list)
+    facts: dict[str, Any] = field(default_factory=dict)
+    noqa: suppression.Noqa = field(default_factory=suppression.Noqa)
+    parsed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "findings": [f.to_dict() for f in self.findings],
+            "facts": self.facts,
+            "noqa": self.noqa.to_dict(),
+            "parsed": self.parsed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FileSummary:
+        return cls(
+            path=data["path"],
+            findings=[Finding.from_dict(f) for f in data["findings"]],
+            facts=data["facts"],
+            noqa=suppression.Noqa.from_dict(data["noqa"]),
+            parsed=data["parsed"],
+        )
+
+
+def engine_finding(code: Any, path: str, span: Span, message: str, detail: str | None = None):
+    return Finding(code.code, code.name, code.severity, message, path, span, url=code.url(), detail=detail)
+
+
+def _span(ranges: Any, node: cst.CSTNode) -> Span:
+    r = ranges[node]
+    return Span(Position(r.start.line, r.start.column + 1), Position(r.end.line, r.end.column + 1))
+
+
+def _edit(ranges: Any, edit: NodeEdit) -> Edit:
+    span = _span(ranges, edit.node)
+    if edit.where == "before":
+        span = Span(span.start, span.start)
+    elif edit.where == "after":
+        span = Span(span.end, span.end)
+    return Edit(span, edit.content)
+
+
+def _needs_parse(text: str, rules: Iterable[type[Rule]], trackers: Iterable[type[Tracker]]) -> bool:
+    for unit in (*rules, *trackers):
+        if not unit.tokens or any(token in text for token in unit.tokens):
+            return True
+    return False
+
+
+def _parse_error(path: str, exc: Exception) -> Finding:
+    if isinstance(exc, cst.ParserSyntaxError):
+        line = max(1, exc.raw_line)
+        span = Span(Position(line, exc.raw_column + 1), Position(line, exc.raw_column + 1))
+        message = f"SyntaxError: {exc.message}"
+    else:
+        span, message = FILE_LEVEL, "SyntaxError: too deeply nested for the parser"
+    return engine_finding(SYNTAX_ERROR, path, span, message + "; the file was not linted.")
+
+
+def _internal_error(path: str, who: str, exc: BaseException) -> Finding:
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    message = f"Internal error in {who}: {type(exc).__name__}: {exc}"
+    return engine_finding(INTERNAL_ERROR, path, FILE_LEVEL, message, detail)
+
+
+def _dispatch_tables(units: list[Any]) -> tuple[dict[type, list], dict[type, list]]:
+    """``{node type: [(owner, bound handler), ...]}`` for visits (trackers first) and leaves
+    (trackers last)."""
+    visits: dict[type, list] = {}
+    leaves: dict[type, list] = {}
+    for unit in units:
+        for name in dir(type(unit)):
+            prefix, _, node_name = name.partition("_")
+            if prefix not in ("visit", "leave") or not hasattr(cst, node_name):
+                continue
+            table = visits if prefix == "visit" else leaves
+            table.setdefault(getattr(cst, node_name), []).append((unit, getattr(unit, name)))
+    for handlers in leaves.values():
+        handlers.reverse()
+    return visits, leaves
+
+
+def _required_trackers(rules: Iterable[type[Rule]]) -> list[type[Tracker]]:
+    ordered: list[type[Tracker]] = [ScopeTracker]
+    for rule in rules:
+        for kind in rule.requires:
+            for dep in (*getattr(kind, "requires", ()), kind):
+                if dep not in ordered:
+                    ordered.append(dep)
+    return ordered
+
+
+def lint_source(
+    path: str,
+    text: str,
+    rules: list[type[Rule]],
+    *,
+    module_name: str = "",
+    is_package: bool = False,
+    fact_trackers: tuple[type[Tracker], ...] = (),
+) -> FileSummary:
+    """Lint ``text`` (the contents of ``path``) with ``rules``; never raises for bad input."""
+    summary = FileSummary(path, noqa=suppression.scan(text))
+    tracker_types = _required_trackers(rules)
+    tracker_types += [t for t in fact_trackers if t not in tracker_types]
+    if not _needs_parse(text, rules, fact_trackers):
+        return summary
+    try:
+        module = cst.parse_module(text)
+    except (cst.ParserSyntaxError, RecursionError) as exc:
+        summary.findings.append(_parse_error(path, exc))
+        return summary
+    summary.parsed = True
+    ctx = FileContext(path, text, module, module_name, is_package)
+    try:
+        for kind in tracker_types:
+            ctx.trackers[kind] = kind(ctx)
+    except Exception as exc:
+        summary.findings.append(_internal_error(path, "fp16lint's analysis", exc))
+        return summary
+    instances = [rule(ctx) for rule in rules]
+    errors, completed = _walk(ctx, [*ctx.trackers.values(), *instances])
+    summary.findings.extend(errors)
+    if not completed:
+        return summary
+    summary.facts = ctx.facts
+    summary.findings.extend(_resolve(ctx))
+    return summary
+
+
+def _walk(ctx: FileContext, units: list[Any]) -> tuple[list[Finding], bool]:
+    """Run every handler; returns the FP999 findings and whether the walk completed (a failing
+    tracker stops it, since every rule depends on the shared analyses)."""
+    visits, leaves = _dispatch_tables(units)
+    failed: set[int] = set()
+    errors: list[Finding] = []
+    stack: list[tuple[cst.CSTNode, bool]] = [(ctx.module, False)]
+    node_stack = ctx.stack
+
+    def call(handlers: list[tuple[Any, Callable]], node: cst.CSTNode) -> bool:
+        for owner, handler in handlers:
+            if failed and id(owner) in failed:
+                continue
+            try:
+                handler(node)
+            except Exception as exc:
+                if isinstance(owner, Tracker):
+                    errors.append(_internal_error(ctx.path, "fp16lint's analysis", exc))
+                    return False
+                failed.add(id(owner))
+                errors.append(_internal_error(ctx.path, f"rule {owner.code}", exc))
+        return True
+
+    while stack:
+        node, leaving = stack.pop()
+        kind = type(node)
+        if leaving:
+            handlers = leaves.get(kind)
+            if handlers and not call(handlers, node):
+                return errors, False
+            node_stack.pop()
+            continue
+        node_stack.append(node)
+        handlers = visits.get(kind)
+        if handlers and not call(handlers, node):
+            return errors, False
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(children(node)))
+    return errors, True
+
+
+def _resolve(ctx: FileContext) -> list[Finding]:
+    """Turn pending reports and span references into positioned records."""
+    if not ctx._pending and not ctx._span_refs:
+        return []
+    ranges = MetadataWrapper(ctx.module, unsafe_skip_copy=True).resolve(PositionProvider)
+    for node, ref in ctx._span_refs:
+        span = _span(ranges, node)
+        ref[:] = [span.start.line, span.start.column, span.end.line, span.end.column]
+    findings = []
+    for p in ctx._pending:
+        fix = None
+        if p.edits and p.applicability is not None:
+            edits = tuple(_edit(ranges, e) for e in p.edits)
+            fix = Fix(p.fix_message, p.applicability, edits)
+        related = tuple(
+            Related(path, _span(ranges, node) if node is not None else FILE_LEVEL, message)
+            for path, node, message in p.related
+        )
+        rule = type(p.rule)
+        findings.append(
+            Finding(
+                rule.code,
+                rule.name,
+                rule.severity,
+                p.message,
+                ctx.path,
+                _span(ranges, p.node),
+                fix,
+                related,
+                rule.url(),
+            )
+        )
+    return findings

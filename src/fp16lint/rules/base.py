@@ -1,0 +1,121 @@
+"""The rule framework: one small class per rule, carrying its code, docs and examples.
+
+Modelled on Fixit: a rule subclasses ``Rule``, sets its class attributes, and defines
+``visit_<NodeType>(self, node)`` / ``leave_<NodeType>(self, node)`` handlers. The engine
+instantiates each enabled rule once per file and calls the handlers from one shared traversal.
+Rules report through ``self.report``; they read shared facts from ``self.ctx`` (names, dtypes,
+receivers, autocast regions) instead of computing their own.
+
+Rules whose findings need the whole project (which models are cast to fp16, across files)
+implement ``check_project`` as well; it runs once after every file's summary is in.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+import libcst as cst
+
+from fp16lint.findings import Applicability, Severity
+
+if TYPE_CHECKING:
+    from fp16lint.engine import FileContext, NodeEdit
+    from fp16lint.project import Project, ProjectReport
+
+DOCS_URL = "https://github.com/fp16lint/fp16lint/blob/main/docs/rules/{code}.md"
+_CODE = re.compile(r"^FP\d{3}$")
+_NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+Example = str | Mapping[str, str]  # one file's source, or a project: {relative path: source}
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """An example the rule must flag.
+
+    ``expect`` lists ``(code, line)`` — or ``(code, path, line)`` for a project — that the
+    example must produce, no more and no fewer for this rule's code. ``fixed`` is the expected
+    source after applying this rule's fixes (unsafe ones included), for single-file examples.
+    """
+
+    code: Example
+    expect: tuple[tuple, ...]
+    fixed: str | None = None
+
+
+class Rule:
+    code: ClassVar[str]
+    name: ClassVar[str]
+    severity: ClassVar[Severity]
+    enabled_by_default: ClassVar[bool] = True
+    fix: ClassVar[Applicability | None] = None  # the best fix the rule offers, if any
+    # Substrings one of which a file must contain for this rule to find anything in it.
+    # Checked before parsing (issue 9); () means "always parse".
+    tokens: ClassVar[tuple[str, ...]] = ()
+    # The shared analyses this rule reads from ``self.ctx`` (engine trackers).
+    requires: ClassVar[tuple[type, ...]] = ()
+
+    summary: ClassVar[str]  # one sentence, used for hovers and the rule table
+    what: ClassVar[str]
+    why: ClassVar[str]
+    example: ClassVar[str]
+    use_instead: ClassVar[str]
+    fix_docs: ClassVar[str] = ""
+    references: ClassVar[tuple[str, ...]] = ()
+    runtime_confirmable: ClassVar[str] = "no"
+
+    valid: ClassVar[tuple[Example, ...]] = ()
+    invalid: ClassVar[tuple[Invalid, ...]] = ()
+
+    def __init__(self, ctx: FileContext):
+        self.ctx = ctx
+
+    @classmethod
+    def url(cls) -> str:
+        return DOCS_URL.format(code=cls.code)
+
+    @classmethod
+    def handler_names(cls) -> Iterable[str]:
+        return (n for n in dir(cls) if n.startswith(("visit_", "leave_")))
+
+    def report(
+        self,
+        node: cst.CSTNode,
+        message: str,
+        *,
+        edits: Iterable[NodeEdit] = (),
+        fix_message: str = "",
+        applicability: Applicability | None = None,
+        related: Iterable[tuple[str, cst.CSTNode | None, str]] = (),
+    ) -> None:
+        """Report ``message`` at ``node``; ``edits`` form the fix (``applicability`` default:
+        the rule's ``fix``). ``related`` items are (path, node-in-this-file or None, message)."""
+        self.ctx.report(
+            self,
+            node,
+            message,
+            edits=tuple(edits),
+            fix_message=fix_message,
+            applicability=applicability or self.fix,
+            related=tuple(related),
+        )
+
+    # Project-wide rules override this; it runs once, after every file is summarised.
+    @classmethod
+    def check_project(cls, project: Project, report: ProjectReport) -> None:
+        return None
+
+    @classmethod
+    def is_project_rule(cls) -> bool:
+        return cls.check_project.__func__ is not Rule.check_project.__func__
+
+    @classmethod
+    def validate(cls) -> None:
+        """Checked for every registered rule by the test suite."""
+        assert _CODE.match(cls.code), cls.code
+        assert _NAME.match(cls.name), cls.name
+        for attr in ("summary", "what", "why", "example", "use_instead"):
+            assert getattr(cls, attr, "").strip(), f"{cls.code} lacks {attr}"

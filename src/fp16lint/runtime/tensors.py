@@ -1,0 +1,302 @@
+"""Tensor helpers for the probe: walking nested outputs, cheap statistics, comparisons.
+
+Every statistic is computed on detached tensors and costs one host synchronisation in the common
+case (a single ``aminmax``), so the probe stays within a few times the plain forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import torch
+
+FLOAT16_MAX = 65504.0
+CLAMP_VALUES = (64512.0, 65504.0)
+#: fp32 values beyond this are mask sentinels (finfo(float32).min and friends), not activations
+SENTINEL_ABS = 1e30
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+_MAX_DEPTH = 6
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def iter_named_tensors(obj: object, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
+    """Tensors inside tuples, lists, dicts and ``ModelOutput``s (a Mapping), with dotted names."""
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+        return
+    if depth >= _MAX_DEPTH:
+        return
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            yield from iter_named_tensors(value, name, depth + 1)
+    elif isinstance(obj, (tuple, list)):
+        for i, value in enumerate(obj):
+            name = f"{prefix}.{i}" if prefix else str(i)
+            yield from iter_named_tensors(value, name, depth + 1)
+
+
+def map_tensors(obj: object, fn, depth: int = 0) -> object:
+    """Rebuild tuples/lists/dicts with ``fn`` applied to every tensor (other leaves kept)."""
+    if isinstance(obj, torch.Tensor):
+        return fn(obj)
+    if depth >= _MAX_DEPTH:
+        return obj
+    if isinstance(obj, dict) and type(obj) is dict:
+        return {k: map_tensors(v, fn, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, Mapping):
+        try:
+            return type(obj)({k: map_tensors(v, fn, depth + 1) for k, v in obj.items()})
+        except Exception:
+            return {k: map_tensors(v, fn, depth + 1) for k, v in obj.items()}
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # namedtuple
+        return type(obj)(*(map_tensors(v, fn, depth + 1) for v in obj))
+    if isinstance(obj, tuple):
+        return tuple(map_tensors(v, fn, depth + 1) for v in obj)
+    if isinstance(obj, list):
+        return [map_tensors(v, fn, depth + 1) for v in obj]
+    return obj
+
+
+def is_activation_dtype(t: torch.Tensor) -> bool:
+    return t.is_floating_point()
+
+
+def is_mask_name(name: str) -> bool:
+    last = name.rsplit(".", 1)[-1].lower()
+    return "mask" in last
+
+
+@dataclass
+class TStat:
+    numel: int = 0
+    max_abs: float | None = None
+    n_inf: int = 0
+    n_nan: int = 0
+    clamped: int = 0
+    mask_like: bool = False
+
+    @property
+    def finite(self) -> bool:
+        return self.n_inf == 0 and self.n_nan == 0
+
+
+def tensor_stat(t: torch.Tensor, mask_context: bool = False) -> TStat:
+    """max |x| over finite values, inf/NaN counts, clamped (±64512/±65504 in fp16) count.
+
+    A tensor whose values are only 0 and its dtype's most negative value (or -inf) is an additive
+    attention mask, not an activation: ``mask_like`` is set and nothing else is counted. With
+    ``mask_context`` (the op or module received a mask), values at or below half the dtype's
+    most negative value are mask sentinels and left out of max |x| and the clamped count.
+    """
+    t = t.detach()
+    n = t.numel()
+    if n == 0:
+        return TStat()
+    finfo = torch.finfo(t.dtype)
+    sentinel = -finfo.max * 0.5
+    mn, mx = torch.stack(torch.aminmax(t)).tolist()
+    if mn <= sentinel and bool(((t == 0) | (t == mn)).all()):
+        return TStat(numel=n, mask_like=True)
+    fp16 = t.dtype == torch.float16
+    if math.isfinite(mn) and math.isfinite(mx) and not (mask_context and mn <= sentinel):
+        max_abs = max(-mn, mx)
+        clamped = 0
+        if fp16 and max_abs >= CLAMP_VALUES[0]:
+            a = t.abs()
+            clamped = int(((a == CLAMP_VALUES[0]) | (a == CLAMP_VALUES[1])).sum())
+        return TStat(numel=n, max_abs=float(max_abs), clamped=clamped)
+    # slow path: something is not finite, or mask sentinels must be left out
+    nan = torch.isnan(t)
+    inf = torch.isinf(t)
+    valid = ~(nan | inf)
+    if mask_context:
+        valid &= t > sentinel
+    a = t.abs()
+    max_abs = torch.where(valid, a, torch.zeros((), dtype=a.dtype, device=a.device)).amax()
+    if fp16:
+        clamped = (((a == CLAMP_VALUES[0]) | (a == CLAMP_VALUES[1])) & valid).sum()
+    else:
+        clamped = torch.zeros((), device=t.device)
+    vals = torch.stack(
+        [max_abs.double(), nan.sum().double(), inf.sum().double(), clamped.double()]
+    ).tolist()
+    return TStat(
+        numel=n,
+        max_abs=float(vals[0]),
+        n_nan=int(vals[1]),
+        n_inf=int(vals[2]),
+        clamped=int(vals[3]),
+    )
+
+
+@dataclass
+class Summary:
+    """Statistics of several tensors taken together."""
+
+    dtypes: list[str]
+    acts: list[torch.Tensor]  # floating, not mask-like, not named as a mask
+    numel: int = 0
+    max_abs: float | None = None
+    n_inf: int = 0
+    n_nan: int = 0
+    clamped: int = 0
+    mask_context: bool = False
+
+    @property
+    def finite(self) -> bool:
+        return self.n_inf == 0 and self.n_nan == 0
+
+
+def summarize(obj: object, mask_context: bool = False, quick_mask: bool = False) -> Summary:
+    """Walk ``obj`` and gather the statistics of its floating, non-mask tensors.
+
+    Integer and bool tensors only contribute their dtype. Tensors named ``*mask*`` and tensors that
+    look like additive masks set ``mask_context`` instead of counting as activations.
+    """
+    dtypes: list[str] = []
+    acts: list[torch.Tensor] = []
+    stats: list[TStat] = []
+    for name, t in iter_named_tensors(obj):
+        dn = dtype_name(t.dtype)
+        if dn not in dtypes:
+            dtypes.append(dn)
+        if not t.is_floating_point() or t.is_complex():
+            if name and is_mask_name(name):
+                mask_context = True
+            continue
+        if name and is_mask_name(name):
+            mask_context = True
+            continue
+        st = tensor_stat(t, mask_context)
+        if st.mask_like:
+            mask_context = True
+            continue
+        acts.append(t)
+        stats.append(st)
+    s = Summary(dtypes=dtypes, acts=acts, mask_context=mask_context)
+    for st in stats:
+        s.numel += st.numel
+        s.n_inf += st.n_inf
+        s.n_nan += st.n_nan
+        s.clamped += st.clamped
+        if st.max_abs is not None:
+            s.max_abs = st.max_abs if s.max_abs is None else max(s.max_abs, st.max_abs)
+    return s
+
+
+def padding_view(valid: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:
+    """A view of the (batch, seq) ``valid`` mask that broadcasts against ``shape``, if shapes allow.
+
+    (batch, seq, ...) tensors use it directly; (batch, heads, seq, ...) tensors along dim 2.
+    """
+    if valid is None or len(shape) < 2:
+        return None
+    b, s = valid.shape
+    if shape[0] != b:
+        return None
+    if shape[1] == s:
+        return valid.reshape(b, s, *([1] * (len(shape) - 2)))
+    if len(shape) >= 3 and shape[2] == s:
+        return valid.reshape(b, 1, s, *([1] * (len(shape) - 3)))
+    return None
+
+
+@dataclass
+class Comparison:
+    rel_error: float | None = None
+    underflow: float | None = None
+    inf_created: int = 0
+    nan_created: int = 0
+    cosine: float | None = None
+
+
+def compare(
+    y: torch.Tensor,
+    ref: torch.Tensor,
+    valid: torch.Tensor | None = None,
+    *,
+    created: bool = False,
+    cosine: bool = False,
+) -> Comparison | None:
+    """Relative error (L2) and underflow of ``y`` against ``ref`` (both any floating dtype).
+
+    Positions where the reference is not finite or is a mask sentinel are left out, and so are
+    padding positions (``valid`` False) where shapes allow. ``created`` also counts inf/NaN in
+    ``y`` where ``ref`` has none (used against an op's own fp32 recomputation).
+    """
+    if y.shape != ref.shape or y.numel() == 0:
+        return None
+    y = y.detach().float()
+    r = ref.detach().float()
+    keep = torch.isfinite(r) & (r.abs() < SENTINEL_ABS)
+    pv = padding_view(valid, y.shape)
+    if pv is not None:
+        keep = keep & pv
+    zero = torch.zeros((), dtype=torch.float32, device=y.device)
+    d = torch.where(keep, y - r, zero)
+    rr = torch.where(keep, r, zero)
+    nz = keep & (r != 0)
+    parts = [
+        torch.linalg.vector_norm(d).double(),
+        torch.linalg.vector_norm(rr).double(),
+        (nz & (y == 0)).sum().double(),
+        nz.sum().double(),
+        keep.sum().double(),
+    ]
+    if created:
+        parts.append((torch.isinf(y) & torch.isfinite(r)).sum().double())
+        parts.append((torch.isnan(y) & ~torch.isnan(r)).sum().double())
+    if cosine:
+        yy = torch.where(keep, y, zero)
+        parts.append((yy * rr).sum().double())
+        parts.append(torch.linalg.vector_norm(yy).double())
+    vals = torch.stack(parts).tolist()
+    num, den, under, nzc, kept = vals[:5]
+    out = Comparison()
+    if kept > 0:
+        if math.isnan(num) or math.isinf(num):
+            out.rel_error = math.inf
+        elif den == 0:
+            out.rel_error = 0.0 if num == 0 else math.inf
+        else:
+            out.rel_error = num / den
+        out.underflow = under / nzc if nzc else 0.0
+    i = 5
+    if created:
+        out.inf_created = int(vals[i])
+        out.nan_created = int(vals[i + 1])
+        i += 2
+    if cosine:
+        dot, ny = vals[i], vals[i + 1]
+        if math.isfinite(dot) and math.isfinite(ny) and ny > 0 and den > 0:
+            out.cosine = dot / (ny * den)
+        elif kept > 0:
+            out.cosine = math.nan
+    return out
+
+
+def zero_rows(t: torch.Tensor) -> int:
+    """Rows (along the last dimension) that are entirely zero."""
+    if t.ndim < 2 or t.shape[-1] < 2 or t.numel() == 0:
+        return 0
+    return int((t.detach() == 0).all(dim=-1).sum())
+
+
+def upcast(obj: object) -> object:
+    """fp16/bf16 tensors inside ``obj`` as fp32 (for an op's fp32 recomputation)."""
+    return map_tensors(obj, lambda t: t.float() if t.dtype in LOW_PRECISION else t)
+
+
+def has_low_precision(obj: object) -> bool:
+    return any(t.dtype in LOW_PRECISION for _, t in iter_named_tensors(obj))
+
+
+def nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()

@@ -1,0 +1,86 @@
+"""Read and write Python source the way the interpreter does, and give it back byte-faithfully.
+
+Decoding honours a UTF-8 BOM and a PEP 263 coding cookie; writing restores both, so a fix
+never changes a file's encoding. Line endings are kept because edits only replace the
+characters they cover.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+_COOKIE = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+
+class SourceError(Exception):
+    """The file cannot be read or decoded; the message says why in one line."""
+
+
+@dataclass(frozen=True)
+class Source:
+    text: str
+    encoding: str = "utf-8"
+    bom: bool = False
+
+    def encode(self, text: str) -> bytes:
+        data = text.encode(self.encoding)
+        return codecs.BOM_UTF8 + data if self.bom else data
+
+
+def _cookie_encoding(data: bytes) -> str | None:
+    for line in data.split(b"\n", 2)[:2]:
+        match = _COOKIE.match(line)
+        if match:
+            return match.group(1).decode("ascii")
+        if line.strip() and not line.lstrip().startswith(b"#"):
+            return None
+    return None
+
+
+def decode(data: bytes) -> Source:
+    """Bytes → text with the rules of PEP 263 and the UTF-8 BOM."""
+    if b"\x00" in data:
+        raise SourceError("source contains a NUL byte")
+    bom = data.startswith(codecs.BOM_UTF8)
+    if bom:
+        data = data[len(codecs.BOM_UTF8) :]
+    encoding = _cookie_encoding(data) or "utf-8"
+    try:
+        codec = codecs.lookup(encoding)
+    except LookupError as exc:
+        raise SourceError(f"unknown encoding {encoding!r} in coding cookie") from exc
+    if bom and codec.name != "utf-8":
+        raise SourceError(f"UTF-8 BOM with a {encoding!r} coding cookie")
+    try:
+        text = data.decode(codec.name)
+    except UnicodeDecodeError as exc:
+        raise SourceError(f"cannot decode as {encoding}: {exc.reason} at byte {exc.start}") from exc
+    return Source(text, codec.name, bom)
+
+
+def read(path: Path) -> Source:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read file: {exc.strerror or exc}") from exc
+    return decode(data)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` by a temp file + rename in the same folder, keeping its mode."""
+    mode = path.stat().st_mode
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".fp16lint")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,67 @@
+"""``# noqa`` comments, read from the text without parsing.
+
+Line level: ``# noqa`` (everything on that line) or ``# noqa: FP101, FP202``. File level, on a
+line of its own: ``# fp16lint: noqa`` or ``# fp16lint: noqa: FP301``. Codes are matched as
+prefixes, like ruff's (``# noqa: FP3`` silences the FP3xx family).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_LINE = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.I)
+_FILE = re.compile(
+    r"^\s*#\s*fp16lint:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.I
+)
+_SPLIT = re.compile(r"[\s,]+")
+
+
+def _codes(text: str | None) -> list[str] | None:
+    return [c.upper() for c in _SPLIT.split(text.strip()) if c] if text else None
+
+
+@dataclass
+class Noqa:
+    """``None`` as a code list means "every code"."""
+
+    lines: dict[int, list[str] | None] = field(default_factory=dict)
+    file: list[str] = field(default_factory=list)  # codes silenced in the whole file
+    file_all: bool = False
+
+    def suppresses(self, code: str, line: int) -> bool:
+        if self.file_all or any(code.startswith(c) for c in self.file):
+            return True
+        if line not in self.lines:
+            return False
+        codes = self.lines[line]
+        return codes is None or any(code.startswith(c) for c in codes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lines": {str(k): v for k, v in self.lines.items()}, "file": self.file, "all": self.file_all}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Noqa:
+        return cls({int(k): v for k, v in data["lines"].items()}, data["file"], data["all"])
+
+
+def scan(text: str) -> Noqa:
+    noqa = Noqa()
+    if "noqa" not in text and "NOQA" not in text:
+        return noqa
+    for number, line in enumerate(text.splitlines(), start=1):
+        if "#" not in line:
+            continue
+        file_match = _FILE.match(line)
+        if file_match:
+            codes = _codes(file_match.group("codes"))
+            if codes is None:
+                noqa.file_all = True
+            else:
+                noqa.file.extend(codes)
+            continue
+        match = _LINE.search(line)
+        if match:
+            noqa.lines[number] = _codes(match.group("codes"))
+    return noqa
