@@ -11,13 +11,14 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from fp16lint import suppression
-from fp16lint.analysis.names import NameResolver
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.names import NameResolver, ScopeTracker
 from fp16lint.analysis.tree import children
 from fp16lint.findings import Applicability, Edit, Finding, Fix, Position, Related, Span
 from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR
@@ -36,61 +37,6 @@ class NodeEdit:
     node: cst.CSTNode
     content: str
     where: str = "replace"
-
-
-class Tracker:
-    """A shared analysis the walker keeps current: its ``visit_X`` handlers run before any
-    rule's on the way down, its ``leave_X`` handlers after them on the way up."""
-
-    tokens: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, ctx: FileContext):
-        self.ctx = ctx
-
-
-class ScopeTracker(Tracker):
-    """Keeps ``ctx.names`` in step with function and class scopes and their bindings."""
-
-    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.ctx.names.push("function", node)
-        self.ctx.names.bind_parameters(node.params)
-
-    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.ctx.names.pop()
-        if self.ctx.names.scope.kind != "module":
-            self.ctx.names.bind_statement(node)
-
-    def visit_Lambda(self, node: cst.Lambda) -> None:
-        self.ctx.names.push("function", node)
-        self.ctx.names.bind_parameters(node.params)
-
-    def leave_Lambda(self, node: cst.Lambda) -> None:
-        self.ctx.names.pop()
-
-    def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.ctx.names.push("class", node)
-
-    def leave_ClassDef(self, node: cst.ClassDef) -> None:
-        self.ctx.names.pop()
-        if self.ctx.names.scope.kind != "module":
-            self.ctx.names.bind_statement(node)
-
-    # Module-level bindings come from the resolver's pre-pass; inner ones are bound when the
-    # statement is left, so its own right-hand side still sees the previous binding.
-    def _bind(self, node: cst.CSTNode) -> None:
-        if self.ctx.names.scope.kind != "module":
-            self.ctx.names.bind_statement(node)
-
-    leave_Assign = leave_AnnAssign = leave_AugAssign = _bind
-    leave_Import = leave_ImportFrom = _bind
-
-    def visit_For(self, node: cst.For) -> None:
-        if self.ctx.names.scope.kind != "module":
-            self.ctx.names.bind_target(node.target, None, node)
-
-    def visit_WithItem(self, node: cst.WithItem) -> None:
-        if node.asname is not None and self.ctx.names.scope.kind != "module":
-            self.ctx.names.bind_target(node.asname.name, None, node)
 
 
 # --- the per-file context rules and trackers see -------------------------------------------

@@ -129,10 +129,15 @@ def test_default_dtype_fp32_checkpoint_loads_fp32(tiny_t5_fp32_dir):
 
 
 def test_pretrained_model_half_is_plain_half_when_not_quantized(tiny_t5_config):
-    """``PreTrainedModel.half()`` on an ordinary model converts exactly what ``nn.Module.half()`` does, buffers and all."""
-    model = T5ForConditionalGeneration(tiny_t5_config)
-    assert model.half() is model
-    assert {p.dtype for p in model.parameters()} == {HALF}
+    """On an ordinary (not quantized) model, ``PreTrainedModel.half()`` converts exactly what ``nn.Module.half()`` converts and returns the model."""
+    ours = T5ForConditionalGeneration(tiny_t5_config)
+    plain = T5ForConditionalGeneration(tiny_t5_config)
+    assert ours.half() is ours
+    torch.nn.Module.half(plain)
+    ours_dtypes = {name: t.dtype for name, t in ours.state_dict().items()}
+    plain_dtypes = {name: t.dtype for name, t in plain.state_dict().items()}
+    assert ours_dtypes == plain_dtypes
+    assert set(ours_dtypes.values()) == {HALF}
 
 
 def test_quantized_model_refuses_half_and_float(tiny_t5_config):

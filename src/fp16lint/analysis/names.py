@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from fp16lint.analysis.base import Tracker
+
 _BUILTINS = frozenset(dir(builtins))
 _MAX_ALIAS_DEPTH = 8
 
@@ -228,3 +230,48 @@ def _module_level_statements(body: tuple[cst.CSTNode, ...] | list) -> Iterator[c
             yield from _module_level_statements(statement.body.body)
         else:
             yield statement
+
+
+class ScopeTracker(Tracker):
+    """Keeps ``ctx.names`` in step with function and class scopes and their bindings."""
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.ctx.names.push("function", node)
+        self.ctx.names.bind_parameters(node.params)
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.ctx.names.pop()
+        if self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_statement(node)
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self.ctx.names.push("function", node)
+        self.ctx.names.bind_parameters(node.params)
+
+    def leave_Lambda(self, node: cst.Lambda) -> None:
+        self.ctx.names.pop()
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.ctx.names.push("class", node)
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self.ctx.names.pop()
+        if self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_statement(node)
+
+    # Module-level bindings come from the resolver's pre-pass; inner ones are bound when the
+    # statement is left, so its own right-hand side still sees the previous binding.
+    def _bind(self, node: cst.CSTNode) -> None:
+        if self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_statement(node)
+
+    leave_Assign = leave_AnnAssign = leave_AugAssign = _bind
+    leave_Import = leave_ImportFrom = _bind
+
+    def visit_For(self, node: cst.For) -> None:
+        if self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_target(node.target, None, node)
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None and self.ctx.names.scope.kind != "module":
+            self.ctx.names.bind_target(node.asname.name, None, node)

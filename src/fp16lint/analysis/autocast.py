@@ -1,0 +1,146 @@
+"""Autocast regions: where ops run under ``torch.autocast`` and with which dtype.
+
+Tracks ``with`` blocks and decorators of every autocast spelling (``torch.autocast``,
+``torch.amp.autocast``, the deprecated ``torch.cuda.amp``/``torch.cpu.amp`` forms,
+``accelerator.autocast()``). Defaults follow PyTorch: CUDA autocast runs fp16, CPU autocast
+bf16 (../shared/FACTS.md §4). ``enabled=False`` opens a region where autocast is off.
+CUDA autocast with ``dtype=torch.float32`` is not an fp32 region: CUDA autocast supports only
+fp16 and bf16, so it warns and disables itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of, string_value
+
+# qualified name -> the device it implies (None: taken from the first argument)
+AUTOCAST_CALLS: dict[str, str | None] = {
+    "torch.autocast": None,
+    "torch.amp.autocast": None,
+    "torch.amp.autocast_mode.autocast": None,
+    "torch.cuda.amp.autocast": "cuda",
+    "torch.cuda.amp.autocast_mode.autocast": "cuda",
+    "torch.cpu.amp.autocast": "cpu",
+    "torch.cpu.amp.autocast_mode.autocast": "cpu",
+}
+_DEFAULT_DTYPE = {"cuda": DType.FP16, "cpu": DType.BF16}
+
+
+@dataclass(frozen=True)
+class Region:
+    node: cst.CSTNode  # the autocast call (or decorator expression)
+    device: str | None  # "cuda", "cpu", or None when not evident
+    dtype: DTypeFact | None  # explicit or device default; None when not evident
+    enabled: bool | None  # False for enabled=False; None when computed at run time
+
+    @property
+    def is_fp16(self) -> bool:
+        """fp16 compute is (or may be) active inside this region."""
+        if self.enabled is False:
+            return False
+        if self.dtype is None:
+            return self.device in (None, "cuda")
+        return self.dtype.dtype is DType.FP16
+
+    @property
+    def is_bf16(self) -> bool:
+        return self.enabled is not False and self.dtype is not None and self.dtype.dtype is DType.BF16
+
+
+def _argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    if position is not None and position < len(positional):
+        return positional[position].value
+    return None
+
+
+def autocast_region(call: cst.BaseExpression, ctx) -> Region | None:
+    """The region an autocast call opens, or None if ``call`` is not an autocast call."""
+    if not isinstance(call, cst.Call):
+        return None
+    qualname = ctx.names.qualname(call.func)
+    is_accelerate = (
+        qualname is None
+        and isinstance(call.func, cst.Attribute)
+        and call.func.attr.value == "autocast"
+        and "accelerat" in ctx.code(call.func.value).lower()
+    )
+    if qualname not in AUTOCAST_CALLS and not is_accelerate:
+        return None
+    implied = AUTOCAST_CALLS.get(qualname) if qualname else None
+    if implied is not None or is_accelerate:
+        device = implied
+        dtype_arg = _argument(call, "dtype", 1 if implied is not None else None)
+        enabled_arg = _argument(call, "enabled", 0 if implied is not None else None)
+    else:
+        device_arg = _argument(call, "device_type", 0)
+        device = string_value(device_arg) if device_arg is not None else None
+        dtype_arg = _argument(call, "dtype", 1)
+        enabled_arg = _argument(call, "enabled", 2)
+    if dtype_arg is not None:
+        dtype = dtype_of(dtype_arg, ctx.names)
+    elif device in _DEFAULT_DTYPE:
+        dtype = DTypeFact(_DEFAULT_DTYPE[device])
+    else:
+        dtype = None
+    enabled: bool | None = True
+    if enabled_arg is not None:
+        if isinstance(enabled_arg, cst.Name) and enabled_arg.value in ("True", "False"):
+            enabled = enabled_arg.value == "True"
+        else:
+            enabled = None
+    if device == "cuda" and dtype is not None and dtype.dtype is DType.FP32 and not dtype.maybe:
+        enabled = False  # CUDA autocast does not support fp32: it warns and disables itself
+    return Region(call, device, dtype, enabled)
+
+
+class AutocastTracker(Tracker):
+    """The stack of autocast regions around the current node: ``ctx.get(AutocastTracker)``."""
+
+    tokens = ("autocast",)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.regions: list[Region] = []
+        self._pushed: dict[int, int] = {}  # id(With/FunctionDef) -> regions pushed
+
+    @property
+    def current(self) -> Region | None:
+        return self.regions[-1] if self.regions else None
+
+    @property
+    def in_fp16_region(self) -> bool:
+        return self.current is not None and self.current.is_fp16
+
+    def _push(self, owner: cst.CSTNode, calls) -> None:
+        count = 0
+        for call in calls:
+            region = autocast_region(call, self.ctx)
+            if region is not None:
+                self.regions.append(region)
+                count += 1
+        if count:
+            self._pushed[id(owner)] = count
+
+    def _pop(self, owner: cst.CSTNode) -> None:
+        for _ in range(self._pushed.pop(id(owner), 0)):
+            self.regions.pop()
+
+    def visit_With(self, node: cst.With) -> None:
+        self._push(node, [item.item for item in node.items])
+
+    def leave_With(self, node: cst.With) -> None:
+        self._pop(node)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._push(node, [d.decorator for d in node.decorators])
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._pop(node)

@@ -1,0 +1,28 @@
+"""Helpers for the static linter's tests (import as ``from lintutil import ...``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fp16lint.config import Settings
+from fp16lint.runner import LintResult, Options, lint_paths, lint_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def settings_for(root: Path, **kwargs) -> Settings:
+    return Settings(root=root, **kwargs)
+
+
+def lint_code(code: str, path: str = "example.py", **kwargs) -> LintResult:
+    """Lint a snippet as the file ``path`` with settings ``kwargs`` (no config lookup)."""
+    return lint_text(code, path, Settings(root=Path.cwd(), **kwargs))
+
+
+def lint_project(root: Path, files: dict[str, str], **kwargs) -> LintResult:
+    """Write ``files`` under ``root`` and lint the folder in-process without a cache."""
+    for rel, text in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return lint_paths([root], Settings(root=root, **kwargs), Options(jobs=1, use_cache=False))
