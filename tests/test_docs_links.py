@@ -43,7 +43,9 @@ INLINE_LINK = re.compile(
     r"(?:\s+(?:\"[^\"]*\"|'[^']*'|\([^)]*\)))?\s*\)"
 )
 REFERENCE_DEF = re.compile(r"^ {0,3}\[(?P<label>[^\]]+)\]:\s*(?:<(?P<angle>[^>]*)>|(?P<bare>\S+))")
-HTML_ATTR_LINK = re.compile(r"<(?:a|img|source)\b[^>]*?\b(?:href|src)\s*=\s*[\"']([^\"']*)[\"']", re.I)
+HTML_ATTR_LINK = re.compile(
+    r"<(?:a|img|source)\b[^>]*?\b(?:href|src)\s*=\s*[\"']([^\"']*)[\"']", re.I
+)
 HTML_ID = re.compile(r"<[a-z][^>]*?\b(?:id|name)\s*=\s*[\"']([^\"']+)[\"']", re.I)
 ATX_HEADING = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
@@ -194,7 +196,9 @@ def check_link(source: Path, link: Link, root: Path = ROOT) -> str | None:
         count = len(_read(resolved).splitlines())
         last = int(lines.group(2) or lines.group(1))
         if last > count:
-            return f"{where} line anchor past the end of {resolved.relative_to(root)} ({count} lines)"
+            return (
+                f"{where} line anchor past the end of {resolved.relative_to(root)} ({count} lines)"
+            )
     return None
 
 
@@ -292,7 +296,7 @@ def test_anchor_collection_handles_duplicates_setext_ids_and_code_blocks():
 def test_link_extraction_skips_code_and_reads_every_form():
     text = "\n".join(
         [
-            "See [a](a.md), [b](<b c.md> \"title\") and ![img](img/x.png).",
+            'See [a](a.md), [b](<b c.md> "title") and ![img](img/x.png).',
             "`[not](a-link.md)` and [c](c.md#part)",
             "```",
             "[fenced](nope.md)",

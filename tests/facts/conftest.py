@@ -30,6 +30,7 @@ import pytest
 import torch
 from torch import nn
 
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     """Make every facts test deterministic."""

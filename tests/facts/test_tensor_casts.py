@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -57,3 +58,20 @@ def test_tensor_type_accepts_class_and_string():
     assert x.type(torch.HalfTensor).dtype == HALF
     assert x.type("torch.HalfTensor").dtype == HALF
     assert x.dtype == torch.float32
+
+
+def test_parameter_half_is_not_registered_as_a_parameter():
+    """``self.w = nn.Parameter(t).half()`` registers nothing, and assigning ``w.half()`` over a registered parameter raises TypeError."""
+
+    class Fresh(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.ones(2)).half()
+
+    fresh = Fresh()
+    assert list(fresh.parameters()) == []
+    assert fresh.w.dtype == HALF
+
+    existing = nn.Linear(2, 2)
+    with pytest.raises(TypeError, match="cannot assign"):
+        existing.weight = existing.weight.half()

@@ -32,8 +32,9 @@ def _inputs():
 
 
 def test_t5_keeps_wo_in_fp32():
-    """``T5ForConditionalGeneration._keep_in_fp32_modules`` is ``["wo"]``."""
+    """``T5ForConditionalGeneration._keep_in_fp32_modules`` is ``["wo"]`` (and T5 has no ``_keep_in_fp32_modules_strict``)."""
     assert T5ForConditionalGeneration._keep_in_fp32_modules == ["wo"]
+    assert T5ForConditionalGeneration._keep_in_fp32_modules_strict is None
 
 
 def test_from_pretrained_fp16_keeps_wo_weights_fp32(tiny_t5_fp32_dir):

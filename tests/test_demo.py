@@ -1,0 +1,45 @@
+"""The demo project: `fp16lint fixtures/demo` reports exactly the planted hazards.
+
+Each planted hazard is marked in the source with a trailing `# expect: FPnnn[, FPnnn]`.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+from lintutil import REPO
+
+DEMO = REPO / "fixtures" / "demo"
+_EXPECT = re.compile(r"#\s*expect:\s*(FP\d{3}(?:\s*,\s*FP\d{3})*)")
+
+
+def _expected() -> Counter:
+    wanted: Counter = Counter()
+    for path in sorted(DEMO.rglob("*.py")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            match = _EXPECT.search(line)
+            if match:
+                for code in re.split(r"\s*,\s*", match.group(1)):
+                    wanted[(code, path.relative_to(DEMO).as_posix(), number)] += 1
+    return wanted
+
+
+def test_demo_reports_exactly_the_planted_hazards():
+    import json
+
+    run = subprocess.run(
+        [sys.executable, "-m", "fp16lint", "check", ".", "--output-format", "json", "--no-cache"],
+        cwd=DEMO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 1, run.stderr
+    found = Counter(
+        (f["code"], Path(f["filename"]).as_posix(), f["location"]["row"]) for f in json.loads(run.stdout)
+    )
+    assert found == _expected()
