@@ -65,9 +65,13 @@ def prose_lines(text: str) -> list[tuple[int, str]]:
                 fence = match.group(1)
                 continue
             out.append((number, line))
-        elif match and match.group(1)[0] == fence[0] and len(match.group(1)) >= len(fence):
-            if not line.strip()[len(match.group(1)) :].strip():
-                fence = None
+        elif (
+            match
+            and match.group(1)[0] == fence[0]
+            and len(match.group(1)) >= len(fence)
+            and not line.strip()[len(match.group(1)) :].strip()
+        ):
+            fence = None
     return out
 
 
@@ -220,19 +224,37 @@ def test_relative_links_resolve(md_file: Path):
 
 
 CITED_TESTS = re.compile(
-    r"\]\((?P<target>[^)\s#]+\.py)\)(?P<names>(?:[\s,;/]*(?:and\s+|or\s+)?`[^`]+`)+)"
+    r"\[(?P<text>[^\]]*)\]\((?P<target>[^)\s#]+\.py)\)"
+    r"(?P<names>(?:[\s,;/]*(?:(?:and|or)\s+)?`[^`]+`)*)"
 )
 
 
 def cited_test_names(text: str) -> list[tuple[int, str, str]]:
-    """(line, target, name) for each backticked ``test_*`` name right after a link to a .py file."""
+    """(line, target, name) for each backticked ``test_*`` name right after a link to a .py file.
+
+    A link written ``[test](path.py)`` with no test name after it yields ``(line, path, "")``.
+    Names may continue on the next lines (the docs wrap their paragraphs).
+    """
+    lines = prose_lines(text)
+    joined = "\n".join(line for _, line in lines)
+    starts: list[int] = []
+    offset = 0
+    for _, line in lines:
+        starts.append(offset)
+        offset += len(line) + 1
     found: list[tuple[int, str, str]] = []
-    for number, line in prose_lines(text):
-        for m in CITED_TESTS.finditer(line):
-            for name in re.findall(r"`([^`]+)`", m.group("names")):
-                bare = name.split("[", 1)[0].split("::")[-1]
-                if re.fullmatch(r"test_\w+", bare):
-                    found.append((number, m.group("target"), bare))
+    for m in CITED_TESTS.finditer(joined):
+        index = max(i for i, start in enumerate(starts) if start <= m.start())
+        number = lines[index][0]
+        names = [
+            bare
+            for name in re.findall(r"`([^`]+)`", m.group("names"))
+            if re.fullmatch(r"test_\w+", bare := name.split("[", 1)[0].split("::")[-1])
+        ]
+        if names:
+            found += [(number, m.group("target"), name) for name in names]
+        elif m.group("text").strip() == "test":
+            found.append((number, m.group("target"), ""))
     return found
 
 
@@ -240,6 +262,9 @@ def cited_test_names(text: str) -> list[tuple[int, str, str]]:
 def test_cited_test_functions_exist(md_file: Path):
     problems: list[str] = []
     for number, target, name in cited_test_names(_read(md_file)):
+        if not name:
+            problems.append(f"{_id(md_file)}:{number}: [test]({target}) names no test function")
+            continue
         path = (md_file.parent / unquote(target)).resolve()
         if not path.is_file():
             continue  # reported by test_relative_links_resolve
@@ -345,10 +370,18 @@ def test_check_link_reports_missing_files_and_anchors(tmp_path):
 
 
 def test_cited_test_names_are_collected():
-    line = "claim ([test](../tests/facts/t.py) `test_a`, `test_b[x]` and `helper`)"
-    assert cited_test_names(line) == [
+    text = "\n".join(
+        [
+            "claim ([test](../tests/facts/t.py) `test_a`, `test_b[x]` and `helper`)",
+            "wrapped ([test](u.py)",
+            "`test_c`), bare [test](v.py) and [source](w.py)",
+        ]
+    )
+    assert cited_test_names(text) == [
         (1, "../tests/facts/t.py", "test_a"),
         (1, "../tests/facts/t.py", "test_b"),
+        (2, "u.py", "test_c"),
+        (3, "v.py", ""),
     ]
 
 

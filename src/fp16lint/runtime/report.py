@@ -73,6 +73,8 @@ def fmt_pct(value: float | None) -> str:
         return "0"
     if value < 1e-4:
         return f"{value * 100:.1e}%"
+    if value >= 0.01:
+        return f"{value * 100:.3g}%"
     return f"{value * 100:.2g}%"
 
 
@@ -138,7 +140,7 @@ class PlaceFigures:
 
     @property
     def headroom(self) -> float | None:
-        if self.inf_created or (self.n_inf and self.max_abs is None):
+        if self.inf_created or self.n_inf:
             return 0.0
         return headroom(self.max_abs)
 
@@ -206,7 +208,9 @@ class PlaceFigures:
                 verdict = CONFIRMED
         if verdict != CONFIRMED:
             risk: list[str] = []
-            if run in (RUN_FP32, *_LOW_FP16):
+            # magnitude matters where values are (or would be) float16: the fp32 run as the
+            # prediction, the fp16 and autocast runs where this place's outputs are fp16
+            if run == RUN_FP32 or (run in _LOW_FP16 and "float16" in self.dtypes):
                 worst = self.max_abs
                 if fp32 is not None and run != RUN_FP32:
                     worst = _max(worst, fp32.max_abs)
