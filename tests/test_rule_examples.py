@@ -6,8 +6,8 @@ from collections import Counter
 
 import libcst as cst
 import pytest
-
 from lintutil import lint_code, lint_project
+
 from fp16lint.rules import all_rules
 from fp16lint.rules.base import Invalid
 

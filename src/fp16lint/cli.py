@@ -15,18 +15,44 @@ import click
 from fp16lint import __version__
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-OUTPUT_FORMATS = ("full", "concise", "json")
+OUTPUT_FORMATS = (
+    *("full", "concise", "json", "json-lines"),
+    *("github", "gitlab", "sarif", "junit", "lsp"),
+)
 
 
-class _DefaultToCheck(click.Group):
-    """``fp16lint src/`` is shorthand for ``fp16lint check src/``."""
+# Commands whose modules are imported only when used (the runtime one imports torch).
+_LAZY_COMMANDS = {
+    "runtime": "fp16lint.runtime.cli:runtime_command",
+    "lsp": "fp16lint.lsp:lsp_command",
+}
+
+
+class _Fp16lintGroup(click.Group):
+    """``fp16lint src/`` is shorthand for ``fp16lint check src/``; some commands load lazily."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+        known = set(self.commands) | set(_LAZY_COMMANDS)
+        if args and args[0] not in known and args[0] not in ("--help", "-h", "--version"):
             args = ["check", *args]
         elif not args:
             args = ["check"]
         return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.commands or name not in _LAZY_COMMANDS:
+            return self.commands.get(name)
+        import importlib
+
+        module, _, attr = _LAZY_COMMANDS[name].partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            reason = f"`fp16lint {name}` is not available: {exc}"
+            return click.Command(name, callback=lambda: _fail(reason), help=reason)
 
 
 def _codes(value: str | None) -> tuple[str, ...] | None:
@@ -40,7 +66,7 @@ def _fail(message: str) -> None:
     sys.exit(EXIT_ERROR)
 
 
-@click.group(cls=_DefaultToCheck, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Fp16lintGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="fp16lint")
 def main() -> None:
     """fp16lint: find float16 hazards in PyTorch code before they become NaNs."""

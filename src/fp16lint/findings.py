@@ -36,17 +36,26 @@ class Position:
 class Span:
     start: Position
     end: Position
+    # In a Jupyter notebook: the 1-based cell (counting every cell) that lines are relative to.
+    cell: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "location": {"row": self.start.line, "column": self.start.column},
             "end_location": {"row": self.end.line, "column": self.end.column},
         }
+        if self.cell is not None:
+            data["cell"] = self.cell
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Span:
         start, end = data["location"], data["end_location"]
-        return cls(Position(start["row"], start["column"]), Position(end["row"], end["column"]))
+        return cls(
+            Position(start["row"], start["column"]),
+            Position(end["row"], end["column"]),
+            data.get("cell"),
+        )
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,9 @@ class Finding:
     detail: str | None = field(default=None, compare=False)
 
     @property
-    def sort_key(self) -> tuple[str, int, int, str]:
-        return (self.path, self.span.start.line, self.span.start.column, self.code)
+    def sort_key(self) -> tuple[str, int, int, int, str]:
+        start = self.span.start
+        return (self.path, self.span.cell or 0, start.line, start.column, self.code)
 
     def to_dict(self) -> dict[str, Any]:
         """Ruff-compatible JSON fields, plus fp16lint's ``name``, ``severity`` and ``related``."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from fp16lint.config import Settings
 from fp16lint.engine import FILE_LEVEL, FileSummary, engine_finding
-from fp16lint.findings import Finding, Fix, Position, Related, Span
+from fp16lint.findings import Finding, Fix, Position, Related, Severity, Span
 from fp16lint.rules import INTERNAL_ERROR
 from fp16lint.rules.base import Rule
 
@@ -52,12 +52,14 @@ class ProjectReport:
         message: str,
         related: Iterable[tuple[str, list[int] | Span, str]] = (),
         fix: Fix | None = None,
+        severity: Severity | None = None,
     ) -> None:
+        """``severity`` overrides the rule's for a finding the rule grades (FP202)."""
         self.findings.append(
             Finding(
                 rule.code,
                 rule.name,
-                rule.severity,
+                severity or rule.severity,
                 message,
                 path,
                 span if isinstance(span, Span) else span_of(span),

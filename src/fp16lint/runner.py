@@ -170,7 +170,7 @@ def lint_paths(paths: Iterable[Path], settings: Settings, options: Options = Opt
         jobs.append((_Job(shown, decoded.text, module_name, is_package), key))
 
     workers = options.jobs or os.cpu_count() or 1
-    for (job, key), summary in zip(jobs, _lint_jobs([j for j, _ in jobs], rules, workers)):
+    for (job, key), summary in zip(jobs, _lint_jobs([j for j, _ in jobs], rules, workers), strict=True):
         summaries[job.path] = summary
         if cache and key:
             cache.put(key, summary)
@@ -314,7 +314,8 @@ def lint_text(text: str, path: str, settings: Settings, options: Options = Optio
         new_text, result.fixed, problem = fix_text(path, text, findings, rules, settings, options)
         result.fixed_text = new_text
         if result.fixed:
-            findings = _filter({path: lint_source(path, new_text, rules)}, [], settings)
+            summary = lint_source(path, new_text, rules, module_name=module_name, is_package=is_package)
+            findings = _filter({path: summary}, [], settings)
         findings = [*findings, *([problem] if problem else [])]
     result.findings = sorted(findings, key=lambda f: f.sort_key)
     return result

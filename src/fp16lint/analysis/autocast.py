@@ -2,10 +2,16 @@
 
 Tracks ``with`` blocks and decorators of every autocast spelling (``torch.autocast``,
 ``torch.amp.autocast``, the deprecated ``torch.cuda.amp``/``torch.cpu.amp`` forms,
-``accelerator.autocast()``). Defaults follow PyTorch: CUDA autocast runs fp16, CPU autocast
-bf16 (../shared/FACTS.md §4). ``enabled=False`` opens a region where autocast is off.
-CUDA autocast with ``dtype=torch.float32`` is not an fp32 region: CUDA autocast supports only
-fp16 and bf16, so it warns and disables itself.
+``accelerator.autocast()``), also through a name bound to one (``ctx = torch.autocast(...)``,
+``ctx = nullcontext() if cpu else torch.autocast(...)``; then ``with ctx:``). Defaults follow
+PyTorch: CUDA autocast runs fp16, CPU autocast bf16 (../shared/FACTS.md §4). ``enabled=False``
+opens a region where autocast is off.
+
+A dtype other than fp16/bf16 (``dtype=torch.float32``) is not a float32 region. Every device but
+CUDA rejects it: autocast warns and disables itself. CUDA accepts it: ops on autocast's lists
+(matmul, linear, conv, softmax, ...) are cast to float32, every other op runs in its inputs'
+dtype (torch/amp/autocast_mode.py checks the dtype only for non-CUDA devices; see
+tests/facts/test_autocast_fp32.py).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ AUTOCAST_CALLS: dict[str, str | None] = {
     "torch.cpu.amp.autocast_mode.autocast": "cpu",
 }
 _DEFAULT_DTYPE = {"cuda": DType.FP16, "cpu": DType.BF16}
+_SUPPORTED = (DType.FP16, DType.BF16)
+_NULL_CONTEXTS = frozenset({"contextlib.nullcontext"})
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,9 @@ class Region:
     device: str | None  # "cuda", "cpu", or None when not evident
     dtype: DTypeFact | None  # explicit or device default; None when not evident
     enabled: bool | None  # False for enabled=False; None when computed at run time
+    # Autocast rejects the requested dtype on this device, warns and disables itself
+    # (``enabled`` is then False although the code asked for an enabled region).
+    unsupported_dtype: bool = False
 
     @property
     def is_fp16(self) -> bool:
@@ -50,6 +61,13 @@ class Region:
     def is_bf16(self) -> bool:
         return self.enabled is not False and self.dtype is not None and self.dtype.dtype is DType.BF16
 
+    @property
+    def lowers_precision(self) -> bool:
+        """Autocast is (or may be) on here with a 16-bit dtype."""
+        if self.enabled is False:
+            return False
+        return self.dtype is None or self.dtype.maybe or self.dtype.dtype in _SUPPORTED
+
 
 def _argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
     positional = [a for a in call.args if a.keyword is None and not a.star]
@@ -61,17 +79,50 @@ def _argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExp
     return None
 
 
-def autocast_region(call: cst.BaseExpression, ctx) -> Region | None:
-    """The region an autocast call opens, or None if ``call`` is not an autocast call."""
-    if not isinstance(call, cst.Call):
-        return None
-    qualname = ctx.names.qualname(call.func)
-    is_accelerate = (
-        qualname is None
-        and isinstance(call.func, cst.Attribute)
+def literal_bool(expr: cst.BaseExpression | None, default: bool | None = True) -> bool | None:
+    """``True``/``False`` for those literals, ``default`` when absent, None when computed."""
+    if expr is None:
+        return default
+    if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
+        return expr.value == "True"
+    return None
+
+
+def _is_accelerate_autocast(call: cst.Call, ctx) -> bool:
+    return (
+        isinstance(call.func, cst.Attribute)
         and call.func.attr.value == "autocast"
         and "accelerat" in ctx.code(call.func.value).lower()
     )
+
+
+def autocast_region(call: cst.BaseExpression, ctx, _depth: int = 0) -> Region | None:
+    """The region an autocast call opens, or None if ``call`` is not an autocast call.
+
+    A name bound (every time) to an autocast call, or to one that is chosen at run time against
+    ``nullcontext()``, opens that call's region (with ``enabled=None`` for the conditional one).
+    """
+    if isinstance(call, cst.Name) and _depth < 2:
+        values = ctx.names.values(call.value)
+        regions = [autocast_region(v, ctx, _depth + 1) if v is not None else None for v in values]
+        if not regions or any(r is None for r in regions):
+            return None
+        return regions[0] if len(regions) == 1 else None
+    if isinstance(call, cst.IfExp) and _depth < 3:
+        branches = (call.body, call.orelse)
+        regions = [autocast_region(b, ctx, _depth + 1) for b in branches]
+        null = [
+            isinstance(b, cst.Call) and ctx.names.qualname(b.func) in _NULL_CONTEXTS for b in branches
+        ]
+        if (regions[0] is not None and null[1]) or (regions[1] is not None and null[0]):
+            region = regions[0] or regions[1]
+            enabled = False if region.enabled is False else None
+            return Region(region.node, region.device, region.dtype, enabled, region.unsupported_dtype)
+        return None
+    if not isinstance(call, cst.Call):
+        return None
+    qualname = ctx.names.qualname(call.func)
+    is_accelerate = qualname is None and _is_accelerate_autocast(call, ctx)
     if qualname not in AUTOCAST_CALLS and not is_accelerate:
         return None
     implied = AUTOCAST_CALLS.get(qualname) if qualname else None
@@ -90,15 +141,18 @@ def autocast_region(call: cst.BaseExpression, ctx) -> Region | None:
         dtype = DTypeFact(_DEFAULT_DTYPE[device])
     else:
         dtype = None
-    enabled: bool | None = True
-    if enabled_arg is not None:
-        if isinstance(enabled_arg, cst.Name) and enabled_arg.value in ("True", "False"):
-            enabled = enabled_arg.value == "True"
-        else:
-            enabled = None
-    if device == "cuda" and dtype is not None and dtype.dtype is DType.FP32 and not dtype.maybe:
-        enabled = False  # CUDA autocast does not support fp32: it warns and disables itself
-    return Region(call, device, dtype, enabled)
+    enabled = literal_bool(enabled_arg)
+    unsupported = (
+        enabled is not False
+        and device is not None
+        and device != "cuda"
+        and dtype is not None
+        and not dtype.maybe
+        and dtype.dtype not in _SUPPORTED
+    )
+    if unsupported:
+        enabled = False  # "In CPU autocast, but the target dtype is not supported. Disabling."
+    return Region(call, device, dtype, enabled, unsupported)
 
 
 class AutocastTracker(Tracker):

@@ -4,16 +4,50 @@
 
 Whether the receiver is a module (in-place, whole model) or a tensor (a new tensor) is the
 receiver analysis' question (``analysis.receivers``), not this one's.
+
+``CastFacts`` records what the project pass needs from each file (JSON-able, in ``ctx.facts``):
+
+``ctx.facts["casts"]``: one dict per fp16 cast (may-be fp16 included) whose receiver is a module
+or unknown — never a known tensor:
+
+- ``span``: ``[line, col, end_line, end_col]`` of the cast call;
+- ``method``: ``half``, ``to`` or ``type``; ``dtype``: ``"float16"``; ``maybe``: the dtype is
+  chosen at run time (``weight_dtype``);
+- ``autocast``: the cast sits inside an fp16 autocast region;
+- ``receiver``: ``"module"`` or ``"unknown"`` as this file alone can tell;
+- ``ctor``: the qualified name of what made the receiver when it is ``Cls(...)`` or a name
+  bound to ``Cls(...)`` or to ``build(...)`` (``"demo_models.encoder.Encoder"``,
+  ``"train.build_model"``: a class or a function; the project index tells which), else None;
+- ``loader``: ``"transformers.T5ForConditionalGeneration"`` (the class text, resolved through
+  imports when possible) when the receiver comes from ``from_pretrained``, else None;
+- ``device``: a literal device given with the cast (``"cpu"``, ``"cuda"``), else None.
+
+``ctx.facts["classes"]``: one dict per top-level class: ``name``, ``qualname``
+(``module_name.Class``), ``bases`` (qualified names; this file's classes as ``module.Class``,
+unresolvable bases left out) and ``module`` (this file alone shows it is an ``nn.Module``).
+
+``ctx.facts["reexports"]`` (package ``__init__`` files): ``{local name: qualified name}`` for
+module-level ``from ... import`` bindings, so ``from pkg import Encoder`` resolves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import libcst as cst
 
-from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of, string_value
-from fp16lint.analysis.names import NameResolver
+from fp16lint.analysis.autocast import AutocastTracker
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.dtypes import DType, DTypeFact, device_of, dtype_of
+from fp16lint.analysis.names import dotted
+from fp16lint.analysis.receivers import (
+    Kind,
+    ReceiverTracker,
+    loader_owner,
+    local_module_classes,
+    unwrap_chain,
+)
 
 _METHOD_DTYPES = {
     "half": DType.FP16,
@@ -29,26 +63,21 @@ class CastSite:
     call: cst.Call
     receiver: cst.BaseExpression
     method: str  # half, to, type, bfloat16, float, double, cuda, cpu
-    dtype: DTypeFact | None  # None: the call moves the value without changing its dtype
-    device: str | None  # a literal device ("cuda", "cpu", "cuda:0") when one is written
+    dtype: DTypeFact | None  # None: no dtype change we can see (see ``opaque``)
+    device: str | None  # a literal device ("cuda", "cpu", "cuda:0"), "?" for a run-time one
+    opaque: bool = False  # an argument that may be a dtype or a tensor we cannot see
 
     @property
     def to_fp16(self) -> bool:
         return self.dtype is not None and self.dtype.is_fp16
 
-
-def _device_of(expr: cst.BaseExpression | None, names: NameResolver) -> str | None:
-    if expr is None:
-        return None
-    text = string_value(expr)
-    if text is not None:
-        return text
-    if isinstance(expr, cst.Call) and names.qualname(expr.func) == "torch.device" and expr.args:
-        return string_value(expr.args[0].value)
-    return None
+    @property
+    def keeps_dtype(self) -> bool:
+        """The call evidently moves the value without changing its dtype."""
+        return self.dtype is None and not self.opaque
 
 
-def cast_of(call: cst.Call, names: NameResolver) -> CastSite | None:
+def cast_of(call: cst.Call, names) -> CastSite | None:
     """The cast ``call`` performs, or None if it is not a cast method call."""
     func = call.func
     if not isinstance(func, cst.Attribute) or func.attr.value not in CAST_METHODS:
@@ -61,21 +90,148 @@ def cast_of(call: cst.Call, names: NameResolver) -> CastSite | None:
     if method == "type":
         if not call.args:
             return None  # x.type() returns the type name
-        return CastSite(call, func.value, method, dtype_of(call.args[0].value, names, strings=True), None)
+        dtype = dtype_of(call.args[0].value, names, strings=True)
+        return CastSite(call, func.value, method, dtype, None, opaque=dtype is None)
     dtype: DTypeFact | None = None
     device: str | None = None
+    opaque = False
     for arg in call.args:
         if arg.star:
+            opaque = True
             continue
         keyword = arg.keyword.value if arg.keyword is not None else None
         if keyword == "dtype":
             dtype = dtype_of(arg.value, names)
+            opaque = opaque or dtype is None
         elif keyword == "device":
-            device = _device_of(arg.value, names)
+            device = device_of(arg.value, names) or "?"
         elif keyword is None:
             found = dtype_of(arg.value, names)
             if found is not None:
                 dtype = found
-            elif device is None:
-                device = _device_of(arg.value, names)
-    return CastSite(call, func.value, method, dtype, device)
+                continue
+            where = device_of(arg.value, names)
+            if where is not None and device is None:
+                device = where
+            elif where is None:
+                opaque = True
+    return CastSite(call, func.value, method, dtype, device, opaque)
+
+
+def constructor_of(expr: cst.BaseExpression, ctx) -> str | None:
+    """The qualified name of the class or function whose call made ``expr``: ``Encoder()``,
+    ``m`` after ``m = Encoder(); m = m.to(dev)``, ``build_model(cfg).eval()``."""
+    expr = unwrap_chain(expr)
+    if isinstance(expr, cst.Call):
+        return _callee_qualname(expr.func, ctx)
+    if not isinstance(expr, cst.Name):
+        return None
+    found = set()
+    for value in ctx.names.values(expr.value):
+        inner = unwrap_chain(value) if value is not None else None
+        if isinstance(inner, cst.Name) and inner.value == expr.value:
+            continue  # m = m.to(dev)
+        if not isinstance(inner, cst.Call):
+            return None
+        found.add(_callee_qualname(inner.func, ctx))
+    return found.pop() if len(found) == 1 else None
+
+
+def _callee_qualname(func: cst.BaseExpression, ctx) -> str | None:
+    if isinstance(func, cst.Name):
+        bindings = ctx.names.bindings(func.value) or []
+        if bindings and all(isinstance(b.node, (cst.ClassDef, cst.FunctionDef)) for b in bindings):
+            return f"{ctx.module_name}.{func.value}" if ctx.module_name else func.value
+    return ctx.names.qualname(func)
+
+
+def loader_of(expr: cst.BaseExpression, ctx) -> cst.Call | None:
+    """The ``X.from_pretrained(...)`` call (of a model, not a tokenizer) that made ``expr``,
+    directly or through a name every binding of which is one."""
+    expr = unwrap_chain(expr)
+    if isinstance(expr, cst.Call):
+        return expr if loader_owner(expr) is not None else None
+    if not isinstance(expr, cst.Name):
+        return None
+    calls = []
+    for value in ctx.names.values(expr.value):
+        inner = unwrap_chain(value) if value is not None else None
+        if isinstance(inner, cst.Name) and inner.value == expr.value:
+            continue
+        if not isinstance(inner, cst.Call) or loader_owner(inner) is None:
+            return None
+        calls.append(inner)
+    return calls[-1] if calls else None
+
+
+def loader_class(call: cst.Call, ctx) -> str:
+    """``transformers.T5ForConditionalGeneration`` for ``T5ForConditionalGeneration.from_...``
+    when imports resolve it, else the owner's text."""
+    owner = call.func.value  # type: ignore[attr-defined]
+    return ctx.names.qualname(owner) or loader_owner(call) or ""
+
+
+class CastFacts(Tracker):
+    """Records ``casts``, ``classes`` and ``reexports`` facts (see the module docstring)."""
+
+    requires = (ReceiverTracker, AutocastTracker)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.casts: list[dict[str, Any]] = []
+        ctx.facts["casts"] = self.casts
+        ctx.facts["classes"] = self._classes()
+        if ctx.is_package:
+            ctx.facts["reexports"] = {
+                name: found[0].qualname
+                for name, found in ctx.names.scopes[0].bindings.items()
+                if len(found) == 1
+                and isinstance(found[0].node, cst.ImportFrom)
+                and found[0].qualname is not None
+            }
+
+    def _classes(self) -> list[dict[str, Any]]:
+        names = self.ctx.names
+        modules = local_module_classes(self.ctx.module, names)
+        local = {s.name.value for s in self.ctx.module.body if isinstance(s, cst.ClassDef)}
+        prefix = f"{self.ctx.module_name}." if self.ctx.module_name else ""
+        out = []
+        for statement in self.ctx.module.body:
+            if not isinstance(statement, cst.ClassDef):
+                continue
+            bases = []
+            for base in statement.bases:
+                if base.keyword is not None:
+                    continue
+                if isinstance(base.value, cst.Name) and base.value.value in local:
+                    bases.append(prefix + base.value.value)
+                elif (qualname := names.qualname(base.value)) is not None:
+                    bases.append(qualname)
+            name = statement.name.value
+            out.append(
+                {"name": name, "qualname": prefix + name, "bases": bases, "module": name in modules}
+            )
+        return out
+
+    def visit_Call(self, node: cst.Call) -> None:
+        site = cast_of(node, self.ctx.names)
+        if site is None or not site.to_fp16:
+            return
+        kind = self.ctx.get(ReceiverTracker).kind_of(site.receiver)
+        if kind is Kind.TENSOR:
+            return
+        loader = loader_of(site.receiver, self.ctx)
+        autocast = self.ctx.get(AutocastTracker)
+        self.casts.append(
+            {
+                "span": self.ctx.span_ref(node),
+                "method": site.method,
+                "dtype": site.dtype.dtype.value,
+                "maybe": site.dtype.maybe,
+                "autocast": autocast.in_fp16_region,
+                "receiver": kind.value,
+                "ctor": constructor_of(site.receiver, self.ctx) if loader is None else None,
+                "loader": loader_class(loader, self.ctx) if loader is not None else None,
+                "device": site.device if site.device != "?" else None,
+            }
+        )

@@ -5,7 +5,12 @@ Recognises torch dtypes in any spelling the name resolver can see (``torch.half`
 where an API takes them (``torch_dtype="float16"``), and the legacy tensor types
 (``torch.cuda.HalfTensor`` and their string names). A name bound to fp16 on some branches and to
 something else on others (``weight_dtype`` chosen from ``args.mixed_precision``) is *may-be
-fp16*: rules treat it as fp16 and say "when mixed precision is fp16".
+fp16*: rules treat it as fp16 and say "when mixed precision is fp16" (``when_maybe``). A table
+lookup (``{"fp16": torch.float16, ...}[args.precision]``) is may-be fp16 the same way.
+
+``tensor_dtype`` answers the same question for values: which dtype a tensor expression has by
+what the function shows (a factory without ``dtype=`` makes float32, ``.half()`` fp16,
+``.to(device)`` keeps the dtype); ``device_of`` tells a device argument from a dtype one.
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ class DTypeFact:
     @property
     def is_fp16(self) -> bool:
         return self.dtype is DType.FP16
+
+
+MAYBE_WORDING = " when mixed precision is fp16"
+
+
+def when_maybe(fact: DTypeFact | None) -> str:
+    """The words a message adds for a dtype chosen at run time (empty for a fixed dtype)."""
+    return MAYBE_WORDING if fact is not None and fact.maybe else ""
 
 
 _TORCH_DTYPES = {
@@ -120,6 +133,9 @@ def dtype_of(
             return DTypeFact(found) if found is not None else None
     if isinstance(expr, cst.IfExp):
         return _combine([expr.body, expr.orelse], names, strings, _depth)
+    if isinstance(expr, cst.Subscript):
+        table = _dict_values(expr.value, names)
+        return _combine(table, names, strings, _depth) if table else None
     if isinstance(expr, cst.Call) and names.qualname(expr.func) == "builtins.getattr":
         args = expr.args
         if len(args) == 2 and names.qualname(args[0].value) in ("torch", "numpy"):
@@ -127,6 +143,16 @@ def dtype_of(
             found = dtype_of_string(text) if text else None
             return DTypeFact(found) if found is not None else None
     return None
+
+
+def _dict_values(expr: cst.BaseExpression, names: NameResolver) -> list[cst.BaseExpression]:
+    """The values of a dict literal, or of the one dict literal a name is bound to."""
+    if isinstance(expr, cst.Name):
+        values = names.values(expr.value)
+        expr = values[0] if len(values) == 1 and values[0] is not None else expr
+    if isinstance(expr, cst.Dict):
+        return [e.value for e in expr.elements if isinstance(e, cst.DictElement)]
+    return []
 
 
 def _from_bindings(values, names: NameResolver, strings: bool, depth: int) -> DTypeFact | None:
@@ -147,4 +173,121 @@ def _combine(options, names: NameResolver, strings: bool, depth: int) -> DTypeFa
         return DTypeFact(DType.FP16, maybe=uncertain)
     if len(kinds) == 1 and len(known) == len(facts):
         return DTypeFact(kinds.pop(), maybe=uncertain)
+    return None
+
+
+# --- the dtype of a tensor value --------------------------------------------------------------
+# Factories whose result has the default floating dtype (float32) unless given ``dtype=``.
+FLOAT_FACTORIES = frozenset(
+    f"torch.{name}" for name in ("randn", "rand", "zeros", "ones", "empty", "linspace", "logspace")
+)
+# Methods that return a tensor of their receiver's dtype.
+DTYPE_PRESERVING = frozenset(
+    {"to", "cuda", "cpu", "unsqueeze", "squeeze", "view", "reshape", "permute", "transpose",
+     "contiguous", "clone", "detach", "flatten", "expand", "repeat", "requires_grad_",
+     "pin_memory"}
+)
+_METHOD_DTYPES = {"half": DType.FP16, "bfloat16": DType.BF16, "float": DType.FP32,
+                  "double": DType.FP64}
+
+
+def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
+
+
+def _has_float_literal(expr: cst.BaseExpression) -> bool:
+    if isinstance(expr, cst.Float):
+        return True
+    if isinstance(expr, cst.UnaryOperation):
+        return _has_float_literal(expr.expression)
+    if isinstance(expr, (cst.List, cst.Tuple)):
+        return any(_has_float_literal(e.value) for e in expr.elements)
+    return False
+
+
+def tensor_dtype(
+    expr: cst.BaseExpression, names: NameResolver, *, _depth: int = 0, _seen: dict | None = None
+) -> DTypeFact | None:
+    """The dtype of the tensor ``expr`` evaluates to, by what the code shows, or None.
+
+    A name's bindings must all agree. A binding that reads the name itself (``x = x.to(dev)``)
+    sees only the bindings before it.
+    """
+    if _depth > _MAX_DEPTH:
+        return None
+    seen = _seen or {}
+    if isinstance(expr, cst.Name):
+        bindings = names.bindings(expr.value) or []
+        visible = seen.get(expr.value, len(bindings))
+        facts = []
+        for index, binding in enumerate(bindings[:visible]):
+            if binding.value is None or binding.qualname is not None:
+                return None
+            inner = {**seen, expr.value: index}
+            facts.append(tensor_dtype(binding.value, names, _depth=_depth + 1, _seen=inner))
+        if not facts or any(f is None or f.maybe for f in facts):
+            return None
+        kinds = {f.dtype for f in facts}
+        return DTypeFact(kinds.pop()) if len(kinds) == 1 else None
+    if not isinstance(expr, cst.Call):
+        return None
+    func = expr.func
+    qualname = names.qualname(func)
+    explicit = _keyword(expr, "dtype")
+    if qualname in FLOAT_FACTORIES:
+        return dtype_of(explicit, names) if explicit is not None else DTypeFact(DType.FP32)
+    if qualname in ("torch.tensor", "torch.full"):
+        if explicit is not None:
+            return dtype_of(explicit, names)
+        data = [a.value for a in expr.args if a.keyword is None]
+        index = 0 if qualname == "torch.tensor" else 1
+        if len(data) > index and _has_float_literal(data[index]):
+            return DTypeFact(DType.FP32)
+        return None
+    if qualname in LEGACY_TYPES:
+        return DTypeFact(LEGACY_TYPES[qualname])
+    if not isinstance(func, cst.Attribute):
+        return None
+    method = func.attr.value
+    if method in _METHOD_DTYPES:
+        return DTypeFact(_METHOD_DTYPES[method])
+    if method == "type":
+        return dtype_of(expr.args[0].value, names, strings=True) if expr.args else None
+    if method == "to":
+        for arg in expr.args:
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            if keyword == "dtype" or (keyword is None and not arg.star):
+                found = dtype_of(arg.value, names)
+                if found is not None:
+                    return found
+                if keyword == "dtype" or device_of(arg.value, names) is None:
+                    return None  # another tensor, or a dtype we cannot see
+    if method in DTYPE_PRESERVING:
+        return tensor_dtype(func.value, names, _depth=_depth + 1, _seen=seen)
+    return None
+
+
+def device_of(expr: cst.BaseExpression | None, names: NameResolver, _depth: int = 0) -> str | None:
+    """The device ``expr`` denotes: a literal (``"cuda:0"``), ``torch.device("cpu")``; ``"?"``
+    for a device chosen at run time that is still evidently a device (``x.device``,
+    ``torch.device(name)``, ``args.device``); None when it may not be a device at all."""
+    if expr is None or _depth > _MAX_DEPTH:
+        return None
+    text = string_value(expr)
+    if text is not None:
+        return text if dtype_of_string(text) is None else None
+    if isinstance(expr, cst.Call) and names.qualname(expr.func) == "torch.device":
+        literal = string_value(expr.args[0].value) if expr.args else None
+        return literal or "?"
+    if isinstance(expr, cst.Attribute) and expr.attr.value == "device":
+        return "?"
+    if isinstance(expr, cst.Name):
+        values = names.values(expr.value)
+        found = {device_of(v, names, _depth + 1) for v in values} if values else {None}
+        if None in found:
+            return None
+        return found.pop() if len(found) == 1 else "?"
     return None

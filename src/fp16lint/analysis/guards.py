@@ -1,17 +1,23 @@
-"""Compatibility guards: code that runs only when a newer API is missing.
+"""Guards: branches whose condition tells a rule something.
 
-Old APIs kept as a deliberate fallback — in an ``except (ImportError, AttributeError)``
-handler, or under an ``if`` that tests the torch version or ``hasattr(...)`` — are not a
-finding: the project already prefers the new API where it exists.
+Compatibility guards: old APIs kept as a deliberate fallback — in an
+``except (ImportError, AttributeError)`` handler, or under an ``if`` that tests the torch
+version or ``hasattr(...)`` — are not a finding: the project already prefers the new API where
+it exists.
+
+Dtype guards (``if t.dtype == torch.float16:``, ``x if t.dtype == torch.float32 else y``) pin a
+value's dtype on each branch: code under them is known per branch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import libcst as cst
 
-from fp16lint.analysis.names import dotted
+from fp16lint.analysis.dtypes import DType, dtype_of
+from fp16lint.analysis.names import NameResolver, dotted
 from fp16lint.analysis.tree import walk
 
 _FALLBACK_EXCEPTIONS = frozenset(
@@ -52,3 +58,135 @@ def in_compat_fallback(stack: Sequence[cst.CSTNode]) -> bool:
             if is_version_or_feature_test(node.test):
                 return True
     return False
+
+
+# --- dtype guards ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DtypeGuard:
+    """A branch chosen by a dtype test: ``if t.dtype == torch.float16:``,
+    ``x if t.dtype in (torch.float16, torch.bfloat16) else y``.
+
+    ``subject`` is the expression whose dtype is tested (``t`` for ``t.dtype``; the name itself
+    for ``if dtype == torch.float16``); ``on_value`` says the test read a tensor's or module's
+    ``.dtype`` (the branch follows data that already has that dtype) rather than a dtype
+    variable. On this branch the subject's dtype is one of ``dtypes`` when ``holds``, and none
+    of them otherwise.
+    """
+
+    node: cst.If | cst.IfExp
+    subject: cst.BaseExpression
+    on_value: bool
+    dtypes: frozenset[DType]
+    holds: bool
+
+    @property
+    def known(self) -> DType | None:
+        """The subject's dtype on this branch, when the test pins it to one."""
+        if self.holds and len(self.dtypes) == 1:
+            return next(iter(self.dtypes))
+        return None
+
+    @property
+    def excludes_fp16(self) -> bool:
+        """On this branch the subject cannot be fp16."""
+        return (DType.FP16 in self.dtypes) != self.holds
+
+    def same_subject(self, expr: cst.BaseExpression) -> bool:
+        text = dotted(self.subject)
+        return text is not None and text == dotted(expr)
+
+
+def _dtype_set(expr: cst.BaseExpression, names: NameResolver) -> frozenset[DType] | None:
+    items = expr.elements if isinstance(expr, (cst.Tuple, cst.List, cst.Set)) else None
+    options = [e.value for e in items] if items is not None else [expr]
+    found = set()
+    for option in options:
+        fact = dtype_of(option, names)
+        if fact is None or fact.maybe:
+            return None
+        found.add(fact.dtype)
+    return frozenset(found)
+
+
+def _parse_test(test: cst.BaseExpression, names: NameResolver) -> list[tuple]:
+    """``(subject, on_value, dtypes, positive)`` for each dtype comparison that must all hold
+    for ``test`` to be true (``a and b`` gives both; ``not`` flips a single comparison)."""
+    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        return _parse_test(test.left, names) + _parse_test(test.right, names)
+    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+        inner = _parse_test(test.expression, names)
+        return [(s, v, d, not p) for s, v, d, p in inner] if len(inner) == 1 else []
+    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+        return []
+    target = test.comparisons[0]
+    operator = type(target.operator)
+    if operator in (cst.Equal, cst.Is, cst.In):
+        positive = True
+    elif operator in (cst.NotEqual, cst.IsNot, cst.NotIn):
+        positive = False
+    else:
+        return []
+    left, right = test.left, target.comparator
+    for subject, other in ((left, right), (right, left)):
+        if operator in (cst.In, cst.NotIn) and subject is right:
+            continue
+        dtypes = _dtype_set(other, names)
+        if not dtypes:
+            continue
+        if isinstance(subject, cst.Attribute) and subject.attr.value == "dtype":
+            return [(subject.value, True, dtypes, positive)]
+        fact = dtype_of(subject, names)
+        if dotted(subject) is not None and (fact is None or fact.maybe):
+            return [(subject, False, dtypes, positive)]
+    return []
+
+
+def dtype_guards(stack: Sequence[cst.CSTNode], names: NameResolver) -> list[DtypeGuard]:
+    """The dtype guards around the innermost node of ``stack``, innermost first.
+
+    Only the branch a node sits in counts: the body of ``if t.dtype == torch.float16:`` knows
+    ``t`` is fp16; its ``else`` knows it is not. Early returns are not followed.
+    """
+    found: list[DtypeGuard] = []
+    for index in range(len(stack) - 2, -1, -1):
+        node, child = stack[index], stack[index + 1]
+        if not isinstance(node, (cst.If, cst.IfExp)) or child is node.test:
+            continue
+        branch = child is node.body
+        parts = _parse_test(node.test, names)
+        if not branch and len(parts) != 1:
+            continue  # "not (a and b)" pins nothing
+        for subject, on_value, dtypes, positive in parts:
+            found.append(DtypeGuard(node, subject, on_value, dtypes, positive == branch))
+    return found
+
+
+def dtype_guard(
+    stack: Sequence[cst.CSTNode], names: NameResolver, subject: cst.BaseExpression | None = None
+) -> DtypeGuard | None:
+    """The innermost dtype guard around the node (about ``subject`` when given)."""
+    for guard in dtype_guards(stack, names):
+        if subject is None or guard.same_subject(subject):
+            return guard
+    return None
+
+
+def in_non_fp16_branch(stack: Sequence[cst.CSTNode], names: NameResolver) -> bool:
+    """Whether the innermost node of ``stack`` runs only when a tested dtype is not fp16
+    (``-1e9`` in ``-1e9 if x.dtype == torch.float32 else -1e4``, or under the ``else`` of
+    ``if x.dtype == torch.float16:``)."""
+    return any(guard.excludes_fp16 for guard in dtype_guards(stack, names))
+
+
+def branch_excludes_fp16(node: cst.If | cst.IfExp, body: bool, names: NameResolver) -> bool:
+    """Whether ``node``'s body (``body=True``) or else branch runs only when not fp16."""
+    return in_non_fp16_branch((node, node.body if body else node.orelse), names)
+
+
+def follows_fp16_data(stack: Sequence[cst.CSTNode], names: NameResolver) -> bool:
+    """Whether the node runs only when some tensor or module already is fp16
+    (``if x.dtype == torch.float16: model.half()``): a cast there follows the data's dtype
+    rather than choosing fp16."""
+    return any(
+        g.on_value and g.holds and DType.FP16 in g.dtypes for g in dtype_guards(stack, names)
+    )

@@ -133,6 +133,8 @@ class NameResolver:
             self.bind_target(node.target, None, node)
         elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
             self.scope.bind(node.name.value, Binding(node=node))
+        elif isinstance(node, cst.For):
+            self.bind_target(node.target, None, node)
 
     def bind_target(
         self, target: cst.BaseExpression, value: cst.BaseExpression | None, node: cst.CSTNode
@@ -166,28 +168,38 @@ class NameResolver:
     def bindings(self, name: str) -> list[Binding] | None:
         """Bindings of ``name`` in the innermost scope that binds it (class scopes are only
         visible from their own body, as in Python)."""
+        scope = self.scope_of(name)
+        return scope.bindings[name] if scope is not None else None
+
+    def scope_of(self, name: str) -> Scope | None:
+        """The innermost visible scope that binds ``name``."""
         innermost = len(self.scopes) - 1
         for index in range(innermost, -1, -1):
             scope = self.scopes[index]
             if scope.kind == "class" and index != innermost:
                 continue
-            found = scope.bindings.get(name)
-            if found:
-                return found
+            if scope.bindings.get(name):
+                return scope
         return None
 
-    def qualname(self, expr: cst.BaseExpression, _depth: int = 0) -> str | None:
+    def qualname(
+        self, expr: cst.BaseExpression, _depth: int = 0, _receiver: bool = False
+    ) -> str | None:
         """The dotted name ``expr`` stands for (``torch.cuda.amp.autocast``), or None."""
         if _depth > _MAX_ALIAS_DEPTH:
             return None
         if isinstance(expr, cst.Attribute):
-            base = self.qualname(expr.value, _depth)
+            base = self.qualname(expr.value, _depth, _receiver=True)
             return f"{base}.{expr.attr.value}" if base else None
         if not isinstance(expr, cst.Name):
             return None
         found = self.bindings(expr.value)
         if found is None:
             return f"builtins.{expr.value}" if expr.value in _BUILTINS else None
+        if _receiver:
+            # No attribute is read from None: an optional import's `amp = None` fallback
+            # (``except ImportError``) is not what ``amp.scale_loss`` refers to.
+            found = [b for b in found if not _is_none(b.value)] or found
         names = {self._binding_qualname(b, _depth) for b in found}
         return names.pop() if len(names) == 1 else None
 
@@ -211,6 +223,10 @@ class NameResolver:
         return None
 
 
+def _is_none(value: cst.BaseExpression | None) -> bool:
+    return isinstance(value, cst.Name) and value.value == "None"
+
+
 def _module_level_statements(body: tuple[cst.CSTNode, ...] | list) -> Iterator[cst.CSTNode]:
     """Statements that bind module-level names: top level, and inside if/try/with blocks."""
     for statement in body:
@@ -228,6 +244,12 @@ def _module_level_statements(body: tuple[cst.CSTNode, ...] | list) -> Iterator[c
                 yield from _module_level_statements(statement.orelse.body.body)
         elif isinstance(statement, cst.With):
             yield from _module_level_statements(statement.body.body)
+        elif isinstance(statement, (cst.For, cst.While)):
+            if isinstance(statement, cst.For):
+                yield statement  # binds its target
+            yield from _module_level_statements(statement.body.body)
+            if statement.orelse is not None:
+                yield from _module_level_statements(statement.orelse.body.body)
         else:
             yield statement
 
@@ -270,7 +292,7 @@ class ScopeTracker(Tracker):
 
     def visit_For(self, node: cst.For) -> None:
         if self.ctx.names.scope.kind != "module":
-            self.ctx.names.bind_target(node.target, None, node)
+            self.ctx.names.bind_statement(node)
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         if node.asname is not None and self.ctx.names.scope.kind != "module":

@@ -39,18 +39,31 @@ def _child_fields(kind: type) -> tuple[str, ...]:
     return names
 
 
+def _is_kept(kind: type) -> bool:
+    """Whether values of type ``kind`` are semantic child nodes (cached: ``isinstance`` on
+    ``CSTNode``, an ABC, is the walk's hottest call otherwise)."""
+    kept = _kept_cache.get(kind)
+    if kept is None:
+        kept = _kept_cache[kind] = issubclass(kind, cst.CSTNode) and kind not in _SKIP_TYPES
+    return kept
+
+
+_kept_cache: dict[type, bool] = {}
+
+
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
     out: list[cst.CSTNode] = []
-    for name in _child_fields(type(node)):
+    kind = type(node)
+    names = _fields_cache.get(kind) or _child_fields(kind)
+    kept = _kept_cache
+    for name in names:
         value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            if type(value) not in _SKIP_TYPES:
-                out.append(value)
-        elif isinstance(value, (tuple, list)):
-            out.extend(v for v in value if isinstance(v, cst.CSTNode) and type(v) not in _SKIP_TYPES)
+        value_kind = type(value)
+        if value_kind is tuple or value_kind is list:
+            out.extend([v for v in value if kept.get(type(v)) or _is_kept(type(v))])
+        elif kept.get(value_kind) or _is_kept(value_kind):
+            out.append(value)
     return out
-
-
 
 
 def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fp16lint.findings import Finding
+from fp16lint.findings import Finding, Span
 
 
 @dataclass
@@ -20,17 +20,30 @@ class FormatContext:
     unsafe_fixes: bool = False
     _lines: dict[str, list[str]] = field(default_factory=dict)
 
-    def source_line(self, path: str, line: int) -> str | None:
-        """The text of ``line`` in ``path`` (read lazily, once per file), or None."""
-        if path not in self._lines:
+    def source_line(self, path: str, line: int, cell: int | None = None) -> str | None:
+        """The text of ``line`` in ``path`` (or in its notebook ``cell``), read lazily once per
+        file, or None."""
+        key = path if cell is None else f"{path}\0{cell}"
+        if key not in self._lines:
             from fp16lint.source import SourceError, read
 
             try:
-                self._lines[path] = read(Path(path)).text.splitlines()
+                if cell is None:
+                    self._lines[key] = read(Path(path)).text.splitlines()
+                else:
+                    from fp16lint.notebook import cell_text
+
+                    self._lines[key] = cell_text(Path(path), cell).splitlines()
             except (SourceError, OSError):
-                self._lines[path] = []
-        lines = self._lines[path]
+                self._lines[key] = []
+        lines = self._lines[key]
         return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+def location(path: str, span: Span) -> str:
+    """``path:line:col``, or ``notebook.ipynb:cell 3:line:col`` in a notebook."""
+    cell = f"cell {span.cell}:" if span.cell is not None else ""
+    return f"{path}:{cell}{span.start.line}:{span.start.column}"
 
 
 Formatter = Callable[[list[Finding], FormatContext], str]
@@ -40,6 +53,12 @@ FORMATTERS: dict[str, str] = {
     "full": "fp16lint.formatters.text:format_full",
     "concise": "fp16lint.formatters.text:format_concise",
     "json": "fp16lint.formatters.json_format:format_json",
+    "json-lines": "fp16lint.formatters.json_format:format_json_lines",
+    "github": "fp16lint.formatters.github:format_github",
+    "gitlab": "fp16lint.formatters.gitlab:format_gitlab",
+    "sarif": "fp16lint.formatters.sarif:format_sarif",
+    "junit": "fp16lint.formatters.junit:format_junit",
+    "lsp": "fp16lint.formatters.lsp_format:format_lsp",
 }
 
 

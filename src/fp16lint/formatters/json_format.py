@@ -12,3 +12,8 @@ from fp16lint.formatters import FormatContext
 
 def format_json(findings: list[Finding], ctx: FormatContext) -> str:
     return json.dumps([f.to_dict() for f in findings], indent=2) + "\n"
+
+
+def format_json_lines(findings: list[Finding], ctx: FormatContext) -> str:
+    """One compact JSON object per line (same fields as ``json``), for streaming consumers."""
+    return "".join(json.dumps(f.to_dict(), separators=(",", ":")) + "\n" for f in findings)

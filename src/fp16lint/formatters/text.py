@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from fp16lint.fixes import is_applicable
 from fp16lint.findings import Finding
-from fp16lint.formatters import FormatContext
+from fp16lint.fixes import is_applicable
+from fp16lint.formatters import FormatContext, location
 
 _BOLD, _RED, _CYAN, _RESET = "\x1b[1m", "\x1b[31m", "\x1b[36m", "\x1b[0m"
 
 
 def _header(finding: Finding, ctx: FormatContext) -> str:
-    start = finding.span.start
     marker = " [*]" if is_applicable(finding.fix, ctx.unsafe_fixes) else ""
-    location = f"{finding.path}:{start.line}:{start.column}:"
+    where = location(finding.path, finding.span) + ":"
     code = finding.code
     if ctx.color:
-        location, code = f"{_BOLD}{location}{_RESET}", f"{_BOLD}{_RED}{code}{_RESET}"
-    return f"{location} {code}{marker} {finding.message}"
+        where, code = f"{_BOLD}{where}{_RESET}", f"{_BOLD}{_RED}{code}{_RESET}"
+    return f"{where} {code}{marker} {finding.message}"
 
 
 def format_concise(findings: list[Finding], ctx: FormatContext) -> str:
@@ -28,7 +27,7 @@ def format_full(findings: list[Finding], ctx: FormatContext) -> str:
     for finding in findings:
         lines = [_header(finding, ctx)]
         start, end = finding.span.start, finding.span.end
-        text = ctx.source_line(finding.path, start.line)
+        text = ctx.source_line(finding.path, start.line, finding.span.cell)
         if text is not None:
             gutter = " " * len(str(start.line))
             stop = end.column if end.line == start.line and end.column > start.column else len(text) + 1
@@ -39,8 +38,7 @@ def format_full(findings: list[Finding], ctx: FormatContext) -> str:
                 f"{gutter} | {' ' * (start.column - 1)}{carets} {finding.code}",
             ]
         for related in finding.related:
-            where = f"{related.path}:{related.span.start.line}:{related.span.start.column}"
-            lines.append(f"  = note: {related.message} ({where})")
+            lines.append(f"  = note: {related.message} ({location(related.path, related.span)})")
         if finding.fix is not None:
             kind = "" if finding.fix.applicability.value == "safe" else " (unsafe)"
             lines.append(f"  = help: {finding.fix.message}{kind}")

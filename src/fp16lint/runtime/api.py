@@ -20,7 +20,7 @@ def _options(
     runs: Iterable[str] | None,
     seed: int,
     thresholds: Thresholds | None,
-    local_check: bool,
+    local_check: bool | str,
 ) -> RunOptions:
     return RunOptions(
         device=device,
@@ -44,7 +44,7 @@ def check(
     runs: Iterable[str] | None = None,
     seed: int = 0,
     thresholds: Thresholds | None = None,
-    local_check: bool = True,
+    local_check: bool | str = "auto",
     name: str | None = None,
     **kwargs: Any,
 ) -> Report:
@@ -72,7 +72,7 @@ def check_target(
     runs: Iterable[str] | None = None,
     seed: int = 0,
     thresholds: Thresholds | None = None,
-    local_check: bool = True,
+    local_check: bool | str = "auto",
 ) -> Report:
     """Check a model built by ``factory`` (a callable or an ``nn.Module``) on ``inputs``.
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import os
 import sys
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +28,19 @@ from torch.overrides import TorchFunctionMode
 from .records import ModuleRecord, OpRecord
 from .tensors import (
     LOW_PRECISION,
+    Summary,
+    TStat,
     compare,
     dtype_name,
+    has_low_precision,
+    is_clean,
     iter_named_tensors,
     nbytes,
+    padding_view,
     summarize,
+    tensor_stat,
     upcast,
+    version,
     zero_rows,
 )
 
@@ -140,28 +149,56 @@ class SiteFinder:
 
 
 class ReferenceStore:
-    """What the fp32 run saw, keyed by module call or op occurrence, for the later runs."""
+    """What the fp32 run saw, keyed by module call or op occurrence, for the later runs.
+
+    Tensors are kept by reference (no copy) with their in-place version: a reference modified in
+    place later in the fp32 run is dropped at lookup instead of giving a wrong figure.
+    """
 
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.full = False
-        self.tensors: dict[tuple, list[torch.Tensor]] = {}
+        self._tensors: dict[tuple, list[tuple[torch.Tensor, int, bool]]] = {}
+        self._seen: set[int] = set()
+        self._detached: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.stats: dict[tuple, tuple[int, int, int]] = {}  # inf created, nan created, zero rows
 
-    def put(self, key: tuple, tensors: list[torch.Tensor]) -> None:
-        size = sum(nbytes(t) for t in tensors)
+    def put(self, key: tuple, tensors: list[torch.Tensor], clean: list[bool]) -> None:
+        size = sum(nbytes(t) for t in tensors if id(t) not in self._seen)
         if self.bytes + size > self.max_bytes:
             self.full = True
             return
         self.bytes += size
-        self.tensors[key] = [t.detach().clone() for t in tensors]
+        entries = []
+        for t, c in zip(tensors, clean, strict=True):
+            # one detached object per tensor, so that equal pairs compare once (see Probe)
+            hit = self._detached.get(id(t))
+            if hit is None or hit[0] is not t:
+                hit = self._detached[id(t)] = (t, t.detach())
+            entries.append((hit[1], version(t), c))
+        self._seen.update(id(t) for t in tensors)
+        self._tensors[key] = entries
 
-    def get(self, key: tuple) -> list[torch.Tensor] | None:
-        return self.tensors.get(key)
+    def get(self, key: tuple) -> list[tuple[torch.Tensor, bool]] | None:
+        """[(tensor, clean)] or None; None also when a tensor was modified in place since."""
+        entry = self._tensors.get(key)
+        if entry is None:
+            return None
+        out = []
+        for t, ver, clean in entry:
+            if version(t) != ver:
+                return None
+            out.append((t, clean))
+        return out
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._tensors
 
     def clear(self) -> None:
-        self.tensors.clear()
+        self._tensors.clear()
+        self._seen.clear()
+        self._detached.clear()
         self.stats.clear()
         self.bytes = 0
 
@@ -183,12 +220,12 @@ class _ModuleInfo:
 class _Frame:
     module: torch.nn.Module
     record: ModuleRecord
-    in_finite: bool = True
     in_has_inf: bool = False
     in_has_nan: bool = False
     mask_context: bool = False
+    first_in: torch.Tensor | None = None
+    first_in_clean: bool = False
     in_zero_rows: int | None = None
-    in_shape: tuple | None = None
 
 
 _class_file_cache: dict[type, str | None] = {}
@@ -206,13 +243,45 @@ def _class_file(cls: type) -> str | None:
 @dataclass
 class ProbeOptions:
     valid: torch.Tensor | None = None  # (batch, seq) bool: True at real tokens
-    local_check: bool = True
+    #: recompute reduced-precision ops in fp32 on their own inputs: "auto" where the fp32 run
+    #: disagrees (error, underflow, inf/NaN, clamped values, no reference), "always", "never"
+    local_check: str | bool = "auto"
     autocast_device: str | None = None
+    #: in "auto", an op is recomputed when its error against the fp32 run exceeds this, or its
+    #: underflow exceeds ``trigger_underflow``; a module's input error is measured likewise
+    trigger_error: float = 0.02
+    trigger_underflow: float = 0.02
     ops: frozenset[str] = field(default_factory=lambda: frozenset(OPS_OF_INTEREST))
+
+    @property
+    def local_mode(self) -> str:
+        if self.local_check is True:
+            return "auto"
+        if self.local_check is False:
+            return "never"
+        return str(self.local_check)
+
+
+class _Pending:
+    """One (run tensor, reference tensor) pair waiting for the batched comparison."""
+
+    __slots__ = ("numel", "r", "targets", "y")
+
+    def __init__(self, y: torch.Tensor, r: torch.Tensor) -> None:
+        self.y = y
+        self.r = r
+        self.numel = y.numel()
+        self.targets: list[tuple[Any, str]] = []
 
 
 class Probe(TorchFunctionMode):
-    """Use as a context manager around one forward (and backward) run of ``model``."""
+    """Use as a context manager around one forward (and backward) run of ``model``.
+
+    With ``store`` the run is the fp32 reference and fills it; with ``reference`` the run is
+    compared against it. Comparisons of finite tensors are queued and computed in one batch when
+    the probe exits (or when the queue reaches ``max_queue_bytes``): a few kernels for the whole
+    run instead of a dozen per op.
+    """
 
     def __init__(
         self,
@@ -222,6 +291,7 @@ class Probe(TorchFunctionMode):
         store: ReferenceStore | None = None,
         reference: ReferenceStore | None = None,
         options: ProbeOptions | None = None,
+        max_queue_bytes: int = 1 << 30,
     ) -> None:
         super().__init__()
         self.model = model
@@ -229,6 +299,7 @@ class Probe(TorchFunctionMode):
         self.store = store
         self.reference = reference
         self.options = options or ProbeOptions()
+        self.max_queue_bytes = max_queue_bytes
         self.modules: list[ModuleRecord] = []
         self.ops: list[OpRecord] = []
         self.internal_errors: list[str] = []
@@ -238,10 +309,16 @@ class Probe(TorchFunctionMode):
         self._op_counts: dict[tuple[str, int, str], int] = {}
         self._mod_counts: dict[str, int] = {}
         self._order = 0
-        self._busy = False
         self._handles: list[Any] = []
         self._info: dict[int, _ModuleInfo] = {}
         self._ops = self.options.ops
+        self._local = self.options.local_mode
+        self._cache: dict[int, tuple[Any, int, bool, TStat]] = {}
+        self._queue: list[_Pending] = []
+        self._queue_index: dict[tuple[int, int, int], _Pending] = {}
+        self._queue_bytes = 0
+        self._keep: list[Any] = []  # run tensors whose ids key the queue, alive until the flush
+        self._deferred_local: list[tuple] = []
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -283,6 +360,7 @@ class Probe(TorchFunctionMode):
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        self._cache.clear()
 
     def __enter__(self):
         self.attach()
@@ -294,6 +372,11 @@ class Probe(TorchFunctionMode):
 
     def __exit__(self, exc_type, exc, tb):
         try:
+            with torch._C.DisableTorchFunction():
+                try:
+                    self.flush()
+                except Exception as err:
+                    self._internal("comparison", err)
             return super().__exit__(exc_type, exc, tb)
         finally:
             self.detach()
@@ -302,136 +385,237 @@ class Probe(TorchFunctionMode):
         if len(self.internal_errors) < 20:
             self.internal_errors.append(f"{where}: {_short_error(exc)}")
 
+    # -- statistics (each tensor once, while it is unchanged) ---------------------------------
+
+    def _stat(self, t: torch.Tensor, mask_context: bool) -> TStat:
+        key = id(t)
+        ver = version(t)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0]() is t and hit[1] == ver and hit[2] == mask_context:
+            return hit[3]
+        st = tensor_stat(t, mask_context)
+        try:
+            self._cache[key] = (weakref.ref(t), ver, mask_context, st)
+        except TypeError:
+            pass
+        return st
+
+    def _summarize(self, obj: object, mask_context: bool = False, skip_params: bool = False) -> Summary:
+        return summarize(obj, mask_context, stat=self._stat, skip_params=skip_params)
+
+    # -- comparisons against the fp32 run ------------------------------------------------------
+
+    @staticmethod
+    def _assign(target: Any, kind: str, rel: float | None, under: float | None) -> None:
+        if rel is None:
+            return
+        if kind == "in":
+            target.rel_error_in = rel if target.rel_error_in is None else max(target.rel_error_in, rel)
+            return
+        target.rel_error = rel if target.rel_error is None else max(target.rel_error, rel)
+        if under is not None:
+            target.underflow = under if target.underflow is None else max(target.underflow, under)
+
+    def _compare_to_reference(
+        self,
+        acts: list[torch.Tensor],
+        stats: list[TStat],
+        ref: list[tuple[torch.Tensor, bool]] | None,
+        mask_context: bool,
+        target: Any,
+        kind: str,
+    ) -> None:
+        """Queue (or, for tensors with inf/NaN or mask sentinels, compute now) each pair."""
+        if not ref or len(ref) != len(acts):
+            return
+        valid = self.options.valid
+        for y, st, (r, r_clean) in zip(acts, stats, ref, strict=True):
+            if y.shape != r.shape or y.numel() == 0:
+                continue
+            key = (id(y), version(y), id(r))
+            pending = self._queue_index.get(key)
+            if pending is not None:
+                pending.targets.append((target, kind))
+                continue
+            if not (r_clean and is_clean(st, mask_context)):
+                cmp = compare(y, r, valid)
+                if cmp is not None:
+                    self._assign(target, kind, cmp.rel_error, cmp.underflow)
+                continue
+            yd = y.detach()
+            pv = padding_view(valid, y.shape)
+            if pv is None:
+                y32 = yd.to(torch.float32, copy=True).reshape(-1)
+                r32 = r.reshape(-1)
+            else:
+                y32 = (yd.float() * pv).reshape(-1)
+                r32 = (r * pv).reshape(-1)
+            pending = _Pending(y32, r32)
+            pending.targets.append((target, kind))
+            self._queue.append(pending)
+            self._queue_index[key] = pending
+            self._keep.append(y)
+            self._queue_bytes += y32.numel() * 4
+            if self._queue_bytes > self.max_queue_bytes:
+                self.flush()
+
+    def flush(self) -> None:
+        """Compute the queued comparisons in one batch, then the deferred fp32 recomputations."""
+        queue, self._queue = self._queue, []
+        self._queue_index.clear()
+        self._keep.clear()
+        self._queue_bytes = 0
+        if queue:
+            self._compute(queue)
+        deferred, self._deferred_local = self._deferred_local, []
+        for rec, func, args, kwargs, out, acts, versions in deferred:
+            needed = (rec.rel_error is not None and rec.rel_error > self.options.trigger_error) or (
+                (rec.underflow or 0.0) > self.options.trigger_underflow
+            )
+            if not needed:
+                continue
+            tensors = [t for _, t in iter_named_tensors((args, kwargs, out))]
+            if [version(t) for t in tensors] != versions:
+                continue  # inputs changed in place since: the recomputation would be wrong
+            self._local_check(rec, func, args, kwargs, out, acts)
+
+    def _compute(self, queue: list[_Pending]) -> None:
+        dev = queue[0].y.device
+        n = len(queue)
+        ys = torch.cat([p.y for p in queue]).double()
+        rs = torch.cat([p.r.to(device=dev, dtype=torch.float32) for p in queue]).double()
+        lengths = torch.tensor([p.numel for p in queue], device=dev)
+        seg = torch.repeat_interleave(torch.arange(n, device=dev), lengths)
+        d = ys - rs
+        nzm = rs != 0
+        sums = torch.zeros(4, n, dtype=torch.float64, device=dev)
+        sums[0].index_add_(0, seg, d * d)
+        sums[1].index_add_(0, seg, rs * rs)
+        sums[2].index_add_(0, seg, nzm.double())
+        sums[3].index_add_(0, seg, (nzm & (ys == 0)).double())
+        num2, den2, nz, under = sums.tolist()
+        for i, p in enumerate(queue):
+            num, den = math.sqrt(num2[i]), math.sqrt(den2[i])
+            if den == 0:
+                rel = 0.0 if num == 0 else math.inf
+            else:
+                rel = num / den
+            und = under[i] / nz[i] if nz[i] else 0.0
+            for target, kind in p.targets:
+                self._assign(target, kind, rel, und)
+
     # -- modules ------------------------------------------------------------------------------
 
     def _pre_hook(self, module, args, kwargs):
-        if self._busy:
-            return None
-        self._busy = True
-        try:
-            info = self._info.get(id(module))
-            if info is None:
-                return None
-            idx = self._mod_counts.get(info.qualname, 0)
-            self._mod_counts[info.qualname] = idx + 1
-            self._order += 1
-            call_file, call_line = self._sites.find(1)
-            summ = summarize((args, kwargs))
-            rec = ModuleRecord(
-                run=self.run,
-                qualname=info.qualname,
-                class_name=info.class_name,
-                attr=info.attr,
-                parent_class=info.parent_class,
-                parent_file=info.parent_file,
-                call_index=idx,
-                order=self._order,
-                call_file=call_file,
-                call_line=call_line,
-                is_leaf=info.is_leaf,
-                is_norm=info.is_norm,
-                in_dtypes=summ.dtypes,
-                param_dtypes=dict(info.param_dtypes),
-                buffer_dtypes=dict(info.buffer_dtypes),
-                max_abs_in=summ.max_abs,
-            )
-            frame = _Frame(
-                module=module,
-                record=rec,
-                in_finite=summ.finite,
-                in_has_inf=summ.n_inf > 0,
-                in_has_nan=summ.n_nan > 0,
-                mask_context=summ.mask_context,
-            )
-            if summ.acts:
-                first = summ.acts[0]
-                frame.in_shape = tuple(first.shape)
-                if info.is_norm:
-                    frame.in_zero_rows = zero_rows(first)
-                key = ("mi", info.qualname, idx)
-                if self.store is not None:
-                    self.store.put(key, [first])
-                elif self.reference is not None:
-                    ref = self.reference.get(key)
-                    if ref:
-                        cmp = compare(first, ref[0], self.options.valid)
-                        if cmp is not None:
-                            rec.rel_error_in = cmp.rel_error
-            self._stack.append(frame)
-            self.modules.append(rec)
-        except Exception as exc:  # never break the user's model
-            self._internal("pre-hook", exc)
-        finally:
-            self._busy = False
+        with torch._C.DisableTorchFunction():
+            try:
+                self._pre(module, args, kwargs)
+            except Exception as exc:  # never break the user's model
+                self._internal("pre-hook", exc)
         return None
 
-    def _post_hook(self, module, args, kwargs, output):
-        if self._busy:
-            return None
-        self._busy = True
-        try:
-            frame = None
-            for i in range(len(self._stack) - 1, -1, -1):
-                if self._stack[i].module is module:
-                    frame = self._stack.pop(i)
-                    break
-            if frame is None:
-                return None
-            rec = frame.record
-            exc = sys.exc_info()[1]
-            if output is None and exc is not None:
-                rec.raised = _short_error(exc)
-                return None
-            summ = summarize(output, mask_context=frame.mask_context)
-            rec.out_dtypes = summ.dtypes
-            rec.max_abs = summ.max_abs
-            rec.numel = summ.numel
-            rec.n_inf, rec.n_nan, rec.clamped = summ.n_inf, summ.n_nan, summ.clamped
-            inf_created = 0 if frame.in_has_inf else summ.n_inf
-            nan_created = 0 if frame.in_has_nan else summ.n_nan
-            key = ("m", rec.qualname, rec.call_index)
-            zr = 0
-            first = summ.acts[0] if summ.acts else None
-            if rec.is_norm and first is not None:
-                zr = zero_rows(first)
-            rec.zero_rows = zr
+    def _pre(self, module, args, kwargs) -> None:
+        info = self._info.get(id(module))
+        if info is None:
+            return
+        idx = self._mod_counts.get(info.qualname, 0)
+        self._mod_counts[info.qualname] = idx + 1
+        self._order += 1
+        call_file, call_line = self._sites.find(2)
+        summ = self._summarize((args, kwargs))
+        rec = ModuleRecord(
+            run=self.run,
+            qualname=info.qualname,
+            class_name=info.class_name,
+            attr=info.attr,
+            parent_class=info.parent_class,
+            parent_file=info.parent_file,
+            call_index=idx,
+            order=self._order,
+            call_file=call_file,
+            call_line=call_line,
+            is_leaf=info.is_leaf,
+            is_norm=info.is_norm,
+            in_dtypes=summ.dtypes,
+            param_dtypes=dict(info.param_dtypes),
+            buffer_dtypes=dict(info.buffer_dtypes),
+            max_abs_in=summ.max_abs,
+        )
+        frame = _Frame(
+            module=module,
+            record=rec,
+            in_has_inf=summ.n_inf > 0,
+            in_has_nan=summ.n_nan > 0,
+            mask_context=summ.mask_context,
+        )
+        if summ.acts:
+            first = summ.acts[0]
+            frame.first_in = first
+            if info.is_norm:
+                frame.in_zero_rows = zero_rows(first)
+            key = ("mi", info.qualname, idx)
             if self.store is not None:
-                self.store.stats[key] = (inf_created, nan_created, zr)
-                self.store.put(key, summ.acts)
-                rec.inf_created, rec.nan_created = inf_created, nan_created
-                if frame.in_zero_rows is not None and tuple(first.shape) == frame.in_shape:
-                    rec.new_zero_rows = max(0, zr - frame.in_zero_rows)
-            else:
-                ref_stats = self.reference.stats.get(key) if self.reference else None
-                if ref_stats is not None:
-                    rec.inf_created = max(0, inf_created - ref_stats[0]) if ref_stats[0] else inf_created
-                    rec.nan_created = max(0, nan_created - ref_stats[1]) if ref_stats[1] else nan_created
-                    rec.new_zero_rows = max(0, zr - ref_stats[2])
-                else:
-                    rec.inf_created, rec.nan_created = inf_created, nan_created
-                    if (
-                        frame.in_zero_rows is not None
-                        and first is not None
-                        and tuple(first.shape) == frame.in_shape
-                    ):
-                        rec.new_zero_rows = max(0, zr - frame.in_zero_rows)
-                ref = self.reference.get(key) if self.reference else None
-                if ref and len(ref) == len(summ.acts):
-                    worst_err, worst_under = None, None
-                    for y, r in zip(summ.acts, ref, strict=True):
-                        cmp = compare(y, r, self.options.valid)
-                        if cmp is None or cmp.rel_error is None:
-                            continue
-                        worst_err = cmp.rel_error if worst_err is None else max(worst_err, cmp.rel_error)
-                        worst_under = (
-                            cmp.underflow if worst_under is None else max(worst_under, cmp.underflow)
-                        )
-                    rec.rel_error, rec.underflow = worst_err, worst_under
-        except Exception as exc:
-            self._internal("forward hook", exc)
-        finally:
-            self._busy = False
+                self.store.put(key, [first], [is_clean(summ.stats[0], summ.mask_context)])
+            elif self.reference is not None:
+                self._compare_to_reference(
+                    [first], summ.stats[:1], self.reference.get(key), summ.mask_context, rec, "in"
+                )
+        self._stack.append(frame)
+        self.modules.append(rec)
+
+    def _post_hook(self, module, args, kwargs, output):
+        exc = sys.exc_info()[1]
+        with torch._C.DisableTorchFunction():
+            try:
+                self._post(module, output, exc)
+            except Exception as err:
+                self._internal("forward hook", err)
         return None
+
+    def _post(self, module, output, exc) -> None:
+        frame = None
+        for i in range(len(self._stack) - 1, -1, -1):
+            if self._stack[i].module is module:
+                frame = self._stack.pop(i)
+                break
+        if frame is None:
+            return
+        rec = frame.record
+        if output is None and exc is not None:
+            rec.raised = _short_error(exc)
+            return
+        summ = self._summarize(output, mask_context=frame.mask_context)
+        rec.out_dtypes = summ.dtypes
+        rec.max_abs = summ.max_abs
+        rec.numel = summ.numel
+        rec.n_inf, rec.n_nan, rec.clamped = summ.n_inf, summ.n_nan, summ.clamped
+        inf_created = 0 if frame.in_has_inf else summ.n_inf
+        nan_created = 0 if frame.in_has_nan else summ.n_nan
+        key = ("m", rec.qualname, rec.call_index)
+        first = summ.acts[0] if summ.acts else None
+        zr = zero_rows(first) if rec.is_norm and first is not None else 0
+        rec.zero_rows = zr
+        same_shape = first is not None and frame.first_in is not None and first.shape == frame.first_in.shape
+        if self.store is not None:
+            self.store.stats[key] = (inf_created, nan_created, zr)
+            self.store.put(key, summ.acts, [is_clean(st, summ.mask_context) for st in summ.stats])
+            rec.inf_created, rec.nan_created = inf_created, nan_created
+            if frame.in_zero_rows is not None and same_shape:
+                rec.new_zero_rows = max(0, zr - frame.in_zero_rows)
+            return
+        ref_stats = self.reference.stats.get(key) if self.reference else None
+        if ref_stats is not None:
+            rec.inf_created = max(0, inf_created - ref_stats[0])
+            rec.nan_created = max(0, nan_created - ref_stats[1])
+            rec.new_zero_rows = max(0, zr - ref_stats[2])
+        else:
+            rec.inf_created, rec.nan_created = inf_created, nan_created
+            if frame.in_zero_rows is not None and same_shape:
+                rec.new_zero_rows = max(0, zr - frame.in_zero_rows)
+        if self.reference is not None:
+            self._compare_to_reference(
+                summ.acts, summ.stats, self.reference.get(key), summ.mask_context, rec, "out"
+            )
 
     # -- ops ----------------------------------------------------------------------------------
 
@@ -439,11 +623,11 @@ class Probe(TorchFunctionMode):
         if kwargs is None:
             kwargs = {}
         name = getattr(func, "__name__", None)
-        if self._busy or name not in self._ops:
+        if name not in self._ops:
             try:
                 return func(*args, **kwargs)
             except Exception:
-                if self.error_site is None and not self._busy:
+                if self.error_site is None:
                     file, line = self._sites.find(1)
                     self.error_site = (file, line, str(name))
                 raise
@@ -468,19 +652,15 @@ class Probe(TorchFunctionMode):
                 )
             )
             raise
-        self._busy = True
         try:
             self._record_op(func, name, file, line, occ, args, kwargs, out)
         except Exception as exc:
             self._internal(f"op {name}", exc)
-        finally:
-            self._busy = False
         return out
 
     def _record_op(self, func, name, file, line, occ, args, kwargs, out) -> None:
-        out_summ = None
-        in_summ = summarize((args, kwargs))
-        out_summ = summarize(out, mask_context=in_summ.mask_context)
+        in_summ = self._summarize((args, kwargs), skip_params=True)
+        out_summ = self._summarize(out, mask_context=in_summ.mask_context)
         if not out_summ.acts:
             return  # integer results (mask sums, indices) or masks: not activations
         rec = OpRecord(
@@ -499,36 +679,37 @@ class Probe(TorchFunctionMode):
             n_nan=out_summ.n_nan,
             clamped=out_summ.clamped,
         )
-        # inf/NaN that the op created: none of its inputs had them
+        # inf/NaN the op created: none of its inputs had them
         raw_inf = 0 if in_summ.n_inf else out_summ.n_inf
         raw_nan = 0 if in_summ.n_nan else out_summ.n_nan
         rec.inf_created, rec.nan_created = raw_inf, raw_nan
         key = ("o", file, line, name, occ)
-        valid = self.options.valid
+        self.ops.append(rec)
         if self.store is not None:
             self.store.stats[key] = (raw_inf, raw_nan, 0)
-            self.store.put(key, out_summ.acts)
+            self.store.put(key, out_summ.acts, [is_clean(st, out_summ.mask_context) for st in out_summ.stats])
+            return
+        ref_stats = self.reference.stats.get(key) if self.reference else None
+        if ref_stats is not None:
+            rec.inf_created = max(0, raw_inf - ref_stats[0])
+            rec.nan_created = max(0, raw_nan - ref_stats[1])
+        ref = self.reference.get(key) if self.reference else None
+        if ref is not None:
+            self._compare_to_reference(out_summ.acts, out_summ.stats, ref, out_summ.mask_context, rec, "out")
+        if self._local == "never":
+            return
+        low = any(t.dtype in LOW_PRECISION for t in out_summ.acts) or has_low_precision((args, kwargs))
+        if not low:
+            return
+        now = self._local == "always" or ref is None or not out_summ.finite or out_summ.clamped
+        if now:
+            self._local_check(rec, func, args, kwargs, out, out_summ.acts)
         else:
-            ref_stats = self.reference.stats.get(key) if self.reference else None
-            if ref_stats is not None:
-                if ref_stats[0]:
-                    rec.inf_created = max(0, raw_inf - ref_stats[0])
-                if ref_stats[1]:
-                    rec.nan_created = max(0, raw_nan - ref_stats[1])
-            low = any(t.dtype in LOW_PRECISION for t in out_summ.acts) or has_low(args, kwargs)
-            if self.options.local_check and low:
-                self._local_check(rec, func, args, kwargs, out, out_summ.acts, valid)
-            ref = self.reference.get(key) if self.reference else None
-            if ref and len(ref) == len(out_summ.acts):
-                for y, r in zip(out_summ.acts, ref, strict=True):
-                    cmp = compare(y, r, valid)
-                    if cmp is None or cmp.rel_error is None:
-                        continue
-                    rec.rel_error = cmp.rel_error if rec.rel_error is None else max(rec.rel_error, cmp.rel_error)
-                    rec.underflow = cmp.underflow if rec.underflow is None else max(rec.underflow, cmp.underflow)
-        self.ops.append(rec)
+            # decided after the batched comparison: only where the fp32 run disagrees
+            versions = [version(t) for _, t in iter_named_tensors((args, kwargs, out))]
+            self._deferred_local.append((rec, func, args, kwargs, out, out_summ.acts, versions))
 
-    def _local_check(self, rec, func, args, kwargs, out, acts, valid) -> None:
+    def _local_check(self, rec, func, args, kwargs, out, acts) -> None:
         """Recompute the op in fp32 on the same (upcast) inputs: what this op itself got wrong."""
         ctx = (
             torch.autocast(device_type=self.options.autocast_device, enabled=False)
@@ -550,7 +731,7 @@ class Probe(TorchFunctionMode):
             r = ref_by_name.get(nm)
             if r is None or not r.is_floating_point():
                 continue
-            cmp = compare(y, r, valid, created=True)
+            cmp = compare(y, r, self.options.valid, created=True)
             if cmp is None:
                 continue
             compared = True
@@ -561,15 +742,10 @@ class Probe(TorchFunctionMode):
                     cmp.rel_error if rec.local_rel_error is None else max(rec.local_rel_error, cmp.rel_error)
                 )
                 rec.local_underflow = (
-                    cmp.underflow if rec.local_underflow is None else max(rec.local_underflow, cmp.underflow)
+                    cmp.underflow
+                    if rec.local_underflow is None
+                    else max(rec.local_underflow, cmp.underflow or 0.0)
                 )
         if compared:
             # the fp32 recomputation on the same inputs is the judge of what this op created
             rec.inf_created, rec.nan_created = inf_c, nan_c
-
-
-def has_low(args, kwargs) -> bool:
-    for _, t in iter_named_tensors((args, kwargs)):
-        if t.dtype in LOW_PRECISION:
-            return True
-    return False

@@ -87,12 +87,12 @@ def short_path(path: str | None, root: str | None = None) -> str:
         return path
     base = os.path.abspath(root or os.getcwd())
     ap = os.path.abspath(path)
-    if ap.startswith(base + os.sep):
-        return os.path.relpath(ap, base)
     for marker in ("site-packages", "dist-packages"):
         i = ap.find(os.sep + marker + os.sep)
         if i >= 0:
             return ap[i + len(marker) + 2 :]
+    if ap.startswith(base + os.sep):
+        return os.path.relpath(ap, base)
     return ap
 
 
@@ -140,7 +140,9 @@ class PlaceFigures:
 
     @property
     def headroom(self) -> float | None:
-        if self.inf_created or self.n_inf:
+        # inf made here, or nothing but inf (inherited): no headroom; inf passed through next to
+        # finite values (a -inf mask, log(0) in position buckets) does not hide the finite figure
+        if self.inf_created or (self.n_inf and not self.max_abs):
             return 0.0
         return headroom(self.max_abs)
 

@@ -69,7 +69,9 @@ class RunOptions:
     runs: tuple[str, ...] = RUN_ORDER
     seed: int = 0
     thresholds: Thresholds = field(default_factory=Thresholds)
-    local_check: bool = True
+    #: recompute reduced-precision ops in fp32 on their own inputs: "auto" (where the fp32 run
+    #: disagrees), "always", "never" (True means "auto")
+    local_check: bool | str = "auto"
     max_reference_bytes: int = 1 << 30
 
 
@@ -392,6 +394,8 @@ def _execute(
             valid=valid,
             local_check=opts.local_check,
             autocast_device=dev.type if plan.autocast else None,
+            trigger_error=min(0.02, opts.thresholds.rel_error / 2),
+            trigger_underflow=min(0.02, opts.thresholds.heavy_underflow / 2),
         ),
     )
     ac = (

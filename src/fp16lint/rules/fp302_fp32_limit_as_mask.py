@@ -1,0 +1,156 @@
+"""FP302 fp32-limit-as-mask: ``torch.finfo(torch.float32).min`` as a mask or fill value."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from fp16lint.analysis.dtypes import DType
+from fp16lint.analysis.sinks import ConstantSinks
+from fp16lint.findings import Applicability, Severity
+from fp16lint.rules.base import Invalid, Rule
+from fp16lint.rules.fp301_fp16_overflow_constant import (
+    TOKENS,
+    finfo_text,
+    fix_edits,
+    outcome,
+    quoted_value,
+    related,
+)
+
+
+class Fp32LimitAsMask(Rule):
+    code = "FP302"
+    name = "fp32-limit-as-mask"
+    severity = Severity.WARNING
+    fix = Applicability.SAFE
+    tokens = TOKENS
+    requires = (ConstantSinks,)
+
+    summary = "A float32 (or float64) limit is used as a mask value; use the tensor's own `finfo`."
+    what = (
+        "Finds `torch.finfo(torch.float32).min`/`.max` (any spelling of the dtype, also "
+        "float64 and bfloat16), `np.finfo(np.float32).min` and `sys.float_info.max`, directly "
+        "or through a name, class attribute or parameter default, where they are written into "
+        "or combined with a tensor — the same places as FP301. When FP301 would fire on the "
+        "same expression, only FP302 is raised."
+    )
+    why = (
+        'The limit of a fixed dtype is meant as "the most negative number", but it is only '
+        "that for float32 tensors: it is far outside float16's range (±65504), so "
+        "`masked_fill` raises `RuntimeError: value cannot be converted to type c10::Half "
+        "without overflow` and additive masks become -inf (NaN after a softmax over a fully "
+        "masked row) as soon as the tensor is float16 (../shared/FACTS.md §2). "
+        "`torch.finfo(<tensor>.dtype).min` is the most negative number in every dtype."
+    )
+    example = """\
+scores = scores.masked_fill(mask, torch.finfo(torch.float32).min)
+"""
+    use_instead = """\
+scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
+"""
+    fix_docs = (
+        "Safe for a float32 limit written by a fill, `torch.where`, `clamp` or assignment into "
+        "a tensor that is a plain name or attribute: `torch.finfo(<tensor>.dtype).min` is the "
+        "same number for float32 tensors. Unsafe for float64 and bfloat16 limits (the value "
+        "changes for float32 tensors). Arithmetic masks are not fixed automatically."
+    )
+    references = ("https://pytorch.org/docs/stable/type_info.html#torch.finfo",)
+    runtime_confirmable = "yes"
+
+    valid = (
+        "import torch\ndef f(scores, mask):\n"
+        "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+        "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, float('-inf'))\n",
+        "import torch\ndef f(scores, mask):\n"
+        "    return scores.masked_fill(mask, torch.finfo(torch.float16).min)\n",
+        # numpy arrays and Python numbers are not tensors.
+        "import numpy as np\ndef f(x, mask):\n    return np.where(mask, x, np.finfo(np.float32).min)\n",
+        "import sys\nbest = sys.float_info.max\nfor loss in [1.0, 2.0]:\n    best = min(best, loss)\n",
+        # float32 scores, and a dtype guard.
+        "import torch\ndef f(scores, mask):\n    scores = scores.float()\n"
+        "    return scores.masked_fill(mask, torch.finfo(torch.float32).min)\n",
+        "import torch\ndef f(x, mask):\n"
+        "    value = torch.finfo(torch.float32).min if x.dtype == torch.float32 else -1e4\n"
+        "    return x.masked_fill(mask, value)\n",
+        # A limit of an unknown dtype variable.
+        "import torch\ndef f(x, mask, dtype=torch.float32):\n"
+        "    return x.masked_fill(mask, torch.finfo(dtype).min)\n",
+    )
+    invalid = (
+        Invalid(
+            "import torch\ndef f(scores, mask):\n"
+            "    return scores.masked_fill(mask, torch.finfo(torch.float32).min)\n",
+            (("FP302", 3),),
+            fixed="import torch\ndef f(scores, mask):\n"
+            "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+        ),
+        # Another spelling of float32, through a module constant.
+        Invalid(
+            "import torch as th\nMASK = th.finfo(th.float).min\n\ndef f(scores, mask):\n"
+            "    return th.where(mask, MASK, scores)\n",
+            (("FP302", 5),),
+            fixed="import torch as th\nMASK = th.finfo(th.float).min\n\ndef f(scores, mask):\n"
+            "    return th.where(mask, th.finfo(scores.dtype).min, scores)\n",
+        ),
+        # numpy's and sys's limits: the value changes for float32, so the fix is unsafe.
+        Invalid(
+            "import numpy as np\nimport torch\ndef f(scores, mask):\n"
+            "    return scores.masked_fill(mask, np.finfo(np.float32).min)\n",
+            (("FP302", 4),),
+            fixed="import numpy as np\nimport torch\ndef f(scores, mask):\n"
+            "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+        ),
+        Invalid(
+            "import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
+            "    logits[:, banned] = -sys.float_info.max\n",
+            (("FP302", 4),),
+            fixed="import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
+            "    logits[:, banned] = torch.finfo(logits.dtype).min\n",
+        ),
+        # An additive mask built from the limit: silent -inf, no automatic fix.
+        Invalid(
+            "import torch\ndef f(mask: torch.Tensor):\n"
+            "    return (1.0 - mask) * torch.finfo(torch.float32).min\n",
+            (("FP302", 3),),
+        ),
+        # A class attribute and a parameter default.
+        Invalid(
+            "import torch\nfrom torch import nn\n\nclass Attn(nn.Module):\n"
+            "    def __init__(self, fill=torch.finfo(torch.float32).min):\n"
+            "        super().__init__()\n        self.fill = fill\n\n"
+            "    def forward(self, scores, mask):\n"
+            "        return scores.masked_fill(mask, self.fill)\n",
+            (("FP302", 10),),
+            fixed="import torch\nfrom torch import nn\n\nclass Attn(nn.Module):\n"
+            "    def __init__(self, fill=torch.finfo(torch.float32).min):\n"
+            "        super().__init__()\n        self.fill = fill\n\n"
+            "    def forward(self, scores, mask):\n"
+            "        return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+        ),
+        # Kept as a 0-dim mask buffer.
+        Invalid(
+            "import torch\nfrom torch import nn\n\nclass Attn(nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n"
+            "        self.register_buffer('neg', torch.tensor(torch.finfo(torch.float32).min))\n",
+            (("FP302", 7),),
+        ),
+    )
+
+    def _check(self, node: cst.CSTNode) -> None:
+        for sink in self.ctx.get(ConstantSinks).values(node):
+            constant = sink.constant
+            if constant.limit is None:
+                continue
+            finfo = finfo_text(sink, self.ctx.code)
+            safe = constant.limit is DType.FP32
+            self.report(
+                sink.node,
+                f"{quoted_value(sink, self.ctx.code)} is {constant.limit.value}'s limit, outside "
+                f"float16's range (±65504): {outcome(sink, self.ctx.code)}; use `{finfo}`.",
+                edits=fix_edits(self, sink),
+                fix_message=f"Use `{finfo}`",
+                applicability=Applicability.SAFE if safe else Applicability.UNSAFE,
+                related=related(self, constant),
+            )
+
+    visit_Call = visit_BinaryOperation = visit_AugAssign = visit_Assign = _check

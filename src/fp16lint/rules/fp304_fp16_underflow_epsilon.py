@@ -1,0 +1,162 @@
+"""FP304 fp16-underflow-epsilon: ``x / (norm + 1e-8)`` adds 0 in float16."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from fp16lint.analysis.constants import FP16_ZERO_UP_TO
+from fp16lint.analysis.sinks import ConstantSinks, Sink
+from fp16lint.findings import Severity
+from fp16lint.rules.base import Invalid, Rule
+from fp16lint.rules.fp301_fp16_overflow_constant import quoted_value, related
+
+_CONSEQUENCES = {
+    "a denominator": "a zero denominator gives inf or NaN",
+    "a negative power": "0 to a negative power is inf",
+    "log": "log(0) is -inf",
+    "log2": "log2(0) is -inf",
+    "log10": "log10(0) is -inf",
+    "sqrt": "the gradient of sqrt at 0 is inf",
+    "rsqrt": "rsqrt(0) is inf",
+    "reciprocal": "1/0 is inf",
+    "normalize": "a zero vector is divided by 0 and gives NaN",
+    "cosine_similarity": "a zero vector gives NaN",
+}
+
+
+def _rounded(value: float) -> str:
+    if value <= FP16_ZERO_UP_TO:
+        return "rounds to 0 in float16"
+    return "is below float16's smallest subnormal (5.96e-08)"
+
+
+class Fp16UnderflowEpsilon(Rule):
+    code = "FP304"
+    name = "fp16-underflow-epsilon"
+    severity = Severity.WARNING
+    tokens = ("torch", "clamp", "clip", "sqrt", "log", "normalize", "cosine_similarity")
+    requires = (ConstantSinks,)
+
+    summary = (
+        "An epsilon below float16's smallest subnormal (5.96e-08) keeps nothing away from zero."
+    )
+    what = (
+        "Finds positive constants below 5.96e-08 — literals, module constants, class "
+        "attributes and parameter defaults (reported at the use, with the definition as a "
+        "related location) — used to keep a tensor away from zero: added to a tensor in a "
+        "denominator or inside `log`, `sqrt` or `rsqrt`, a `clamp(min=...)`/`clamp_min` bound, "
+        "or the `eps` of `F.normalize` and `F.cosine_similarity`, which compute in the input's "
+        "dtype. Not raised for the `eps` of norm layers (LayerNorm, GroupNorm, BatchNorm, "
+        "RMSNorm: their kernels keep it in float32), for tolerances (`atol`, `rtol`), learning "
+        "rates, or optimizer `eps` (FP109), nor where the tensor is evidently float32 "
+        "(`x.float().pow(2).mean()`)."
+    )
+    why = (
+        "float16's smallest subnormal is 2**-24 ≈ 5.96e-08 and anything below about 2.98e-08 "
+        "rounds to 0 (../shared/FACTS.md §2): `var + 1e-12` is `var`, so a constant row "
+        "divides 0 by 0 and gives NaN, `log(p + 1e-8)` is -inf at p = 0, and "
+        "`x.clamp(min=1e-12)` lets zeros through."
+    )
+    example = """\
+def normalize(x):
+    return x / (x.norm(dim=-1, keepdim=True) + 1e-12)
+"""
+    use_instead = """\
+def normalize(x):
+    norm = x.float().norm(dim=-1, keepdim=True)
+    return (x.float() / (norm + 1e-12)).to(x.dtype)
+"""
+    references = ("https://pytorch.org/docs/stable/type_info.html#torch.finfo",)
+    runtime_confirmable = "yes"
+
+    valid = (
+        # Norm layers keep eps in float32; optimizer eps is FP109's; tolerances are not sinks.
+        "import torch\nfrom torch import nn\nnorm = nn.LayerNorm(64, eps=1e-12)\n"
+        "y = torch.nn.functional.layer_norm(torch.randn(2, 64), (64,), eps=1e-12)\n",
+        "import torch\nopt = torch.optim.Adam([torch.zeros(1)], lr=1e-9, eps=1e-10)\n",
+        "import torch\ndef close(a, b):\n    return torch.allclose(a, b, atol=1e-12, rtol=1e-9)\n",
+        # An epsilon float16 can hold.
+        "import torch\ndef f(x):\n    return x / (x.norm(dim=-1, keepdim=True) + 1e-6)\n",
+        # Computed in float32.
+        "import torch\ndef rms(x, eps=1e-12):\n    var = x.float().pow(2).mean(-1, keepdim=True)\n"
+        "    return x * torch.rsqrt(var + eps)\n",
+        # numpy and Python numbers.
+        "import numpy as np\ndef f(p):\n    return np.log(p + 1e-12)\n",
+        "import math\ndef f(total, count):\n    return total / (count + 1e-12)\n",
+        # Not keeping anything away from zero.
+        "import torch\ndef f(x):\n    return x.norm(dim=-1) + 1e-12\n",
+        # A dtype guard.
+        "import torch\ndef f(x):\n"
+        "    eps = 1e-12 if x.dtype == torch.float32 else 1e-4\n"
+        "    return x / (x.norm(dim=-1, keepdim=True) + eps)\n",
+        # torch.finfo of the tensor's own dtype is not a constant.
+        "import torch\ndef f(x):\n    return x / (x.norm(dim=-1) + torch.finfo(x.dtype).eps)\n",
+    )
+    invalid = (
+        Invalid(
+            "import torch\ndef f(x):\n    return x / (x.norm(dim=-1, keepdim=True) + 1e-12)\n",
+            (("FP304", 3),),
+        ),
+        # A parameter default and a module constant, reported at the use.
+        Invalid(
+            "import torch\ndef iou(a: torch.Tensor, b, eps=1e-12):\n"
+            "    union = a.sum() + b\n    return a.sum() / (union + eps)\n",
+            (("FP304", 4),),
+        ),
+        Invalid(
+            "import torch\nEPS = 1e-15\n\ndef entropy(p: torch.Tensor):\n"
+            "    return -(p * torch.log(p + EPS)).sum()\n",
+            (("FP304", 5),),
+        ),
+        # A hand-written norm with eps kept on the module.
+        Invalid(
+            "import torch\nfrom torch import nn\n\nclass Norm(nn.Module):\n"
+            "    def __init__(self, eps=1e-12):\n        super().__init__()\n        self.eps = eps\n\n"
+            "    def forward(self, x: torch.Tensor):\n"
+            "        var = x.pow(2).mean(-1, keepdim=True)\n"
+            "        return x / torch.sqrt(var + self.eps)\n",
+            (("FP304", 11),),
+        ),
+        # clamp bounds and rsqrt.
+        Invalid(
+            "import torch\ndef f(x: torch.Tensor):\n    y = x.clamp(min=1e-10).log()\n"
+            "    z = torch.clamp_min(x, 1e-20)\n    return (x.abs() + 1e-9).rsqrt() + y + z\n",
+            (("FP304", 3), ("FP304", 4), ("FP304", 5)),
+        ),
+        # The eps of helpers that compute in the input's dtype.
+        Invalid(
+            "import torch.nn.functional as F\ndef f(x, y):\n"
+            "    return F.normalize(x, dim=-1, eps=1e-12), F.cosine_similarity(x, y, -1, 1e-8)\n",
+            (("FP304", 3), ("FP304", 3)),
+        ),
+        # A power, and under the float16 branch of a dtype test.
+        Invalid(
+            "import torch\ndef f(x: torch.Tensor):\n    if x.dtype == torch.float16:\n"
+            "        return x * (x.var(-1) + 1e-10) ** -0.5\n    return x\n",
+            (("FP304", 4),),
+        ),
+    )
+
+    def _check(self, node: cst.CSTNode) -> None:
+        for sink in self.ctx.get(ConstantSinks).epsilons(node):
+            self.report(sink.node, self._message(sink), related=related(self, sink.constant))
+
+    def _message(self, sink: Sink) -> str:
+        target = sink.target_text(self.ctx.code)
+        who = f"`{target}`" if target else "the tensor"
+        value = quoted_value(sink, self.ctx.code)
+        if sink.operation in _CONSEQUENCES and sink.operation not in (
+            "normalize",
+            "cosine_similarity",
+        ):
+            role = f"no longer keeps {who} away from zero in {sink.operation}"
+        else:
+            role = f"does nothing in `{sink.operation}`"
+        consequence = _CONSEQUENCES.get(sink.operation, "zeros pass the clamp")
+        return (
+            f"{value} {_rounded(sink.constant.value)}, so it {role} when {who} is float16 "
+            f"({consequence}); compute this in float32, or use an eps float16 can hold "
+            "(at least 6.1e-05)."
+        )
+
+    visit_Call = visit_BinaryOperation = _check

@@ -1,0 +1,229 @@
+"""``fp16lint runtime``: lint PATHS, run the named targets, join the two, report.
+
+Registered into the main group lazily by the lead (``main.add_command(runtime_command)``). Importing
+this module imports click only; torch is imported when the command runs.
+
+Exit codes: 0 nothing confirmed; 1 a target (or a finding) is confirmed unsafe; 2 errors (torch
+missing, no targets, a factory raising, inputs that do not fit, out of memory, ...). Errors of one
+target do not stop the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+EXIT_OK, EXIT_CONFIRMED, EXIT_ERROR = 0, 1, 2
+
+
+def _install_message() -> str:
+    return (
+        "fp16lint runtime needs PyTorch, which is not installed in this environment.\n"
+        "Install torch for your platform first (https://pytorch.org/get-started/locally/), then:\n"
+        "    pip install 'fp16lint[runtime]'"
+    )
+
+
+def _lint(paths: Sequence[str], err: TextIO) -> list[Any] | None:
+    """Static findings for the join, or None when the static API is not there."""
+    try:
+        from fp16lint import api  # type: ignore[attr-defined]
+
+        lint_paths = api.lint_paths
+    except (ImportError, AttributeError):
+        print(
+            "fp16lint runtime: static linting is unavailable here (fp16lint.api.lint_paths not "
+            "found); reporting runtime figures without the join to findings",
+            file=err,
+        )
+        return None
+    result = lint_paths(list(paths))
+    findings = getattr(result, "findings", result)
+    return list(findings)
+
+
+def _progress(i: int, n: int, name: str, status: str, err: TextIO) -> None:
+    if n <= 1:
+        return
+    width = 20
+    done = int(width * i / n)
+    bar = "#" * done + "-" * (width - done)
+    print(f"[{bar}] {i}/{n} {name}: {status}", file=err, flush=True)
+
+
+def run_runtime(
+    paths: Sequence[str] = (),
+    specs: Sequence[Any] = (),
+    *,
+    device: str | None = None,
+    require_cuda: bool = False,
+    backward: bool = False,
+    output_format: str = "text",
+    html_path: str | None = None,
+    seed: int | None = None,
+    root: str | os.PathLike[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """The command's body, callable with already-parsed target specs (``targets.TargetSpec``)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    from . import torch_available
+
+    if not torch_available():
+        print(_install_message(), file=err)
+        return EXIT_ERROR
+    from .html import render_html
+    from .join import join
+    from .records import Thresholds
+    from .report import Report
+    from .runner import CudaRequiredError, RunOptions, run_target
+    from .targets import add_import_paths, find_project_root, resolve
+    from .text import format_reports
+
+    root_path = Path(root) if root else find_project_root(paths[0] if paths else None)
+    add_import_paths(os.getcwd(), root_path)
+    if not specs:
+        print(
+            "fp16lint runtime: no targets. Name one with --target pkg.mod:make_model [--inputs "
+            "pkg.mod:make_inputs], or list them in pyproject.toml under [tool.fp16lint.runtime] "
+            'targets = [{factory = "pkg.mod:make_model", inputs = "pkg.mod:example_inputs"}]',
+            file=err,
+        )
+        return EXIT_ERROR
+
+    findings = _lint(paths, err) if paths else None
+
+    resolved = []
+    for spec in specs:
+        resolved.extend(resolve(spec, root_path))
+    reports: list[Report] = []
+    n = len(resolved)
+    for i, target in enumerate(resolved):
+        _progress(i, n, target.name, "running", err)
+        t0 = time.perf_counter()
+        if target.error:
+            report = Report(name=target.name, factory=target.label, error=target.error, error_kind="target")
+        else:
+            opts = RunOptions(
+                device=device or target.device,
+                require_cuda=require_cuda,
+                backward=backward,
+                seed=seed if seed is not None else (target.seed or 0),
+                thresholds=Thresholds(),
+            )
+            try:
+                report = run_target(target.factory, target.inputs, name=target.name, options=opts, factory_label=target.label)
+            except CudaRequiredError as exc:
+                print(f"fp16lint runtime: {exc}", file=err)
+                return EXIT_ERROR
+        reports.append(report)
+        status = f"error ({report.error_kind})" if report.error else report.verdict
+        _progress(i + 1, n, target.name, f"{status} in {time.perf_counter() - t0:.1f}s", err)
+        if report.error:
+            print(f"fp16lint runtime: {target.name}: {report.error}", file=err)
+
+    joined = join(findings, reports, root=str(root_path), linted_paths=list(paths)) if findings is not None else None
+
+    if output_format == "json":
+        data = {
+            "version": 1,
+            "targets": [r.to_dict() for r in reports],
+            "join": joined.to_dict() if joined is not None else None,
+        }
+        json.dump(data, out, indent=2, allow_nan=False)
+        out.write("\n")
+    else:
+        out.write(format_reports(reports, joined) + "\n")
+    if html_path:
+        Path(html_path).write_text(render_html(reports, joined), encoding="utf-8")
+        print(f"fp16lint runtime: HTML report written to {html_path}", file=err)
+
+    if any(r.error for r in reports):
+        return EXIT_ERROR
+    if any(not r.ok for r in reports) or (joined is not None and joined.any_confirmed):
+        return EXIT_CONFIRMED
+    return EXIT_OK
+
+
+@click.command("runtime")
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.option("--target", "targets", multiple=True, metavar="MOD:FACTORY",
+              help="A model factory (pkg.mod:make_model or path/to/file.py:make_model); repeatable. "
+                   "A module without :name checks every no-argument nn.Module class in it.")
+@click.option("--inputs", "inputs", multiple=True, metavar="MOD:CALLABLE",
+              help="Inputs callable returning args or (args, kwargs); one for all targets or one per --target. "
+                   "Without it, inputs are guessed from the model's first layer.")
+@click.option("--device", default=None, help="Force a device (cpu, cuda, cuda:1). Default: CUDA when available.")
+@click.option("--require-cuda", is_flag=True, help="Fail (exit 2) when CUDA is not available.")
+@click.option("--backward", is_flag=True, help="Also run backward (sum loss): gradient underflow, GradScaler need.")
+@click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML report here.")
+@click.option("--seed", type=int, default=None, help="Seed for the factory, the inputs and every run (default 0).")
+def runtime_command(
+    paths: tuple[str, ...],
+    targets: tuple[str, ...],
+    inputs: tuple[str, ...],
+    device: str | None,
+    require_cuda: bool,
+    backward: bool,
+    output_format: str,
+    html_path: str | None,
+    seed: int | None,
+) -> None:
+    """Run models in fp32, fp16, fp16 autocast and bf16 and confirm the static findings in PATHS.
+
+    Only the modules named by targets (--target or [tool.fp16lint.runtime] in pyproject.toml) are
+    imported and run.
+    """
+    from . import torch_available
+
+    if not torch_available():
+        click.echo(_install_message(), err=True)
+        sys.exit(EXIT_ERROR)
+    from .targets import TargetSpec, TargetSpecError, find_project_root, read_pyproject_targets
+
+    if inputs and targets and len(inputs) not in (1, len(targets)):
+        raise click.UsageError("give one --inputs for all targets or one per --target")
+    if inputs and not targets:
+        raise click.UsageError("--inputs needs --target")
+    root = find_project_root(paths[0] if paths else None)
+    if targets:
+        specs = [
+            TargetSpec(factory=t, inputs=(inputs[i] if len(inputs) == len(targets) else inputs[0]) if inputs else None)
+            for i, t in enumerate(targets)
+        ]
+    else:
+        try:
+            specs = read_pyproject_targets(root)
+        except TargetSpecError as exc:
+            click.echo(f"fp16lint runtime: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+    code = run_runtime(
+        paths,
+        specs,
+        device=device,
+        require_cuda=require_cuda,
+        backward=backward,
+        output_format=output_format,
+        html_path=html_path,
+        seed=seed,
+        root=root,
+    )
+    sys.exit(code)
+
+
+def main() -> None:  # pragma: no cover - `python -m fp16lint.runtime.cli` while unregistered
+    runtime_command()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

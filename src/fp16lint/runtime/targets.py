@@ -1,0 +1,229 @@
+"""Targets: which models to build and with which inputs.
+
+From ``--target pkg.mod:make_model --inputs pkg.mod:make_inputs`` or from pyproject.toml::
+
+    [tool.fp16lint.runtime]
+    targets = [
+      {factory = "pkg.mod:make_model", inputs = "pkg.mod:example_inputs", name = "tiny", device = "cpu", seed = 0},
+    ]
+
+A spec is ``module:attr`` (dotted attributes allowed) or ``path/to/file.py:attr``. A spec without
+``:attr`` names a module: every ``nn.Module`` class defined in it whose constructor needs no
+arguments becomes a target, with inputs guessed from its first layer (automatic mode). Only the
+modules that targets name are imported. Torch is imported only when a target is resolved.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class TargetSpecError(Exception):
+    """A target that cannot be resolved (bad spec, import error, missing attribute)."""
+
+
+@dataclass
+class TargetSpec:
+    factory: str
+    inputs: str | None = None
+    name: str | None = None
+    device: str | None = None
+    seed: int | None = None
+    source: str = "cli"
+
+
+@dataclass
+class ResolvedTarget:
+    name: str
+    label: str
+    factory: Any
+    inputs: Any  # callable or None (guess)
+    device: str | None = None
+    seed: int | None = None
+    error: str | None = None
+
+
+def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
+    here = Path(start or os.getcwd()).resolve()
+    if here.is_file():
+        here = here.parent
+    for d in (here, *here.parents):
+        if (d / "pyproject.toml").is_file():
+            return d
+    return Path(os.getcwd()).resolve()
+
+
+def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") -> list[TargetSpec]:
+    """Targets from a parsed ``[tool.fp16lint.runtime]`` table (the lead's config hand-off)."""
+    if not table:
+        return []
+    raw = table.get("targets", [])
+    if not isinstance(raw, list):
+        raise TargetSpecError("[tool.fp16lint.runtime] targets must be a list of tables")
+    out = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            out.append(TargetSpec(factory=item, source=source))
+            continue
+        if not isinstance(item, dict) or "factory" not in item:
+            raise TargetSpecError(f"[tool.fp16lint.runtime] targets[{i}] needs a factory = \"pkg.mod:make_model\"")
+        unknown = set(item) - {"factory", "inputs", "name", "device", "seed"}
+        if unknown:
+            raise TargetSpecError(
+                f"[tool.fp16lint.runtime] targets[{i}]: unknown key(s) {', '.join(sorted(unknown))}"
+            )
+        seed = item.get("seed")
+        out.append(
+            TargetSpec(
+                factory=str(item["factory"]),
+                inputs=item.get("inputs"),
+                name=item.get("name"),
+                device=item.get("device"),
+                seed=int(seed) if seed is not None else None,
+                source=source,
+            )
+        )
+    return out
+
+
+def read_pyproject_targets(root: str | os.PathLike[str]) -> list[TargetSpec]:
+    path = Path(root) / "pyproject.toml"
+    if not path.is_file():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise TargetSpecError(f"cannot read {path}: {exc}") from exc
+    table = data.get("tool", {}).get("fp16lint", {}).get("runtime")
+    return targets_from_table(table, source=str(path))
+
+
+def add_import_paths(*paths: str | os.PathLike[str]) -> None:
+    for p in paths:
+        s = str(Path(p).resolve())
+        if s not in sys.path:
+            sys.path.insert(0, s)
+
+
+def _import_module(name: str, root: Path) -> Any:
+    if name.endswith(".py") or os.sep in name or "/" in name:
+        path = Path(name)
+        if not path.is_absolute():
+            path = root / path
+        if not path.is_file():
+            raise TargetSpecError(f"no such file: {path}")
+        mod_name = "fp16lint_target_" + path.stem
+        spec = importlib.util.spec_from_file_location(mod_name, path)
+        if spec is None or spec.loader is None:
+            raise TargetSpecError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[mod_name] = module
+        add_import_paths(path.parent)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            sys.modules.pop(mod_name, None)
+            raise TargetSpecError(f"importing {path} raised {type(exc).__name__}: {exc}") from exc
+        return module
+    try:
+        return importlib.import_module(name)
+    except Exception as exc:
+        raise TargetSpecError(f"importing {name!r} raised {type(exc).__name__}: {exc}") from exc
+
+
+def _split(spec: str) -> tuple[str, str | None]:
+    # "C:\\x\\m.py:f" has a drive colon; the attribute is after the last colon that follows ".py"
+    if ".py:" in spec:
+        i = spec.rindex(".py:")
+        return spec[: i + 3], spec[i + 4 :]
+    if ":" in spec:
+        mod, _, attr = spec.partition(":")
+        return mod, attr or None
+    return spec, None
+
+
+def load_object(spec: str, root: Path) -> Any:
+    mod_name, attr = _split(spec)
+    module = _import_module(mod_name, root)
+    if attr is None:
+        return module
+    obj = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise TargetSpecError(f"{mod_name!r} has no attribute {attr!r}") from exc
+    return obj
+
+
+def _no_arg_constructor(cls: type) -> bool:
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return False
+    for p in sig.parameters.values():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is inspect.Parameter.empty:
+            return False
+    return True
+
+
+def auto_classes(module: Any) -> list[type]:
+    """nn.Module classes defined in ``module`` whose constructor needs no arguments."""
+    import torch
+
+    out = []
+    for _, obj in inspect.getmembers(module, inspect.isclass):
+        if obj.__module__ != module.__name__ or not issubclass(obj, torch.nn.Module):
+            continue
+        if inspect.isabstract(obj) or not _no_arg_constructor(obj):
+            continue
+        out.append(obj)
+    return out
+
+
+def resolve(spec: TargetSpec, root: Path) -> list[ResolvedTarget]:
+    """Import what the spec names and return its target(s); errors are kept per target."""
+    label = spec.factory
+    try:
+        obj = load_object(spec.factory, root)
+        inputs = load_object(spec.inputs, root) if spec.inputs else None
+    except TargetSpecError as exc:
+        return [ResolvedTarget(spec.name or label, label, None, None, spec.device, spec.seed, error=str(exc))]
+    if inspect.ismodule(obj):
+        classes = auto_classes(obj)
+        if not classes:
+            msg = f"{spec.factory}: no nn.Module class with a no-argument constructor is defined there"
+            return [ResolvedTarget(spec.name or label, label, None, None, spec.device, spec.seed, error=msg)]
+        return [
+            ResolvedTarget(
+                name=f"{spec.name + ':' if spec.name else ''}{cls.__name__}",
+                label=f"{spec.factory}:{cls.__name__} (automatic)",
+                factory=cls,
+                inputs=inputs,
+                device=spec.device,
+                seed=spec.seed,
+            )
+            for cls in classes
+        ]
+    if not callable(obj):
+        import torch
+
+        if not isinstance(obj, torch.nn.Module):
+            msg = f"{spec.factory} is a {type(obj).__name__}: name a callable that returns an nn.Module"
+            return [ResolvedTarget(spec.name or label, label, None, None, spec.device, spec.seed, error=msg)]
+    name = spec.name or spec.factory.rsplit(":", 1)[-1]
+    return [ResolvedTarget(name, label, obj, inputs, spec.device, spec.seed)]
