@@ -18,6 +18,7 @@ import json
 import random
 import subprocess
 import sys
+import tempfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -25,11 +26,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_linter(paths: list[str], select: str, jobs: int) -> list[dict]:
+    """Run from an empty folder: paths under the repo's ``.venv`` would otherwise be skipped
+    by its ``.gitignore``."""
     command = [
-        sys.executable, "-m", "fp16lint", "check", *paths, "--select", select,
-        "--output-format", "json", "--no-cache", "-j", str(jobs),
+        sys.executable, "-m", "fp16lint", "check", *(str(Path(p).resolve()) for p in paths),
+        "--select", select, "--output-format", "json", "--no-cache", "-j", str(jobs),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=REPO)
+    with tempfile.TemporaryDirectory() as cwd:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
     if done.returncode not in (0, 1):
         sys.exit(f"fp16lint failed ({done.returncode}):\n{done.stderr}")
     return json.loads(done.stdout or "[]")

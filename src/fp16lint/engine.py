@@ -57,6 +57,7 @@ class FileContext:
         self.text = text
         self.module = module
         self.module_name = module_name
+        self.is_package = is_package
         self.names = NameResolver(module, module_name, is_package)
         self.stack: list[cst.CSTNode] = []  # ancestors of the current node, itself last
         self.facts: dict[str, Any] = {}  # per-file facts for the project pass (JSON-able)
@@ -174,12 +175,18 @@ def _dispatch_tables(units: list[Any]) -> tuple[dict[type, list], dict[type, lis
 
 
 def _required_trackers(rules: Iterable[type[Rule]]) -> list[type[Tracker]]:
+    """Every tracker the rules read, each after the trackers it reads (transitively)."""
     ordered: list[type[Tracker]] = [ScopeTracker]
+
+    def add(kind: type[Tracker]) -> None:
+        if kind not in ordered:
+            for dep in getattr(kind, "requires", ()):
+                add(dep)
+            ordered.append(kind)
+
     for rule in rules:
         for kind in rule.requires:
-            for dep in (*getattr(kind, "requires", ()), kind):
-                if dep not in ordered:
-                    ordered.append(dep)
+            add(kind)
     return ordered
 
 

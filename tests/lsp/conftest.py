@@ -7,6 +7,8 @@ workspace and waits for the diagnostics the server publishes.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import itertools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 SERVER = [sys.executable, "-m", "fp16lint", "lsp"]
 PROBE_SERVER = [sys.executable, str(HERE / "probe_server.py")]
 TIMEOUT = 30.0
+_RAW_IDS = itertools.count()
 
 
 def make_client() -> LanguageClient:
@@ -161,6 +164,21 @@ def apply_edits(text: str, edits: list[types.TextEdit]) -> str:
     for edit in ordered:
         text = text[: offset(edit.range.start)] + edit.new_text + text[offset(edit.range.end) :]
     return text
+
+
+async def raw_request(client: LanguageClient, method: str, params: Any) -> Any:
+    """Send a request exactly as given (no typed serialisation): for malformed requests."""
+    msg_id = f"raw-{next(_RAW_IDS)}"
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    client.protocol._request_futures[msg_id] = future
+    message = {"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params}
+    client.protocol._send_data(message)
+    return await asyncio.wait_for(asyncio.wrap_future(future), TIMEOUT)
+
+
+def raw_notify(client: LanguageClient, body: bytes) -> None:
+    """Write one message with ``body`` (any bytes, even invalid JSON) to the server."""
+    client.protocol.writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
 
 async def wait_for(condition: Callable[[], Any], timeout: float = TIMEOUT) -> Any:

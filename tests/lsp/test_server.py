@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import Editor, apply_edits, wait_for
+from conftest import Editor, apply_edits, raw_notify, raw_request, wait_for
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcMethodNotFound
 
 DEPRECATED = "import torch\n\nwith torch.cuda.amp.autocast():\n    pass\n"
 FIXED = 'import torch\n\nwith torch.amp.autocast("cuda"):\n    pass\n'
@@ -72,7 +73,7 @@ async def test_did_save_and_did_close(editor: Editor):
     editor.client.text_document_did_close(
         types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri))
     )
-    await wait_for(lambda: editor.published(uri)[-1].diagnostics == [])
+    await wait_for(lambda: not editor.published(uri)[-1].diagnostics)
 
 
 async def test_quick_fix_and_noqa_actions(editor: Editor):
@@ -111,7 +112,7 @@ async def test_no_actions_away_from_findings(editor: Editor):
             types.CodeActionContext(diagnostics=[], only=[types.CodeActionKind.QuickFix]),
         )
     )
-    assert actions == []
+    assert not actions
 
 
 async def test_fix_all_source_action(editor: Editor):
@@ -134,7 +135,7 @@ async def test_fix_all_source_action(editor: Editor):
 
 
 async def test_fix_all_without_resolve_support(editor: Editor):
-    await editor.start(caps="neovim@v0.6.1")  # no codeAction/resolve: the edit comes at once
+    await editor.start(caps="emacs")  # eglot: no codeAction/resolve, so the edit comes at once
     uri = editor.open("train.py", DEPRECATED)
     await editor.diagnostics(uri, version=1)
     actions = await editor.client.text_document_code_action_async(
@@ -145,7 +146,7 @@ async def test_fix_all_without_resolve_support(editor: Editor):
         )
     )
     [action] = actions
-    assert apply_edits(DEPRECATED, action.edit.changes[uri]) == FIXED
+    assert apply_edits(DEPRECATED, action.edit.document_changes[0].edits) == FIXED
 
 
 async def test_hover_shows_the_rules_short_docs(editor: Editor):
@@ -171,18 +172,26 @@ async def test_positions_count_utf16_code_units(editor: Editor):
     text = 'import torch\ns = "\U0001f525é"; torch.cuda.amp.GradScaler()\n'
     uri = editor.open("train.py", text)
     [diag] = await editor.diagnostics(uri, version=1)
-    # The emoji is two UTF-16 code units, "é" one: the call starts at unit 11.
-    assert diag.range == _range(1, 11, 1, 39)
+    # The emoji is two UTF-16 code units, "é" one: the call starts at unit 11, not 10.
+    assert diag.range == _range(1, 11, 1, 38)
+
+
+async def test_positions_follow_the_negotiated_encoding(editor: Editor):
+    result = await editor.start(caps="emacs")  # offers utf-32 first
+    assert result.capabilities.position_encoding == types.PositionEncodingKind.Utf32
+    uri = editor.open("train.py", 'import torch\ns = "\U0001f525é"; torch.cuda.amp.GradScaler()\n')
+    [diag] = await editor.diagnostics(uri, version=1)
+    assert diag.range == _range(1, 10, 1, 37)
 
 
 async def test_unparsable_buffers_and_bad_requests_never_crash(editor: Editor):
     await editor.start()
-    uri = editor.open("broken.py", "def broken(:\n    pass\n")
+    uri = editor.open("broken.py", "import torch.cuda.amp\ndef broken(:\n    pass\n")
     [diag] = await editor.diagnostics(uri, version=1)
     assert diag.code == "FP000" and diag.severity == types.DiagnosticSeverity.Error
-    assert diag.range.start.line == 0
+    assert diag.message.startswith("SyntaxError:") and diag.range.start.line in (1, 2)
 
-    for text in ("x = (" * 2000 + "\n", "a = 1\x00\n", "\ufeffdef f(:\n", ""):
+    for text in ("amp = (" * 2000 + "\n", "amp = 1\x00\n", "\ufeffdef amp(:\n", ""):
         version = editor.change(uri, text)
         await editor.diagnostics(uri, version=version)
 
@@ -194,13 +203,14 @@ async def test_unparsable_buffers_and_bad_requests_never_crash(editor: Editor):
     actions = await editor.client.text_document_code_action_async(
         types.CodeActionParams(unknown, _range(0, 0, 0, 0), types.CodeActionContext([]))
     )
-    assert actions == []
-    with pytest.raises(Exception, match="(?i)invalid|error"):
-        await editor.client.protocol.send_request_async("textDocument/hover", {"bogus": 1})
-    with pytest.raises(Exception, match="(?i)not found|unknown|method"):
-        await editor.client.protocol.send_request_async("fp16lint/noSuchMethod", {})
-    editor.client.protocol.notify("textDocument/didChange", {"textDocument": {"uri": 3}})
-    editor.client.text_document_did_change(
+    assert not actions
+    with pytest.raises(JsonRpcException, match="(?i)invalid"):
+        await raw_request(editor.client, "textDocument/hover", {"bogus": 1})
+    with pytest.raises(JsonRpcMethodNotFound):
+        await raw_request(editor.client, "fp16lint/noSuchMethod", {})
+    raw_notify(editor.client, b'{"jsonrpc": "2.0", "method": "textDocument/didChange", "params": 3}')
+    raw_notify(editor.client, b"{this is not json")
+    editor.client.text_document_did_change(  # a change to a buffer that was never opened
         types.DidChangeTextDocumentParams(
             types.VersionedTextDocumentIdentifier(uri=unknown.uri, version=2),
             [types.TextDocumentContentChangeWholeDocument(text="x")],
@@ -287,3 +297,33 @@ async def test_cross_file_facts_follow_edits(probe_editor: Editor):
         editor.uri("lib.py"),
         editor.uri("more.py"),
     ]
+
+
+async def test_real_cross_file_finding_follows_the_cast_site(editor: Editor):
+    """FP201 in models.py exists because train.py casts the model: editing train.py's buffer
+    updates models.py's diagnostics, with the cast site as related information."""
+    from fp16lint.rules.fp2xx_common import INHERITANCE_PROJECT
+
+    for name, text in INHERITANCE_PROJECT.items():
+        editor.write(name, text)
+    await editor.start()
+    await wait_for(lambda: any("indexed 2 files" in m.message for m in editor.client.log_messages))
+    models = editor.open("models.py", INHERITANCE_PROJECT["models.py"])
+    diags = [d for d in await editor.diagnostics(models, version=1) if d.code == "FP201"]
+    assert [d.range.start.line for d in diags] == [7, 20]
+    for diag in diags:
+        [related] = diag.related_information
+        assert related.location.uri == editor.uri("train.py")
+        assert related.location.range.start == types.Position(4, 8)
+        assert related.message == "`Net` is cast to float16 here"
+
+    train = editor.open("train.py", INHERITANCE_PROJECT["train.py"])
+    await editor.diagnostics(train, version=1)
+    editor.change(train, INHERITANCE_PROJECT["train.py"].replace("float16", "bfloat16"))
+    await wait_for(lambda: not editor.published(models)[-1].diagnostics)
+
+    editor.client.text_document_did_close(
+        types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(train))
+    )
+    diags = await editor.diagnostics(models, predicate=bool)
+    assert [d.range.start.line for d in diags if d.code == "FP201"] == [7, 20]

@@ -149,7 +149,10 @@ class GradScalerTracker(Tracker):
         for binding in self.ctx.names.bindings(expr.value) or ():
             if isinstance(binding.node, cst.Param):
                 annotation = binding.node.annotation
-                if annotation is None or self.ctx.names.qualname(annotation.annotation) not in GRAD_SCALERS:
+                if (
+                    annotation is None
+                    or self.ctx.names.qualname(annotation.annotation) not in GRAD_SCALERS
+                ):
                     return []
                 found.append(ScalerSite(None, None, None))
                 continue

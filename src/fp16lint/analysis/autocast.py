@@ -59,7 +59,9 @@ class Region:
 
     @property
     def is_bf16(self) -> bool:
-        return self.enabled is not False and self.dtype is not None and self.dtype.dtype is DType.BF16
+        return (
+            self.enabled is not False and self.dtype is not None and self.dtype.dtype is DType.BF16
+        )
 
     @property
     def lowers_precision(self) -> bool:
@@ -112,12 +114,15 @@ def autocast_region(call: cst.BaseExpression, ctx, _depth: int = 0) -> Region | 
         branches = (call.body, call.orelse)
         regions = [autocast_region(b, ctx, _depth + 1) for b in branches]
         null = [
-            isinstance(b, cst.Call) and ctx.names.qualname(b.func) in _NULL_CONTEXTS for b in branches
+            isinstance(b, cst.Call) and ctx.names.qualname(b.func) in _NULL_CONTEXTS
+            for b in branches
         ]
         if (regions[0] is not None and null[1]) or (regions[1] is not None and null[0]):
             region = regions[0] or regions[1]
             enabled = False if region.enabled is False else None
-            return Region(region.node, region.device, region.dtype, enabled, region.unsupported_dtype)
+            return Region(
+                region.node, region.device, region.dtype, enabled, region.unsupported_dtype
+            )
         return None
     if not isinstance(call, cst.Call):
         return None

@@ -8,9 +8,10 @@ receiver analysis' question (``analysis.receivers``), not this one's.
 ``CastFacts`` records what the project pass needs from each file (JSON-able, in ``ctx.facts``):
 
 ``ctx.facts["casts"]``: one dict per fp16 cast (may-be fp16 included) whose receiver is a module
-or unknown — never a known tensor:
+or unknown — never a known tensor, nor a cast that only runs on data already fp16
+(``if x.dtype == torch.float16: model.half()``):
 
-- ``span``: ``[line, col, end_line, end_col]`` of the cast call;
+- ``span``: ``[line, col, end_line, end_col]`` of the cast call; ``call``: its text, shortened;
 - ``method``: ``half``, ``to`` or ``type``; ``dtype``: ``"float16"``; ``maybe``: the dtype is
   chosen at run time (``weight_dtype``);
 - ``autocast``: the cast sits inside an fp16 autocast region;
@@ -24,10 +25,12 @@ or unknown — never a known tensor:
 
 ``ctx.facts["classes"]``: one dict per top-level class: ``name``, ``qualname``
 (``module_name.Class``), ``bases`` (qualified names; this file's classes as ``module.Class``,
-unresolvable bases left out) and ``module`` (this file alone shows it is an ``nn.Module``).
+unresolvable bases left out), ``module`` (this file alone shows it is an ``nn.Module``) and
+``span`` (of the class name).
 
-``ctx.facts["reexports"]`` (package ``__init__`` files): ``{local name: qualified name}`` for
-module-level ``from ... import`` bindings, so ``from pkg import Encoder`` resolves.
+``ctx.facts["reexports"]`` (package ``__init__`` files): ``{"package": "pkg", "names": {local
+name: qualified name}}`` for module-level ``from ... import`` bindings, so that
+``from pkg import Encoder`` resolves.
 """
 
 from __future__ import annotations
@@ -40,14 +43,17 @@ import libcst as cst
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.dtypes import DType, DTypeFact, device_of, dtype_of
-from fp16lint.analysis.names import dotted
+from fp16lint.analysis.guards import follows_fp16_data
 from fp16lint.analysis.receivers import (
+    MODULE_BASES,
     Kind,
     ReceiverTracker,
+    is_nn_class,
     loader_owner,
     local_module_classes,
     unwrap_chain,
 )
+from fp16lint.data.hf_keep_fp32 import KEEP_IN_FP32
 
 _METHOD_DTYPES = {
     "half": DType.FP16,
@@ -118,6 +124,12 @@ def cast_of(call: cst.Call, names) -> CastSite | None:
     return CastSite(call, func.value, method, dtype, device, opaque)
 
 
+def short_code(ctx, node: cst.CSTNode, limit: int = 60) -> str:
+    """The source of ``node`` on one line, cut to ``limit`` characters for messages."""
+    text = " ".join(ctx.code(node).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def constructor_of(expr: cst.BaseExpression, ctx) -> str | None:
     """The qualified name of the class or function whose call made ``expr``: ``Encoder()``,
     ``m`` after ``m = Encoder(); m = m.to(dev)``, ``build_model(cfg).eval()``."""
@@ -171,6 +183,40 @@ def loader_class(call: cst.Call, ctx) -> str:
     return ctx.names.qualname(owner) or loader_owner(call) or ""
 
 
+@dataclass(frozen=True)
+class HfLoad:
+    """A model from a Hugging Face ``from_pretrained``: the load call, its class's qualified
+    name, and the modules an fp16 load keeps in float32 (``()``: the class declares none;
+    None: not known, e.g. ``AutoModel`` or a diffusers pipeline)."""
+
+    call: cst.Call
+    qualname: str
+    keep_in_fp32: tuple[str, ...] | None
+
+    @property
+    def loses_fp32_modules(self) -> bool:
+        """Whether casting after the load may convert modules an fp16 load keeps in fp32."""
+        return self.keep_in_fp32 is None or bool(self.keep_in_fp32)
+
+
+_HF_PACKAGES = ("transformers.", "diffusers.")
+
+
+def hf_load_of(expr: cst.BaseExpression, ctx) -> HfLoad | None:
+    """The transformers / diffusers load that made ``expr``, if any."""
+    call = loader_of(expr, ctx)
+    if call is None:
+        return None
+    qualname = loader_class(call, ctx)
+    if not qualname.startswith(_HF_PACKAGES):
+        return None
+    name = qualname.rsplit(".", 1)[-1]
+    keep: tuple[str, ...] | None = None
+    if qualname.startswith("transformers.") and not name.startswith("Auto"):
+        keep = KEEP_IN_FP32.get(name, ())
+    return HfLoad(call, qualname, keep)
+
+
 class CastFacts(Tracker):
     """Records ``casts``, ``classes`` and ``reexports`` facts (see the module docstring)."""
 
@@ -181,13 +227,16 @@ class CastFacts(Tracker):
         self.casts: list[dict[str, Any]] = []
         ctx.facts["casts"] = self.casts
         ctx.facts["classes"] = self._classes()
-        if ctx.is_package:
+        if ctx.is_package and ctx.module_name:
             ctx.facts["reexports"] = {
-                name: found[0].qualname
-                for name, found in ctx.names.scopes[0].bindings.items()
-                if len(found) == 1
-                and isinstance(found[0].node, cst.ImportFrom)
-                and found[0].qualname is not None
+                "package": ctx.module_name,
+                "names": {
+                    name: found[0].qualname
+                    for name, found in ctx.names.scopes[0].bindings.items()
+                    if len(found) == 1
+                    and isinstance(found[0].node, cst.ImportFrom)
+                    and found[0].qualname is not None
+                },
             }
 
     def _classes(self) -> list[dict[str, Any]]:
@@ -209,7 +258,13 @@ class CastFacts(Tracker):
                     bases.append(qualname)
             name = statement.name.value
             out.append(
-                {"name": name, "qualname": prefix + name, "bases": bases, "module": name in modules}
+                {
+                    "name": name,
+                    "qualname": prefix + name,
+                    "bases": bases,
+                    "module": name in modules,
+                    "span": self.ctx.span_ref(statement.name),
+                }
             )
         return out
 
@@ -218,13 +273,14 @@ class CastFacts(Tracker):
         if site is None or not site.to_fp16:
             return
         kind = self.ctx.get(ReceiverTracker).kind_of(site.receiver)
-        if kind is Kind.TENSOR:
+        if kind is Kind.TENSOR or follows_fp16_data(self.ctx.stack, self.ctx.names):
             return
         loader = loader_of(site.receiver, self.ctx)
         autocast = self.ctx.get(AutocastTracker)
         self.casts.append(
             {
                 "span": self.ctx.span_ref(node),
+                "call": short_code(self.ctx, node),
                 "method": site.method,
                 "dtype": site.dtype.dtype.value,
                 "maybe": site.dtype.maybe,
@@ -235,3 +291,45 @@ class CastFacts(Tracker):
                 "device": site.device if site.device != "?" else None,
             }
         )
+
+
+class ProjectClasses:
+    """The project's ``nn.Module`` classes, from every file's ``classes`` and ``reexports``
+    facts: a class is a module when its own file shows it, or when a base (through project
+    classes, re-exports included) is one."""
+
+    def __init__(self, classes, reexports) -> None:
+        self.where: dict[str, tuple[str, list[int]]] = {}
+        self._bases: dict[str, list[str]] = {}
+        self._local: set[str] = set()
+        self._aliases: dict[str, str] = {}
+        for path, items in classes:
+            for item in items:
+                self.where[item["qualname"]] = (path, item["span"])
+                self._bases[item["qualname"]] = item["bases"]
+                if item["module"]:
+                    self._local.add(item["qualname"])
+        for _, table in reexports:
+            for name, target in table["names"].items():
+                self._aliases[f"{table['package']}.{name}"] = target
+        self._memo: dict[str, bool] = {}
+
+    def resolve(self, qualname: str | None) -> str | None:
+        """The defining qualified name of a project class (following re-exports)."""
+        for _ in range(8):
+            if qualname is None or qualname in self.where:
+                return qualname
+            qualname = self._aliases.get(qualname)
+        return None
+
+    def is_module(self, qualname: str | None, _seen: frozenset[str] = frozenset()) -> bool:
+        found = self.resolve(qualname)
+        if found is None or found in _seen:
+            return False
+        if found not in self._memo:
+            self._memo[found] = found in self._local or any(
+                base in MODULE_BASES or is_nn_class(base) or self.is_module(base, _seen | {found})
+                for base in self._bases.get(found, ())
+            )
+        return self._memo[found]
+

@@ -1,98 +1,413 @@
-"""Statement flow: a may-analysis over one function body, through branches and loops.
+"""Local dtype flow: which values in a function are float16, which are surely not, and which
+are unknown.
 
-``run(body, state, step)`` follows ``body`` statement by statement, calling ``step(node,
-state) -> state`` on each simple statement and on each compound statement's header (an ``if``
-test, a loop's iterable, ``with`` items); branches are joined by union (a fact that holds on any
-path holds after the join), loops are repeated until their state stops growing, nested
-functions and classes are not entered. ``calls_in_order(node)`` gives the calls a node makes, in
-evaluation order (arguments and receivers before the call).
+A value is float16 after ``.half()``, ``.to(torch.float16)``, a factory with
+``dtype=torch.float16``, arithmetic on float16 values (with Python numbers or integer tensors),
+a call of something cast to float16 (``model = Net().half(); out = model(x)``), and, inside an
+fp16 autocast region, the outputs of autocast's float16 ops (``matmul``, ``linear``, ``bmm``...:
+float16 again even when their inputs were upcast). It stops being float16 after ``.float()``,
+``.double()``, ``.to(torch.float32)``, ``.type(torch.float32)`` or an op given
+``dtype=torch.float32``. Factories without a dtype make float32 (the default dtype) or integer
+tensors; comparisons make bool tensors.
 
-(Reconstructed after an accidental overwrite: the interface FP403 uses.)
+The analysis follows statements in source order as the engine walks them: branches of an ``if``
+are joined (float16 on one branch only is *may-be* float16), loops are read once, and anything
+not seen being made (parameters, attributes, results of unknown calls) is ``UNKNOWN``. Rules
+decide what unknown means: nothing, or "float16" inside a model known to run in float16.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
 
 import libcst as cst
 
-from fp16lint.analysis.tree import children
+from fp16lint.analysis.autocast import AutocastTracker
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.casts import cast_of
+from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
+from fp16lint.analysis.guards import dtype_guards
+from fp16lint.data.amp_ops import AUTOCAST_FP16_OPS
 
-State = frozenset
-Step = Callable[[cst.CSTNode, State], State]
-_NESTED = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
-_MAX_LOOP_ROUNDS = 8
-
-
-def calls_in_order(node: cst.CSTNode) -> Iterator[cst.Call]:
-    """Calls in ``node`` in evaluation order (inner calls first), not inside nested functions."""
-    stack: list[tuple[cst.CSTNode, bool]] = [(node, False)]
-    while stack:
-        current, done = stack.pop()
-        if done:
-            if isinstance(current, cst.Call):
-                yield current
-            continue
-        if current is not node and isinstance(current, _NESTED):
-            continue
-        stack.append((current, True))
-        stack.extend((child, False) for child in reversed(children(current)))
+_MAX_DEPTH = 40
 
 
-def _block(body: cst.BaseSuite | None) -> Sequence[cst.CSTNode]:
-    if body is None:
-        return ()
-    if isinstance(body, cst.IndentedBlock):
-        return body.body
-    return (body,)  # SimpleStatementSuite: one line of small statements
+class Dt(str, Enum):
+    F16 = "float16"
+    MAYBE16 = "float16?"  # float16 on some branch, or a dtype chosen at run time
+    WIDE = "wide"  # float32, float64 or bfloat16 tensor
+    INT = "int"  # integer or bool tensor
+    SCALAR = "scalar"  # Python number
+    UNKNOWN = "unknown"
+
+    @property
+    def is16(self) -> bool:
+        return self in (Dt.F16, Dt.MAYBE16)
+
+    @property
+    def safe(self) -> bool:
+        """Surely not float16."""
+        return self in (Dt.WIDE, Dt.INT, Dt.SCALAR)
 
 
-def run(body: Sequence[cst.CSTNode], state: State, step: Step) -> State:
-    """The state after ``body``, starting from ``state``."""
-    for statement in body:
-        state = _statement(statement, state, step)
-    return state
+def _from_fact(fact: DTypeFact | None) -> Dt:
+    if fact is None:
+        return Dt.UNKNOWN
+    if fact.dtype is DType.FP16:
+        return Dt.MAYBE16 if fact.maybe else Dt.F16
+    return Dt.UNKNOWN if fact.maybe else Dt.WIDE
 
 
-def _statement(node: cst.CSTNode, state: State, step: Step) -> State:
-    if isinstance(node, _NESTED):
-        return state
-    if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-        for small in node.body:
-            state = step(small, state)
-        return state
-    if isinstance(node, cst.If):
-        state = step(node.test, state)
-        taken = run(_block(node.body), state, step)
+def join(a: Dt, b: Dt) -> Dt:
+    if a is b:
+        return a
+    if a.is16 or b.is16:
+        return Dt.MAYBE16
+    if a.safe and b.safe:
+        return Dt.WIDE if Dt.WIDE in (a, b) else Dt.UNKNOWN if {a, b} == {Dt.INT, Dt.SCALAR} else a
+    return Dt.UNKNOWN
+
+
+def promote(a: Dt, b: Dt) -> Dt:
+    """The dtype of ``a <op> b`` for elementwise arithmetic (torch's type promotion, with
+    0-dim subtleties resolved to unknown)."""
+    if a is Dt.SCALAR and b is Dt.SCALAR:
+        return Dt.SCALAR
+    for x, y in ((a, b), (b, a)):
+        if x.is16 and (y.is16 or y in (Dt.SCALAR, Dt.INT)):
+            return Dt.MAYBE16 if Dt.MAYBE16 in (x, y) else Dt.F16
+        if x is Dt.WIDE and y in (Dt.WIDE, Dt.SCALAR, Dt.INT):
+            return Dt.WIDE
+    if a is Dt.INT and b is Dt.INT:
+        return Dt.INT
+    return Dt.UNKNOWN
+
+
+# Factories: the dtype when none is given (None: depends on the arguments, see _factory).
+_FLOAT_FACTORIES = frozenset(
+    f"torch.{n}" for n in ("zeros", "ones", "empty", "rand", "randn", "linspace", "logspace", "eye")
+)
+_INT_FACTORIES = frozenset(f"torch.{n}" for n in ("randint", "randperm"))
+_LIKE_FACTORIES = frozenset(
+    f"torch.{n}_like" for n in ("zeros", "ones", "empty", "full", "rand", "randn", "randint")
+)
+_NEW_METHODS = frozenset({"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"})
+_INT_RESULTS = frozenset(
+    {"argmax", "argmin", "argsort", "nonzero", "searchsorted", "bucketize", "isnan", "isinf",
+     "isfinite", "isneginf", "isposinf", "eq", "ne", "gt", "ge", "lt", "le", "logical_and",
+     "logical_or", "logical_not", "logical_xor", "any", "all", "count_nonzero", "bincount",
+     "long", "int", "bool", "byte", "short", "char", "multinomial", "randint_like"}
+)  # fmt: skip
+_SCALAR_RESULTS = frozenset(
+    {"item", "size", "dim", "numel", "ndimension", "nelement", "tolist", "element_size"}
+)
+_SCALAR_FUNCTIONS = frozenset({"builtins.len", "builtins.int", "builtins.float", "builtins.abs",
+                               "builtins.min", "builtins.max", "builtins.round", "builtins.sum"})  # fmt: skip
+_WIDE_METHODS = {"float": Dt.WIDE, "double": Dt.WIDE, "bfloat16": Dt.WIDE, "half": Dt.F16}
+_SAME_ATTRIBUTES = frozenset({"T", "mT", "H", "mH", "data", "values", "real"})
+
+
+@dataclass
+class Frame:
+    """The flow state of one function (or of the module's top level)."""
+
+    values: dict[str, Dt] = field(default_factory=dict)
+    dtype_vars: dict[str, Dt] = field(default_factory=dict)  # name = x.dtype: x's dtype then
+    branches: list[tuple[dict, dict, list]] = field(default_factory=list)
+
+    def snapshot(self) -> tuple[dict, dict]:
+        return dict(self.values), dict(self.dtype_vars)
+
+
+class FlowTracker(Tracker):
+    """``ctx.get(FlowTracker).dtype(expr)``: the dtype of ``expr`` at the node in hand."""
+
+    requires = (AutocastTracker,)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.frames: list[Frame] = [Frame()]
+        self._memo: dict[int, Dt] = {}
+
+    @property
+    def frame(self) -> Frame:
+        return self.frames[-1]
+
+    # --- scopes ------------------------------------------------------------------------------
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.frames.append(Frame())
+        self._memo.clear()
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.frames.pop()
+        self._memo.clear()
+
+    visit_Lambda = visit_FunctionDef
+    leave_Lambda = leave_FunctionDef
+
+    # --- bindings -----------------------------------------------------------------------------
+    def _set(self, target: cst.BaseExpression, value: Dt, dtype_of_value: Dt | None = None) -> None:
+        if isinstance(target, cst.Name):
+            self.frame.values[target.value] = value
+            if dtype_of_value is None:
+                self.frame.dtype_vars.pop(target.value, None)
+            else:
+                self.frame.dtype_vars[target.value] = dtype_of_value
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                inner = element.value
+                self._set(
+                    inner.value if isinstance(inner, cst.StarredElement) else inner, Dt.UNKNOWN
+                )
+        self._memo.clear()
+
+    def _dtype_source(self, value: cst.BaseExpression | None) -> Dt | None:
+        """For ``name = x.dtype``: x's dtype."""
+        if isinstance(value, cst.Attribute) and value.attr.value == "dtype":
+            return self.dtype(value.value)
+        return None
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        value = self.dtype(node.value)
+        source = self._dtype_source(node.value)
+        for target in node.targets:
+            self._set(target.target, value, source)
+
+    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._set(node.target, self.dtype(node.value), self._dtype_source(node.value))
+
+    def leave_AugAssign(self, node: cst.AugAssign) -> None:
+        self._set(node.target, promote(self.dtype(node.target), self.dtype(node.value)))
+
+    def visit_For(self, node: cst.For) -> None:
+        self._set(node.target, Dt.UNKNOWN)
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        if node.asname is not None:
+            self._set(node.asname.name, Dt.UNKNOWN)
+
+    # --- branches: the state after an ``if`` joins its branches ----------------------------
+    def visit_If(self, node: cst.If) -> None:
+        self._enter_else(node)
+        values, dtype_vars = self.frame.snapshot()
+        self.frame.branches.append((values, dtype_vars, []))
+        self._refine(node, True, self.frame.values)
+
+    def _refine(self, node: cst.If, body: bool, values: dict[str, Dt]) -> None:
+        """Pin a name's dtype on a branch of ``if x.dtype == torch.float16:`` (or ``!=``...)."""
+        branch = node.body if body else node.orelse
+        for guard in dtype_guards((node, branch), self.ctx.names):
+            if not guard.on_value or not isinstance(guard.subject, cst.Name):
+                continue
+            if guard.excludes_fp16:
+                values[guard.subject.value] = Dt.WIDE
+            elif guard.known is DType.FP16:
+                values[guard.subject.value] = Dt.F16
+        self._memo.clear()
+
+    def visit_Else(self, node: cst.Else) -> None:
+        self._enter_else(node)
+
+    def _enter_else(self, node: cst.CSTNode) -> None:
+        parent = self.ctx.parent()
+        if isinstance(parent, cst.If) and parent.orelse is node and self.frame.branches:
+            values, dtype_vars, ends = self.frame.branches[-1]
+            ends.append(self.frame.snapshot())
+            self.frame.values, self.frame.dtype_vars = dict(values), dict(dtype_vars)
+            self._refine(parent, False, self.frame.values)
+
+    def leave_If(self, node: cst.If) -> None:
+        if not self.frame.branches:
+            return
+        values, dtype_vars, ends = self.frame.branches.pop()
+        ends.append(self.frame.snapshot())
         if node.orelse is None:
-            return taken | state
-        if isinstance(node.orelse, cst.If):
-            return taken | _statement(node.orelse, state, step)
-        return taken | run(_block(node.orelse.body), state, step)
-    if isinstance(node, (cst.For, cst.While)):
-        state = step(node.iter if isinstance(node, cst.For) else node.test, state)
-        entry = state
-        for _ in range(_MAX_LOOP_ROUNDS):
-            after = entry | run(_block(node.body), entry, step)
-            if after == entry:
-                break
-            entry = after
-        if node.orelse is not None:
-            entry = run(_block(node.orelse.body), entry, step)
-        return entry
-    if isinstance(node, cst.With):
-        for item in node.items:
-            state = step(item.item, state)
-        return run(_block(node.body), state, step)
-    if isinstance(node, cst.Try):
-        after_body = run(_block(node.body), state, step)
-        handled = state | after_body
-        out = after_body
-        for handler in node.handlers:
-            out = out | run(_block(handler.body), handled, step)
-        if node.orelse is not None:
-            out = out | run(_block(node.orelse.body), after_body, step)
-        if node.finalbody is not None:
-            out = run(_block(node.finalbody.body), out, step)
-        return out
-    return step(node, state)
+            implicit = dict(values)
+            self._refine(node, False, implicit)
+            ends.append((implicit, dtype_vars))
+        joined: dict[str, Dt] = {}
+        for name in {n for end, _ in ends for n in end}:
+            found = [end.get(name, values.get(name, Dt.UNKNOWN)) for end, _ in ends]
+            result = found[0]
+            for other in found[1:]:
+                result = join(result, other)
+            joined[name] = result
+        self.frame.values = joined
+        self.frame.dtype_vars = {
+            k: v for k, v in ends[0][1].items() if all(d.get(k) is v for _, d in ends)
+        }
+        self._memo.clear()
+
+    # --- evaluation ---------------------------------------------------------------------------
+    def dtype(self, expr: cst.BaseExpression) -> Dt:
+        """The dtype of ``expr`` here."""
+        return self._eval(expr, 0)
+
+    def _eval(self, expr: cst.BaseExpression, depth: int) -> Dt:
+        if depth > _MAX_DEPTH:
+            return Dt.UNKNOWN
+        key = id(expr)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._compute(expr, depth + 1)
+            self._memo[key] = found
+        return found
+
+    def _compute(self, expr: cst.BaseExpression, depth: int) -> Dt:
+        if isinstance(expr, (cst.Integer, cst.Float, cst.Imaginary)):
+            return Dt.SCALAR
+        if isinstance(expr, cst.Name):
+            return self._name(expr)
+        if isinstance(expr, cst.Comparison):
+            return Dt.INT
+        if isinstance(expr, cst.UnaryOperation):
+            if isinstance(expr.operator, cst.Not):
+                return Dt.UNKNOWN
+            return self._eval(expr.expression, depth)
+        if isinstance(expr, cst.BinaryOperation):
+            return self._binary(expr, depth)
+        if isinstance(expr, cst.IfExp):
+            return join(self._eval(expr.body, depth), self._eval(expr.orelse, depth))
+        if isinstance(expr, cst.Subscript):
+            if isinstance(expr.value, cst.Attribute) and expr.value.attr.value == "shape":
+                return Dt.SCALAR
+            return self._eval(expr.value, depth)
+        if isinstance(expr, cst.Attribute):
+            if expr.attr.value in _SAME_ATTRIBUTES:
+                return self._eval(expr.value, depth)
+            return Dt.UNKNOWN
+        if isinstance(expr, cst.Call):
+            return self._call(expr, depth)
+        return Dt.UNKNOWN
+
+    def _name(self, name: cst.Name) -> Dt:
+        found = self.frame.values.get(name.value)
+        if found is not None:
+            return found
+        values = self.ctx.names.values(name.value)
+        if values and all(isinstance(v, (cst.Integer, cst.Float)) for v in values):
+            return Dt.SCALAR
+        return Dt.UNKNOWN
+
+    def _binary(self, expr: cst.BinaryOperation, depth: int) -> Dt:
+        if isinstance(expr.operator, cst.MatrixMultiply):
+            if self._fp16_autocast() is not None:
+                return self._fp16_autocast()
+            return promote(self._eval(expr.left, depth), self._eval(expr.right, depth))
+        left, right = self._eval(expr.left, depth), self._eval(expr.right, depth)
+        if (
+            isinstance(expr.operator, (cst.Divide,))
+            and left is Dt.INT
+            and right in (Dt.INT, Dt.SCALAR)
+        ):
+            return Dt.WIDE  # true division of integers gives the default float dtype
+        return promote(left, right)
+
+    def _fp16_autocast(self) -> Dt | None:
+        """F16 (or MAYBE16) inside a region where autocast's float16 ops output float16."""
+        region = self.ctx.get(AutocastTracker).current
+        if region is None or region.enabled is False:
+            return None
+        if region.dtype is None:
+            return Dt.MAYBE16 if region.device is None else None
+        if region.dtype.dtype is DType.FP16:
+            return Dt.MAYBE16 if region.dtype.maybe or region.enabled is None else Dt.F16
+        return None
+
+    def _explicit_dtype(self, call: cst.Call) -> Dt | None:
+        for arg in call.args:
+            if arg.keyword is not None and arg.keyword.value == "dtype":
+                return _from_fact(dtype_of(arg.value, self.ctx.names))
+        return None
+
+    def _call(self, call: cst.Call, depth: int) -> Dt:
+        explicit = self._explicit_dtype(call)
+        if explicit is not None and explicit is not Dt.UNKNOWN:
+            return explicit
+        qualname = self.ctx.names.qualname(call.func)
+        if qualname is not None:
+            return self._function(call, qualname, depth)
+        func = call.func
+        if isinstance(func, cst.Attribute):
+            return self._method(call, func.attr.value, func.value, depth)
+        if isinstance(func, cst.Name):
+            callee = self._name(func)
+            return callee if callee.is16 else Dt.UNKNOWN  # calling a float16 model
+        return Dt.UNKNOWN
+
+    def _first_arg(self, call: cst.Call) -> cst.BaseExpression | None:
+        for arg in call.args:
+            if arg.keyword is None and not arg.star:
+                return arg.value
+            if arg.keyword is not None and arg.keyword.value == "input":
+                return arg.value
+        return None
+
+    def _function(self, call: cst.Call, qualname: str, depth: int) -> Dt:
+        if qualname in _SCALAR_FUNCTIONS or qualname.startswith("math."):
+            return Dt.SCALAR
+        if not qualname.startswith("torch."):
+            return Dt.UNKNOWN
+        short = qualname.rsplit(".", 1)[1]
+        if qualname in _FLOAT_FACTORIES:
+            return Dt.WIDE
+        if qualname in _INT_FACTORIES:
+            return Dt.INT
+        if qualname == "torch.arange":
+            kinds = {type(a.value) for a in call.args if a.keyword is None}
+            if cst.Float in kinds:
+                return Dt.WIDE
+            return Dt.INT if kinds == {cst.Integer} else Dt.UNKNOWN
+        if qualname == "torch.full":
+            fill = [a.value for a in call.args if a.keyword is None][1:2]
+            return (
+                self._eval(fill[0], depth)
+                if fill and isinstance(fill[0], cst.Float)
+                else Dt.UNKNOWN
+            )
+        if short in AUTOCAST_FP16_OPS:
+            inside = self._fp16_autocast()
+            if inside is not None:
+                return inside
+            args = [self._eval(a.value, depth) for a in call.args if a.keyword is None][:2]
+            if short == "einsum" or not args:
+                return Dt.UNKNOWN
+            return args[0] if len(args) == 1 else promote(args[0], args[1])
+        if short in _INT_RESULTS:
+            return Dt.INT
+        if qualname in _LIKE_FACTORIES or qualname.count(".") <= 3:
+            first = self._first_arg(call)
+            return self._eval(first, depth) if first is not None else Dt.UNKNOWN
+        return Dt.UNKNOWN
+
+    def _method(self, call: cst.Call, method: str, receiver: cst.BaseExpression, depth: int) -> Dt:
+        if method in _SCALAR_RESULTS:
+            return Dt.SCALAR
+        if method in _INT_RESULTS:
+            return Dt.INT
+        if method in _WIDE_METHODS and not call.args:
+            return _WIDE_METHODS[method]
+        if method in ("to", "type") and call.args:
+            return self._conversion(call, receiver, depth)
+        if method == "type_as" and call.args:
+            return self._eval(call.args[0].value, depth)
+        if method in AUTOCAST_FP16_OPS and self._fp16_autocast() is not None:
+            return self._fp16_autocast()
+        return self._eval(receiver, depth)
+
+    def _conversion(self, call: cst.Call, receiver: cst.BaseExpression, depth: int) -> Dt:
+        """``x.to(...)`` / ``x.type(...)``."""
+        site = cast_of(call, self.ctx.names)
+        if site is not None and site.dtype is not None:
+            return _from_fact(site.dtype)
+        for arg in call.args:
+            value = arg.value
+            if isinstance(value, cst.Attribute) and value.attr.value == "dtype":
+                return self._eval(value.value, depth)  # x.to(other.dtype)
+            if isinstance(value, cst.Name) and value.value in self.frame.dtype_vars:
+                return self.frame.dtype_vars[value.value]  # x.to(input_dtype)
+        if site is not None and site.keeps_dtype:
+            return self._eval(receiver, depth)  # a device move keeps the dtype
+        return Dt.UNKNOWN

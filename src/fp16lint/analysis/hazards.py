@@ -3,7 +3,7 @@
 For each call of an op in ``data.amp_ops`` (``torch.exp(x)``, ``F.softmax(x)``, ``x.sum()``,
 ``x ** 3``, ``criterion(logits, y)`` for a loss module), for each hand-written norm
 (``x.pow(2).mean(-1)``) and for each op without float16 support (``torch.quantile``), this
-analysis asks what the op's input is (``analysis.dtype_flow``) and whether the op is protected:
+analysis asks what the op's input is (``analysis.flow``) and whether the op is protected:
 
 - its input is surely not float16 (upcast with ``.float()``, made in float32, integer);
 - it is told to compute in float32 (``dtype=torch.float32`` on softmax, sum, cumsum...);
@@ -30,8 +30,8 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.dtype_flow import Dt, FlowTracker
 from fp16lint.analysis.dtypes import DType, dtype_of
+from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
@@ -65,7 +65,9 @@ def _literal_number(expr: cst.BaseExpression | None) -> float | None:
     return None
 
 
-def _positional(call: cst.Call, index: int, keyword: str | None = None) -> cst.BaseExpression | None:
+def _positional(
+    call: cst.Call, index: int, keyword: str | None = None
+) -> cst.BaseExpression | None:
     if keyword is not None:
         for arg in call.args:
             if arg.keyword is not None and arg.keyword.value == keyword:
@@ -178,8 +180,16 @@ class HazardTracker(Tracker):
         return len(self.ops) - 1
 
     def _text(self, call: cst.Call) -> str:
+        """The call as written when short, else ``func(...)``."""
+        whole = self.ctx.code(call)
+        if len(whole) <= 50 and "\n" not in whole:
+            return whole
         func = self.ctx.code(call.func)
-        return f"{func}(...)" if len(func) <= 60 else f"{_method_name(call) or 'call'}(...)"
+        return (
+            f"{func}(...)"
+            if len(func) <= 50 and "\n" not in func
+            else f"{_method_name(call) or 'call'}(...)"
+        )
 
     # --- ops -------------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
@@ -195,8 +205,8 @@ class HazardTracker(Tracker):
         if qualname is not None:
             op = OPS_BY_FUNCTION.get(qualname)
             operand = _positional(node, 0, "input")
-            if op is None and isinstance(node.func, cst.Name):
-                op, operand = self._loss_module_call(node)
+        elif isinstance(node.func, cst.Name):
+            op, operand = self._loss_module_call(node)
         elif method is not None:
             op = OPS_BY_METHOD.get(method)
             operand = node.func.value  # type: ignore[attr-defined]
@@ -208,8 +218,10 @@ class HazardTracker(Tracker):
             return
         what = None
         if op.name in ("pow", "square"):
-            exponent = 2.0 if op.name == "square" else _literal_number(
-                _positional(node, 0 if method else 1, "exponent")
+            exponent = (
+                2.0
+                if op.name == "square"
+                else _literal_number(_positional(node, 0 if method else 1, "exponent"))
             )
             what = self._pow_risk(exponent)
             if what == "" or self._saturated():
@@ -227,9 +239,13 @@ class HazardTracker(Tracker):
         if op.name in ("pow", "square") and index >= 0:
             self._pending_square = (node, index)
 
-    def _loss_module_call(self, call: cst.Call) -> tuple[UnsafeOp | None, cst.BaseExpression | None]:
+    def _loss_module_call(
+        self, call: cst.Call
+    ) -> tuple[UnsafeOp | None, cst.BaseExpression | None]:
         """``criterion(logits, y)`` where ``criterion = nn.CrossEntropyLoss()``."""
         values = self.ctx.names.values(call.func.value)  # type: ignore[attr-defined]
+        if not values:
+            return None, None
         ops = set()
         for value in values:
             if not isinstance(value, cst.Call):
@@ -249,13 +265,26 @@ class HazardTracker(Tracker):
             if what == "" or self._saturated() or self._guarded():
                 return
             text = self.ctx.code(node)
-            self._record("FP202", node, dt, op="pow", risk="pow", what=what,
-                         text=text if len(text) <= 40 else "**")  # fmt: skip
+            self._record(
+                "FP202",
+                node,
+                dt,
+                op="pow",
+                risk="pow",
+                what=what,
+                text=text if len(text) <= 40 else "**",
+            )
         elif isinstance(node.operator, (cst.Divide,)) and _literal_number(node.left) is not None:
             dt = self.flow.dtype(node.right)  # 1 / x: only on a known float16 tensor
             if dt.is16 and not self._autocast_protects(RTRUEDIV, False) and not self._guarded():
-                self._record("FP202", node, dt, op="__rtruediv__", risk="reciprocal",
-                             text=self.ctx.code(node)[:40])  # fmt: skip
+                self._record(
+                    "FP202",
+                    node,
+                    dt,
+                    op="__rtruediv__",
+                    risk="reciprocal",
+                    text=self.ctx.code(node)[:40],
+                )
 
     def _pow_risk(self, exponent: float | None) -> str | None:
         """The risk text for ``x ** p`` ("" when it cannot overflow), None for the generic one."""
@@ -264,9 +293,9 @@ class HazardTracker(Tracker):
         if 0 <= exponent <= 1:
             return ""
         if exponent < 0:
-            return "gives inf for inputs near 0 (float16 holds nothing below 2.98e-8 but 0)"
-        limit = 65504 ** (1 / exponent)
-        return f"overflows to inf once |x| > {limit:.4g}"
+            return "it gives inf for inputs near 0 (float16 holds nothing below 2.98e-8 but 0)"
+        limit = 65520 ** (1 / exponent)  # 65520 and above round to inf
+        return f"it overflows to inf once |x| reaches {limit:.5g}"
 
     def _saturated(self) -> bool:
         """A power inside ``tanh``/``sigmoid``: inf saturates to the right value (GELU's tanh
@@ -296,17 +325,26 @@ class HazardTracker(Tracker):
         return False
 
     def _from_manual_norm(self, expr: cst.BaseExpression | None) -> bool:
+        """``rsqrt(var + eps)`` of an FP203 finding's result: part of that finding."""
         names = self._norm_vars[-1]
-        return expr is not None and any(isinstance(n, cst.Name) and n.value in names for n in walk(expr))
+        return expr is not None and any(
+            (isinstance(n, cst.Name) and n.value in names)
+            or (isinstance(n, cst.Call) and self._squared_operand(n) is not None)
+            for n in walk(expr)
+        )
 
     # --- FP203: hand-written norms ------------------------------------------------------------
-    def _square_base(self, expr: cst.BaseExpression) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
+    def _square_base(
+        self, expr: cst.BaseExpression
+    ) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
         """``(square node, base)`` for ``a.pow(2)``, ``torch.pow(a, 2)``, ``a.square()``,
         ``a ** 2``, ``a * a``."""
         if isinstance(expr, cst.BinaryOperation):
             if isinstance(expr.operator, cst.Power) and _literal_number(expr.right) == 2:
                 return expr, expr.left
-            if isinstance(expr.operator, cst.Multiply) and self.ctx.code(expr.left) == self.ctx.code(expr.right):
+            if isinstance(expr.operator, cst.Multiply) and self.ctx.code(
+                expr.left
+            ) == self.ctx.code(expr.right):
                 return expr, expr.left
             return None
         if not isinstance(expr, cst.Call):
@@ -314,22 +352,37 @@ class HazardTracker(Tracker):
         qualname = self.ctx.names.qualname(expr.func)
         if qualname in ("torch.pow", "torch.square"):
             base = _positional(expr, 0, "input")
-            exponent = 2.0 if qualname == "torch.square" else _literal_number(_positional(expr, 1, "exponent"))
+            exponent = (
+                2.0
+                if qualname == "torch.square"
+                else _literal_number(_positional(expr, 1, "exponent"))
+            )
             return (expr, base) if base is not None and exponent == 2 else None
         method = _method_name(expr) if qualname is None else None
-        if method == "square" or (method == "pow" and _literal_number(_positional(expr, 0, "exponent")) == 2):
+        if method == "square" or (
+            method == "pow" and _literal_number(_positional(expr, 0, "exponent")) == 2
+        ):
             return expr, expr.func.value  # type: ignore[attr-defined]
         return None
 
-    def _norm(self, call: cst.Call) -> bool:
-        """Report ``mean``/``sum`` of a float16 square (FP203); True when reported."""
+    def _squared_operand(self, call: cst.Call) -> cst.BaseExpression | None:
+        """The operand of a ``mean``/``sum`` call when it is a square (or a name bound to one)."""
         qualname = self.ctx.names.qualname(call.func)
         if qualname in ("torch.mean", "torch.sum", "torch.nanmean", "torch.nansum"):
             operand = _positional(call, 0, "input")
         elif qualname is None and _method_name(call) in _REDUCTIONS:
             operand = call.func.value  # type: ignore[attr-defined]
         else:
-            return False
+            return None
+        if operand is None:
+            return None
+        if isinstance(operand, cst.Name) and operand.value in self._squares[-1]:
+            return operand
+        return operand if self._square_base(operand) is not None else None
+
+    def _norm(self, call: cst.Call) -> bool:
+        """Report ``mean``/``sum`` of a float16 square (FP203); True when reported."""
+        operand = self._squared_operand(call)
         if operand is None:
             return False
         found = self._square_base(operand)
@@ -348,11 +401,15 @@ class HazardTracker(Tracker):
             dt = self._input(base)
         if dt is None or dt.safe:
             return False
-        is_pow = not (isinstance(square, cst.BinaryOperation) and isinstance(square.operator, cst.Multiply))
-        is_pow = is_pow and not (isinstance(square, cst.Call) and "square" in self.ctx.code(square.func))
+        is_pow = not (
+            isinstance(square, cst.BinaryOperation) and isinstance(square.operator, cst.Multiply)
+        )
+        is_pow = is_pow and not (
+            isinstance(square, cst.Call) and "square" in self.ctx.code(square.func)
+        )
         if (is_pow and self._autocast_protects(POW, False)) or self._guarded():
             return False
-        fields: dict[str, Any] = {"text": self.ctx.code(call)[:60] if len(self.ctx.code(call)) <= 60 else self._text(call)}
+        fields: dict[str, Any] = {"text": self._text(call)}
         base_text = dotted(base)
         if bound is None and base_text is not None:
             fields["fix"] = [self.ctx.span_ref(square), f"{base_text}.float().pow(2)"]

@@ -57,38 +57,48 @@ class Risk:
 
 
 RISKS: dict[str, Risk] = {
-    "exp": Risk(Severity.WARNING, "overflows to inf for inputs above 11.09"),
-    "cosh": Risk(Severity.WARNING, "overflows to inf for |x| above 11.77"),
-    "pow": Risk(Severity.WARNING, "overflows to inf once |x|**p exceeds 65504 (x**2 once |x| > 255.9)"),
+    "exp": Risk(Severity.WARNING, "it overflows to inf for inputs above 11.09"),
+    "cosh": Risk(Severity.WARNING, "it overflows to inf for |x| above 11.78"),
+    "pow": Risk(
+        Severity.WARNING, "it overflows to inf once |x|**p exceeds 65504 (x**2 once |x| > 255.9)"
+    ),
     "reciprocal": Risk(
         Severity.WARNING,
-        "gives inf for |x| below 1.5e-5, and float16 holds nothing below 2.98e-8 but 0",
+        "it gives inf for |x| below 1.5e-5, and float16 holds nothing below 2.98e-8 but 0",
     ),
     "rsqrt": Risk(
         Severity.WARNING,
-        "gives inf for inputs below 2.98e-8, which float16 rounds to 0 (an eps such as 1e-12 included)",
+        "it gives inf for inputs below 2.98e-8, which float16 rounds to 0 (an eps such as 1e-12 included)",
     ),
     "log": Risk(
         Severity.WARNING,
-        "gives -inf for values below 2.98e-8, which float16 rounds to 0 (small probabilities included)",
+        "it gives -inf for values below 2.98e-8, which float16 rounds to 0 (small probabilities included)",
     ),
-    "erfinv": Risk(Severity.WARNING, "gives inf for inputs within 4.9e-4 of ±1, which float16 rounds to ±1"),
+    "erfinv": Risk(
+        Severity.WARNING, "it gives inf for inputs within 2.44e-4 of ±1, which float16 rounds to ±1"
+    ),
     "prod": Risk(
         Severity.WARNING,
-        "writes a float16 result: a product overflows (2**16 is already inf) or underflows to 0 quickly",
+        "it writes a float16 result, and a product overflows (2**16 is already inf) or underflows to 0 quickly",
     ),
     "sum": Risk(
         Severity.INFO,
-        "accumulates in float32 but writes float16: a total above 65504 is inf (100000 ones are), "
+        "it accumulates in float32 but writes float16, so a total above 65504 is inf (100000 ones are), "
         "which small sums of bounded values never reach",
     ),
     "var": Risk(
         Severity.INFO,
-        "accumulates in float32 but writes float16: a variance above 65504 (values spread beyond "
+        "it accumulates in float32 but writes float16, so a variance above 65504 (values spread beyond "
         "±256) is inf",
     ),
-    "squares": Risk(Severity.WARNING, "squares its inputs in float16: a difference above 255.9 overflows to inf"),
-    "poisson": Risk(Severity.WARNING, "computes `exp(input)` in float16 (`log_input=True`): inputs above 11.09 give inf"),
+    "squares": Risk(
+        Severity.WARNING,
+        "it squares its inputs in float16, so a difference above 255.9 overflows to inf",
+    ),
+    "poisson": Risk(
+        Severity.WARNING,
+        "it computes `exp(input)` in float16 (`log_input=True`), so inputs above 11.09 give inf",
+    ),
     "softmax": Risk(
         Severity.INFO,
         "its kernel accumulates in float32, so in-range logits are safe; logits that already "
@@ -101,8 +111,8 @@ RISKS: dict[str, Risk] = {
     ),
     "loss": Risk(
         Severity.INFO,
-        "the loss is computed on float16 inputs and returned in float16 (about 3 significant "
-        "digits); inputs that already overflowed give NaN",
+        "the loss is computed on float16 inputs and returned in float16, which keeps about 3 "
+        "significant digits",
     ),
 }
 
@@ -195,6 +205,7 @@ UNSAFE_OPS: tuple[UnsafeOp, ...] = (
     _loss("poisson_nll_loss", "poisson", "PoissonNLLLoss"),
 )  # fmt: skip
 
+OPS_BY_NAME = {op.name: op for op in UNSAFE_OPS}
 OPS_BY_FUNCTION = {q: op for op in UNSAFE_OPS for q in op.functions}
 OPS_BY_METHOD = {m: op for op in UNSAFE_OPS for m in op.methods}
 OPS_BY_MODULE = {m: op for op in UNSAFE_OPS for m in op.modules}
@@ -223,7 +234,9 @@ _LRN = Risk(
     "it squares its input in float16 (inputs above 255.9 overflow), and it has no float16 kernel "
     "on CPU",
 )
-_NO_CPU_KERNEL = Risk(Severity.WARNING, "it has no float16 kernel on CPU (`not implemented for 'Half'`)")
+_NO_CPU_KERNEL = Risk(
+    Severity.WARNING, "it has no float16 kernel on CPU (`not implemented for 'Half'`)"
+)
 
 _LAYERS: dict[str, Risk] = {
     **dict.fromkeys(("LayerNorm", "GroupNorm", "RMSNorm"), _NORM),
@@ -236,7 +249,9 @@ _LAYERS: dict[str, Risk] = {
     "MultiMarginLoss": _NO_CPU_KERNEL,
     **{c.rsplit(".", 1)[1]: RISKS[op.risk] for op in UNSAFE_OPS if op.cpu_fp32 for c in op.modules},
 }
-UNSAFE_LAYERS: dict[str, UnsafeLayer] = {f"torch.nn.{n}": UnsafeLayer(r) for n, r in _LAYERS.items()}
+UNSAFE_LAYERS: dict[str, UnsafeLayer] = {
+    f"torch.nn.{n}": UnsafeLayer(r) for n, r in _LAYERS.items()
+}
 
 
 # --- FP204: ops with no (or partial) float16 support ------------------------------------------
@@ -248,8 +263,7 @@ class NoFp16:
     checked_on: str  # "cpu": tests/facts/test_amp_ops_table.py runs it on this build's CPU
 
 
-_LINALG = NoFp16("raises for float16 input on CPU (`not implemented for 'Half'` or "
-                 "`Low precision dtypes not supported`)", "cpu")  # fmt: skip
+_LINALG = NoFp16("raises for float16 input on CPU (no float16 kernel)", "cpu")
 _FFT = NoFp16("raises for float16 input on CPU (`Unsupported dtype Half`), and on CUDA accepts "
               "it only for power-of-two sizes", "cpu")  # fmt: skip
 NO_FP16_SUPPORT: dict[str, NoFp16] = {

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import converters, types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 from pygls.uris import to_fs_path
 
 from fp16lint import __version__
@@ -39,9 +41,21 @@ PYTHON_SUFFIXES = (".py", ".pyi")
 WATCHED = ("**/*.py", "**/*.pyi", *(f"**/{name}" for name in CONFIG_NAMES))
 
 
+class _Protocol(LanguageServerProtocol):
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        """pygls drops a request whose params it cannot read; answer it with the error
+        (``InvalidParams``) so the client does not wait for ever."""
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if "id" in data and "method" in data:
+                self._send_response(data["id"], error=exc.to_response_error())
+            raise
+
+
 class Fp16lintServer(LanguageServer):
     def __init__(self) -> None:
-        super().__init__("fp16lint", __version__)
+        super().__init__("fp16lint", __version__, protocol_cls=_Protocol)
         self.session = Session()
         self.debounce = DEBOUNCE
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="fp16lint-lint")
@@ -57,6 +71,10 @@ class Fp16lintServer(LanguageServer):
 
     def log(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """A message that could not be read or handled: log it (no pop-up) and go on."""
+        self.log(f"fp16lint: {type(error).__name__}: {error}", types.MessageType.Error)
 
     def warn_config_errors(self) -> None:
         while self.session.errors:

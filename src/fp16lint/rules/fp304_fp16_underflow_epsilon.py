@@ -143,20 +143,21 @@ def normalize(x):
 
     def _message(self, sink: Sink) -> str:
         target = sink.target_text(self.ctx.code)
-        who = f"`{target}`" if target else "the tensor"
         value = quoted_value(sink, self.ctx.code)
-        if sink.operation in _CONSEQUENCES and sink.operation not in (
-            "normalize",
-            "cosine_similarity",
-        ):
-            role = f"no longer keeps {who} away from zero in {sink.operation}"
+        written = self.ctx.code(sink.node)
+        if sink.operation in ("normalize", "cosine_similarity"):
+            effect = f"`{sink.operation}` divides a zero vector by 0 in float16 and gives NaN"
+        elif sink.operation in _CONSEQUENCES:
+            total = f"`{target} + {written}`" if target else "the sum"
+            op = sink.operation
+            place = f"in {op}" if op.startswith("a ") else f"under `{op}`"
+            effect = f"{total} {place} can still be 0 in float16, and {_CONSEQUENCES[op]}"
         else:
-            role = f"does nothing in `{sink.operation}`"
-        consequence = _CONSEQUENCES.get(sink.operation, "zeros pass the clamp")
+            who = f"`{target}`" if target else "the tensor"
+            effect = f"`{sink.operation}` lets zeros of {who} through in float16"
         return (
-            f"{value} {_rounded(sink.constant.value)}, so it {role} when {who} is float16 "
-            f"({consequence}); compute this in float32, or use an eps float16 can hold "
-            "(at least 6.1e-05)."
+            f"{value} {_rounded(sink.constant.value)}, so {effect}; compute this in float32, "
+            "or use an eps float16 can hold (at least 6.1e-05)."
         )
 
     visit_Call = visit_BinaryOperation = _check

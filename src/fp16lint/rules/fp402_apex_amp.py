@@ -47,7 +47,7 @@ class ApexAmp(Rule):
         "apex's AMP predates PyTorch's native mixed precision and is deprecated in its favour; "
         "it is no longer maintained and often fails to build against current PyTorch. Native "
         "AMP (`torch.autocast` + `torch.amp.GradScaler`) corresponds to apex's recommended "
-        "`O1`; `O2` (\"almost fp16\") has no native equivalent and `O3` is pure float16 "
+        '`O1`; `O2` ("almost fp16") has no native equivalent and `O3` is pure float16 '
         "training, both better replaced by float32 weights under autocast."
     )
     example = """\

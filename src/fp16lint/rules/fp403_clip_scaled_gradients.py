@@ -57,9 +57,7 @@ torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
 scaler.step(optimizer)
 scaler.update()
 """
-    references = (
-        "https://pytorch.org/docs/stable/notes/amp_examples.html#gradient-clipping",
-    )
+    references = ("https://pytorch.org/docs/stable/notes/amp_examples.html#gradient-clipping",)
 
     valid = (
         # PyTorch's recipe: unscale_ first.

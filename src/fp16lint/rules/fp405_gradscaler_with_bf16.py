@@ -44,15 +44,15 @@ class GradScalerWithBf16(Rule):
         "a GradScaler that is surely enabled. Reports it when every autocast region of that "
         "function is surely bfloat16 (`dtype=torch.bfloat16`, or CPU autocast's default), or "
         "when every region runs on CPU in float16 while the scaler is a CUDA one "
-        "(`torch.amp.GradScaler()` defaults to `\"cuda\"`, `torch.cuda.amp.GradScaler`). "
+        '(`torch.amp.GradScaler()` defaults to `"cuda"`, `torch.cuda.amp.GradScaler`). '
         "A scaler whose `enabled` is computed, or a dtype chosen at run time, is left alone."
     )
     why = (
         "Loss scaling exists because float16 gradients underflow; bfloat16 has float32's "
         "exponent range (max 3.4e38), so with bfloat16 autocast the scaler only adds work and "
-        "skipped steps (transformers' `bf16` option: \"no loss scaling required\"). A CUDA "
+        'skipped steps (transformers\' `bf16` option: "no loss scaling required"). A CUDA '
         "GradScaler around CPU-only code is worse: on a machine without CUDA it warns "
-        "\"CUDA is not available. Disabling.\" and scales nothing, so CPU float16 gradients "
+        '"CUDA is not available. Disabling." and scales nothing, so CPU float16 gradients '
         "are not protected."
     )
     example = """\

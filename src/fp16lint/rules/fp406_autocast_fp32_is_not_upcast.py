@@ -23,11 +23,11 @@ class AutocastFp32IsNotUpcast(Rule):
     what = (
         "Finds autocast calls (every spelling, as a `with` item, a decorator or a value) whose "
         "`dtype` is surely `torch.float32` (or float64) and that are not `enabled=False`: "
-        "code that means \"run this block in float32\"."
+        'code that means "run this block in float32".'
     )
     why = (
         "Autocast only lowers precision. On CPU and every other non-CUDA device it accepts "
-        "only bfloat16 and float16: any other dtype makes it warn \"the target dtype is not "
+        'only bfloat16 and float16: any other dtype makes it warn "the target dtype is not '
         "supported. Disabling autocast.\", so ops in the block run in their inputs' dtype and "
         "float16 or bfloat16 tensors stay so. CUDA accepts float32 but only casts the ops on "
         "autocast's lists (matmul, linear, conv, softmax, ...); every other op, elementwise "

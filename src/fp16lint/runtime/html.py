@@ -275,11 +275,11 @@ def _runs_table(report: Report) -> str:
 
 def _places_table(report: Report, limit: int = 60) -> str:
     run = report.prepared
-    places = [p for p in report.sorted_places(run) if p.kind == "op" or p.is_leaf or p.runs[run].verdict == CONFIRMED]
+    places = [p for p in report.sorted_places(run) if p.shown(run)]
     places = places[:limit]
     others = [r for r in report.run_names() if r != run]
     head = (
-        "<tr><th>verdict</th><th>where</th><th>op / module</th><th>calls</th>"
+        "<tr><th>verdict</th><th>where</th><th>op / module</th><th>dtype</th><th>calls</th>"
         + "".join(f"<th>max |x| {escape(r)}</th>" for r in others)
         + f"<th>max |x| {escape(run)}</th><th>headroom</th><th>inf</th><th>NaN</th><th>clamped</th>"
         "<th>error here</th><th>error vs fp32</th><th>underflow</th><th>why</th></tr>"
@@ -291,6 +291,7 @@ def _places_table(report: Report, limit: int = 60) -> str:
             f"<td>{_badge(fig.verdict)}</td>",
             f"<td><code>{escape(pl.where)}</code></td>",
             f"<td><code>{escape(pl.what)}</code></td>",
+            f"<td>{escape(', '.join(fig.dtypes))}</td>",
             f'<td class="n">{fig.calls}</td>',
         ]
         for r in others:

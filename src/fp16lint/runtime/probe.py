@@ -160,24 +160,24 @@ class ReferenceStore:
         self.bytes = 0
         self.full = False
         self._tensors: dict[tuple, list[tuple[torch.Tensor, int, bool]]] = {}
-        self._seen: set[int] = set()
         self._detached: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.stats: dict[tuple, tuple[int, int, int]] = {}  # inf created, nan created, zero rows
 
     def put(self, key: tuple, tensors: list[torch.Tensor], clean: list[bool]) -> None:
-        size = sum(nbytes(t) for t in tensors if id(t) not in self._seen)
-        if self.bytes + size > self.max_bytes:
-            self.full = True
+        if self.full:
             return
-        self.bytes += size
         entries = []
         for t, c in zip(tensors, clean, strict=True):
             # one detached object per tensor, so that equal pairs compare once (see Probe)
             hit = self._detached.get(id(t))
             if hit is None or hit[0] is not t:
+                size = nbytes(t)
+                if self.bytes + size > self.max_bytes:
+                    self.full = True
+                    return
+                self.bytes += size
                 hit = self._detached[id(t)] = (t, t.detach())
             entries.append((hit[1], version(t), c))
-        self._seen.update(id(t) for t in tensors)
         self._tensors[key] = entries
 
     def get(self, key: tuple) -> list[tuple[torch.Tensor, bool]] | None:
@@ -197,7 +197,6 @@ class ReferenceStore:
 
     def clear(self) -> None:
         self._tensors.clear()
-        self._seen.clear()
         self._detached.clear()
         self.stats.clear()
         self.bytes = 0
@@ -319,6 +318,7 @@ class Probe(TorchFunctionMode):
         self._queue_bytes = 0
         self._keep: list[Any] = []  # run tensors whose ids key the queue, alive until the flush
         self._deferred_local: list[tuple] = []
+        self._names: dict[Any, str | None] = {}
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -445,11 +445,12 @@ class Probe(TorchFunctionMode):
             yd = y.detach()
             pv = padding_view(valid, y.shape)
             if pv is None:
-                y32 = yd.to(torch.float32, copy=True).reshape(-1)
-                r32 = r.reshape(-1)
+                # a copy: the run may change y in place before the batch is computed
+                y32 = yd.to(torch.float32, copy=True)
+                r32 = r
             else:
-                y32 = (yd.float() * pv).reshape(-1)
-                r32 = (r * pv).reshape(-1)
+                y32 = yd.float() * pv
+                r32 = r * pv
             pending = _Pending(y32, r32)
             pending.targets.append((target, kind))
             self._queue.append(pending)
@@ -480,27 +481,32 @@ class Probe(TorchFunctionMode):
             self._local_check(rec, func, args, kwargs, out, acts)
 
     def _compute(self, queue: list[_Pending]) -> None:
-        dev = queue[0].y.device
-        n = len(queue)
-        ys = torch.cat([p.y for p in queue]).double()
-        rs = torch.cat([p.r.to(device=dev, dtype=torch.float32) for p in queue]).double()
-        lengths = torch.tensor([p.numel for p in queue], device=dev)
-        seg = torch.repeat_interleave(torch.arange(n, device=dev), lengths)
-        d = ys - rs
-        nzm = rs != 0
-        sums = torch.zeros(4, n, dtype=torch.float64, device=dev)
-        sums[0].index_add_(0, seg, d * d)
-        sums[1].index_add_(0, seg, rs * rs)
-        sums[2].index_add_(0, seg, nzm.double())
-        sums[3].index_add_(0, seg, (nzm & (ys == 0)).double())
-        num2, den2, nz, under = sums.tolist()
-        for i, p in enumerate(queue):
-            num, den = math.sqrt(num2[i]), math.sqrt(den2[i])
+        # a few kernels per pair and one synchronisation for the whole queue
+        f64 = torch.float64
+        norm = torch.linalg.vector_norm
+        rows = []
+        for p in queue:
+            y, r = p.y, p.r
+            nz = r != 0
+            rows.append(
+                torch.stack(
+                    (
+                        norm(y - r, dtype=f64),
+                        norm(r, dtype=f64),
+                        nz.sum(dtype=f64),
+                        (nz & (y == 0)).sum(dtype=f64),
+                    )
+                )
+            )
+        values = torch.stack(rows).tolist()
+        for p, (num, den, nzc, under) in zip(queue, values, strict=True):
             if den == 0:
                 rel = 0.0 if num == 0 else math.inf
+            elif not math.isfinite(num):
+                rel = math.inf
             else:
                 rel = num / den
-            und = under[i] / nz[i] if nz[i] else 0.0
+            und = under / nzc if nzc else 0.0
             for target, kind in p.targets:
                 self._assign(target, kind, rel, und)
 
@@ -537,8 +543,8 @@ class Probe(TorchFunctionMode):
             is_leaf=info.is_leaf,
             is_norm=info.is_norm,
             in_dtypes=summ.dtypes,
-            param_dtypes=dict(info.param_dtypes),
-            buffer_dtypes=dict(info.buffer_dtypes),
+            param_dtypes=info.param_dtypes,
+            buffer_dtypes=info.buffer_dtypes,
             max_abs_in=summ.max_abs,
         )
         frame = _Frame(
@@ -622,7 +628,14 @@ class Probe(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         if kwargs is None:
             kwargs = {}
-        name = getattr(func, "__name__", None)
+        try:
+            name = self._names[func]
+        except (KeyError, TypeError):
+            name = getattr(func, "__name__", None)
+            try:
+                self._names[func] = name
+            except TypeError:
+                pass
         if name not in self._ops:
             try:
                 return func(*args, **kwargs)
@@ -698,8 +711,7 @@ class Probe(TorchFunctionMode):
             self._compare_to_reference(out_summ.acts, out_summ.stats, ref, out_summ.mask_context, rec, "out")
         if self._local == "never":
             return
-        low = any(t.dtype in LOW_PRECISION for t in out_summ.acts) or has_low_precision((args, kwargs))
-        if not low:
+        if not (out_summ.low or in_summ.low):
             return
         now = self._local == "always" or ref is None or not out_summ.finite or out_summ.clamped
         if now:
@@ -747,5 +759,7 @@ class Probe(TorchFunctionMode):
                     else max(rec.local_underflow, cmp.underflow or 0.0)
                 )
         if compared:
-            # the fp32 recomputation on the same inputs is the judge of what this op created
-            rec.inf_created, rec.nan_created = inf_c, nan_c
+            # inf/NaN where fp32 arithmetic on the very same inputs stays finite: this op made
+            # them even if its inputs already held some elsewhere
+            rec.inf_created = max(rec.inf_created, inf_c)
+            rec.nan_created = max(rec.nan_created, nan_c)

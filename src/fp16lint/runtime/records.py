@@ -127,6 +127,8 @@ class OpRecord:
 
     @property
     def headroom(self) -> float | None:
+        if self.inf_created or (self.n_inf and not self.max_abs):
+            return 0.0
         return headroom(self.max_abs)
 
     @property
@@ -181,6 +183,8 @@ class ModuleRecord:
 
     @property
     def headroom(self) -> float | None:
+        if self.inf_created or (self.n_inf and not self.max_abs):
+            return 0.0
         return headroom(self.max_abs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -240,6 +244,8 @@ class OutputStats:
 
     @property
     def headroom(self) -> float | None:
+        if self.n_inf:
+            return 0.0
         return headroom(self.max_abs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -267,6 +273,8 @@ class RunRecord:
     duration_s: float = 0.0
     params: dict[str, str] = field(default_factory=dict)
     buffers: dict[str, str] = field(default_factory=dict)
+    #: parameters and buffers holding inf/NaN after the cast (fp16 weights beyond 65504): count
+    nonfinite_params: dict[str, int] = field(default_factory=dict)
     output: OutputStats | None = None
     grads: GradStats | None = None
     modules: list[ModuleRecord] = field(default_factory=list)
@@ -295,6 +303,7 @@ class RunRecord:
             "duration_s": self.duration_s,
             "params": dict(self.params),
             "buffers": dict(self.buffers),
+            "nonfinite_params": dict(self.nonfinite_params),
             "param_dtype_counts": self.dtype_counts("params"),
             "buffer_dtype_counts": self.dtype_counts("buffers"),
             "output": self.output.to_dict() if self.output else None,
@@ -318,6 +327,7 @@ class RunRecord:
             duration_s=data.get("duration_s", 0.0),
             params=dict(data.get("params", {})),
             buffers=dict(data.get("buffers", {})),
+            nonfinite_params=dict(data.get("nonfinite_params", {})),
             output=OutputStats.from_dict(data["output"]) if data.get("output") else None,
             grads=GradStats.from_dict(data["grads"]) if data.get("grads") else None,
             modules=[ModuleRecord.from_dict(m) for m in data.get("modules", [])],

@@ -181,7 +181,8 @@ class PlaceFigures:
         self.underflow = _max(self.underflow, r.underflow)
         if r.rel_error is not None:
             # the error this module created: large out, still small in
-            created = r.rel_error_in is None or r.rel_error_in <= r.rel_error / 4
+            rin = r.rel_error_in
+            created = rin is None or (math.isfinite(rin) and rin <= r.rel_error / 4)
             if created:
                 self.local_rel_error = _max(self.local_rel_error, r.rel_error)
         self.rel_error = _max(self.rel_error, r.rel_error)
@@ -276,6 +277,14 @@ class Place:
     order: int = 0
     param_dtypes: dict[str, str] = field(default_factory=dict)
     runs: dict[str, PlaceFigures] = field(default_factory=dict)
+
+    def shown(self, run: str) -> bool:
+        """Worth a row in the tables: op sites, leaf modules, and containers that clamped
+        values or zeroed rows themselves (their other verdicts repeat their children's)."""
+        if self.kind == "op" or self.is_leaf:
+            return True
+        fig = self.runs.get(run)
+        return fig is not None and bool(fig.clamped or fig.new_zero_rows or fig.raised)
 
     def figures(self, run: str) -> PlaceFigures | None:
         return self.runs.get(run)
@@ -439,6 +448,16 @@ class Report:
             return CONFIRMED, [f"raised{where}: {rec.error}"]
         reasons: list[str] = []
         verdict = NOT_OBSERVED
+        ref_rec = self.runs.get(RUN_FP32)
+        new_bad = {
+            n: c
+            for n, c in rec.nonfinite_params.items()
+            if run != RUN_FP32 and not (ref_rec and ref_rec.nonfinite_params.get(n))
+        }
+        if new_bad:
+            verdict = CONFIRMED
+            names = ", ".join(f"{n} ({c})" for n, c in list(new_bad.items())[:4])
+            reasons.append(f"the cast made parameters inf/NaN: {names}")
         for pl in self.places():
             fig = pl.runs.get(run)
             if fig is None:

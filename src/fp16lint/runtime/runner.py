@@ -382,6 +382,12 @@ def _execute(
     )
     rec.params = {n: dtype_name(p.dtype) for n, p in model.named_parameters()}
     rec.buffers = {n: dtype_name(b.dtype) for n, b in model.named_buffers() if b is not None}
+    with torch.no_grad():
+        for n, t in (*model.named_parameters(), *model.named_buffers()):
+            if t is not None and t.is_floating_point() and t.numel():
+                bad = int((~torch.isfinite(t)).sum())
+                if bad:
+                    rec.nonfinite_params[n] = bad
     in_dtype = torch.float32 if plan.autocast else plan.dtype
     a = _cast_inputs(args, dev, in_dtype)
     k = _cast_inputs(kwargs, dev, in_dtype)

@@ -21,8 +21,54 @@ LOW_PRECISION = (torch.float16, torch.bfloat16)
 _MAX_DEPTH = 6
 
 
+_Parameter = torch.nn.Parameter
+_DTYPE_NAMES: dict[torch.dtype, str] = {}
+_SENTINELS: dict[torch.dtype, float] = {}
+
+
 def dtype_name(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
+    name = _DTYPE_NAMES.get(dtype)
+    if name is None:
+        name = _DTYPE_NAMES[dtype] = str(dtype).removeprefix("torch.")
+    return name
+
+
+def _sentinel(dtype: torch.dtype) -> float:
+    """Half the dtype's most negative value: at or below it a value is a mask sentinel."""
+    v = _SENTINELS.get(dtype)
+    if v is None:
+        v = _SENTINELS[dtype] = -torch.finfo(dtype).max * 0.5
+    return v
+
+
+def flat_tensors(
+    obj: object, masked: bool = False, out: list | None = None, depth: int = 0
+) -> list[tuple[bool, torch.Tensor]]:
+    """Every tensor in ``obj`` with whether a mapping key above it names a mask (fast walk)."""
+    if out is None:
+        out = []
+    if isinstance(obj, torch.Tensor):
+        out.append((masked, obj))
+        return out
+    if depth >= _MAX_DEPTH:
+        return out
+    if type(obj) in (tuple, list):
+        for v in obj:
+            if isinstance(v, torch.Tensor):
+                out.append((masked, v))
+            elif type(v) in (tuple, list, dict) or isinstance(v, Mapping):
+                flat_tensors(v, masked, out, depth + 1)
+    elif type(obj) is dict or isinstance(obj, Mapping):
+        for k, v in obj.items():
+            m = masked or (isinstance(k, str) and "mask" in k.lower())
+            if isinstance(v, torch.Tensor):
+                out.append((m, v))
+            elif type(v) in (tuple, list, dict) or isinstance(v, Mapping):
+                flat_tensors(v, m, out, depth + 1)
+    elif isinstance(obj, (tuple, list)):  # namedtuples and other subclasses
+        for v in obj:
+            flat_tensors(v, masked, out, depth + 1)
+    return out
 
 
 def iter_named_tensors(obj: object, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
@@ -95,9 +141,12 @@ def tensor_stat(t: torch.Tensor, mask_context: bool = False) -> TStat:
     n = t.numel()
     if n == 0:
         return TStat()
-    finfo = torch.finfo(t.dtype)
-    sentinel = -finfo.max * 0.5
-    mn, mx = torch.stack(torch.aminmax(t)).tolist()
+    sentinel = _sentinel(t.dtype)
+    lo, hi = torch.aminmax(t)
+    if t.device.type == "cpu":
+        mn, mx = lo.item(), hi.item()
+    else:  # one synchronisation instead of two
+        mn, mx = torch.stack((lo, hi)).tolist()
     if mn <= sentinel and bool(((t == 0) | (t == mn)).all()):
         return TStat(numel=n, mask_like=True)
     fp16 = t.dtype == torch.float16
@@ -145,6 +194,7 @@ class Summary:
     n_nan: int = 0
     clamped: int = 0
     mask_context: bool = False
+    low: bool = False  # some floating tensor (parameters too) is fp16/bf16
 
     @property
     def finite(self) -> bool:
@@ -168,18 +218,22 @@ def summarize(
     dtypes: list[str] = []
     acts: list[torch.Tensor] = []
     stats: list[TStat] = []
-    for name, t in iter_named_tensors(obj):
-        dn = dtype_name(t.dtype)
+    low = False
+    items = flat_tensors(obj)
+    for masked, t in items:
+        if masked:
+            mask_context = True
+            break
+    for masked, t in items:
+        dt = t.dtype
+        dn = _DTYPE_NAMES.get(dt) or dtype_name(dt)
         if dn not in dtypes:
             dtypes.append(dn)
-        if not t.is_floating_point():
-            if name and is_mask_name(name):
-                mask_context = True
+        if masked or not t.is_floating_point():
             continue
-        if name and is_mask_name(name):
-            mask_context = True
-            continue
-        if skip_params and isinstance(t, torch.nn.Parameter):
+        if dt in LOW_PRECISION:
+            low = True
+        if skip_params and t.__class__ is _Parameter:  # (isinstance on Parameter is slow)
             continue
         st = stat(t, mask_context)
         if st.mask_like:
@@ -187,7 +241,7 @@ def summarize(
             continue
         acts.append(t)
         stats.append(st)
-    s = Summary(dtypes=dtypes, acts=acts, stats=stats, mask_context=mask_context)
+    s = Summary(dtypes=dtypes, acts=acts, stats=stats, mask_context=mask_context, low=low)
     for st in stats:
         s.numel += st.numel
         s.n_inf += st.n_inf

@@ -33,14 +33,15 @@ def _runs_table(report: Report) -> str:
     for name in report.run_names():
         rec = report.runs[name]
         verdict, _ = report.run_verdict(name)
+        mark = " *" if name == report.prepared else ""
         if rec.error:
-            rows.append([name, rec.label, "-", "-", "-", "-", "-", "-", f"{rec.duration_s:.2f}s",
+            rows.append([name + mark, _trim(rec.label, 40), "-", "-", "-", "-", "-", "-", f"{rec.duration_s:.2f}s",
                          "raised" if name == RUN_FP32 else verdict])
             continue
         out = rec.output
         rows.append(
             [
-                name + (" *" if name == report.prepared else ""),
+                name + mark,
                 _trim(rec.label, 40),
                 fmt_num(out.max_abs if out else None),
                 fmt_headroom(out.headroom if out else None),
@@ -57,18 +58,14 @@ def _runs_table(report: Report) -> str:
 
 def _places_table(report: Report, max_places: int) -> tuple[str, int, int]:
     run = report.prepared
-    places = [
-        pl
-        for pl in report.sorted_places(run)
-        if pl.kind == "op" or pl.is_leaf or pl.runs[run].verdict == CONFIRMED and pl.is_norm
-    ]
+    places = [pl for pl in report.sorted_places(run) if pl.shown(run)]
     shown = [pl for pl in places if pl.runs[run].verdict != NOT_OBSERVED]
     rest = [pl for pl in places if pl.runs[run].verdict == NOT_OBSERVED]
     shown = (shown + rest)[: max(max_places, len(shown))]
     if len(shown) > 60:
         shown = shown[:60]
     fp32 = RUN_FP32
-    headers = ["verdict", "where", "op / module", "calls", "max|x| fp32", f"max|x| {run}", "headroom",
+    headers = ["verdict", "where", "op / module", "dtype", "calls", "max|x| fp32", f"max|x| {run}", "headroom",
                "inf", "NaN", "clamped", "err here", "err vs fp32", "underflow", "why"]
     rows = []
     for pl in shown:
@@ -79,6 +76,7 @@ def _places_table(report: Report, max_places: int) -> tuple[str, int, int]:
                 fig.verdict,
                 _trim(pl.where, 48),
                 _trim(pl.what, 44),
+                ",".join(d.replace("float", "f").replace("bf16", "bf16") for d in fig.dtypes) or "-",
                 str(fig.calls),
                 fmt_num(ref.max_abs if ref else None),
                 fmt_num(fig.max_abs),
@@ -92,7 +90,7 @@ def _places_table(report: Report, max_places: int) -> tuple[str, int, int]:
                 _trim("; ".join(fig.reasons), 70),
             ]
         )
-    return table(headers, rows, right=(3, 4, 5, 6, 7, 8, 9, 10, 11, 12)), len(shown), len(places)
+    return table(headers, rows, right=(4, 5, 6, 7, 8, 9, 10, 11, 12, 13)), len(shown), len(places)
 
 
 def _dtype_lines(report: Report) -> list[str]:
@@ -167,9 +165,12 @@ def format_report(report: Report, max_places: int = 25) -> str:
             out.append(f"  {name} raised{site}: {rec.error}")
         for note in rec.notes:
             out.append(f"  {name}: {note}")
+        if rec.nonfinite_params:
+            bad = ", ".join(f"{n} ({c} values)" for n, c in list(rec.nonfinite_params.items())[:6])
+            out.append(f"  {name}: parameters holding inf/NaN after the cast: {bad}")
     out.append("")
     tbl, n_shown, n_all = _places_table(report, max_places)
-    out.append(f"places in the {report.prepared} run, worst first ({n_shown} of {n_all} op sites and leaf modules):")
+    out.append(f"places in the {report.prepared} run, worst first ({n_shown} of {n_all} op sites and modules):")
     out.append(tbl)
     out.append("")
     out.append("parameter dtypes after the cast:")

@@ -1,0 +1,172 @@
+"""Language-server latency: from a ``didChange`` to the ``publishDiagnostics`` for that version.
+
+    .venv/bin/python benchmarks/bench_lsp.py [--lines 2000] [--changes 40] [--pause 0.3]
+
+starts the real ``fp16lint lsp`` over stdio (as an editor does), opens a generated
+``--lines``-line PyTorch file with a few hazards, then makes ``--changes`` edits, one every
+``--pause`` seconds (a typist's pause: longer than the debounce), each changing the file's
+findings, and times each until the diagnostics for its version arrive. It prints p50/p95/max
+and, for comparison, the engine's own time for one lint of the same text (the floor: the server
+adds its debounce and the JSON-RPC round trip). The target is p95 <= 200 ms for 2,000 lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+HEADER = "import torch\nimport torch.nn as nn\nimport torch.nn.functional as F\n\n\n"
+BLOCK = '''\
+class Block{i}(nn.Module):
+    """Residual MLP block {i}."""
+
+    def __init__(self, dim: int = 256, hidden: int = 1024) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.up = nn.Linear(dim, hidden)
+        self.down = nn.Linear(hidden, dim)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.up(self.norm(x))
+        h = F.gelu(h)
+        h = self.drop(self.down(h))
+        return x + h
+
+
+'''
+TRAIN = """\
+def train(model, loader, steps: int = 100):
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    scaler = torch.cuda.amp.GradScaler()
+    for step, (x, y) in enumerate(loader):
+        with torch.autocast("cuda", dtype=torch.float16):
+            loss = F.mse_loss(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad(set_to_none=True)
+        if step >= steps:
+            break
+
+
+"""
+
+
+def make_source(lines: int) -> str:
+    parts = [HEADER]
+    i = 0
+    while sum(p.count("\n") for p in parts) + TRAIN.count("\n") < lines:
+        parts.append(BLOCK.format(i=i))
+        i += 1
+    parts.append(TRAIN)
+    text = "".join(parts)
+    return "\n".join(text.split("\n")[:lines]) + "\n"
+
+
+def engine_time(path: Path, text: str) -> float:
+    from fp16lint.config import Settings
+    from fp16lint.engine import lint_source
+    from fp16lint.runner import selected_rules
+
+    rules = selected_rules(Settings(root=path.parent))
+    lint_source(str(path), text, rules)  # warm-up
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        lint_source(str(path), text, rules)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+async def measure(lines: int, changes: int, pause: float) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="fp16lint-bench-lsp-"))
+    path = root / "model.py"
+    text = make_source(lines)
+    path.write_text(text, encoding="utf-8")
+    uri = path.as_uri()
+
+    published: dict[int, float] = {}
+    client = LanguageClient("bench-lsp", "1")
+
+    @client.feature(types.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
+    def on_diagnostics(params: types.PublishDiagnosticsParams) -> None:
+        if params.uri == uri and params.version is not None:
+            published.setdefault(params.version, time.perf_counter())
+
+    await client.start_io(sys.executable, "-m", "fp16lint", "lsp")
+    await client.initialize_async(
+        types.InitializeParams(
+            capabilities=types.ClientCapabilities(),
+            root_uri=root.as_uri(),
+            workspace_folders=[types.WorkspaceFolder(root.as_uri(), "bench")],
+        )
+    )
+    client.initialized(types.InitializedParams())
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(types.TextDocumentItem(uri, "python", 1, text))
+    )
+    while 1 not in published:
+        await asyncio.sleep(0.005)
+
+    # Each edit adds or removes a line with a deprecated-API call in the middle of the file.
+    line = text.count("\n") // 2
+    hazard = "scaler2 = torch.cuda.amp.GradScaler()\n"
+    latencies = []
+    for version in range(2, changes + 2):
+        await asyncio.sleep(pause)
+        position = types.Position(line, 0)
+        if version % 2 == 0:
+            change = types.TextDocumentContentChangePartial(
+                range=types.Range(position, position), text=hazard
+            )
+        else:
+            end = types.Position(line + 1, 0)
+            change = types.TextDocumentContentChangePartial(
+                range=types.Range(position, end), text=""
+            )
+        sent = time.perf_counter()
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                types.VersionedTextDocumentIdentifier(uri=uri, version=version), [change]
+            )
+        )
+        while version not in published:
+            await asyncio.sleep(0.001)
+        latencies.append(published[version] - sent)
+
+    await client.shutdown_async(None)
+    client.exit(None)
+    await client.stop()
+    ms = sorted(x * 1000 for x in latencies)
+    return {
+        "lines": text.count("\n"),
+        "changes": len(ms),
+        "p50_ms": round(statistics.median(ms), 1),
+        "p95_ms": round(ms[max(0, int(round(0.95 * len(ms))) - 1)], 1),
+        "max_ms": round(ms[-1], 1),
+        "engine_lint_ms": round(engine_time(path, text) * 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=2000)
+    parser.add_argument("--changes", type=int, default=40)
+    parser.add_argument("--pause", type=float, default=0.3)
+    args = parser.parse_args()
+    result = asyncio.run(measure(args.lines, args.changes, args.pause))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,620 @@
+"""The project index: which models run in float16, what they contain, and why.
+
+Per file, ``ModelFacts`` extends the class and cast facts of ``analysis.casts.CastFacts``
+(``ctx.facts["classes"]``, ``["casts"]``, ``["reexports"]``) with what the index needs, all
+JSON-able:
+
+- per class: ``span`` (its name), ``subs`` — the modules its methods construct and keep
+  (``self.x = nn.LayerNorm(...)``, ``self.x = Block(...)``, ``nn.Sequential(...)``,
+  ``nn.ModuleList([Block(d) for _ in range(n)])``, ``nn.ModuleDict``, literal
+  ``setattr``/``add_module``, lists built up in a local name; a constructor passed as a
+  parameter counts by its default, ``norm_layer=nn.LayerNorm``) — and ``methods``: for each,
+  the ``self.method(...)`` / ``super().method(...)`` calls it makes and whether it upcasts;
+- ``returns``: what each module-level function returns when that is a constructor call
+  (``def build_model(): return Encoder(...)``);
+- ``aliases``: module-level names bound to another qualified name (``Enc = Encoder``, imports
+  in non-package modules; package ``__init__`` imports are ``CastFacts``' ``reexports``);
+- ``ops``: the unprotected FP2xx op sites (``analysis.hazards``).
+
+The project pass joins them once (``index_of(project)``): classes resolved through imports,
+relative imports, re-exports and aliases; which ones are ``nn.Module`` subclasses; which class
+each fp16 cast converts (``Encoder().half()``, ``m = build_model(); m.to(torch.float16)``,
+following a function's return through up to four calls); and which classes are
+**fp16-resident** — reached by a cast that is not under autocast, directly or as a (transitive,
+inherited) submodule — with the cast that makes them so. With ``assume-fp16`` every module class
+is resident. A class from a package outside the linted paths is simply unknown.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import libcst as cst
+
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.casts import CastFacts, cast_of, constructor_of
+from fp16lint.analysis.dtypes import DType
+from fp16lint.analysis.hazards import HazardTracker
+from fp16lint.analysis.names import dotted
+from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
+from fp16lint.analysis.tree import walk
+from fp16lint.data.amp_ops import OPS_BY_MODULE, UNSAFE_LAYERS, UnsafeLayer
+
+_MAX_DEPTH = 8
+_SUB_METHODS = frozenset({"add_module", "register_module"})
+_LIST_METHODS = frozenset({"append", "extend", "insert"})
+_PARTIAL = frozenset({"functools.partial"})
+
+
+# --- per-file facts --------------------------------------------------------------------------
+class ModelFacts(Tracker):
+    """Adds ``subs``, ``methods``, ``returns`` and ``aliases`` to the cast/class facts."""
+
+    requires = (CastFacts, HazardTracker)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        ctx.facts["module"] = ctx.module_name
+        self.classes = {c["name"]: c for c in ctx.facts.get("classes", ())}
+        self.returns: dict[str, list[str]] = {}
+        self.cls: dict[str, Any] | None = None
+        self.method: dict[str, Any] | None = None
+        self.method_node: cst.FunctionDef | None = None
+        self.self_name = "self"
+        self.locals: dict[str, list[dict[str, Any]]] = {}
+        aliases = self._aliases()
+        if aliases:
+            ctx.facts["aliases"] = aliases
+
+    def _aliases(self) -> dict[str, str]:
+        out = {}
+        for name, found in self.ctx.names.scopes[0].bindings.items():
+            if len(found) != 1:
+                continue
+            binding = found[0]
+            if isinstance(binding.node, cst.ImportFrom) and not self.ctx.is_package:
+                target = binding.qualname
+            elif isinstance(binding.node, cst.Assign) and isinstance(
+                binding.value, (cst.Name, cst.Attribute)
+            ):
+                target = self._ref(binding.value)
+            else:
+                continue
+            if target is not None and target != self._local(name):
+                out[name] = target
+        return out
+
+    def _local(self, name: str) -> str:
+        return f"{self.ctx.module_name}.{name}" if self.ctx.module_name else name
+
+    def _ref(self, expr: cst.BaseExpression) -> str | None:
+        """The qualified name a class/function reference stands for (this file's own classes
+        and functions as ``module.Name``)."""
+        if isinstance(expr, cst.Name):
+            bindings = self.ctx.names.bindings(expr.value) or []
+            if bindings and all(
+                isinstance(b.node, (cst.ClassDef, cst.FunctionDef)) for b in bindings
+            ):
+                return self._local(expr.value)
+        return self.ctx.names.qualname(expr)
+
+    # --- scopes ------------------------------------------------------------------------------
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        if len(self.ctx.names.scopes) == 2:
+            self.cls = self.classes.get(node.name.value)
+            if self.cls is not None:
+                self.cls.update(span=self.ctx.span_ref(node.name), subs=[], methods={})
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        if len(self.ctx.names.scopes) == 1:
+            self.cls = None
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        scopes = self.ctx.names.scopes
+        if self.cls is not None and len(scopes) == 3 and scopes[1].kind == "class":
+            self.method = {"calls": [], "upcasts": False}
+            self.cls["methods"][node.name.value] = self.method
+            self.method_node = node
+            params = node.params.params
+            self.self_name = params[0].name.value if params else "self"
+            self.locals = {}
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if node is self.method_node:
+            self.method = self.method_node = None
+
+    def visit_Return(self, node: cst.Return) -> None:
+        scopes = self.ctx.names.scopes
+        if len(scopes) == 2 and scopes[1].kind == "function" and node.value is not None:
+            made = constructor_of(node.value, self.ctx)
+            if made is not None:
+                name = self._local(scopes[1].node.name.value)
+                self.returns.setdefault(name, []).append(made)
+
+    def _in_method(self) -> bool:
+        return self.method is not None and len(self.ctx.names.scopes) == 3
+
+    # --- what a method constructs -----------------------------------------------------------
+    def _ctor(self, call: cst.Call) -> tuple[str, str | None] | None:
+        """``(qualified name, parameter)`` of the class or function ``call`` calls; the
+        parameter is set when the callee is a parameter's default (``norm_layer(dim)``)."""
+        func = call.func
+        param = None
+        if isinstance(func, cst.Name):
+            bindings = self.ctx.names.bindings(func.value) or []
+            if len(bindings) == 1 and isinstance(bindings[0].node, cst.Param):
+                default = bindings[0].node.default
+                if default is None:
+                    return None
+                param, func = func.value, default
+        if (
+            isinstance(func, cst.Call)
+            and self.ctx.names.qualname(func.func) in _PARTIAL
+            and func.args
+        ):
+            func = func.args[0].value
+        qualname = self._ref(func)
+        if qualname is None or qualname.startswith(("builtins.", "math.", "typing.")):
+            return None
+        if qualname.startswith("torch.") and not is_nn_class(qualname):
+            return None
+        return qualname, param
+
+    def _collect(self, expr: cst.BaseExpression) -> list[dict[str, Any]]:
+        """The module constructions in ``expr`` (containers, comprehensions, local lists)."""
+        found = []
+        for node in walk(expr):
+            if isinstance(node, cst.Lambda):
+                continue
+            if isinstance(node, cst.Name) and node.value in self.locals:
+                found.extend(self.locals[node.value])
+            elif isinstance(node, cst.Call) and unwrap_chain(node) is node:
+                ctor = self._ctor(node)
+                if ctor is not None:
+                    record = {"cls": ctor[0], "span": self.ctx.span_ref(node)}
+                    if ctor[1] is not None:
+                        record["param"] = ctor[1]
+                    found.append(record)
+        return found
+
+    def _add_subs(self, attr: str, expr: cst.BaseExpression) -> None:
+        assert self.cls is not None
+        for record in self._collect(expr):
+            self.cls["subs"].append({"attr": attr, **record})
+
+    def _self_attr(self, target: cst.BaseExpression) -> str | None:
+        if (
+            isinstance(target, cst.Attribute)
+            and isinstance(target.value, cst.Name)
+            and target.value.value == self.self_name
+        ):
+            return target.attr.value
+        return None
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        if not self._in_method():
+            return
+        for target in node.targets:
+            attr = self._self_attr(target.target)
+            if attr is not None:
+                self._add_subs(attr, node.value)
+            elif isinstance(target.target, cst.Name):
+                self.locals[target.target.value] = self._collect(node.value)
+
+    def leave_AugAssign(self, node: cst.AugAssign) -> None:
+        if (
+            self._in_method()
+            and isinstance(node.target, cst.Name)
+            and node.target.value in self.locals
+        ):
+            self.locals[node.target.value].extend(self._collect(node.value))
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not self._in_method():
+            return
+        assert self.method is not None
+        func = node.func
+        if isinstance(func, cst.Attribute):
+            owner, name = func.value, func.attr.value
+            if isinstance(owner, cst.Name) and owner.value == self.self_name:
+                if name in _SUB_METHODS and len(node.args) >= 2:
+                    self._literal_sub(node.args[0].value, node.args[1].value)
+                else:
+                    self.method["calls"].append(name)
+            elif isinstance(owner, cst.Call) and dotted(owner.func) == "super":
+                self.method["calls"].append(f"super.{name}")
+            elif (
+                isinstance(owner, cst.Name) and owner.value in self.locals and name in _LIST_METHODS
+            ):
+                for arg in node.args:
+                    self.locals[owner.value].extend(self._collect(arg.value))
+        elif (
+            self.ctx.names.qualname(func) == "builtins.setattr"
+            and len(node.args) == 3
+            and dotted(node.args[0].value) == self.self_name
+        ):
+            self._literal_sub(node.args[1].value, node.args[2].value)
+        site = cast_of(node, self.ctx.names)
+        if (
+            site is not None
+            and site.dtype is not None
+            and site.dtype.dtype in (DType.FP32, DType.FP64)
+        ):
+            self.method["upcasts"] = True
+
+    def _literal_sub(self, name: cst.BaseExpression, value: cst.BaseExpression) -> None:
+        if isinstance(name, cst.SimpleString) and name.prefix.lower() in ("", "r", "u"):
+            self._add_subs(name.raw_value, value)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if self.returns:
+            self.ctx.facts["returns"] = self.returns
+
+
+# --- the project index -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Cast:
+    """A cast of a module to float16 (``analysis.casts`` facts plus where it is)."""
+
+    path: str
+    span: tuple[int, ...]
+    method: str
+    maybe: bool
+    autocast: bool
+    ctor: str | None
+
+    @property
+    def spelling(self) -> str:
+        return {"half": "`.half()`", "to": "`.to(torch.float16)`"}.get(
+            self.method, f"`.{self.method}(...)`"
+        )
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why a class runs in float16: the cast and the class it converts (None: assume-fp16)."""
+
+    cast: Cast | None
+    root: str
+
+    def because(self) -> str:
+        """Completes "... runs in float16 because ..."."""
+        if self.cast is None:
+            return "`assume-fp16` treats every module class as running in float16"
+        verb = (
+            "may be cast to float16 (when mixed precision is fp16)"
+            if self.cast.maybe
+            else "is cast"
+        )
+        return f"`{short(self.root)}` {verb} with {self.cast.spelling} at {self.cast.path}:{self.cast.span[0]}"
+
+    def related(self) -> list[tuple[str, list[int], str]]:
+        if self.cast is None:
+            return []
+        return [
+            (self.cast.path, list(self.cast.span), f"`{short(self.root)}` is cast to float16 here")
+        ]
+
+
+def short(qualname: str) -> str:
+    return qualname.rsplit(".", 1)[-1]
+
+
+@dataclass
+class ClassInfo:
+    qualname: str
+    path: str
+    facts: dict[str, Any]
+
+    @property
+    def bases(self) -> list[str]:
+        return self.facts.get("bases", [])
+
+    @property
+    def subs(self) -> list[dict[str, Any]]:
+        return self.facts.get("subs", [])
+
+    @property
+    def methods(self) -> dict[str, Any]:
+        return self.facts.get("methods", {})
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An fp16-unsafe layer constructed in a class (FP201), or an op module (FP202)."""
+
+    owner: str  # the class whose method constructs it
+    attr: str
+    layer: str  # ``torch.nn.LayerNorm``
+    path: str
+    span: tuple[int, ...]
+    param: str | None  # constructed through this parameter's default
+
+    @property
+    def label(self) -> str:
+        return f"`{short(self.owner)}.{self.attr}` (`nn.{short(self.layer)}`)"
+
+
+@dataclass
+class ProjectIndex:
+    classes: dict[str, ClassInfo] = field(default_factory=dict)
+    returns: dict[str, list[str]] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    casts: list[Cast] = field(default_factory=list)
+    ops: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, op fact)
+    resident: dict[str, Reason] = field(default_factory=dict)
+    _module: dict[str, bool] = field(default_factory=dict)
+    _mro: dict[str, list[str]] = field(default_factory=dict)
+
+    # --- building ------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, project: Any) -> ProjectIndex:
+        index = cls()
+        for path, summary in project.summaries.items():
+            facts = summary.facts
+            module = facts.get("module", "")
+            for record in facts.get("classes", ()):
+                index.classes.setdefault(
+                    record["qualname"], ClassInfo(record["qualname"], path, record)
+                )
+            for name, target in {**facts.get("reexports", {}), **facts.get("aliases", {})}.items():
+                index.aliases[f"{module}.{name}" if module else name] = target
+            for name, made in facts.get("returns", {}).items():
+                index.returns.setdefault(name, made)
+            for record in facts.get("casts", ()):
+                index.casts.append(
+                    Cast(
+                        path,
+                        tuple(record["span"]),
+                        record["method"],
+                        record.get("maybe", False),
+                        record.get("autocast", False),
+                        record.get("ctor"),
+                    )
+                )
+            index.ops.extend((path, record) for record in facts.get("ops", ()))
+        if getattr(project.settings, "assume_fp16", False):
+            for name in sorted(index.classes):
+                if index.is_module(name):
+                    index.resident.setdefault(name, Reason(None, name))
+        for cast in index.casts:
+            if not cast.autocast:
+                for root in index.targets(cast.ctor):
+                    index._spread(root, Reason(cast, root))
+        return index
+
+    def _spread(self, root: str, reason: Reason) -> None:
+        """Mark ``root`` and its (transitive, inherited) submodule classes resident."""
+        queue = deque([root])
+        while queue:
+            name = queue.popleft()
+            if name in self.resident or name not in self.classes:
+                continue
+            self.resident[name] = reason
+            for _, sub in self.subs_of(name):
+                queue.extend(t for t in self.targets(sub["cls"]) if t in self.classes)
+
+    # --- resolution ----------------------------------------------------------------------------
+    def canonical(self, qualname: str) -> str:
+        """``qualname`` after following re-exports and aliases (``pkg.Encoder`` →
+        ``pkg.encoder.Encoder``)."""
+        for _ in range(_MAX_DEPTH):
+            if qualname in self.classes or qualname in self.returns:
+                return qualname
+            target = self.aliases.get(qualname)
+            if target is None:
+                parts = qualname.split(".")
+                for cut in range(len(parts) - 1, 0, -1):
+                    head = ".".join(parts[:cut])
+                    if head in self.aliases:
+                        target = f"{self.aliases[head]}.{'.'.join(parts[cut:])}"
+                        break
+            if target is None or target == qualname:
+                return qualname
+            qualname = target
+        return qualname
+
+    def targets(self, qualname: str | None, depth: int = 0) -> set[str]:
+        """The classes a call of ``qualname`` makes: the class itself, or what a function
+        returns (through up to four calls)."""
+        if qualname is None or depth > 4:
+            return set()
+        qualname = self.canonical(qualname)
+        if qualname in self.classes or qualname.startswith("torch."):
+            return {qualname}
+        found: set[str] = set()
+        for made in self.returns.get(qualname, ()):
+            found |= self.targets(made, depth + 1)
+        return found
+
+    def is_module(self, qualname: str, _seen: frozenset = frozenset()) -> bool:
+        """An ``nn.Module`` subclass (torch's, or a project class deriving from one)."""
+        qualname = self.canonical(qualname)
+        if qualname in MODULE_BASES or is_nn_class(qualname):
+            return True
+        info = self.classes.get(qualname)
+        if info is None or qualname in _seen:
+            return False
+        if qualname not in self._module:
+            self._module[qualname] = bool(info.facts.get("module")) or any(
+                self.is_module(b, _seen | {qualname}) for b in info.bases
+            )
+        return self._module[qualname]
+
+    def mro(self, qualname: str) -> list[str]:
+        """The project classes ``qualname`` inherits from, itself first (depth first)."""
+        if qualname not in self._mro:
+            out: list[str] = []
+            stack = [qualname]
+            while stack and len(out) < 64:
+                name = self.canonical(stack.pop())
+                if name in self.classes and name not in out:
+                    out.append(name)
+                    stack.extend(reversed(self.classes[name].bases))
+            self._mro[qualname] = out
+        return self._mro[qualname]
+
+    def torch_base(self, qualname: str) -> str | None:
+        """The ``torch.nn`` class ``qualname`` is or derives from, as ``torch.nn.Name``."""
+        for name in [qualname, *(b for c in self.mro(qualname) for b in self.classes[c].bases)]:
+            name = self.canonical(name)
+            if is_nn_class(name):
+                return f"torch.nn.{short(name)}"
+        return None
+
+    def subs_of(self, qualname: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """``(defining class, sub fact)`` for the submodules of ``qualname``, inherited too."""
+        for name in self.mro(qualname):
+            for sub in self.classes[name].subs:
+                yield name, sub
+
+    def unsafe_layer(self, ctor: str) -> tuple[str, UnsafeLayer] | None:
+        """``(torch class, risk)`` when constructing ``ctor`` makes an fp16-unsafe layer (a
+        project subclass that upcasts in ``forward`` is safe)."""
+        for target in self.targets(ctor):
+            base = self.torch_base(target)
+            if base is None or base not in UNSAFE_LAYERS:
+                continue
+            if target in self.classes and self._upcasts(target):
+                continue
+            return base, UNSAFE_LAYERS[base]
+        return None
+
+    def op_module(self, ctor: str) -> str | None:
+        """The torch class when constructing ``ctor`` makes an ``nn.Softmax``-style op module."""
+        for target in self.targets(ctor):
+            base = self.torch_base(target)
+            if base in OPS_BY_MODULE and not (target in self.classes and self._upcasts(target)):
+                return base
+        return None
+
+    def _upcasts(self, qualname: str) -> bool:
+        method = self.find_method(qualname, "forward")
+        return method is not None and self.classes[method[0]].methods[method[1]].get(
+            "upcasts", False
+        )
+
+    def find_method(
+        self, qualname: str, name: str, after: str | None = None
+    ) -> tuple[str, str] | None:
+        order = self.mro(qualname)
+        if after is not None and after in order:
+            order = order[order.index(after) + 1 :]
+        for owner in order:
+            if name in self.classes[owner].methods:
+                return owner, name
+        return None
+
+    def reached(self, qualname: str) -> set[tuple[str, str]]:
+        """``(defining class, method)`` pairs that ``forward`` runs, through ``self.m(...)`` and
+        ``super().m(...)`` calls."""
+        start = self.find_method(qualname, "forward")
+        seen: set[tuple[str, str]] = set()
+        queue = deque([start] if start else [])
+        while queue:
+            owner, name = queue.popleft()
+            if (owner, name) in seen:
+                continue
+            seen.add((owner, name))
+            for call in self.classes[owner].methods[name].get("calls", ()):
+                if call.startswith("super."):
+                    found = self.find_method(qualname, call[6:], after=owner)
+                else:
+                    found = self.find_method(qualname, call)
+                if found is not None:
+                    queue.append(found)
+        return seen
+
+    # --- what runs in float16 --------------------------------------------------------------------
+    def layers(
+        self, classes: dict[str, Reason] | None = None
+    ) -> Iterator[tuple[Layer, UnsafeLayer | str, Reason]]:
+        """Each fp16-unsafe layer (or op module, as its torch class name) constructed in a
+        resident class, once, with the reason."""
+        seen: set[tuple[str, tuple]] = set()
+        for name, reason in (classes if classes is not None else self.resident).items():
+            for owner, sub in self.subs_of(name):
+                key = (self.classes[owner].path, tuple(sub["span"]))
+                if key in seen:
+                    continue
+                risk = self.unsafe_layer(sub["cls"])
+                module = self.op_module(sub["cls"]) if risk is None else None
+                if risk is None and module is None:
+                    continue
+                seen.add(key)
+                layer = Layer(
+                    owner,
+                    sub["attr"],
+                    risk[0] if risk else module,
+                    key[0],
+                    key[1],
+                    sub.get("param"),
+                )
+                yield layer, risk[1] if risk else module, reason
+
+    def resident_ops(
+        self, classes: dict[str, Reason] | None = None
+    ) -> Iterator[tuple[str, dict[str, Any], Reason | None]]:
+        """Each recorded op site that runs in float16: on a float16 tensor (reason None), or in
+        a method that a resident class's ``forward`` runs."""
+        where: dict[tuple[str, str], Reason] = {}
+        for name, reason in (classes if classes is not None else self.resident).items():
+            for pair in self.reached(name):
+                where.setdefault(pair, reason)
+        for path, record in self.ops:
+            owner = record.get("owner")
+            reason = where.get((owner, record.get("method"))) if owner else None
+            if reason is not None:
+                yield path, record, reason
+            elif record.get("local") and classes is None:
+                yield path, record, None
+
+    def contents_of(self, path: str, span: list[int] | tuple[int, ...]) -> list[str]:
+        """What is fp16-unsafe in the model a cast at ``path``/``span`` converts: labels such as
+        "`Block.norm` (`nn.LayerNorm`)", "`x.pow(2).mean(-1)` in `Block.forward`" (FP101/FP501)."""
+        cast = next(
+            (c for c in self.casts if c.path == path and c.span[:2] == tuple(span[:2])), None
+        )
+        if cast is None:
+            return []
+        saved, self.resident = self.resident, {}
+        try:
+            for root in self.targets(cast.ctor):
+                self._spread(root, Reason(cast, root))
+            classes = self.resident
+        finally:
+            self.resident = saved
+        labels = [layer.label for layer, _, _ in self.layers(classes)]
+        for _, record, _ in self.resident_ops(classes):
+            owner = short(record["owner"])
+            labels.append(f"`{record['text']}` in `{owner}.{record['method']}`")
+        return labels
+
+
+def index_of(project: Any) -> ProjectIndex:
+    """The one project index every project rule shares."""
+    return project.derived("index", ProjectIndex.build)
+
+
+def listing(labels: list[str], limit: int = 5) -> str:
+    """ "a, b, c and 2 more" (FP101/FP501 messages)."""
+    if len(labels) <= limit:
+        head, rest = labels, 0
+    else:
+        head, rest = labels[:limit], len(labels) - limit
+    if rest:
+        return f"{', '.join(head)} and {rest} more"
+    if len(head) <= 1:
+        return "".join(head)
+    return f"{', '.join(head[:-1])} and {head[-1]}"
+
+
+def unsafe_contents(
+    project: Any, path: str, span: list[int] | tuple[int, ...], limit: int = 5
+) -> str:
+    """For FP101/FP501 messages: "" when the cast model contains nothing fp16-unsafe, else
+    e.g. "`Block.norm` (`nn.LayerNorm`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"."""
+    return listing(index_of(project).contents_of(path, span), limit)

@@ -1,0 +1,134 @@
+"""FP201 fp16-unsafe-layer: a normalisation or loss layer inside a model that runs in float16."""
+
+from __future__ import annotations
+
+from fp16lint.analysis.index import ModelFacts, index_of
+from fp16lint.data.amp_ops import UnsafeLayer
+from fp16lint.findings import Severity
+from fp16lint.rules.base import Invalid, Rule
+from fp16lint.rules.fp2xx_common import INHERITANCE_PROJECT, LIBRARY_PROJECT, MODEL_HEADER
+
+_NET = (
+    MODEL_HEADER + "class Net(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.norm = nn.LayerNorm(8)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.norm(x)\n"
+    "\n"
+    "\n"
+)  # the LayerNorm is on line 9
+
+
+class Fp16UnsafeLayer(Rule):
+    code = "FP201"
+    name = "fp16-unsafe-layer"
+    severity = Severity.WARNING
+    requires = (ModelFacts,)
+
+    summary = "A normalisation or loss layer in a model that is cast to float16."
+    what = (
+        "Finds `LayerNorm`, `GroupNorm`, `RMSNorm`, `BatchNorm*`, `SyncBatchNorm`, "
+        "`InstanceNorm*`, `LocalResponseNorm` and loss modules (`CrossEntropyLoss`, "
+        "`MSELoss`, `CTCLoss`...) constructed in a model class that a pure float16 cast "
+        "reaches (`.half()`, `.to(torch.float16)` not under autocast), directly or as a "
+        "submodule — across files, through imports, re-exports, `ModuleList`/`Sequential`, "
+        "inheritance and builder functions. The finding is at the construction line; the cast "
+        "is its related location. With `assume-fp16 = true` (library mode) every module class "
+        "counts as cast."
+    )
+    why = (
+        "`.half()` converts every floating-point parameter and buffer, BatchNorm's running "
+        "statistics included. The built-in LayerNorm, GroupNorm and RMSNorm kernels accumulate "
+        "in float32, so their risk is at the edges (inputs that already overflowed come out "
+        "NaN; weights and outputs are float16): those findings are `info`. BatchNorm's running "
+        "variance in float16 overflows above 65504, `LocalResponseNorm` and `MSELoss` square "
+        "their inputs in float16, and some losses have no float16 CPU kernel: those are "
+        "`warning`s. Under `torch.autocast` these layers run in float32, so a model that is "
+        "only run under autocast is not reported."
+    )
+    example = """\
+# models.py
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)  # runs in float16
+
+# train.py
+model = Block(64).half()
+"""
+    use_instead = """\
+model = Block(64).cuda()
+with torch.autocast("cuda", dtype=torch.float16):
+    out = model(x)
+"""
+    references = (
+        "https://pytorch.org/docs/stable/amp.html#autocast-op-reference",
+        "https://github.com/NVIDIA/apex/pull/144",
+    )
+
+    valid = (
+        # Never cast.
+        _NET + "model = Net()\n",
+        # Run under autocast, not cast.
+        _NET + "model = Net().cuda()\nwith torch.autocast('cuda', dtype=torch.float16):\n"
+        "    y = model(torch.randn(2, 8, device='cuda'))\n",
+        # Cast inside an autocast region (FP107 reports the mix).
+        _NET + "with torch.autocast('cuda'):\n    model = Net().half()\n",
+        # bfloat16 is not float16.
+        _NET + "model = Net().to(torch.bfloat16)\n",
+        # A LayerNorm subclass that upcasts in forward (CLIP's).
+        MODEL_HEADER + "class LayerNorm(nn.LayerNorm):\n    def forward(self, x):\n"
+        "        return super().forward(x.float()).type(x.dtype)\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.ln = LayerNorm(8)\n\n\nmodel = Net().half()\n",
+        # A class from a package outside the linted paths is unknown.
+        "from somelib import Encoder\n\nmodel = Encoder().half()\n",
+    )
+    invalid = (
+        # A model split over a library folder and packages, cast in a script.
+        Invalid(LIBRARY_PROJECT, (("FP201", "lib/mylib/models/blocks.py", 8),)),
+        # Inheritance, a generator-built ModuleList, a builder function, .to(torch.float16).
+        Invalid(INHERITANCE_PROJECT, (("FP201", "models.py", 8), ("FP201", "models.py", 21))),
+        Invalid(_NET + "model = Net().half()\n", (("FP201", 9),)),
+        # autocast(enabled=False) does not make the cast mixed precision.
+        Invalid(
+            _NET + "with torch.autocast('cuda', enabled=False):\n    model = Net().half()\n",
+            (("FP201", 9),),
+        ),
+        # ModuleList comprehension, Sequential, a local list, add_module, a norm_layer default.
+        Invalid(
+            MODEL_HEADER + "class Tower(nn.Module):\n"
+            "    def __init__(self, d, norm_layer=nn.GroupNorm):\n"
+            "        super().__init__()\n"
+            "        self.norms = nn.ModuleList([nn.InstanceNorm1d(d) for _ in range(3)])\n"
+            "        layers = []\n"
+            "        layers.append(nn.BatchNorm1d(d))\n"
+            "        self.seq = nn.Sequential(nn.Linear(d, d), *layers)\n"
+            "        self.add_module('lrn', nn.LocalResponseNorm(2))\n"
+            "        self.gn = norm_layer(4, d)\n"
+            "        self.loss = nn.MSELoss()\n\n\n"
+            "tower = Tower(16)\ntower.half()\n",
+            (("FP201", 9), ("FP201", 11), ("FP201", 13), ("FP201", 14), ("FP201", 15)),
+        ),
+    )
+
+    @classmethod
+    def check_project(cls, project, report) -> None:
+        for layer, risk, reason in index_of(project).layers():
+            if not isinstance(risk, UnsafeLayer):
+                continue  # an op module: FP202's
+            label = layer.label
+            if layer.param is not None:
+                label = f"{label[:-1]}, the default of `{layer.param}`)"
+            report.add(
+                cls,
+                layer.path,
+                list(layer.span),
+                f"{label} runs in float16 because {reason.because()}: {risk.risk.what}; keep "
+                "it in float32, for example by running the model under `torch.autocast` "
+                "instead of casting it.",
+                related=reason.related(),
+                severity=risk.risk.severity,
+            )

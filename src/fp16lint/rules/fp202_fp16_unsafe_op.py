@@ -1,0 +1,179 @@
+"""FP202 fp16-unsafe-op: an op from autocast's float32 list running on float16 data."""
+
+from __future__ import annotations
+
+from fp16lint.analysis.index import ModelFacts, index_of, short
+from fp16lint.data.amp_ops import OPS_BY_MODULE, RISKS
+from fp16lint.findings import Severity
+from fp16lint.rules.base import Invalid, Rule
+from fp16lint.rules.fp2xx_common import (
+    INHERITANCE_PROJECT,
+    LIBRARY_PROJECT,
+    MODEL_HEADER,
+    hint,
+    op_sites,
+    risk_of,
+    where,
+)
+
+
+def _model(forward: str, cast: str = "model = Net().half()\n") -> str:
+    """A one-class model whose ``forward(self, x)`` body starts on line 11."""
+    return (
+        MODEL_HEADER + "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n\n"
+        "    def forward(self, x):\n" + forward + "\n\n" + cast
+    )
+
+
+class Fp16UnsafeOp(Rule):
+    code = "FP202"
+    name = "fp16-unsafe-op"
+    severity = Severity.WARNING
+    requires = (ModelFacts,)
+
+    summary = "An op that autocast would run in float32 runs on float16 data."
+    what = (
+        "Finds ops from CUDA autocast's float32 list — `softmax`, `log_softmax`, `exp`, `log`, "
+        "`pow`/`**`, `reciprocal`, `rsqrt`, `sum`, `prod`, `cumsum`, `cumprod`, `norm`, "
+        "`layer_norm`/`group_norm` functional forms, losses such as `cross_entropy` and "
+        "`mse_loss`... — as `torch.x(...)`, `F.x(...)`, tensor methods, loss-module calls and "
+        "`nn.Softmax`-style submodules, when their input is float16: a tensor made float16 in "
+        "the same function (`.half()`, `dtype=torch.float16`, a call of a float16 model, "
+        "`matmul` under fp16 autocast), or any input in the `forward` (and the methods it "
+        "calls) of a model class that a pure float16 cast reaches (FP201's analysis). An op is "
+        "protected when it runs under an enabled autocast region that puts it on its float32 "
+        "list (CUDA's, or CPU's much shorter one), when its input is upcast, when it is given "
+        "`dtype=torch.float32`, or under a dtype guard."
+    )
+    why = (
+        "Autocast keeps these ops in float32 because float16's range (max 65504, nothing "
+        "below 6e-8) breaks them: `exp` overflows above 11.09, squares above 255.97, `log` and "
+        "`rsqrt` of values float16 rounds to 0 give -inf/inf, and reductions write a float16 "
+        "result that overflows above 65504. The built-in softmax, log_softmax and norm kernels "
+        "accumulate in float32, so for them only inputs that already overflowed (inf gives "
+        "NaN) and the float16 rounding of the result are at risk: those findings are `info`, "
+        "as are sums, which small reductions of bounded values never overflow."
+    )
+    example = """\
+def forward(self, logits):          # in a model cast with .half()
+    weights = logits.exp()          # inf for logits above 11.09
+    return weights / weights.sum(-1, keepdim=True)
+"""
+    use_instead = """\
+def forward(self, logits):
+    return torch.softmax(logits, dim=-1, dtype=torch.float32).to(logits.dtype)
+"""
+    references = ("https://pytorch.org/docs/stable/amp.html#autocast-op-reference",)
+
+    valid = (
+        # Never cast.
+        _model("        return torch.softmax(x, -1).exp()", "model = Net()\n"),
+        # Only run under autocast.
+        _model(
+            "        return torch.softmax(x, -1).exp()",
+            "model = Net().cuda()\nwith torch.autocast('cuda', dtype=torch.float16):\n"
+            "    y = model(x)\n",
+        ),
+        # Upcast with .float() or told to compute in float32.
+        _model(
+            "        p = F.softmax(x, dim=-1, dtype=torch.float32)\n"
+            "        s = x.float().exp().sum(-1)\n"
+            "        return torch.log_softmax(x.to(torch.float32), -1) + p + s"
+        ),
+        # autocast(enabled=False) with an upcast inside.
+        "import torch\n\ndef attend(q, k):\n    with torch.autocast('cuda'):\n"
+        "        s = q @ k.transpose(-1, -2)\n"
+        "        with torch.autocast('cuda', enabled=False):\n"
+        "            return s.float().softmax(-1)\n",
+        # bfloat16 autocast makes bfloat16, not float16.
+        "import torch\n\ndef attend(q, k):\n"
+        "    with torch.autocast('cuda', dtype=torch.bfloat16):\n        s = q @ k.T\n"
+        "    return s.softmax(-1)\n",
+        # A dtype guard that clamps first.
+        _model(
+            "        if x.dtype == torch.float16:\n            x = torch.clamp(x, -10, 10)\n"
+            "            return x.exp()\n        else:\n            return x.exp()"
+        ),
+        # Bounded inputs: exp(x - max), a power inside tanh (GELU), a sum of booleans.
+        "import math\nimport torch\n\nx = torch.randn(8, dtype=torch.float16)\n"
+        "p = torch.exp(x - x.amax(-1, keepdim=True))\n"
+        "g = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))\n"
+        "n = (x > 0).sum()\n",
+        # Under CUDA autocast these run in float32 even on float16 inputs.
+        "import torch\n\nx = torch.randn(8, dtype=torch.float16)\n"
+        "with torch.autocast('cuda'):\n    y = x.softmax(-1).log()\n",
+    )
+    invalid = (
+        Invalid(LIBRARY_PROJECT, (("FP202", "lib/mylib/models/blocks.py", 16),)),
+        Invalid(INHERITANCE_PROJECT, (("FP202", "models.py", 15),)),
+        # Local flow: float16 by construction, then unprotected.
+        Invalid(
+            "import torch\n\nx = torch.randn(8, dtype=torch.float16)\ny = x.exp()\n"
+            "z = torch.log(y) + x ** 3\nc = (y * 2).cumsum(0)\n",
+            (("FP202", 4), ("FP202", 5), ("FP202", 5), ("FP202", 6)),
+        ),
+        # autocast(enabled=False) without an upcast inside: matmul made float16 under autocast.
+        Invalid(
+            "import torch\n\ndef attend(q, k):\n    with torch.autocast('cuda'):\n"
+            "        s = q @ k.transpose(-1, -2)\n"
+            "        with torch.autocast('cuda', enabled=False):\n"
+            "            return s.softmax(-1)\n",
+            (("FP202", 7),),
+        ),
+        # CPU fp16 autocast has no float32 policy for softmax.
+        Invalid(
+            "import torch\n\nwith torch.autocast('cpu', dtype=torch.float16):\n"
+            "    p = torch.matmul(a, b).softmax(-1)\n",
+            (("FP202", 4),),
+        ),
+        # Op modules in a ModuleList comprehension; losses on a float16 model's output.
+        Invalid(
+            MODEL_HEADER + "class Head(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.act = nn.Softmax(dim=-1)\n\n\n"
+            "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.heads = nn.ModuleList([Head() for _ in range(2)])\n\n\n"
+            "model = Net().half()\nlogits = model(x)\ncriterion = nn.CrossEntropyLoss()\n"
+            "loss = criterion(logits, y) + F.mse_loss(logits, y)\n",
+            (("FP202", 9), ("FP202", 21), ("FP202", 21)),
+        ),
+        # In the model's forward: inputs are float16; pow, reductions, losses.
+        Invalid(
+            _model(
+                "        z = torch.pow(x, 3).prod(-1)\n"
+                "        return F.cross_entropy(z, x.argmax(-1)) + torch.exp(z).log1p()"
+            ),
+            (("FP202", 11), ("FP202", 11), ("FP202", 12), ("FP202", 12)),
+        ),
+    )
+
+    @classmethod
+    def check_project(cls, project, report) -> None:
+        for layer, module, reason in index_of(project).layers():
+            if not isinstance(module, str):
+                continue  # a layer: FP201's
+            op = OPS_BY_MODULE[module]
+            risk = RISKS[op.risk]
+            report.add(
+                cls,
+                layer.path,
+                list(layer.span),
+                f"{layer.label} runs in float16 because {reason.because()}: {risk.what}; "
+                f"{hint(op.name)}.",
+                related=reason.related(),
+                severity=risk.severity,
+            )
+        for path, record, reason in op_sites(project, cls.code):
+            severity, what = risk_of(record)
+            report.add(
+                cls,
+                path,
+                record["span"],
+                f"`{record['text']}` {where(record, reason)}: {what}; {hint(record['op'])}.",
+                related=reason.related() if reason else (),
+                severity=severity,
+            )
+
+
+__all__ = ["Fp16UnsafeOp", "short"]

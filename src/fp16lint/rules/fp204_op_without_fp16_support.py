@@ -1,0 +1,103 @@
+"""FP204 op-without-fp16-support: ops that raise (or only partly work) on float16 tensors."""
+
+from __future__ import annotations
+
+from fp16lint.analysis.index import ModelFacts
+from fp16lint.data.amp_ops import NO_FP16_SUPPORT
+from fp16lint.findings import Severity
+from fp16lint.rules.base import Invalid, Rule
+from fp16lint.rules.fp2xx_common import (
+    INHERITANCE_PROJECT,
+    LIBRARY_PROJECT,
+    MODEL_HEADER,
+    op_sites,
+    where,
+)
+
+_NET = (
+    MODEL_HEADER + "class Net(nn.Module):\n    def forward(self, x):\n        return {op}\n\n\n"
+)  # the op is on line 8
+
+
+class OpWithoutFp16Support(Rule):
+    code = "FP204"
+    name = "op-without-fp16-support"
+    severity = Severity.WARNING
+    requires = (ModelFacts,)
+
+    summary = "An op that has no float16 kernel (or only a partial one) runs on float16 data."
+    what = (
+        "Finds `torch.quantile`/`nanquantile`, `torch.fft.*` transforms, `torch.stft`/`istft`, "
+        "`torch.linalg` solves and decompositions (and their `torch.inverse`/`det`/`svd`/... "
+        "forms) and `torch.cdist`/`F.pdist`, as functions or tensor methods, when their input "
+        "is float16: a tensor made float16 in the same function (autocast's `matmul`/`linear` "
+        "outputs included: autocast does not cover these ops), or any input in the `forward` "
+        "of a model class that a pure float16 cast reaches. An upcast protects them."
+    )
+    why = (
+        "These ops raise on float16 input instead of computing: `quantile` rejects it "
+        '("input tensor must be either float or double dtype"), and on CPU the FFTs, '
+        "`stft`, the linalg decompositions and `cdist` have no float16 kernel. On CUDA the "
+        "FFTs accept float16 only for power-of-two sizes. Every entry was checked on this "
+        "torch build's CPU (tests/facts/test_amp_ops_table.py)."
+    )
+    example = """\
+def forward(self, x):                 # in a model cast with .half()
+    return torch.fft.rfft(x, dim=-1)
+"""
+    use_instead = """\
+def forward(self, x):
+    return torch.fft.rfft(x.float(), dim=-1)
+"""
+    references = ("https://pytorch.org/docs/stable/amp.html#autocast-op-reference",)
+
+    valid = (
+        # Never cast.
+        _NET.format(op="torch.quantile(x, 0.5)") + "model = Net()\n",
+        # Upcast first.
+        _NET.format(op="torch.fft.rfft(x.float()) + x.float().quantile(0.5)")
+        + "model = Net().half()\n",
+        # Only run under autocast, with an upcast where autocast makes float16.
+        "import torch\n\ndef spectrum(x, w):\n    with torch.autocast('cuda'):\n        h = x @ w\n"
+        "        with torch.autocast('cuda', enabled=False):\n"
+        "            return torch.fft.rfft(h.float())\n",
+        # Not float16: the default dtype.
+        "import torch\n\nx = torch.randn(16)\ninv = torch.linalg.inv(x.view(4, 4))\n",
+    )
+    invalid = (
+        Invalid(LIBRARY_PROJECT, (("FP204", "lib/mylib/models/blocks.py", 15),)),
+        Invalid(INHERITANCE_PROJECT, (("FP204", "models.py", 15),)),
+        Invalid(_NET.format(op="x.quantile(0.5)") + "model = Net().half()\n", (("FP204", 8),)),
+        # autocast(enabled=False) without an upcast; autocast itself does not cover FFTs.
+        Invalid(
+            "import torch\n\ndef spectrum(x, w):\n    with torch.autocast('cuda'):\n        h = x @ w\n"
+            "        s = torch.fft.rfft(h)\n        with torch.autocast('cuda', enabled=False):\n"
+            "            return torch.stft(h, 16, return_complex=True), s\n",
+            (("FP204", 6), ("FP204", 8)),
+        ),
+        # Local flow; ModuleList comprehension.
+        Invalid(
+            "import torch\n\nm = torch.randn(4, 4).half()\ninv = torch.linalg.inv(m)\n",
+            (("FP204", 4),),
+        ),
+        Invalid(
+            _NET.format(op="torch.cdist(x, x)")
+            + "class Stack(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.nets = nn.ModuleList([Net() for _ in range(2)])\n\n\n"
+            "stack = Stack().half()\n",
+            (("FP204", 8),),
+        ),
+    )
+
+    @classmethod
+    def check_project(cls, project, report) -> None:
+        for path, record, reason in op_sites(project, cls.code):
+            behaviour = NO_FP16_SUPPORT[record["op"]].behaviour
+            report.add(
+                cls,
+                path,
+                record["span"],
+                f"`{record['text']}` {where(record, reason)}: `{record['op']}` {behaviour}; "
+                "upcast its input with `.float()` first.",
+                related=reason.related() if reason else (),
+            )

@@ -1,0 +1,135 @@
+"""What the FP2xx rules share: the example projects their docs and tests run, and the op
+findings' wording.
+
+The example projects are real multi-file layouts (``{path: source}``): a model split over a
+library folder and packages with ``__init__`` re-exports and relative imports, cast in a script
+elsewhere; inheritance with a model built by a function and cast with ``.to(torch.float16)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fp16lint.analysis.index import Reason, index_of, short
+from fp16lint.data.amp_ops import OPS_BY_NAME, RISKS
+
+# A library folder (lib/mylib, two packages deep) and a script that casts its model.
+LIBRARY_PROJECT = {
+    "lib/mylib/__init__.py": "from .models import Encoder\n",
+    "lib/mylib/models/__init__.py": "from .encoder import Encoder\n",
+    "lib/mylib/models/blocks.py": (
+        "import torch\n"
+        "from torch import nn\n"
+        "\n"
+        "\n"
+        "class Block(nn.Module):\n"
+        "    def __init__(self, d):\n"
+        "        super().__init__()\n"
+        "        self.norm = nn.LayerNorm(d)\n"
+        "        self.proj = nn.Linear(d, d)\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        h = self.proj(self.norm(x))\n"
+        "        var = h.pow(2).mean(-1, keepdim=True)\n"
+        "        h = h * torch.rsqrt(var + 1e-6)\n"
+        "        spectrum = torch.fft.rfft(h, dim=-1)\n"
+        "        return torch.softmax(h, dim=-1) + spectrum.abs()\n"
+    ),
+    "lib/mylib/models/encoder.py": (
+        "from torch import nn\n"
+        "\n"
+        "from .blocks import Block\n"
+        "\n"
+        "\n"
+        "class Encoder(nn.Module):\n"
+        "    def __init__(self, d, n):\n"
+        "        super().__init__()\n"
+        "        self.layers = nn.ModuleList([Block(d) for _ in range(n)])\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        for layer in self.layers:\n"
+        "            x = layer(x)\n"
+        "        return x\n"
+    ),
+    "scripts/train.py": "from mylib import Encoder\n\nmodel = Encoder(64, 4).half()\n",
+}
+
+# Inheritance, a generator-built ModuleList, a builder function, ``.to(torch.float16)``.
+INHERITANCE_PROJECT = {
+    "models.py": (
+        "import torch\n"
+        "import torch.nn as nn\n"
+        "\n"
+        "\n"
+        "class Base(nn.Module):\n"
+        "    def __init__(self, d):\n"
+        "        super().__init__()\n"
+        "        self.bn = nn.BatchNorm1d(d)\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        return self.head(self.bn(x))\n"
+        "\n"
+        "    def head(self, x):\n"
+        "        scale = torch.rsqrt((x * x).mean(-1, keepdim=True))\n"
+        "        return torch.quantile(x.exp() * scale, 0.5, dim=-1)\n"
+        "\n"
+        "\n"
+        "class Net(Base):\n"
+        "    def __init__(self, d):\n"
+        "        super().__init__(d)\n"
+        "        self.groups = nn.ModuleList(nn.GroupNorm(4, d) for _ in range(2))\n"
+        "\n"
+        "\n"
+        "def build_model(d):\n"
+        "    return Net(d)\n"
+    ),
+    "train.py": (
+        "import torch\n"
+        "from models import build_model\n"
+        "\n"
+        "model = build_model(16)\n"
+        "model = model.to(torch.float16)\n"
+    ),
+}
+
+MODEL_HEADER = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
+
+
+def hint(op_name: str) -> str:
+    """What to do instead, for an op."""
+    op = OPS_BY_NAME.get(op_name)
+    if op is not None and op.dtype_kwarg:
+        return "pass `dtype=torch.float32` (or upcast its input with `.float()`)"
+    if op is not None and op.risk in ("loss", "squares", "poisson"):
+        return "compute the loss on `.float()` inputs"
+    return "upcast its input with `.float()` first and cast the result back"
+
+
+def place(record: dict[str, Any]) -> str:
+    """ "`Block.forward`": the method an op site is in."""
+    return f"`{short(record['owner'])}.{record['method']}`"
+
+
+def where(record: dict[str, Any], reason: Reason | None) -> str:
+    """The clause saying why an op site runs on float16."""
+    if reason is None:
+        maybe = " (when mixed precision is fp16)" if record.get("maybe") else ""
+        return f"runs on a float16 tensor{maybe}"
+    return f"in {place(record)} runs on float16 because {reason.because()}"
+
+
+def op_sites(project: Any, rule: str) -> Iterator[tuple[str, dict[str, Any], Reason | None]]:
+    """The FP2xx op sites of ``rule`` that run in float16, each once."""
+    seen: set[tuple[str, tuple]] = set()
+    for path, record, reason in index_of(project).resident_ops():
+        key = (path, tuple(record["span"]))
+        if record["rule"] == rule and key not in seen:
+            seen.add(key)
+            yield path, record, reason
+
+
+def risk_of(record: dict[str, Any]):
+    """The ``Risk`` of an op site, with the exponent-specific text of a power."""
+    risk = RISKS[record["risk"]]
+    return risk.severity, record.get("what", risk.what)
