@@ -24,10 +24,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import torch  # noqa: E402
+import torch
 
-from fp16lint.runtime.probe import Probe, ProbeOptions, ReferenceStore  # noqa: E402
-from fp16lint.runtime.records import FP16_MAX  # noqa: E402
+from fp16lint.runtime.probe import Probe, ProbeOptions, ReferenceStore
+from fp16lint.runtime.records import FP16_MAX
 
 SENTENCES = [
     "A man is playing a guitar on the stage.",
@@ -67,10 +67,22 @@ def tiny_t5():
     from transformers import T5Config, T5Model
 
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=128, d_model=64, d_ff=128, d_kv=16, num_layers=2, num_heads=4, decoder_start_token_id=0)
+    cfg = T5Config(
+        vocab_size=128,
+        d_model=64,
+        d_ff=128,
+        d_kv=16,
+        num_layers=2,
+        num_heads=4,
+        decoder_start_token_id=0,
+    )
     model = T5Model(cfg).eval()
     ids = torch.randint(0, 128, (4, 16))
-    return model, {"input_ids": ids, "attention_mask": torch.ones_like(ids), "decoder_input_ids": ids[:, :8]}
+    return model, {
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "decoder_input_ids": ids[:, :8],
+    }
 
 
 def overhead(name: str, model, kwargs, repeat: int) -> dict:
@@ -101,7 +113,12 @@ def overhead(name: str, model, kwargs, repeat: int) -> dict:
             m16(**kwargs)
 
     def probed16(local="auto"):
-        with torch.no_grad(), Probe(m16, "fp16", reference=store, options=ProbeOptions(valid=valid, local_check=local)):
+        with (
+            torch.no_grad(),
+            Probe(
+                m16, "fp16", reference=store, options=ProbeOptions(valid=valid, local_check=local)
+            ),
+        ):
             m16(**kwargs)
 
     t_plain16, t_probe16 = _time_pair(plain16, probed16, repeat)
@@ -141,7 +158,9 @@ def minilm_precision(model, kwargs) -> dict:
     fp32 = report.runs["fp32"]
     by_key32 = {(m.qualname, m.call_index): m for m in fp32.modules}
     for m in fp16.modules:
-        if m.qualname.count(".") == 2 and m.qualname.startswith("encoder.layer.") or m.qualname == "embeddings":
+        if (
+            m.qualname.count(".") == 2 and m.qualname.startswith("encoder.layer.")
+        ) or m.qualname == "embeddings":
             r = by_key32.get((m.qualname, m.call_index))
             layers.append(
                 {
@@ -152,7 +171,10 @@ def minilm_precision(model, kwargs) -> dict:
                     "rel_error_vs_fp32": m.rel_error,
                 }
             )
-    worst = max((pl for pl in report.places() if "fp16" in pl.runs), key=lambda p: p.runs["fp16"].max_abs or 0)
+    worst = max(
+        (pl for pl in report.places() if "fp16" in pl.runs),
+        key=lambda p: p.runs["fp16"].max_abs or 0,
+    )
     return {
         "verdict_fp16": report.run_verdict("fp16")[0],
         "verdict_autocast": report.run_verdict("autocast-fp16")[0],
@@ -170,15 +192,148 @@ def minilm_precision(model, kwargs) -> dict:
     }
 
 
+def verdicts(device: str | None) -> list:
+    """The verdict table: the planted fixtures, the hazards and tiny random BERT / GPT-2 / T5
+    (saved, reloaded with dtype=torch.float16 and with .half()). Runs on CUDA when available."""
+    import tempfile
+
+    from transformers import (
+        AutoModel,
+        BertConfig,
+        BertModel,
+        GPT2Config,
+        GPT2Model,
+        T5Config,
+        T5Model,
+    )
+
+    import fp16lint.runtime as rt
+
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "runtime"
+    sys.path.insert(0, str(fixtures))
+    import hazards
+    import planted
+
+    reports = [
+        rt.check_target(
+            planted.make_planted,
+            planted.example_inputs,
+            name="planted (hand RMS norm)",
+            device=device,
+        ),
+        rt.check_target(
+            planted.make_upcast, planted.example_inputs, name="planted twin (upcast)", device=device
+        ),
+        rt.check_target(
+            hazards.make_clamped, hazards.good_inputs, name="clamped block", device=device
+        ),
+        rt.check_target(
+            hazards.NanModel, hazards.nan_inputs, name="manual layer norm", device=device
+        ),
+        rt.check_target(
+            hazards.MaskFillModel, hazards.mask_fill_inputs, name="masked_fill(-1e9)", device=device
+        ),
+    ]
+    torch.manual_seed(0)
+    models = {
+        "bert": BertModel(
+            BertConfig(
+                vocab_size=99,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=32,
+            )
+        ),
+        "gpt2": GPT2Model(
+            GPT2Config(
+                vocab_size=99,
+                n_embd=32,
+                n_layer=2,
+                n_head=2,
+                n_positions=32,
+                bos_token_id=0,
+                eos_token_id=0,
+            )
+        ),
+        "t5": T5Model(
+            T5Config(
+                vocab_size=99,
+                d_model=32,
+                d_ff=64,
+                d_kv=16,
+                num_layers=2,
+                num_heads=2,
+                decoder_start_token_id=0,
+            )
+        ),
+    }
+    ids = torch.randint(0, 99, (2, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, model in models.items():
+            model.save_pretrained(f"{tmp}/{name}")
+            kw = {"input_ids": ids, "attention_mask": mask}
+            if name == "t5":
+                kw["decoder_input_ids"] = ids[:, :4]
+            path = f"{tmp}/{name}"
+            reports.append(
+                rt.check_target(
+                    lambda p=path: AutoModel.from_pretrained(p, dtype=torch.float16),
+                    ((), kw),
+                    name=f"{name} dtype=float16",
+                    device=device,
+                )
+            )
+            reports.append(
+                rt.check_target(
+                    lambda p=path: AutoModel.from_pretrained(p).half(),
+                    ((), kw),
+                    name=f"{name} .half()",
+                    device=device,
+                )
+            )
+    print(
+        f"\nverdicts on {reports[0].device}"
+        + (" (CPU: see the device note)" if reports[0].device_note else "")
+    )
+    print(
+        f"{'target':<26} {'fp16 (as prepared)':<19} {'autocast-fp16':<14} {'bf16':<13} {'max|x| fp32':>12} {'out cos fp16':>13}  recommendation"
+    )
+    for r in reports:
+        if r.error:
+            print(f"{r.name:<26} error: {r.error}")
+            continue
+        v = {n: r.run_verdict(n)[0] for n in r.runs}
+        out32 = r.runs["fp32"].output
+        out16 = r.runs[r.prepared].output
+        cos = f"{out16.cosine:.6f}" if out16 is not None and out16.cosine is not None else "-"
+        print(
+            f"{r.name:<26} {v.get(r.prepared, '-'):<19} {v.get('autocast-fp16', '-'):<14} {v.get('bf16', '-'):<13} "
+            f"{out32.max_abs if out32 else float('nan'):>12.3g} {cos:>13}  {r.recommendation().action}"
+        )
+        if "t5" in r.name:
+            wo = sorted({dt for n, dt in r.runs["fp16"].params.items() if n.endswith("wo.weight")})
+            print(f"{'':<26} T5 wo.weight dtypes in the fp16 run: {', '.join(wo)}")
+    return reports
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--json", default=None)
     ap.add_argument("--html", default=None, help="write the MiniLM report as HTML")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--verdicts", action="store_true", help="print the verdict table and stop")
+    ap.add_argument("--device", default=None)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.verdicts:
+        verdicts(args.device)
+        return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device cpu")
     results = {"overhead": [], "minilm": None}
     model, kw = minilm()
@@ -186,7 +341,9 @@ def main() -> int:
     t5, t5kw = tiny_t5()
     results["overhead"].append(overhead("tiny T5 (random)", t5, t5kw, args.repeat))
     print("\nprobe overhead (median forward time, probe / plain):")
-    print(f"{'model':<20} {'fp32 plain':>11} {'fp32 probe':>11} {'x':>6} {'fp16 plain':>11} {'fp16 probe':>11} {'x':>6} {'x always':>9}")
+    print(
+        f"{'model':<20} {'fp32 plain':>11} {'fp32 probe':>11} {'x':>6} {'fp16 plain':>11} {'fp16 probe':>11} {'x':>6} {'x always':>9}"
+    )
     for r in results["overhead"]:
         print(
             f"{r['model']:<20} {r['fp32_plain_ms']:>9.1f}ms {r['fp32_probe_ms']:>9.1f}ms {r['fp32_overhead']:>5.2f}x "
@@ -198,14 +355,22 @@ def main() -> int:
     report = prec.pop("report")
     results["minilm"] = prec
     print("\nall-MiniLM-L6-v2, fp16 (.half()) against fp32 on CPU:")
-    print(f"  verdicts: fp16 {prec['verdict_fp16']}, autocast {prec['verdict_autocast']}, bf16 {prec['verdict_bf16']}")
+    print(
+        f"  verdicts: fp16 {prec['verdict_fp16']}, autocast {prec['verdict_autocast']}, bf16 {prec['verdict_bf16']}"
+    )
     print(
         f"  global max |activation| in fp16: {prec['global_max_abs_fp16']:.1f} at {prec['global_max_place']} "
         f"(headroom {prec['global_headroom_fp16']:.0f}x)"
     )
-    print(f"  sentence embedding cosine (mean pooled): min {prec['sentence_cosine_min']:.6f}, mean {prec['sentence_cosine_mean']:.6f}")
-    print(f"  last_hidden_state: cosine {prec['output_cosine_fp16']:.6f}, rel error {prec['output_rel_error_fp16']:.2e} (padding left out)")
-    print(f"  {'layer':<18} {'max|x| fp32':>12} {'max|x| fp16':>12} {'headroom':>9} {'err vs fp32':>12}")
+    print(
+        f"  sentence embedding cosine (mean pooled): min {prec['sentence_cosine_min']:.6f}, mean {prec['sentence_cosine_mean']:.6f}"
+    )
+    print(
+        f"  last_hidden_state: cosine {prec['output_cosine_fp16']:.6f}, rel error {prec['output_rel_error_fp16']:.2e} (padding left out)"
+    )
+    print(
+        f"  {'layer':<18} {'max|x| fp32':>12} {'max|x| fp16':>12} {'headroom':>9} {'err vs fp32':>12}"
+    )
     for layer in prec["layers"]:
         print(
             f"  {layer['module']:<18} {layer['max_abs_fp32']:>12.2f} {layer['max_abs_fp16']:>12.2f} "

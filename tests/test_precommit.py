@@ -1,9 +1,10 @@
-"""The pre-commit hooks for real: ``pre-commit try-repo`` builds the hook's environment from this
-repository (pip, as a user's pre-commit would) and runs it in a temporary git repository.
+"""The pre-commit hooks for real: pre-commit builds the hook's environment from this repository
+(pip, as a user's pre-commit would) and runs it in a temporary git repository, once through
+``pre-commit try-repo`` and then through a ``.pre-commit-config.yaml`` that points at it.
 
 The hook repository is a snapshot of the working tree (committed in a temp folder), so the
-test checks the code as it is now, uncommitted changes included. One environment is built
-for the module (about 30 s) and reused by every test.
+test checks the code as it is now, uncommitted changes included. Each environment build
+takes about 30 s: ``try-repo`` builds its own, the config-based runs share one.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from lintutil import REPO
 
-pytestmark = pytest.mark.xdist_group("precommit")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("precommit")]
 
 BAD = "import torch\n\nwith torch.cuda.amp.autocast():\n    pass\n"
 FIXED = 'import torch\n\nwith torch.amp.autocast("cuda"):\n    pass\n'
@@ -50,10 +51,23 @@ def hooks(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return snapshot, env
 
 
-def _try(hooks, project: Path, hook: str, *files: str) -> subprocess.CompletedProcess:
-    snapshot, env = hooks
-    command = [sys.executable, "-m", "pre_commit", "try-repo", str(snapshot), hook, "--files", *files]
-    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+def _pre_commit(hooks, project: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "pre_commit", *args]
+    return subprocess.run(
+        command, cwd=project, env=hooks[1], capture_output=True, text=True, timeout=600
+    )
+
+
+def _run(hooks, project: Path, hook: str, *files: str) -> subprocess.CompletedProcess:
+    """``pre-commit run HOOK --files ...`` with a config that points at the hook repository."""
+    snapshot = hooks[0]
+    rev = _git("rev-parse", "HEAD", cwd=snapshot).strip()
+    (project / ".pre-commit-config.yaml").write_text(
+        f"repos:\n  - repo: {snapshot}\n    rev: {rev}\n"
+        "    hooks:\n      - id: fp16lint\n      - id: fp16lint-fix\n",
+        encoding="utf-8",
+    )
+    return _pre_commit(hooks, project, "run", hook, "--files", *files)
 
 
 def _project(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -64,41 +78,48 @@ def _project(tmp_path: Path, files: dict[str, str]) -> Path:
     return tmp_path
 
 
-def test_hook_fails_on_a_hazard_and_passes_on_clean_code(hooks, tmp_path):
-    project = _project(tmp_path, {"bad.py": BAD, "clean.py": CLEAN})
-    bad = _try(hooks, project, "fp16lint", "bad.py")
+def test_try_repo_fails_on_a_hazard(hooks, tmp_path):
+    project = _project(tmp_path, {"bad.py": BAD})
+    bad = _pre_commit(hooks, project, "try-repo", str(hooks[0]), "fp16lint", "--files", "bad.py")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "fp16lint" in bad.stdout and "Failed" in bad.stdout
     assert "bad.py:3:6: FP401" in bad.stdout
+
+
+def test_hook_fails_on_a_hazard_and_passes_on_clean_code(hooks, tmp_path):
+    project = _project(tmp_path, {"bad.py": BAD, "clean.py": CLEAN})
+    bad = _run(hooks, project, "fp16lint", "bad.py")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    assert "bad.py:3:6: FP401" in bad.stdout
     assert (project / "bad.py").read_text() == BAD  # the check hook never writes
 
-    clean = _try(hooks, project, "fp16lint", "clean.py")
+    clean = _run(hooks, project, "fp16lint", "clean.py")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "Passed" in clean.stdout
 
 
 def test_fix_hook_fixes_the_file(hooks, tmp_path):
     project = _project(tmp_path, {"train.py": BAD})
-    first = _try(hooks, project, "fp16lint-fix", "train.py")
+    first = _run(hooks, project, "fp16lint-fix", "train.py")
     assert first.returncode == 1  # pre-commit fails a hook that modified files
     assert "files were modified by this hook" in first.stdout
     assert (project / "train.py").read_text() == FIXED
-    again = _try(hooks, project, "fp16lint-fix", "train.py")
+    again = _run(hooks, project, "fp16lint-fix", "train.py")
     assert again.returncode == 0, again.stdout
 
 
 def test_fix_hook_still_fails_on_what_it_cannot_fix(hooks, tmp_path):
     project = _project(tmp_path, {"legacy.py": NOT_FIXABLE})
-    result = _try(hooks, project, "fp16lint-fix", "legacy.py")
+    result = _run(hooks, project, "fp16lint-fix", "legacy.py")
     assert result.returncode == 1
     assert "FP402" in result.stdout
     assert (project / "legacy.py").read_text() == NOT_FIXABLE
 
 
 def test_hook_environment_has_no_torch(hooks, tmp_path):
-    _try(hooks, _project(tmp_path, {"clean.py": CLEAN}), "fp16lint", "clean.py")
+    _run(hooks, _project(tmp_path, {"clean.py": CLEAN}), "fp16lint", "clean.py")
     home = Path(hooks[1]["PRE_COMMIT_HOME"])
-    [python] = [p for p in home.glob("repo*/py_env-*/bin/python")]
-    probe = "import importlib.util as u; print(u.find_spec('torch'), u.find_spec('libcst') is not None)"
+    [python] = list(home.glob("repo*/py_env-*/bin/python"))
+    probe = "import importlib.util as u; print(u.find_spec('torch'), bool(u.find_spec('libcst')))"
     out = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["None", "True"]

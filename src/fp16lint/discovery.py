@@ -35,7 +35,7 @@ DEFAULT_EXCLUDES = (
     ".pytest_cache",
     ".ipynb_checkpoints",
 )
-SUFFIXES = (".py", ".pyi")
+SUFFIXES = (".py", ".pyi", ".ipynb")  # notebooks: see fp16lint.notebook
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import libcst as cst
 import pathspec
 
-from fp16lint import fixes, source
+from fp16lint import fixes, notebook, source
 from fp16lint.cache import Cache, cache_dir
 from fp16lint.config import Settings, enabled_codes
 from fp16lint.discovery import discover
@@ -146,14 +146,14 @@ def lint_paths(paths: Iterable[Path], settings: Settings, options: Options = Opt
         salt = repr((sorted(r.code for r in rules), _settings_key(settings)))
         cache = Cache(cache_dir(settings.root), salt)
 
-    sources: dict[str, tuple[Path, source.Source]] = {}
+    sources: dict[str, tuple[Path, source.Source | notebook.Notebook]] = {}
     summaries: dict[str, FileSummary] = {}
     jobs: list[tuple[_Job, str | None]] = []
     for path in found.files:
         shown = display_path(path)
         try:
             data = path.read_bytes()
-            decoded = source.decode(data)
+            decoded = notebook.decode(path, data)
         except OSError as exc:
             summaries[shown] = _read_error(shown, source.SourceError(f"cannot read file: {exc.strerror}"))
             continue
@@ -184,7 +184,8 @@ def lint_paths(paths: Iterable[Path], settings: Settings, options: Options = Opt
             after = lint_paths(paths, settings, replace(options, fix=False))
             findings = after.findings
         findings = [*findings, *problems]
-    result.findings = sorted(findings, key=lambda f: f.sort_key)
+    notebooks = {k: d for k, (_, d) in sources.items() if isinstance(d, notebook.Notebook)}
+    result.findings = notebook.to_cells(sorted(findings, key=lambda f: f.sort_key), notebooks)
     return result
 
 
@@ -215,7 +216,7 @@ def _filter(
 
 def _fix(
     findings: list[Finding],
-    sources: dict[str, tuple[Path, source.Source]],
+    sources: dict[str, tuple[Path, source.Source | notebook.Notebook]],
     rules: list[type[Rule]],
     settings: Settings,
     options: Options,
@@ -240,7 +241,12 @@ def _fix(
             result.diffs.append(_diff(path, original.text, text))
             result.fixed += fixed
             continue
-        error = _write(file_path, original.encode(text))
+        try:
+            data = original.encode(text)
+        except source.SourceError as exc:  # a notebook whose cells a fix would merge
+            result.errors.append(f"{path}: {exc}")
+            continue
+        error = _write(file_path, data)
         if error:
             result.errors.append(f"{path}: {error}; fixes not written")
         else:

@@ -21,9 +21,7 @@ from pygls.protocol import default_converter
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pytest_lsp.client import DEFAULT_CLIENT_FEATURES, register_lsp_features
 
-HERE = Path(__file__).resolve().parent
 SERVER = [sys.executable, "-m", "fp16lint", "lsp"]
-PROBE_SERVER = [sys.executable, str(HERE / "probe_server.py")]
 TIMEOUT = 30.0
 _RAW_IDS = itertools.count()
 
@@ -59,7 +57,9 @@ class Editor:
         self.versions: dict[str, int] = {}
         self.texts: dict[str, str] = {}
 
-    async def start(self, caps: str = "visual-studio-code", **options: Any) -> types.InitializeResult:
+    async def start(
+        self, caps: str = "visual-studio-code", **options: Any
+    ) -> types.InitializeResult:
         folder = types.WorkspaceFolder(uri=self.root.as_uri(), name="workspace")
         return await self.client.initialize_session(
             types.InitializeParams(
@@ -196,19 +196,6 @@ async def client(lsp_client: LanguageClient):
     await lsp_client.shutdown_session()
 
 
-@pytest_lsp.fixture(
-    config=ClientServerConfig(server_command=PROBE_SERVER, client_factory=make_client)
-)
-async def probe_client(lsp_client: LanguageClient):
-    yield
-    await lsp_client.shutdown_session()
-
-
 @pytest.fixture
 def editor(client: LanguageClient, tmp_path: Path) -> Editor:
     return Editor(client, tmp_path)
-
-
-@pytest.fixture
-def probe_editor(probe_client: LanguageClient, tmp_path: Path) -> Editor:
-    return Editor(probe_client, tmp_path)

@@ -9,6 +9,8 @@ from conftest import Editor, apply_edits, raw_notify, raw_request, wait_for
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException, JsonRpcMethodNotFound
 
+from fp16lint.rules.fp2xx_common import INHERITANCE_PROJECT
+
 DEPRECATED = "import torch\n\nwith torch.cuda.amp.autocast():\n    pass\n"
 FIXED = 'import torch\n\nwith torch.amp.autocast("cuda"):\n    pass\n'
 DOCS = "https://github.com/fp16lint/fp16lint/blob/main/docs/rules/FP401.md"
@@ -159,7 +161,9 @@ async def test_hover_shows_the_rules_short_docs(editor: Editor):
     assert hover.range == _range(2, 5, 2, 30)
     text = hover.contents.value
     assert "**FP401** `deprecated-amp-api` (warning)" in text
-    assert "Deprecated `torch.cuda.amp` / `torch.cpu.amp` API; use `torch.amp` with a device." in text
+    assert (
+        "Deprecated `torch.cuda.amp` / `torch.cpu.amp` API; use `torch.amp` with a device." in text
+    )
     assert DOCS in text
     nothing = await editor.client.text_document_hover_async(
         types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(0, 1))
@@ -167,21 +171,23 @@ async def test_hover_shows_the_rules_short_docs(editor: Editor):
     assert nothing is None
 
 
-async def test_positions_count_utf16_code_units(editor: Editor):
-    await editor.start()
-    text = 'import torch\ns = "\U0001f525é"; torch.cuda.amp.GradScaler()\n'
-    uri = editor.open("train.py", text)
-    [diag] = await editor.diagnostics(uri, version=1)
-    # The emoji is two UTF-16 code units, "é" one: the call starts at unit 11, not 10.
-    assert diag.range == _range(1, 11, 1, 38)
-
-
-async def test_positions_follow_the_negotiated_encoding(editor: Editor):
-    result = await editor.start(caps="emacs")  # offers utf-32 first
-    assert result.capabilities.position_encoding == types.PositionEncodingKind.Utf32
+@pytest.mark.parametrize(
+    ("caps", "encoding", "start", "end"),
+    [
+        # The emoji is 2 UTF-16 code units (4 UTF-8 bytes), "é" 1 (2 bytes).
+        ("visual-studio-code", types.PositionEncodingKind.Utf16, 11, 38),
+        ("emacs", types.PositionEncodingKind.Utf32, 10, 37),  # eglot offers utf-32 first
+        ("neovim@v0.11.0", types.PositionEncodingKind.Utf8, 14, 41),
+    ],
+)
+async def test_positions_follow_the_negotiated_encoding(
+    editor: Editor, caps: str, encoding: str, start: int, end: int
+):
+    result = await editor.start(caps=caps)
+    assert (result.capabilities.position_encoding or "utf-16") == encoding
     uri = editor.open("train.py", 'import torch\ns = "\U0001f525é"; torch.cuda.amp.GradScaler()\n')
     [diag] = await editor.diagnostics(uri, version=1)
-    assert diag.range == _range(1, 10, 1, 37)
+    assert diag.range == _range(1, start, 1, end)
 
 
 async def test_unparsable_buffers_and_bad_requests_never_crash(editor: Editor):
@@ -204,11 +210,13 @@ async def test_unparsable_buffers_and_bad_requests_never_crash(editor: Editor):
         types.CodeActionParams(unknown, _range(0, 0, 0, 0), types.CodeActionContext([]))
     )
     assert not actions
-    with pytest.raises(JsonRpcException, match="(?i)invalid"):
+    with pytest.raises(JsonRpcException, match=r"(?i)invalid"):
         await raw_request(editor.client, "textDocument/hover", {"bogus": 1})
     with pytest.raises(JsonRpcMethodNotFound):
         await raw_request(editor.client, "fp16lint/noSuchMethod", {})
-    raw_notify(editor.client, b'{"jsonrpc": "2.0", "method": "textDocument/didChange", "params": 3}')
+    raw_notify(
+        editor.client, b'{"jsonrpc": "2.0", "method": "textDocument/didChange", "params": 3}'
+    )
     raw_notify(editor.client, b"{this is not json")
     editor.client.text_document_did_change(  # a change to a buffer that was never opened
         types.DidChangeTextDocumentParams(
@@ -246,84 +254,65 @@ async def test_a_broken_config_is_reported_and_linting_goes_on(editor: Editor):
     await wait_for(lambda: any("selekt" in m.message for m in editor.client.messages))
 
 
-async def test_cross_file_facts_follow_edits(probe_editor: Editor):
-    editor = probe_editor
-    editor.write("lib.py", "def probe_helper():\n    return 1\n")
-    editor.write("main.py", "from lib import probe_helper\n\nprobe_helper()\n")
-    await editor.start()
-    await wait_for(lambda: any("indexed" in m.message for m in editor.client.log_messages))
-
-    main = editor.open("main.py", "from lib import probe_helper\n\nprobe_helper()\n")
-    [diag] = await editor.diagnostics(main, version=1)
-    assert diag.code == "FP990" and diag.message == "`probe_helper` comes from another file."
-    [related] = diag.related_information
-    assert related.location.uri == editor.uri("lib.py")
-    assert related.location.range == _range(0, 4, 0, 16)
-    assert related.message == "`probe_helper` is defined here"
-
-    # Renaming the function in the other (open, unsaved) buffer updates this file's findings.
-    lib = editor.open("lib.py", "def probe_helper():\n    return 1\n")
-    await editor.diagnostics(lib, version=1)
-    editor.change(lib, "def probe_renamed():\n    return 1\n")
-    diags = await editor.diagnostics(main, predicate=lambda d: d and "no file" in d[0].message)
-    assert diags[0].message == "`probe_helper` is defined in no file of the project."
-
-    # A buffer that does not parse keeps its last good facts for the other files.
-    editor.change(lib, "def probe_helper(:\n")
-    await editor.diagnostics(lib, version=3, predicate=bool)
-    await asyncio.sleep(0.3)
-    assert "no file" in editor.published(main)[-1].diagnostics[0].message
-
-    # Closing it without saving: the file on disk counts again.
-    editor.client.text_document_did_close(
-        types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(lib))
-    )
-    diags = await editor.diagnostics(main, predicate=lambda d: d and "another" in d[0].message)
-    assert diags[0].related_information[0].location.uri == editor.uri("lib.py")
-
-    # A file created on disk is indexed when the client reports it.
-    editor.write("more.py", "probe_missing()\n")
-    editor.change(main, "from lib import probe_helper\n\nprobe_helper()\nprobe_extra()\n")
-    diags = await editor.diagnostics(main, version=2)
-    assert [d.message for d in diags][-1] == "`probe_extra` is defined in no file of the project."
-    editor.write("more.py", "def probe_extra():\n    pass\n")
-    editor.client.workspace_did_change_watched_files(
-        types.DidChangeWatchedFilesParams(
-            [types.FileEvent(editor.uri("more.py"), types.FileChangeType.Created)]
-        )
-    )
-    diags = await editor.diagnostics(main, predicate=lambda d: all("another" in x.message for x in d))
-    assert [d.related_information[0].location.uri for d in diags] == [
-        editor.uri("lib.py"),
-        editor.uri("more.py"),
-    ]
+def _fp201_lines(diags: list[types.Diagnostic]) -> list[int]:
+    return [d.range.start.line for d in diags if d.code == "FP201"]
 
 
-async def test_real_cross_file_finding_follows_the_cast_site(editor: Editor):
+async def test_cross_file_findings_follow_the_cast_site(editor: Editor):
     """FP201 in models.py exists because train.py casts the model: editing train.py's buffer
     updates models.py's diagnostics, with the cast site as related information."""
-    from fp16lint.rules.fp2xx_common import INHERITANCE_PROJECT
-
     for name, text in INHERITANCE_PROJECT.items():
         editor.write(name, text)
     await editor.start()
     await wait_for(lambda: any("indexed 2 files" in m.message for m in editor.client.log_messages))
     models = editor.open("models.py", INHERITANCE_PROJECT["models.py"])
-    diags = [d for d in await editor.diagnostics(models, version=1) if d.code == "FP201"]
-    assert [d.range.start.line for d in diags] == [7, 20]
+    diags = await editor.diagnostics(models, version=1)
+    assert _fp201_lines(diags) == [7, 20]
     for diag in diags:
         [related] = diag.related_information
         assert related.location.uri == editor.uri("train.py")
         assert related.location.range.start == types.Position(4, 8)
         assert related.message == "`Net` is cast to float16 here"
 
+    # The other file's unsaved buffer counts: no fp16 cast, no FP2xx finding.
     train = editor.open("train.py", INHERITANCE_PROJECT["train.py"])
     await editor.diagnostics(train, version=1)
     editor.change(train, INHERITANCE_PROJECT["train.py"].replace("float16", "bfloat16"))
     await wait_for(lambda: not editor.published(models)[-1].diagnostics)
 
+    # While a buffer does not parse, its last good facts stand.
+    editor.change(train, INHERITANCE_PROJECT["train.py"])
+    assert _fp201_lines(await editor.diagnostics(models, predicate=bool)) == [7, 20]
+    editor.change(train, INHERITANCE_PROJECT["train.py"] + "def broken(:\n")
+    assert [d.code for d in await editor.diagnostics(train, version=4)] == ["FP000"]
+    await asyncio.sleep(0.5)
+    assert _fp201_lines(editor.published(models)[-1].diagnostics) == [7, 20]
+
+    # Closed without saving: the file on disk counts again.
+    editor.change(train, INHERITANCE_PROJECT["train.py"].replace("float16", "bfloat16"))
+    await wait_for(lambda: not editor.published(models)[-1].diagnostics)
     editor.client.text_document_did_close(
         types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(train))
     )
-    diags = await editor.diagnostics(models, predicate=bool)
-    assert [d.range.start.line for d in diags if d.code == "FP201"] == [7, 20]
+    assert _fp201_lines(await editor.diagnostics(models, predicate=bool)) == [7, 20]
+
+
+async def test_files_created_on_disk_join_the_project(editor: Editor):
+    editor.write("models.py", INHERITANCE_PROJECT["models.py"])
+    await editor.start()
+    models = editor.open("models.py", INHERITANCE_PROJECT["models.py"])
+    assert await editor.diagnostics(models, version=1) == []
+    editor.write("train.py", INHERITANCE_PROJECT["train.py"])
+    editor.client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            [types.FileEvent(editor.uri("train.py"), types.FileChangeType.Created)]
+        )
+    )
+    assert _fp201_lines(await editor.diagnostics(models, predicate=bool)) == [7, 20]
+    (editor.root / "train.py").unlink()
+    editor.client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            [types.FileEvent(editor.uri("train.py"), types.FileChangeType.Deleted)]
+        )
+    )
+    await wait_for(lambda: not editor.published(models)[-1].diagnostics)

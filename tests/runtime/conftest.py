@@ -15,22 +15,17 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "runtime"
+HERE = Path(__file__).resolve().parent
 
 if importlib.util.find_spec("fp16lint") is None:  # running from a checkout without install
     sys.path.insert(0, str(ROOT / "src"))
-if str(FIXTURES) not in sys.path:
-    sys.path.insert(0, str(FIXTURES))
+for extra in (FIXTURES, HERE):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
 
 torch = pytest.importorskip("torch")
 # two busy cores: OpenMP threads spinning against each other make small kernels 100x slower
 torch.set_num_threads(1)
-
-
-def marker_line(path: Path, marker: str) -> int:
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if marker in line:
-            return i
-    raise AssertionError(f"{marker} not in {path}")
 
 
 @pytest.fixture

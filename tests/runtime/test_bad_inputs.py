@@ -62,7 +62,11 @@ def test_no_guessable_inputs():
 
 @pytest.mark.parametrize(
     ("cls", "dtype", "shape"),
-    [(hz.AutoLinear, torch.float32, [2, 16]), (hz.AutoEmbedding, torch.int64, [2, 16]), (hz.AutoConv, torch.float32, [2, 3, 32, 32])],
+    [
+        (hz.AutoLinear, torch.float32, [2, 16]),
+        (hz.AutoEmbedding, torch.int64, [2, 16]),
+        (hz.AutoConv, torch.float32, [2, 3, 32, 32]),
+    ],
 )
 def test_guessed_inputs(cls, dtype, shape):
     r = rt.check_target(cls, None, runs=("fp16",))

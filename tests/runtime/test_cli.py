@@ -9,7 +9,7 @@ import types
 
 import pytest
 from click.testing import CliRunner
-from conftest import FIXTURES, marker_line
+from runtime_support import FIXTURES, marker_line
 
 from fp16lint.runtime.cli import runtime_command
 
@@ -28,7 +28,16 @@ def test_planted_exits_1_twin_exits_0(tmp_path, monkeypatch):
     bad = invoke(["--target", f"{PLANTED}:make_planted", "--inputs", f"{PLANTED}:example_inputs"])
     assert bad.exit_code == 1, bad.output
     assert "confirmed" in bad.stdout and "recommendation: upcast the named lines" in bad.stdout
-    good = invoke(["--target", f"{PLANTED}:make_upcast", "--inputs", f"{PLANTED}:example_inputs", "--device", "cpu"])
+    good = invoke(
+        [
+            "--target",
+            f"{PLANTED}:make_upcast",
+            "--inputs",
+            f"{PLANTED}:example_inputs",
+            "--device",
+            "cpu",
+        ]
+    )
     assert good.exit_code == 0, good.output
     assert "keep .half()" in good.stdout
 
@@ -38,12 +47,18 @@ def test_json_and_html_outputs(tmp_path, monkeypatch):
     html = tmp_path / "report.html"
     res = invoke(
         [
-            "--target", f"{PLANTED}:make_planted",
-            "--target", f"{PLANTED}:make_upcast",
-            "--inputs", f"{PLANTED}:example_inputs",
-            "--output-format", "json",
-            "--html", html,
-            "--seed", "3",
+            "--target",
+            f"{PLANTED}:make_planted",
+            "--target",
+            f"{PLANTED}:make_upcast",
+            "--inputs",
+            f"{PLANTED}:example_inputs",
+            "--output-format",
+            "json",
+            "--html",
+            html,
+            "--seed",
+            "3",
         ]
     )
     assert res.exit_code == 1
@@ -124,7 +139,9 @@ def test_automatic_mode_guesses_inputs(tmp_path, monkeypatch):
             """
         )
     )
-    res = invoke(["--target", str(mod), "--output-format", "json"], cwd=tmp_path, monkeypatch=monkeypatch)
+    res = invoke(
+        ["--target", str(mod), "--output-format", "json"], cwd=tmp_path, monkeypatch=monkeypatch
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert [t["name"] for t in data["targets"]] == ["Small"]
@@ -135,10 +152,22 @@ def test_automatic_mode_guesses_inputs(tmp_path, monkeypatch):
 def test_paths_join_with_lint_paths(tmp_path, monkeypatch, make_finding):
     line = marker_line(PLANTED, "# PLANTED")
     fake = types.ModuleType("fp16lint.api")
-    fake.lint_paths = lambda paths: types.SimpleNamespace(findings=[make_finding("FP203", PLANTED, line)])
+    fake.lint_paths = lambda paths: types.SimpleNamespace(
+        findings=[make_finding("FP203", PLANTED, line)]
+    )
     monkeypatch.setitem(sys.modules, "fp16lint.api", fake)
     monkeypatch.chdir(tmp_path)
-    res = invoke([str(FIXTURES), "--target", f"{PLANTED}:make_planted", "--inputs", f"{PLANTED}:example_inputs", "--output-format", "json"])
+    res = invoke(
+        [
+            str(FIXTURES),
+            "--target",
+            f"{PLANTED}:make_planted",
+            "--inputs",
+            f"{PLANTED}:example_inputs",
+            "--output-format",
+            "json",
+        ]
+    )
     assert res.exit_code == 1
     data = json.loads(res.stdout)
     assert data["join"]["findings"][0]["verdict"] == "confirmed"
@@ -147,7 +176,15 @@ def test_paths_join_with_lint_paths(tmp_path, monkeypatch, make_finding):
 def test_paths_without_static_api(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "fp16lint.api", None)  # import fails
     monkeypatch.chdir(tmp_path)
-    res = invoke([str(FIXTURES), "--target", f"{PLANTED}:make_upcast", "--inputs", f"{PLANTED}:example_inputs"])
+    res = invoke(
+        [
+            str(FIXTURES),
+            "--target",
+            f"{PLANTED}:make_upcast",
+            "--inputs",
+            f"{PLANTED}:example_inputs",
+        ]
+    )
     assert res.exit_code == 0
     assert "lint_paths not found" in res.stderr
 
@@ -166,7 +203,21 @@ def test_no_targets_and_usage_errors(tmp_path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text("[project]\nname='x'\n")
     res = invoke([])
     assert res.exit_code == 2 and "no targets" in res.stderr
-    res = CliRunner().invoke(runtime_command, ["--target", "a:b", "--target", "c:d", "--inputs", "e:f", "--inputs", "g:h", "--inputs", "i:j"])
+    res = CliRunner().invoke(
+        runtime_command,
+        [
+            "--target",
+            "a:b",
+            "--target",
+            "c:d",
+            "--inputs",
+            "e:f",
+            "--inputs",
+            "g:h",
+            "--inputs",
+            "i:j",
+        ],
+    )
     assert res.exit_code == 2 and "one --inputs" in res.output
 
 
@@ -176,3 +227,32 @@ def test_require_cuda_exits_2(tmp_path, monkeypatch):
     res = invoke(["--target", f"{PLANTED}:make_upcast", "--require-cuda"])
     assert res.exit_code == 2
     assert "CUDA was required" in res.stderr
+
+
+def test_targets_from_parsed_config_table(tmp_path):
+    from fp16lint.runtime.cli import run_runtime
+    from fp16lint.runtime.targets import TargetSpecError, targets_from_table
+
+    specs = targets_from_table(
+        {
+            "targets": [
+                {
+                    "factory": f"{PLANTED}:make_upcast",
+                    "inputs": f"{PLANTED}:example_inputs",
+                    "name": "twin",
+                    "seed": 2,
+                }
+            ]
+        }
+    )
+    assert specs[0].name == "twin" and specs[0].seed == 2
+    with pytest.raises(TargetSpecError, match="unknown key"):
+        targets_from_table({"targets": [{"factory": "a:b", "inptus": "c:d"}]})
+    with pytest.raises(TargetSpecError, match="needs a factory"):
+        targets_from_table({"targets": [{"inputs": "c:d"}]})
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run_runtime([], specs, output_format="json", root=tmp_path, out=out, err=err)
+    assert code == 0
+    assert json.loads(out.getvalue())["targets"][0]["seed"] == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hazards as hz
 import pytest
-from conftest import marker_line
+from runtime_support import marker_line
 
 import fp16lint.runtime as rt
 
@@ -52,7 +52,9 @@ def test_weights_overflowing_on_cast():
 
 
 def test_backward_gradient_underflow_needs_gradscaler():
-    r = rt.check_target(hz.TinyGradModel, hz.good_inputs, backward=True, runs=("fp16", "autocast-fp16"))
+    r = rt.check_target(
+        hz.TinyGradModel, hz.good_inputs, backward=True, runs=("fp16", "autocast-fp16")
+    )
     g32 = r.runs["fp32"].grads
     g16 = r.runs["fp16"].grads
     assert g32 is not None and g32.gradscaler_needed  # predicted from fp32 magnitudes

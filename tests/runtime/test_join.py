@@ -5,7 +5,7 @@ from __future__ import annotations
 import hazards as hz
 import planted
 import pytest
-from conftest import marker_line
+from runtime_support import marker_line
 
 import fp16lint.runtime as rt
 from fp16lint.runtime.join import join, layer_of_line
@@ -13,7 +13,9 @@ from fp16lint.runtime.join import join, layer_of_line
 
 @pytest.fixture(scope="module")
 def planted_report():
-    return rt.check_target(planted.make_planted, planted.example_inputs, name="planted", runs=("fp16",))
+    return rt.check_target(
+        planted.make_planted, planted.example_inputs, name="planted", runs=("fp16",)
+    )
 
 
 def _line(path, text):
@@ -59,7 +61,11 @@ def test_model_level_codes(planted_report, planted_path, make_finding):
 def test_missed_places_are_listed(planted_report, planted_path, make_finding):
     # no finding on the pow line: the overflow is something the linter missed
     other = _line(planted_path, "# TWIN")
-    result = join([make_finding("FP203", planted_path, other)], [planted_report], linted_paths=[str(planted_path.parent)])
+    result = join(
+        [make_finding("FP203", planted_path, other)],
+        [planted_report],
+        linted_paths=[str(planted_path.parent)],
+    )
     line = _line(planted_path, "# PLANTED")
     missed = [m for m in result.missed if m.line == line]
     assert missed and missed[0].what == "pow"
@@ -89,5 +95,8 @@ def test_relative_paths_resolve_against_root(planted_report, planted_path, make_
 def test_error_targets_leave_findings_not_reached(planted_path, make_finding):
     broken = rt.check_target(hz.broken_factory, hz.good_inputs, name="broken")
     line = _line(planted_path, "# PLANTED")
-    result = join([make_finding("FP203", planted_path, line), make_finding("FP101", planted_path, line)], [broken])
+    result = join(
+        [make_finding("FP203", planted_path, line), make_finding("FP101", planted_path, line)],
+        [broken],
+    )
     assert {j.verdict for j in result.joined} == {"not-reached"}

@@ -6,7 +6,7 @@ import json
 
 import planted
 import pytest
-from conftest import marker_line
+from runtime_support import marker_line
 
 import fp16lint.runtime as rt
 from fp16lint.runtime.join import join
@@ -18,6 +18,12 @@ def reports():
     bad = rt.check_target(planted.make_planted, planted.example_inputs, name="planted")
     twin = rt.check_target(planted.make_upcast, planted.example_inputs, name="twin")
     return bad, twin
+
+
+def test_probe_had_no_internal_errors(reports):
+    for report in reports:
+        for run in report.runs.values():
+            assert not [n for n in run.notes if n.startswith("probe:")], run.notes
 
 
 def test_planted_confirmed_at_the_pow_line(reports, planted_path):

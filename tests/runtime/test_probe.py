@@ -85,7 +85,10 @@ def test_probe_does_not_change_outputs():
 
     with torch.no_grad(), Probe(m32, "fp32", store=store):
         forward(m32, x.float())
-    with torch.no_grad(), Probe(m, "fp16", reference=store, options=ProbeOptions(local_check="always")) as probe:
+    with (
+        torch.no_grad(),
+        Probe(m, "fp16", reference=store, options=ProbeOptions(local_check="always")) as probe,
+    ):
         probed = forward(m, x)
     assert torch.equal(plain, probed)
     assert probe.internal_errors == []

@@ -36,16 +36,36 @@ def saved(tmp_path_factory):
     torch.manual_seed(0)
     models = {
         "bert": BertModel(
-            BertConfig(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                       intermediate_size=64, max_position_embeddings=32)
+            BertConfig(
+                vocab_size=VOCAB,
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                intermediate_size=64,
+                max_position_embeddings=32,
+            )
         ),
         "gpt2": GPT2Model(
-            GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=2, n_positions=32,
-                       bos_token_id=0, eos_token_id=0)
+            GPT2Config(
+                vocab_size=VOCAB,
+                n_embd=32,
+                n_layer=2,
+                n_head=2,
+                n_positions=32,
+                bos_token_id=0,
+                eos_token_id=0,
+            )
         ),
         "t5": T5Model(
-            T5Config(vocab_size=VOCAB, d_model=32, d_ff=64, d_kv=16, num_layers=2, num_heads=2,
-                     decoder_start_token_id=0)
+            T5Config(
+                vocab_size=VOCAB,
+                d_model=32,
+                d_ff=64,
+                d_kv=16,
+                num_layers=2,
+                num_heads=2,
+                decoder_start_token_id=0,
+            )
         ),
     }
     paths = {}
@@ -71,6 +91,8 @@ def test_fp16_loaded_models_run_clean(saved, name):
     assert r.runs["fp16"].output.cosine > 0.999
     assert any("padding positions" in n for n in r.notes)
     assert r.ok, r.summary()
+    for run in r.runs.values():
+        assert not [n for n in run.notes if n.startswith("probe:")], run.notes
     # attention masks and integer ids never counted as activations
     root = next(m for m in r.runs["fp16"].modules if m.qualname == "")
     assert "int64" in root.in_dtypes
@@ -90,7 +112,9 @@ def _wo(params):
 
 def test_t5_dtype_argument_keeps_wo_fp32(saved):
     r = rt.check_target(
-        lambda: _load("t5", saved["t5"], dtype=torch.float16), _inputs(encoder_decoder=True), runs=("fp16",)
+        lambda: _load("t5", saved["t5"], dtype=torch.float16),
+        _inputs(encoder_decoder=True),
+        runs=("fp16",),
     )
     assert r.error is None, r.error
     wo = _wo(r.runs["fp16"].params)
@@ -124,7 +148,7 @@ def test_t5_default_cast_of_fp32_load(saved, make_finding):
     assert set(_wo(r.runs["fp16"].params).values()) == {"float16"}
     assert set(_wo(r.runs["bf16"].params).values()) == {"bfloat16"}
     # a model-level finding in this file gets the model's verdict, with the dtype inventory
-    from conftest import marker_line
+    from runtime_support import marker_line
 
     line = marker_line(__import__("pathlib").Path(__file__), "# FP501-LINE")
     result = join([make_finding("FP501", __file__, line)], [r])

@@ -21,6 +21,7 @@ from enum import Enum
 import libcst as cst
 
 from fp16lint.analysis.names import NameResolver
+from fp16lint.analysis.tree import walk
 
 _MAX_DEPTH = 6
 
@@ -288,6 +289,33 @@ def device_of(expr: cst.BaseExpression | None, names: NameResolver, _depth: int 
         values = names.values(expr.value)
         found = {device_of(v, names, _depth + 1) for v in values} if values else {None}
         if None in found:
-            return None
+            return "?" if expr.value in _device_names(expr.value, names) else None
         return found.pop() if len(found) == 1 else "?"
     return None
+
+
+def _device_names(name: str, names: NameResolver) -> set[str]:
+    """Names the scope binding ``name`` passes as a device: ``device=d`` keywords and the first
+    of two ``.to(d, dtype)`` arguments (usage shows a parameter is a device)."""
+    scope = names.scope_of(name)
+    if scope is None or scope.node is None:
+        return set()
+    cached = scope.notes.get("device_names")
+    if cached is None:
+        cached = set()
+        for node in walk(scope.node):
+            if isinstance(node, cst.Arg) and getattr(node.keyword, "value", "") == "device":
+                if isinstance(node.value, cst.Name):
+                    cached.add(node.value.value)
+            elif (
+                isinstance(node, cst.Call)
+                and isinstance(node.func, cst.Attribute)
+                and node.func.attr.value == "to"
+                and len(node.args) == 2
+                and node.args[0].keyword is None
+                and isinstance(node.args[0].value, cst.Name)
+                and dtype_of(node.args[1].value, names) is not None
+            ):
+                cached.add(node.args[0].value.value)
+        scope.notes["device_names"] = cached
+    return cached  # type: ignore[return-value]

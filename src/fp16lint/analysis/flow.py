@@ -10,10 +10,16 @@ float16 again even when their inputs were upcast). It stops being float16 after 
 ``dtype=torch.float32``. Factories without a dtype make float32 (the default dtype) or integer
 tensors; comparisons make bool tensors.
 
+Inside a method of a class, the inputs (parameters other than ``self``) and what is computed
+from them — by torch ops, submodule calls, helpers they are passed to — are *activations*
+(``ACT``): their dtype is not seen here, but it is the model's own, so they are float16 when the
+class runs in float16 (``analysis.index`` decides). Anything else not seen being made
+(attributes, results of unrelated calls) is ``UNKNOWN`` and never reported.
+
 The analysis follows statements in source order as the engine walks them: branches of an ``if``
-are joined (float16 on one branch only is *may-be* float16), loops are read once, and anything
-not seen being made (parameters, attributes, results of unknown calls) is ``UNKNOWN``. Rules
-decide what unknown means: nothing, or "float16" inside a model known to run in float16.
+are joined (float16 on one branch only is *may-be* float16), a dtype guard pins a name on each
+branch (``if x.dtype == torch.float16: x = x.float()`` leaves ``x`` not float16 after the
+``if``), and loops are read once.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.casts import cast_of
 from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
 from fp16lint.analysis.guards import dtype_guards
+from fp16lint.analysis.tree import walk
 from fp16lint.data.amp_ops import AUTOCAST_FP16_OPS
 
 _MAX_DEPTH = 40
@@ -39,6 +46,7 @@ class Dt(str, Enum):
     WIDE = "wide"  # float32, float64 or bfloat16 tensor
     INT = "int"  # integer or bool tensor
     SCALAR = "scalar"  # Python number
+    ACT = "activation"  # derived from a method's inputs: the model's dtype
     UNKNOWN = "unknown"
 
     @property
@@ -60,6 +68,7 @@ def _from_fact(fact: DTypeFact | None) -> Dt:
 
 
 def join(a: Dt, b: Dt) -> Dt:
+    """The dtype after branches that gave ``a`` and ``b``."""
     if a is b:
         return a
     if a.is16 or b.is16:
@@ -70,18 +79,27 @@ def join(a: Dt, b: Dt) -> Dt:
 
 
 def promote(a: Dt, b: Dt) -> Dt:
-    """The dtype of ``a <op> b`` for elementwise arithmetic (torch's type promotion, with
-    0-dim subtleties resolved to unknown)."""
+    """The dtype of ``a <op> b`` for elementwise arithmetic (torch's type promotion; a float16
+    tensor meeting a float32 one is unknown, since a 0-dim float32 tensor does not promote it).
+    An upcast value meeting an unknown one (``variance + self.eps``) stays wide: either the
+    unknown is a number or a tensor of at most its width, or the code mixes dtypes knowingly."""
     if a is Dt.SCALAR and b is Dt.SCALAR:
         return Dt.SCALAR
     for x, y in ((a, b), (b, a)):
-        if x.is16 and (y.is16 or y in (Dt.SCALAR, Dt.INT)):
+        if x.is16 and (y.is16 or y in (Dt.SCALAR, Dt.INT, Dt.ACT)):
             return Dt.MAYBE16 if Dt.MAYBE16 in (x, y) else Dt.F16
-        if x is Dt.WIDE and y in (Dt.WIDE, Dt.SCALAR, Dt.INT):
+        if x is Dt.WIDE and y in (Dt.WIDE, Dt.SCALAR, Dt.INT, Dt.ACT, Dt.UNKNOWN):
             return Dt.WIDE
+        if x is Dt.ACT and y in (Dt.ACT, Dt.SCALAR, Dt.INT, Dt.UNKNOWN):
+            return Dt.ACT
     if a is Dt.INT and b is Dt.INT:
         return Dt.INT
     return Dt.UNKNOWN
+
+
+def carries(values: list[Dt]) -> Dt:
+    """What an opaque call returns given its arguments: an activation when one goes in."""
+    return Dt.ACT if any(v.is16 or v is Dt.ACT for v in values) else Dt.UNKNOWN
 
 
 # Factories: the dtype when none is given (None: depends on the arguments, see _factory).
@@ -106,6 +124,9 @@ _SCALAR_FUNCTIONS = frozenset({"builtins.len", "builtins.int", "builtins.float",
                                "builtins.min", "builtins.max", "builtins.round", "builtins.sum"})  # fmt: skip
 _WIDE_METHODS = {"float": Dt.WIDE, "double": Dt.WIDE, "bfloat16": Dt.WIDE, "half": Dt.F16}
 _SAME_ATTRIBUTES = frozenset({"T", "mT", "H", "mH", "data", "values", "real"})
+_TENSOR_ANNOTATIONS = frozenset(
+    {"torch.Tensor", "torch.FloatTensor", "torch.HalfTensor", "torch.nn.Parameter"}
+)
 
 
 @dataclass
@@ -115,6 +136,7 @@ class Frame:
     values: dict[str, Dt] = field(default_factory=dict)
     dtype_vars: dict[str, Dt] = field(default_factory=dict)  # name = x.dtype: x's dtype then
     branches: list[tuple[dict, dict, list]] = field(default_factory=list)
+    self_name: str | None = None  # in a method: its first parameter
 
     def snapshot(self) -> tuple[dict, dict]:
         return dict(self.values), dict(self.dtype_vars)
@@ -136,14 +158,37 @@ class FlowTracker(Tracker):
 
     # --- scopes ------------------------------------------------------------------------------
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
-        self.frames.append(Frame())
+        frame = Frame()
+        scopes = self.ctx.names.scopes
+        if len(scopes) >= 2 and scopes[-2].kind == "class":
+            params = [*node.params.posonly_params, *node.params.params]
+            if params:
+                frame.self_name = params[0].name.value
+            for param in [*params[1:], *node.params.kwonly_params]:
+                if self._is_input(param):
+                    frame.values[param.name.value] = Dt.ACT
+        self.frames.append(frame)
         self._memo.clear()
+
+    def _is_input(self, param: cst.Param) -> bool:
+        """A parameter that may carry an activation: unannotated, or annotated as a tensor
+        (``new_size: Tuple[int, int]``, ``dtype: torch.dtype`` do not)."""
+        if param.annotation is None:
+            return True
+        return any(
+            self.ctx.names.qualname(node) in _TENSOR_ANNOTATIONS
+            for node in walk(param.annotation.annotation)
+            if isinstance(node, (cst.Name, cst.Attribute))
+        )
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.frames.pop()
         self._memo.clear()
 
-    visit_Lambda = visit_FunctionDef
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self.frames.append(Frame())
+        self._memo.clear()
+
     leave_Lambda = leave_FunctionDef
 
     # --- bindings -----------------------------------------------------------------------------
@@ -155,10 +200,12 @@ class FlowTracker(Tracker):
             else:
                 self.frame.dtype_vars[target.value] = dtype_of_value
         elif isinstance(target, (cst.Tuple, cst.List)):
+            # unpacking ``q, k, v = qkv.chunk(3)``: activations stay activations
+            element_dt = Dt.ACT if value.is16 or value is Dt.ACT else Dt.UNKNOWN
             for element in target.elements:
                 inner = element.value
                 self._set(
-                    inner.value if isinstance(inner, cst.StarredElement) else inner, Dt.UNKNOWN
+                    inner.value if isinstance(inner, cst.StarredElement) else inner, element_dt
                 )
         self._memo.clear()
 
@@ -331,11 +378,17 @@ class FlowTracker(Tracker):
             return self._function(call, qualname, depth)
         func = call.func
         if isinstance(func, cst.Attribute):
+            if isinstance(func.value, cst.Name) and func.value.value == self.frame.self_name:
+                return self._opaque(call, depth)  # a submodule or helper method of the model
             return self._method(call, func.attr.value, func.value, depth)
         if isinstance(func, cst.Name):
             callee = self._name(func)
-            return callee if callee.is16 else Dt.UNKNOWN  # calling a float16 model
-        return Dt.UNKNOWN
+            if callee.is16:
+                return callee  # calling a float16 model
+        return self._opaque(call, depth)
+
+    def _opaque(self, call: cst.Call, depth: int) -> Dt:
+        return carries([self._eval(arg.value, depth) for arg in call.args])
 
     def _first_arg(self, call: cst.Call) -> cst.BaseExpression | None:
         for arg in call.args:
@@ -349,7 +402,7 @@ class FlowTracker(Tracker):
         if qualname in _SCALAR_FUNCTIONS or qualname.startswith("math."):
             return Dt.SCALAR
         if not qualname.startswith("torch."):
-            return Dt.UNKNOWN
+            return self._opaque(call, depth)
         short = qualname.rsplit(".", 1)[1]
         if qualname in _FLOAT_FACTORIES:
             return Dt.WIDE

@@ -49,7 +49,10 @@ from fp16lint.data.amp_ops import (
 
 _REDUCTIONS = frozenset({"mean", "sum", "nanmean", "nansum"})
 _SATURATING = frozenset({"tanh", "sigmoid", "erf", "softsign", "hardtanh"})
-_MAXIMA = frozenset({"max", "amax", "logsumexp", "cummax"})
+_MAXIMA = frozenset(
+    {"max", "amax", "logsumexp", "cummax", "adaptive_max_pool1d", "adaptive_max_pool2d",
+     "adaptive_max_pool3d"}
+)  # fmt: skip
 _NONNEGATIVE = frozenset({"abs", "relu", "softplus", "square", "exp", "sigmoid", "norm"})
 
 
@@ -144,9 +147,9 @@ class HazardTracker(Tracker):
         if isinstance(expr, cst.Name) and expr.value in ("self", "cls"):
             return None
         dt = self.flow.dtype(expr)
-        if dt.safe:
+        if dt.safe or dt is Dt.UNKNOWN:
             return None
-        if dt is Dt.UNKNOWN:
+        if dt is Dt.ACT:
             if self._owner()[0] is None:
                 return None
             if isinstance(expr, (cst.Name, cst.Attribute)):
@@ -165,7 +168,7 @@ class HazardTracker(Tracker):
         **fields: Any,
     ) -> int:
         owner, method = self._owner()
-        if dt is Dt.UNKNOWN and owner is None:
+        if not dt.is16 and owner is None:
             return -1
         record = {
             "rule": rule,
@@ -185,11 +188,10 @@ class HazardTracker(Tracker):
         if len(whole) <= 50 and "\n" not in whole:
             return whole
         func = self.ctx.code(call.func)
-        return (
-            f"{func}(...)"
-            if len(func) <= 50 and "\n" not in func
-            else f"{_method_name(call) or 'call'}(...)"
-        )
+        if len(func) <= 50 and "\n" not in func:
+            return f"{func}(...)"
+        method = _method_name(call)
+        return f".{method}(...)" if method else "call(...)"
 
     # --- ops -------------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
@@ -226,7 +228,11 @@ class HazardTracker(Tracker):
             what = self._pow_risk(exponent)
             if what == "" or self._saturated():
                 return
+            if exponent is None:
+                op = _POW_ANY
         if op.risk == "exp" and self._bounded_exp(operand):
+            return
+        if op.risk == "log" and self._stable_sum_of_exps(operand):
             return
         if op.risk == "rsqrt" and self._from_manual_norm(operand):
             return
@@ -259,11 +265,13 @@ class HazardTracker(Tracker):
             return
         if isinstance(node.operator, cst.Power):
             dt = self._input(node.left)
-            if dt is None or self._autocast_protects(POW, False):
-                return
-            what = self._pow_risk(_literal_number(node.right))
+            if dt is None or self.flow.dtype(node).safe or self._autocast_protects(POW, False):
+                return  # ``x ** wide`` promotes to float32
+            exponent = _literal_number(node.right)
+            what = self._pow_risk(exponent)
             if what == "" or self._saturated() or self._guarded():
                 return
+            risk = "pow" if exponent is not None else "pow_any"
             text = self.ctx.code(node)
             self._record(
                 "FP202",
@@ -309,19 +317,62 @@ class HazardTracker(Tracker):
                 return False
         return False
 
+    def _is_maximum(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """``x.max(...)``, ``torch.amax(...)``, or a name bound to one."""
+        for node in walk(expr):
+            if isinstance(node, cst.Call):
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                if name.rsplit(".", 1)[-1] in _MAXIMA:
+                    return True
+            elif isinstance(node, cst.Name) and depth == 0:
+                values = self.ctx.names.values(node.value)
+                if values and all(v is not None and self._is_maximum(v, 1) for v in values):
+                    return True
+        return False
+
     def _bounded_exp(self, arg: cst.BaseExpression | None) -> bool:
-        """``exp(x - x.max(...))``, ``exp(-x.abs())``: the argument is at most 0."""
-        if isinstance(arg, cst.BinaryOperation) and isinstance(arg.operator, cst.Subtract):
-            for node in walk(arg.right):
-                if isinstance(node, cst.Call):
-                    name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
-                    if name.rsplit(".", 1)[-1] in _MAXIMA:
-                        return True
+        """``exp(x - x.max(...))`` (also scaled, ``exp(r * (x - m))``), ``exp(-x.abs())``: the
+        argument is at most 0."""
+        if arg is None:
+            return False
+        for node in walk(arg):
+            if (
+                isinstance(node, cst.BinaryOperation)
+                and isinstance(node.operator, cst.Subtract)
+                and self._is_maximum(node.right)
+            ):
+                return True
         if isinstance(arg, cst.UnaryOperation) and isinstance(arg.operator, cst.Minus):
             inner = arg.expression
             if isinstance(inner, cst.Call):
                 name = self.ctx.names.qualname(inner.func) or _method_name(inner) or ""
                 return name.rsplit(".", 1)[-1] in _NONNEGATIVE
+        return False
+
+    def _stable_sum_of_exps(self, arg: cst.BaseExpression | None) -> bool:
+        """``log(s)`` where ``s`` sums ``exp(x - max)`` terms (a hand-written logsumexp): the
+        term of the maximum is 1, so ``s`` is at least 1 over the number of terms."""
+        if arg is None:
+            return False
+        for node in walk(arg):
+            if isinstance(node, cst.Name):
+                values = self.ctx.names.values(node.value)
+                if values and all(v is not None and self._has_bounded_exp(v, 1) for v in values):
+                    return True
+        return self._has_bounded_exp(arg, 0)
+
+    def _has_bounded_exp(self, expr: cst.BaseExpression, depth: int) -> bool:
+        for node in walk(expr):
+            if isinstance(node, cst.Call):
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                if name.rsplit(".", 1)[-1] == "exp":
+                    inner = node.func.value if _method_name(node) == "exp" else _positional(node, 0)  # type: ignore[attr-defined]
+                    if self._bounded_exp(inner):
+                        return True
+            elif isinstance(node, cst.Name) and depth < 2:
+                values = self.ctx.names.values(node.value)
+                if values and all(v is not None and self._has_bounded_exp(v, depth + 1) for v in values):
+                    return True
         return False
 
     def _from_manual_norm(self, expr: cst.BaseExpression | None) -> bool:
@@ -399,7 +450,7 @@ class HazardTracker(Tracker):
             square, base = found
             pending = None
             dt = self._input(base)
-        if dt is None or dt.safe:
+        if dt is None or dt.safe or dt is Dt.UNKNOWN:
             return False
         is_pow = not (
             isinstance(square, cst.BinaryOperation) and isinstance(square.operator, cst.Multiply)

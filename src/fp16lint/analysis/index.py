@@ -35,13 +35,14 @@ from typing import Any
 import libcst as cst
 
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.casts import CastFacts, cast_of, constructor_of
+from fp16lint.analysis.casts import CastFacts, cast_of
 from fp16lint.analysis.dtypes import DType
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
 from fp16lint.analysis.tree import walk
-from fp16lint.data.amp_ops import OPS_BY_MODULE, UNSAFE_LAYERS, UnsafeLayer
+from fp16lint.data.amp_ops import OPS_BY_MODULE, RISKS, UNSAFE_LAYERS, UnsafeLayer
+from fp16lint.findings import Severity
 
 _MAX_DEPTH = 8
 _SUB_METHODS = frozenset({"add_module", "register_module"})
@@ -90,23 +91,43 @@ class ModelFacts(Tracker):
     def _local(self, name: str) -> str:
         return f"{self.ctx.module_name}.{name}" if self.ctx.module_name else name
 
-    def _ref(self, expr: cst.BaseExpression) -> str | None:
+    def _ref(self, expr: cst.BaseExpression, depth: int = 0) -> str | None:
         """The qualified name a class/function reference stands for (this file's own classes
-        and functions as ``module.Name``)."""
-        if isinstance(expr, cst.Name):
+        and functions as ``module.Name``, through aliases such as ``Net = Classifier``)."""
+        if isinstance(expr, cst.Name) and depth < _MAX_DEPTH:
             bindings = self.ctx.names.bindings(expr.value) or []
             if bindings and all(
                 isinstance(b.node, (cst.ClassDef, cst.FunctionDef)) for b in bindings
             ):
                 return self._local(expr.value)
+            if len(bindings) == 1 and isinstance(bindings[0].value, (cst.Name, cst.Attribute)):
+                return self._ref(bindings[0].value, depth + 1)
         return self.ctx.names.qualname(expr)
+
+    def _made_by(self, expr: cst.BaseExpression) -> str | None:
+        """What made ``expr``: the callee of ``Cls(...)``, directly or through the value a
+        name is bound to (``model = Net(c); return model``)."""
+        expr = unwrap_chain(expr)
+        if isinstance(expr, cst.Call):
+            return self._ref(expr.func)
+        if not isinstance(expr, cst.Name):
+            return None
+        made = set()
+        for value in self.ctx.names.values(expr.value):
+            inner = unwrap_chain(value) if value is not None else None
+            if isinstance(inner, cst.Name) and inner.value == expr.value:
+                continue  # model = model.eval()
+            if not isinstance(inner, cst.Call):
+                return None
+            made.add(self._ref(inner.func))
+        return made.pop() if len(made) == 1 else None
 
     # --- scopes ------------------------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
         if len(self.ctx.names.scopes) == 2:
             self.cls = self.classes.get(node.name.value)
             if self.cls is not None:
-                self.cls.update(span=self.ctx.span_ref(node.name), subs=[], methods={})
+                self.cls.update(subs=[], methods={})
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         if len(self.ctx.names.scopes) == 1:
@@ -129,7 +150,7 @@ class ModelFacts(Tracker):
     def visit_Return(self, node: cst.Return) -> None:
         scopes = self.ctx.names.scopes
         if len(scopes) == 2 and scopes[1].kind == "function" and node.value is not None:
-            made = constructor_of(node.value, self.ctx)
+            made = self._made_by(node.value)
             if made is not None:
                 name = self._local(scopes[1].node.name.value)
                 self.returns.setdefault(name, []).append(made)
@@ -332,10 +353,16 @@ class Layer:
     path: str
     span: tuple[int, ...]
     param: str | None  # constructed through this parameter's default
+    made: str  # what is constructed: the torch class, or a project subclass of it
 
     @property
     def label(self) -> str:
-        return f"`{short(self.owner)}.{self.attr}` (`nn.{short(self.layer)}`)"
+        kind = f"`nn.{short(self.layer)}`"
+        if not self.made.startswith("torch."):
+            kind = f"`{short(self.made)}`, an {kind}"
+        if self.param is not None:
+            kind = f"{kind}, the default of `{self.param}`"
+        return f"`{short(self.owner)}.{self.attr}` ({kind})"
 
 
 @dataclass
@@ -360,7 +387,8 @@ class ProjectIndex:
                 index.classes.setdefault(
                     record["qualname"], ClassInfo(record["qualname"], path, record)
                 )
-            for name, target in {**facts.get("reexports", {}), **facts.get("aliases", {})}.items():
+            reexports = facts.get("reexports", {})
+            for name, target in {**reexports.get("names", {}), **facts.get("aliases", {})}.items():
                 index.aliases[f"{module}.{name}" if module else name] = target
             for name, made in facts.get("returns", {}).items():
                 index.returns.setdefault(name, made)
@@ -471,24 +499,17 @@ class ProjectIndex:
             for sub in self.classes[name].subs:
                 yield name, sub
 
-    def unsafe_layer(self, ctor: str) -> tuple[str, UnsafeLayer] | None:
-        """``(torch class, risk)`` when constructing ``ctor`` makes an fp16-unsafe layer (a
-        project subclass that upcasts in ``forward`` is safe)."""
+    def unsafe_construction(self, ctor: str) -> tuple[str, str, UnsafeLayer | None] | None:
+        """``(class made, torch class, layer risk)`` when constructing ``ctor`` makes an
+        fp16-unsafe layer, or (risk None) an ``nn.Softmax``-style op module. A project subclass
+        that upcasts in ``forward`` is safe."""
         for target in self.targets(ctor):
             base = self.torch_base(target)
-            if base is None or base not in UNSAFE_LAYERS:
+            if base not in UNSAFE_LAYERS and base not in OPS_BY_MODULE:
                 continue
             if target in self.classes and self._upcasts(target):
                 continue
-            return base, UNSAFE_LAYERS[base]
-        return None
-
-    def op_module(self, ctor: str) -> str | None:
-        """The torch class when constructing ``ctor`` makes an ``nn.Softmax``-style op module."""
-        for target in self.targets(ctor):
-            base = self.torch_base(target)
-            if base in OPS_BY_MODULE and not (target in self.classes and self._upcasts(target)):
-                return base
+            return target, base, UNSAFE_LAYERS.get(base)
         return None
 
     def _upcasts(self, qualname: str) -> bool:
@@ -540,20 +561,13 @@ class ProjectIndex:
                 key = (self.classes[owner].path, tuple(sub["span"]))
                 if key in seen:
                     continue
-                risk = self.unsafe_layer(sub["cls"])
-                module = self.op_module(sub["cls"]) if risk is None else None
-                if risk is None and module is None:
+                found = self.unsafe_construction(sub["cls"])
+                if found is None:
                     continue
                 seen.add(key)
-                layer = Layer(
-                    owner,
-                    sub["attr"],
-                    risk[0] if risk else module,
-                    key[0],
-                    key[1],
-                    sub.get("param"),
-                )
-                yield layer, risk[1] if risk else module, reason
+                made, base, risk = found
+                layer = Layer(owner, sub["attr"], base, key[0], key[1], sub.get("param"), made)
+                yield layer, risk if risk is not None else base, reason
 
     def resident_ops(
         self, classes: dict[str, Reason] | None = None
@@ -573,8 +587,9 @@ class ProjectIndex:
                 yield path, record, None
 
     def contents_of(self, path: str, span: list[int] | tuple[int, ...]) -> list[str]:
-        """What is fp16-unsafe in the model a cast at ``path``/``span`` converts: labels such as
-        "`Block.norm` (`nn.LayerNorm`)", "`x.pow(2).mean(-1)` in `Block.forward`" (FP101/FP501)."""
+        """What is fp16-unsafe in the model a cast at ``path``/``span`` converts, most severe
+        first: labels such as "`x.pow(2).mean(-1)` in `Block.forward`", "`Block.norm`
+        (`nn.LayerNorm`)" (for FP101/FP501 messages)."""
         cast = next(
             (c for c in self.casts if c.path == path and c.span[:2] == tuple(span[:2])), None
         )
@@ -587,11 +602,28 @@ class ProjectIndex:
             classes = self.resident
         finally:
             self.resident = saved
-        labels = [layer.label for layer, _, _ in self.layers(classes)]
-        for _, record, _ in self.resident_ops(classes):
-            owner = short(record["owner"])
-            labels.append(f"`{record['text']}` in `{owner}.{record['method']}`")
-        return labels
+        items = []
+        for layer, risk, _ in self.layers(classes):
+            if isinstance(risk, str):
+                severity = RISKS[OPS_BY_MODULE[risk].risk].severity
+            else:
+                severity = risk.risk.severity
+            items.append((_RANK[severity], layer.path, layer.span, layer.label))
+        for path, record, _ in self.resident_ops(classes):
+            label = f"`{record['text']}` in `{short(record['owner'])}.{record['method']}`"
+            items.append((_RANK[_op_severity(record)], path, tuple(record["span"]), label))
+        return [label for *_, label in sorted(items)]
+
+
+_RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+def _op_severity(record: dict[str, Any]) -> Severity:
+    if record["rule"] == "FP203":
+        return Severity.ERROR
+    if record["rule"] == "FP204":
+        return Severity.WARNING
+    return RISKS[record["risk"]].severity
 
 
 def index_of(project: Any) -> ProjectIndex:

@@ -42,6 +42,7 @@ class Scope:
     kind: str  # "module", "class" or "function"
     node: cst.CSTNode | None
     bindings: dict[str, list[Binding]] = field(default_factory=dict)
+    notes: dict[str, object] = field(default_factory=dict)  # analyses' per-scope caches
 
     def bind(self, name: str, binding: Binding) -> None:
         self.bindings.setdefault(name, []).append(binding)

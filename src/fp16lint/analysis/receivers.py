@@ -47,69 +47,274 @@ class Kind(str, Enum):
 TENSOR_FACTORIES = frozenset(
     f"torch.{name}"
     for name in (
-        "tensor", "as_tensor", "from_numpy", "zeros", "ones", "empty", "full", "rand", "randn",
-        "randint", "randperm", "arange", "linspace", "logspace", "eye", "zeros_like",
-        "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
-        "cat", "concat", "stack", "where", "matmul", "bmm", "mm", "einsum", "softmax",
-        "exp", "log", "sigmoid", "tanh", "relu", "sum", "mean", "clamp", "abs", "sqrt",
-        "rsqrt", "pow", "baddbmm", "addmm", "outer", "triu", "tril", "flip", "roll",
-        "gather", "index_select", "masked_fill", "squeeze", "unsqueeze", "flatten",
-        "reshape", "permute", "transpose", "Tensor", "nn.Parameter", "nn.parameter.Parameter",
+        "tensor",
+        "as_tensor",
+        "from_numpy",
+        "zeros",
+        "ones",
+        "empty",
+        "full",
+        "rand",
+        "randn",
+        "randint",
+        "randperm",
+        "arange",
+        "linspace",
+        "logspace",
+        "eye",
+        "zeros_like",
+        "ones_like",
+        "empty_like",
+        "full_like",
+        "rand_like",
+        "randn_like",
+        "randint_like",
+        "cat",
+        "concat",
+        "stack",
+        "where",
+        "matmul",
+        "bmm",
+        "mm",
+        "einsum",
+        "softmax",
+        "exp",
+        "log",
+        "sigmoid",
+        "tanh",
+        "relu",
+        "sum",
+        "mean",
+        "clamp",
+        "abs",
+        "sqrt",
+        "rsqrt",
+        "pow",
+        "baddbmm",
+        "addmm",
+        "outer",
+        "triu",
+        "tril",
+        "flip",
+        "roll",
+        "gather",
+        "index_select",
+        "masked_fill",
+        "squeeze",
+        "unsqueeze",
+        "flatten",
+        "reshape",
+        "permute",
+        "transpose",
+        "Tensor",
+        "nn.Parameter",
+        "nn.parameter.Parameter",
     )
 ) | frozenset(LEGACY_TYPES)
 # Methods that return the receiver's own kind (modules return self; tensors a new tensor).
 SAME_KIND_METHODS = frozenset(
-    {"half", "float", "double", "bfloat16", "to", "cuda", "cpu", "type", "requires_grad_",
-     "apply"}
+    {"half", "float", "double", "bfloat16", "to", "cuda", "cpu", "type", "requires_grad_", "apply"}
 )
 # Module methods that return the module itself.
 MODULE_SELF_METHODS = frozenset({"eval", "train", "to_empty", "share_memory"})
 # Methods only a module has: calling one shows the receiver is a module.
 MODULE_USE_METHODS = frozenset(
-    {"eval", "train", "parameters", "named_parameters", "buffers", "named_buffers", "modules",
-     "named_modules", "children", "named_children", "state_dict", "load_state_dict",
-     "register_buffer", "register_parameter", "register_module", "add_module",
-     "get_submodule", "register_forward_hook", "register_forward_pre_hook",
-     "register_full_backward_hook"}
+    {
+        "eval",
+        "train",
+        "parameters",
+        "named_parameters",
+        "buffers",
+        "named_buffers",
+        "modules",
+        "named_modules",
+        "children",
+        "named_children",
+        "state_dict",
+        "load_state_dict",
+        "register_buffer",
+        "register_parameter",
+        "register_module",
+        "add_module",
+        "get_submodule",
+        "register_forward_hook",
+        "register_forward_pre_hook",
+        "register_full_backward_hook",
+    }
 )
 # Tensor methods whose result is a tensor.
 TENSOR_ONLY_METHODS = frozenset(
-    {"detach", "clone", "contiguous", "view", "reshape", "permute", "transpose", "unsqueeze",
-     "squeeze", "flatten", "masked_fill", "softmax", "exp", "pow", "sum", "mean", "sqrt",
-     "rsqrt", "abs", "argmax", "long", "int", "bool", "expand", "repeat", "t", "matmul",
-     "norm", "new_zeros", "new_ones", "new_full", "new_empty", "new_tensor"}
+    {
+        "detach",
+        "clone",
+        "contiguous",
+        "view",
+        "reshape",
+        "permute",
+        "transpose",
+        "unsqueeze",
+        "squeeze",
+        "flatten",
+        "masked_fill",
+        "softmax",
+        "exp",
+        "pow",
+        "sum",
+        "mean",
+        "sqrt",
+        "rsqrt",
+        "abs",
+        "argmax",
+        "long",
+        "int",
+        "bool",
+        "expand",
+        "repeat",
+        "t",
+        "matmul",
+        "norm",
+        "new_zeros",
+        "new_ones",
+        "new_full",
+        "new_empty",
+        "new_tensor",
+    }
 )
 TENSOR_ATTRIBUTES = frozenset({"data", "grad", "T", "mT", "H", "real", "imag"})
 # More ``torch.*`` ops whose result is a tensor (issue 5: operands of constant arithmetic).
 TENSOR_OPS = frozenset(
     f"torch.{name}"
     for name in (
-        "var", "std", "norm", "logsumexp", "cumsum", "maximum", "minimum", "square", "neg",
-        "reciprocal", "log_softmax", "erf", "sin", "cos", "sign", "diag", "tensordot", "cdist",
-        "add", "sub", "mul", "div", "amax", "amin", "addcmul", "addcdiv", "lerp", "log1p",
-        "expm1", "linalg.norm", "linalg.vector_norm", "special.expit",
+        "var",
+        "std",
+        "norm",
+        "logsumexp",
+        "cumsum",
+        "maximum",
+        "minimum",
+        "square",
+        "neg",
+        "reciprocal",
+        "log_softmax",
+        "erf",
+        "sin",
+        "cos",
+        "sign",
+        "diag",
+        "tensordot",
+        "cdist",
+        "add",
+        "sub",
+        "mul",
+        "div",
+        "amax",
+        "amin",
+        "addcmul",
+        "addcdiv",
+        "lerp",
+        "log1p",
+        "expm1",
+        "linalg.norm",
+        "linalg.vector_norm",
+        "special.expit",
     )
 )
 # Methods of a tensor whose result is not a tensor (or a tuple of them); any other method
 # called on a known tensor returns one.
 NON_TENSOR_RESULTS = frozenset(
-    {"item", "tolist", "numpy", "size", "dim", "ndimension", "numel", "nelement", "stride",
-     "data_ptr", "element_size", "is_contiguous", "is_floating_point", "is_complex",
-     "get_device", "equal", "allclose", "unbind", "split", "chunk", "tensor_split", "max",
-     "min", "sort", "topk", "kthvalue", "mode", "median", "unique", "backward",
-     "register_hook", "storage", "untyped_storage", "untyped", "__len__",
-     "__iter__", "apply_", "map_", "qr", "svd", "slogdet", "aminmax", "frexp", "histogram",
-     "register_post_accumulate_grad_hook"}
+    {
+        "item",
+        "tolist",
+        "numpy",
+        "size",
+        "dim",
+        "ndimension",
+        "numel",
+        "nelement",
+        "stride",
+        "data_ptr",
+        "element_size",
+        "is_contiguous",
+        "is_floating_point",
+        "is_complex",
+        "get_device",
+        "equal",
+        "allclose",
+        "unbind",
+        "split",
+        "chunk",
+        "tensor_split",
+        "max",
+        "min",
+        "sort",
+        "topk",
+        "kthvalue",
+        "mode",
+        "median",
+        "unique",
+        "backward",
+        "register_hook",
+        "storage",
+        "untyped_storage",
+        "untyped",
+        "__len__",
+        "__iter__",
+        "apply_",
+        "map_",
+        "qr",
+        "svd",
+        "slogdet",
+        "aminmax",
+        "frexp",
+        "histogram",
+        "register_post_accumulate_grad_hook",
+    }
 )
 # Methods only torch tensors have (numpy, pandas and builtins have none of these): a name
 # they are called on is a tensor (issue 5).
 TENSOR_USE_METHODS = frozenset(
-    {"unsqueeze", "permute", "contiguous", "masked_fill", "masked_fill_", "size", "dim",
-     "numel", "type_as", "expand", "expand_as", "view_as", "new_zeros", "new_ones",
-     "new_full", "new_empty", "new_tensor", "softmax", "log_softmax", "detach",
-     "is_floating_point", "masked_select", "index_select", "narrow", "unbind", "bmm",
-     "sigmoid", "rsqrt", "clamp", "clamp_", "clamp_min", "clamp_max", "zero_", "fill_",
-     "masked_scatter", "index_fill", "index_fill_", "scatter_", "data_ptr", "element_size"}
+    {
+        "unsqueeze",
+        "permute",
+        "contiguous",
+        "masked_fill",
+        "masked_fill_",
+        "size",
+        "dim",
+        "numel",
+        "type_as",
+        "expand",
+        "expand_as",
+        "view_as",
+        "new_zeros",
+        "new_ones",
+        "new_full",
+        "new_empty",
+        "new_tensor",
+        "softmax",
+        "log_softmax",
+        "detach",
+        "is_floating_point",
+        "masked_select",
+        "index_select",
+        "narrow",
+        "unbind",
+        "bmm",
+        "sigmoid",
+        "rsqrt",
+        "clamp",
+        "clamp_",
+        "clamp_min",
+        "clamp_max",
+        "zero_",
+        "fill_",
+        "masked_scatter",
+        "index_fill",
+        "index_fill_",
+        "scatter_",
+        "data_ptr",
+        "element_size",
+    }
 )
 # Calls that return a model.
 MODULE_FACTORIES = frozenset(
@@ -145,21 +350,37 @@ _TENSOR_TYPES |= frozenset(LEGACY_TYPES)
 _NOT_MODELS = ("Tokenizer", "Processor", "Config", "FeatureExtractor", "Scheduler", "Extractor")
 LOADERS = frozenset({"from_pretrained", "from_single_file", "from_config", "_from_config"})
 _TORCHVISION_NOT_MODELS = frozenset(
-    {"load_state_dict_from_url", "get_weight", "get_model_weights", "get_model_builder",
-     "list_models"}
+    {
+        "load_state_dict_from_url",
+        "get_weight",
+        "get_model_weights",
+        "get_model_builder",
+        "list_models",
+    }
 )
 _NN_CLASS_PREFIXES = (
-    "torch.nn.modules.", "torch.nn.parallel.", "torch.ao.nn.", "torch.nn.qat.",
-    "torch.nn.quantized.", "torch.nn.intrinsic.",
+    "torch.nn.modules.",
+    "torch.nn.parallel.",
+    "torch.ao.nn.",
+    "torch.nn.qat.",
+    "torch.nn.quantized.",
+    "torch.nn.intrinsic.",
 )
 _NOT_NN_CLASSES = frozenset(
-    {"Parameter", "ParameterList", "ParameterDict", "UninitializedParameter",
-     "UninitializedBuffer", "Buffer"}
+    {
+        "Parameter",
+        "ParameterList",
+        "ParameterDict",
+        "UninitializedParameter",
+        "UninitializedBuffer",
+        "Buffer",
+    }
 )
 DATA_LOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
 _LOOP_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "builtins.zip"})
 # Loops over these module methods give tensors / modules (for the named_* forms, the 2nd item).
 _TENSOR_LOOPS = {"parameters": None, "buffers": None, "named_parameters": 1, "named_buffers": 1}
+PARAMETER_METHODS = frozenset(_TENSOR_LOOPS)  # module methods that yield its tensors
 _MODULE_LOOPS = {"modules": None, "children": None, "named_modules": 1, "named_children": 1}
 
 
@@ -179,7 +400,9 @@ def is_torchvision_model(qualname: str | None) -> bool:
     if not qualname or not qualname.startswith("torchvision.models."):
         return False
     last = qualname.rsplit(".", 1)[-1]
-    return "Weights" not in last and last not in _TORCHVISION_NOT_MODELS and ".utils" not in qualname
+    return (
+        "Weights" not in last and last not in _TORCHVISION_NOT_MODELS and ".utils" not in qualname
+    )
 
 
 def local_module_classes(module: cst.Module, names: NameResolver) -> set[str]:
@@ -227,7 +450,9 @@ def unwrap_chain(expr: cst.BaseExpression) -> cst.BaseExpression:
     while (
         isinstance(expr, cst.Call)
         and isinstance(expr.func, cst.Attribute)
-        and (expr.func.attr.value in SAME_KIND_METHODS or expr.func.attr.value in MODULE_SELF_METHODS)
+        and (
+            expr.func.attr.value in SAME_KIND_METHODS or expr.func.attr.value in MODULE_SELF_METHODS
+        )
     ):
         expr = expr.func.value
     return expr
@@ -286,11 +511,7 @@ def _scan_uses(scope_node: cst.CSTNode | None) -> _Uses:
             if owner is not None:
                 uses.tensors.add(owner)
         if isinstance(func, (cst.Name, cst.Attribute)):
-            fed = [
-                a.value.value
-                for a in node.args
-                if not a.star and isinstance(a.value, cst.Name)
-            ]
+            fed = [a.value.value for a in node.args if not a.star and isinstance(a.value, cst.Name)]
             if fed:
                 uses.fed.append((func, fed))
     return uses
@@ -439,7 +660,9 @@ class Receivers:
         if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute):
             method = iterable.func.attr.value
             for table, kind in ((_TENSOR_LOOPS, Kind.TENSOR), (_MODULE_LOOPS, Kind.MODULE)):
-                if method in table and any(n.value == name for n in _element(target, table[method])):
+                if method in table and any(
+                    n.value == name for n in _element(target, table[method])
+                ):
                     return kind
         if isinstance(target, (cst.Tuple, cst.List)) and self._is_data_loader(iterable, depth):
             inner = [e.value for e in target.elements]
@@ -457,11 +680,20 @@ class Receivers:
             )
         return False
 
+    def used_as(self, key: str) -> Kind:
+        """The kind the uses of ``key`` (a name or ``self.x``) in its scope show — also for a
+        name about to be bound (``model = Encoder(...)`` then ``model.parameters()``)."""
+        self._memo = {}
+        try:
+            return self._used_as(key, 1)
+        finally:
+            self._memo = None
+
     def _used_as(self, key: str, depth: int) -> Kind:
         """The kind a name's uses in its scope show, for a name made where we cannot see."""
         scope = self.names.scope_of(key.split(".")[0])
         if scope is None:
-            return Kind.UNKNOWN
+            scope = next(s for s in reversed(self.names.scopes) if s.kind != "class")
         memo_key = (id(scope.node), key)
         if self._memo is not None:
             if memo_key in self._memo:
@@ -476,7 +708,11 @@ class Receivers:
         if key in uses.tensors:
             kinds.add(Kind.TENSOR)
         for callee, fed in uses.fed:
-            if key in fed and dotted(callee) != key and self.kind_of(callee, depth + 2) is Kind.MODULE:
+            if (
+                key in fed
+                and dotted(callee) != key
+                and self.kind_of(callee, depth + 2) is Kind.MODULE
+            ):
                 kinds.add(Kind.TENSOR)
                 break
         result = kinds.pop() if len(kinds) == 1 else Kind.UNKNOWN

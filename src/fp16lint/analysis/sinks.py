@@ -26,7 +26,7 @@ import libcst as cst
 
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.constants import Constant, ConstantTracker
-from fp16lint.analysis.dtypes import DType, dtype_of, tensor_dtype
+from fp16lint.analysis.dtypes import DTYPE_PRESERVING, dtype_of, tensor_dtype
 from fp16lint.analysis.guards import in_non_fp16_branch
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
@@ -68,6 +68,28 @@ _SAME_DTYPE_MATH = frozenset(
      "sub", "mul", "div", "add", "sub_", "mul_", "div_", "add_", "pow_", "clamp", "clamp_min"}
 )
 # fmt: on
+_MAYBE, _WIDE, _OTHER = "maybe fp16", "wide float", "not fp16"
+_SAME_DTYPE_ATTRIBUTES = frozenset({"T", "mT", "H", "mH", "data"})
+_INTEGER_DTYPES = frozenset(
+    f"torch.{name}"
+    for name in ("long", "int", "int64", "int32", "int16", "int8", "uint8", "short", "bool")
+)
+_NEW_TENSORS = frozenset({"torch.tensor", "torch.arange"})  # without dtype=: never fp16
+_SAME_DTYPE_TUPLES = frozenset({"torch.meshgrid", "torch.broadcast_tensors"})
+_SPLITS = frozenset({"chunk", "split", "unbind", "tensor_split"})
+# torch functions whose result has the promoted dtype of their tensor arguments.
+_PROMOTING_FUNCTIONS = frozenset(
+    f"torch.{name}"
+    for name in (
+        "log", "log1p", "log2", "log10", "exp", "sqrt", "rsqrt", "abs", "sin", "cos", "tanh",
+        "sigmoid", "square", "neg", "reciprocal", "pow", "clamp", "clip", "clamp_min",
+        "clamp_max", "cross", "matmul", "mm", "bmm", "einsum", "mul", "add", "sub", "div",
+        "maximum", "minimum", "outer", "cdist", "unsqueeze", "squeeze", "flatten", "reshape",
+        "permute", "transpose", "sum", "mean", "norm", "var", "std", "amax", "amin", "cumsum",
+        "nan_to_num", "where", "atan2", "lerp", "baddbmm", "addmm", "tensordot", "softmax",
+        "log_softmax", "linalg.norm", "linalg.vector_norm", "linalg.cross",
+    )
+)  # fmt: skip
 # Functions and methods whose argument an epsilon must keep away from zero.
 _ZERO_GUARDED = frozenset({"log", "log2", "log10", "sqrt", "rsqrt", "reciprocal"})
 _DIVISIONS = frozenset({"torch.div", "torch.divide", "torch.true_divide"})
@@ -134,53 +156,98 @@ class ConstantSinks(Tracker):
     def value_of(self, expr: cst.BaseExpression | None) -> Constant | None:
         return self.constants.value_of(expr) if expr is not None else None
 
-    def may_be_fp16(self, expr: cst.BaseExpression, _depth: int = 0) -> bool:
+    def may_be_fp16(self, expr: cst.BaseExpression) -> bool:
         """False when the code shows ``expr``'s dtype is not fp16 (or not floating)."""
-        if _depth > _MAX_DEPTH:
-            return True
+        return self._dtype_class(expr, 0, {}) is _MAYBE
+
+    def _dtype_class(self, expr: cst.BaseExpression, depth: int, seen: dict[str, int]) -> str:
+        """``_WIDE`` (float32/float64/bfloat16: it makes ``fp16 (op) it`` wide too), ``_OTHER``
+        (not fp16: integer, bool, or a default-dtype tensor of unknown shape) or ``_MAYBE``."""
+        if depth > _MAX_DEPTH:
+            return _MAYBE
         if isinstance(expr, cst.Comparison):
-            return False
+            return _OTHER
         if isinstance(expr, cst.UnaryOperation):
-            return not isinstance(expr.operator, cst.Not) and self.may_be_fp16(
-                expr.expression, _depth + 1
-            )
+            if isinstance(expr.operator, (cst.Not, cst.BitInvert)):
+                return _OTHER  # `~` exists only for integer and bool tensors
+            return self._dtype_class(expr.expression, depth + 1, seen)
         if isinstance(expr, cst.Subscript):
-            return self.may_be_fp16(expr.value, _depth + 1)
+            return self._dtype_class(expr.value, depth + 1, seen)
+        if isinstance(expr, cst.Attribute) and expr.attr.value in _SAME_DTYPE_ATTRIBUTES:
+            return self._dtype_class(expr.value, depth + 1, seen)
         if isinstance(expr, cst.BinaryOperation):
-            sides = (expr.left, expr.right)
-            if any(self._is_wide_float(side) for side in sides):
-                return False
-            tensors = [s for s in sides if self.value_of(s) is None]
-            return any(self.may_be_fp16(side, _depth + 1) for side in tensors)
-        fact = tensor_dtype(expr, self.names)
-        if fact is not None and not fact.maybe:
-            return fact.dtype is DType.FP16
+            return self._combine((expr.left, expr.right), depth, seen)
         if isinstance(expr, cst.Name):
-            latest = self._latest_value(expr)
-            return latest is None or self.may_be_fp16(latest, _depth + 1)
-        if isinstance(expr, cst.Call) and isinstance(expr.func, cst.Attribute):
-            method = expr.func.attr.value
+            value, index = self._visible_value(expr.value, seen)
+            if value is None:
+                return _MAYBE
+            return self._dtype_class(value, depth + 1, {**seen, expr.value: index})
+        if isinstance(expr, cst.Call):
+            return self._call_class(expr, depth, seen)
+        return _MAYBE
+
+    def _combine(self, operands, depth: int, seen: dict[str, int]) -> str:
+        """Type promotion: a wide float operand makes the result wide; an fp16-capable one may
+        keep it fp16; constants and integer tensors do neither."""
+        classes = {
+            self._dtype_class(operand, depth + 1, seen)
+            for operand in operands
+            if self.value_of(operand) is None and not isinstance(operand, cst.BaseString)
+        }
+        for result in (_WIDE, _MAYBE):
+            if result in classes:
+                return result
+        return _OTHER
+
+    def _call_class(self, call: cst.Call, depth: int, seen: dict[str, int]) -> str:
+        fact = tensor_dtype(call, self.names)
+        if fact is not None:
+            return _MAYBE if fact.is_fp16 or fact.maybe else _WIDE
+        dtype = _keyword(call, "dtype")
+        if dtype is not None:
+            return _MAYBE if self._dtype_may_be_fp16(dtype) else _OTHER
+        qualname = self.names.qualname(call.func) or ""
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        if qualname in _NEW_TENSORS:
+            return _OTHER  # float32 or int64 from Python data
+        if qualname in _PROMOTING_FUNCTIONS:
+            return self._combine(positional, depth, seen)
+        if qualname.startswith("torch.nn.functional.") and positional:
+            return self._dtype_class(positional[0], depth + 1, seen)
+        if isinstance(call.func, cst.Attribute) and not qualname:
+            method = call.func.attr.value
             if method in _INTEGER_METHODS:
-                return False
-            if method in _SAME_DTYPE_MATH and _keyword(expr, "dtype") is None:
-                return self.may_be_fp16(expr.func.value, _depth + 1)
-        if isinstance(expr, cst.Call) and _keyword(expr, "dtype") is not None:
-            fact = dtype_of(_keyword(expr, "dtype"), self.names)
-            return fact is None or fact.is_fp16 or fact.maybe
-        return True
+                return _OTHER
+            if method in _SAME_DTYPE_MATH or method in DTYPE_PRESERVING - {"to"}:
+                return self._dtype_class(call.func.value, depth + 1, seen)
+        return _MAYBE
 
-    def _is_wide_float(self, expr: cst.BaseExpression) -> bool:
-        """A float32/float64 tensor: ``fp16 (op) it`` is computed in the wider type."""
-        fact = tensor_dtype(expr, self.names)
-        if fact is None and isinstance(expr, cst.Name):
-            latest = self._latest_value(expr)
-            fact = tensor_dtype(latest, self.names) if latest is not None else None
-        return fact is not None and not fact.maybe and fact.dtype in (DType.FP32, DType.FP64)
+    def _dtype_may_be_fp16(self, dtype: cst.BaseExpression) -> bool:
+        if self.names.qualname(dtype) in _INTEGER_DTYPES:
+            return False
+        fact = dtype_of(dtype, self.names)
+        return fact is None or fact.is_fp16 or fact.maybe
 
-    def _latest_value(self, name: cst.Name) -> cst.BaseExpression | None:
-        """The value of the binding of ``name`` in effect in straight-line code."""
-        bindings = self.names.bindings(name.value) or []
-        return bindings[-1].value if bindings and bindings[-1].qualname is None else None
+    def _visible_value(self, name: str, seen: dict[str, int]) -> tuple[cst.BaseExpression | None, int]:
+        """The value of the binding of ``name`` in effect in straight-line code (bindings
+        after ``seen[name]`` are not visible from inside an earlier one), and its index.
+        Unpacking ``a, b = x.chunk(2)`` or ``y, x = torch.meshgrid(y, x)`` gives an element
+        with the dtype of ``x``."""
+        bindings = self.names.bindings(name) or []
+        index = min(seen.get(name, len(bindings)), len(bindings)) - 1
+        if index < 0 or bindings[index].qualname is not None:
+            return None, index
+        binding = bindings[index]
+        if binding.value is not None:
+            return binding.value, index
+        node = binding.node
+        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
+            call = node.value
+            if self.names.qualname(call.func) in _SAME_DTYPE_TUPLES and call.args:
+                return call.args[0].value, index
+            if isinstance(call.func, cst.Attribute) and call.func.attr.value in _SPLITS:
+                return call.func.value, index
+        return None, index
 
     def is_tensor(self, expr: cst.BaseExpression) -> bool:
         return self.receivers.kind_of(expr) is Kind.TENSOR

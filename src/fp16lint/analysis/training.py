@@ -58,12 +58,14 @@ class Fp16Model:
 class Frame:
     node: cst.CSTNode  # the function (or module)
     models: dict[str, Fp16Model] = field(default_factory=dict)
+    casts: list[Fp16Model] = field(default_factory=list)  # every fp16 model cast, in order
     optimizers: dict[str, list[Fp16Model]] = field(default_factory=dict)
     autocast_calls: list[tuple[Fp16Model, cst.Call, Region]] = field(default_factory=list)
     scaler_steps: list[tuple[Fp16Model, cst.Call]] = field(default_factory=list)
     fp16_losses: dict[str, Region] = field(default_factory=dict)
     backward_calls: list[tuple[cst.Call, Region]] = field(default_factory=list)
     scaled: bool = False  # a GradScaler (or a framework's scaled backward) is used here
+    devices: dict[str, tuple[str, cst.Call]] = field(default_factory=dict)  # literal moves
 
 
 def _definite_fp16(region: Region | None) -> bool:
@@ -134,7 +136,9 @@ class TrainingTracker(Tracker):
             elif isinstance(node, cst.Name) and _depth < _MAX_DEPTH and node is not expr:
                 for value in self.ctx.names.values(node.value):
                     if value is not None and not isinstance(value, cst.Lambda):
-                        found += [m for m in self.parameter_models(value, _depth + 1) if m not in found]
+                        found += [
+                            m for m in self.parameter_models(value, _depth + 1) if m not in found
+                        ]
         if isinstance(expr, cst.Name) and _depth < _MAX_DEPTH:
             for value in self.ctx.names.values(expr.value):
                 if value is not None:
@@ -208,17 +212,31 @@ class TrainingTracker(Tracker):
     def _cast(self, site, region: Region | None) -> None:
         receiver = unwrap_chain(site.receiver)
         key = dotted(receiver)
+        if key is not None and site.device not in (None, "?"):
+            self.frame.devices[key] = (site.device, site.call)
         if site.to_fp16:
             kind = self.ctx.get(ReceiverTracker).kind_of(site.receiver)
             is_model = kind is Kind.MODULE or loader_of(site.receiver, self.ctx) is not None
             if not is_model or follows_fp16_data(self.ctx.stack, self.ctx.names):
                 return
-            model = Fp16Model(key or "", site.call, site.dtype, "cast", region is not None and region.is_fp16)
+            model = Fp16Model(key or "", site.call, site.dtype, "cast", self._in_fp16_region())
             self._cast_models[id(site.call)] = model
+            self.frame.casts.append(model)
             if key is not None:
                 self.frame.models[key] = model
         elif site.dtype is not None and not site.dtype.maybe and key is not None:
             self.frame.models.pop(key, None)
+
+    def _used_as_model(self, key: str) -> bool:
+        """``model = Encoder().half()`` with ``Encoder`` from elsewhere: ``model`` is a model
+        when the function uses it as one (``model.parameters()``)."""
+        if follows_fp16_data(self.ctx.stack, self.ctx.names):
+            return False
+        return self.ctx.get(ReceiverTracker).receivers.used_as(key) is Kind.MODULE
+
+    def _in_fp16_region(self) -> bool:
+        region = self.ctx.get(AutocastTracker).current
+        return region is not None and region.is_fp16
 
     def _forget(self, expr: cst.BaseExpression) -> None:
         targets = expr.elements if isinstance(expr, (cst.List, cst.Tuple)) else None
@@ -245,9 +263,18 @@ class TrainingTracker(Tracker):
             frame.fp16_losses[key] = region
         else:
             frame.fp16_losses.pop(key, None)
-        model = self._model_made_by(value)
+        for call in chain_calls(value):
+            site = cast_of(call, self.ctx.names)
+            if site is not None and site.device not in (None, "?"):
+                frame.devices[key] = (site.device, call)
+                break
+        model = self._model_made_by(key, value)
         if model is not None:
-            frame.models[key] = Fp16Model(key, model.node, model.dtype, model.how, model.under_autocast)
+            frame.models[key] = Fp16Model(
+                key, model.node, model.dtype, model.how, model.under_autocast
+            )
+            if model.how == "cast" and all(c.node is not model.node for c in frame.casts):
+                frame.casts.append(frame.models[key])
         elif not self._keeps(key, value):
             frame.models.pop(key, None)
         if isinstance(value, cst.Call):
@@ -262,11 +289,16 @@ class TrainingTracker(Tracker):
         inner = unwrap_chain(value)
         return dotted(inner) == key and inner is not value
 
-    def _model_made_by(self, value: cst.BaseExpression) -> Fp16Model | None:
-        for call in _chain(value):
+    def _model_made_by(self, key: str, value: cst.BaseExpression) -> Fp16Model | None:
+        for call in chain_calls(value):
             found = self._cast_models.get(id(call))
             if found is not None:
                 return found
+            site = cast_of(call, self.ctx.names)
+            if site is not None and site.to_fp16 and self._used_as_model(key):
+                return Fp16Model(key, call, site.dtype, "cast", self._in_fp16_region())
+            if site is not None and site.dtype is not None:
+                return None  # a later cast to another dtype wins
         inner = unwrap_chain(value)
         if isinstance(inner, cst.Call) and loader_owner(inner) is not None:
             for keyword in _LOAD_DTYPE_KEYWORDS:
@@ -291,7 +323,7 @@ class TrainingTracker(Tracker):
                     return
 
 
-def _chain(expr: cst.BaseExpression) -> Iterator[cst.Call]:
+def chain_calls(expr: cst.BaseExpression) -> Iterator[cst.Call]:
     """The calls of a method chain, outermost first: ``Net().half().to(dev)``."""
     while isinstance(expr, cst.Call):
         yield expr

@@ -62,6 +62,11 @@ RISKS: dict[str, Risk] = {
     "pow": Risk(
         Severity.WARNING, "it overflows to inf once |x|**p exceeds 65504 (x**2 once |x| > 255.9)"
     ),
+    "pow_any": Risk(
+        Severity.INFO,
+        "it overflows to inf once |x|**p exceeds 65504 (x**2 once |x| reaches 255.97), which "
+        "depends on an exponent not known here",
+    ),
     "reciprocal": Risk(
         Severity.WARNING,
         "it gives inf for |x| below 1.5e-5, and float16 holds nothing below 2.98e-8 but 0",

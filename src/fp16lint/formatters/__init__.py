@@ -7,11 +7,20 @@ CLI prints its result. Machine formats print nothing else on stdout.
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fp16lint.findings import Finding, Span
+
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines as the parser numbers them (``str.splitlines`` also splits on form feeds...)."""
+    lines = _NEWLINE.split(text)
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 @dataclass
@@ -29,11 +38,11 @@ class FormatContext:
 
             try:
                 if cell is None:
-                    self._lines[key] = read(Path(path)).text.splitlines()
+                    self._lines[key] = split_lines(read(Path(path)).text)
                 else:
                     from fp16lint.notebook import cell_text
 
-                    self._lines[key] = cell_text(Path(path), cell).splitlines()
+                    self._lines[key] = split_lines(cell_text(Path(path), cell))
             except (SourceError, OSError):
                 self._lines[key] = []
         lines = self._lines[key]

@@ -27,7 +27,9 @@ from pygls.uris import to_fs_path
 
 from fp16lint import __version__
 from fp16lint.config import CONFIG_NAMES
+from fp16lint.discovery import SUFFIXES
 from fp16lint.findings import Applicability, Edit, Finding
+from fp16lint.formatters import split_lines
 from fp16lint.formatters.lsp_format import diagnostic, lsp_range
 from fp16lint.lsp.edits import minimal_edit, noqa_edit
 from fp16lint.lsp.session import Linted, Session
@@ -37,8 +39,8 @@ logger = logging.getLogger(__name__)
 
 FIX_ALL = "source.fixAll.fp16lint"
 DEBOUNCE = 0.05  # seconds of quiet after a change before linting
-PYTHON_SUFFIXES = (".py", ".pyi")
-WATCHED = ("**/*.py", "**/*.pyi", *(f"**/{name}" for name in CONFIG_NAMES))
+PYTHON_SUFFIXES = (".py", ".pyi")  # buffers linted; the project index also reads notebooks
+WATCHED = (*(f"**/*{suffix}" for suffix in SUFFIXES), *(f"**/{name}" for name in CONFIG_NAMES))
 
 
 class _Protocol(LanguageServerProtocol):
@@ -92,12 +94,12 @@ class Fp16lintServer(LanguageServer):
         @functools.cache
         def lines_of(other: str) -> list[str]:
             if other == path:
-                return linted.text.splitlines()
+                return split_lines(linted.text)
             doc = self.session.documents.get(other)
             if doc is not None:
-                return doc.text.splitlines()
+                return split_lines(doc.text)
             try:
-                return Path(other).read_text(encoding="utf-8", errors="replace").splitlines()
+                return split_lines(Path(other).read_text(encoding="utf-8", errors="replace"))
             except OSError:
                 return []
 
@@ -166,7 +168,7 @@ class Fp16lintServer(LanguageServer):
         for target in targets:
             await self.in_worker(self.session.index_file, target)
         self.publish(await self.in_worker(self.session.join_all))
-        self.log(f"fp16lint: indexed {len(targets)} files")
+        self.log(f"fp16lint: indexed {len(targets)} file{'s' if len(targets) != 1 else ''}")
 
     def start_indexing(self) -> None:
         if self.indexing is not None:
@@ -392,7 +394,7 @@ def build_server() -> Fp16lintServer:
                 configs = True
             elif change.type == types.FileChangeType.Deleted:
                 await ls.in_worker(ls.session.drop_file, path)
-            elif path.endswith(PYTHON_SUFFIXES):
+            elif path.endswith(SUFFIXES):
                 await ls.in_worker(ls.session.index_file, path)
         if configs:
             await ls.settings_changed()

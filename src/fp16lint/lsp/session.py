@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fp16lint import source
+from fp16lint import notebook, source
 from fp16lint.config import ConfigError, Settings, find_config, load_settings
 from fp16lint.discovery import discover
 from fp16lint.engine import FileSummary, lint_source
@@ -142,7 +142,7 @@ class Session:
         if not config.has_project_rules:
             return
         try:
-            text = source.read(Path(path)).text
+            text = notebook.read(Path(path)).text
         except source.SourceError as exc:
             self._store(path, _read_error(path, exc), config)
             return

@@ -119,14 +119,11 @@ with torch.autocast("cuda", dtype=torch.float16):
         for layer, risk, reason in index_of(project).layers():
             if not isinstance(risk, UnsafeLayer):
                 continue  # an op module: FP202's
-            label = layer.label
-            if layer.param is not None:
-                label = f"{label[:-1]}, the default of `{layer.param}`)"
             report.add(
                 cls,
                 layer.path,
                 list(layer.span),
-                f"{label} runs in float16 because {reason.because()}: {risk.risk.what}; keep "
+                f"{layer.label} runs in float16 because {reason.because()}: {risk.risk.what}; keep "
                 "it in float32, for example by running the model under `torch.autocast` "
                 "instead of casting it.",
                 related=reason.related(),

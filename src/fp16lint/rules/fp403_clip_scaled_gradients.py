@@ -38,11 +38,11 @@ class ClipScaledGradients(Rule):
     why = (
         "`scaler.scale(loss)` multiplies the loss, and so every gradient, by the loss scale "
         "(65536 to start with). Clipping before `unscale_` compares that scaled norm with "
-        "your threshold: `max_norm=1.0` then shrinks the gradients by about the loss scale, "
-        "and the clip that was meant to be rare happens on every step. `scaler.step` "
-        "unscales later, but the damage is done. `accelerator.clip_grad_norm_` unscales "
+        "your threshold: `max_norm=1.0` cuts the scaled norm to 1, so once `scaler.step` "
+        "unscales, the update is tens of thousands of times too small, and the clip that was "
+        "meant to be rare happens on every step. `accelerator.clip_grad_norm_` unscales "
         "first and is not reported; neither is a clip that some path reaches after an "
-        "`unscale_` (or a call that is handed the scaler)."
+        "`unscale_` (or after a call that is handed the scaler, which may unscale)."
     )
     example = """\
 scaler.scale(loss).backward()

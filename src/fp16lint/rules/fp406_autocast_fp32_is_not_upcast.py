@@ -1,5 +1,5 @@
 """FP406 autocast-fp32-is-not-upcast: ``torch.autocast(..., dtype=torch.float32)`` used to
-force float32."""
+force float32 where autocast rejects that dtype."""
 
 from __future__ import annotations
 
@@ -19,32 +19,37 @@ class AutocastFp32IsNotUpcast(Rule):
     severity = Severity.WARNING
     tokens = ("autocast",)
 
-    summary = "`torch.autocast(dtype=torch.float32)` does not make a float32 region."
+    summary = (
+        "`torch.autocast(dtype=torch.float32)` off CUDA disables autocast; it upcasts nothing."
+    )
     what = (
         "Finds autocast calls (every spelling, as a `with` item, a decorator or a value) whose "
-        "`dtype` is surely `torch.float32` (or float64) and that are not `enabled=False`: "
-        'code that means "run this block in float32".'
+        "`dtype` is surely `torch.float32` (or float64), that are not `enabled=False`, and "
+        'whose device is not CUDA: `"cpu"` (or another device) written out, or a device '
+        "taken from the data (`x.device.type`), as device-generic code does."
     )
     why = (
-        "Autocast only lowers precision. On CPU and every other non-CUDA device it accepts "
-        'only bfloat16 and float16: any other dtype makes it warn "the target dtype is not '
-        "supported. Disabling autocast.\", so ops in the block run in their inputs' dtype and "
-        "float16 or bfloat16 tensors stay so. CUDA accepts float32 but only casts the ops on "
-        "autocast's lists (matmul, linear, conv, softmax, ...); every other op, elementwise "
-        "arithmetic included, still runs in its inputs' dtype. PyTorch's documented way to "
-        "force a dtype is a nested `autocast(enabled=False)` region with explicit casts."
+        "Autocast only lowers precision. On CPU, MPS, XPU and the other non-CUDA devices it "
+        'accepts only bfloat16 and float16; `dtype=torch.float32` makes it warn "In CPU '
+        'autocast, but the target dtype is not supported. Disabling autocast." on every '
+        "entry, and ops in the block then run in their inputs' dtype: bfloat16 or float16 "
+        "tensors stay so, nothing is upcast. (CUDA does accept float32 — it casts the ops on "
+        "autocast's lists, matmul, linear, conv, softmax..., to float32 and runs every other "
+        'op in its inputs\' dtype — so `torch.autocast("cuda", dtype=torch.float32)` is not '
+        "reported.) PyTorch's documented way to force a dtype is a nested "
+        "`autocast(enabled=False)` region with explicit `.float()` casts."
     )
     example = """\
-with torch.autocast("cuda", dtype=torch.float16):
+with torch.autocast("cpu", dtype=torch.bfloat16):
     h = encoder(x)
-    with torch.autocast("cuda", dtype=torch.float32):
-        scores = (h * scale).softmax(-1)  # `h * scale` still runs in float16
+    with torch.autocast("cpu", dtype=torch.float32):
+        scores = head(h)  # still bfloat16
 """
     use_instead = """\
-with torch.autocast("cuda", dtype=torch.float16):
+with torch.autocast("cpu", dtype=torch.bfloat16):
     h = encoder(x)
-    with torch.autocast("cuda", enabled=False):
-        scores = (h.float() * scale).softmax(-1)
+    with torch.autocast("cpu", enabled=False):
+        scores = head(h.float())
 """
     references = (
         "https://pytorch.org/docs/stable/amp.html#torch.autocast",
@@ -52,27 +57,31 @@ with torch.autocast("cuda", dtype=torch.float16):
     )
 
     valid = (
-        "import torch\nwith torch.autocast('cuda', enabled=False):\n    y = head(x.float())\n",
-        "import torch\nwith torch.autocast('cuda', dtype=torch.bfloat16):\n    y = model(x)\n",
+        "import torch\nwith torch.autocast('cpu', enabled=False):\n    y = head(x.float())\n",
+        "import torch\nwith torch.autocast('cpu', dtype=torch.bfloat16):\n    y = model(x)\n",
+        # CUDA accepts float32 and casts autocast's listed ops to it.
+        "import torch\nwith torch.autocast('cuda', dtype=torch.float16):\n    h = encoder(x)\n"
+        "    with torch.autocast('cuda', dtype=torch.float32):\n        y = head(h)\n",
+        "import torch\nwith torch.cuda.amp.autocast(dtype=torch.float32):\n    y = head(x)\n",
         # Explicitly disabled: the dtype is irrelevant.
         "import torch\nwith torch.autocast('cpu', dtype=torch.float32, enabled=False):\n"
         "    y = head(x)\n",
         # Chosen at run time, float16 on some configurations.
         "import torch\n\ndef run(model, x, fp16):\n"
         "    dtype = torch.float16 if fp16 else torch.float32\n"
-        "    with torch.autocast('cuda', dtype=dtype):\n        return model(x)\n",
+        "    with torch.autocast(x.device.type, dtype=dtype):\n        return model(x)\n",
         # accelerate's autocast takes no dtype.
         "from accelerate import Accelerator\naccelerator = Accelerator(mixed_precision='fp16')\n"
         "with accelerator.autocast():\n    y = model(x)\n",
         # Not torch's autocast.
         "def autocast(device, dtype=None):\n    return nullcontext()\n"
-        "with autocast('cuda', dtype=torch.float32):\n    pass\n",
+        "with autocast('cpu', dtype=torch.float32):\n    pass\n",
     )
     invalid = (
         Invalid(
-            "import torch\nwith torch.autocast('cuda', dtype=torch.float16):\n"
-            "    h = encoder(x)\n    with torch.autocast('cuda', dtype=torch.float32):\n"
-            "        scores = (h * scale).softmax(-1)\n",
+            "import torch\nwith torch.autocast('cpu', dtype=torch.bfloat16):\n"
+            "    h = encoder(x)\n    with torch.autocast('cpu', dtype=torch.float32):\n"
+            "        scores = head(h)\n",
             (("FP406", 4),),
         ),
         Invalid(
@@ -84,18 +93,19 @@ with torch.autocast("cuda", dtype=torch.float16):
         Invalid(
             "import torch\nFP32 = torch.float\n\ndef loss_fn(logits, labels):\n"
             "    for chunk in logits.split(1024):\n"
-            "        with torch.cuda.amp.autocast(dtype=FP32):\n"
+            "        with torch.cpu.amp.autocast(dtype=FP32):\n"
             "            yield torch.nn.functional.cross_entropy(chunk, labels)\n",
             (("FP406", 6),),
         ),
+        # Device-generic code: off CUDA the region disables itself.
         Invalid(
-            "import torch\n\ndef attention(q, k, device_type):\n"
-            "    with torch.autocast(device_type=device_type, dtype=torch.float32):\n"
-            "        return (q @ k.transpose(-1, -2)).softmax(-1)\n",
+            "import torch\n\ndef rope(freqs, pos):\n"
+            "    with torch.autocast(freqs.device.type, torch.float32):\n"
+            "        return torch.einsum('nd,dhf->nhf', pos, freqs)\n",
             (("FP406", 4),),
         ),
         Invalid(
-            "import torch\nupcast = torch.autocast('cuda', dtype=torch.float32, enabled=True)\n"
+            "import torch\nupcast = torch.autocast(device_type='mps', dtype=torch.float32, enabled=True)\n"
             "with upcast:\n    y = head(x)\n",
             (("FP406", 2),),
         ),
@@ -107,32 +117,23 @@ with torch.autocast("cuda", dtype=torch.float16):
         region = autocast_region(node, self.ctx)
         if region is None or region.dtype is None or region.dtype.maybe:
             return
-        if region.dtype.dtype not in _WIDE:
+        if region.dtype.dtype not in _WIDE or region.device == "cuda":
             return
         if region.enabled is False and not region.unsupported_dtype:
             return  # enabled=False: the dtype does not matter
         dtype = f"torch.{region.dtype.dtype.value}"
-        instead = (
-            f'use `torch.autocast("{region.device}", enabled=False)`'
-            if region.device
-            else "use `torch.autocast(device_type, enabled=False)`"
-        )
-        if region.device == "cuda":
+        if region.device is not None:
             what = (
-                f"CUDA autocast with dtype={dtype} casts only the ops on autocast's lists "
-                "(matmul, linear, conv, softmax, ...) and runs every other op in its inputs' "
-                "dtype, so float16 tensors entering the block stay float16"
-            )
-        elif region.device is not None:
-            what = (
-                f"{region.device.upper()} autocast supports only bfloat16 and float16, so with "
+                f"{region.device.upper()} autocast accepts only bfloat16 and float16, so with "
                 f"dtype={dtype} it warns and disables itself and ops in the block run in their "
-                "inputs' dtype"
+                "inputs' dtype (16-bit tensors stay 16-bit)"
             )
+            instead = f'use `torch.autocast("{region.device}", enabled=False)`'
         else:
             what = (
-                f"autocast with dtype={dtype} is not a float32 region: off CUDA it warns and "
-                "disables itself, on CUDA it casts only the ops on autocast's lists, and other "
-                "ops run in their inputs' dtype"
+                f"autocast with dtype={dtype} is not a float32 region: on every device but "
+                "CUDA it warns and disables itself, and ops in the block run in their inputs' "
+                "dtype (16-bit tensors stay 16-bit)"
             )
+            instead = "use `torch.autocast(device_type, enabled=False)`"
         self.report(node, f"{what}; {instead} and call `.float()` on the inputs.")

@@ -229,7 +229,7 @@ args = Seq2SeqTrainingArguments("out", bf16=True)
                 how = "evaluated in pure float16 (`fp16_full_eval=True` casts it whole)"
                 return how, option.arg, "fp16_full_eval", "use `bf16_full_eval` or drop it"
         for option in scope.options:
-            text = self.ctx.code(option.arg)
+            text = f"{option.option}={self.ctx.code(option.arg.value)}"
             how = f"trained under float16 autocast (`{text}`)"
             return how, option.arg, "float16 training", "train in bfloat16 (or float32) instead"
         if load.dtype is not None and load.dtype.is_fp16 and not entry.load_keeps_fp32:

@@ -110,7 +110,9 @@ def run_runtime(
         _progress(i, n, target.name, "running", err)
         t0 = time.perf_counter()
         if target.error:
-            report = Report(name=target.name, factory=target.label, error=target.error, error_kind="target")
+            report = Report(
+                name=target.name, factory=target.label, error=target.error, error_kind="target"
+            )
         else:
             opts = RunOptions(
                 device=device or target.device,
@@ -120,7 +122,13 @@ def run_runtime(
                 thresholds=Thresholds(),
             )
             try:
-                report = run_target(target.factory, target.inputs, name=target.name, options=opts, factory_label=target.label)
+                report = run_target(
+                    target.factory,
+                    target.inputs,
+                    name=target.name,
+                    options=opts,
+                    factory_label=target.label,
+                )
             except CudaRequiredError as exc:
                 print(f"fp16lint runtime: {exc}", file=err)
                 return EXIT_ERROR
@@ -130,7 +138,11 @@ def run_runtime(
         if report.error:
             print(f"fp16lint runtime: {target.name}: {report.error}", file=err)
 
-    joined = join(findings, reports, root=str(root_path), linted_paths=list(paths)) if findings is not None else None
+    joined = (
+        join(findings, reports, root=str(root_path), linted_paths=list(paths))
+        if findings is not None
+        else None
+    )
 
     if output_format == "json":
         data = {
@@ -155,19 +167,49 @@ def run_runtime(
 
 @click.command("runtime")
 @click.argument("paths", nargs=-1, type=click.Path(exists=True))
-@click.option("--target", "targets", multiple=True, metavar="MOD:FACTORY",
-              help="A model factory (pkg.mod:make_model or path/to/file.py:make_model); repeatable. "
-                   "A module without :name checks every no-argument nn.Module class in it.")
-@click.option("--inputs", "inputs", multiple=True, metavar="MOD:CALLABLE",
-              help="Inputs callable returning args or (args, kwargs); one for all targets or one per --target. "
-                   "Without it, inputs are guessed from the model's first layer.")
-@click.option("--device", default=None, help="Force a device (cpu, cuda, cuda:1). Default: CUDA when available.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="MOD:FACTORY",
+    help="A model factory (pkg.mod:make_model or path/to/file.py:make_model); repeatable. "
+    "A module without :name checks every no-argument nn.Module class in it.",
+)
+@click.option(
+    "--inputs",
+    "inputs",
+    multiple=True,
+    metavar="MOD:CALLABLE",
+    help="Inputs callable returning args or (args, kwargs); one for all targets or one per --target. "
+    "Without it, inputs are guessed from the model's first layer.",
+)
+@click.option(
+    "--device",
+    default=None,
+    help="Force a device (cpu, cuda, cuda:1). Default: CUDA when available.",
+)
 @click.option("--require-cuda", is_flag=True, help="Fail (exit 2) when CUDA is not available.")
-@click.option("--backward", is_flag=True, help="Also run backward (sum loss): gradient underflow, GradScaler need.")
-@click.option("--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a self-contained HTML report here.")
-@click.option("--seed", type=int, default=None, help="Seed for the factory, the inputs and every run (default 0).")
+@click.option(
+    "--backward",
+    is_flag=True,
+    help="Also run backward (sum loss): gradient underflow, GradScaler need.",
+)
+@click.option(
+    "--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a self-contained HTML report here.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed for the factory, the inputs and every run (default 0).",
+)
 def runtime_command(
     paths: tuple[str, ...],
     targets: tuple[str, ...],
@@ -198,7 +240,12 @@ def runtime_command(
     root = find_project_root(paths[0] if paths else None)
     if targets:
         specs = [
-            TargetSpec(factory=t, inputs=(inputs[i] if len(inputs) == len(targets) else inputs[0]) if inputs else None)
+            TargetSpec(
+                factory=t,
+                inputs=(inputs[i] if len(inputs) == len(targets) else inputs[0])
+                if inputs
+                else None,
+            )
             for i, t in enumerate(targets)
         ]
     else:

@@ -32,6 +32,8 @@ table{border-collapse:collapse;font-size:13px;margin:6px 0}
 th,td{border-bottom:1px solid #e5e7eb;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f4f6;font-weight:600}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.nw{white-space:nowrap}
+td.why{min-width:260px;max-width:460px}
 code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;white-space:nowrap}
 .v-conf{background:#fee2e2;color:#991b1b}
@@ -49,20 +51,29 @@ svg text{font-family:system-ui,sans-serif}
 
 
 def _badge(verdict: str, text: str | None = None) -> str:
-    return f'<span class="badge {VERDICT_CLASS.get(verdict, "v-nr")}">{escape(text or verdict)}</span>'
+    return (
+        f'<span class="badge {VERDICT_CLASS.get(verdict, "v-nr")}">{escape(text or verdict)}</span>'
+    )
 
 
-def _chart_series(report: Report, kind: str = "module") -> tuple[list[str], dict[str, list[float | None]], int]:
+def _chart_series(
+    report: Report, kind: str = "module"
+) -> tuple[list[str], dict[str, list[float | None]], int]:
     """Leaf-module calls (or op calls) of the prepared run in execution order, and each run's
     max |x| there (inf where the output held inf, 0 where it was all zeros, None: did not run)."""
     base = report.runs.get(report.prepared) or report.runs.get(RUN_FP32)
     if kind == "module":
-        layers = sorted((m for m in base.modules if m.is_leaf), key=lambda m: m.order) if base else []
+        layers = (
+            sorted((m for m in base.modules if m.is_leaf), key=lambda m: m.order) if base else []
+        )
         keys: list[tuple] = [(m.qualname, m.call_index) for m in layers]
         labels = [q + (f" #{c}" if c else "") for q, c in keys]
     else:
         keys = [(o.file, o.line, o.op, o.occurrence) for o in (base.ops if base else [])]
-        labels = [f"{short_path(f).rsplit('/', 1)[-1]}:{ln} {op}" + (f" #{c}" if c else "") for f, ln, op, c in keys]
+        labels = [
+            f"{short_path(f).rsplit('/', 1)[-1]}:{ln} {op}" + (f" #{c}" if c else "")
+            for f, ln, op, c in keys
+        ]
     index = {k: i for i, k in enumerate(keys)}
     series: dict[str, list[float | None]] = {}
     for name in report.run_names():
@@ -70,7 +81,11 @@ def _chart_series(report: Report, kind: str = "module") -> tuple[list[str], dict
         run = report.runs[name]
         records = run.modules if kind == "module" else run.ops
         for m in records:
-            k = (m.qualname, m.call_index) if kind == "module" else (m.file, m.line, m.op, m.occurrence)
+            k = (
+                (m.qualname, m.call_index)
+                if kind == "module"
+                else (m.file, m.line, m.op, m.occurrence)
+            )
             i = index.get(k)
             if i is not None:
                 vals[i] = math.inf if (m.n_inf or m.inf_created) else (m.max_abs or 0.0)
@@ -95,7 +110,9 @@ def _chart(report: Report, kind: str = "module") -> str:
     what = "leaf-module calls" if kind == "module" else "calls of ops of interest"
     if n == 0:
         return f'<p class="meta">no {what} recorded</p>'
-    finite = [v for vals in series.values() for v in vals if v is not None and v > 0 and math.isfinite(v)]
+    finite = [
+        v for vals in series.values() for v in vals if v is not None and v > 0 and math.isfinite(v)
+    ]
     lo = math.floor(math.log10(min(finite))) if finite else -2
     hi = math.ceil(math.log10(max(finite))) if finite else 5
     lo = max(min(lo, -1), -12)
@@ -126,7 +143,9 @@ def _chart(report: Report, kind: str = "module") -> str:
         f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="max |activation| per layer">'
     ]
-    out.append(f'<rect x="{left}" y="{top}" width="{w_plot}" height="{ph}" fill="#ffffff" stroke="#d1d5db"/>')
+    out.append(
+        f'<rect x="{left}" y="{top}" width="{w_plot}" height="{ph}" fill="#ffffff" stroke="#d1d5db"/>'
+    )
     out.append(
         f'<rect x="{left}" y="{top + ph}" width="{w_plot}" height="{zero_band}" fill="#f3f4f6" stroke="#d1d5db"/>'
     )
@@ -135,7 +154,9 @@ def _chart(report: Report, kind: str = "module") -> str:
     )
     for e in range(lo, hi + 1):
         y = y_of(10.0**e)
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + w_plot}" y2="{y:.1f}" stroke="#f3f4f6"/>')
+        out.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{left + w_plot}" y2="{y:.1f}" stroke="#f3f4f6"/>'
+        )
         out.append(
             f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#6b7280">1e{e}</text>'
         )
@@ -163,7 +184,9 @@ def _chart(report: Report, kind: str = "module") -> str:
         f'<text x="{left + w_plot + 6}" y="{y_risk + 4:.1f}" font-size="12" fill="#b45309">'
         f"{report.thresholds.risk_factor:g}x headroom</text>"
     )
-    out.append(f'<text x="{left + w_plot + 6}" y="{inf_y + 4}" font-size="12" fill="#dc2626">inf</text>')
+    out.append(
+        f'<text x="{left + w_plot + 6}" y="{inf_y + 4}" font-size="12" fill="#dc2626">inf</text>'
+    )
     out.append(
         f'<text x="{left + w_plot + 6}" y="{zero_y + 4:.1f}" font-size="12" fill="#6b7280">all zeros</text>'
     )
@@ -181,7 +204,9 @@ def _chart(report: Report, kind: str = "module") -> str:
             f'transform="rotate(60 {x:.1f} {ly0})">{escape(shown[i])}</text>'
         )
     # the prepared run last, on top; wider, hollow markers underneath
-    order = [r for r in series if r != report.prepared] + ([report.prepared] if report.prepared in series else [])
+    order = [r for r in series if r != report.prepared] + (
+        [report.prepared] if report.prepared in series else []
+    )
     sizes = {0: 6.0, 1: 4.8, 2: 3.8, 3: 2.8}
     for s_i, name in enumerate(order):
         vals = series[name]
@@ -190,7 +215,7 @@ def _chart(report: Report, kind: str = "module") -> str:
         dash = ' stroke-dasharray="4,3"' if name == RUN_FP32 else ""
         width_line = 2.2 if last else 1.4
         seg: list[str] = []
-        for i, v in enumerate(vals + [None]):
+        for i, v in enumerate([*vals, None]):
             if v is None:
                 if len(seg) > 1:
                     out.append(
@@ -227,13 +252,15 @@ def _chart(report: Report, kind: str = "module") -> str:
             f'<line x1="{lx}" y1="14" x2="{lx + 24}" y2="14" stroke="{color}" stroke-width="2.5"{dash}/>'
         )
         label = name + (" (as prepared)" if name == report.prepared else "")
-        out.append(f'<text x="{lx + 30}" y="18" font-size="12" fill="#111827">{escape(label)}</text>')
+        out.append(
+            f'<text x="{lx + 30}" y="18" font-size="12" fill="#111827">{escape(label)}</text>'
+        )
     out.append("</svg>")
     note = f'<p class="meta">{n} {what} in execution order'
     if bins > 1:
         note += f" (each point the max of {bins} calls)"
     note += (
-        "; hover a point for its figures. Above the red line fp16 overflows; × marks inf; the grey "
+        "; hover a point for its figures. Above the red line fp16 overflows; a cross marks inf; the grey "
         "band at the bottom holds outputs that were all zeros.</p>"
     )
     return '<div class="chart">' + "".join(out) + "</div>" + note
@@ -264,7 +291,9 @@ def _runs_table(report: Report) -> str:
                 f'<td class="n">{f"{out.cosine:.6f}" if out.cosine is not None else "-"}</td>',
             ]
         cells.append(f'<td class="n">{rec.duration_s:.3f}s</td>')
-        cells.append(f"<td>{_badge(v, 'reference' if name == RUN_FP32 and not rec.error else None)}</td>")
+        cells.append(
+            f"<td>{_badge(v, 'reference' if name == RUN_FP32 and not rec.error else None)}</td>"
+        )
         why = "; ".join(reasons)
         if rec.error:
             why = f"raised: {rec.error}"
@@ -273,33 +302,41 @@ def _runs_table(report: Report) -> str:
     return "<table>" + "".join(rows) + "</table>"
 
 
+def _max_cell(fig) -> str:
+    if fig is None:
+        return "-"
+    if fig.n_inf:
+        return "inf"
+    return fmt_num(fig.max_abs)
+
+
 def _places_table(report: Report, limit: int = 60) -> str:
     run = report.prepared
     places = [p for p in report.sorted_places(run) if p.shown(run)]
     places = places[:limit]
-    others = [r for r in report.run_names() if r != run]
+    runs = report.run_names()
     head = (
-        "<tr><th>verdict</th><th>where</th><th>op / module</th><th>dtype</th><th>calls</th>"
-        + "".join(f"<th>max |x| {escape(r)}</th>" for r in others)
-        + f"<th>max |x| {escape(run)}</th><th>headroom</th><th>inf</th><th>NaN</th><th>clamped</th>"
-        "<th>error here</th><th>error vs fp32</th><th>underflow</th><th>why</th></tr>"
+        "<tr><th>verdict</th><th>where</th><th>op / module</th><th>why</th><th>dtype</th><th>calls</th>"
+        + "".join(
+            f"<th>max |x| {'<u>' if r == run else ''}{escape(r)}{'</u>' if r == run else ''}</th>"
+            for r in runs
+        )
+        + "<th>headroom</th><th>inf</th><th>NaN</th><th>clamped</th>"
+        "<th>error here</th><th>error vs fp32</th><th>underflow</th></tr>"
     )
     rows = [head]
     for pl in places:
         fig = pl.runs[run]
         cells = [
             f"<td>{_badge(fig.verdict)}</td>",
-            f"<td><code>{escape(pl.where)}</code></td>",
+            f'<td class="nw"><code>{escape(pl.where)}</code></td>',
             f"<td><code>{escape(pl.what)}</code></td>",
+            f'<td class="why">{escape("; ".join(fig.reasons))}</td>',
             f"<td>{escape(', '.join(fig.dtypes))}</td>",
             f'<td class="n">{fig.calls}</td>',
         ]
-        for r in others:
-            f2 = pl.runs.get(r)
-            val = "-" if f2 is None else ("inf" if f2.n_inf and not f2.max_abs else fmt_num(f2.max_abs))
-            cells.append(f'<td class="n">{val}</td>')
+        cells += [f'<td class="n">{_max_cell(pl.runs.get(r))}</td>' for r in runs]
         cells += [
-            f'<td class="n">{fmt_num(fig.max_abs)}</td>',
             f'<td class="n">{fmt_headroom(fig.headroom)}</td>',
             f'<td class="n">{fig.inf_created}</td>',
             f'<td class="n">{fig.nan_created}</td>',
@@ -307,10 +344,14 @@ def _places_table(report: Report, limit: int = 60) -> str:
             f'<td class="n">{fmt_pct(fig.local_rel_error)}</td>',
             f'<td class="n">{fmt_pct(fig.rel_error)}</td>',
             f'<td class="n">{fmt_pct(fig.local_underflow if pl.kind == "op" else fig.underflow)}</td>',
-            f"<td>{escape('; '.join(fig.reasons))}</td>",
         ]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return '<div class="scroll"><table>' + "".join(rows) + "</table></div>"
+    note = (
+        f'<p class="meta">{len(places)} of {len([p for p in report.places() if p.shown(run)])} op sites and '
+        "modules; error here: against the same op recomputed in fp32 on its own inputs (ops) or "
+        "made inside the module; error vs fp32: against the fp32 run at the same call.</p>"
+    )
+    return '<div class="scroll"><table>' + "".join(rows) + "</table></div>" + note
 
 
 def _dtypes_table(report: Report) -> str:
@@ -356,7 +397,9 @@ def _grads_table(report: Report) -> str:
 def _target_section(report: Report) -> str:
     parts = ['<section class="target">']
     verdict = report.verdict if not report.error else NOT_REACHED
-    parts.append(f"<h2>{escape(report.name)} {_badge(verdict, 'error' if report.error else None)}</h2>")
+    parts.append(
+        f"<h2>{escape(report.name)} {_badge(verdict, 'error' if report.error else None)}</h2>"
+    )
     if report.factory:
         parts.append(f'<p class="meta">factory <code>{escape(report.factory)}</code></p>')
     parts.append(f'<p class="meta">device: {escape(report.device)}; seed {report.seed}</p>')
@@ -368,7 +411,9 @@ def _target_section(report: Report) -> str:
     for note in report.notes:
         parts.append(f'<p class="meta">note: {escape(note)}</p>')
     if report.error:
-        parts.append(f'<div class="error">error ({escape(str(report.error_kind))}): {escape(report.error)}</div>')
+        parts.append(
+            f'<div class="error">error ({escape(str(report.error_kind))}): {escape(report.error)}</div>'
+        )
         parts.append("</section>")
         return "".join(parts)
     rec = report.recommendation()
@@ -396,7 +441,9 @@ def _join_section(joined) -> str:
         return ""
     parts = ['<section class="target"><h2>Static findings against the runtime</h2>']
     if joined.joined:
-        rows = ["<tr><th>verdict</th><th>code</th><th>where</th><th>targets</th><th>evidence</th></tr>"]
+        rows = [
+            "<tr><th>verdict</th><th>code</th><th>where</th><th>targets</th><th>evidence</th></tr>"
+        ]
         for j in joined.joined:
             f = j.finding
             rows.append(
@@ -422,7 +469,9 @@ def _join_section(joined) -> str:
     return "".join(parts)
 
 
-def render_html(reports: Sequence[Report], joined=None, title: str = "fp16lint runtime report") -> str:
+def render_html(
+    reports: Sequence[Report], joined=None, title: str = "fp16lint runtime report"
+) -> str:
     body = [f"<h1>{escape(title)}</h1>"]
     if len(reports) > 1:
         rows = ["<tr><th>target</th><th>verdict</th><th>recommendation</th></tr>"]
@@ -437,7 +486,7 @@ def render_html(reports: Sequence[Report], joined=None, title: str = "fp16lint r
         body.append(_target_section(r))
     body.append(_join_section(joined))
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
         + "".join(body)
         + "</body></html>\n"

@@ -1,7 +1,7 @@
 """Join static findings to what the runtime probe saw.
 
-- FP202/FP203 (ops): by source path and line (any op of interest that ran on the finding's lines;
-  failing that, a module called there).
+- FP202/FP203 (ops) and FP301/FP302/FP304 (constants): by source path and line (any op of
+  interest that ran on the finding's lines; failing that, a module called there).
 - FP201 (layers): by class and attribute: the class around the finding's line and the ``self.x``
   it assigns; matched to modules whose parent has that class and whose attribute is ``x``.
 - FP101/FP501 (and FP502/FP503): by the model: the verdict of the run as the code prepares it, for
@@ -25,7 +25,9 @@ from fp16lint.findings import Finding
 from .records import AT_RISK, CONFIRMED, NOT_OBSERVED, NOT_REACHED, VERDICT_RANK
 from .report import Place, Report, fmt_headroom, fmt_num, fmt_pct, short_path
 
-OP_CODES = frozenset({"FP202", "FP203"})
+#: joined by line: unsafe ops, hand-written norms, and constants fp16 cannot hold (an overflowing
+#: fill value raises or saturates at that line; an epsilon that rounds to 0 underflows there)
+OP_CODES = frozenset({"FP202", "FP203", "FP301", "FP302", "FP304"})
 LAYER_CODES = frozenset({"FP201"})
 MODEL_CODES = frozenset({"FP101", "FP501", "FP502", "FP503"})
 JOINED_CODES = OP_CODES | LAYER_CODES | MODEL_CODES
@@ -109,10 +111,12 @@ class JoinResult:
 
         out = ["static findings against the runtime:"]
         if not self.joined:
-            out.append("  (no FP101/FP201/FP202/FP203/FP501 finding to check)")
+            out.append("  (no runtime-checkable finding: " + ", ".join(sorted(JOINED_CODES)) + ")")
         else:
             rows = []
-            for j in sorted(self.joined, key=lambda j: (-VERDICT_RANK[j.verdict], j.finding.sort_key)):
+            for j in sorted(
+                self.joined, key=lambda j: (-VERDICT_RANK[j.verdict], j.finding.sort_key)
+            ):
                 f = j.finding
                 rows.append(
                     [
@@ -130,10 +134,20 @@ class JoinResult:
             rows = []
             for m in self.missed:
                 scope = "" if m.in_linted_paths in (None, True) else " (outside the linted paths)"
-                rows.append([f"{short_path(m.file)}:{m.line}", m.what, m.target, m.run, "; ".join(m.reasons) + scope])
+                rows.append(
+                    [
+                        f"{short_path(m.file)}:{m.line}",
+                        m.what,
+                        m.target,
+                        m.run,
+                        "; ".join(m.reasons) + scope,
+                    ]
+                )
             out.append(table(["where", "op", "target", "run", "why"], rows))
         else:
-            out.append("missed: none (every overflow, inf/NaN or raise seen has a finding on its line)")
+            out.append(
+                "missed: none (every overflow, inf/NaN or raise seen has a finding on its line)"
+            )
         return "\n".join(out)
 
 
@@ -157,12 +171,14 @@ def layer_of_line(path: str, line: int) -> tuple[str | None, str | None]:
     tree = _parse(path)
     if tree is None:
         return None, None
-    cls_name = None
     best = None
     for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef) and node.lineno <= line <= (node.end_lineno or node.lineno):
-            if best is None or node.lineno >= best.lineno:
-                best = node
+        if (
+            isinstance(node, ast.ClassDef)
+            and node.lineno <= line <= (node.end_lineno or node.lineno)
+            and (best is None or node.lineno >= best.lineno)
+        ):
+            best = node
     if best is None:
         return None, None
     cls_name = best.name
@@ -178,7 +194,11 @@ def layer_of_line(path: str, line: int) -> tuple[str | None, str | None]:
         elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
             targets = [node.target]
         for t in targets:
-            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+            if (
+                isinstance(t, ast.Attribute)
+                and isinstance(t.value, ast.Name)
+                and t.value.id == "self"
+            ):
                 return cls_name, t.attr
         if (
             attr is None
@@ -235,12 +255,16 @@ def _pick(places: list[tuple[Report, Place]]) -> tuple[Report, Place] | None:
     return best
 
 
-def _join_places(f: Finding, matches: list[tuple[Report, Place]], reports: Sequence[Report], what: str) -> JoinedFinding:
+def _join_places(
+    f: Finding, matches: list[tuple[Report, Place]], reports: Sequence[Report], what: str
+) -> JoinedFinding:
     ran = [(r, p) for r, p in matches if r.prepared in p.runs]
     best = _pick(ran)
     if best is None:
         names = ", ".join(r.name for r in reports if not r.error) or "none"
-        return JoinedFinding(f, NOT_REACHED, f"no {what} ran here in any target (targets run: {names})")
+        return JoinedFinding(
+            f, NOT_REACHED, f"no {what} ran here in any target (targets run: {names})"
+        )
     report, pl = best
     targets = sorted({r.name for r, _ in ran})
     return JoinedFinding(
@@ -285,14 +309,20 @@ def join(
         if f.code in OP_CODES:
             matches = [(r, p) for r, p in ops_by_file.get(fpath, []) if lo <= (p.line or 0) <= hi]
             if not matches:
-                matches = [(r, p) for r, p in mods_by_call.get(fpath, []) if lo <= (p.line or 0) <= hi]
+                matches = [
+                    (r, p) for r, p in mods_by_call.get(fpath, []) if lo <= (p.line or 0) <= hi
+                ]
             result.joined.append(_join_places(f, matches, reports, "op"))
         elif f.code in LAYER_CODES:
             cls, attr = layer_of_line(fpath, lo)
             matches = _layer_matches(modules, cls, attr, fpath, root)
             if not matches:
-                matches = [(r, p) for r, p in mods_by_call.get(fpath, []) if lo <= (p.line or 0) <= hi]
-            jf = _join_places(f, matches, reports, f"module {cls}.{attr}" if cls and attr else "module")
+                matches = [
+                    (r, p) for r, p in mods_by_call.get(fpath, []) if lo <= (p.line or 0) <= hi
+                ]
+            jf = _join_places(
+                f, matches, reports, f"module {cls}.{attr}" if cls and attr else "module"
+            )
             result.joined.append(jf)
         else:
             result.joined.append(_join_model(f, fpath, reports, root))
@@ -330,13 +360,17 @@ def _layer_matches(
     return exact or under
 
 
-def _join_model(f: Finding, fpath: str, reports: Sequence[Report], root: str | None) -> JoinedFinding:
+def _join_model(
+    f: Finding, fpath: str, reports: Sequence[Report], root: str | None
+) -> JoinedFinding:
     same_file = [r for r in reports if r.factory_file and norm_path(r.factory_file, root) == fpath]
     chosen = same_file or list(reports)
     ran = [r for r in chosen if not r.error]
     if not ran:
         why = "; ".join(f"{r.name}: {r.error}" for r in chosen) or "no target was run"
-        return JoinedFinding(f, NOT_REACHED, f"no model ran ({why})", targets=[r.name for r in chosen])
+        return JoinedFinding(
+            f, NOT_REACHED, f"no model ran ({why})", targets=[r.name for r in chosen]
+        )
     worst = max(ran, key=lambda r: VERDICT_RANK[r.verdict])
     verdict, reasons = worst.run_verdict(worst.prepared)
     run = worst.runs[worst.prepared]
@@ -356,7 +390,10 @@ def _join_model(f: Finding, fpath: str, reports: Sequence[Report], root: str | N
 
 
 def _missed(
-    findings: Sequence[Finding], reports: Sequence[Report], root: str | None, linted_paths: Sequence[str] | None
+    findings: Sequence[Finding],
+    reports: Sequence[Report],
+    root: str | None,
+    linted_paths: Sequence[str] | None,
 ) -> list[MissedPlace]:
     lines: dict[str, set[int]] = {}
     for f in findings:
@@ -389,11 +426,21 @@ def _missed(
             if key in seen:
                 continue
             seen.add(key)
-            reasons = [x for x in fig.reasons if "inf" in x or "NaN" in x or "clamped" in x or "raised" in x]
-            out.append(MissedPlace(r.name, run, pl.file, pl.line or 0, str(pl.op), reasons, in_linted(p)))
+            reasons = [
+                x
+                for x in fig.reasons
+                if "inf" in x or "NaN" in x or "clamped" in x or "raised" in x
+            ]
+            out.append(
+                MissedPlace(r.name, run, pl.file, pl.line or 0, str(pl.op), reasons, in_linted(p))
+            )
         if rec.error and rec.error_site:
             file, line, op = rec.error_site
             p = norm_path(file, root)
             if line not in lines.get(p, ()) and (r.name, p, line, op) not in seen:
-                out.append(MissedPlace(r.name, run, file, line, op or "?", [f"raised {rec.error}"], in_linted(p)))
+                out.append(
+                    MissedPlace(
+                        r.name, run, file, line, op or "?", [f"raised {rec.error}"], in_linted(p)
+                    )
+                )
     return out

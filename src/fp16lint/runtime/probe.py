@@ -27,12 +27,11 @@ from torch.overrides import TorchFunctionMode
 
 from .records import ModuleRecord, OpRecord
 from .tensors import (
-    LOW_PRECISION,
     Summary,
     TStat,
     compare,
     dtype_name,
-    has_low_precision,
+    flat_tensors,
     is_clean,
     iter_named_tensors,
     nbytes,
@@ -160,7 +159,9 @@ class ReferenceStore:
         self.bytes = 0
         self.full = False
         self._tensors: dict[tuple, list[tuple[torch.Tensor, int, bool]]] = {}
-        self._detached: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        # every tensor held once (the same object under several keys compares once, see Probe);
+        # comparisons run under no_grad, so tensors of a backward run are held as they are
+        self._held: dict[int, torch.Tensor] = {}
         self.stats: dict[tuple, tuple[int, int, int]] = {}  # inf created, nan created, zero rows
 
     def put(self, key: tuple, tensors: list[torch.Tensor], clean: list[bool]) -> None:
@@ -169,15 +170,14 @@ class ReferenceStore:
         entries = []
         for t, c in zip(tensors, clean, strict=True):
             # one detached object per tensor, so that equal pairs compare once (see Probe)
-            hit = self._detached.get(id(t))
-            if hit is None or hit[0] is not t:
+            if id(t) not in self._held:
                 size = nbytes(t)
                 if self.bytes + size > self.max_bytes:
                     self.full = True
                     return
                 self.bytes += size
-                hit = self._detached[id(t)] = (t, t.detach())
-            entries.append((hit[1], version(t), c))
+                self._held[id(t)] = t
+            entries.append((t, version(t), c))
         self._tensors[key] = entries
 
     def get(self, key: tuple) -> list[tuple[torch.Tensor, bool]] | None:
@@ -197,7 +197,7 @@ class ReferenceStore:
 
     def clear(self) -> None:
         self._tensors.clear()
-        self._detached.clear()
+        self._held.clear()
         self.stats.clear()
         self.bytes = 0
 
@@ -323,34 +323,35 @@ class Probe(TorchFunctionMode):
     # -- set-up -------------------------------------------------------------------------------
 
     def _collect_info(self) -> None:
-        named = dict(self.model.named_modules(remove_duplicate=False))
-        for qualname, mod in named.items():
+        # one walk over the module tree (this runs once per run: keep it cheap)
+        stack: list[tuple[str, torch.nn.Module, torch.nn.Module | None]] = [("", self.model, None)]
+        while stack:
+            qualname, mod, parent = stack.pop()
             if id(mod) in self._info:
                 continue
-            parent_name, _, attr = qualname.rpartition(".")
-            parent = named.get(parent_name) if qualname else None
+            children = [(k, c) for k, c in mod._modules.items() if c is not None]
             cls = type(mod)
             self._info[id(mod)] = _ModuleInfo(
                 qualname=qualname,
                 class_name=cls.__name__,
-                attr=attr if qualname else "",
+                attr=qualname.rpartition(".")[2],
                 parent_class=type(parent).__name__ if parent is not None else None,
                 parent_file=_class_file(type(parent)) if parent is not None else None,
-                is_leaf=not any(True for _ in mod.children()),
+                is_leaf=not children,
                 is_norm=any(h in cls.__name__.lower() for h in _NORM_HINTS),
-                param_dtypes={n: dtype_name(p.dtype) for n, p in mod.named_parameters(recurse=False)},
+                param_dtypes={
+                    n: dtype_name(p.dtype) for n, p in mod._parameters.items() if p is not None
+                },
                 buffer_dtypes={
-                    n: dtype_name(b.dtype) for n, b in mod.named_buffers(recurse=False) if b is not None
+                    n: dtype_name(b.dtype) for n, b in mod._buffers.items() if b is not None
                 },
             )
+            for k, c in reversed(children):
+                stack.append((f"{qualname}.{k}" if qualname else k, c, mod))
 
     def attach(self) -> None:
         self._collect_info()
-        seen: set[int] = set()
         for mod in self.model.modules():
-            if id(mod) in seen:
-                continue
-            seen.add(id(mod))
             self._handles.append(mod.register_forward_pre_hook(self._pre_hook, with_kwargs=True))
             self._handles.append(
                 mod.register_forward_hook(self._post_hook, with_kwargs=True, always_call=True)
@@ -372,7 +373,7 @@ class Probe(TorchFunctionMode):
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            with torch._C.DisableTorchFunction():
+            with torch._C.DisableTorchFunction(), torch.no_grad():
                 try:
                     self.flush()
                 except Exception as err:
@@ -394,13 +395,13 @@ class Probe(TorchFunctionMode):
         if hit is not None and hit[0]() is t and hit[1] == ver and hit[2] == mask_context:
             return hit[3]
         st = tensor_stat(t, mask_context)
-        try:
+        with contextlib.suppress(TypeError):  # not weak-referenceable
             self._cache[key] = (weakref.ref(t), ver, mask_context, st)
-        except TypeError:
-            pass
         return st
 
-    def _summarize(self, obj: object, mask_context: bool = False, skip_params: bool = False) -> Summary:
+    def _summarize(
+        self, obj: object, mask_context: bool = False, skip_params: bool = False
+    ) -> Summary:
         return summarize(obj, mask_context, stat=self._stat, skip_params=skip_params)
 
     # -- comparisons against the fp32 run ------------------------------------------------------
@@ -410,7 +411,9 @@ class Probe(TorchFunctionMode):
         if rel is None:
             return
         if kind == "in":
-            target.rel_error_in = rel if target.rel_error_in is None else max(target.rel_error_in, rel)
+            target.rel_error_in = (
+                rel if target.rel_error_in is None else max(target.rel_error_in, rel)
+            )
             return
         target.rel_error = rel if target.rel_error is None else max(target.rel_error, rel)
         if under is not None:
@@ -458,7 +461,8 @@ class Probe(TorchFunctionMode):
             self._keep.append(y)
             self._queue_bytes += y32.numel() * 4
             if self._queue_bytes > self.max_queue_bytes:
-                self.flush()
+                with torch.no_grad():
+                    self.flush()
 
     def flush(self) -> None:
         """Compute the queued comparisons in one batch, then the deferred fp32 recomputations."""
@@ -475,8 +479,7 @@ class Probe(TorchFunctionMode):
             )
             if not needed:
                 continue
-            tensors = [t for _, t in iter_named_tensors((args, kwargs, out))]
-            if [version(t) for t in tensors] != versions:
+            if [version(t) for _, t in flat_tensors((args, kwargs, out))] != versions:
                 continue  # inputs changed in place since: the recomputation would be wrong
             self._local_check(rec, func, args, kwargs, out, acts)
 
@@ -557,7 +560,7 @@ class Probe(TorchFunctionMode):
         if summ.acts:
             first = summ.acts[0]
             frame.first_in = first
-            if info.is_norm:
+            if info.is_norm and self.reference is None:
                 frame.in_zero_rows = zero_rows(first)
             key = ("mi", info.qualname, idx)
             if self.store is not None:
@@ -601,7 +604,9 @@ class Probe(TorchFunctionMode):
         first = summ.acts[0] if summ.acts else None
         zr = zero_rows(first) if rec.is_norm and first is not None else 0
         rec.zero_rows = zr
-        same_shape = first is not None and frame.first_in is not None and first.shape == frame.first_in.shape
+        same_shape = (
+            first is not None and frame.first_in is not None and first.shape == frame.first_in.shape
+        )
         if self.store is not None:
             self.store.stats[key] = (inf_created, nan_created, zr)
             self.store.put(key, summ.acts, [is_clean(st, summ.mask_context) for st in summ.stats])
@@ -632,10 +637,8 @@ class Probe(TorchFunctionMode):
             name = self._names[func]
         except (KeyError, TypeError):
             name = getattr(func, "__name__", None)
-            try:
+            with contextlib.suppress(TypeError):  # unhashable callables
                 self._names[func] = name
-            except TypeError:
-                pass
         if name not in self._ops:
             try:
                 return func(*args, **kwargs)
@@ -700,7 +703,9 @@ class Probe(TorchFunctionMode):
         self.ops.append(rec)
         if self.store is not None:
             self.store.stats[key] = (raw_inf, raw_nan, 0)
-            self.store.put(key, out_summ.acts, [is_clean(st, out_summ.mask_context) for st in out_summ.stats])
+            self.store.put(
+                key, out_summ.acts, [is_clean(st, out_summ.mask_context) for st in out_summ.stats]
+            )
             return
         ref_stats = self.reference.stats.get(key) if self.reference else None
         if ref_stats is not None:
@@ -708,7 +713,9 @@ class Probe(TorchFunctionMode):
             rec.nan_created = max(0, raw_nan - ref_stats[1])
         ref = self.reference.get(key) if self.reference else None
         if ref is not None:
-            self._compare_to_reference(out_summ.acts, out_summ.stats, ref, out_summ.mask_context, rec, "out")
+            self._compare_to_reference(
+                out_summ.acts, out_summ.stats, ref, out_summ.mask_context, rec, "out"
+            )
         if self._local == "never":
             return
         if not (out_summ.low or in_summ.low):
@@ -718,7 +725,7 @@ class Probe(TorchFunctionMode):
             self._local_check(rec, func, args, kwargs, out, out_summ.acts)
         else:
             # decided after the batched comparison: only where the fp32 run disagrees
-            versions = [version(t) for _, t in iter_named_tensors((args, kwargs, out))]
+            versions = [version(t) for _, t in flat_tensors((args, kwargs, out))]
             self._deferred_local.append((rec, func, args, kwargs, out, out_summ.acts, versions))
 
     def _local_check(self, rec, func, args, kwargs, out, acts) -> None:
@@ -751,7 +758,9 @@ class Probe(TorchFunctionMode):
             nan_c += cmp.nan_created
             if cmp.rel_error is not None:
                 rec.local_rel_error = (
-                    cmp.rel_error if rec.local_rel_error is None else max(rec.local_rel_error, cmp.rel_error)
+                    cmp.rel_error
+                    if rec.local_rel_error is None
+                    else max(rec.local_rel_error, cmp.rel_error)
                 )
                 rec.local_underflow = (
                     cmp.underflow

@@ -100,7 +100,9 @@ def is_user_file(path: str | None) -> bool:
     """Code a user can edit: not inside an installed package, not generated."""
     if not path or path.startswith("<"):
         return False
-    return not any(m in path for m in (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep))
+    return not any(
+        m in path for m in (os.sep + "site-packages" + os.sep, os.sep + "dist-packages" + os.sep)
+    )
 
 
 # -- places --------------------------------------------------------------------------------------
@@ -367,7 +369,9 @@ class Report:
     # -- places and verdicts ------------------------------------------------------------------
 
     def run_names(self) -> list[str]:
-        return [r for r in RUN_ORDER if r in self.runs] + [r for r in self.runs if r not in RUN_ORDER]
+        return [r for r in RUN_ORDER if r in self.runs] + [
+            r for r in self.runs if r not in RUN_ORDER
+        ]
 
     def places(self) -> list[Place]:
         """Op sites and modules with figures and verdicts per run (computed once)."""
@@ -500,7 +504,10 @@ class Report:
         if self.error:
             return f"{self.name}: error ({self.error_kind}): {self.error}"
         v, reasons = self.run_verdict(self.prepared)
-        lines = [f"{self.name}: {self.prepared} run {v}" + (f" ({'; '.join(reasons)})" if reasons else "")]
+        lines = [
+            f"{self.name}: {self.prepared} run {v}"
+            + (f" ({'; '.join(reasons)})" if reasons else "")
+        ]
         for pl in self.sorted_places()[:8]:
             fig = pl.runs[self.prepared]
             if fig.verdict != CONFIRMED:
@@ -521,19 +528,29 @@ class Report:
             return Recommendation("fix-error", f"fix the target first: {self.error}")
         prep = self.prepared
         prep_label = self.runs[prep].label if prep in self.runs else prep
-        keep_text = "keep .half()" if prep_label == ".half()" else f"keep the {prep} model ({prep_label})"
+        keep_text = (
+            "keep .half()" if prep_label == ".half()" else f"keep the {prep} model ({prep_label})"
+        )
         v, _ = self.run_verdict(prep)
         ac = self.run_verdict(RUN_AUTOCAST)[0] if RUN_AUTOCAST in self.runs else None
         bf = self.run_verdict(RUN_BF16)[0] if RUN_BF16 in self.runs else None
         alternatives = []
         if ac and ac != CONFIRMED and prep != RUN_AUTOCAST:
-            alternatives.append("switch to autocast (fp32 weights under torch.autocast(dtype=torch.float16))")
+            alternatives.append(
+                "switch to autocast (fp32 weights under torch.autocast(dtype=torch.float16))"
+            )
         if bf and bf != CONFIRMED and prep != RUN_BF16:
             alternatives.append("use bf16 (model.to(torch.bfloat16))")
         if v == NOT_OBSERVED:
-            return Recommendation("keep", f"{keep_text}: no overflow, inf/NaN or large error seen", alternatives=alternatives)
+            return Recommendation(
+                "keep",
+                f"{keep_text}: no overflow, inf/NaN or large error seen",
+                alternatives=alternatives,
+            )
         confirmed = [
-            pl for pl in self.sorted_places(prep) if pl.kind == "op" and pl.verdict(prep) == CONFIRMED
+            pl
+            for pl in self.sorted_places(prep)
+            if pl.kind == "op" and pl.verdict(prep) == CONFIRMED
         ]
         if v == AT_RISK:
             risky = [pl for pl in self.sorted_places(prep) if pl.verdict(prep) == AT_RISK]
@@ -570,7 +587,8 @@ class Report:
         if bf and bf != CONFIRMED:
             return Recommendation(
                 "bf16",
-                "use bf16 (model.to(torch.bfloat16)): fp16 and fp16 autocast both fail here" + cpu_note,
+                "use bf16 (model.to(torch.bfloat16)): fp16 and fp16 autocast both fail here"
+                + cpu_note,
                 lines=lines,
             )
         if lines:

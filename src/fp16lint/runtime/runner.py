@@ -78,7 +78,9 @@ class RunOptions:
 # -- devices -------------------------------------------------------------------------------------
 
 
-def resolve_device(device: str | None, require_cuda: bool = False) -> tuple[torch.device, str | None]:
+def resolve_device(
+    device: str | None, require_cuda: bool = False
+) -> tuple[torch.device, str | None]:
     cuda = torch.cuda.is_available()
     if require_cuda and not cuda:
         raise CudaRequiredError(
@@ -151,11 +153,23 @@ def guess_inputs(model: torch.nn.Module) -> tuple[tuple, dict, str]:
     for mod in model.modules():
         if isinstance(mod, torch.nn.Embedding):
             ids = torch.randint(0, mod.num_embeddings, (2, 16))
-            return (ids,), {}, f"guessed from first layer Embedding({mod.num_embeddings}, ...): int64[2, 16]"
+            return (
+                (ids,),
+                {},
+                f"guessed from first layer Embedding({mod.num_embeddings}, ...): int64[2, 16]",
+            )
         if isinstance(mod, torch.nn.Linear):
             x = torch.randn(2, mod.in_features)
-            return (x,), {}, f"guessed from first layer Linear({mod.in_features}, ...): float32[2, {mod.in_features}]"
-        for cls, spatial in ((torch.nn.Conv1d, (64,)), (torch.nn.Conv2d, (32, 32)), (torch.nn.Conv3d, (8, 16, 16))):
+            return (
+                (x,),
+                {},
+                f"guessed from first layer Linear({mod.in_features}, ...): float32[2, {mod.in_features}]",
+            )
+        for cls, spatial in (
+            (torch.nn.Conv1d, (64,)),
+            (torch.nn.Conv2d, (32, 32)),
+            (torch.nn.Conv3d, (8, 16, 16)),
+        ):
             if isinstance(mod, cls):
                 shape = (2, mod.in_channels, *spatial)
                 return (
@@ -195,10 +209,14 @@ def _padding_valid(kwargs: dict, dev: torch.device) -> torch.Tensor | None:
     mask = kwargs.get("attention_mask")
     if isinstance(mask, torch.Tensor) and mask.ndim == 2 and not mask.is_floating_point():
         return (mask != 0).to(dev)
-    if isinstance(mask, torch.Tensor) and mask.ndim == 2 and mask.is_floating_point():
-        # a 0/1 float mask (additive masks are 4-D in practice)
-        if bool(((mask == 0) | (mask == 1)).all()):
-            return (mask != 0).to(dev)
+    # a 0/1 float mask (additive masks are 4-D in practice)
+    if (
+        isinstance(mask, torch.Tensor)
+        and mask.ndim == 2
+        and mask.is_floating_point()
+        and bool(((mask == 0) | (mask == 1)).all())
+    ):
+        return (mask != 0).to(dev)
     return None
 
 
@@ -242,7 +260,9 @@ def _copy_model(model: torch.nn.Module) -> torch.nn.Module:
     try:
         return copy.deepcopy(model)
     except Exception as exc:
-        raise TargetError("model", f"the model cannot be copied (copy.deepcopy): {_short_error(exc)}") from exc
+        raise TargetError(
+            "model", f"the model cannot be copied (copy.deepcopy): {_short_error(exc)}"
+        ) from exc
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -312,8 +332,12 @@ def _grad_stats(
             (nz & (a < FP16_NORMAL_MIN)).sum(),
             torch.isinf(g).sum(),
             torch.isnan(g).sum(),
-            (nz & (g == 0)).sum() if base is not g else torch.zeros((), dtype=torch.long, device=g.device),
-            torch.where(torch.isfinite(g), g.abs(), 0).amax() if g.numel() else torch.zeros((), device=g.device),
+            (nz & (g == 0)).sum()
+            if base is not g
+            else torch.zeros((), dtype=torch.long, device=g.device),
+            torch.where(torch.isfinite(g), g.abs(), 0).amax()
+            if g.numel()
+            else torch.zeros((), device=g.device),
             torch.where(nz, a, math.inf).amin() if g.numel() else torch.zeros((), device=g.device),
         ]
         vals = torch.stack([v.double() for v in parts]).tolist()
@@ -347,7 +371,9 @@ def _grad_stats(
     gs.worst_params = [kv for kv in per_param[:5] if kv[1] > 0]
     notes = []
     if gs.n_inf or gs.n_nan:
-        notes.append(f"{gs.n_inf} inf / {gs.n_nan} NaN gradient values: the loss scale would have to go down")
+        notes.append(
+            f"{gs.n_inf} inf / {gs.n_nan} NaN gradient values: the loss scale would have to go down"
+        )
     if gs.gradscaler_needed:
         notes.append("a GradScaler (loss scaling) is needed to keep small gradients")
         if pure_fp16:
@@ -451,7 +477,9 @@ def _execute(
         rec.error_site = site
         if is_ref:
             if _is_oom(exc):
-                raise TargetError("oom", f"out of memory on {dev} in the fp32 run: {_short_error(exc)}") from exc
+                raise TargetError(
+                    "oom", f"out of memory on {dev} in the fp32 run: {_short_error(exc)}"
+                ) from exc
             raise TargetError(
                 "model",
                 f"the model raised on these inputs in the fp32 reference run (inputs that do not "
@@ -545,7 +573,9 @@ def run_target(
                 try:
                     value = value()
                 except Exception as exc:
-                    raise TargetError("inputs", f"the inputs callable raised {_short_error(exc)}") from exc
+                    raise TargetError(
+                        "inputs", f"the inputs callable raised {_short_error(exc)}"
+                    ) from exc
             args, kwargs = normalize_inputs(value)
         report.inputs = describe_inputs(args, kwargs)
         _check_inputs_finite(args, kwargs)
@@ -568,7 +598,12 @@ def _default_name(factory: Any) -> str:
 
 
 def _run_all(
-    report: Report, model: torch.nn.Module, args: tuple, kwargs: dict, dev: torch.device, opts: RunOptions
+    report: Report,
+    model: torch.nn.Module,
+    args: tuple,
+    kwargs: dict,
+    dev: torch.device,
+    opts: RunOptions,
 ) -> None:
     prepared_dtype = main_dtype(model)
     mix = _dtype_mix(model)
@@ -581,7 +616,9 @@ def _run_all(
     plans: list[_RunPlan] = [_RunPlan(RUN_FP32, "fp32 reference", torch.float32, False, fp32_model)]
     if prepared_dtype == torch.float16:
         label = "as prepared (float16 weights" + (", mixed" if mixed else "") + ")"
-        plans.append(_RunPlan(RUN_FP16, label, torch.float16, False, lambda: _copy_model(model).to(dev)))
+        plans.append(
+            _RunPlan(RUN_FP16, label, torch.float16, False, lambda: _copy_model(model).to(dev))
+        )
         report.prepared = RUN_FP16
     else:
         if opts.cast is not None:
@@ -598,13 +635,31 @@ def _run_all(
 
         plans.append(_RunPlan(RUN_FP16, label, torch.float16, False, fp16_model))
         report.prepared = RUN_BF16 if prepared_dtype == torch.bfloat16 else RUN_FP16
-    plans.append(_RunPlan(RUN_AUTOCAST, "fp32 weights under autocast(float16)", torch.float16, True, fp32_model))
+    plans.append(
+        _RunPlan(
+            RUN_AUTOCAST, "fp32 weights under autocast(float16)", torch.float16, True, fp32_model
+        )
+    )
     if bf16_supported(dev):
         if prepared_dtype == torch.bfloat16:
-            plans.append(_RunPlan(RUN_BF16, "as prepared (bfloat16 weights)", torch.bfloat16, False, lambda: _copy_model(model).to(dev)))
+            plans.append(
+                _RunPlan(
+                    RUN_BF16,
+                    "as prepared (bfloat16 weights)",
+                    torch.bfloat16,
+                    False,
+                    lambda: _copy_model(model).to(dev),
+                )
+            )
         else:
             plans.append(
-                _RunPlan(RUN_BF16, ".to(torch.bfloat16)", torch.bfloat16, False, lambda: fp32_model().to(torch.bfloat16))
+                _RunPlan(
+                    RUN_BF16,
+                    ".to(torch.bfloat16)",
+                    torch.bfloat16,
+                    False,
+                    lambda: fp32_model().to(torch.bfloat16),
+                )
             )
     elif RUN_BF16 in opts.runs:
         report.notes.append(f"bf16 run skipped: {dev} does not support bfloat16")
@@ -627,9 +682,13 @@ def _run_all(
             raise
         except Exception as exc:
             if _is_oom(exc):
-                raise TargetError("oom", f"out of memory preparing the {plan.name} model on {dev}") from exc
+                raise TargetError(
+                    "oom", f"out of memory preparing the {plan.name} model on {dev}"
+                ) from exc
             if plan.name == RUN_FP32:
-                raise TargetError("model", f"preparing the fp32 model failed: {_short_error(exc)}") from exc
+                raise TargetError(
+                    "model", f"preparing the fp32 model failed: {_short_error(exc)}"
+                ) from exc
             report.runs[plan.name] = RunRecord(
                 name=plan.name,
                 label=plan.label,
@@ -640,7 +699,9 @@ def _run_all(
             )
             continue
         try:
-            rec, acts, grads = _execute(plan, m, args, kwargs, dev, opts, store, valid, ref_out, ref_grads)
+            rec, acts, grads = _execute(
+                plan, m, args, kwargs, dev, opts, store, valid, ref_out, ref_grads
+            )
         finally:
             del m
             _free(dev)

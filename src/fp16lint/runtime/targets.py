@@ -78,7 +78,9 @@ def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") 
             out.append(TargetSpec(factory=item, source=source))
             continue
         if not isinstance(item, dict) or "factory" not in item:
-            raise TargetSpecError(f"[tool.fp16lint.runtime] targets[{i}] needs a factory = \"pkg.mod:make_model\"")
+            raise TargetSpecError(
+                f'[tool.fp16lint.runtime] targets[{i}] needs a factory = "pkg.mod:make_model"'
+            )
         unknown = set(item) - {"factory", "inputs", "name", "device", "seed"}
         if unknown:
             raise TargetSpecError(
@@ -202,12 +204,20 @@ def resolve(spec: TargetSpec, root: Path) -> list[ResolvedTarget]:
         obj = load_object(spec.factory, root)
         inputs = load_object(spec.inputs, root) if spec.inputs else None
     except TargetSpecError as exc:
-        return [ResolvedTarget(spec.name or label, label, None, None, spec.device, spec.seed, error=str(exc))]
+        return [
+            ResolvedTarget(
+                spec.name or label, label, None, None, spec.device, spec.seed, error=str(exc)
+            )
+        ]
     if inspect.ismodule(obj):
         classes = auto_classes(obj)
         if not classes:
             msg = f"{spec.factory}: no nn.Module class with a no-argument constructor is defined there"
-            return [ResolvedTarget(spec.name or label, label, None, None, spec.device, spec.seed, error=msg)]
+            return [
+                ResolvedTarget(
+                    spec.name or label, label, None, None, spec.device, spec.seed, error=msg
+                )
+            ]
         return [
             ResolvedTarget(
                 name=f"{spec.name + ':' if spec.name else ''}{cls.__name__}",
@@ -224,6 +234,10 @@ def resolve(spec: TargetSpec, root: Path) -> list[ResolvedTarget]:
 
         if not isinstance(obj, torch.nn.Module):
             msg = f"{spec.factory} is a {type(obj).__name__}: name a callable that returns an nn.Module"
-            return [ResolvedTarget(spec.name or label, label, None, None, spec.device, spec.seed, error=msg)]
+            return [
+                ResolvedTarget(
+                    spec.name or label, label, None, None, spec.device, spec.seed, error=msg
+                )
+            ]
     name = spec.name or spec.factory.rsplit(":", 1)[-1]
     return [ResolvedTarget(name, label, obj, inputs, spec.device, spec.seed)]

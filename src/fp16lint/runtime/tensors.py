@@ -71,7 +71,9 @@ def flat_tensors(
     return out
 
 
-def iter_named_tensors(obj: object, prefix: str = "", depth: int = 0) -> Iterator[tuple[str, torch.Tensor]]:
+def iter_named_tensors(
+    obj: object, prefix: str = "", depth: int = 0
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Tensors inside tuples, lists, dicts and ``ModelOutput``s (a Mapping), with dotted names."""
     if isinstance(obj, torch.Tensor):
         yield prefix, obj
@@ -181,20 +183,33 @@ def tensor_stat(t: torch.Tensor, mask_context: bool = False) -> TStat:
     )
 
 
-@dataclass
 class Summary:
     """Statistics of several tensors taken together."""
 
-    dtypes: list[str]
-    acts: list[torch.Tensor]  # floating, not mask-like, not named as a mask
-    stats: list[TStat]
-    numel: int = 0
-    max_abs: float | None = None
-    n_inf: int = 0
-    n_nan: int = 0
-    clamped: int = 0
-    mask_context: bool = False
-    low: bool = False  # some floating tensor (parameters too) is fp16/bf16
+    __slots__ = (
+        "acts",
+        "clamped",
+        "dtypes",
+        "low",
+        "mask_context",
+        "max_abs",
+        "n_inf",
+        "n_nan",
+        "numel",
+        "stats",
+    )
+
+    def __init__(self) -> None:
+        self.dtypes: list[str] = []
+        self.acts: list[torch.Tensor] = []  # floating, not mask-like, not named as a mask
+        self.stats: list[TStat] = []
+        self.numel = 0
+        self.max_abs: float | None = None
+        self.n_inf = 0
+        self.n_nan = 0
+        self.clamped = 0
+        self.mask_context = False
+        self.low = False  # some floating tensor (parameters too) is fp16/bf16
 
     @property
     def finite(self) -> bool:
@@ -215,40 +230,39 @@ def summarize(
     (weights) out of the figures.
     """
     stat = stat or tensor_stat
-    dtypes: list[str] = []
-    acts: list[torch.Tensor] = []
-    stats: list[TStat] = []
-    low = False
+    s = Summary()
     items = flat_tensors(obj)
-    for masked, t in items:
+    for masked, _ in items:
         if masked:
             mask_context = True
             break
+    dtypes = s.dtypes
+    names = _DTYPE_NAMES
     for masked, t in items:
         dt = t.dtype
-        dn = _DTYPE_NAMES.get(dt) or dtype_name(dt)
+        dn = names.get(dt) or dtype_name(dt)
         if dn not in dtypes:
             dtypes.append(dn)
-        if masked or not t.is_floating_point():
+        if masked or not dt.is_floating_point:
             continue
         if dt in LOW_PRECISION:
-            low = True
+            s.low = True
         if skip_params and t.__class__ is _Parameter:  # (isinstance on Parameter is slow)
             continue
         st = stat(t, mask_context)
         if st.mask_like:
             mask_context = True
             continue
-        acts.append(t)
-        stats.append(st)
-    s = Summary(dtypes=dtypes, acts=acts, stats=stats, mask_context=mask_context, low=low)
-    for st in stats:
+        s.acts.append(t)
+        s.stats.append(st)
         s.numel += st.numel
         s.n_inf += st.n_inf
         s.n_nan += st.n_nan
         s.clamped += st.clamped
-        if st.max_abs is not None:
-            s.max_abs = st.max_abs if s.max_abs is None else max(s.max_abs, st.max_abs)
+        m = st.max_abs
+        if m is not None and (s.max_abs is None or m > s.max_abs):
+            s.max_abs = m
+    s.mask_context = mask_context
     return s
 
 

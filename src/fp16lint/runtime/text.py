@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .records import CONFIRMED, NOT_OBSERVED, RUN_FP32
+from .records import NOT_OBSERVED, RUN_FP32
 from .report import Report, fmt_headroom, fmt_num, fmt_pct, short_path
 
 
@@ -28,15 +28,38 @@ def _trim(text: str, width: int) -> str:
 
 
 def _runs_table(report: Report) -> str:
-    headers = ["run", "how", "max |x|", "headroom", "inf/NaN out", "clamped", "err vs fp32", "cosine", "time", "verdict"]
+    headers = [
+        "run",
+        "how",
+        "max |x|",
+        "headroom",
+        "inf/NaN out",
+        "clamped",
+        "err vs fp32",
+        "cosine",
+        "time",
+        "verdict",
+    ]
     rows = []
     for name in report.run_names():
         rec = report.runs[name]
         verdict, _ = report.run_verdict(name)
         mark = " *" if name == report.prepared else ""
         if rec.error:
-            rows.append([name + mark, _trim(rec.label, 40), "-", "-", "-", "-", "-", "-", f"{rec.duration_s:.2f}s",
-                         "raised" if name == RUN_FP32 else verdict])
+            rows.append(
+                [
+                    name + mark,
+                    _trim(rec.label, 40),
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    f"{rec.duration_s:.2f}s",
+                    "raised" if name == RUN_FP32 else verdict,
+                ]
+            )
             continue
         out = rec.output
         rows.append(
@@ -48,7 +71,9 @@ def _runs_table(report: Report) -> str:
                 f"{out.n_inf}/{out.n_nan}" if out else "-",
                 str(out.clamped) if out else "-",
                 fmt_pct(out.rel_error) if out and name != RUN_FP32 else "-",
-                (f"{out.cosine:.6f}" if out and out.cosine is not None else "-") if name != RUN_FP32 else "-",
+                (f"{out.cosine:.6f}" if out and out.cosine is not None else "-")
+                if name != RUN_FP32
+                else "-",
                 f"{rec.duration_s:.2f}s",
                 verdict if name != RUN_FP32 else "reference",
             ]
@@ -65,8 +90,23 @@ def _places_table(report: Report, max_places: int) -> tuple[str, int, int]:
     if len(shown) > 60:
         shown = shown[:60]
     fp32 = RUN_FP32
-    headers = ["verdict", "where", "op / module", "dtype", "calls", "max|x| fp32", f"max|x| {run}", "headroom",
-               "inf", "NaN", "clamped", "err here", "err vs fp32", "underflow", "why"]
+    headers = [
+        "verdict",
+        "where",
+        "op / module",
+        "dtype",
+        "calls",
+        "max|x| fp32",
+        f"max|x| {run}",
+        "headroom",
+        "inf",
+        "NaN",
+        "clamped",
+        "err here",
+        "err vs fp32",
+        "underflow",
+        "why",
+    ]
     rows = []
     for pl in shown:
         fig = pl.runs[run]
@@ -76,7 +116,8 @@ def _places_table(report: Report, max_places: int) -> tuple[str, int, int]:
                 fig.verdict,
                 _trim(pl.where, 48),
                 _trim(pl.what, 44),
-                ",".join(d.replace("float", "f").replace("bf16", "bf16") for d in fig.dtypes) or "-",
+                ",".join(d.replace("float", "f").replace("bf16", "bf16") for d in fig.dtypes)
+                or "-",
                 str(fig.calls),
                 fmt_num(ref.max_abs if ref else None),
                 fmt_num(fig.max_abs),
@@ -105,7 +146,11 @@ def _dtype_lines(report: Report) -> list[str]:
         if len(counts) > 1:
             main = max(counts, key=counts.get)
             odd = [n for n, dt in rec.params.items() if dt != main]
-            line += f"; not {main}: " + ", ".join(odd[:6]) + (f" (+{len(odd) - 6} more)" if len(odd) > 6 else "")
+            line += (
+                f"; not {main}: "
+                + ", ".join(odd[:6])
+                + (f" (+{len(odd) - 6} more)" if len(odd) > 6 else "")
+            )
         bcounts = rec.dtype_counts("buffers")
         if bcounts:
             line += "; buffers: " + ", ".join(f"{dt} {n}" for dt, n in bcounts.items())
@@ -152,8 +197,10 @@ def format_report(report: Report, max_places: int = 25) -> str:
         return "\n".join(out)
     out.append("")
     out.append(_runs_table(report))
-    out.append(f"(* = the model as the code prepares it; verdict of the whole run; limit 65504, "
-               f"at-risk within {report.thresholds.risk_factor:g}x)")
+    out.append(
+        f"(* = the model as the code prepares it; verdict of the whole run; limit 65504, "
+        f"at-risk within {report.thresholds.risk_factor:g}x)"
+    )
     for name in report.run_names():
         rec = report.runs[name]
         if rec.error:
@@ -170,7 +217,9 @@ def format_report(report: Report, max_places: int = 25) -> str:
             out.append(f"  {name}: parameters holding inf/NaN after the cast: {bad}")
     out.append("")
     tbl, n_shown, n_all = _places_table(report, max_places)
-    out.append(f"places in the {report.prepared} run, worst first ({n_shown} of {n_all} op sites and modules):")
+    out.append(
+        f"places in the {report.prepared} run, worst first ({n_shown} of {n_all} op sites and modules):"
+    )
     out.append(tbl)
     out.append("")
     out.append("parameter dtypes after the cast:")
@@ -195,7 +244,13 @@ def format_reports(reports: Sequence[Report], joined=None, max_places: int = 25)
     if len(reports) > 1:
         rows = []
         for r in reports:
-            rows.append([r.name, "error" if r.error else r.verdict, "ok" if r.ok else "NOT OK",
-                         _trim(r.recommendation().text, 90)])
+            rows.append(
+                [
+                    r.name,
+                    "error" if r.error else r.verdict,
+                    "ok" if r.ok else "NOT OK",
+                    _trim(r.recommendation().text, 90),
+                ]
+            )
         parts.append("summary:\n" + table(["target", "verdict", "ok", "recommendation"], rows))
     return "\n\n".join(parts)

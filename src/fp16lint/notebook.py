@@ -1,0 +1,252 @@
+"""Jupyter notebooks: the code cells are linted as one Python text, findings are reported per
+cell (``notebook.ipynb:cell 3:2:5``), and fixes are written back into the cells.
+
+The code cells are joined top to bottom (as "Run all" executes them), so an import in one cell
+resolves in the next, with a marker comment line between cells. IPython syntax is not Python:
+magics (``%time f()``), shell escapes (``!pip install x``, ``files = !ls``) and help
+(``obj?``) become ``pass`` placeholders that keep the indentation and the line count, and a cell
+whose first line is a cell magic (``%%bash``) is skipped, unless the magic runs its body as
+Python (``%%time``, ``%%capture``...). Writing back touches only the ``source`` of the cells a
+fix changed: outputs, metadata and the JSON layout stay as they were.
+
+Cells are numbered from 1 counting every cell (markdown included), as the notebook shows them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tokenize
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from fp16lint import source
+from fp16lint.findings import Edit, Finding, Fix, Position, Span
+
+MARKER = "# fp16lint: next notebook cell\n"
+PLACEHOLDER = "pass  # fp16lint: IPython syntax"
+PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3"})
+_MAGIC = re.compile(r"^\s*(?:[%!]|\?)|^\s*[\w.,\s\[\]()*]+=\s*[%!]")
+_HELP = re.compile(r"^\s*[\w.\[\]()]+\?{1,2}\s*$")
+
+
+@dataclass
+class _Cell:
+    number: int  # 1-based, counting every cell
+    start: int  # the virtual line of its first line
+    lines: int
+    text: str  # the cell's source as written
+    magics: list[str] = field(default_factory=list)  # lines replaced by placeholders, in order
+
+
+def _lines(text: str) -> list[str]:
+    """Lines with their endings, split where the parser splits (not on form feeds)."""
+    return io.StringIO(text, newline="").readlines()
+
+
+def _is_magic(line: str) -> bool:
+    return bool(_MAGIC.match(line) or _HELP.match(line))
+
+
+def _not_statement_starts(text: str) -> set[int] | None:
+    """Lines (1-based) that do not start a statement: inside a string or brackets. None when
+    the text does not tokenize (then every line that looks like a magic is one)."""
+    inside: set[int] = set()
+    depth = 0
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(text).readline):
+            if token.type == tokenize.STRING:
+                inside.update(range(token.start[0] + 1, token.end[0] + 1))
+            elif token.type == tokenize.OP and token.string in "([{":
+                depth += 1
+            elif token.type == tokenize.OP and token.string in ")]}":
+                depth = max(0, depth - 1)
+            elif token.type == tokenize.NL and depth:
+                inside.add(token.start[0] + 1)
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return inside
+
+
+def _python_of(cell: _Cell) -> str:
+    """The cell as Python: IPython lines replaced by placeholders (``cell.magics`` filled)."""
+    lines = _lines(cell.text)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += "\n"
+    skip = _not_statement_starts("".join(lines)) or set()
+    out = []
+    continued = False
+    for number, line in enumerate(lines, start=1):
+        body = line.rstrip("\r\n")
+        if continued or (number not in skip and _is_magic(body)):
+            indent = body[: len(body) - len(body.lstrip())] if not continued else ""
+            cell.magics.append(line)
+            out.append(f"{indent}{PLACEHOLDER}{line[len(body) :]}")
+            continued = body.endswith("\\")
+        else:
+            out.append(line)
+    return "".join(out)
+
+
+def _cell_source(cell: dict[str, Any]) -> str:
+    value = cell.get("source", "")
+    return "".join(value) if isinstance(value, list) else str(value)
+
+
+def _is_python(data: dict[str, Any]) -> bool:
+    meta = data.get("metadata") or {}
+    language = (meta.get("kernelspec") or {}).get("language") or (
+        meta.get("language_info") or {}
+    ).get("name")
+    return language is None or str(language).lower().startswith("python")
+
+
+def _json_style(raw: str, data: Any) -> dict[str, Any]:
+    """The ``json.dumps`` options that reproduce ``raw`` exactly (nbformat's by default)."""
+    for indent in (1, 2, 4, None):
+        for ensure_ascii in (False, True):
+            for separators in ((",", ": "), (", ", ": "), (",", ":")):
+                style = {"indent": indent, "ensure_ascii": ensure_ascii, "separators": separators}
+                dumped = json.dumps(data, **style)
+                if raw in (dumped, dumped + "\n"):
+                    return {**style, "newline": raw.endswith("\n")}
+    return {"indent": 1, "ensure_ascii": False, "separators": (",", ": "), "newline": True}
+
+
+class Notebook:
+    """A parsed notebook. ``text`` is the Python the engine lints; ``encode`` writes a fixed
+    ``text`` back (the runner treats a Notebook like a ``source.Source``)."""
+
+    def __init__(self, raw: str):
+        try:
+            self.data = json.loads(raw)
+        except ValueError as exc:
+            raise source.SourceError(f"not a valid notebook: {exc}") from exc
+        cells = self.data.get("cells") if isinstance(self.data, dict) else None
+        if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+            raise source.SourceError("not a valid notebook: no list of cells")
+        self.raw = raw
+        self.cells: list[_Cell] = []
+        parts: list[str] = []
+        line = 1
+        for number, cell in enumerate(cells, start=1):
+            text = _cell_source(cell)
+            if cell.get("cell_type") != "code" or not _is_python(self.data):
+                continue
+            first = text.lstrip().split("\n", 1)[0]
+            if first.startswith("%%") and first[2:].split(" ", 1)[0] not in PYTHON_CELL_MAGICS:
+                continue
+            entry = _Cell(number, line, 0, text)
+            python = _python_of(entry)
+            entry.lines = python.count("\n")
+            self.cells.append(entry)
+            parts.append(python)
+            line += entry.lines + 1  # the marker line
+        self.text = MARKER.join(parts)
+
+    # --- positions -----------------------------------------------------------------------------
+    def _cell_at(self, line: int) -> _Cell | None:
+        found = None
+        for cell in self.cells:
+            if cell.start > line:
+                break
+            found = cell
+        return found
+
+    def locate(self, span: Span) -> Span:
+        """A span of ``text`` as a span in its cell."""
+        cell = self._cell_at(span.start.line)
+        if cell is None or span.cell is not None:
+            return span
+        offset = cell.start - 1
+        start = Position(span.start.line - offset, span.start.column)
+        end = Position(max(1, span.end.line - offset), span.end.column)
+        return Span(start, end, cell.number)
+
+    def to_cells(self, finding: Finding) -> Finding:
+        """``finding`` (and its related places and fix edits in this notebook) per cell."""
+        if finding.span.cell is not None:
+            return finding
+        related = tuple(
+            replace(r, span=self.locate(r.span)) if r.path == finding.path else r
+            for r in finding.related
+        )
+        fix = finding.fix
+        if fix is not None:
+            edits = tuple(Edit(self.locate(e.span), e.content) for e in fix.edits)
+            fix = Fix(fix.message, fix.applicability, edits)
+        return replace(finding, span=self.locate(finding.span), related=related, fix=fix)
+
+    # --- writing back ----------------------------------------------------------------------------
+    def encode(self, text: str) -> bytes:
+        """The notebook file with ``text``'s cells written back into their ``source``."""
+        parts = text.split(MARKER)
+        if len(parts) != len(self.cells):
+            raise source.SourceError("a fix changed the cell structure; nothing was written")
+        data = json.loads(self.raw)  # a fresh copy: outputs and metadata as read
+        for cell, part in zip(self.cells, parts, strict=True):
+            restored = self._restore(cell, part)
+            if restored == cell.text:
+                continue
+            target = data["cells"][cell.number - 1]
+            as_list = isinstance(target.get("source"), list)
+            target["source"] = restored.splitlines(keepends=True) if as_list else restored
+        style = _json_style(self.raw, json.loads(self.raw))
+        newline = style.pop("newline")
+        return (json.dumps(data, **style) + ("\n" if newline else "")).encode("utf-8")
+
+    @staticmethod
+    def _restore(cell: _Cell, part: str) -> str:
+        magics = iter(cell.magics)
+        lines = []
+        for line in _lines(part):
+            if line.strip() == PLACEHOLDER:
+                original = next(magics, None)
+                if original is None:
+                    raise source.SourceError("a fix changed IPython lines; nothing was written")
+                lines.append(original)
+            else:
+                lines.append(line)
+        if next(magics, None) is not None:
+            raise source.SourceError("a fix removed IPython lines; nothing was written")
+        restored = "".join(lines)
+        if not cell.text.endswith(("\n", "\r")) and restored.endswith("\n"):
+            restored = restored[:-1]
+        return restored
+
+
+def decode(path: Path, data: bytes) -> source.Source | Notebook:
+    """What to lint in a file: a notebook's code cells, or the Python source."""
+    if path.suffix == ".ipynb":
+        try:
+            return Notebook(data.decode("utf-8-sig"))
+        except UnicodeDecodeError as exc:
+            raise source.SourceError(f"not a valid notebook: {exc.reason}") from exc
+    return source.decode(data)
+
+
+def read(path: Path) -> source.Source | Notebook:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise source.SourceError(f"cannot read file: {exc.strerror or exc}") from exc
+    return decode(path, data)
+
+
+def cell_text(path: Path, number: int) -> str:
+    """The source of cell ``number`` as written (for source frames in reports)."""
+    notebook = read(path)
+    if isinstance(notebook, Notebook):
+        for cell in notebook.cells:
+            if cell.number == number:
+                return cell.text
+    return ""
+
+
+def to_cells(findings: list[Finding], notebooks: dict[str, Notebook]) -> list[Finding]:
+    """Findings with notebook positions per cell (the order stays: cells are in text order)."""
+    if not notebooks:
+        return findings
+    return [notebooks[f.path].to_cells(f) if f.path in notebooks else f for f in findings]

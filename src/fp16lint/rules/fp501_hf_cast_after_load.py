@@ -1,0 +1,232 @@
+"""FP501 hf-cast-after-load: ``from_pretrained(...).half()`` converts the modules an fp16 load
+keeps in float32."""
+
+from __future__ import annotations
+
+import libcst as cst
+
+from fp16lint.analysis.autocast import AutocastTracker
+from fp16lint.analysis.casts import CastFacts, CastSite, HfLoad, cast_of, hf_load_of, short_code
+from fp16lint.analysis.dtypes import when_maybe
+from fp16lint.analysis.guards import follows_fp16_data
+from fp16lint.analysis.receivers import ReceiverTracker
+from fp16lint.analysis.tree import walk
+from fp16lint.data.hf_keep_fp32 import TRANSFORMERS_VERSION
+from fp16lint.engine import NodeEdit
+from fp16lint.findings import Applicability, Severity
+from fp16lint.rules.base import Invalid, Rule
+
+_DTYPE_KEYWORDS = ("dtype", "torch_dtype")
+
+
+class HfCastAfterLoad(Rule):
+    code = "FP501"
+    name = "hf-cast-after-load"
+    severity = Severity.WARNING
+    fix = Applicability.UNSAFE
+    tokens = ("from_pretrained", "from_single_file")
+    requires = (ReceiverTracker, AutocastTracker, CastFacts)
+
+    summary = "A Hugging Face model cast to fp16 after loading loses its fp32-kept modules."
+    what = (
+        "Finds a transformers model or diffusers model/pipeline from `from_pretrained` that is "
+        "then converted to float16 — `.half()`, `.to(torch.float16)`, "
+        '`pipe.to("cuda", torch.float16)` — chained or through a name. The message names the '
+        "modules the class keeps in float32 when they are known (from a table generated from "
+        f"transformers {TRANSFORMERS_VERSION}'s sources by `scripts/gen_hf_keep_fp32.py`). "
+        "Classes that declare no such modules are left to FP101."
+    )
+    why = (
+        "`from_pretrained(..., dtype=torch.float16)` keeps the modules listed in the class's "
+        "`_keep_in_fp32_modules` (and `_keep_in_fp32_modules_strict`) in float32 — T5's, mT5's "
+        "and UMT5's `wo` feed-forward output layers, BLIP-2's `query_tokens` and `qformer`, "
+        "RWKV's `time_decay` and `time_first` — because they overflow or lose precision in "
+        "float16 (transformers issue #20287, PR #20683). `.half()` or `.to(torch.float16)` "
+        "after loading converts them too. A diffusers pipeline's `.to(device, dtype)` calls "
+        "`.to(device, dtype)` on each component, so its T5 text encoder loses its float32 `wo` "
+        "the same way, while the pipeline's own `dtype=` load argument keeps it."
+    )
+    example = """\
+model = T5ForConditionalGeneration.from_pretrained("t5-base").half()
+"""
+    use_instead = """\
+model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float16)
+"""
+    fix_docs = (
+        "Unsafe, for the chained form `X.from_pretrained(a).half()` / `.to(torch.float16)` / "
+        '`.to("cuda", torch.float16)`: moves the dtype into the load call '
+        '(`X.from_pretrained(a, dtype=torch.float16).to("cuda")`). It uses `torch_dtype=` when '
+        "the file already does (transformers before 4.56 only knows that name), `dtype=` "
+        "otherwise. The result differs on purpose: the float32-kept modules stay float32."
+    )
+    references = (
+        "https://github.com/huggingface/transformers/pull/20683",
+        "https://huggingface.co/docs/transformers/main_classes/model#model-instantiation-dtype",
+    )
+    runtime_confirmable = "yes: the dtype inventory lists the modules left in float32"
+
+    valid = (
+        "import torch\nfrom transformers import AutoModel\n"
+        "model = AutoModel.from_pretrained('t5-small', dtype=torch.float16)\n",
+        # bfloat16 and float32 casts.
+        "import torch\nfrom transformers import T5Model\n"
+        "m = T5Model.from_pretrained('t5-small').to(torch.bfloat16)\nm.float()\n",
+        # A tokenizer is no model.
+        "import torch\nfrom transformers import AutoTokenizer\n"
+        "tok = AutoTokenizer.from_pretrained('t5-small')\nbatch = tok('hi', return_tensors='pt')\n"
+        "batch.to('cuda')\n",
+        # A class that keeps nothing in fp32 is FP101's.
+        "import torch\nfrom transformers import BertModel\n"
+        "model = BertModel.from_pretrained('bert-base-uncased').half()\n",
+        # Not Hugging Face.
+        "import torch\nfrom peft import PeftModel\n\ndef f(base):\n"
+        "    return PeftModel.from_pretrained(base, 'adapter').half()\n",
+        # Moved, not cast.
+        "import torch\nfrom diffusers import DiffusionPipeline\n"
+        "pipe = DiffusionPipeline.from_pretrained('x', torch_dtype=torch.float16)\npipe.to('cuda')\n",
+    )
+    invalid = (
+        Invalid(
+            "import torch\nfrom transformers import T5ForConditionalGeneration\n"
+            "model = T5ForConditionalGeneration.from_pretrained('t5-base').half()\n",
+            (("FP501", 3),),
+            fixed="import torch\nfrom transformers import T5ForConditionalGeneration\n"
+            "model = T5ForConditionalGeneration.from_pretrained('t5-base', dtype=torch.float16)\n",
+        ),
+        Invalid(
+            "import torch as th\nimport transformers\n"
+            "model = transformers.AutoModelForSeq2SeqLM.from_pretrained(\n    'google/flan-t5-xl',\n"
+            ").to('cuda', th.float16)\n",
+            (("FP501", 3),),
+            fixed="import torch as th\nimport transformers\n"
+            "model = transformers.AutoModelForSeq2SeqLM.from_pretrained(\n    'google/flan-t5-xl',\n"
+            "    dtype=th.float16,\n).to('cuda')\n",
+        ),
+        # Through a name; a diffusers pipeline.
+        Invalid(
+            "import torch\nfrom diffusers import DiffusionPipeline\n"
+            "pipe = DiffusionPipeline.from_pretrained('black-forest-labs/FLUX.1-dev')\n"
+            "pipe.to('cuda', torch.float16)\n",
+            (("FP501", 4),),
+        ),
+        # A may-be-fp16 dtype; the file already says torch_dtype.
+        Invalid(
+            "import torch\nfrom transformers import AutoModel, Blip2Model\n\ndef load(args):\n"
+            "    dtype = torch.float16 if args.fp16 else torch.float32\n"
+            "    enc = AutoModel.from_pretrained('x', torch_dtype=dtype)\n"
+            "    return Blip2Model.from_pretrained('blip2').to(dtype=dtype)\n",
+            (("FP501", 7),),
+            fixed="import torch\nfrom transformers import AutoModel, Blip2Model\n\ndef load(args):\n"
+            "    dtype = torch.float16 if args.fp16 else torch.float32\n"
+            "    enc = AutoModel.from_pretrained('x', torch_dtype=dtype)\n"
+            "    return Blip2Model.from_pretrained('blip2', torch_dtype=dtype)\n",
+        ),
+        # Loaded in fp16 and cast again: the kept modules are converted; no fix.
+        Invalid(
+            "import torch\nfrom transformers import UMT5EncoderModel\n"
+            "enc = UMT5EncoderModel.from_pretrained('u', dtype=torch.float16)\nenc = enc.eval().half()\n",
+            (("FP501", 4),),
+        ),
+    )
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self._keyword: str | None = None
+
+    def visit_Call(self, node: cst.Call) -> None:
+        site = cast_of(node, self.ctx.names)
+        if site is None or not site.to_fp16:
+            return
+        load = hf_load_of(site.receiver, self.ctx)
+        if load is None or not load.loses_fp32_modules:
+            return
+        if follows_fp16_data(self.ctx.stack, self.ctx.names):
+            return
+        edits = self._fix(site, load)
+        self.report(
+            node,
+            self._message(site, load),
+            edits=edits,
+            fix_message="Load the model in float16 with the dtype argument",
+        )
+
+    def _message(self, site: CastSite, load: HfLoad) -> str:
+        name = load.qualname.rsplit(".", 1)[-1]
+        call = short_code(self.ctx, site.call)
+        when = when_maybe(site.dtype)
+        if load.keep_in_fp32:
+            kept = ", ".join(f"`{m}`" for m in load.keep_in_fp32)
+            lost = f"the modules `{name}` keeps in float32 when loaded in float16 ({kept})"
+        else:
+            lost = (
+                "the modules the model keeps in float32 when loaded in float16 (its "
+                "`_keep_in_fp32_modules`, such as T5's `wo`)"
+            )
+        return (
+            f"`{call}` converts a model from `from_pretrained` to float16{when}, {lost} "
+            f"included; pass the dtype to `{name}.from_pretrained(..., dtype=...)` instead."
+        )
+
+    # --- the fix ----------------------------------------------------------------------------
+    def _fix(self, site: CastSite, load: HfLoad) -> list[NodeEdit]:
+        call = load.call
+        if site.receiver is not call or site.method not in ("half", "to"):
+            return []
+        if any(a.star for a in call.args) or any(
+            a.keyword is not None and a.keyword.value in _DTYPE_KEYWORDS for a in call.args
+        ):
+            return []
+        dtype_text, device_args = self._cast_parts(site)
+        if dtype_text is None:
+            return []
+        keyword = cst.Arg(
+            cst.parse_expression(dtype_text),
+            keyword=cst.Name(self._dtype_keyword()),
+            equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
+        )
+        args = list(call.args)
+        if args and isinstance(args[-1].comma, cst.Comma):
+            keyword = keyword.with_changes(comma=args[-1].comma)
+            args[-1] = args[-1].with_changes(
+                comma=cst.Comma(whitespace_after=call.whitespace_before_args)
+            )
+        loaded = self.ctx.code(call.with_changes(args=[*args, keyword]))
+        if device_args:
+            loaded += f".to({', '.join(device_args)})"
+        return [NodeEdit(site.call, loaded)]
+
+    def _cast_parts(self, site: CastSite) -> tuple[str | None, list[str]]:
+        """The dtype's text and the device arguments' texts of the cast (None: no fix)."""
+        if site.method == "half":
+            torch_name = self.ctx.names.local_name_for("torch")
+            return (f"{torch_name}.float16" if torch_name else None), []
+        dtype_text, device = None, []
+        for arg in site.call.args:
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            text = self.ctx.code(arg.value)
+            if keyword == "dtype" or (
+                keyword is None and dtype_text is None and _is_dtype(arg, site)
+            ):
+                dtype_text = text
+            elif keyword in (None, "device"):
+                device.append(text if keyword is None else f"device={text}")
+            else:
+                return None, []  # non_blocking=, copy=...: keep the call as written
+        return dtype_text, device
+
+    def _dtype_keyword(self) -> str:
+        """``torch_dtype`` when the file already passes it to a loader, else ``dtype``."""
+        if self._keyword is None:
+            self._keyword = "dtype"
+            for node in walk(self.ctx.module):
+                if isinstance(node, cst.Arg) and getattr(node.keyword, "value", "") == "torch_dtype":
+                    self._keyword = "torch_dtype"
+                    break
+        return self._keyword
+
+
+def _is_dtype(arg: cst.Arg, site: CastSite) -> bool:
+    """Whether a positional argument of ``.to(...)`` is the dtype (the last one, since the
+    device comes first)."""
+    positional = [a for a in site.call.args if a.keyword is None]
+    return arg is positional[-1] and (len(positional) == 2 or site.device is None)
