@@ -86,7 +86,9 @@ def tiny_t5():
 
 
 def overhead(name: str, model, kwargs, repeat: int) -> dict:
-    valid = kwargs["attention_mask"] != 0
+    from fp16lint.runtime.runner import _padding_valid
+
+    valid = _padding_valid(kwargs, torch.device("cpu"))  # as the runner does: None without padding
     m32 = model.float()
     store = ReferenceStore()
 

@@ -23,6 +23,7 @@ from fp16lint.data.amp_ops import (
     AUTOCAST_FP32_OPS,
     NO_FP16_METHODS,
     NO_FP16_SUPPORT,
+    RISKS,
     UNSAFE_LAYERS,
     UNSAFE_OPS,
 )
@@ -149,6 +150,7 @@ RISK_CHECKS = {
     "exp": lambda op: _overflow_at(op, 11.08, 11.1),
     "cosh": lambda op: _overflow_at(op, 11.78, 11.79),
     "pow": lambda op: _overflow_at(op, 255.9, 256.0),
+    "pow_any": lambda op: _overflow_at("pow", 255.9, 256.0),
     "reciprocal": lambda op: _overflow_at(op, 1.6e-5, 1.4e-5),
     "rsqrt": lambda op: _overflow_at(op, 6e-8, 1e-12),
     "log": lambda op: _overflow_at(op, 6e-8, 2.9e-8),
@@ -167,7 +169,7 @@ RISK_CHECKS = {
 def test_every_entry_has_a_check():
     """Each op of the FP202 table has a call, and each risk a check, in this file."""
     assert {op.name for op in UNSAFE_OPS} <= set(CALLS)
-    assert {op.risk for op in UNSAFE_OPS} <= set(RISK_CHECKS)
+    assert set(RISKS) <= set(RISK_CHECKS)
     assert set(NO_FP16_SUPPORT) <= set(NO_FP16_CALLS)
     assert set(UNSAFE_LAYERS) <= set(LAYER_CHECKS)
     assert {f"torch.{m}" for m in NO_FP16_METHODS} == set(NO_FP16_METHODS.values())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.calls import argument, literal_bool
 from fp16lint.analysis.dtypes import string_value
 from fp16lint.analysis.names import NameResolver
 from fp16lint.analysis.tree import walk
@@ -32,14 +33,6 @@ class ScalerSite:
     enabled: bool | None  # the literal ``enabled`` (default True), None when computed
 
 
-def _argument(call: cst.Call, keyword: str, position: int) -> cst.Arg | None:
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return arg
-    return positional[position] if position < len(positional) else None
-
-
 def grad_scaler_call(expr: cst.BaseExpression, names: NameResolver) -> ScalerSite | None:
     """The GradScaler ``expr`` constructs, or None when it is not a GradScaler call."""
     if not isinstance(expr, cst.Call):
@@ -51,15 +44,9 @@ def grad_scaler_call(expr: cst.BaseExpression, names: NameResolver) -> ScalerSit
         return ScalerSite(expr, kind.device, None)
     device = kind.device
     if device is None:
-        arg = _argument(expr, "device", 0)
-        device = "cuda" if arg is None else string_value(arg.value)
-    enabled_arg = _argument(expr, "enabled", kind.enabled_position)
-    enabled: bool | None = True
-    if enabled_arg is not None:
-        value = enabled_arg.value
-        literal = isinstance(value, cst.Name) and value.value in ("True", "False")
-        enabled = value.value == "True" if literal else None
-    return ScalerSite(expr, device, enabled)
+        value = argument(expr, "device", 0)
+        device = "cuda" if value is None else string_value(value)
+    return ScalerSite(expr, device, literal_bool(argument(expr, "enabled", kind.enabled_position)))
 
 
 def _is_none(expr: cst.BaseExpression | None) -> bool:

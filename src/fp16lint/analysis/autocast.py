@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.calls import argument, literal_bool
 from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of, string_value
 
 # qualified name -> the device it implies (None: taken from the first argument)
@@ -71,25 +72,6 @@ class Region:
         return self.dtype is None or self.dtype.maybe or self.dtype.dtype in _SUPPORTED
 
 
-def _argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
-    positional = [a for a in call.args if a.keyword is None and not a.star]
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == keyword:
-            return arg.value
-    if position is not None and position < len(positional):
-        return positional[position].value
-    return None
-
-
-def literal_bool(expr: cst.BaseExpression | None, default: bool | None = True) -> bool | None:
-    """``True``/``False`` for those literals, ``default`` when absent, None when computed."""
-    if expr is None:
-        return default
-    if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
-        return expr.value == "True"
-    return None
-
-
 def _is_accelerate_autocast(call: cst.Call, ctx) -> bool:
     return (
         isinstance(call.func, cst.Attribute)
@@ -133,13 +115,13 @@ def autocast_region(call: cst.BaseExpression, ctx, _depth: int = 0) -> Region | 
     implied = AUTOCAST_CALLS.get(qualname) if qualname else None
     if implied is not None or is_accelerate:
         device = implied
-        dtype_arg = _argument(call, "dtype", 1 if implied is not None else None)
-        enabled_arg = _argument(call, "enabled", 0 if implied is not None else None)
+        dtype_arg = argument(call, "dtype", 1 if implied is not None else None)
+        enabled_arg = argument(call, "enabled", 0 if implied is not None else None)
     else:
-        device_arg = _argument(call, "device_type", 0)
+        device_arg = argument(call, "device_type", 0)
         device = string_value(device_arg) if device_arg is not None else None
-        dtype_arg = _argument(call, "dtype", 1)
-        enabled_arg = _argument(call, "enabled", 2)
+        dtype_arg = argument(call, "dtype", 1)
+        enabled_arg = argument(call, "enabled", 2)
     if dtype_arg is not None:
         dtype = dtype_of(dtype_arg, ctx.names)
     elif device in _DEFAULT_DTYPE:

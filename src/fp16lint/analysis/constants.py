@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import libcst as cst
 
@@ -93,7 +93,8 @@ class Constant:
     dtype whose ``finfo`` limit the value is (``float32``), when it is one, unchanged;
     ``tensor`` marks a 0-dim tensor made from the value (``torch.tensor(-1e9)``); ``origin``
     lists the bindings it came through, use first; ``attribute`` is set when it came through
-    ``self.<name>``.
+    ``self.<name>``; ``integral`` when only integer literals made it (token ids, hash keys:
+    values for integer tensors).
     """
 
     value: float
@@ -102,6 +103,7 @@ class Constant:
     tensor: bool = False
     origin: tuple[Origin, ...] = ()
     attribute: bool = False
+    integral: bool = False
 
     @property
     def finite(self) -> bool:
@@ -164,7 +166,7 @@ class ConstantEvaluator:
             return None
         number = _number(expr)
         if number is not None:
-            return Constant(number, self.code(expr))
+            return Constant(number, self.code(expr), integral=isinstance(expr, cst.Integer))
         if isinstance(expr, cst.UnaryOperation):
             return self._unary(expr, lookup, depth)
         if isinstance(expr, cst.BinaryOperation):
@@ -186,14 +188,7 @@ class ConstantEvaluator:
         if inner is None:
             return None
         sign = -1.0 if isinstance(expr.operator, cst.Minus) else 1.0
-        return Constant(
-            sign * inner.value,
-            self.code(expr),
-            inner.limit,
-            inner.tensor,
-            inner.origin,
-            inner.attribute,
-        )
+        return replace(inner, value=sign * inner.value, text=self.code(expr))
 
     def _binary(self, expr: cst.BinaryOperation, lookup: Lookup, depth: int) -> Constant | None:
         operation = _ARITHMETIC.get(type(expr.operator))
@@ -207,7 +202,11 @@ class ConstantEvaluator:
             value = float(operation(left.value, right.value))
         except (OverflowError, ZeroDivisionError, ValueError, TypeError):
             return None
-        return Constant(value, self.code(expr), origin=left.origin or right.origin)
+        integral = left.integral and right.integral and value.is_integer()
+        integral = integral and not isinstance(expr.operator, cst.Divide)
+        return Constant(
+            value, self.code(expr), origin=left.origin or right.origin, integral=integral
+        )
 
     def _if_exp(self, expr: cst.IfExp, lookup: Lookup, depth: int) -> Constant | None:
         """``a if x.dtype == torch.float32 else b``: the branch that can run in fp16."""
@@ -252,14 +251,7 @@ class ConstantEvaluator:
             for other, _ in values[1:]
         ):
             return None
-        return Constant(
-            first.value,
-            first.text,
-            first.limit,
-            first.tensor,
-            (here, *first.origin),
-            first.attribute,
-        )
+        return replace(first, origin=(here, *first.origin))
 
     def _attribute(self, expr: cst.Attribute, lookup: Lookup, depth: int) -> Constant | None:
         qualname = self.names.qualname(expr)
@@ -317,7 +309,7 @@ class ConstantEvaluator:
             origin = ((node, f"`{attribute}` is set here."), *first.origin)
         else:
             origin = ((node, f"`{attribute}` is set to {first.shown} here."),)
-        return Constant(first.value, first.text, first.limit, first.tensor, origin, attribute=True)
+        return replace(first, origin=origin, attribute=True)
 
     def _owner_class(self, expr: cst.BaseExpression, lookup: Lookup) -> cst.ClassDef | None:
         if not isinstance(expr, cst.Name):
@@ -412,9 +404,7 @@ class ConstantEvaluator:
             inner = self._eval(args[0].value, lookup, depth + 1)
             if inner is None:
                 return None
-            return Constant(
-                inner.value, inner.text, inner.limit, True, inner.origin, inner.attribute
-            )
+            return replace(inner, tensor=True)
         return None
 
 

@@ -86,7 +86,11 @@ _STRINGS = {
     "float": DType.FP32,
     "float64": DType.FP64,
     "double": DType.FP64,
-    **{name.removeprefix("torch."): dtype for name, dtype in _TORCH_DTYPES.items() if name.startswith("torch.")},
+    **{
+        name.removeprefix("torch."): dtype
+        for name, dtype in _TORCH_DTYPES.items()
+        if name.startswith("torch.")
+    },
 }
 
 
@@ -184,12 +188,32 @@ FLOAT_FACTORIES = frozenset(
 )
 # Methods that return a tensor of their receiver's dtype.
 DTYPE_PRESERVING = frozenset(
-    {"to", "cuda", "cpu", "unsqueeze", "squeeze", "view", "reshape", "permute", "transpose",
-     "contiguous", "clone", "detach", "flatten", "expand", "repeat", "requires_grad_",
-     "pin_memory"}
+    {
+        "to",
+        "cuda",
+        "cpu",
+        "unsqueeze",
+        "squeeze",
+        "view",
+        "reshape",
+        "permute",
+        "transpose",
+        "contiguous",
+        "clone",
+        "detach",
+        "flatten",
+        "expand",
+        "repeat",
+        "requires_grad_",
+        "pin_memory",
+    }
 )
-_METHOD_DTYPES = {"half": DType.FP16, "bfloat16": DType.BF16, "float": DType.FP32,
-                  "double": DType.FP64}
+_METHOD_DTYPES = {
+    "half": DType.FP16,
+    "bfloat16": DType.BF16,
+    "float": DType.FP32,
+    "double": DType.FP64,
+}
 
 
 def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:

@@ -164,11 +164,27 @@ class FlowTracker(Tracker):
             params = [*node.params.posonly_params, *node.params.params]
             if params:
                 frame.self_name = params[0].name.value
+            inputs = self._cast_inputs(node)
             for param in [*params[1:], *node.params.kwonly_params]:
                 if self._is_input(param):
-                    frame.values[param.name.value] = Dt.ACT
+                    frame.values[param.name.value] = inputs
         self.frames.append(frame)
         self._memo.clear()
+
+    def _cast_inputs(self, node: cst.FunctionDef) -> Dt:
+        """``@custom_fwd(cast_inputs=torch.float32)`` casts a method's tensor inputs."""
+        for decorator in node.decorators:
+            call = decorator.decorator
+            if not isinstance(call, cst.Call):
+                continue
+            name = self.ctx.names.qualname(call.func) or ""
+            if name.rsplit(".", 1)[-1] != "custom_fwd" or not name.startswith("torch."):
+                continue
+            for arg in call.args:
+                if arg.keyword is not None and arg.keyword.value == "cast_inputs":
+                    found = _from_fact(dtype_of(arg.value, self.ctx.names))
+                    return Dt.ACT if found is Dt.UNKNOWN else found
+        return Dt.ACT
 
     def _is_input(self, param: cst.Param) -> bool:
         """A parameter that may carry an activation: unannotated, or annotated as a tensor
@@ -312,6 +328,8 @@ class FlowTracker(Tracker):
         if isinstance(expr, cst.UnaryOperation):
             if isinstance(expr.operator, cst.Not):
                 return Dt.UNKNOWN
+            if isinstance(expr.operator, cst.BitInvert):
+                return Dt.INT  # ~ exists only for bool and integer tensors
             return self._eval(expr.expression, depth)
         if isinstance(expr, cst.BinaryOperation):
             return self._binary(expr, depth)

@@ -21,7 +21,14 @@ from fp16lint.analysis.names import NameResolver, dotted
 from fp16lint.analysis.tree import walk
 
 _FALLBACK_EXCEPTIONS = frozenset(
-    {"ImportError", "ModuleNotFoundError", "AttributeError", "TypeError", "Exception", "BaseException"}
+    {
+        "ImportError",
+        "ModuleNotFoundError",
+        "AttributeError",
+        "TypeError",
+        "Exception",
+        "BaseException",
+    }
 )
 _PROBES = frozenset({"hasattr", "getattr"})
 
@@ -42,7 +49,9 @@ def _caught(handler: cst.ExceptHandler) -> set[str]:
 def is_version_or_feature_test(test: cst.BaseExpression) -> bool:
     """``torch.__version__ >= ...``, ``is_torch_version(...)``, ``hasattr(torch.amp, ...)``."""
     for node in walk(test):
-        if isinstance(node, cst.Name) and ("version" in node.value.lower() or node.value in _PROBES):
+        if isinstance(node, cst.Name) and (
+            "version" in node.value.lower() or node.value in _PROBES
+        ):
             return True
         if isinstance(node, cst.Attribute) and "version" in node.attr.value.lower():
             return True

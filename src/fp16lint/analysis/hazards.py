@@ -53,6 +53,7 @@ _MAXIMA = frozenset(
     {"max", "amax", "logsumexp", "cummax", "adaptive_max_pool1d", "adaptive_max_pool2d",
      "adaptive_max_pool3d"}
 )  # fmt: skip
+_LOG_PROBABILITIES = frozenset({"log_softmax", "logsigmoid"})
 _NONNEGATIVE = frozenset({"abs", "relu", "softplus", "square", "exp", "sigmoid", "norm"})
 
 
@@ -219,6 +220,7 @@ class HazardTracker(Tracker):
         if dt is None or self._computes_wide(node, op) or self._autocast_protects(op, inplace):
             return
         what = None
+        risk = op.risk
         if op.name in ("pow", "square"):
             exponent = (
                 2.0
@@ -229,7 +231,7 @@ class HazardTracker(Tracker):
             if what == "" or self._saturated():
                 return
             if exponent is None:
-                op = _POW_ANY
+                risk = "pow_any"
         if op.risk == "exp" and self._bounded_exp(operand):
             return
         if op.risk == "log" and self._stable_sum_of_exps(operand):
@@ -238,7 +240,7 @@ class HazardTracker(Tracker):
             return
         if self._guarded():
             return
-        fields = {"op": op.name, "risk": op.risk, "text": self._text(node)}
+        fields = {"op": op.name, "risk": risk, "text": self._text(node)}
         if what:
             fields["what"] = what
         index = self._record("FP202", node, dt, **fields)
@@ -278,7 +280,7 @@ class HazardTracker(Tracker):
                 node,
                 dt,
                 op="pow",
-                risk="pow",
+                risk=risk,
                 what=what,
                 text=text if len(text) <= 40 else "**",
             )
@@ -330,11 +332,32 @@ class HazardTracker(Tracker):
                     return True
         return False
 
+    def _operand(self, call: cst.Call) -> cst.BaseExpression | None:
+        """The tensor an op call works on: the receiver of a method, else the first argument."""
+        if self.ctx.names.qualname(call.func) is None and isinstance(call.func, cst.Attribute):
+            return call.func.value
+        return _positional(call, 0, "input")
+
+    def _is_log_probability(self, expr: cst.BaseExpression) -> bool:
+        """``log_softmax(...)`` / ``logsigmoid(...)``, or a name bound to one: at most 0."""
+        if isinstance(expr, cst.Name):
+            values = self.ctx.names.values(expr.value)
+            return bool(values) and all(
+                v is not None and not isinstance(v, cst.Name) and self._is_log_probability(v)
+                for v in values
+            )
+        if isinstance(expr, cst.Call):
+            name = self.ctx.names.qualname(expr.func) or _method_name(expr) or ""
+            return name.rsplit(".", 1)[-1] in _LOG_PROBABILITIES
+        return False
+
     def _bounded_exp(self, arg: cst.BaseExpression | None) -> bool:
-        """``exp(x - x.max(...))`` (also scaled, ``exp(r * (x - m))``), ``exp(-x.abs())``: the
-        argument is at most 0."""
+        """``exp(x - x.max(...))`` (also scaled, ``exp(r * (x - m))``), ``exp(-x.abs())``,
+        ``exp(log_probs)``: the argument is at most 0."""
         if arg is None:
             return False
+        if self._is_log_probability(arg):
+            return True
         for node in walk(arg):
             if (
                 isinstance(node, cst.BinaryOperation)
@@ -365,13 +388,13 @@ class HazardTracker(Tracker):
         for node in walk(expr):
             if isinstance(node, cst.Call):
                 name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
-                if name.rsplit(".", 1)[-1] == "exp":
-                    inner = node.func.value if _method_name(node) == "exp" else _positional(node, 0)  # type: ignore[attr-defined]
-                    if self._bounded_exp(inner):
-                        return True
+                if name.rsplit(".", 1)[-1] == "exp" and self._bounded_exp(self._operand(node)):
+                    return True
             elif isinstance(node, cst.Name) and depth < 2:
                 values = self.ctx.names.values(node.value)
-                if values and all(v is not None and self._has_bounded_exp(v, depth + 1) for v in values):
+                if values and all(
+                    v is not None and self._has_bounded_exp(v, depth + 1) for v in values
+                ):
                     return True
         return False
 

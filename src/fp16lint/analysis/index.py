@@ -4,7 +4,7 @@ Per file, ``ModelFacts`` extends the class and cast facts of ``analysis.casts.Ca
 (``ctx.facts["classes"]``, ``["casts"]``, ``["reexports"]``) with what the index needs, all
 JSON-able:
 
-- per class: ``span`` (its name), ``subs`` — the modules its methods construct and keep
+- per class: ``subs`` — the modules its methods construct and keep
   (``self.x = nn.LayerNorm(...)``, ``self.x = Block(...)``, ``nn.Sequential(...)``,
   ``nn.ModuleList([Block(d) for _ in range(n)])``, ``nn.ModuleDict``, literal
   ``setattr``/``add_module``, lists built up in a local name; a constructor passed as a
@@ -14,7 +14,10 @@ JSON-able:
   (``def build_model(): return Encoder(...)``);
 - ``aliases``: module-level names bound to another qualified name (``Enc = Encoder``, imports
   in non-package modules; package ``__init__`` imports are ``CastFacts``' ``reexports``);
-- ``ops``: the unprotected FP2xx op sites (``analysis.hazards``).
+- ``ops``: the unprotected FP2xx op sites (``analysis.hazards``);
+- on a cast fact, ``runs_under_autocast`` when every call of the cast model's name in the same
+  scope sits in an enabled autocast region (``m.half()`` then ``with autocast(): m(x)``:
+  autocast still runs its float32 ops in float32, FP107 reports the mix).
 
 The project pass joins them once (``index_of(project)``): classes resolved through imports,
 relative imports, re-exports and aliases; which ones are ``nn.Module`` subclasses; which class
@@ -34,6 +37,7 @@ from typing import Any
 
 import libcst as cst
 
+from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.casts import CastFacts, cast_of
 from fp16lint.analysis.dtypes import DType
@@ -54,7 +58,7 @@ _PARTIAL = frozenset({"functools.partial"})
 class ModelFacts(Tracker):
     """Adds ``subs``, ``methods``, ``returns`` and ``aliases`` to the cast/class facts."""
 
-    requires = (CastFacts, HazardTracker)
+    requires = (CastFacts, HazardTracker, AutocastTracker)
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -66,6 +70,9 @@ class ModelFacts(Tracker):
         self.method_node: cst.FunctionDef | None = None
         self.self_name = "self"
         self.locals: dict[str, list[dict[str, Any]]] = {}
+        self.uses: dict[tuple[int, str], list[bool]] = {}  # (scope, name) -> autocast on
+        self.seen_casts: set[int] = set()
+        self.named_casts: list[tuple[dict[str, Any], int, str]] = []
         aliases = self._aliases()
         if aliases:
             ctx.facts["aliases"] = aliases
@@ -233,7 +240,30 @@ class ModelFacts(Tracker):
         ):
             self.locals[node.target.value].extend(self._collect(node.value))
 
+    # --- casts of models that are then only run under autocast -----------------------------
+    def _note_use(self, node: cst.Call) -> None:
+        """Record calls ``model(...)`` (is autocast on?) and fp16 casts of a named model."""
+        scope = id(self.ctx.names.scope.node)
+        if isinstance(node.func, cst.Name):
+            region = self.ctx.get(AutocastTracker).current
+            on = region is not None and region.enabled is not False and region.lowers_precision
+            self.uses.setdefault((scope, node.func.value), []).append(on)
+        casts = self.ctx.facts.get("casts") or []
+        if not casts or id(casts[-1]) in self.seen_casts:
+            return
+        self.seen_casts.add(id(casts[-1]))
+        site = cast_of(node, self.ctx.names)
+        if site is None or not site.to_fp16:
+            return
+        name = dotted(unwrap_chain(site.receiver))
+        parent = self.ctx.parent()
+        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+            name = dotted(parent.targets[0].target) or name
+        if name is not None and "." not in name:
+            self.named_casts.append((casts[-1], scope, name))
+
     def visit_Call(self, node: cst.Call) -> None:
+        self._note_use(node)
         if not self._in_method():
             return
         assert self.method is not None
@@ -273,6 +303,10 @@ class ModelFacts(Tracker):
     def leave_Module(self, node: cst.Module) -> None:
         if self.returns:
             self.ctx.facts["returns"] = self.returns
+        for cast, scope, name in self.named_casts:
+            runs = self.uses.get((scope, name), [])
+            if runs and all(runs):
+                cast["runs_under_autocast"] = True  # the cast model only runs under autocast
 
 
 # --- the project index -----------------------------------------------------------------------
@@ -284,7 +318,7 @@ class Cast:
     span: tuple[int, ...]
     method: str
     maybe: bool
-    autocast: bool
+    autocast: bool  # cast inside an autocast region, or the model only runs under one
     ctor: str | None
 
     @property
@@ -399,7 +433,7 @@ class ProjectIndex:
                         tuple(record["span"]),
                         record["method"],
                         record.get("maybe", False),
-                        record.get("autocast", False),
+                        record.get("autocast", False) or record.get("runs_under_autocast", False),
                         record.get("ctor"),
                     )
                 )
@@ -581,6 +615,12 @@ class ProjectIndex:
         for path, record in self.ops:
             owner = record.get("owner")
             reason = where.get((owner, record.get("method"))) if owner else None
+            if (
+                reason is not None
+                and record.get("op") in _NORM_KERNELS
+                and self.torch_base(owner) in UNSAFE_LAYERS
+            ):
+                continue  # a norm layer's own kernel call: FP201 reports the layer
             if reason is not None:
                 yield path, record, reason
             elif record.get("local") and classes is None:
@@ -616,6 +656,7 @@ class ProjectIndex:
 
 
 _RANK = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+_NORM_KERNELS = frozenset({"layer_norm", "group_norm", "rms_norm", "batch_norm", "instance_norm"})
 
 
 def _op_severity(record: dict[str, Any]) -> Severity:

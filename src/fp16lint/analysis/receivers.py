@@ -523,9 +523,17 @@ class Receivers:
     def __init__(self, module: cst.Module, names: NameResolver, module_classes: set[str]):
         self.names = names
         self.module_classes = module_classes
-        self.attributes = _class_attributes(module)
+        self._module = module
+        self._attributes: dict[str, dict[str, list[cst.BaseExpression | None]]] | None = None
         self._uses: dict[int, _Uses] = {}
         self._memo: dict[tuple[int, str], Kind] | None = None  # use-evidence, per question
+
+    @property
+    def attributes(self) -> dict[str, dict[str, list[cst.BaseExpression | None]]]:
+        """``{class: {attr: values}}``, scanned on first use (most files never ask)."""
+        if self._attributes is None:
+            self._attributes = _class_attributes(self._module)
+        return self._attributes
 
     # --- entry point ------------------------------------------------------------------------
     def kind_of(self, expr: cst.BaseExpression, _depth: int = 0) -> Kind:

@@ -25,13 +25,13 @@ from dataclasses import dataclass
 import libcst as cst
 
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.constants import Constant, ConstantTracker
+from fp16lint.analysis.constants import SCALAR_TENSORS, Constant, ConstantTracker
 from fp16lint.analysis.dtypes import DTYPE_PRESERVING, dtype_of, tensor_dtype
 from fp16lint.analysis.guards import in_non_fp16_branch
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
 
-_MAX_DEPTH = 6
+_MAX_DEPTH = 12  # dtype evidence often sits a few bindings and calls away
 
 # method -> (position of the value argument, its keyword); all raise on overflow in fp16.
 FILL_METHODS = {
@@ -222,13 +222,20 @@ class ConstantSinks(Tracker):
                 return self._dtype_class(call.func.value, depth + 1, seen)
         return _MAYBE
 
+    def _explicit_fp16(self, target: cst.BaseExpression | None) -> bool:
+        """The code shows ``target`` is an fp16 tensor (integer constants need this much)."""
+        fact = tensor_dtype(target, self.names) if target is not None else None
+        return fact is not None and fact.is_fp16
+
     def _dtype_may_be_fp16(self, dtype: cst.BaseExpression) -> bool:
         if self.names.qualname(dtype) in _INTEGER_DTYPES:
             return False
         fact = dtype_of(dtype, self.names)
         return fact is None or fact.is_fp16 or fact.maybe
 
-    def _visible_value(self, name: str, seen: dict[str, int]) -> tuple[cst.BaseExpression | None, int]:
+    def _visible_value(
+        self, name: str, seen: dict[str, int]
+    ) -> tuple[cst.BaseExpression | None, int]:
         """The value of the binding of ``name`` in effect in straight-line code (bindings
         after ``seen[name]`` are not visible from inside an earlier one), and its index.
         Unpacking ``a, b = x.chunk(2)`` or ``y, x = torch.meshgrid(y, x)`` gives an element
@@ -293,7 +300,7 @@ class ConstantSinks(Tracker):
         """A one-element list for a constant ``expr``; ``fixable`` uses write the target's
         ``finfo`` (``dtype_expr``, or ``<target>.dtype``) in place of the constant."""
         constant = self.value_of(expr)
-        if constant is None:
+        if constant is None or (constant.integral and not self._explicit_fp16(target)):
             return []
         if fixable and dtype_expr is None:
             dtype_expr = self._dtype_expr(target)
@@ -313,8 +320,7 @@ class ConstantSinks(Tracker):
         if method in FILL_METHODS:
             dtype = _keyword(call, "dtype") if method == "new_full" else None
             if dtype is not None:
-                fact = dtype_of(dtype, self.names)
-                if fact is not None and not fact.is_fp16 and not fact.maybe:
+                if not self._dtype_may_be_fp16(dtype):
                     return []
             elif not self._fp16_tensor(receiver, evident=False):
                 return []
@@ -327,6 +333,8 @@ class ConstantSinks(Tracker):
             return self._clamp_bounds(call, method, receiver, CLAMP_METHODS[method], 0)
         if method == "where" and self._fp16_tensor(receiver, evident=True):
             return self._sink(_positional(call, 1, "other"), "where", receiver, fixable=True)
+        if method in ("to", "type", "half"):
+            return self._cast_of_constants(call, method, receiver)
         if method == "register_buffer":
             value = _positional(call, 1, "tensor")
             constant = self.value_of(value)
@@ -352,8 +360,7 @@ class ConstantSinks(Tracker):
         dtype = _keyword(call, "dtype")
         target = _positional(call, 0, "input") if name == "full_like" else None
         if dtype is not None:
-            fact = dtype_of(dtype, self.names)
-            if fact is not None and not fact.is_fp16 and not fact.maybe:
+            if not self._dtype_may_be_fp16(dtype):
                 return []
             dtype_text = self.ctx.code(dtype) if dotted(dtype) is not None else None
         elif target is not None and self._fp16_tensor(target, evident=False):
@@ -362,6 +369,38 @@ class ConstantSinks(Tracker):
             return []  # torch.full without dtype= makes the default dtype (float32)
         value = _positional(call, 1, "fill_value")
         return self._sink(value, qualname, target, raises=True, dtype_expr=dtype_text)
+
+    def _cast_of_constants(self, call: cst.Call, method: str, made: cst.BaseExpression):
+        """``torch.where(m > 0, 0.0, -1e10).to(h.dtype)``, ``torch.tensor(-1e9).half()``:
+        a tensor made of constants, cast to a dtype that may be fp16."""
+        if method == "half":
+            dtype = None
+        else:
+            dtype = _keyword(call, "dtype") or _positional(call, 0, None)
+            is_dtype = isinstance(dtype, cst.Attribute) and dtype.attr.value == "dtype"
+            fact = dtype_of(dtype, self.names) if dtype is not None else None
+            if not is_dtype and (fact is None or not (fact.is_fp16 or fact.maybe)):
+                return []
+        if not isinstance(made, cst.Call):
+            return []
+        qualname = self.names.qualname(made.func)
+        if qualname == "torch.where":
+            values = [_positional(made, i, k) for i, k in ((1, "input"), (2, "other"))]
+        elif qualname == "torch.full" and _keyword(made, "dtype") is None:
+            values = [_positional(made, 1, "fill_value")]
+        elif qualname in SCALAR_TENSORS:
+            values = [made]
+        else:
+            return []
+        constants = [self.value_of(v) for v in values]
+        if any(c is None for c in constants):
+            return []
+        dtype_text = self.ctx.code(dtype) if dtype is not None and dotted(dtype) else None
+        dtype_text = dtype_text or ("torch.float16" if method == "half" else None)
+        return [
+            Sink(v, c, "a cast", None, dtype_expr=dtype_text)
+            for v, c in zip(values, constants, strict=True)
+        ]
 
     def _clamp_bounds(self, call, name, target, bounds, offset) -> list[Sink]:
         found = []

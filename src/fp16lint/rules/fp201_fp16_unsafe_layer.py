@@ -74,8 +74,12 @@ with torch.autocast("cuda", dtype=torch.float16):
         # Run under autocast, not cast.
         _NET + "model = Net().cuda()\nwith torch.autocast('cuda', dtype=torch.float16):\n"
         "    y = model(torch.randn(2, 8, device='cuda'))\n",
-        # Cast inside an autocast region (FP107 reports the mix).
+        # Cast inside an autocast region, or cast and then only run under autocast: autocast
+        # still runs layer_norm in float32 (FP107 reports the mix).
         _NET + "with torch.autocast('cuda'):\n    model = Net().half()\n",
+        _NET + "def evaluate(batches):\n    model = Net().cuda()\n    model.half()\n"
+        "    with torch.autocast('cuda', dtype=torch.float16):\n        for x in batches:\n"
+        "            y = model(x)\n",
         # bfloat16 is not float16.
         _NET + "model = Net().to(torch.bfloat16)\n",
         # A LayerNorm subclass that upcasts in forward (CLIP's).

@@ -41,8 +41,10 @@ class Fp16UnsafeOp(Rule):
         "`mse_loss`... — as `torch.x(...)`, `F.x(...)`, tensor methods, loss-module calls and "
         "`nn.Softmax`-style submodules, when their input is float16: a tensor made float16 in "
         "the same function (`.half()`, `dtype=torch.float16`, a call of a float16 model, "
-        "`matmul` under fp16 autocast), or any input in the `forward` (and the methods it "
-        "calls) of a model class that a pure float16 cast reaches (FP201's analysis). An op is "
+        "`matmul` under fp16 autocast), or an activation — the inputs of `forward` and of the "
+        "methods it calls, and what is computed from them — in a model class that a pure "
+        "float16 cast reaches (FP201's analysis; every module class with `assume-fp16`). Norm "
+        "layers' own `F.layer_norm`-style calls are left to FP201. An op is "
         "protected when it runs under an enabled autocast region that puts it on its float32 "
         "list (CUDA's, or CPU's much shorter one), when its input is upcast, when it is given "
         "`dtype=torch.float32`, or under a dtype guard."
@@ -91,6 +93,12 @@ def forward(self, logits):
         "import torch\n\ndef attend(q, k):\n"
         "    with torch.autocast('cuda', dtype=torch.bfloat16):\n        s = q @ k.T\n"
         "    return s.softmax(-1)\n",
+        # custom_fwd casts the inputs to float32; an autocast decorator protects the method.
+        MODEL_HEADER + "class Net(nn.Module):\n"
+        "    @torch.amp.custom_fwd(device_type='cuda', cast_inputs=torch.float32)\n"
+        "    def forward(self, x):\n        return x.exp() + self.head(x)\n\n"
+        "    @torch.autocast('cuda')\n    def head(self, x):\n        return x.softmax(-1)\n\n\n"
+        "model = Net().half()\n",
         # A dtype guard that clamps first.
         _model(
             "        if x.dtype == torch.float16:\n            x = torch.clamp(x, -10, 10)\n"

@@ -39,8 +39,9 @@ class Fp16ManualNormOverflow(Rule):
     what = (
         "Finds `mean`/`sum` of a square — `x.pow(2).mean(-1)`, `(x * x).mean(-1)`, "
         "`(x ** 2).sum(-1)`, `torch.mean(x.square())`, a name bound to such a square — whose "
-        "input is float16: a tensor made float16 in the same function, or any input in the "
-        "`forward` of a model class that a pure float16 cast reaches. `torch.rsqrt(var + eps)` "
+        "input is float16: a tensor made float16 in the same function, or an activation in the "
+        "`forward` (and the methods it calls) of a model class that a pure float16 cast "
+        "reaches, or of any module class with `assume-fp16`. `torch.rsqrt(var + eps)` "
         "on the result is part of the same finding. An upcast before squaring protects it; "
         "so does CUDA autocast for `pow`/`**` (not for `x * x`, which autocast leaves in "
         "float16)."
@@ -120,6 +121,12 @@ def forward(self, x):
             "        with torch.autocast('cuda', enabled=False):\n"
             "            return torch.rsqrt(h.pow(2).mean(-1) + 1e-6)\n",
             (("FP203", 7),),
+        ),
+        # CUDA autocast with dtype=float32 casts only its listed ops: `x * x` stays float16.
+        Invalid(
+            "import torch\n\nx = torch.randn(8, dtype=torch.float16, device='cuda')\n"
+            "with torch.autocast('cuda', dtype=torch.float32):\n    var = (x * x).mean(-1)\n",
+            (("FP203", 5),),
         ),
         # A hand-written LayerNorm; a square kept in a name; ModuleList comprehension.
         Invalid(

@@ -31,8 +31,9 @@ class OpWithoutFp16Support(Rule):
         "`torch.linalg` solves and decompositions (and their `torch.inverse`/`det`/`svd`/... "
         "forms) and `torch.cdist`/`F.pdist`, as functions or tensor methods, when their input "
         "is float16: a tensor made float16 in the same function (autocast's `matmul`/`linear` "
-        "outputs included: autocast does not cover these ops), or any input in the `forward` "
-        "of a model class that a pure float16 cast reaches. An upcast protects them."
+        "outputs included: autocast does not cover these ops), or an activation in the "
+        "`forward` (and the methods it calls) of a model class that a pure float16 cast "
+        "reaches, or of any module class with `assume-fp16`. An upcast protects them."
     )
     why = (
         "These ops raise on float16 input instead of computing: `quantile` rejects it "
@@ -57,7 +58,10 @@ def forward(self, x):
         # Upcast first.
         _NET.format(op="torch.fft.rfft(x.float()) + x.float().quantile(0.5)")
         + "model = Net().half()\n",
-        # Only run under autocast, with an upcast where autocast makes float16.
+        # The model is only run under autocast.
+        _NET.format(op="torch.quantile(x, 0.5)")
+        + "model = Net().cuda()\nwith torch.autocast('cuda'):\n    y = model(x)\n",
+        # Under autocast, with an upcast where autocast makes float16.
         "import torch\n\ndef spectrum(x, w):\n    with torch.autocast('cuda'):\n        h = x @ w\n"
         "        with torch.autocast('cuda', enabled=False):\n"
         "            return torch.fft.rfft(h.float())\n",

@@ -47,6 +47,9 @@ def outcome(sink: Sink, code: Callable[[cst.CSTNode], str]) -> str:
             "next to float16 tensors"
         )
     nan = ", and a fully masked softmax row then gives NaN" if sink.constant.value < 0 else ""
+    if sink.operation == "a cast":
+        dtype = f"`{sink.dtype_expr}`" if sink.dtype_expr else "that dtype"
+        return f"casting the tensor made from it to {dtype} gives {sign} when that is float16{nan}"
     if sink.operation in ("torch.where", "where"):
         return f"`{sink.operation}` turns it into {sign} when {who} is float16{nan}"
     if sink.operation == "a subscript assignment":
@@ -143,6 +146,16 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
         "import torch\ndef f(x, mask):\n    if x.dtype == torch.float16:\n"
         "        return x.masked_fill(mask, -1e4)\n    else:\n"
         "        return x.masked_fill(mask, -1e9)\n",
+        # Integer constants go with integer tensors (token ids, hashes); `~m` is bool or int.
+        "import torch\ndef f(codes: torch.Tensor, ids: torch.Tensor):\n"
+        "    ids[:, 0] = 128000\n    return codes + 151675\n",
+        "import torch\ndef f(finished: torch.Tensor):\n    return (~finished) * -1e9\n",
+        # float32 by construction, through unpacking.
+        "import torch\ndef f(masks, h, w):\n"
+        "    y = torch.arange(0, h, dtype=torch.float32)\n"
+        "    x = torch.arange(0, w, dtype=torch.float32)\n"
+        "    y, x = torch.meshgrid(y, x, indexing='ij')\n"
+        "    return torch.where(masks, x.unsqueeze(0), torch.tensor(1e8))\n",
         # A name bound to different values is unknown.
         "import torch\ndef f(x, mask, big):\n    value = -1e4\n    if big:\n        value = -1e9\n"
         "    return x.masked_fill(mask, value)\n",
@@ -207,6 +220,16 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             "    bias = torch.full((n, n), torch.finfo(x.dtype).min, dtype=x.dtype)\n"
             "    y = x.clamp(torch.finfo(x.dtype).min, torch.finfo(x.dtype).max)\n"
             "    return y.masked_fill(bias < 0, torch.finfo(y.dtype).min)\n",
+        ),
+        # A tensor of constants cast to the activations' dtype.
+        Invalid(
+            "import torch\ndef f(mask, hidden):\n"
+            "    bias = torch.where(mask > 0, 0.0, -1e10).to(hidden.dtype)\n"
+            "    return hidden + bias\n",
+            (("FP301", 3),),
+            fixed="import torch\ndef f(mask, hidden):\n"
+            "    bias = torch.where(mask > 0, 0.0, torch.finfo(hidden.dtype).min).to(hidden.dtype)\n"
+            "    return hidden + bias\n",
         ),
         # Under the float16 branch of a dtype test.
         Invalid(

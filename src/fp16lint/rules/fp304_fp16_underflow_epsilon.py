@@ -83,6 +83,12 @@ def normalize(x):
         # numpy and Python numbers.
         "import numpy as np\ndef f(p):\n    return np.log(p + 1e-12)\n",
         "import math\ndef f(total, count):\n    return total / (count + 1e-12)\n",
+        # Tensors that cannot be float16: made from Python data, or computed in float64.
+        "import torch\ndef f(values, std):\n    return values / (torch.tensor(std) + 1e-08)\n",
+        "import torch\ndef f(counts: torch.Tensor, n):\n"
+        "    idf = torch.log1p(n / (1 + counts.sum(dim=0).double()))\n"
+        "    vectors = (counts * idf).sqrt()\n"
+        "    return vectors / vectors.norm(dim=1).clamp(min=1e-8)\n",
         # Not keeping anything away from zero.
         "import torch\ndef f(x):\n    return x.norm(dim=-1) + 1e-12\n",
         # A dtype guard.

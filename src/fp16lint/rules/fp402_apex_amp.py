@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from fp16lint.analysis.calls import argument
 from fp16lint.analysis.dtypes import string_value
 from fp16lint.analysis.names import dotted
 from fp16lint.data.apex_amp import (
@@ -184,10 +185,11 @@ scaler.update()
             )
 
     def _opt_level(self, call: cst.Call) -> str | None:
-        for arg in call.args:
-            if arg.keyword is not None and arg.keyword.value == "opt_level":
-                text = string_value(arg.value)
-                return text if text in OPT_LEVELS else None
+        """The literal opt_level (apex's default when absent), None when computed."""
         if any(arg.star for arg in call.args):
             return None
-        return DEFAULT_OPT_LEVEL
+        value = argument(call, "opt_level", 3)  # initialize(models, optimizers, enabled, opt_level)
+        if value is None:
+            return DEFAULT_OPT_LEVEL
+        text = string_value(value)
+        return text if text in OPT_LEVELS else None

@@ -44,7 +44,14 @@ def _lint(paths: Sequence[str], err: TextIO) -> list[Any] | None:
             file=err,
         )
         return None
-    result = lint_paths(list(paths))
+    try:
+        result = lint_paths(list(paths))
+    except Exception as exc:  # a config error, say: report the runtime figures anyway
+        print(
+            f"fp16lint runtime: static linting failed ({type(exc).__name__}: {exc}); no join",
+            file=err,
+        )
+        return None
     findings = getattr(result, "findings", result)
     return list(findings)
 
@@ -85,10 +92,15 @@ def run_runtime(
     from .records import Thresholds
     from .report import Report
     from .runner import CudaRequiredError, RunOptions, run_target
-    from .targets import add_import_paths, find_project_root, resolve
+    from .targets import add_import_paths, resolve
     from .text import format_reports
 
-    root_path = Path(root) if root else find_project_root(paths[0] if paths else None)
+    if root is None:
+        from fp16lint.config import find_config
+
+        config = find_config(Path(paths[0]) if paths else Path("."))
+        root = config.parent if config else Path.cwd()
+    root_path = Path(root)
     add_import_paths(os.getcwd(), root_path)
     if not specs:
         print(
@@ -138,8 +150,9 @@ def run_runtime(
         if report.error:
             print(f"fp16lint runtime: {target.name}: {report.error}", file=err)
 
+    # finding paths are as the linter printed them: relative to the working directory
     joined = (
-        join(findings, reports, root=str(root_path), linted_paths=list(paths))
+        join(findings, reports, root=os.getcwd(), linted_paths=list(paths))
         if findings is not None
         else None
     )
@@ -231,13 +244,20 @@ def runtime_command(
     if not torch_available():
         click.echo(_install_message(), err=True)
         sys.exit(EXIT_ERROR)
-    from .targets import TargetSpec, TargetSpecError, find_project_root, read_pyproject_targets
+    from fp16lint.config import ConfigError, load_settings
+
+    from .targets import TargetSpec, TargetSpecError, targets_from_table
 
     if inputs and targets and len(inputs) not in (1, len(targets)):
         raise click.UsageError("give one --inputs for all targets or one per --target")
     if inputs and not targets:
         raise click.UsageError("--inputs needs --target")
-    root = find_project_root(paths[0] if paths else None)
+    try:
+        settings = load_settings(None, Path(paths[0]) if paths else Path("."))
+    except ConfigError as exc:
+        click.echo(f"fp16lint runtime: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
+    root = settings.root
     if targets:
         specs = [
             TargetSpec(
@@ -250,7 +270,7 @@ def runtime_command(
         ]
     else:
         try:
-            specs = read_pyproject_targets(root)
+            specs = targets_from_table(settings.runtime, source=str(settings.source))
         except TargetSpecError as exc:
             click.echo(f"fp16lint runtime: {exc}", err=True)
             sys.exit(EXIT_ERROR)

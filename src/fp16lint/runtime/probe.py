@@ -484,25 +484,38 @@ class Probe(TorchFunctionMode):
             self._local_check(rec, func, args, kwargs, out, acts)
 
     def _compute(self, queue: list[_Pending]) -> None:
-        # a few kernels per pair and one synchronisation for the whole queue
+        # pairs of one shape are stacked and reduced together: a few kernels per shape and one
+        # synchronisation for the whole queue
         f64 = torch.float64
         norm = torch.linalg.vector_norm
-        rows = []
+        groups: dict[tuple, list[_Pending]] = {}
         for p in queue:
-            y, r = p.y, p.r
+            groups.setdefault((tuple(p.y.shape), p.y.device), []).append(p)
+        order: list[_Pending] = []
+        parts = []
+        for members in groups.values():
+            n = len(members)
+            if n == 1:
+                y = members[0].y.reshape(1, -1)
+                r = members[0].r.reshape(1, -1).float()
+            else:
+                y = torch.stack([p.y for p in members]).reshape(n, -1)
+                r = torch.stack([p.r.float() for p in members]).reshape(n, -1)
             nz = r != 0
-            rows.append(
+            parts.append(
                 torch.stack(
                     (
-                        norm(y - r, dtype=f64),
-                        norm(r, dtype=f64),
-                        nz.sum(dtype=f64),
-                        (nz & (y == 0)).sum(dtype=f64),
-                    )
+                        norm(y - r, dim=1, dtype=f64),
+                        norm(r, dim=1, dtype=f64),
+                        nz.sum(1, dtype=f64),
+                        (nz & (y == 0)).sum(1, dtype=f64),
+                    ),
+                    dim=1,
                 )
             )
-        values = torch.stack(rows).tolist()
-        for p, (num, den, nzc, under) in zip(queue, values, strict=True):
+            order.extend(members)
+        values = torch.cat(parts).tolist()
+        for p, (num, den, nzc, under) in zip(order, values, strict=True):
             if den == 0:
                 rel = 0.0 if num == 0 else math.inf
             elif not math.isfinite(num):

@@ -206,6 +206,14 @@ def _cast_inputs(obj: Any, dev: torch.device, dtype: torch.dtype) -> Any:
 
 
 def _padding_valid(kwargs: dict, dev: torch.device) -> torch.Tensor | None:
+    """(batch, seq) bool, True at real tokens; None when there is no padding to leave out."""
+    valid = _mask_valid(kwargs, dev)
+    if valid is not None and bool(valid.all()):
+        return None
+    return valid
+
+
+def _mask_valid(kwargs: dict, dev: torch.device) -> torch.Tensor | None:
     mask = kwargs.get("attention_mask")
     if isinstance(mask, torch.Tensor) and mask.ndim == 2 and not mask.is_floating_point():
         return (mask != 0).to(dev)

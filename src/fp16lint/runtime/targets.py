@@ -24,11 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 
 class TargetSpecError(Exception):
     """A target that cannot be resolved (bad spec, import error, missing attribute)."""
@@ -53,16 +48,6 @@ class ResolvedTarget:
     device: str | None = None
     seed: int | None = None
     error: str | None = None
-
-
-def find_project_root(start: str | os.PathLike[str] | None = None) -> Path:
-    here = Path(start or os.getcwd()).resolve()
-    if here.is_file():
-        here = here.parent
-    for d in (here, *here.parents):
-        if (d / "pyproject.toml").is_file():
-            return d
-    return Path(os.getcwd()).resolve()
 
 
 def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") -> list[TargetSpec]:
@@ -98,18 +83,6 @@ def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") 
             )
         )
     return out
-
-
-def read_pyproject_targets(root: str | os.PathLike[str]) -> list[TargetSpec]:
-    path = Path(root) / "pyproject.toml"
-    if not path.is_file():
-        return []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise TargetSpecError(f"cannot read {path}: {exc}") from exc
-    table = data.get("tool", {}).get("fp16lint", {}).get("runtime")
-    return targets_from_table(table, source=str(path))
 
 
 def add_import_paths(*paths: str | os.PathLike[str]) -> None:
