@@ -24,7 +24,9 @@ from collections import Counter
 from importlib.util import find_spec
 from pathlib import Path
 
-_USES_OLD_AMP = re.compile(r"torch\.(cuda|cpu)\.amp\b|from\s+torch\.(cuda|cpu)\s+import\s+[^\n]*\bamp\b")
+_USES_OLD_AMP = re.compile(
+    r"torch\.(cuda|cpu)\.amp\b|from\s+torch\.(cuda|cpu)\s+import\s+[^\n]*\bamp\b"
+)
 
 
 def package_dir(name: str) -> Path:

@@ -7,7 +7,8 @@ prints the count per rule (and per path given), then, for each rule, ``--sample`
 picked at random (``--seed`` makes the pick repeatable) with ``--context`` lines around each,
 so a reader can judge every one as a real hazard or a false positive. ``--from-json`` reads a
 saved ``fp16lint check --output-format json`` result instead of running the linter;
-``--save-json`` keeps the run's result for later reads. ``--rule`` limits the printed samples
+``--save-json`` keeps the run's result for later reads (``--base``: the folder a saved result's
+relative file names start from). ``--rule`` limits the printed samples
 to some codes; ``--all`` prints every finding instead of a sample.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -34,15 +36,16 @@ def run_linter(paths: list[str], select: str, jobs: int) -> list[dict]:
     ]  # fmt: skip
     with tempfile.TemporaryDirectory() as cwd:
         done = subprocess.run(command, capture_output=True, text=True, check=False, cwd=cwd)
-    if done.returncode not in (0, 1):
-        sys.exit(f"fp16lint failed ({done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout or "[]")
+        if done.returncode not in (0, 1):
+            sys.exit(f"fp16lint failed ({done.returncode}):\n{done.stderr}")
+        findings = json.loads(done.stdout or "[]")
+        for finding in findings:
+            finding["filename"] = os.path.normpath(os.path.join(cwd, finding["filename"]))
+    return findings
 
 
-def context(finding: dict, lines: int) -> str:
-    path = Path(finding["filename"])
-    if not path.is_absolute():
-        path = REPO / path
+def context(finding: dict, lines: int, base: Path) -> str:
+    path = Path(os.path.normpath(base / finding["filename"]))
     try:
         text = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
@@ -74,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", "-j", type=int, default=2)
     parser.add_argument("--from-json", help="read findings from a saved JSON result")
     parser.add_argument("--save-json", help="write the run's findings to this file")
+    parser.add_argument(
+        "--base", default=".", help="folder the saved result's relative file names start from"
+    )
     args = parser.parse_args(argv)
 
     if args.from_json:
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             row, column = finding["location"]["row"], finding["location"]["column"]
             print(f"\n[{code} #{index}] {finding['filename']}:{row}:{column}")
             print(f"  {finding['message']}")
-            print(context(finding, args.context))
+            print(context(finding, args.context, Path(args.base)))
     return 0
 
 

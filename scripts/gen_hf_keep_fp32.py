@@ -27,7 +27,7 @@ _ATTRIBUTES = ("_keep_in_fp32_modules", "_keep_in_fp32_modules_strict")
 _UNSET = object()
 
 
-def _strings(value: cst.BaseExpression) -> list[str] | None | object:
+def _strings(value: cst.BaseExpression) -> list[str] | object | None:
     """A list/tuple/set of string literals (or None/[]) → the strings; anything else: unset."""
     if isinstance(value, cst.Name) and value.value == "None":
         return None
@@ -121,15 +121,21 @@ def build(root: Path) -> dict[str, tuple[str, ...]]:
     # a class known to set or inherit them: only they can inherit the attributes. Parsing all
     # 1000+ files gives the same table in ten times the time.
     wanted = [path for path, text in texts.items() if "_keep_in_fp32_modules" in text]
+    vocabulary: dict[Path, set[str]] = {}
+
+    def words(path: Path) -> set[str]:
+        if path not in vocabulary:
+            vocabulary[path] = set(re.findall(r"\b[A-Z]\w*", texts[path]))
+        return vocabulary[path]
+
     parsed: set[Path] = set()
     while wanted:
         for path in wanted:
             parsed.add(path)
             for name, info in _classes(path).items():
                 classes.setdefault(name, info)
-        keeping = sorted(name for name in classes if _keeps(classes, name))
-        pattern = re.compile(r"\b(" + "|".join(map(re.escape, keeping)) + r")\b")
-        wanted = [p for p, text in texts.items() if p not in parsed and pattern.search(text)]
+        keeping = {name for name in classes if _keeps(classes, name)}
+        wanted = [p for p in texts if p not in parsed and not keeping.isdisjoint(words(p))]
 
     def resolve(name: str, attribute: str, seen: frozenset[str] = frozenset()) -> list[str]:
         if name not in classes or name in seen:

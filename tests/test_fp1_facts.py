@@ -77,17 +77,24 @@ def test_fp106_type_with_a_cuda_type_changes_the_device(legacy):
             x.type(torch.cuda.HalfTensor)
 
 
-@pytest.mark.parametrize("name", ["Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize(
+    "name", ["Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad"]
+)
 def test_fp109_table_matches_the_signatures(name):
     """data/optimizers.py: default eps and its position."""
     spec = EPS_OPTIMIZERS[f"torch.optim.{name}"]
     parameters = list(inspect.signature(getattr(torch.optim, name).__init__).parameters)[1:]
     assert parameters.index("eps") == spec.position
-    assert inspect.signature(getattr(torch.optim, name).__init__).parameters["eps"].default == spec.default
+    assert (
+        inspect.signature(getattr(torch.optim, name).__init__).parameters["eps"].default
+        == spec.default
+    )
     assert torch.tensor(spec.default, dtype=HALF).item() == 0.0
 
 
-@pytest.mark.parametrize("name", ["Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad"])
+@pytest.mark.parametrize(
+    "name", ["Adam", "AdamW", "Adamax", "NAdam", "RAdam", "RMSprop", "Adagrad"]
+)
 def test_fp109_default_eps_gives_nan_where_a_gradient_is_zero(name):
     """FP109: with fp16 parameters and the default eps, a zero gradient gives NaN; eps=1e-4
     stays finite."""

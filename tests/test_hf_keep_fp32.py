@@ -8,15 +8,17 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-
 from lintutil import REPO
+
 from fp16lint.data import hf_keep_fp32
 
 pytest.importorskip("transformers")
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("gen_hf_keep_fp32", REPO / "scripts" / "gen_hf_keep_fp32.py")
+    spec = importlib.util.spec_from_file_location(
+        "gen_hf_keep_fp32", REPO / "scripts" / "gen_hf_keep_fp32.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -24,7 +26,7 @@ def _generator():
 
 
 def test_table_is_stamped_with_the_installed_version():
-    assert hf_keep_fp32.TRANSFORMERS_VERSION == metadata.version("transformers")
+    assert metadata.version("transformers") == hf_keep_fp32.TRANSFORMERS_VERSION
 
 
 def test_table_is_what_the_generator_gives_now():

@@ -311,6 +311,12 @@ class ConstantEvaluator:
             origin = ((node, f"`{attribute}` is set to {first.shown} here."),)
         return replace(first, origin=origin, attribute=True)
 
+    def attribute_values(self, expr: cst.Attribute) -> list[cst.BaseExpression | None] | None:
+        """The values assigned to ``self.X`` / ``cls.X`` / ``ClassName.X`` in its class."""
+        owner = self._owner_class(expr.value, self.names.bindings)
+        facts = self._class_facts(owner).get(expr.attr.value) if owner is not None else None
+        return [value for value, _, _ in facts] if facts else None
+
     def _owner_class(self, expr: cst.BaseExpression, lookup: Lookup) -> cst.ClassDef | None:
         if not isinstance(expr, cst.Name):
             return None

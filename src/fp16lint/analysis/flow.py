@@ -124,6 +124,10 @@ _SCALAR_FUNCTIONS = frozenset({"builtins.len", "builtins.int", "builtins.float",
                                "builtins.min", "builtins.max", "builtins.round", "builtins.sum"})  # fmt: skip
 _WIDE_METHODS = {"float": Dt.WIDE, "double": Dt.WIDE, "bfloat16": Dt.WIDE, "half": Dt.F16}
 _SAME_ATTRIBUTES = frozenset({"T", "mT", "H", "mH", "data", "values", "real"})
+INT_DTYPES = frozenset(
+    f"torch.{n}"
+    for n in ("int8", "int16", "int32", "int64", "uint8", "short", "int", "long", "bool")
+)
 _TENSOR_ANNOTATIONS = frozenset(
     {"torch.Tensor", "torch.FloatTensor", "torch.HalfTensor", "torch.nn.Parameter"}
 )
@@ -168,6 +172,8 @@ class FlowTracker(Tracker):
             for param in [*params[1:], *node.params.kwonly_params]:
                 if self._is_input(param):
                     frame.values[param.name.value] = inputs
+                elif self._is_number(param):
+                    frame.values[param.name.value] = Dt.SCALAR
         self.frames.append(frame)
         self._memo.clear()
 
@@ -185,6 +191,14 @@ class FlowTracker(Tracker):
                     found = _from_fact(dtype_of(arg.value, self.ctx.names))
                     return Dt.ACT if found is Dt.UNKNOWN else found
         return Dt.ACT
+
+    def _is_number(self, param: cst.Param) -> bool:
+        annotation = param.annotation
+        return annotation is not None and self.ctx.names.qualname(annotation.annotation) in (
+            "builtins.int",
+            "builtins.float",
+            "builtins.bool",
+        )
 
     def _is_input(self, param: cst.Param) -> bool:
         """A parameter that may carry an activation: unannotated, or annotated as a tensor
@@ -384,8 +398,14 @@ class FlowTracker(Tracker):
     def _explicit_dtype(self, call: cst.Call) -> Dt | None:
         for arg in call.args:
             if arg.keyword is not None and arg.keyword.value == "dtype":
-                return _from_fact(dtype_of(arg.value, self.ctx.names))
+                return self.dtype_argument(arg.value)
         return None
+
+    def dtype_argument(self, expr: cst.BaseExpression) -> Dt:
+        """What a ``dtype=`` argument makes: float16, a wider float, an integer type."""
+        if self.ctx.names.qualname(expr) in INT_DTYPES:
+            return Dt.INT
+        return _from_fact(dtype_of(expr, self.ctx.names))
 
     def _call(self, call: cst.Call, depth: int) -> Dt:
         explicit = self._explicit_dtype(call)

@@ -30,7 +30,7 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.dtypes import DType, dtype_of
+from fp16lint.analysis.dtypes import DType
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.names import dotted
@@ -54,6 +54,9 @@ _MAXIMA = frozenset(
      "adaptive_max_pool3d"}
 )  # fmt: skip
 _LOG_PROBABILITIES = frozenset({"log_softmax", "logsigmoid"})
+_BOUNDED_BY_ONE = frozenset(
+    {"sin", "cos", "tanh", "sigmoid", "softmax", "erf", "softsign", "hardtanh", "cosine_similarity"}
+)
 _NONNEGATIVE = frozenset({"abs", "relu", "softplus", "square", "exp", "sigmoid", "norm"})
 
 
@@ -131,15 +134,37 @@ class HazardTracker(Tracker):
         )
 
     def _computes_wide(self, call: cst.Call, op: UnsafeOp) -> bool:
-        """``dtype=torch.float32`` (or a positional dtype) on an op that takes one."""
+        """``dtype=torch.float32`` (or ``torch.int32``, or a positional dtype) on an op that
+        takes one."""
         if not op.dtype_kwarg:
             return False
-        for arg in call.args:
-            if arg.keyword is None or arg.keyword.value == "dtype":
-                fact = dtype_of(arg.value, self.ctx.names)
-                if fact is not None and fact.dtype is not DType.FP16 and not fact.maybe:
-                    return True
-        return False
+        return any(
+            self.flow.dtype_argument(arg.value).safe
+            for arg in call.args
+            if arg.keyword is None or arg.keyword.value == "dtype"
+        )
+
+    def _bounded_below(self, operand: cst.BaseExpression | None, risk: str) -> bool:
+        """``log(x.clamp(min=1e-5))``: a lower bound float16 holds keeps log/rsqrt finite
+        (and 1/x for bounds of at least 1.53e-5)."""
+        if not isinstance(operand, cst.Call):
+            return False
+        name = self.ctx.names.qualname(operand.func) or _method_name(operand) or ""
+        short = name.rsplit(".", 1)[-1]
+        if short not in ("clamp", "clip", "clamp_min", "clamp_", "clamp_min_"):
+            return False
+        is_method = self.ctx.names.qualname(operand.func) is None
+        position = 0 if is_method else 1
+        bound = _literal_number(_positional(operand, position, "min"))
+        needed = 1.53e-5 if risk == "reciprocal" else 6e-8
+        return bound is not None and bound >= needed
+
+    def _bounded_base(self, base: cst.BaseExpression | None) -> bool:
+        """``torch.sin(x).pow(2)``: a power of a function bounded by 1 cannot overflow."""
+        if not isinstance(base, cst.Call):
+            return False
+        name = self.ctx.names.qualname(base.func) or _method_name(base) or ""
+        return name.rsplit(".", 1)[-1] in _BOUNDED_BY_ONE
 
     def _input(self, expr: cst.BaseExpression | None) -> Dt | None:
         """The input's dtype, or None when the op cannot be a float16 hazard here."""
@@ -234,6 +259,10 @@ class HazardTracker(Tracker):
                 risk = "pow_any"
         if op.risk == "exp" and self._bounded_exp(operand):
             return
+        if op.risk in ("log", "rsqrt", "reciprocal") and self._bounded_below(operand, op.risk):
+            return
+        if op.risk == "pow" and self._bounded_base(operand):
+            return
         if op.risk == "log" and self._stable_sum_of_exps(operand):
             return
         if op.risk == "rsqrt" and self._from_manual_norm(operand):
@@ -269,6 +298,8 @@ class HazardTracker(Tracker):
             dt = self._input(node.left)
             if dt is None or self.flow.dtype(node).safe or self._autocast_protects(POW, False):
                 return  # ``x ** wide`` promotes to float32
+            if self._bounded_base(node.left):
+                return
             exponent = _literal_number(node.right)
             what = self._pow_risk(exponent)
             if what == "" or self._saturated() or self._guarded():

@@ -75,6 +75,17 @@ _INTEGER_DTYPES = frozenset(
     for name in ("long", "int", "int64", "int32", "int16", "int8", "uint8", "short", "bool")
 )
 _NEW_TENSORS = frozenset({"torch.tensor", "torch.arange"})  # without dtype=: never fp16
+_FROM_ARRAYS = frozenset({"torch.from_numpy", "torch.as_tensor"})  # keep the array's dtype
+_SEQUENCE_FUNCTIONS = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
+_NO_NAMES: dict[str, int] = {}  # a ``seen`` marker: names of another scope, not visible
+# Decorators that run the function in float32 for low-precision inputs
+# (torch/_decomp/decompositions.py: ``partial(type_casts, ..., compute_dtype_only=True)``).
+FP32_COMPUTE_DECORATORS = frozenset(
+    {
+        "torch._decomp.decompositions.pw_cast_for_opmath",
+        "torch._decomp.decompositions.pw_cast_for_opmath_non_tensor_args",
+    }
+)
 _SAME_DTYPE_TUPLES = frozenset({"torch.meshgrid", "torch.broadcast_tensors"})
 _SPLITS = frozenset({"chunk", "split", "unbind", "tensor_split"})
 # torch functions whose result has the promoted dtype of their tensor arguments.
@@ -175,9 +186,13 @@ class ConstantSinks(Tracker):
             return self._dtype_class(expr.value, depth + 1, seen)
         if isinstance(expr, cst.Attribute) and expr.attr.value in _SAME_DTYPE_ATTRIBUTES:
             return self._dtype_class(expr.value, depth + 1, seen)
+        if isinstance(expr, cst.Attribute):
+            return self._attribute_class(expr, depth)
         if isinstance(expr, cst.BinaryOperation):
             return self._combine((expr.left, expr.right), depth, seen)
         if isinstance(expr, cst.Name):
+            if seen is _NO_NAMES:
+                return _MAYBE
             value, index = self._visible_value(expr.value, seen)
             if value is None:
                 return _MAYBE
@@ -185,6 +200,14 @@ class ConstantSinks(Tracker):
         if isinstance(expr, cst.Call):
             return self._call_class(expr, depth, seen)
         return _MAYBE
+
+    def _attribute_class(self, expr: cst.Attribute, depth: int) -> str:
+        """``self.X`` assigned once in the class, from a call whose dtype shows without the
+        assigning method's local names (``torch.from_numpy(np.asarray(f, dtype=np.float32))``)."""
+        values = self.constants.evaluator.attribute_values(expr)
+        if not values or len(values) != 1 or not isinstance(values[0], cst.Call):
+            return _MAYBE
+        return self._dtype_class(values[0], depth + 1, _NO_NAMES)
 
     def _combine(self, operands, depth: int, seen: dict[str, int]) -> str:
         """Type promotion: a wide float operand makes the result wide; an fp16-capable one may
@@ -200,18 +223,31 @@ class ConstantSinks(Tracker):
         return _OTHER
 
     def _call_class(self, call: cst.Call, depth: int, seen: dict[str, int]) -> str:
+        positional = [a.value for a in call.args if a.keyword is None and not a.star]
+        method = call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+        if method == "view" and len(positional) == 1:
+            fact = dtype_of(positional[0], self.names)  # a reinterpretation as that dtype
+            if fact is not None:
+                return _MAYBE if fact.is_fp16 or fact.maybe else _WIDE
         fact = tensor_dtype(call, self.names)
         if fact is not None:
             return _MAYBE if fact.is_fp16 or fact.maybe else _WIDE
         dtype = _keyword(call, "dtype")
         if dtype is not None:
-            return _MAYBE if self._dtype_may_be_fp16(dtype) else _OTHER
+            return self._dtype_class_of(dtype)
         qualname = self.names.qualname(call.func) or ""
-        positional = [a.value for a in call.args if a.keyword is None and not a.star]
         if qualname in _NEW_TENSORS:
             return _OTHER  # float32 or int64 from Python data
+        if qualname.startswith("numpy."):
+            return _OTHER  # numpy's default dtypes are float64 and int64
+        if qualname in _SAME_DTYPE_TUPLES | _FROM_ARRAYS and positional:
+            return self._dtype_class(positional[0], depth + 1, seen)
         if qualname in _PROMOTING_FUNCTIONS:
             return self._combine(positional, depth, seen)
+        if qualname in _SEQUENCE_FUNCTIONS and positional:
+            items = positional[0]
+            if isinstance(items, (cst.Tuple, cst.List)):
+                return self._combine([e.value for e in items.elements], depth, seen)
         if qualname.startswith("torch.nn.functional.") and positional:
             return self._dtype_class(positional[0], depth + 1, seen)
         if isinstance(call.func, cst.Attribute) and not qualname:
@@ -228,10 +264,14 @@ class ConstantSinks(Tracker):
         return fact is not None and fact.is_fp16
 
     def _dtype_may_be_fp16(self, dtype: cst.BaseExpression) -> bool:
+        return self._dtype_class_of(dtype) is _MAYBE
+
+    def _dtype_class_of(self, dtype: cst.BaseExpression) -> str:
+        """The class of a tensor made with ``dtype=<dtype>``."""
         if self.names.qualname(dtype) in _INTEGER_DTYPES:
-            return False
+            return _OTHER
         fact = dtype_of(dtype, self.names)
-        return fact is None or fact.is_fp16 or fact.maybe
+        return _MAYBE if fact is None or fact.is_fp16 or fact.maybe else _WIDE
 
     def _visible_value(
         self, name: str, seen: dict[str, int]
@@ -248,6 +288,8 @@ class ConstantSinks(Tracker):
         if binding.value is not None:
             return binding.value, index
         node = binding.node
+        if isinstance(node, cst.Assign) and isinstance(node.value, (cst.Tuple, cst.List)):
+            return _element_value(node, name), index
         if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
             call = node.value
             if self.names.qualname(call.func) in _SAME_DTYPE_TUPLES and call.args:
@@ -269,7 +311,18 @@ class ConstantSinks(Tracker):
         return self.may_be_fp16(expr)
 
     def _guarded(self) -> bool:
-        return in_non_fp16_branch(self.ctx.stack, self.names)
+        """Under a dtype test that excludes fp16, or in a function that computes in fp32."""
+        if in_non_fp16_branch(self.ctx.stack, self.names):
+            return True
+        for scope in self.names.scopes:
+            if isinstance(scope.node, cst.FunctionDef):
+                for decorator in scope.node.decorators:
+                    name = dotted(decorator.decorator)
+                    qualname = self.names.qualname(decorator.decorator)
+                    local = f"{self.names.module_name}.{name}" if name else None
+                    if {qualname, local} & FP32_COMPUTE_DECORATORS:
+                        return True
+        return False
 
     def _dtype_expr(self, target: cst.BaseExpression | None) -> str | None:
         if target is None or dotted(target) is None:
@@ -535,3 +588,21 @@ class ConstantSinks(Tracker):
             if "min" in bounds and self._fp16_tensor(receiver, evident=method.startswith("clip")):
                 return self._sink(_positional(call, 0, "min"), method, receiver)
         return []
+
+
+def _element_value(node: cst.Assign, name: str) -> cst.BaseExpression | None:
+    """``b``'s value in ``a, b = x.float(), y.float()``."""
+    values = node.value.elements  # type: ignore[attr-defined]
+    for target in node.targets:
+        if isinstance(target.target, (cst.Tuple, cst.List)):
+            elements = target.target.elements
+            for position, element in enumerate(elements):
+                inner = element.value
+                if (
+                    isinstance(inner, cst.Name)
+                    and inner.value == name
+                    and len(values) == len(elements)
+                ):
+                    value = values[position]
+                    return None if isinstance(value, cst.StarredElement) else value.value
+    return None

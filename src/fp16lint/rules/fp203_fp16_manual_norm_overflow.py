@@ -160,8 +160,8 @@ def forward(self, x):
                 path,
                 record["span"],
                 f"`{record['text']}` squares float16 values{context}: once |x| reaches 255.97 the "
-                "square is inf, the norm divides by inf, and the normalised row silently "
-                f"becomes all zeros; {suggestion} and cast the result back.",
+                "square is inf, and a norm built on it divides by inf and silently turns the "
+                f"row into zeros; {suggestion} and cast the result back.",
                 related=reason.related() if reason else (),
                 fix=fix,
             )

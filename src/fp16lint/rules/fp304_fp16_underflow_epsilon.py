@@ -83,20 +83,32 @@ def normalize(x):
         # numpy and Python numbers.
         "import numpy as np\ndef f(p):\n    return np.log(p + 1e-12)\n",
         "import math\ndef f(total, count):\n    return total / (count + 1e-12)\n",
+        "import numpy as np\ndef f(n, d):\n    return np.where(d > 0, n / (d + 1e-12), 0.0)\n",
+        "import time\nstart = time.perf_counter()\nrate = 1.0 / (time.perf_counter() - start + 1e-12)\n",
         # Tensors that cannot be float16: made from Python data, or computed in float64.
         "import torch\ndef f(values, std):\n    return values / (torch.tensor(std) + 1e-08)\n",
         "import torch\ndef f(counts: torch.Tensor, n):\n"
         "    idf = torch.log1p(n / (1 + counts.sum(dim=0).double()))\n"
         "    vectors = (counts * idf).sqrt()\n"
         "    return vectors / vectors.norm(dim=1).clamp(min=1e-8)\n",
+        "import torch\ndef f(q, k):\n    q, k = q.float(), k.float()\n"
+        "    s = torch.matmul(q, k)\n    return s[:, :-1] / (s[:, -1:] + 1e-15)\n",
+        # A plain attribute made float32 (model.half() converts parameters and buffers only).
+        "import numpy as np\nimport torch\nfrom torch import nn\n\nclass Mel(nn.Module):\n"
+        "    def __init__(self, filters):\n        super().__init__()\n"
+        "        self.filters = torch.from_numpy(np.asarray(filters, dtype=np.float32))\n\n"
+        "    def forward(self, spec: torch.Tensor):\n        mel = self.filters @ spec\n"
+        "        return mel.clamp(min=1e-10).log10()\n",
         # Not keeping anything away from zero.
         "import torch\ndef f(x):\n    return x.norm(dim=-1) + 1e-12\n",
         # A dtype guard.
         "import torch\ndef f(x):\n"
         "    eps = 1e-12 if x.dtype == torch.float32 else 1e-4\n"
         "    return x / (x.norm(dim=-1, keepdim=True) + eps)\n",
-        # torch.finfo of the tensor's own dtype is not a constant.
+        # torch.finfo of the tensor's own dtype is not a constant; float("inf") is no epsilon.
         "import torch\ndef f(x):\n    return x / (x.norm(dim=-1) + torch.finfo(x.dtype).eps)\n",
+        "import torch\ndef f(p: torch.Tensor):\n"
+        "    return torch.log(p.clamp(min=torch.finfo(p.dtype).tiny, max=float('inf')))\n",
     )
     invalid = (
         Invalid(

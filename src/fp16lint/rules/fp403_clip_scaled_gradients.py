@@ -112,6 +112,14 @@ scaler.update()
         "            self._scaler.unscale_(optimizer)\n"
         "            dispatch_clip_grad(parameters, clip_grad)\n"
         "        self._scaler.step(optimizer)\n        self._scaler.update()\n",
+        # unscale_ inside a try whose handler skips the batch.
+        "import torch\n\ndef fit(model, loader, optimizer):\n"
+        "    scaler = torch.amp.GradScaler('cuda')\n    for batch in loader:\n"
+        "        scaler.scale(model(batch)).backward()\n        try:\n"
+        "            scaler.unscale_(optimizer)\n        except RuntimeError:\n"
+        "            continue\n"
+        "        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+        "        scaler.step(optimizer)\n",
     )
     invalid = (
         Invalid(
@@ -166,6 +174,17 @@ scaler.update()
             "    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
             "    if amp:\n        scaler.step(optimizer)\n    else:\n        optimizer.step()\n",
             (("FP403", 8),),
+        ),
+        # while/try/break/continue: still no unscale_ before the clip.
+        Invalid(
+            "import torch\n\ndef fit(model, batches, optimizer):\n"
+            "    scaler = torch.amp.GradScaler('cuda')\n    while True:\n        try:\n"
+            "            loss = model(next(batches))\n        except StopIteration:\n"
+            "            break\n        if not torch.isfinite(loss):\n            continue\n"
+            "        scaler.scale(loss).backward()\n"
+            "        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)\n"
+            "        scaler.step(optimizer)\n",
+            (("FP403", 13),),
         ),
     )
 
