@@ -2,25 +2,31 @@
 
 The walk is iterative (no recursion limit on deeply nested code) and dispatches each node to
 the handlers of the shared analyses ("trackers", first) and the enabled rules. Positions are
-computed only when something needs one, after the walk, with a single ``PositionProvider``
-pass; libcst's scope and qualified-name providers are not used (see ``analysis.names``).
+computed only when something needs one, after the walk, for the reported nodes only (see
+``positions``); libcst's metadata providers are not used (``analysis.names`` resolves names).
 """
 
 from __future__ import annotations
 
+import ast
+import gc
+import re
+import signal
+import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
 
 from fp16lint import suppression
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.names import NameResolver, ScopeTracker
 from fp16lint.analysis.tree import children
 from fp16lint.findings import Applicability, Edit, Finding, Fix, Position, Related, Span
+from fp16lint.positions import Range, node_ranges
 from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR
 from fp16lint.rules.base import Rule
 
@@ -52,7 +58,9 @@ class _Pending:
 
 
 class FileContext:
-    def __init__(self, path: str, text: str, module: cst.Module, module_name: str, is_package: bool):
+    def __init__(
+        self, path: str, text: str, module: cst.Module, module_name: str, is_package: bool
+    ):
         self.path = path
         self.text = text
         self.module = module
@@ -117,15 +125,17 @@ class FileSummary:
 
 
 def engine_finding(code: Any, path: str, span: Span, message: str, detail: str | None = None):
-    return Finding(code.code, code.name, code.severity, message, path, span, url=code.url(), detail=detail)
+    return Finding(
+        code.code, code.name, code.severity, message, path, span, url=code.url(), detail=detail
+    )
 
 
-def _span(ranges: Any, node: cst.CSTNode) -> Span:
-    r = ranges[node]
-    return Span(Position(r.start.line, r.start.column + 1), Position(r.end.line, r.end.column + 1))
+def _span(ranges: dict[int, Range], node: cst.CSTNode) -> Span:
+    line, column, end_line, end_column = ranges[id(node)]
+    return Span(Position(line, column + 1), Position(end_line, end_column + 1))
 
 
-def _edit(ranges: Any, edit: NodeEdit) -> Edit:
+def _edit(ranges: dict[int, Range], edit: NodeEdit) -> Edit:
     span = _span(ranges, edit.node)
     if edit.where == "before":
         span = Span(span.start, span.start)
@@ -134,11 +144,92 @@ def _edit(ranges: Any, edit: NodeEdit) -> Edit:
     return Edit(span, edit.content)
 
 
-def _needs_parse(text: str, rules: Iterable[type[Rule]], trackers: Iterable[type[Tracker]]) -> bool:
-    for unit in (*rules, *trackers):
-        if not unit.tokens or any(token in text for token in unit.tokens):
-            return True
-    return False
+def applicable(text: str, units: Iterable[Any]) -> list[Any]:
+    """The rules (or trackers) whose ``tokens`` occur in ``text``: only they can find anything
+    in it. A unit without tokens always applies; a token shared by several is searched once."""
+    seen: dict[str, bool] = {}
+
+    def has(token: str) -> bool:
+        found = seen.get(token)
+        if found is None:
+            found = seen[token] = token in text
+        return found
+
+    return [unit for unit in units if not unit.tokens or any(has(t) for t in unit.tokens)]
+
+
+# --- inputs libcst's native parser cannot take ---------------------------------------------
+# libcst's Rust parser recurses once per nesting level: a few thousand nested brackets or
+# chained operators overflow its stack (a segmentation fault, not an exception) or take minutes
+# (its time grows quadratically with a chain's length), and it cannot be interrupted meanwhile.
+# CPython's parser rejects such files cleanly (over 200 nested brackets, or its recursion
+# limit), so a file that looks deep is checked with ``ast.parse`` before libcst sees it.
+_NOT_BRACKETS = re.compile(r"[^()\[\]{}]+")
+_DEEP_BRACKETS = 100
+_LONG_LINE = 2000
+
+
+def _looks_deep(text: str) -> bool:
+    """A cheap, conservative trigger: brackets nested over 100 levels, or a line over 2000
+    characters (a chain of thousands of operators needs one or the other in practice)."""
+    if len(max(text.split("\n"), key=len)) > _LONG_LINE:
+        return True
+    brackets = _NOT_BRACKETS.sub("", text)
+    for _ in range(_DEEP_BRACKETS):
+        reduced = brackets.replace("()", "").replace("[]", "").replace("{}", "")
+        if reduced == brackets:
+            return False
+        brackets = reduced
+    return True
+
+
+def _python_rejects(path: str, text: str) -> Finding | None:
+    """FP000 if CPython's own parser rejects ``text`` (which then never reaches libcst)."""
+    try:
+        ast.parse(text)
+    except SyntaxError as exc:
+        line, column = max(1, exc.lineno or 1), max(1, exc.offset or 1)
+        span = Span(Position(line, column), Position(line, column))
+        return engine_finding(
+            SYNTAX_ERROR, path, span, f"SyntaxError: {exc.msg}; the file was not linted."
+        )
+    except (RecursionError, MemoryError):
+        message = "SyntaxError: too deeply nested for Python's parser; the file was not linted."
+        return engine_finding(SYNTAX_ERROR, path, FILE_LEVEL, message)
+    return None
+
+
+# --- the per-file time bound ---------------------------------------------------------------
+class TimedOut(BaseException):
+    """Raised when a file's time limit passes; a BaseException so that a rule's
+    ``except Exception`` cannot swallow it."""
+
+
+@contextmanager
+def _deadline(seconds: float | None) -> Iterator[None]:
+    """Raise ``TimedOut`` after ``seconds`` of CPU time (CPU, not wall time, so a loaded machine
+    causes no false timeouts). Enforced only in the main thread and when no other virtual
+    timer is set (an editor's worker thread, say, runs without the bound)."""
+    usable = (
+        seconds
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+        and signal.getitimer(signal.ITIMER_VIRTUAL)[0] == 0
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimedOut
+
+    previous = signal.signal(signal.SIGVTALRM, expire)
+    signal.setitimer(signal.ITIMER_VIRTUAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, previous)
 
 
 def _parse_error(path: str, exc: Exception) -> Finding:
@@ -198,34 +289,77 @@ def lint_source(
     module_name: str = "",
     is_package: bool = False,
     fact_trackers: tuple[type[Tracker], ...] = (),
+    prefilter: bool = True,
+    time_limit: float | None = None,
 ) -> FileSummary:
-    """Lint ``text`` (the contents of ``path``) with ``rules``; never raises for bad input."""
+    """Lint ``text`` (the contents of ``path``) with ``rules``; never raises for bad input.
+
+    Only the rules whose ``tokens`` occur in the text run, and a file where none does is not
+    parsed (``prefilter=False`` runs every rule on every file, to test that this loses
+    nothing). ``time_limit`` bounds the CPU seconds spent on the file (FP999 past it)."""
     summary = FileSummary(path, noqa=suppression.scan(text))
-    tracker_types = _required_trackers(rules)
-    tracker_types += [t for t in fact_trackers if t not in tracker_types]
-    if not _needs_parse(text, rules, fact_trackers):
-        return summary
+    if prefilter:
+        rules = applicable(text, rules)
+        fact_trackers = tuple(applicable(text, fact_trackers))
+        if not rules and not fact_trackers:
+            return summary
+    gc_was_enabled = gc.isenabled()
+    # libcst trees hold no reference cycles, so the cyclic collector only slows the parse
+    # (by about 15%); cycles made by trackers are collected once the collector is back on.
+    gc.disable()
+    try:
+        with _deadline(time_limit):
+            _lint_parsed(summary, text, rules, module_name, is_package, fact_trackers)
+    except TimedOut:
+        message = f"Linting this file took over {time_limit:g} s of CPU time and was stopped."
+        summary.findings = [engine_finding(INTERNAL_ERROR, path, FILE_LEVEL, message)]
+        summary.facts = {}
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return summary
+
+
+def _lint_parsed(
+    summary: FileSummary,
+    text: str,
+    rules: list[type[Rule]],
+    module_name: str,
+    is_package: bool,
+    fact_trackers: tuple[type[Tracker], ...],
+) -> None:
+    path = summary.path
+    if _looks_deep(text):
+        rejected = _python_rejects(path, text)
+        if rejected is not None:
+            summary.findings.append(rejected)
+            return
     try:
         module = cst.parse_module(text)
     except (cst.ParserSyntaxError, RecursionError) as exc:
         summary.findings.append(_parse_error(path, exc))
-        return summary
+        return
     summary.parsed = True
+    tracker_types = _required_trackers(rules)
+    tracker_types += [t for t in fact_trackers if t not in tracker_types]
     ctx = FileContext(path, text, module, module_name, is_package)
     try:
         for kind in tracker_types:
             ctx.trackers[kind] = kind(ctx)
     except Exception as exc:
         summary.findings.append(_internal_error(path, "fp16lint's analysis", exc))
-        return summary
+        return
     instances = [rule(ctx) for rule in rules]
     errors, completed = _walk(ctx, [*ctx.trackers.values(), *instances])
     summary.findings.extend(errors)
     if not completed:
-        return summary
+        return
+    try:
+        summary.findings.extend(_resolve(ctx))
+    except Exception as exc:  # a rule reported a node that is not in this file's tree
+        summary.findings.append(_internal_error(path, "fp16lint's position pass", exc))
+        return
     summary.facts = ctx.facts
-    summary.findings.extend(_resolve(ctx))
-    return summary
 
 
 def _walk(ctx: FileContext, units: list[Any]) -> tuple[list[Finding], bool]:
@@ -234,7 +368,7 @@ def _walk(ctx: FileContext, units: list[Any]) -> tuple[list[Finding], bool]:
     visits, leaves = _dispatch_tables(units)
     failed: set[int] = set()
     errors: list[Finding] = []
-    stack: list[tuple[cst.CSTNode, bool]] = [(ctx.module, False)]
+    stack: list[Any] = [ctx.module]
     node_stack = ctx.stack
 
     def call(handlers: list[tuple[Any, Callable]], node: cst.CSTNode) -> bool:
@@ -251,21 +385,25 @@ def _walk(ctx: FileContext, units: list[Any]) -> tuple[list[Finding], bool]:
                 errors.append(_internal_error(ctx.path, f"rule {owner.code}", exc))
         return True
 
+    # Nodes to enter are pushed bare, nodes to leave wrapped in a 1-tuple (no per-node tuple
+    # for the common case keeps this loop, which sees every node, cheap).
     while stack:
-        node, leaving = stack.pop()
-        kind = type(node)
-        if leaving:
-            handlers = leaves.get(kind)
+        item = stack.pop()
+        if type(item) is tuple:
+            node = item[0]
+            handlers = leaves.get(type(node))
             if handlers and not call(handlers, node):
                 return errors, False
             node_stack.pop()
             continue
-        node_stack.append(node)
-        handlers = visits.get(kind)
-        if handlers and not call(handlers, node):
+        node_stack.append(item)
+        handlers = visits.get(type(item))
+        if handlers and not call(handlers, item):
             return errors, False
-        stack.append((node, True))
-        stack.extend((child, False) for child in reversed(children(node)))
+        stack.append((item,))
+        kids = children(item)
+        kids.reverse()
+        stack += kids
     return errors, True
 
 
@@ -273,7 +411,12 @@ def _resolve(ctx: FileContext) -> list[Finding]:
     """Turn pending reports and span references into positioned records."""
     if not ctx._pending and not ctx._span_refs:
         return []
-    ranges = MetadataWrapper(ctx.module, unsafe_skip_copy=True).resolve(PositionProvider)
+    wanted: list[cst.CSTNode] = [node for node, _ in ctx._span_refs]
+    for p in ctx._pending:
+        wanted.append(p.node)
+        wanted.extend(e.node for e in p.edits)
+        wanted.extend(node for _, node, _ in p.related if node is not None)
+    ranges = node_ranges(ctx.module, wanted)
     for node, ref in ctx._span_refs:
         span = _span(ranges, node)
         ref[:] = [span.start.line, span.start.column, span.end.line, span.end.column]

@@ -57,7 +57,9 @@ class _Record:
 
 class _State(CodegenState):
     def __init__(self, module: cst.Module, wanted: set[int]):
-        super().__init__(default_indent=module.default_indent, default_newline=module.default_newline)
+        super().__init__(
+            default_indent=module.default_indent, default_newline=module.default_newline
+        )
         self.wanted = wanted
         self.opened: dict[int, int] = {}
         self.found: dict[int, tuple[int, int]] = {}  # id(node) -> token indices [start, end)

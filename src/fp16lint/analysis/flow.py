@@ -102,7 +102,7 @@ def carries(values: list[Dt]) -> Dt:
     return Dt.ACT if any(v.is16 or v is Dt.ACT for v in values) else Dt.UNKNOWN
 
 
-# Factories: the dtype when none is given (None: depends on the arguments, see _factory).
+# Factories without a dtype argument: float ones make the default dtype (float32).
 _FLOAT_FACTORIES = frozenset(
     f"torch.{n}" for n in ("zeros", "ones", "empty", "rand", "randn", "linspace", "logspace", "eye")
 )
@@ -110,7 +110,6 @@ _INT_FACTORIES = frozenset(f"torch.{n}" for n in ("randint", "randperm"))
 _LIKE_FACTORIES = frozenset(
     f"torch.{n}_like" for n in ("zeros", "ones", "empty", "full", "rand", "randn", "randint")
 )
-_NEW_METHODS = frozenset({"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor"})
 _INT_RESULTS = frozenset(
     {"argmax", "argmin", "argsort", "nonzero", "searchsorted", "bucketize", "isnan", "isinf",
      "isfinite", "isneginf", "isposinf", "eq", "ne", "gt", "ge", "lt", "le", "logical_and",
@@ -127,6 +126,9 @@ _SAME_ATTRIBUTES = frozenset({"T", "mT", "H", "mH", "data", "values", "real"})
 INT_DTYPES = frozenset(
     f"torch.{n}"
     for n in ("int8", "int16", "int32", "int64", "uint8", "short", "int", "long", "bool")
+)
+_INT_ANNOTATIONS = frozenset(
+    {"torch.LongTensor", "torch.IntTensor", "torch.BoolTensor", "torch.ByteTensor"}
 )
 _TENSOR_ANNOTATIONS = frozenset(
     {"torch.Tensor", "torch.FloatTensor", "torch.HalfTensor", "torch.nn.Parameter"}
@@ -170,7 +172,9 @@ class FlowTracker(Tracker):
                 frame.self_name = params[0].name.value
             inputs = self._cast_inputs(node)
             for param in [*params[1:], *node.params.kwonly_params]:
-                if self._is_input(param):
+                if self._annotated(param, _INT_ANNOTATIONS):
+                    frame.values[param.name.value] = Dt.INT
+                elif self._is_input(param):
                     frame.values[param.name.value] = inputs
                 elif self._is_number(param):
                     frame.values[param.name.value] = Dt.SCALAR
@@ -203,10 +207,14 @@ class FlowTracker(Tracker):
     def _is_input(self, param: cst.Param) -> bool:
         """A parameter that may carry an activation: unannotated, or annotated as a tensor
         (``new_size: Tuple[int, int]``, ``dtype: torch.dtype`` do not)."""
+        return param.annotation is None or self._annotated(param, _TENSOR_ANNOTATIONS)
+
+    def _annotated(self, param: cst.Param, types: frozenset[str]) -> bool:
+        """Whether the annotation names one of ``types`` (``Optional[torch.LongTensor]``)."""
         if param.annotation is None:
-            return True
+            return False
         return any(
-            self.ctx.names.qualname(node) in _TENSOR_ANNOTATIONS
+            self.ctx.names.qualname(node) in types
             for node in walk(param.annotation.annotation)
             if isinstance(node, (cst.Name, cst.Attribute))
         )

@@ -98,7 +98,7 @@ class HazardTracker(Tracker):
         ctx.facts["ops"] = self.ops
         self.flow: FlowTracker = ctx.get(FlowTracker)
         self._consumed: set[int] = set()  # square nodes reported as part of an FP203
-        # Per function: names bound to an fp16 square, and to a reduction of one.
+        # Per function: names bound to a square, and to a reported reduction of one.
         self._squares: list[dict[str, tuple[cst.CSTNode, cst.BaseExpression, int | None]]] = [{}]
         self._norm_vars: list[set[str]] = [set()]
 
@@ -128,6 +128,7 @@ class HazardTracker(Tracker):
         return op.cpu_fp32 if region.device == "cpu" else op.cuda_fp32
 
     def _guarded(self) -> bool:
+        """Under a dtype guard: an fp16-specific branch, or one where the value is not fp16."""
         return any(
             guard.excludes_fp16 or DType.FP16 in guard.dtypes
             for guard in dtype_guards(self.ctx.stack, self.ctx.names)
@@ -382,12 +383,37 @@ class HazardTracker(Tracker):
             return name.rsplit(".", 1)[-1] in _LOG_PROBABILITIES
         return False
 
+    def _decaying_frequencies(self, arg: cst.BaseExpression) -> bool:
+        """``exp(torch.arange(0, d, 2) * (-math.log(10000.0) / d))``: sinusoidal embedding
+        frequencies, a non-negative range times a negated number."""
+        if not (isinstance(arg, cst.BinaryOperation) and isinstance(arg.operator, cst.Multiply)):
+            return False
+        for ramp, factor in ((arg.left, arg.right), (arg.right, arg.left)):
+            negated = isinstance(factor, cst.UnaryOperation) and isinstance(
+                factor.operator, cst.Minus
+            )
+            if negated and self._is_number_expression(factor):
+                return any(
+                    isinstance(n, cst.Call) and self.ctx.names.qualname(n.func) == "torch.arange"
+                    for n in walk(ramp)
+                )
+        return False
+
+    def _is_number_expression(self, expr: cst.BaseExpression) -> bool:
+        """Arithmetic on numbers and ``math`` calls (names allowed), no tensor op."""
+        for node in walk(expr):
+            if isinstance(node, cst.Call):
+                name = self.ctx.names.qualname(node.func) or ""
+                if not name.startswith("math."):
+                    return False
+        return self.flow.dtype(expr) is not Dt.F16
+
     def _bounded_exp(self, arg: cst.BaseExpression | None) -> bool:
         """``exp(x - x.max(...))`` (also scaled, ``exp(r * (x - m))``), ``exp(-x.abs())``,
         ``exp(log_probs)``: the argument is at most 0."""
         if arg is None:
             return False
-        if self._is_log_probability(arg):
+        if self._is_log_probability(arg) or self._decaying_frequencies(arg):
             return True
         for node in walk(arg):
             if (

@@ -256,12 +256,34 @@ class ConstantSinks(Tracker):
                 return _OTHER
             if method in _SAME_DTYPE_MATH or method in DTYPE_PRESERVING - {"to"}:
                 return self._dtype_class(call.func.value, depth + 1, seen)
+            if method == "to" and all(self._is_device(arg) for arg in positional):
+                return self._dtype_class(call.func.value, depth + 1, seen)
         return _MAYBE
 
     def _explicit_fp16(self, target: cst.BaseExpression | None) -> bool:
         """The code shows ``target`` is an fp16 tensor (integer constants need this much)."""
         fact = tensor_dtype(target, self.names) if target is not None else None
         return fact is not None and fact.is_fp16
+
+    def _is_device(self, expr: cst.BaseExpression) -> bool:
+        """``"cuda"``, ``x.device``, ``torch.device(...)``, or a parameter declared ``str``
+        or ``torch.device`` (or defaulting to a string): ``.to(it)`` keeps the dtype."""
+        if isinstance(expr, cst.BaseString) or (
+            isinstance(expr, cst.Attribute) and expr.attr.value == "device"
+        ):
+            return True
+        if isinstance(expr, cst.Call):
+            return self.names.qualname(expr.func) == "torch.device"
+        if isinstance(expr, cst.Name):
+            found = self.names.bindings(expr.value) or []
+            if len(found) == 1 and isinstance(found[0].node, cst.Param):
+                param = found[0].node
+                annotation = param.annotation.annotation if param.annotation else None
+                declared = self.names.qualname(annotation) if annotation is not None else None
+                return declared in ("builtins.str", "torch.device") or isinstance(
+                    param.default, cst.BaseString
+                )
+        return False
 
     def _dtype_may_be_fp16(self, dtype: cst.BaseExpression) -> bool:
         return self._dtype_class_of(dtype) is _MAYBE

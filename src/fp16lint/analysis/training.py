@@ -239,6 +239,10 @@ class TrainingTracker(Tracker):
         return region is not None and region.is_fp16
 
     def _forget(self, expr: cst.BaseExpression) -> None:
+        if isinstance(expr, cst.Name):
+            values = self.ctx.names.values(expr.value)
+            if len(values) == 1 and isinstance(values[0], (cst.List, cst.Tuple)):
+                expr = values[0]  # models = [unet, text_encoder]
         targets = expr.elements if isinstance(expr, (cst.List, cst.Tuple)) else None
         for item in [e.value for e in targets] if targets is not None else [expr]:
             key = dotted(item)

@@ -5,27 +5,13 @@ from __future__ import annotations
 import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker, autocast_region
-from fp16lint.analysis.casts import CastSite, cast_of, hf_load_of, short_code
-from fp16lint.analysis.dtypes import DType, DTypeFact, when_maybe
-from fp16lint.analysis.guards import follows_fp16_data
-from fp16lint.analysis.names import dotted
-from fp16lint.analysis.receivers import Kind, ReceiverTracker, unwrap_chain
-from fp16lint.analysis.training import TrainingTracker, chain_calls
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.casts import cast_of, short_code
+from fp16lint.analysis.dtypes import DType, when_maybe
+from fp16lint.analysis.receivers import ReceiverTracker
+from fp16lint.analysis.training import TrainingTracker
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 
-# Calls that write a model out: a cast to fp16 on the CPU before one is storage, not compute.
-_SAVES = frozenset(
-    {
-        "torch.save",
-        "torch.jit.save",
-        "torch.onnx.export",
-        "safetensors.torch.save_file",
-        "safetensors.torch.save_model",
-    }
-)
-_SAVE_METHODS = frozenset({"save_pretrained", "save_model", "push_to_hub"})
 _MODEL_ADVICE = (
     "several ops have no float16 CPU kernel (`torch.quantile`, `torch.fft`, `torch.linalg` "
     "solves and decompositions raise), so keep the model in float32 or use bfloat16 on the CPU"
@@ -45,12 +31,13 @@ class Fp16OnCpu(Rule):
 
     summary = "float16 compute on the CPU: missing kernels, and CPU autocast keeps fp16 ops."
     what = (
-        "Finds a model converted to float16 with an explicit CPU device — in the same call "
-        '(`.to("cpu", torch.float16)`), the same chain (`.cpu().half()`), or the same function '
-        '(`device = "cpu"`, a model moved to the CPU before or after its cast) — and '
-        '`torch.autocast("cpu", dtype=torch.float16)` in any spelling. A model cast for '
-        "storage (the function saves or exports it) and tensors (`.half().numpy()`) are not "
-        "reported."
+        "Finds a float16 model (cast, or loaded with an fp16 dtype) that the same function runs "
+        'after placing it on the CPU explicitly — in its cast (`.to("cpu", torch.float16)`), '
+        "in the same chain (`.cpu().half()`), or by a move (`model.to(device)` with "
+        '`device = "cpu"`) — and `torch.autocast("cpu", dtype=torch.float16)` in any '
+        "spelling. The finding is at the placement, with the call as a related location. A "
+        "model parked on the CPU and not run there (offloading, saving) and tensors "
+        "(`.half().numpy()`) are not reported."
     )
     why = (
         "float16 on the CPU is not what it is on a GPU: ops such as `torch.quantile`, "
@@ -74,36 +61,47 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
 
     valid = (
         "import torch\nimport torch.nn as nn\nmodel = nn.Linear(2, 2).to('cpu', torch.bfloat16)\n"
-        "with torch.autocast('cpu', dtype=torch.bfloat16):\n    pass\n",
+        "y = model(torch.ones(1, 2))\nwith torch.autocast('cpu', dtype=torch.bfloat16):\n    pass\n",
         # CUDA.
         "import torch\nimport torch.nn as nn\nmodel = nn.Linear(2, 2).to('cuda', torch.float16)\n"
-        "with torch.autocast('cuda', dtype=torch.float16):\n    pass\n",
+        "y = model(torch.ones(1, 2))\nwith torch.autocast('cuda', dtype=torch.float16):\n    pass\n",
         # A tensor cast for storage.
         "import torch\nx = torch.randn(3)\narr = x.cpu().half().numpy()\n",
-        # A model converted for storage.
+        # Converted on the CPU for storage, or loaded there and then moved to the GPU.
         "import torch\nimport torch.nn as nn\n\ndef export(path):\n"
-        "    model = nn.Linear(2, 2).cpu().half()\n    torch.save(model.state_dict(), path)\n",
+        "    model = nn.Linear(2, 2).cpu().half()\n    torch.save(model.state_dict(), path)\n\n"
+        "def serve(x):\n    model = nn.Linear(2, 2).to('cpu', torch.float16)\n    model.to('cuda')\n"
+        "    return model(x)\n",
         # CPU autocast with its default (bfloat16).
         "import torch\nwith torch.autocast(device_type='cpu'):\n    pass\n",
-        # A model moved back to the CPU after an upcast.
-        "import torch\nimport torch.nn as nn\nm = nn.Linear(2, 2).half()\nm.float()\nm.cpu()\n",
+        # Offloaded to the CPU between uses, run only on the GPU.
+        "import torch\nimport torch.nn as nn\n\ndef f(x):\n    m = nn.Linear(2, 2).cuda().half()\n"
+        "    y = m(x)\n    m.to('cpu')\n    return y\n",
     )
     invalid = (
         Invalid(
-            "import torch\nimport torch.nn as nn\nmodel = nn.Linear(2, 2).to('cpu', torch.float16)\n",
+            "import torch\nimport torch.nn as nn\nmodel = nn.Linear(2, 2).to('cpu', torch.float16)\n"
+            "y = model(torch.ones(1, 2, dtype=torch.float16))\n",
             (("FP104", 3),),
         ),
         Invalid(
-            "import torch as th\nimport torch.nn as nn\n\ndef build():\n"
+            "import torch as th\nimport torch.nn as nn\n\ndef build(x):\n"
             "    device = th.device('cpu')\n    net = nn.Sequential(nn.Linear(2, 2))\n"
-            "    net.to(device=device, dtype=th.half)\n    return net\n",
+            "    net.to(device=device, dtype=th.half)\n    return net(x)\n",
             (("FP104", 7),),
         ),
         # Chained, and moved to the CPU after the cast.
         Invalid(
-            "import torch\nimport torch.nn as nn\na = nn.Linear(2, 2).cpu().half()\n"
-            "b = nn.Linear(2, 2).half()\nb.to('cpu')\n",
-            (("FP104", 3), ("FP104", 5)),
+            "import torch\nimport torch.nn as nn\n\ndef f(x):\n    a = nn.Linear(2, 2).cpu().half()\n"
+            "    b = nn.Linear(2, 2).half()\n    b.to('cpu')\n    return a(x), b.forward(x), b(x)\n",
+            (("FP104", 5), ("FP104", 7)),
+        ),
+        # Loaded in fp16, then run on the CPU.
+        Invalid(
+            "import torch\nfrom diffusers import DiffusionPipeline\n"
+            "pipe = DiffusionPipeline.from_pretrained('x', torch_dtype=torch.float16)\n"
+            "pipe.to('cpu')\nimage = pipe('a prompt')\n",
+            (("FP104", 4),),
         ),
         # CPU autocast with float16, every spelling.
         Invalid(
@@ -117,68 +115,29 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self._saves: dict[int, bool] = {}
+        self._reported: set[int] = set()
 
     # --- models ---------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
-        site = cast_of(node, self.ctx.names)
-        if site is None:
+        """A call of an fp16 model whose last explicit placement in this function is the CPU:
+        reported where it was placed (a model parked on the CPU and never run there is not)."""
+        if cast_of(node, self.ctx.names) is not None:
             return
-        if site.to_fp16:
-            if self._is_model(site) and self._placed_on_cpu(site) and not self._saves_here():
-                self._report_model(node, site.dtype)
+        training = self.ctx.get(TrainingTracker)
+        model = training.called_model(node)
+        if model is None:
             return
-        if _is_cpu(site.device) and site.dtype is None:
-            model = self.ctx.get(TrainingTracker).model(site.receiver)
-            if model is not None and model.how == "cast" and not self._saves_here():
-                self._report_model(node, model.dtype)
-            elif self._casts_model_in_chain(site.receiver) and not self._saves_here():
-                self._report_model(node, None)
-
-    def _report_model(self, node: cst.Call, dtype: DTypeFact | None) -> None:
+        placed = training.frame.devices.get(model.key)
+        if placed is None or not _is_cpu(placed[0]) or id(placed[1]) in self._reported:
+            return
+        self._reported.add(id(placed[1]))
         self.report(
-            node,
-            f"`{short_code(self.ctx, node)}` puts a float16 model on the CPU{when_maybe(dtype)}: "
+            placed[1],
+            f"`{short_code(self.ctx, placed[1])}` puts `{model.key}`, {model.spelling}"
+            f"{when_maybe(model.dtype)}, on the CPU, where it runs (`{short_code(self.ctx, node, 40)}`): "
             f"{_MODEL_ADVICE}.",
+            related=[(self.ctx.path, node, "run on the CPU here")],
         )
-
-    def _is_model(self, site: CastSite) -> bool:
-        if follows_fp16_data(self.ctx.stack, self.ctx.names):
-            return False
-        kind = self.ctx.get(ReceiverTracker).kind_of(site.receiver)
-        return kind is Kind.MODULE or hf_load_of(site.receiver, self.ctx) is not None
-
-    def _placed_on_cpu(self, site: CastSite) -> bool:
-        if _is_cpu(site.device):
-            return True
-        for call in chain_calls(site.receiver):
-            inner = cast_of(call, self.ctx.names)
-            if inner is not None and inner.device is not None:
-                return _is_cpu(inner.device)
-        key = dotted(unwrap_chain(site.receiver))
-        moved = self.ctx.get(TrainingTracker).frame.devices.get(key or "")
-        return moved is not None and _is_cpu(moved[0])
-
-    def _casts_model_in_chain(self, receiver: cst.BaseExpression) -> bool:
-        for call in chain_calls(receiver):
-            inner = cast_of(call, self.ctx.names)
-            if inner is not None and inner.dtype is not None:
-                return inner.to_fp16 and self._is_model(inner)
-        return False
-
-    def _saves_here(self) -> bool:
-        scope = self.ctx.names.scopes[-1].node
-        key = id(scope)
-        if key not in self._saves:
-            self._saves[key] = any(
-                isinstance(n, cst.Call)
-                and (
-                    self.ctx.names.qualname(n.func) in _SAVES
-                    or (isinstance(n.func, cst.Attribute) and n.func.attr.value in _SAVE_METHODS)
-                )
-                for n in walk(scope)
-            )
-        return self._saves[key]
 
     # --- CPU autocast -----------------------------------------------------------------------
     def visit_With(self, node: cst.With) -> None:

@@ -91,6 +91,13 @@ scaler.update()
         "def f(unet, weight_dtype):\n    unet.train()\n    unet.to('cuda', dtype=weight_dtype)\n"
         "    cast_training_params(unet, dtype=torch.float32)\n"
         "    return torch.optim.AdamW(filter(lambda p: p.requires_grad, unet.parameters()))\n",
+        "import torch\nfrom diffusers.training_utils import cast_training_params\n\n"
+        "def g(unet, args):\n    weight_dtype = torch.float16 if args.fp16 else torch.float32\n"
+        "    unet.train()\n    unet.to('cuda', dtype=weight_dtype)\n"
+        "    if args.mixed_precision == 'fp16':\n        models = [unet]\n"
+        "        cast_training_params(models, dtype=torch.float32)\n"
+        "    params = list(filter(lambda p: p.requires_grad, unet.parameters()))\n"
+        "    return torch.optim.AdamW(params)\n",
         "import torch\nimport torch.nn as nn\n\ndef f():\n    m = nn.Linear(2, 2).half()\n"
         "    for p in m.parameters():\n        p.data = p.data.float()\n"
         "    return torch.optim.SGD(m.parameters(), lr=0.1)\n",

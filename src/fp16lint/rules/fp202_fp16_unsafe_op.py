@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fp16lint.analysis.index import ModelFacts, index_of, short
+from fp16lint.analysis.index import ModelFacts, index_of
 from fp16lint.data.amp_ops import OPS_BY_MODULE, RISKS
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -183,5 +183,3 @@ def forward(self, logits):
                 severity=severity,
             )
 
-
-__all__ = ["Fp16UnsafeOp", "short"]

@@ -98,7 +98,7 @@ class Fp16OverflowConstant(Rule):
         f"`{OVERFLOW_ERROR}` as soon as the tensor is float16 — which attention scores are "
         "under autocast too, since matmul runs in float16. Arithmetic, `torch.where` and "
         "assignment do not check: the value silently becomes ±inf, and a softmax over a fully "
-        "masked row then gives NaN (../shared/FACTS.md §2)."
+        "masked row then gives NaN."
     )
     example = """\
 scores = torch.matmul(q, k.transpose(-1, -2))

@@ -39,7 +39,7 @@ class Fp32LimitAsMask(Rule):
         "that for float32 tensors: it is far outside float16's range (±65504), so "
         "`masked_fill` raises `RuntimeError: value cannot be converted to type c10::Half "
         "without overflow` and additive masks become -inf (NaN after a softmax over a fully "
-        "masked row) as soon as the tensor is float16 (../shared/FACTS.md §2). "
+        "masked row) as soon as the tensor is float16. "
         "`torch.finfo(<tensor>.dtype).min` is the most negative number in every dtype."
     )
     example = """\

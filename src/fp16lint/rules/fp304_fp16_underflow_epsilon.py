@@ -53,7 +53,7 @@ class Fp16UnderflowEpsilon(Rule):
     )
     why = (
         "float16's smallest subnormal is 2**-24 ≈ 5.96e-08 and anything below about 2.98e-08 "
-        "rounds to 0 (../shared/FACTS.md §2): `var + 1e-12` is `var`, so a constant row "
+        "rounds to 0: `var + 1e-12` is `var`, so a constant row "
         "divides 0 by 0 and gives NaN, `log(p + 1e-8)` is -inf at p = 0, and "
         "`x.clamp(min=1e-12)` lets zeros through."
     )
