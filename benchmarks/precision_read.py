@@ -58,11 +58,13 @@ def context(finding: dict, lines: int, base: Path) -> str:
     )
 
 
-def owner(filename: str, roots: list[str]) -> str:
-    for root in roots:
-        if filename.startswith(root.rstrip("/") + "/") or filename == root:
-            return Path(root).name
-    return "-"
+def top_folders(findings: list[dict]) -> dict[str, str]:
+    """Each file name's first folder below the folder all findings share (the package)."""
+    names = sorted({f["filename"] for f in findings})
+    if not names:
+        return {}
+    common = os.path.commonpath(names) if len(names) > 1 else os.path.dirname(names[0])
+    return {name: Path(os.path.relpath(name, common)).parts[0] for name in names}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     by_rule: dict[str, list[dict]] = defaultdict(list)
     for finding in findings:
         by_rule[finding["code"]].append(finding)
-    roots = [str(Path(p).resolve()) for p in args.paths] + list(args.paths)
+    folders = top_folders(findings)
     print(f"{len(findings)} findings")
     for code in sorted(by_rule):
-        per_root = Counter(owner(f["filename"], roots) for f in by_rule[code])
+        per_root = Counter(folders[f["filename"]] for f in by_rule[code])
         split = ", ".join(f"{root} {count}" for root, count in per_root.most_common())
         print(f"  {code}: {len(by_rule[code])}  ({split})")
 

@@ -207,3 +207,14 @@ def test_cast_facts_shape():
             "span": [5, 7, 5, 12],
         }
     ]
+
+
+def test_rebinding_through_itself_keeps_the_kind():
+    code = (
+        "import torch\nimport torch.nn as nn\n\ndef f(device):\n    m = nn.Linear(2, 2)\n"
+        "    m = m.to(device)\n    m = m.half()\n    x = torch.ones(2)\n    x = x * 2\n"
+        "    probe(m)\n"
+    )
+    assert probe(code)["kind"] is Kind.MODULE
+    code = "import torch\n\ndef f():\n    x = torch.ones(2)\n    x = x * 2\n    x = x.cuda()\n    probe(x)\n"
+    assert probe(code)["kind"] is Kind.TENSOR

@@ -1,4 +1,4 @@
-"""The FP501 knowledge table is current for the installed transformers."""
+"""The FP501 knowledge table is current for the installed transformers and diffusers."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from lintutil import REPO
 from fp16lint.data import hf_keep_fp32
 
 pytest.importorskip("transformers")
+pytest.importorskip("diffusers")
 
 
 def _generator():
@@ -25,8 +26,9 @@ def _generator():
     return module
 
 
-def test_table_is_stamped_with_the_installed_version():
+def test_table_is_stamped_with_the_installed_versions():
     assert metadata.version("transformers") == hf_keep_fp32.TRANSFORMERS_VERSION
+    assert metadata.version("diffusers") == hf_keep_fp32.DIFFUSERS_VERSION
 
 
 def test_table_is_what_the_generator_gives_now():
@@ -44,3 +46,6 @@ def test_known_entries_match_facts_md():
     assert table["Blip2ForConditionalGeneration"] == ("query_tokens", "qformer")
     assert table["RwkvForCausalLM"] == ("time_decay", "time_first")
     assert "BertModel" not in table
+    diffusers = hf_keep_fp32.DIFFUSERS_KEEP_IN_FP32
+    assert diffusers["CosmosTransformer3DModel"] == ("learnable_pos_embed",)
+    assert "UNet2DConditionModel" not in diffusers

@@ -249,3 +249,80 @@ def test_json_output_names_the_cell(in_tmp):
         2,
         {"row": 4, "column": 6},
     )
+
+
+def test_a_cast_in_a_notebook_is_named_by_cell(in_tmp):
+    """A model cast to fp16 in a notebook makes its layers in a module unsafe (FP201): the
+    message and the related location name the notebook cell, not a line of the joined text."""
+    from fp16lint.rules.fp2xx_common import INHERITANCE_PROJECT
+
+    (in_tmp / "models.py").write_text(INHERITANCE_PROJECT["models.py"], encoding="utf-8")
+    train = INHERITANCE_PROJECT["train.py"].split("\n")
+    write(
+        in_tmp / "train.ipynb",
+        notebook(
+            cell("# Training", "markdown"), cell("\n".join(train[:3])), cell("\n".join(train[3:]))
+        ),
+    )
+    layered = [f for f in _lint(in_tmp) if f.code == "FP201"]
+    assert [f.span.start.line for f in layered] == [8, 21]
+    for finding in layered:
+        assert "`.to(torch.float16)` at train.ipynb:cell 3:2:" in finding.message
+        [related] = finding.related
+        assert (related.path, related.span.cell, related.span.start.line) == ("train.ipynb", 3, 2)
+
+
+@pytest.mark.slow
+def test_real_code_as_a_notebook_gives_the_same_findings(tmp_path):
+    """Differential check on installed real-world sources: each file, split into cells at its
+    top-level statements (with a markdown cell and IPython lines added), gets exactly the
+    findings of the ``.py`` file, at the same places."""
+    import ast
+    import importlib.util
+    import random
+
+    site = Path(importlib.util.find_spec("transformers").submodule_search_locations[0]).parent
+    tokens = ("float16", ".half()", "autocast", "-1e9", "finfo")
+    files = sorted(
+        p for pkg in ("transformers", "diffusers", "timm") for p in (site / pkg).rglob("*.py")
+    )
+    files = [
+        p for p in random.Random(8).sample(files, 400) if any(t in p.read_text() for t in tokens)
+    ]
+    py_dir, nb_dir = tmp_path / "py", tmp_path / "nb"
+    py_dir.mkdir(), nb_dir.mkdir()
+    starts_of: dict[str, dict[int, int]] = {}
+    for number, src in enumerate(files[:25]):
+        text = src.read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
+        tops = ast.parse(text).body
+        starts = sorted(
+            {1}
+            | {
+                (n.decorator_list[0] if getattr(n, "decorator_list", None) else n).lineno
+                for n in tops
+            }
+        )
+        cells = [cell("# notes", "markdown"), cell("%matplotlib inline\n!pip install -q torch\n")]
+        starts_of[f"f{number}"] = {}
+        for begin, end in zip(starts, [*starts[1:], len(lines) + 1], strict=True):
+            starts_of[f"f{number}"][len(cells) + 1] = begin
+            cells.append({**cell(""), "source": lines[begin - 1 : end - 1]})
+        (py_dir / f"f{number}.py").write_text(text, encoding="utf-8")
+        write(nb_dir / f"f{number}.ipynb", notebook(*cells))
+
+    def found(root: Path) -> set[tuple]:
+        settings = Settings(root=root, select=("ALL",), assume_fp16=True)
+        result = lint_paths([root], settings, Options(jobs=1, use_cache=False))
+        out = set()
+        for f in result.findings:
+            stem = Path(f.path).stem
+            line = f.span.start.line
+            if f.span.cell is not None:
+                line += starts_of[stem][f.span.cell] - 1
+            out.add((stem, f.code, line, f.span.start.column, f.message))
+        return out
+
+    expected = found(py_dir)
+    assert len(expected) > 20
+    assert found(nb_dir) == expected

@@ -1,8 +1,10 @@
-"""The per-file summary cache: JSON only, keyed by content, path, version, rules and config.
+"""The per-file summary cache: JSON only, keyed by content, path, version, code, rules and config.
 
-Data, never code: entries are parsed with ``json`` and rebuilt through ``FileSummary.from_dict``;
-anything that does not parse or does not match the key is ignored. Writes go through a temp
-file and a rename, so concurrent runs never see half an entry.
+Data, never code: entries are parsed with ``json``, checked field by field and rebuilt through
+``FileSummary.from_dict``; anything that does not parse, does not match its key or has a wrong
+shape is ignored (and recomputed), never trusted and never a crash. There is one entry per
+linted path, so the cache does not grow with every edit. Writes go through a temp file and a
+rename, so concurrent runs never see half an entry; the last writer wins.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,12 @@ from fp16lint import __version__
 from fp16lint.engine import FileSummary
 
 CACHE_DIR_ENV = "FP16LINT_CACHE_DIR"
-_FORMAT = 1
+_FORMAT = 2
+_GITIGNORE = "# Created by fp16lint.\n*\n"
+_CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by fp16lint.\n"
+)
 
 
 def cache_dir(root: Path) -> Path:
@@ -26,39 +34,72 @@ def cache_dir(root: Path) -> Path:
     return Path(env) if env else root / ".fp16lint_cache"
 
 
+@cache
+def code_fingerprint() -> str:
+    """Names, sizes and modification times of fp16lint's own files: a development checkout
+    whose rules changed under the same version number must not reuse old summaries."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(package):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".py", ".json", ".toml", ".txt", ".csv")):
+                try:
+                    info = os.stat(os.path.join(folder, name))
+                except OSError:
+                    continue
+                digest.update(f"{folder}/{name}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
 class Cache:
     def __init__(self, folder: Path, salt: str):
         self.folder = folder / f"v{_FORMAT}"
-        self.salt = hashlib.sha256(f"{__version__}\0{salt}".encode()).hexdigest()
+        self.salt = hashlib.sha256(
+            f"{__version__}\0{code_fingerprint()}\0{salt}".encode()
+        ).hexdigest()
         self._ready = False
 
-    def key(self, path: str, data: bytes) -> str:
+    def key(self, path: str, data: bytes, extra: str = "") -> str:
+        """The key of ``path`` holding ``data``; ``extra`` is anything else the summary depends
+        on (the module name the path maps to)."""
         digest = hashlib.sha256(self.salt.encode())
         digest.update(path.encode("utf-8", "surrogateescape"))
+        digest.update(b"\0")
+        digest.update(extra.encode("utf-8", "surrogateescape"))
         digest.update(b"\0")
         digest.update(data)
         return digest.hexdigest()
 
-    def get(self, key: str) -> FileSummary | None:
+    def _entry(self, path: str) -> Path:
+        name = hashlib.sha256(f"{self.salt}\0{path}".encode("utf-8", "surrogateescape"))
+        hexname = name.hexdigest()
+        return self.folder / hexname[:2] / f"{hexname}.json"
+
+    def get(self, path: str, key: str) -> FileSummary | None:
         try:
-            raw = (self.folder / key[:2] / f"{key}.json").read_text(encoding="utf-8")
-            entry: Any = json.loads(raw)
-            if entry.get("key") != key:
+            entry: Any = json.loads(self._entry(path).read_bytes())
+            if not isinstance(entry, dict) or entry.get("key") != key:
                 return None
-            return FileSummary.from_dict(entry["summary"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            summary = FileSummary.from_dict(entry["summary"])
+            return summary if _well_formed(summary, path) else None
+        except Exception:  # corrupt, truncated, foreign or hostile: recompute, never crash
             return None
 
-    def put(self, key: str, summary: FileSummary) -> None:
+    def put(self, path: str, key: str, summary: FileSummary) -> None:
         try:
             self._prepare()
-            target = self.folder / key[:2]
-            target.mkdir(parents=True, exist_ok=True)
+            target = self._entry(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
             payload = json.dumps({"key": key, "summary": summary.to_dict()}, separators=(",", ":"))
-            fd, tmp = tempfile.mkstemp(dir=target, suffix=".tmp")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(payload)
-            os.replace(tmp, target / f"{key}.json")
+            fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(payload)
+                os.replace(tmp, target)
+            except BaseException:
+                os.unlink(tmp)
+                raise
         except (OSError, TypeError, ValueError):
             return  # a cache that cannot be written only costs time
 
@@ -67,7 +108,32 @@ class Cache:
             return
         root = self.folder.parent
         root.mkdir(parents=True, exist_ok=True)
-        ignore = root / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("# Created by fp16lint.\n*\n", encoding="utf-8")
+        for name, text in ((".gitignore", _GITIGNORE), ("CACHEDIR.TAG", _CACHEDIR_TAG)):
+            marker = root / name
+            if not marker.exists():
+                marker.write_text(text, encoding="utf-8")
         self._ready = True
+
+
+def _well_formed(summary: FileSummary, path: str) -> bool:
+    """Types a formatter or the project pass relies on (JSON gives any shape)."""
+    if summary.path != path or not isinstance(summary.facts, dict):
+        return False
+    for finding in summary.findings:
+        spans = [finding.span, *(r.span for r in finding.related)]
+        if finding.fix is not None:
+            spans.extend(edit.span for edit in finding.fix.edits)
+            if not all(isinstance(edit.content, str) for edit in finding.fix.edits):
+                return False
+        for span in spans:
+            numbers = (span.start.line, span.start.column, span.end.line, span.end.column)
+            if not all(type(n) is int and n >= 0 for n in numbers):
+                return False
+        texts = (finding.code, finding.name, finding.message, finding.path)
+        if finding.path != path or not all(isinstance(t, str) for t in texts):
+            return False
+    noqa = summary.noqa
+    return all(
+        codes is None or (isinstance(codes, list) and all(isinstance(c, str) for c in codes))
+        for codes in noqa.lines.values()
+    ) and all(isinstance(c, str) for c in noqa.file)

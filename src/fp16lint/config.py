@@ -57,7 +57,10 @@ _CODE_KEYS = ("select", "extend-select", "ignore", "extend-ignore")
 
 
 def find_config(start: Path) -> Path | None:
-    folder = start.resolve()
+    try:
+        folder = start.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop: look up from where the link sits
+        folder = start.absolute()
     if not folder.is_dir():
         folder = folder.parent
     for candidate in (folder, *folder.parents):

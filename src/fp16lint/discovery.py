@@ -1,7 +1,8 @@
 """Which files to lint: recursion, default excludes, ``exclude`` globs and ``.gitignore``.
 
 Directory symlinks are not followed (no loops, nothing outside the tree); a path given
-explicitly is linted even when an exclude rule would skip it, as in ruff.
+explicitly is linted even when an exclude rule would skip it, as in ruff, and so is a folder
+given explicitly, with what is below it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ SUFFIXES = (".py", ".pyi", ".ipynb")  # notebooks: see fp16lint.notebook
 class Discovery:
     files: list[Path] = field(default_factory=list)
     missing: list[Path] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, why), found but unusable
 
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec:
@@ -56,92 +58,122 @@ def _gitignore(folder: Path) -> pathspec.PathSpec | None:
     return _spec(tuple(lines))
 
 
-def _relative(path: Path, root: Path) -> str | None:
-    try:
-        return path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        return None
-
-
 class _Filter:
+    """Exclusion tests on POSIX path strings relative to the project root (no ``resolve``
+    per entry: the walk builds each entry's real path from its folder's)."""
+
     def __init__(self, settings: Settings, suffixes: tuple[str, ...]):
-        self.root = settings.root.resolve()
+        self.root = settings.root.resolve().as_posix()
         self.excludes = _spec(settings.exclude + settings.extend_exclude)
         self.gitignore = settings.respect_gitignore
         self.suffixes = suffixes
 
-    def excluded(self, path: Path, is_dir: bool, ignores: list[tuple[Path, pathspec.PathSpec]]) -> bool:
-        if path.name in DEFAULT_EXCLUDES and is_dir:
-            return True
-        rel = _relative(path, self.root)
+    def relative(self, real: str, folder: str) -> str | None:
+        if real == folder:
+            return ""
+        prefix = folder.rstrip("/") + "/"
+        return real[len(prefix) :] if real.startswith(prefix) else None
+
+    def excluded(self, real: str, is_dir: bool, ignores: list[_Ignore], use_excludes: bool) -> bool:
         suffix = "/" if is_dir else ""
-        if rel is not None and self.excludes.match_file(rel + suffix):
+        rel = self.relative(real, self.root)
+        if use_excludes and rel and self.excludes.match_file(rel + suffix):
             return True
         for folder, spec in ignores:
-            sub = _relative(path, folder)
-            if sub is not None and spec.match_file(sub + suffix):
+            sub = self.relative(real, folder)
+            if sub and spec.match_file(sub + suffix):
                 return True
         return False
 
 
-def _git_ignores_above(folder: Path, root: Path) -> list[tuple[Path, pathspec.PathSpec]]:
+_Ignore = tuple[str, pathspec.PathSpec]  # a .gitignore's folder (real, POSIX) and its patterns
+
+
+def _git_ignores_above(folder: Path, root: str) -> list[_Ignore]:
     """``.gitignore`` files from the project root down to ``folder`` (exclusive)."""
     found = []
-    folder = folder.resolve()
-    for parent in reversed([folder, *folder.parents]):
-        if parent != root and root not in parent.parents:
+    for parent in reversed(folder.parents):
+        text = parent.as_posix()
+        if text != root and not text.startswith(root.rstrip("/") + "/"):
             continue
-        spec = _gitignore(parent) if parent != folder else None
+        spec = _gitignore(parent)
         if spec is not None:
-            found.append((parent, spec))
+            found.append((text, spec))
     return found
 
 
-def discover(paths: list[Path], settings: Settings, suffixes: tuple[str, ...] = SUFFIXES) -> Discovery:
+def discover(
+    paths: list[Path], settings: Settings, suffixes: tuple[str, ...] = SUFFIXES
+) -> Discovery:
     result = Discovery()
     rules = _Filter(settings, suffixes)
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for path in paths:
         if not path.exists():
             result.missing.append(path)
         elif path.is_dir():
-            ignores = _git_ignores_above(path, rules.root) if rules.gitignore else []
-            for found in _walk(path, rules, ignores):
-                key = found.resolve()
+            top = path.resolve()
+            real = top.as_posix()
+            ignores = _git_ignores_above(top, rules.root) if rules.gitignore else []
+            # A folder given explicitly is linted even if an exclude or a .gitignore above it
+            # skips the folder itself (`fp16lint .venv/lib/.../torch`); those rules then do
+            # not apply below it either.
+            ignores = [i for i in ignores if not rules.excluded(real, True, [i], False)]
+            use_excludes = not rules.excluded(real, True, [], True)
+            for found, key in _walk(path, real, rules, ignores, use_excludes, result.skipped):
                 if key not in seen:
                     seen.add(key)
                     result.files.append(found)
         else:
-            key = path.resolve()
+            key = os.path.realpath(path)
             if key not in seen:
                 seen.add(key)
                 result.files.append(path)
     return result
 
 
-def _walk(top: Path, rules: _Filter, ignores: list) -> Iterator[Path]:
-    pending: list[tuple[Path, list]] = [(top, ignores)]
+def _walk(
+    top: Path,
+    real_top: str,
+    rules: _Filter,
+    ignores: list[_Ignore],
+    use_excludes: bool,
+    skipped: list[tuple[Path, str]],
+) -> Iterator[tuple[Path, str]]:
+    """Files under ``top`` in sorted order, each with its real path (the dedup key); entries
+    that cannot be examined (a symbolic link loop, a folder without permission) go to
+    ``skipped``."""
+    pending: list[tuple[str, str, list[_Ignore]]] = [(os.fspath(top), real_top, ignores)]
     while pending:
-        folder, inherited = pending.pop()
+        folder, real_folder, inherited = pending.pop()
         local = inherited
         if rules.gitignore:
-            spec = _gitignore(folder)
+            spec = _gitignore(Path(folder))
             if spec is not None:
-                local = [*inherited, (folder, spec)]
+                local = [*inherited, (real_folder, spec)]
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError:
+        except OSError as exc:
+            skipped.append((Path(folder), exc.strerror or str(exc)))
             continue
         subfolders = []
         for entry in entries:
-            path = Path(entry.path)
+            real = f"{real_folder.rstrip('/')}/{entry.name}"
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if not rules.excluded(path, True, local):
-                        subfolders.append((path, local))
-                elif path.suffix in rules.suffixes and entry.is_file():
-                    if not rules.excluded(path, False, local):
-                        yield path
-            except OSError:
+                    if entry.name not in DEFAULT_EXCLUDES and not rules.excluded(
+                        real, True, local, use_excludes
+                    ):
+                        subfolders.append((entry.path, real, local))
+                elif (
+                    entry.name.endswith(rules.suffixes)
+                    and entry.is_file()
+                    and not rules.excluded(real, False, local, use_excludes)
+                ):
+                    key = os.path.realpath(entry.path) if entry.is_symlink() else real
+                    yield Path(entry.path), key
+            except OSError as exc:
+                if entry.name.endswith(rules.suffixes):
+                    skipped.append((Path(entry.path), exc.strerror or str(exc)))
                 continue
         pending.extend(reversed(subfolders))

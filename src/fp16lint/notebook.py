@@ -165,20 +165,6 @@ class Notebook:
         end = Position(max(1, span.end.line - offset), span.end.column)
         return Span(start, end, cell.number)
 
-    def to_cells(self, finding: Finding) -> Finding:
-        """``finding`` (and its related places and fix edits in this notebook) per cell."""
-        if finding.span.cell is not None:
-            return finding
-        related = tuple(
-            replace(r, span=self.locate(r.span)) if r.path == finding.path else r
-            for r in finding.related
-        )
-        fix = finding.fix
-        if fix is not None:
-            edits = tuple(Edit(self.locate(e.span), e.content) for e in fix.edits)
-            fix = Fix(fix.message, fix.applicability, edits)
-        return replace(finding, span=self.locate(finding.span), related=related, fix=fix)
-
     # --- writing back ----------------------------------------------------------------------------
     def encode(self, text: str) -> bytes:
         """The notebook file with ``text``'s cells written back into their ``source``."""
@@ -246,7 +232,50 @@ def cell_text(path: Path, number: int) -> str:
 
 
 def to_cells(findings: list[Finding], notebooks: dict[str, Notebook]) -> list[Finding]:
-    """Findings with notebook positions per cell (the order stays: cells are in text order)."""
+    """Findings with every notebook position given per cell: their own, their related
+    places, their fix edits, and ``nb.ipynb:37`` mentions in messages (a rule naming the cast
+    site in a notebook). The order stays: cells are in text order."""
     if not notebooks:
         return findings
-    return [notebooks[f.path].to_cells(f) if f.path in notebooks else f for f in findings]
+    mention = re.compile(
+        "|".join(
+            rf"(?<![\w./\\-])(?P<p{i}>{re.escape(p)}):(?P<l{i}>\d+)\b"
+            for i, p in enumerate(notebooks)
+        )
+    )
+    paths = list(notebooks)
+
+    def cells_in(text: str) -> str:
+        def place(match: re.Match) -> str:
+            i = next(i for i in range(len(paths)) if match.group(f"p{i}"))
+            line = int(match.group(f"l{i}"))
+            span = notebooks[paths[i]].locate(Span(Position(line, 1), Position(line, 1)))
+            return f"{paths[i]}:cell {span.cell}:{span.start.line}" if span.cell else match[0]
+
+        return mention.sub(place, text)
+
+    def locate(path: str, span: Span) -> Span:
+        return notebooks[path].locate(span) if path in notebooks else span
+
+    out = []
+    for f in findings:
+        fix = f.fix
+        if fix is not None and f.path in notebooks:
+            fix = Fix(
+                fix.message,
+                fix.applicability,
+                tuple(Edit(locate(f.path, e.span), e.content) for e in fix.edits),
+            )
+        related = tuple(
+            replace(r, span=locate(r.path, r.span), message=cells_in(r.message)) for r in f.related
+        )
+        out.append(
+            replace(
+                f,
+                span=locate(f.path, f.span),
+                message=cells_in(f.message),
+                related=related,
+                fix=fix,
+            )
+        )
+    return out

@@ -10,12 +10,14 @@ from __future__ import annotations
 import difflib
 import multiprocessing
 import os
+import traceback
+from collections import deque
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import libcst as cst
 import pathspec
 
 from fp16lint import fixes, notebook, source
@@ -25,10 +27,15 @@ from fp16lint.discovery import discover
 from fp16lint.engine import FILE_LEVEL, FileSummary, engine_finding, lint_source
 from fp16lint.findings import Finding
 from fp16lint.project import run_project
-from fp16lint.rules import SYNTAX_ERROR, all_rules
+from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR, all_rules
 from fp16lint.rules.base import Rule
 
 MAX_FIX_ROUNDS = 10
+# libcst needs about 500 bytes of memory per byte of source and is slower than linear on huge
+# files (a 10 MB generated file: over 2 minutes and 5 GB). Larger files are skipped with a
+# warning, like Semgrep's ``--max-target-bytes``; the largest file in torch is 1.4 MB.
+MAX_FILE_CHARS = 2_000_000
+FILE_TIME_LIMIT = 60.0  # CPU seconds per file before FP999 "timed out"
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,9 @@ class Options:
     fix: bool = False
     unsafe_fixes: bool = False
     diff: bool = False  # compute fixes and report them as a diff, write nothing
+    prefilter: bool = True  # skip rules (and files) whose tokens do not occur (issue 9)
+    max_file_chars: int = MAX_FILE_CHARS
+    time_limit: float | None = FILE_TIME_LIMIT
 
 
 @dataclass
@@ -84,29 +94,126 @@ def selected_rules(settings: Settings) -> list[type[Rule]]:
 
 
 # --- per-file work, run in worker processes ------------------------------------------------
+@dataclass(frozen=True)
+class _WorkerSettings:
+    codes: tuple[str, ...]
+    prefilter: bool
+    time_limit: float | None
+
+
 _worker_rules: list[type[Rule]] = []
+_worker_settings = _WorkerSettings((), True, None)
 
 
-def _init_worker(codes: list[str]) -> None:
-    global _worker_rules
-    _worker_rules = [rule for rule in all_rules() if rule.code in codes]
+def _init_worker(settings: _WorkerSettings) -> None:
+    global _worker_rules, _worker_settings
+    _worker_rules = [rule for rule in all_rules() if rule.code in settings.codes]
+    _worker_settings = settings
 
 
 def _lint_job(job: _Job) -> FileSummary:
-    return lint_source(
-        job.path, job.text, _worker_rules, module_name=job.module_name, is_package=job.is_package
+    try:
+        return lint_source(
+            job.path,
+            job.text,
+            _worker_rules,
+            module_name=job.module_name,
+            is_package=job.is_package,
+            prefilter=_worker_settings.prefilter,
+            time_limit=_worker_settings.time_limit,
+        )
+    except Exception as exc:  # lint_source catches rule errors; this is the last line of defence
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        message = f"Internal error in fp16lint's engine: {type(exc).__name__}: {exc}"
+        return FileSummary(
+            job.path, [engine_finding(INTERNAL_ERROR, job.path, FILE_LEVEL, message, detail)]
+        )
+
+
+def _lint_chunk(chunk: list[_Job]) -> list[FileSummary]:
+    return [_lint_job(job) for job in chunk]
+
+
+def _chunks(jobs: list[_Job], workers: int) -> list[list[int]]:
+    """Job indices in chunks, largest files first: big files go alone at the start and the
+    run ends with small chunks of small files, so no core idles while another finishes a big
+    file. About 16 chunks per worker bound the tail, 64 files per chunk the pickling cost."""
+    order = sorted(range(len(jobs)), key=lambda i: -len(jobs[i].text))
+    budget = max(1, sum(len(job.text) for job in jobs) // (workers * 16))
+    chunks: list[list[int]] = []
+    current: list[int] = []
+    size = 0
+    for index in order:
+        current.append(index)
+        size += len(jobs[index].text)
+        if size >= budget or len(current) >= 64:
+            chunks.append(current)
+            current, size = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _pool(workers: int, settings: _WorkerSettings) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
     )
 
 
-def _lint_jobs(jobs: list[_Job], rules: list[type[Rule]], workers: int) -> list[FileSummary]:
-    codes = [rule.code for rule in rules]
+def _lint_jobs(jobs: list[_Job], settings: _WorkerSettings, workers: int) -> list[FileSummary]:
     if workers <= 1 or len(jobs) < 2 * workers:
-        _init_worker(codes)
+        _init_worker(settings)
         return [_lint_job(job) for job in jobs]
-    chunk = max(1, min(16, len(jobs) // (workers * 8)))
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(codes,)) as pool:
-        return list(pool.map(_lint_job, jobs, chunksize=chunk))
+    results: dict[int, FileSummary] = {}
+    queue = deque(_chunks(jobs, workers))
+    suspects: list[list[int]] = []
+    while queue:
+        in_flight: dict[Future, list[int]] = {}
+        try:
+            with _pool(workers, settings) as pool:
+                while queue or in_flight:
+                    # Two chunks per worker in flight: workers never wait for the next chunk,
+                    # and if one dies (a crash in libcst's native parser), only the chunks in
+                    # flight are suspects.
+                    while queue and len(in_flight) < 2 * workers:
+                        chunk = queue.popleft()
+                        in_flight[pool.submit(_lint_chunk, [jobs[i] for i in chunk])] = chunk
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        results.update(zip(in_flight[future], future.result(), strict=True))
+                        del in_flight[future]
+        except BrokenProcessPool:
+            suspects.extend(in_flight.values())
+    for chunk in suspects:
+        results.update(_isolated([jobs[i] for i in chunk], chunk, settings))
+    return [results[i] for i in range(len(jobs))]
+
+
+def _isolated(
+    chunk: list[_Job], indices: list[int], settings: _WorkerSettings
+) -> dict[int, FileSummary]:
+    """Lint the files of a chunk whose worker died one at a time, each in a worker of its own
+    as long as they pass, so that the file that kills a worker is the only one reported."""
+    results: dict[int, FileSummary] = {}
+    pending = deque(zip(indices, chunk, strict=True))
+    while pending:
+        try:
+            with _pool(1, settings) as pool:
+                while pending:
+                    index, job = pending[0]
+                    results[index] = pool.submit(_lint_job, job).result()
+                    pending.popleft()
+        except BrokenProcessPool:
+            index, job = pending.popleft()
+            message = (
+                "fp16lint's worker process died on this file (a crash in libcst's native "
+                "parser, or out of memory); the file was not linted."
+            )
+            results[index] = FileSummary(
+                job.path, [engine_finding(INTERNAL_ERROR, job.path, FILE_LEVEL, message)]
+            )
+    return results
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -133,17 +240,20 @@ def _read_error(path: str, exc: source.SourceError) -> FileSummary:
     return FileSummary(path, [finding])
 
 
-def lint_paths(paths: Iterable[Path], settings: Settings, options: Options = Options()) -> LintResult:
+def lint_paths(
+    paths: Iterable[Path], settings: Settings, options: Options = Options()
+) -> LintResult:
     paths = list(paths)
     result = LintResult()
     found = discover(paths, settings)
-    result.errors.extend(f"{display_path(p)}: no such file or directory" for p in found.missing)
+    result.errors.extend(f"{display_path(p)}: {_missing_reason(p)}" for p in found.missing)
+    result.warnings.extend(f"{display_path(p)}: skipped: {why}" for p, why in found.skipped)
     if not found.files and not found.missing:
         result.warnings.append("No Python files found under the given path(s).")
     rules = selected_rules(settings)
     cache = None
     if options.use_cache:
-        salt = repr((sorted(r.code for r in rules), _settings_key(settings)))
+        salt = repr((sorted(r.code for r in rules), _settings_key(settings), options.prefilter))
         cache = Cache(cache_dir(settings.root), salt)
 
     sources: dict[str, tuple[Path, source.Source | notebook.Notebook]] = {}
@@ -155,26 +265,41 @@ def lint_paths(paths: Iterable[Path], settings: Settings, options: Options = Opt
             data = path.read_bytes()
             decoded = notebook.decode(path, data)
         except OSError as exc:
-            summaries[shown] = _read_error(shown, source.SourceError(f"cannot read file: {exc.strerror}"))
+            summaries[shown] = _read_error(
+                shown, source.SourceError(f"cannot read file: {exc.strerror}")
+            )
             continue
         except source.SourceError as exc:
             summaries[shown] = _read_error(shown, exc)
             continue
+        if len(decoded.text) > options.max_file_chars:
+            size = len(decoded.text) / 1e6
+            limit = options.max_file_chars / 1e6
+            result.warnings.append(
+                f"{shown}: not linted: {size:.1f} million characters is over the "
+                f"{limit:g} million limit for one file."
+            )
+            continue
         sources[shown] = (path, decoded)
-        key = cache.key(shown, data) if cache else None
-        cached = cache.get(key) if cache and key else None
+        module_name, is_package = module_name_for(path)
+        key = cache.key(shown, data, f"{module_name}\0{is_package}") if cache else None
+        cached = cache.get(shown, key) if cache and key else None
         if cached is not None:
             summaries[shown] = cached
             continue
-        module_name, is_package = module_name_for(path)
         jobs.append((_Job(shown, decoded.text, module_name, is_package), key))
 
     workers = options.jobs or os.cpu_count() or 1
-    for (job, key), summary in zip(jobs, _lint_jobs([j for j, _ in jobs], rules, workers), strict=True):
+    worker_settings = _WorkerSettings(
+        tuple(rule.code for rule in rules), options.prefilter, options.time_limit
+    )
+    linted = _lint_jobs([j for j, _ in jobs], worker_settings, workers)
+    for (job, key), summary in zip(jobs, linted, strict=True):
         summaries[job.path] = summary
         if cache and key:
-            cache.put(key, summary)
+            cache.put(job.path, key, summary)
     result.files = len(found.files)
+    result.warnings.extend(_unknown_noqa_codes(summaries))
 
     findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings)
     if options.fix or options.diff:
@@ -189,8 +314,32 @@ def lint_paths(paths: Iterable[Path], settings: Settings, options: Options = Opt
     return result
 
 
+def _unknown_noqa_codes(summaries: dict[str, FileSummary]) -> list[str]:
+    """A warning for each FP code in a ``# noqa`` that names no rule (a typo silences nothing);
+    other tools' codes are not ours to judge."""
+    from fp16lint.rules import all_codes
+
+    known = all_codes()
+    warnings = []
+    for path, summary in summaries.items():
+        noqa = summary.noqa
+        places = [(line, codes or []) for line, codes in sorted(noqa.lines.items())]
+        for line, codes in [*places, ("file-level", noqa.file)]:
+            for code in codes:
+                if code.startswith("FP") and not any(k.startswith(code) for k in known):
+                    warnings.append(
+                        f"{path}:{line}: unknown rule code `{code}` in `# noqa` "
+                        "(see `fp16lint rules`)"
+                    )
+    return warnings
+
+
 def _settings_key(settings: Settings) -> str:
-    return repr((settings.assume_fp16,))
+    """The settings a file's summary depends on: every field but the ones applied after the
+    per-file pass (suppressions, file selection) or naming where the config came from."""
+    after = {"per_file_ignores", "exclude", "extend_exclude", "respect_gitignore", "source"}
+    after |= {"select", "extend_select", "ignore", "extend_ignore"}  # in the salt as rule codes
+    return repr(sorted((k, repr(v)) for k, v in vars(settings).items() if k not in after))
 
 
 def _filter(
@@ -206,7 +355,9 @@ def _filter(
         summary = summaries.get(path)
         ignored = ignores.codes_for(Path(path))
         for finding in items:
-            if summary is not None and summary.noqa.suppresses(finding.code, finding.span.start.line):
+            if summary is not None and summary.noqa.suppresses(
+                finding.code, finding.span.start.line
+            ):
                 continue
             if any(finding.code.startswith(code) for code in ignored):
                 continue
@@ -266,6 +417,8 @@ def fix_text(
 
     Returns the fixed text, the number of fixes applied, and an FP000 finding if a round of
     fixes would have broken the syntax (that round is dropped)."""
+    import libcst as cst
+
     fixed = 0
     module_name, is_package = module_name_for(Path(path))
     for _ in range(MAX_FIX_ROUNDS):
@@ -283,18 +436,33 @@ def fix_text(
             return text, fixed, engine_finding(SYNTAX_ERROR, path, FILE_LEVEL, message)
         text = new_text
         fixed += len(applied)
-        summary = lint_source(path, text, rules, module_name=module_name, is_package=is_package)
+        summary = lint_source(
+            path,
+            text,
+            rules,
+            module_name=module_name,
+            is_package=is_package,
+            prefilter=options.prefilter,
+            time_limit=options.time_limit,
+        )
         findings = _filter({path: summary}, [], settings)
     return text, fixed, None
+
+
+def _missing_reason(path: Path) -> str:
+    if os.path.islink(path):
+        return "a symbolic link to nothing, or a loop of symbolic links"
+    return "no such file or directory"
 
 
 def _write(path: Path, data: bytes) -> str | None:
     """Write fixed bytes atomically; refuse symlinks and read-only files."""
     if path.is_symlink():
         return "is a symbolic link"
-    if not os.access(path, os.W_OK):
-        return "file is read-only"
     try:
+        # Mode bits count even for root, who may write anything: read-only means hands off.
+        if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
+            return "file is read-only"
         source.write_atomic(path, data)
     except OSError as exc:
         return f"cannot write: {exc.strerror or exc}"
@@ -312,16 +480,30 @@ def lint_text(text: str, path: str, settings: Settings, options: Options = Optio
     """Lint text that is not on disk (standard input, an editor buffer) as if it were ``path``."""
     rules = selected_rules(settings)
     module_name, is_package = module_name_for(Path(path))
-    summary = lint_source(path, text, rules, module_name=module_name, is_package=is_package)
-    summaries = {path: summary}
-    findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings)
     result = LintResult(files=1)
+    if len(text) > options.max_file_chars:
+        limit = options.max_file_chars / 1e6
+        result.warnings.append(f"{path}: not linted: over the {limit:g} million character limit.")
+        return result
+
+    def lint(text: str) -> FileSummary:
+        return lint_source(
+            path,
+            text,
+            rules,
+            module_name=module_name,
+            is_package=is_package,
+            prefilter=options.prefilter,
+            time_limit=options.time_limit,
+        )
+
+    summaries = {path: lint(text)}
+    findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings)
     if options.fix or options.diff:
         new_text, result.fixed, problem = fix_text(path, text, findings, rules, settings, options)
         result.fixed_text = new_text
         if result.fixed:
-            summary = lint_source(path, new_text, rules, module_name=module_name, is_package=is_package)
-            findings = _filter({path: summary}, [], settings)
+            findings = _filter({path: lint(new_text)}, [], settings)
         findings = [*findings, *([problem] if problem else [])]
     result.findings = sorted(findings, key=lambda f: f.sort_key)
     return result

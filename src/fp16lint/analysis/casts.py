@@ -54,7 +54,7 @@ from fp16lint.analysis.receivers import (
     local_module_classes,
     unwrap_chain,
 )
-from fp16lint.data.hf_keep_fp32 import KEEP_IN_FP32
+from fp16lint.data.hf_keep_fp32 import DIFFUSERS_KEEP_IN_FP32, KEEP_IN_FP32
 
 _METHOD_DTYPES = {
     "half": DType.FP16,
@@ -213,8 +213,12 @@ def hf_load_of(expr: cst.BaseExpression, ctx) -> HfLoad | None:
         return None
     name = qualname.rsplit(".", 1)[-1]
     keep: tuple[str, ...] | None = None
-    if qualname.startswith("transformers.") and not name.startswith("Auto"):
+    if name.startswith("Auto") and not name.startswith("Autoencoder"):
+        pass  # the class depends on the checkpoint
+    elif qualname.startswith("transformers."):
         keep = KEEP_IN_FP32.get(name, ())
+    elif "Pipeline" not in name:  # a pipeline holds models of any class (T5 text encoders)
+        keep = DIFFUSERS_KEEP_IN_FP32.get(name, ())
     return HfLoad(call, qualname, keep)
 
 

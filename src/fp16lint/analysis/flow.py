@@ -34,6 +34,7 @@ from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.casts import cast_of
 from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
 from fp16lint.analysis.guards import dtype_guards
+from fp16lint.analysis.names import dotted
 from fp16lint.analysis.tree import walk
 from fp16lint.data.amp_ops import AUTOCAST_FP16_OPS
 
@@ -135,6 +136,35 @@ _TENSOR_ANNOTATIONS = frozenset(
 )
 
 
+def _is_upcast(expr: cst.BaseExpression, names) -> bool:
+    """``x.float()``, ``x.to(torch.float32)``, ``x.type(torch.float32)`` written in place."""
+    site = cast_of(expr, names) if isinstance(expr, cst.Call) else None
+    return (
+        site is not None
+        and site.dtype is not None
+        and not site.dtype.maybe
+        and (site.dtype.dtype in (DType.FP32, DType.FP64))
+    )
+
+
+def _upcast_params(cls: cst.ClassDef, names) -> dict[str, set[int]]:
+    """For each method, the positional parameters (after ``self``) that every
+    ``self.method(...)`` call in the class passes upcast (``self._norm(x.float())``)."""
+    found: dict[str, list[set[int]]] = {}
+    for node in walk(cls.body):
+        if not (
+            isinstance(node, cst.Call)
+            and isinstance(node.func, cst.Attribute)
+            and isinstance(node.func.value, cst.Name)
+            and node.func.value.value == "self"
+        ):
+            continue
+        positional = [a.value for a in node.args if a.keyword is None and not a.star]
+        upcast = {i for i, value in enumerate(positional) if _is_upcast(value, names)}
+        found.setdefault(node.func.attr.value, []).append(upcast)
+    return {name: set.intersection(*calls) for name, calls in found.items()}
+
+
 @dataclass
 class Frame:
     """The flow state of one function (or of the module's top level)."""
@@ -157,27 +187,40 @@ class FlowTracker(Tracker):
         super().__init__(ctx)
         self.frames: list[Frame] = [Frame()]
         self._memo: dict[int, Dt] = {}
+        # per enclosing class: method -> positions of parameters every caller upcasts
+        self.upcast_params: list[dict[str, set[int]]] = [{}]
 
     @property
     def frame(self) -> Frame:
         return self.frames[-1]
 
     # --- scopes ------------------------------------------------------------------------------
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self.upcast_params.append(_upcast_params(node, self.ctx.names))
+
+    def leave_ClassDef(self, node: cst.ClassDef) -> None:
+        self.upcast_params.pop()
+
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         frame = Frame()
         scopes = self.ctx.names.scopes
         if len(scopes) >= 2 and scopes[-2].kind == "class":
             params = [*node.params.posonly_params, *node.params.params]
-            if params:
+            static = any(dotted(d.decorator) == "staticmethod" for d in node.decorators)
+            if params and not static:
                 frame.self_name = params[0].name.value
+                params = params[1:]
             inputs = self._cast_inputs(node)
-            for param in [*params[1:], *node.params.kwonly_params]:
-                if self._annotated(param, _INT_ANNOTATIONS):
+            upcast = self.upcast_params[-1].get(node.name.value, set()) if not static else set()
+            for index, param in enumerate([*params, *node.params.kwonly_params]):
+                if index in upcast:
+                    frame.values[param.name.value] = Dt.WIDE  # every caller passes x.float()
+                elif self._annotated(param, _INT_ANNOTATIONS):
                     frame.values[param.name.value] = Dt.INT
-                elif self._is_input(param):
-                    frame.values[param.name.value] = inputs
                 elif self._is_number(param):
                     frame.values[param.name.value] = Dt.SCALAR
+                elif self._is_input(param):
+                    frame.values[param.name.value] = inputs
         self.frames.append(frame)
         self._memo.clear()
 
@@ -197,6 +240,12 @@ class FlowTracker(Tracker):
         return Dt.ACT
 
     def _is_number(self, param: cst.Param) -> bool:
+        """Annotated ``int``/``float``/``bool``, or defaulting to a number (``scale=2``)."""
+        default = param.default
+        if isinstance(default, cst.UnaryOperation):
+            default = default.expression
+        if isinstance(default, (cst.Integer, cst.Float)):
+            return True
         annotation = param.annotation
         return annotation is not None and self.ctx.names.qualname(annotation.annotation) in (
             "builtins.int",

@@ -63,9 +63,12 @@ def in_compat_fallback(stack: Sequence[cst.CSTNode]) -> bool:
     for index, node in enumerate(stack[:-1]):
         if isinstance(node, cst.ExceptHandler) and _caught(node) & _FALLBACK_EXCEPTIONS:
             return True
-        if isinstance(node, (cst.If, cst.IfExp)) and stack[index + 1] is not node.test:
-            if is_version_or_feature_test(node.test):
-                return True
+        if (
+            isinstance(node, (cst.If, cst.IfExp))
+            and stack[index + 1] is not node.test
+            and is_version_or_feature_test(node.test)
+        ):
+            return True
     return False
 
 
@@ -117,13 +120,20 @@ def _dtype_set(expr: cst.BaseExpression, names: NameResolver) -> frozenset[DType
     return frozenset(found)
 
 
-def _parse_test(test: cst.BaseExpression, names: NameResolver) -> list[tuple]:
+def _parse_test(test: cst.BaseExpression, names: NameResolver, depth: int = 0) -> list[tuple]:
     """``(subject, on_value, dtypes, positive)`` for each dtype comparison that must all hold
-    for ``test`` to be true (``a and b`` gives both; ``not`` flips a single comparison)."""
+    for ``test`` to be true (``a and b`` gives both; ``not`` flips a single comparison; a flag
+    bound once to such a test, ``needs_upcast = vae.dtype == torch.float16 and ...``, counts
+    as the test)."""
+    if isinstance(test, cst.Name) and depth < 2:
+        values = names.values(test.value)
+        if len(values) == 1 and isinstance(values[0], (cst.Comparison, cst.BooleanOperation)):
+            return _parse_test(values[0], names, depth + 1)
+        return []
     if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
-        return _parse_test(test.left, names) + _parse_test(test.right, names)
+        return _parse_test(test.left, names, depth) + _parse_test(test.right, names, depth)
     if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
-        inner = _parse_test(test.expression, names)
+        inner = _parse_test(test.expression, names, depth)
         return [(s, v, d, not p) for s, v, d, p in inner] if len(inner) == 1 else []
     if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
         return []

@@ -527,6 +527,7 @@ class Receivers:
         self._attributes: dict[str, dict[str, list[cst.BaseExpression | None]]] | None = None
         self._uses: dict[int, _Uses] = {}
         self._memo: dict[tuple[int, str], Kind] | None = None  # use-evidence, per question
+        self._visible: dict[str, int] = {}  # name -> bindings visible while evaluating one
 
     @property
     def attributes(self) -> dict[str, dict[str, list[cst.BaseExpression | None]]]:
@@ -608,10 +609,25 @@ class Receivers:
 
     # --- names ------------------------------------------------------------------------------
     def _name_kind(self, name: cst.Name, depth: int) -> Kind:
+        """All bindings must agree; one that reads the name itself (``m = m.to(dev)``,
+        ``x = x * 2``) sees only the bindings before it."""
         bindings = self.names.bindings(name.value)
         if not bindings:
             return Kind.UNKNOWN
-        kinds = {self._binding_kind(name.value, b, depth) for b in bindings}
+        bindings = bindings[: self._visible.get(name.value, len(bindings))]
+        if not bindings:
+            return Kind.UNKNOWN
+        kinds = set()
+        for index, binding in enumerate(bindings):
+            previous = self._visible.get(name.value)
+            self._visible[name.value] = index
+            try:
+                kinds.add(self._binding_kind(name.value, binding, depth))
+            finally:
+                if previous is None:
+                    del self._visible[name.value]
+                else:
+                    self._visible[name.value] = previous
         made = kinds.pop() if len(kinds) == 1 else Kind.UNKNOWN
         if made is not Kind.UNKNOWN:
             return made

@@ -26,12 +26,11 @@ import libcst as cst
 
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.constants import SCALAR_TENSORS, Constant, ConstantTracker
-from fp16lint.analysis.dtypes import DTYPE_PRESERVING, dtype_of, tensor_dtype
+from fp16lint.analysis.dtypes import dtype_of
 from fp16lint.analysis.guards import in_non_fp16_branch
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
-
-_MAX_DEPTH = 12  # dtype evidence often sits a few bindings and calls away
+from fp16lint.analysis.value_dtypes import ValueDtypes, keyword_arg
 
 # method -> (position of the value argument, its keyword); all raise on overflow in fp16.
 FILL_METHODS = {
@@ -57,27 +56,6 @@ _CLAMP_FUNCTIONS = {
 }
 _ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply)
 _AUGMENTED = (cst.AddAssign, cst.SubtractAssign, cst.MultiplyAssign)
-# Results whose dtype is not a float that could be fp16.
-_INTEGER_METHODS = frozenset({"long", "int", "bool", "byte", "short", "char"})
-# Methods whose result has the receiver's dtype (beyond dtypes.DTYPE_PRESERVING).
-# fmt: off
-_SAME_DTYPE_MATH = frozenset(
-    {"pow", "mean", "sum", "sqrt", "rsqrt", "abs", "exp", "var", "std", "norm", "square",
-     "neg", "reciprocal", "sigmoid", "tanh", "softmax", "log_softmax", "amax", "amin",
-     "cumsum", "masked_fill", "expand_as", "view_as", "reshape_as", "type_as", "triu", "tril",
-     "sub", "mul", "div", "add", "sub_", "mul_", "div_", "add_", "pow_", "clamp", "clamp_min"}
-)
-# fmt: on
-_MAYBE, _WIDE, _OTHER = "maybe fp16", "wide float", "not fp16"
-_SAME_DTYPE_ATTRIBUTES = frozenset({"T", "mT", "H", "mH", "data"})
-_INTEGER_DTYPES = frozenset(
-    f"torch.{name}"
-    for name in ("long", "int", "int64", "int32", "int16", "int8", "uint8", "short", "bool")
-)
-_NEW_TENSORS = frozenset({"torch.tensor", "torch.arange"})  # without dtype=: never fp16
-_FROM_ARRAYS = frozenset({"torch.from_numpy", "torch.as_tensor"})  # keep the array's dtype
-_SEQUENCE_FUNCTIONS = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
-_NO_NAMES: dict[str, int] = {}  # a ``seen`` marker: names of another scope, not visible
 # Decorators that run the function in float32 for low-precision inputs
 # (torch/_decomp/decompositions.py: ``partial(type_casts, ..., compute_dtype_only=True)``).
 FP32_COMPUTE_DECORATORS = frozenset(
@@ -86,21 +64,6 @@ FP32_COMPUTE_DECORATORS = frozenset(
         "torch._decomp.decompositions.pw_cast_for_opmath_non_tensor_args",
     }
 )
-_SAME_DTYPE_TUPLES = frozenset({"torch.meshgrid", "torch.broadcast_tensors"})
-_SPLITS = frozenset({"chunk", "split", "unbind", "tensor_split"})
-# torch functions whose result has the promoted dtype of their tensor arguments.
-_PROMOTING_FUNCTIONS = frozenset(
-    f"torch.{name}"
-    for name in (
-        "log", "log1p", "log2", "log10", "exp", "sqrt", "rsqrt", "abs", "sin", "cos", "tanh",
-        "sigmoid", "square", "neg", "reciprocal", "pow", "clamp", "clip", "clamp_min",
-        "clamp_max", "cross", "matmul", "mm", "bmm", "einsum", "mul", "add", "sub", "div",
-        "maximum", "minimum", "outer", "cdist", "unsqueeze", "squeeze", "flatten", "reshape",
-        "permute", "transpose", "sum", "mean", "norm", "var", "std", "amax", "amin", "cumsum",
-        "nan_to_num", "where", "atan2", "lerp", "baddbmm", "addmm", "tensordot", "softmax",
-        "log_softmax", "linalg.norm", "linalg.vector_norm", "linalg.cross",
-    )
-)  # fmt: skip
 # Functions and methods whose argument an epsilon must keep away from zero.
 _ZERO_GUARDED = frozenset({"log", "log2", "log10", "sqrt", "rsqrt", "reciprocal"})
 _DIVISIONS = frozenset({"torch.div", "torch.divide", "torch.true_divide"})
@@ -146,10 +109,6 @@ def _positional(call: cst.Call, index: int, keyword: str | None) -> cst.BaseExpr
     return positional[index].value if index < len(positional) else None
 
 
-def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    return next((a.value for a in call.args if a.keyword and a.keyword.value == name), None)
-
-
 class ConstantSinks(Tracker):
     """``ctx.get(ConstantSinks).values(node)`` / ``.epsilons(node)`` for a Call,
     BinaryOperation, Assign or AugAssign node at the current point of the walk."""
@@ -161,167 +120,12 @@ class ConstantSinks(Tracker):
         self.names = ctx.names
         self.constants: ConstantTracker = ctx.get(ConstantTracker)
         self.receivers: ReceiverTracker = ctx.get(ReceiverTracker)
+        self.dtypes = ValueDtypes(ctx.names, self.constants.evaluator)
         self._last: tuple[int, list[Sink]] | None = None
 
     # --- shared helpers -------------------------------------------------------------------
     def value_of(self, expr: cst.BaseExpression | None) -> Constant | None:
         return self.constants.value_of(expr) if expr is not None else None
-
-    def may_be_fp16(self, expr: cst.BaseExpression) -> bool:
-        """False when the code shows ``expr``'s dtype is not fp16 (or not floating)."""
-        return self._dtype_class(expr, 0, {}) is _MAYBE
-
-    def _dtype_class(self, expr: cst.BaseExpression, depth: int, seen: dict[str, int]) -> str:
-        """``_WIDE`` (float32/float64/bfloat16: it makes ``fp16 (op) it`` wide too), ``_OTHER``
-        (not fp16: integer, bool, or a default-dtype tensor of unknown shape) or ``_MAYBE``."""
-        if depth > _MAX_DEPTH:
-            return _MAYBE
-        if isinstance(expr, cst.Comparison):
-            return _OTHER
-        if isinstance(expr, cst.UnaryOperation):
-            if isinstance(expr.operator, (cst.Not, cst.BitInvert)):
-                return _OTHER  # `~` exists only for integer and bool tensors
-            return self._dtype_class(expr.expression, depth + 1, seen)
-        if isinstance(expr, cst.Subscript):
-            return self._dtype_class(expr.value, depth + 1, seen)
-        if isinstance(expr, cst.Attribute) and expr.attr.value in _SAME_DTYPE_ATTRIBUTES:
-            return self._dtype_class(expr.value, depth + 1, seen)
-        if isinstance(expr, cst.Attribute):
-            return self._attribute_class(expr, depth)
-        if isinstance(expr, cst.BinaryOperation):
-            return self._combine((expr.left, expr.right), depth, seen)
-        if isinstance(expr, cst.Name):
-            if seen is _NO_NAMES:
-                return _MAYBE
-            value, index = self._visible_value(expr.value, seen)
-            if value is None:
-                return _MAYBE
-            return self._dtype_class(value, depth + 1, {**seen, expr.value: index})
-        if isinstance(expr, cst.Call):
-            return self._call_class(expr, depth, seen)
-        return _MAYBE
-
-    def _attribute_class(self, expr: cst.Attribute, depth: int) -> str:
-        """``self.X`` assigned once in the class, from a call whose dtype shows without the
-        assigning method's local names (``torch.from_numpy(np.asarray(f, dtype=np.float32))``)."""
-        values = self.constants.evaluator.attribute_values(expr)
-        if not values or len(values) != 1 or not isinstance(values[0], cst.Call):
-            return _MAYBE
-        return self._dtype_class(values[0], depth + 1, _NO_NAMES)
-
-    def _combine(self, operands, depth: int, seen: dict[str, int]) -> str:
-        """Type promotion: a wide float operand makes the result wide; an fp16-capable one may
-        keep it fp16; constants and integer tensors do neither."""
-        classes = {
-            self._dtype_class(operand, depth + 1, seen)
-            for operand in operands
-            if self.value_of(operand) is None and not isinstance(operand, cst.BaseString)
-        }
-        for result in (_WIDE, _MAYBE):
-            if result in classes:
-                return result
-        return _OTHER
-
-    def _call_class(self, call: cst.Call, depth: int, seen: dict[str, int]) -> str:
-        positional = [a.value for a in call.args if a.keyword is None and not a.star]
-        method = call.func.attr.value if isinstance(call.func, cst.Attribute) else None
-        if method == "view" and len(positional) == 1:
-            fact = dtype_of(positional[0], self.names)  # a reinterpretation as that dtype
-            if fact is not None:
-                return _MAYBE if fact.is_fp16 or fact.maybe else _WIDE
-        fact = tensor_dtype(call, self.names)
-        if fact is not None:
-            return _MAYBE if fact.is_fp16 or fact.maybe else _WIDE
-        dtype = _keyword(call, "dtype")
-        if dtype is not None:
-            return self._dtype_class_of(dtype)
-        qualname = self.names.qualname(call.func) or ""
-        if qualname in _NEW_TENSORS:
-            return _OTHER  # float32 or int64 from Python data
-        if qualname.startswith("numpy."):
-            return _OTHER  # numpy's default dtypes are float64 and int64
-        if qualname in _SAME_DTYPE_TUPLES | _FROM_ARRAYS and positional:
-            return self._dtype_class(positional[0], depth + 1, seen)
-        if qualname in _PROMOTING_FUNCTIONS:
-            return self._combine(positional, depth, seen)
-        if qualname in _SEQUENCE_FUNCTIONS and positional:
-            items = positional[0]
-            if isinstance(items, (cst.Tuple, cst.List)):
-                return self._combine([e.value for e in items.elements], depth, seen)
-        if qualname.startswith("torch.nn.functional.") and positional:
-            return self._dtype_class(positional[0], depth + 1, seen)
-        if isinstance(call.func, cst.Attribute) and not qualname:
-            method = call.func.attr.value
-            if method in _INTEGER_METHODS:
-                return _OTHER
-            if method in _SAME_DTYPE_MATH or method in DTYPE_PRESERVING - {"to"}:
-                return self._dtype_class(call.func.value, depth + 1, seen)
-            if method == "to" and all(self._is_device(arg) for arg in positional):
-                return self._dtype_class(call.func.value, depth + 1, seen)
-        return _MAYBE
-
-    def _explicit_fp16(self, target: cst.BaseExpression | None) -> bool:
-        """The code shows ``target`` is an fp16 tensor (integer constants need this much)."""
-        fact = tensor_dtype(target, self.names) if target is not None else None
-        return fact is not None and fact.is_fp16
-
-    def _is_device(self, expr: cst.BaseExpression) -> bool:
-        """``"cuda"``, ``x.device``, ``torch.device(...)``, or a parameter declared ``str``
-        or ``torch.device`` (or defaulting to a string): ``.to(it)`` keeps the dtype."""
-        if isinstance(expr, cst.BaseString) or (
-            isinstance(expr, cst.Attribute) and expr.attr.value == "device"
-        ):
-            return True
-        if isinstance(expr, cst.Call):
-            return self.names.qualname(expr.func) == "torch.device"
-        if isinstance(expr, cst.Name):
-            found = self.names.bindings(expr.value) or []
-            if len(found) == 1 and isinstance(found[0].node, cst.Param):
-                param = found[0].node
-                annotation = param.annotation.annotation if param.annotation else None
-                declared = self.names.qualname(annotation) if annotation is not None else None
-                return declared in ("builtins.str", "torch.device") or isinstance(
-                    param.default, cst.BaseString
-                )
-        return False
-
-    def _dtype_may_be_fp16(self, dtype: cst.BaseExpression) -> bool:
-        return self._dtype_class_of(dtype) is _MAYBE
-
-    def _dtype_class_of(self, dtype: cst.BaseExpression) -> str:
-        """The class of a tensor made with ``dtype=<dtype>``."""
-        if self.names.qualname(dtype) in _INTEGER_DTYPES:
-            return _OTHER
-        fact = dtype_of(dtype, self.names)
-        return _MAYBE if fact is None or fact.is_fp16 or fact.maybe else _WIDE
-
-    def _visible_value(
-        self, name: str, seen: dict[str, int]
-    ) -> tuple[cst.BaseExpression | None, int]:
-        """The value of the binding of ``name`` in effect in straight-line code (bindings
-        after ``seen[name]`` are not visible from inside an earlier one), and its index.
-        Unpacking ``a, b = x.chunk(2)`` or ``y, x = torch.meshgrid(y, x)`` gives an element
-        with the dtype of ``x``."""
-        bindings = self.names.bindings(name) or []
-        index = min(seen.get(name, len(bindings)), len(bindings)) - 1
-        if index < 0 or bindings[index].qualname is not None:
-            return None, index
-        binding = bindings[index]
-        if binding.value is not None:
-            return binding.value, index
-        node = binding.node
-        if isinstance(node, cst.Assign) and isinstance(node.value, (cst.Tuple, cst.List)):
-            return _element_value(node, name), index
-        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
-            call = node.value
-            if self.names.qualname(call.func) in _SAME_DTYPE_TUPLES and call.args:
-                return call.args[0].value, index
-            if isinstance(call.func, cst.Attribute) and call.func.attr.value in _SPLITS:
-                return call.func.value, index
-        return None, index
-
-    def is_tensor(self, expr: cst.BaseExpression) -> bool:
-        return self.receivers.kind_of(expr) is Kind.TENSOR
 
     def _fp16_tensor(self, expr: cst.BaseExpression | None, *, evident: bool) -> bool:
         """``expr`` is (``evident``: is known to be) a tensor that may be fp16."""
@@ -330,7 +134,7 @@ class ConstantSinks(Tracker):
         kind = self.receivers.kind_of(expr)
         if kind is Kind.MODULE or (evident and kind is not Kind.TENSOR):
             return False
-        return self.may_be_fp16(expr)
+        return self.dtypes.may_be_fp16(expr)
 
     def _guarded(self) -> bool:
         """Under a dtype test that excludes fp16, or in a function that computes in fp32."""
@@ -371,11 +175,16 @@ class ConstantSinks(Tracker):
         self._last = (id(node), found)
         return found
 
+    def _unrepresentable(self, expr: cst.BaseExpression) -> bool:
+        """A constant FP301 or FP302 may report (checked before the costlier tensor questions)."""
+        constant = self.value_of(expr)
+        return constant is not None and (constant.limit is not None or constant.overflows_fill)
+
     def _sink(self, expr, operation, target, *, raises=False, fixable=False, dtype_expr=None):
         """A one-element list for a constant ``expr``; ``fixable`` uses write the target's
         ``finfo`` (``dtype_expr``, or ``<target>.dtype``) in place of the constant."""
         constant = self.value_of(expr)
-        if constant is None or (constant.integral and not self._explicit_fp16(target)):
+        if constant is None or (constant.integral and not self.dtypes.explicit_fp16(target)):
             return []
         if fixable and dtype_expr is None:
             dtype_expr = self._dtype_expr(target)
@@ -393,21 +202,24 @@ class ConstantSinks(Tracker):
             return []
         method, receiver = func.attr.value, func.value
         if method in FILL_METHODS:
-            dtype = _keyword(call, "dtype") if method == "new_full" else None
+            position, keyword = FILL_METHODS[method]
+            value = _positional(call, position, keyword)
+            if not self._unrepresentable(value):
+                return []
+            dtype = keyword_arg(call, "dtype") if method == "new_full" else None
             if dtype is not None:
-                if not self._dtype_may_be_fp16(dtype):
+                if not self.dtypes.dtype_may_be_fp16(dtype):
                     return []
             elif not self._fp16_tensor(receiver, evident=False):
                 return []
-            position, keyword = FILL_METHODS[method]
-            value = _positional(call, position, keyword)
             return self._sink(value, method, receiver, raises=True, fixable=True)
         if method in CLAMP_METHODS:
-            if not self._fp16_tensor(receiver, evident=method.startswith("clip")):
-                return []
             return self._clamp_bounds(call, method, receiver, CLAMP_METHODS[method], 0)
-        if method == "where" and self._fp16_tensor(receiver, evident=True):
-            return self._sink(_positional(call, 1, "other"), "where", receiver, fixable=True)
+        if method == "where":
+            value = _positional(call, 1, "other")
+            if self._unrepresentable(value) and self._fp16_tensor(receiver, evident=True):
+                return self._sink(value, "where", receiver, fixable=True)
+            return []
         if method in ("to", "type", "half"):
             return self._cast_of_constants(call, method, receiver)
         if method == "register_buffer":
@@ -421,28 +233,28 @@ class ConstantSinks(Tracker):
         name = qualname.removeprefix("torch.")
         if qualname in _CLAMP_FUNCTIONS:
             target = _positional(call, 0, "input")
-            if not self._fp16_tensor(target, evident=False):
-                return []
             return self._clamp_bounds(call, name, target, _CLAMP_FUNCTIONS[qualname], 1)
         if qualname == "torch.where":
             cond_and_branches = [_positional(call, i, k) for i, k in ((1, "input"), (2, "other"))]
             found = []
             for index, value in enumerate(cond_and_branches):
                 other = cond_and_branches[1 - index]
-                if value is not None and self._fp16_tensor(other, evident=False):
+                if self._unrepresentable(value) and self._fp16_tensor(other, evident=False):
                     found += self._sink(value, "torch.where", other, fixable=True)
             return found
-        dtype = _keyword(call, "dtype")
+        value = _positional(call, 1, "fill_value")
+        if not self._unrepresentable(value):
+            return []
+        dtype = keyword_arg(call, "dtype")
         target = _positional(call, 0, "input") if name == "full_like" else None
         if dtype is not None:
-            if not self._dtype_may_be_fp16(dtype):
+            if not self.dtypes.dtype_may_be_fp16(dtype):
                 return []
             dtype_text = self.ctx.code(dtype) if dotted(dtype) is not None else None
         elif target is not None and self._fp16_tensor(target, evident=False):
             dtype_text = self._dtype_expr(target)
         else:
             return []  # torch.full without dtype= makes the default dtype (float32)
-        value = _positional(call, 1, "fill_value")
         return self._sink(value, qualname, target, raises=True, dtype_expr=dtype_text)
 
     def _cast_of_constants(self, call: cst.Call, method: str, made: cst.BaseExpression):
@@ -451,7 +263,7 @@ class ConstantSinks(Tracker):
         if method == "half":
             dtype = None
         else:
-            dtype = _keyword(call, "dtype") or _positional(call, 0, None)
+            dtype = keyword_arg(call, "dtype") or _positional(call, 0, None)
             is_dtype = isinstance(dtype, cst.Attribute) and dtype.attr.value == "dtype"
             fact = dtype_of(dtype, self.names) if dtype is not None else None
             if not is_dtype and (fact is None or not (fact.is_fp16 or fact.maybe)):
@@ -461,7 +273,7 @@ class ConstantSinks(Tracker):
         qualname = self.names.qualname(made.func)
         if qualname == "torch.where":
             values = [_positional(made, i, k) for i, k in ((1, "input"), (2, "other"))]
-        elif qualname == "torch.full" and _keyword(made, "dtype") is None:
+        elif qualname == "torch.full" and keyword_arg(made, "dtype") is None:
             values = [_positional(made, 1, "fill_value")]
         elif qualname in SCALAR_TENSORS:
             values = [made]
@@ -478,27 +290,29 @@ class ConstantSinks(Tracker):
         ]
 
     def _clamp_bounds(self, call, name, target, bounds, offset) -> list[Sink]:
+        values = [_positional(call, offset + i, keyword) for i, keyword in enumerate(bounds)]
+        values = [value for value in values if self._unrepresentable(value)]
+        if not values or not self._fp16_tensor(target, evident=name.startswith("clip")):
+            return []
         found = []
-        for index, keyword in enumerate(bounds):
-            value = _positional(call, offset + index, keyword)
+        for value in values:
             found += self._sink(value, name, target, raises=True, fixable=True)
         return found
 
     def _arithmetic(self, node: cst.BinaryOperation) -> list[Sink]:
         if not isinstance(node.operator, _ARITHMETIC):
             return []
-        symbol = self.ctx.code(node.operator).strip()
         for value, other in ((node.right, node.left), (node.left, node.right)):
-            if self._fp16_tensor(other, evident=True):
-                sinks = self._sink(value, symbol, other)
+            if self._unrepresentable(value) and self._fp16_tensor(other, evident=True):
+                sinks = self._sink(value, self.ctx.code(node.operator).strip(), other)
                 if sinks:
                     return sinks
         return []
 
     def _augmented(self, node: cst.AugAssign) -> list[Sink]:
-        if not isinstance(node.operator, _AUGMENTED) or not self._fp16_tensor(
-            node.target, evident=True
-        ):
+        if not isinstance(node.operator, _AUGMENTED) or not self._unrepresentable(node.value):
+            return []
+        if not self._fp16_tensor(node.target, evident=True):
             return []
         return self._sink(node.value, self.ctx.code(node.operator).strip(), node.target)
 
@@ -506,7 +320,11 @@ class ConstantSinks(Tracker):
         found = []
         for target in node.targets:
             place = target.target
-            if isinstance(place, cst.Subscript) and self._fp16_tensor(place.value, evident=True):
+            if (
+                isinstance(place, cst.Subscript)
+                and self._unrepresentable(node.value)
+                and self._fp16_tensor(place.value, evident=True)
+            ):
                 found += self._sink(node.value, "a subscript assignment", place.value, fixable=True)
             elif (
                 isinstance(place, cst.Attribute)
@@ -534,7 +352,12 @@ class ConstantSinks(Tracker):
     def _guarding_sum(self, node: cst.BinaryOperation) -> list[Sink]:
         """``t + eps`` in a denominator or under ``log``/``sqrt``/``rsqrt``."""
         for value, other in ((node.right, node.left), (node.left, node.right)):
-            if self._fp16_tensor(other, evident=True) and self.value_of(value) is not None:
+            constant = self.value_of(value)
+            if (
+                constant is not None
+                and constant.underflows
+                and self._fp16_tensor(other, evident=True)
+            ):
                 use = self._zero_guarded_use()
                 if use is not None:
                     return self._sink(value, use, other)
@@ -610,21 +433,3 @@ class ConstantSinks(Tracker):
             if "min" in bounds and self._fp16_tensor(receiver, evident=method.startswith("clip")):
                 return self._sink(_positional(call, 0, "min"), method, receiver)
         return []
-
-
-def _element_value(node: cst.Assign, name: str) -> cst.BaseExpression | None:
-    """``b``'s value in ``a, b = x.float(), y.float()``."""
-    values = node.value.elements  # type: ignore[attr-defined]
-    for target in node.targets:
-        if isinstance(target.target, (cst.Tuple, cst.List)):
-            elements = target.target.elements
-            for position, element in enumerate(elements):
-                inner = element.value
-                if (
-                    isinstance(inner, cst.Name)
-                    and inner.value == name
-                    and len(values) == len(elements)
-                ):
-                    value = values[position]
-                    return None if isinstance(value, cst.StarredElement) else value.value
-    return None

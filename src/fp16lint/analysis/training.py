@@ -25,7 +25,7 @@ import libcst as cst
 from fp16lint.analysis.amp import grad_scaler_call
 from fp16lint.analysis.autocast import AutocastTracker, Region
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.casts import cast_of, loader_of
+from fp16lint.analysis.casts import CastSite, cast_of, loader_of
 from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
 from fp16lint.analysis.guards import follows_fp16_data
 from fp16lint.analysis.names import dotted
@@ -179,7 +179,7 @@ class TrainingTracker(Tracker):
         region = self.ctx.get(AutocastTracker).current
         site = cast_of(node, self.ctx.names)
         if site is not None:
-            self._cast(site, region)
+            self._cast(site)
         func = node.func
         qualname = self.ctx.names.qualname(func)
         if (qualname or "").endswith(".cast_training_params") and node.args:
@@ -193,9 +193,9 @@ class TrainingTracker(Tracker):
             if model is not None:
                 frame.autocast_calls.append((model, node, region))
         if isinstance(func, cst.Attribute):
-            self._method_call(node, func, region)
+            self._method_call(node, func)
 
-    def _method_call(self, node: cst.Call, func: cst.Attribute, region: Region | None) -> None:
+    def _method_call(self, node: cst.Call, func: cst.Attribute) -> None:
         frame = self.frame
         method = func.attr.value
         if method in ("scale", "unscale_") or (method == "backward" and node.args):
@@ -209,7 +209,7 @@ class TrainingTracker(Tracker):
             if loss is not None:
                 frame.backward_calls.append((node, loss))
 
-    def _cast(self, site, region: Region | None) -> None:
+    def _cast(self, site: CastSite) -> None:
         receiver = unwrap_chain(site.receiver)
         key = dotted(receiver)
         if key is not None and site.device not in (None, "?"):

@@ -65,6 +65,7 @@ class Session:
         self.roots = [root.resolve() for root in roots or []]
         self.documents: dict[str, Document] = {}
         self.summaries: dict[str, FileSummary] = {}  # open buffers and indexed files
+        self.notebooks: dict[str, notebook.Notebook] = {}  # indexed notebooks, for positions
         self.linted: dict[str, Linted] = {}
         self._configs: dict[str, Config] = {}
         self._config_of_dir: dict[str, str] = {}
@@ -122,6 +123,7 @@ class Session:
         self._configs.clear()
         self._config_of_dir.clear()
         self.summaries.clear()
+        self.notebooks.clear()
         self._group.clear()
         self.linted.clear()
 
@@ -142,13 +144,16 @@ class Session:
         if not config.has_project_rules:
             return
         try:
-            text = notebook.read(Path(path)).text
+            decoded = notebook.read(Path(path))
         except source.SourceError as exc:
             self._store(path, _read_error(path, exc), config)
             return
-        self._store(path, self._summarize(path, text, config), config)
+        if isinstance(decoded, notebook.Notebook):
+            self.notebooks[path] = decoded
+        self._store(path, self._summarize(path, decoded.text, config), config)
 
     def drop_file(self, path: str) -> None:
+        self.notebooks.pop(path, None)
         if path not in self.documents:
             self.summaries.pop(path, None)
             self._group.pop(path, None)
@@ -197,6 +202,9 @@ class Session:
             p: s for p, s in members.items() if p in self.linted or (fresh and p == fresh.path)
         }
         found = _filter(shown, [f for f in project if f.path in shown], config.settings)
+        found = notebook.to_cells(
+            found, {p: self.notebooks[p] for p in members if p in self.notebooks}
+        )
         by_path: dict[str, list[Finding]] = {p: [] for p in shown}
         for finding in sorted(found, key=lambda f: f.sort_key):
             by_path[finding.path].append(finding)

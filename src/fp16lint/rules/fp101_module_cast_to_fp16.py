@@ -102,6 +102,12 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
         "import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n"
         "    def forward(self, x):\n        if x.dtype == torch.float16:\n"
         "            self.half()\n        return x\n",
+        # Restoring fp16 after an upcast, through a flag.
+        "import torch\nimport torch.nn as nn\n\nclass Pipe:\n    def __init__(self):\n"
+        "        self.vae = nn.Conv2d(4, 3, 1)\n\n    def decode(self, z):\n"
+        "        needs_upcast = self.vae.weight.dtype == torch.float16 and z.numel() > 1\n"
+        "        if needs_upcast:\n            self.vae.float()\n        out = self.vae(z.float())\n"
+        "        if needs_upcast:\n            self.vae.half()\n        return out\n",
         # A dtype variable that is never fp16.
         "import torch\nimport torch.nn as nn\nDTYPE = torch.bfloat16\n"
         "model = nn.Sequential(nn.Linear(2, 2)).to(dtype=DTYPE)\n",

@@ -182,4 +182,3 @@ def forward(self, logits):
                 related=reason.related() if reason else (),
                 severity=severity,
             )
-

@@ -17,7 +17,7 @@ TOKENS = ("torch", "fill", "full", "where", "clamp", "clip", "tensor", "Tensor")
 
 
 def quoted_value(sink: Sink, code: Callable[[cst.CSTNode], str]) -> str:
-    """```-1e9``` or ```NEG_INF`` (-1e9)`` for messages."""
+    """The constant as the message shows it: `` `-1e9` `` or `` `NEG_INF` (-1e9) ``."""
     written = code(sink.node)
     shown = sink.constant.shown
     return f"`{written}`" if written == shown else f"`{written}` ({shown})"
@@ -114,10 +114,7 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
         "from the constant to float32's limit, which is why the fix is not safe; the mask "
         "still does its job in every dtype."
     )
-    references = (
-        "https://pytorch.org/docs/stable/type_info.html#torch.finfo",
-        "https://github.com/huggingface/transformers/pull/17306",
-    )
+    references = ("https://pytorch.org/docs/stable/type_info.html#torch.finfo",)
     runtime_confirmable = "yes"
 
     valid = (

@@ -34,7 +34,7 @@ class Fp16UnderflowEpsilon(Rule):
     code = "FP304"
     name = "fp16-underflow-epsilon"
     severity = Severity.WARNING
-    tokens = ("torch", "clamp", "clip", "sqrt", "log", "normalize", "cosine_similarity")
+    tokens = ("torch", "Tensor", "tensor", "clamp", "clip", "sqrt", "log", "normalize")
     requires = (ConstantSinks,)
 
     summary = (
@@ -93,6 +93,17 @@ def normalize(x):
         "    return vectors / vectors.norm(dim=1).clamp(min=1e-8)\n",
         "import torch\ndef f(q, k):\n    q, k = q.float(), k.float()\n"
         "    s = torch.matmul(q, k)\n    return s[:, :-1] / (s[:, -1:] + 1e-15)\n",
+        # Routing computed in float32, through an activation and a gather.
+        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
+        "from transformers.activations import ACT2FN\n\nclass Router(nn.Module):\n"
+        "    def __init__(self, n, d):\n        super().__init__()\n"
+        "        self.weight = nn.Parameter(torch.empty(n, d))\n"
+        "        self.score_fn = ACT2FN['sigmoid']\n\n"
+        "    def forward(self, hidden: torch.Tensor):\n"
+        "        logits = F.linear(hidden.float(), self.weight.float())\n"
+        "        scores = self.score_fn(logits)\n"
+        "        weights = scores.gather(1, scores.topk(2).indices)\n"
+        "        return weights / (weights.sum(dim=-1, keepdim=True) + 1e-20)\n",
         # A plain attribute made float32 (model.half() converts parameters and buffers only).
         "import numpy as np\nimport torch\nfrom torch import nn\n\nclass Mel(nn.Module):\n"
         "    def __init__(self, filters):\n        super().__init__()\n"

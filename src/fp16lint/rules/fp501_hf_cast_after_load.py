@@ -11,7 +11,7 @@ from fp16lint.analysis.dtypes import when_maybe
 from fp16lint.analysis.guards import follows_fp16_data
 from fp16lint.analysis.receivers import ReceiverTracker
 from fp16lint.analysis.tree import walk
-from fp16lint.data.hf_keep_fp32 import TRANSFORMERS_VERSION
+from fp16lint.data.hf_keep_fp32 import DIFFUSERS_VERSION, TRANSFORMERS_VERSION
 from fp16lint.engine import NodeEdit
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -33,8 +33,10 @@ class HfCastAfterLoad(Rule):
         "then converted to float16 — `.half()`, `.to(torch.float16)`, "
         '`pipe.to("cuda", torch.float16)` — chained or through a name. The message names the '
         "modules the class keeps in float32 when they are known (from a table generated from "
-        f"transformers {TRANSFORMERS_VERSION}'s sources by `scripts/gen_hf_keep_fp32.py`). "
-        "Classes that declare no such modules are left to FP101."
+        f"transformers {TRANSFORMERS_VERSION}'s and diffusers {DIFFUSERS_VERSION}'s sources by "
+        "`scripts/gen_hf_keep_fp32.py`). Classes that declare no such modules "
+        "(`BertModel`, `UNet2DConditionModel`) are left to FP101; `Auto*` classes and pipelines "
+        "may hold any model, so they count."
     )
     why = (
         "`from_pretrained(..., dtype=torch.float16)` keeps the modules listed in the class's "
@@ -219,7 +221,10 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
         if self._keyword is None:
             self._keyword = "dtype"
             for node in walk(self.ctx.module):
-                if isinstance(node, cst.Arg) and getattr(node.keyword, "value", "") == "torch_dtype":
+                if (
+                    isinstance(node, cst.Arg)
+                    and getattr(node.keyword, "value", "") == "torch_dtype"
+                ):
                     self._keyword = "torch_dtype"
                     break
         return self._keyword
