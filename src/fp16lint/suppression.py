@@ -61,7 +61,10 @@ def scan(text: str) -> Noqa:
             else:
                 noqa.file.extend(codes)
             continue
-        match = _LINE.search(line)
+        # The last one is the comment: an earlier "# noqa" can sit inside a string.
+        match = None
+        for match in _LINE.finditer(line):
+            pass
         if match:
             noqa.lines[number] = _codes(match.group("codes"))
     return noqa

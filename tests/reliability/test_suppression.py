@@ -44,6 +44,10 @@ def test_noqa_inside_a_string_on_another_line_does_not_count():
     assert codes(text) == [(3, "FP401")]
 
 
+def test_the_comment_wins_over_a_noqa_inside_a_string_on_the_same_line():
+    assert scan("y = '# noqa: FP1'  # noqa: FP301\n").lines == {1: ["FP301"]}
+
+
 @pytest.mark.parametrize(
     ("header", "expected"),
     [

@@ -15,6 +15,7 @@ class DiscardedTensorConversion(Rule):
     code = "FP102"
     name = "discarded-tensor-conversion"
     severity = Severity.ERROR
+    runtime_confirmable = "no"
     fix = Applicability.UNSAFE
     tokens = ("half", "float", "double", "to(", "cuda", "cpu", "type(")
     requires = (ReceiverTracker,)

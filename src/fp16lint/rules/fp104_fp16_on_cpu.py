@@ -26,6 +26,7 @@ class Fp16OnCpu(Rule):
     code = "FP104"
     name = "fp16-on-cpu"
     severity = Severity.WARNING
+    runtime_confirmable = "no"
     tokens = ("cpu",)
     requires = (ReceiverTracker, AutocastTracker, TrainingTracker)
 

@@ -18,6 +18,7 @@ class GlobalFp16Default(Rule):
     code = "FP105"
     name = "global-fp16-default"
     severity = Severity.WARNING
+    runtime_confirmable = "no"
     tokens = ("set_default_",)
 
     summary = "float16 made the default dtype: every new tensor and layer is pure fp16."

@@ -17,6 +17,7 @@ class LegacyHalfTensorType(Rule):
     code = "FP106"
     name = "legacy-half-tensor-type"
     severity = Severity.WARNING
+    runtime_confirmable = "no"
     fix = Applicability.SAFE
     tokens = ("HalfTensor",)
 

@@ -25,6 +25,7 @@ class Fp16UnsafeLayer(Rule):
     code = "FP201"
     name = "fp16-unsafe-layer"
     severity = Severity.WARNING
+    runtime_confirmable = "yes: max |x|, inf/NaN and error at that layer"
     requires = (ModelFacts,)
 
     summary = "A normalisation or loss layer in a model that is cast to float16."

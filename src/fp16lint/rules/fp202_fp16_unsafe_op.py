@@ -31,6 +31,7 @@ class Fp16UnsafeOp(Rule):
     code = "FP202"
     name = "fp16-unsafe-op"
     severity = Severity.WARNING
+    runtime_confirmable = "yes: overflow, inf/NaN and error at that line"
     requires = (ModelFacts,)
 
     summary = "An op that autocast would run in float32 runs on float16 data."

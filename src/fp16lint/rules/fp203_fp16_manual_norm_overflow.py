@@ -32,6 +32,7 @@ class Fp16ManualNormOverflow(Rule):
     code = "FP203"
     name = "fp16-manual-norm-overflow"
     severity = Severity.ERROR
+    runtime_confirmable = "yes: inf created and all-zero rows at that line"
     fix = Applicability.UNSAFE
     requires = (ModelFacts,)
 

@@ -23,6 +23,7 @@ class OpWithoutFp16Support(Rule):
     code = "FP204"
     name = "op-without-fp16-support"
     severity = Severity.WARNING
+    runtime_confirmable = "no: the fp16 run fails at that op"
     requires = (ModelFacts,)
 
     summary = "An op that has no float16 kernel (or only a partial one) runs on float16 data."

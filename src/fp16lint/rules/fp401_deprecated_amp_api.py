@@ -45,6 +45,7 @@ class DeprecatedAmpApi(Rule):
     code = "FP401"
     name = "deprecated-amp-api"
     severity = Severity.WARNING
+    runtime_confirmable = "no"
     fix = Applicability.SAFE
     tokens = ("amp",)
 

@@ -35,6 +35,7 @@ class ApexAmp(Rule):
     code = "FP402"
     name = "apex-amp"
     severity = Severity.WARNING
+    runtime_confirmable = "no"
     tokens = ("apex",)
 
     summary = "NVIDIA apex's `amp` / `fp16_utils`: deprecated and unmaintained; use `torch.amp`."

@@ -23,6 +23,7 @@ class ClipScaledGradients(Rule):
     code = "FP403"
     name = "clip-scaled-gradients"
     severity = Severity.ERROR
+    runtime_confirmable = "no"
     tokens = ("clip_grad",)
     requires = (GradScalerTracker,)
 

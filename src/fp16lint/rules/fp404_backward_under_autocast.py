@@ -15,6 +15,7 @@ class BackwardUnderAutocast(Rule):
     code = "FP404"
     name = "backward-under-autocast"
     severity = Severity.WARNING
+    runtime_confirmable = "no"
     tokens = ("autocast",)
     requires = (AutocastTracker,)
 

@@ -35,6 +35,7 @@ class GradScalerWithBf16(Rule):
     code = "FP405"
     name = "gradscaler-with-bf16"
     severity = Severity.WARNING
+    runtime_confirmable = "no"
     tokens = ("GradScaler",)
     requires = (GradScalerTracker,)
 

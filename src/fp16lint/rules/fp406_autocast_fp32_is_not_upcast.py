@@ -17,6 +17,7 @@ class AutocastFp32IsNotUpcast(Rule):
     code = "FP406"
     name = "autocast-fp32-is-not-upcast"
     severity = Severity.WARNING
+    runtime_confirmable = "no"
     tokens = ("autocast",)
 
     summary = (

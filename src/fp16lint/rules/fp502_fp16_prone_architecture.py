@@ -38,6 +38,7 @@ class Fp16ProneArchitecture(Rule):
     code = "FP502"
     name = "fp16-prone-architecture"
     severity = Severity.WARNING
+    runtime_confirmable = "yes: overflow in the model as loaded"
     tokens = ("from_pretrained", "from_single_file")
 
     summary = "A model known to overflow in float16 is loaded, cast or trained in float16."

@@ -13,6 +13,7 @@ class PureFp16Eval(Rule):
     code = "FP503"
     name = "pure-fp16-eval"
     severity = Severity.WARNING
+    runtime_confirmable = "yes: overflow in the model run with .half()"
     tokens = ("fp16_full_eval",)
 
     summary = "`fp16_full_eval=True` evaluates a `.half()`-style float16 model, not autocast."

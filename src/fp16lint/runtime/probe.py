@@ -116,23 +116,28 @@ def _skip_prefixes() -> tuple[str, ...]:
     return tuple(out)
 
 
+def _absolute(filename: str) -> str:
+    return filename if filename.startswith("<") else os.path.abspath(filename)
+
+
 class SiteFinder:
     """The first stack frame outside torch and fp16lint: (file, line). Cached per file name."""
 
     def __init__(self) -> None:
         self._prefixes = _skip_prefixes()
-        self._skip: dict[str, bool] = {}
+        # file name -> its absolute path, or None for torch's and fp16lint's own files.
+        # Absolute at first sight: a relative co_filename means nothing after a chdir.
+        self._files: dict[str, str | None] = {}
 
     def find(self, depth: int = 1) -> tuple[str, int]:
         f = sys._getframe(depth + 1)
-        skip = self._skip
+        files = self._files
         while f is not None:
             fn = f.f_code.co_filename
-            s = skip.get(fn)
-            if s is None:
-                s = skip[fn] = fn.startswith(self._prefixes)
-            if not s:
-                return fn, f.f_lineno
+            if fn not in files:
+                files[fn] = None if fn.startswith(self._prefixes) else _absolute(fn)
+            if files[fn] is not None:
+                return files[fn], f.f_lineno
             f = f.f_back
         return "<unknown>", 0
 
