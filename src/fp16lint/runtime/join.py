@@ -5,7 +5,7 @@
 - FP201 (layers): by class and attribute: the class around the finding's line and the ``self.x``
   it assigns; matched to modules whose parent has that class and whose attribute is ``x``.
 - FP101/FP501 (and FP502/FP503): by the model: the verdict of the run as the code prepares it, for
-  the targets whose factory lives in the finding's file (else every target).
+  the targets whose factory lives in the finding's file or whose model class the message names.
 
 Verdicts: ``confirmed``, ``at-risk``, ``not-observed`` (ran, with the headroom figures),
 ``not-reached`` (nothing ran there). Places that overflowed, made inf/NaN or raised without any
@@ -363,11 +363,17 @@ def _layer_matches(
 def _join_model(
     f: Finding, fpath: str, reports: Sequence[Report], root: str | None
 ) -> JoinedFinding:
-    same_file = [r for r in reports if r.factory_file and norm_path(r.factory_file, root) == fpath]
-    chosen = same_file or list(reports)
+    # A target stands for the finding's model only when it is built in the finding's file or
+    # is of the class the message names: another model's run proves nothing about this one.
+    chosen = [
+        r
+        for r in reports
+        if (r.factory_file and norm_path(r.factory_file, root) == fpath)
+        or (r.model_class and f"`{r.model_class}`" in f.message)
+    ]
     ran = [r for r in chosen if not r.error]
     if not ran:
-        why = "; ".join(f"{r.name}: {r.error}" for r in chosen) or "no target was run"
+        why = "; ".join(f"{r.name}: {r.error}" for r in chosen) or "no target builds this model"
         return JoinedFinding(
             f, NOT_REACHED, f"no model ran ({why})", targets=[r.name for r in chosen]
         )
