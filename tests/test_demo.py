@@ -40,6 +40,7 @@ def test_demo_reports_exactly_the_planted_hazards():
     )
     assert run.returncode == 1, run.stderr
     found = Counter(
-        (f["code"], Path(f["filename"]).as_posix(), f["location"]["row"]) for f in json.loads(run.stdout)
+        (f["code"], Path(f["filename"]).as_posix(), f["location"]["row"])
+        for f in json.loads(run.stdout)
     )
     assert found == _expected()

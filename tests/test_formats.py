@@ -275,7 +275,9 @@ def test_machine_formats_print_nothing_else(in_tmp):
 
 def test_lsp_columns_count_lines_as_the_parser_does(in_tmp):
     # A form feed is not a line break for Python: the UTF-16 column must come from line 3.
-    (in_tmp / "ff.py").write_text('import torch\n\x0c\ns = "\U0001f525"; torch.cuda.amp.GradScaler()\n')
+    (in_tmp / "ff.py").write_text(
+        'import torch\n\x0c\ns = "\U0001f525"; torch.cuda.amp.GradScaler()\n'
+    )
     result = lint_paths([Path("ff.py")], Settings(root=in_tmp), Options(jobs=1, use_cache=False))
     [entry] = json.loads(_render("lsp", result.findings))
     [diag] = entry["diagnostics"]

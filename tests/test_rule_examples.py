@@ -48,7 +48,8 @@ def test_invalid_example_is_flagged(rule, example: Invalid, tmp_path):
     else:
         root = str(tmp_path) + "/"
         got = Counter(
-            (f.code, str(f.path).replace("\\", "/").split(root)[-1], f.span.start.line) for f in findings
+            (f.code, str(f.path).replace("\\", "/").split(root)[-1], f.span.start.line)
+            for f in findings
         )
     assert got == Counter(example.expect), [f"{f.span.start.line}: {f.message}" for f in findings]
     for finding in findings:
@@ -74,6 +75,10 @@ def _apply(rule, code: str) -> str:
     from fp16lint.config import Settings
     from fp16lint.runner import Options, lint_text
 
-    result = lint_text(code, "example.py", Settings(root=Path.cwd(), select=(rule.code,)),
-                       Options(fix=True, unsafe_fixes=True))
+    result = lint_text(
+        code,
+        "example.py",
+        Settings(root=Path.cwd(), select=(rule.code,)),
+        Options(fix=True, unsafe_fixes=True),
+    )
     return result.fixed_text

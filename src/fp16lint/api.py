@@ -25,7 +25,9 @@ def lint_paths(
     return _lint_paths(targets, settings, options or Options())
 
 
-def lint_text(text: str, path: str = "<stdin>.py", settings: Settings | None = None) -> list[Finding]:
+def lint_text(
+    text: str, path: str = "<stdin>.py", settings: Settings | None = None
+) -> list[Finding]:
     """Findings for ``text`` as if it were the file ``path`` (not read from disk)."""
     settings = settings or load_settings(None, Path(path).parent)
     return _lint_text(text, path, settings).findings

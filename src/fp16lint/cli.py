@@ -74,7 +74,9 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--select", help="Comma-separated rule codes or prefixes to enable (replaces config).")
+@click.option(
+    "--select", help="Comma-separated rule codes or prefixes to enable (replaces config)."
+)
 @click.option("--ignore", help="Comma-separated rule codes or prefixes to disable.")
 @click.option("--extend-select", help="Comma-separated rule codes or prefixes to enable as well.")
 @click.option(
@@ -85,11 +87,15 @@ def main() -> None:
 @click.option("--fix", is_flag=True, help="Apply safe fixes.")
 @click.option("--unsafe-fixes", is_flag=True, help="With --fix, apply unsafe fixes too.")
 @click.option("--diff", is_flag=True, help="Show fixes as a unified diff; write nothing.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores).")
+@click.option(
+    "-j", "--jobs", type=click.IntRange(min=1), help="Worker processes (default: all cores)."
+)
 @click.option("--no-cache", is_flag=True, help="Do not read or write the cache.")
 @click.option("--config", type=click.Path(path_type=Path), help="Config file to use.")
 @click.option("--stdin-filename", help="Lint standard input as if it were this file.")
-@click.option("--assume-fp16", is_flag=True, default=None, help="Treat every model as fp16 (library mode).")
+@click.option(
+    "--assume-fp16", is_flag=True, default=None, help="Treat every model as fp16 (library mode)."
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors.")
 def check(
@@ -145,7 +151,9 @@ def check(
     sys.exit(EXIT_FINDINGS if result.findings and not exit_zero else EXIT_CLEAN)
 
 
-def _report(result, output_format: str, statistics: bool, quiet: bool, verbose: bool, unsafe: bool) -> None:
+def _report(
+    result, output_format: str, statistics: bool, quiet: bool, verbose: bool, unsafe: bool
+) -> None:
     from dataclasses import replace
 
     from fp16lint.fixes import is_applicable
@@ -208,7 +216,9 @@ def rules_command(output_format: str) -> None:
         return
     for row in rows:
         default = "on" if row["default"] else "off"
-        click.echo(f"{row['code']}  {row['name']:<40} {row['severity']:<8} {default:<4} fix: {row['fix']}")
+        click.echo(
+            f"{row['code']}  {row['name']:<40} {row['severity']:<8} {default:<4} fix: {row['fix']}"
+        )
 
 
 @main.command("explain")

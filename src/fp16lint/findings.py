@@ -159,4 +159,3 @@ class Finding:
             url=data.get("url"),
             detail=data.get("detail"),
         )
-

@@ -41,7 +41,9 @@ def apply(text: str, findings: Iterable[Finding], unsafe: bool) -> tuple[str, li
         if fix in seen_fixes:  # several findings may share one fix (an import and its uses)
             applied.append(finding)
             continue
-        ranges = [(offset(starts, e.span.start), offset(starts, e.span.end), e.content) for e in fix.edits]
+        ranges = [
+            (offset(starts, e.span.start), offset(starts, e.span.end), e.content) for e in fix.edits
+        ]
         if any(_overlaps(r, c) for r in ranges for c in chosen):
             continue
         chosen.extend(ranges)

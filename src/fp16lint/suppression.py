@@ -39,7 +39,11 @@ class Noqa:
         return codes is None or any(code.startswith(c) for c in codes)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lines": {str(k): v for k, v in self.lines.items()}, "file": self.file, "all": self.file_all}
+        return {
+            "lines": {str(k): v for k, v in self.lines.items()},
+            "file": self.file,
+            "all": self.file_all,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Noqa:
@@ -61,10 +65,9 @@ def scan(text: str) -> Noqa:
             else:
                 noqa.file.extend(codes)
             continue
-        # The last one is the comment: an earlier "# noqa" can sit inside a string.
-        match = None
-        for match in _LINE.finditer(line):
-            pass
-        if match:
+        # The last directive is the comment's: an earlier one can sit inside a string.
+        matches = list(_LINE.finditer(line))
+        if matches:
+            match = matches[-1]
             noqa.lines[number] = _codes(match.group("codes"))
     return noqa

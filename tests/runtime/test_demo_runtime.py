@@ -22,7 +22,9 @@ def test_demo_runtime_confirms_the_exp_overflow_and_leaves_other_models_unjudged
     assert run.returncode == 1, run.stderr  # something is confirmed unsafe
     joined = json.loads(run.stdout)["join"]["findings"]
     verdicts = {
-        (j["finding"]["code"], j["finding"]["filename"], j["finding"]["location"]["row"]): j["verdict"]
+        (j["finding"]["code"], j["finding"]["filename"], j["finding"]["location"]["row"]): j[
+            "verdict"
+        ]
         for j in joined
     }
     assert verdicts[("FP202", "demo_models/blocks.py", 50)] == "confirmed"  # exp of raw scores

@@ -27,12 +27,18 @@ _SCALER = ("init_scale", "growth_factor", "backoff_factor", "growth_interval", "
 DEPRECATED: dict[str, Replacement] = {}
 for _device in ("cuda", "cpu"):
     for _module in (f"torch.{_device}.amp", f"torch.{_device}.amp.autocast_mode"):
-        DEPRECATED[f"{_module}.autocast"] = Replacement("torch.amp.autocast", _device, "autocast", _AUTOCAST)
+        DEPRECATED[f"{_module}.autocast"] = Replacement(
+            "torch.amp.autocast", _device, "autocast", _AUTOCAST
+        )
     for _module in (f"torch.{_device}.amp", f"torch.{_device}.amp.grad_scaler"):
-        DEPRECATED[f"{_module}.GradScaler"] = Replacement("torch.amp.GradScaler", _device, "scaler", _SCALER)
+        DEPRECATED[f"{_module}.GradScaler"] = Replacement(
+            "torch.amp.GradScaler", _device, "scaler", _SCALER
+        )
 for _module in ("torch.cuda.amp", "torch.cuda.amp.autocast_mode"):
     for _name in ("custom_fwd", "custom_bwd"):
-        DEPRECATED[f"{_module}.{_name}"] = Replacement(f"torch.amp.{_name}", "cuda", "decorator", ("fn",))
+        DEPRECATED[f"{_module}.{_name}"] = Replacement(
+            f"torch.amp.{_name}", "cuda", "decorator", ("fn",)
+        )
 
 # Modules whose `from M import name` lines are rewritten to `from torch.amp import name`.
 DEPRECATED_MODULES = {"torch.cuda.amp": "cuda", "torch.cpu.amp": "cpu"}

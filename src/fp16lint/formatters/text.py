@@ -30,7 +30,11 @@ def format_full(findings: list[Finding], ctx: FormatContext) -> str:
         text = ctx.source_line(finding.path, start.line, finding.span.cell)
         if text is not None:
             gutter = " " * len(str(start.line))
-            stop = end.column if end.line == start.line and end.column > start.column else len(text) + 1
+            stop = (
+                end.column
+                if end.line == start.line and end.column > start.column
+                else len(text) + 1
+            )
             carets = "^" * max(1, stop - start.column)
             lines += [
                 f"{gutter} |",

@@ -35,10 +35,7 @@ def _message(old: str, rep: Replacement) -> str:
         call = f'`{new}(device_type="{rep.device}")`'
     else:
         call = f'`{new}("{rep.device}", ...)`'
-    return (
-        f"`{old}` is deprecated (FutureWarning since torch 2.4) and will be removed; "
-        f"use {call}."
-    )
+    return f"`{old}` is deprecated (FutureWarning since torch 2.4) and will be removed; use {call}."
 
 
 class DeprecatedAmpApi(Rule):
@@ -109,7 +106,7 @@ with autocast("cuda", dtype=torch.float16):
         Invalid(
             "import torch\nwith torch.cuda.amp.autocast():\n    pass\n",
             (("FP401", 2),),
-            fixed="import torch\nwith torch.amp.autocast(\"cuda\"):\n    pass\n",
+            fixed='import torch\nwith torch.amp.autocast("cuda"):\n    pass\n',
         ),
         Invalid(
             "import torch as th\nscaler = th.cuda.amp.GradScaler(init_scale=1024)\n",
@@ -126,7 +123,7 @@ with autocast("cuda", dtype=torch.float16):
             "from torch.cuda.amp import GradScaler, autocast\n\nscaler = GradScaler()\n"
             "with autocast(dtype=torch.float16):\n    pass\n",
             (("FP401", 1), ("FP401", 3), ("FP401", 4)),
-            fixed="from torch.amp import GradScaler, autocast\n\nscaler = GradScaler(\"cuda\")\n"
+            fixed='from torch.amp import GradScaler, autocast\n\nscaler = GradScaler("cuda")\n'
             'with autocast("cuda", dtype=torch.float16):\n    pass\n',
         ),
         Invalid(
