@@ -17,7 +17,7 @@ import libcst as cst
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.calls import argument, literal_bool
 from fp16lint.analysis.dtypes import string_value
-from fp16lint.analysis.names import NameResolver
+from fp16lint.analysis.names import NameResolver, self_attribute
 from fp16lint.analysis.tree import walk
 from fp16lint.data.amp_api import GRAD_SCALERS
 
@@ -53,16 +53,6 @@ def _is_none(expr: cst.BaseExpression | None) -> bool:
     return isinstance(expr, cst.Name) and expr.value == "None"
 
 
-def _self_attribute(expr: cst.BaseExpression) -> str | None:
-    if (
-        isinstance(expr, cst.Attribute)
-        and isinstance(expr.value, cst.Name)
-        and expr.value.value == "self"
-    ):
-        return expr.attr.value
-    return None
-
-
 class GradScalerTracker(Tracker):
     """``ctx.get(GradScalerTracker).sites(expr)``: the GradScalers ``expr`` may hold."""
 
@@ -89,7 +79,7 @@ class GradScalerTracker(Tracker):
         value: cst.BaseExpression | None,
         annotation: cst.BaseExpression | None = None,
     ) -> None:
-        attr = _self_attribute(target)
+        attr = self_attribute(target)
         if attr is None or (attr in self._attributes and self._attributes[attr] is None):
             return
         found = self._from_value(value, 0) if value is not None else []
@@ -127,7 +117,7 @@ class GradScalerTracker(Tracker):
         site = grad_scaler_call(expr, self.ctx.names)
         if site is not None:
             return [site]
-        attr = _self_attribute(expr)
+        attr = self_attribute(expr)
         if attr is not None:
             return list(self._attributes.get(attr) or [])
         if not isinstance(expr, cst.Name):

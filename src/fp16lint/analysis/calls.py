@@ -5,7 +5,9 @@ from __future__ import annotations
 import libcst as cst
 
 
-def argument(call: cst.Call, keyword: str, position: int | None) -> cst.BaseExpression | None:
+def argument(
+    call: cst.Call, keyword: str, position: int | None = None
+) -> cst.BaseExpression | None:
     """The value passed as ``keyword=`` or as the ``position``-th positional argument."""
     positional = [a for a in call.args if a.keyword is None and not a.star]
     for arg in call.args:

@@ -20,6 +20,7 @@ from enum import Enum
 
 import libcst as cst
 
+from fp16lint.analysis.calls import argument
 from fp16lint.analysis.names import NameResolver
 from fp16lint.analysis.tree import walk
 
@@ -216,13 +217,6 @@ _METHOD_DTYPES = {
 }
 
 
-def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None
-
-
 def _has_float_literal(expr: cst.BaseExpression) -> bool:
     if isinstance(expr, cst.Float):
         return True
@@ -261,7 +255,7 @@ def tensor_dtype(
         return None
     func = expr.func
     qualname = names.qualname(func)
-    explicit = _keyword(expr, "dtype")
+    explicit = argument(expr, "dtype")
     if qualname in FLOAT_FACTORIES:
         return dtype_of(explicit, names) if explicit is not None else DTypeFact(DType.FP32)
     if qualname in ("torch.tensor", "torch.full"):

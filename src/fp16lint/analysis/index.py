@@ -42,7 +42,7 @@ from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.casts import CastFacts, cast_of
 from fp16lint.analysis.dtypes import DType
 from fp16lint.analysis.hazards import HazardTracker
-from fp16lint.analysis.names import dotted
+from fp16lint.analysis.names import dotted, self_attribute
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
 from fp16lint.analysis.tree import walk
 from fp16lint.data.amp_ops import OPS_BY_MODULE, RISKS, UNSAFE_LAYERS, UnsafeLayer
@@ -213,20 +213,11 @@ class ModelFacts(Tracker):
         for record in self._collect(expr):
             self.cls["subs"].append({"attr": attr, **record})
 
-    def _self_attr(self, target: cst.BaseExpression) -> str | None:
-        if (
-            isinstance(target, cst.Attribute)
-            and isinstance(target.value, cst.Name)
-            and target.value.value == self.self_name
-        ):
-            return target.attr.value
-        return None
-
     def leave_Assign(self, node: cst.Assign) -> None:
         if not self._in_method():
             return
         for target in node.targets:
-            attr = self._self_attr(target.target)
+            attr = self_attribute(target.target, self.self_name)
             if attr is not None:
                 self._add_subs(attr, node.value)
             elif isinstance(target.target, cst.Name):

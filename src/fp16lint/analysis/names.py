@@ -60,6 +60,17 @@ def dotted(expr: cst.BaseExpression) -> str | None:
     return ".".join(reversed(parts))
 
 
+def self_attribute(expr: cst.BaseExpression, self_name: str = "self") -> str | None:
+    """``x`` for ``self.x`` (with ``self`` spelled ``self_name``), else None."""
+    if (
+        isinstance(expr, cst.Attribute)
+        and isinstance(expr.value, cst.Name)
+        and expr.value.value == self_name
+    ):
+        return expr.attr.value
+    return None
+
+
 def module_name_of(node: cst.Attribute | cst.Name) -> str:
     """The dotted text of an import's module part (``torch.cuda.amp``)."""
     text = dotted(node)

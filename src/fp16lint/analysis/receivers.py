@@ -31,7 +31,7 @@ import libcst as cst
 
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.dtypes import LEGACY_TYPES
-from fp16lint.analysis.names import Binding, NameResolver, dotted
+from fp16lint.analysis.names import Binding, NameResolver, dotted, self_attribute
 from fp16lint.analysis.tree import children
 
 _MAX_DEPTH = 6
@@ -792,11 +792,11 @@ def _class_attributes(module: cst.Module) -> dict[str, dict[str, list[cst.BaseEx
 def _self_assignments(node: cst.CSTNode) -> Iterator[tuple[str, cst.BaseExpression | None]]:
     if isinstance(node, cst.Assign):
         for target in node.targets:
-            attr = _self_attr(target.target)
+            attr = self_attribute(target.target)
             if attr:
                 yield attr, node.value
     elif isinstance(node, cst.AnnAssign) and node.value is not None:
-        attr = _self_attr(node.target)
+        attr = self_attribute(node.target)
         if attr:
             yield attr, node.value
     elif (
@@ -808,16 +808,6 @@ def _self_assignments(node: cst.CSTNode) -> Iterator[tuple[str, cst.BaseExpressi
         and isinstance(node.args[0].value, cst.SimpleString)
     ):
         yield node.args[0].value.raw_value, None
-
-
-def _self_attr(target: cst.BaseExpression) -> str | None:
-    if (
-        isinstance(target, cst.Attribute)
-        and isinstance(target.value, cst.Name)
-        and target.value.value == "self"
-    ):
-        return target.attr.value
-    return None
 
 
 class ReceiverTracker(Tracker):

@@ -25,12 +25,13 @@ from dataclasses import dataclass
 import libcst as cst
 
 from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.calls import argument
 from fp16lint.analysis.constants import SCALAR_TENSORS, Constant, ConstantTracker
 from fp16lint.analysis.dtypes import dtype_of
 from fp16lint.analysis.guards import in_non_fp16_branch
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
-from fp16lint.analysis.value_dtypes import ValueDtypes, keyword_arg
+from fp16lint.analysis.value_dtypes import ValueDtypes
 
 # method -> (position of the value argument, its keyword); all raise on overflow in fp16.
 FILL_METHODS = {
@@ -206,7 +207,7 @@ class ConstantSinks(Tracker):
             value = _positional(call, position, keyword)
             if not self._unrepresentable(value):
                 return []
-            dtype = keyword_arg(call, "dtype") if method == "new_full" else None
+            dtype = argument(call, "dtype") if method == "new_full" else None
             if dtype is not None:
                 if not self.dtypes.dtype_may_be_fp16(dtype):
                     return []
@@ -245,7 +246,7 @@ class ConstantSinks(Tracker):
         value = _positional(call, 1, "fill_value")
         if not self._unrepresentable(value):
             return []
-        dtype = keyword_arg(call, "dtype")
+        dtype = argument(call, "dtype")
         target = _positional(call, 0, "input") if name == "full_like" else None
         if dtype is not None:
             if not self.dtypes.dtype_may_be_fp16(dtype):
@@ -263,7 +264,7 @@ class ConstantSinks(Tracker):
         if method == "half":
             dtype = None
         else:
-            dtype = keyword_arg(call, "dtype") or _positional(call, 0, None)
+            dtype = argument(call, "dtype") or _positional(call, 0, None)
             is_dtype = isinstance(dtype, cst.Attribute) and dtype.attr.value == "dtype"
             fact = dtype_of(dtype, self.names) if dtype is not None else None
             if not is_dtype and (fact is None or not (fact.is_fp16 or fact.maybe)):
@@ -273,7 +274,7 @@ class ConstantSinks(Tracker):
         qualname = self.names.qualname(made.func)
         if qualname == "torch.where":
             values = [_positional(made, i, k) for i, k in ((1, "input"), (2, "other"))]
-        elif qualname == "torch.full" and keyword_arg(made, "dtype") is None:
+        elif qualname == "torch.full" and argument(made, "dtype") is None:
             values = [_positional(made, 1, "fill_value")]
         elif qualname in SCALAR_TENSORS:
             values = [made]

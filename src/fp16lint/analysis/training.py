@@ -25,6 +25,7 @@ import libcst as cst
 from fp16lint.analysis.amp import grad_scaler_call
 from fp16lint.analysis.autocast import AutocastTracker, Region
 from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.calls import argument
 from fp16lint.analysis.casts import CastSite, cast_of, loader_of
 from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
 from fp16lint.analysis.guards import follows_fp16_data
@@ -76,13 +77,6 @@ def _definite_fp16(region: Region | None) -> bool:
         and region.dtype.dtype is DType.FP16
         and not region.dtype.maybe
     )
-
-
-def _keyword(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    for arg in call.args:
-        if arg.keyword is not None and arg.keyword.value == name:
-            return arg.value
-    return None
 
 
 class TrainingTracker(Tracker):
@@ -161,7 +155,7 @@ class TrainingTracker(Tracker):
 
     @staticmethod
     def _arg(call: cst.Call, keyword: str, positional: list, index: int):
-        value = _keyword(call, keyword)
+        value = argument(call, keyword)
         if value is None and len(positional) > index:
             value = positional[index]
         return value
@@ -183,7 +177,7 @@ class TrainingTracker(Tracker):
         func = node.func
         qualname = self.ctx.names.qualname(func)
         if (qualname or "").endswith(".cast_training_params") and node.args:
-            dtype = dtype_of(_keyword(node, "dtype"), self.ctx.names)
+            dtype = dtype_of(argument(node, "dtype"), self.ctx.names)
             if dtype is None or not dtype.is_fp16:
                 self._forget(node.args[0].value)
         if grad_scaler_call(node, self.ctx.names) is not None:
@@ -306,7 +300,7 @@ class TrainingTracker(Tracker):
         inner = unwrap_chain(value)
         if isinstance(inner, cst.Call) and loader_owner(inner) is not None:
             for keyword in _LOAD_DTYPE_KEYWORDS:
-                dtype = dtype_of(_keyword(inner, keyword), self.ctx.names, strings=True)
+                dtype = dtype_of(argument(inner, keyword), self.ctx.names, strings=True)
                 if dtype is not None and dtype.is_fp16:
                     return Fp16Model("", inner, dtype, "load")
         if isinstance(inner, (cst.Name, cst.Attribute)) and inner is value:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from fp16lint.analysis.calls import argument
 from fp16lint.analysis.constants import ConstantEvaluator
 from fp16lint.analysis.dtypes import DTYPE_PRESERVING, dtype_of, tensor_dtype
 from fp16lint.analysis.names import NameResolver
@@ -62,10 +63,6 @@ _PROMOTING_FUNCTIONS = frozenset(
         "log_softmax", "linalg.norm", "linalg.vector_norm", "linalg.cross",
     )
 )  # fmt: skip
-
-
-def keyword_arg(call: cst.Call, name: str) -> cst.BaseExpression | None:
-    return next((a.value for a in call.args if a.keyword and a.keyword.value == name), None)
 
 
 class ValueDtypes:
@@ -140,7 +137,7 @@ class ValueDtypes:
         fact = tensor_dtype(call, self.names)
         if fact is not None:
             return _MAYBE if fact.is_fp16 or fact.maybe else _WIDE
-        dtype = keyword_arg(call, "dtype")
+        dtype = argument(call, "dtype")
         if dtype is not None:
             return self._dtype_class_of(dtype)
         qualname = self.names.qualname(call.func) or ""
