@@ -26,3 +26,10 @@ def lint_project(root: Path, files: dict[str, str], **kwargs) -> LintResult:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     return lint_paths([root], Settings(root=root, **kwargs), Options(jobs=1, use_cache=False))
+
+
+def lint_project_folder(root: Path, **kwargs):
+    """Findings for an existing folder, in-process and without a cache."""
+    return lint_paths(
+        [root], Settings(root=root, **kwargs), Options(jobs=1, use_cache=False)
+    ).findings

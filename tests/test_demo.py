@@ -44,3 +44,21 @@ def test_demo_reports_exactly_the_planted_hazards():
         for f in json.loads(run.stdout)
     )
     assert found == _expected()
+
+
+def test_cast_messages_list_what_is_fp16_unsafe_inside_the_model(monkeypatch):
+    """FP101 names the unsafe layers and ops the cast model contains (up to five, then a count)."""
+    from lintutil import lint_project_folder
+
+    monkeypatch.chdir(DEMO)
+    findings = lint_project_folder(DEMO)
+    cast = next(
+        f
+        for f in findings
+        if f.code == "FP101" and f.path.endswith("train.py") and f.span.start.line == 13
+    )
+    assert "fp16-unsafe inside it:" in cast.message
+    assert "`x.pow(2).mean(-1, keepdim=True)`" in cast.message
+    assert cast.message.rstrip(".").split(" and ")[-1].endswith("more")
+    head = next(f for f in findings if f.code == "FP101" and f.span.start.line == 33)
+    assert "fp16-unsafe inside it" not in head.message  # a bare nn.Linear holds nothing unsafe

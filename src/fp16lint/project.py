@@ -7,6 +7,7 @@ the summaries carry, so it stays cheap on thousands of files.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from fp16lint.config import Settings
@@ -72,27 +73,46 @@ class ProjectReport:
         )
 
 
+@dataclass
+class ProjectResult:
+    """The project pass' output: new findings, and per-file findings it completed
+    (``replaced``: original -> amended copy)."""
+
+    findings: list[Finding] = field(default_factory=list)
+    replaced: dict[Finding, Finding] = field(default_factory=dict)
+
+
+def _internal_error(rule: type[Rule], settings: Settings, exc: Exception) -> Finding:
+    return engine_finding(
+        INTERNAL_ERROR,
+        str(settings.root),
+        FILE_LEVEL,
+        f"Internal error in rule {rule.code} (project pass): {type(exc).__name__}: {exc}",
+    )
+
+
 def run_project(
     summaries: Iterable[FileSummary], rules: Iterable[type[Rule]], settings: Settings
-) -> list[Finding]:
-    project_rules = [r for r in rules if r.is_project_rule()]
-    if not project_rules:
-        return []
+) -> ProjectResult:
+    summaries = list(summaries)
+    rules = list(rules)
+    result = ProjectResult()
+    if not any(r.is_project_rule() or r.amends() for r in rules):
+        return result
     project = Project(summaries, settings)
-    findings: list[Finding] = []
-    for rule in project_rules:
-        report = ProjectReport()
+    for rule in rules:
         try:
-            rule.check_project(project, report)
+            if rule.is_project_rule():
+                report = ProjectReport()
+                rule.check_project(project, report)
+                result.findings.extend(report.findings)
+            if rule.amends():
+                for summary in summaries:
+                    for finding in summary.findings:
+                        if finding.code == rule.code:
+                            amended = rule.amend(project, finding)
+                            if amended != finding:
+                                result.replaced[finding] = amended
         except Exception as exc:
-            findings.append(
-                engine_finding(
-                    INTERNAL_ERROR,
-                    str(settings.root),
-                    FILE_LEVEL,
-                    f"Internal error in rule {rule.code} (project pass): {type(exc).__name__}: {exc}",
-                )
-            )
-            continue
-        findings.extend(report.findings)
-    return findings
+            result.findings.append(_internal_error(rule, settings, exc))
+    return result

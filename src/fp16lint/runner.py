@@ -26,7 +26,7 @@ from fp16lint.config import Settings, enabled_codes
 from fp16lint.discovery import discover
 from fp16lint.engine import FILE_LEVEL, FileSummary, engine_finding, lint_source
 from fp16lint.findings import Finding
-from fp16lint.project import run_project
+from fp16lint.project import ProjectResult, run_project
 from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR, all_rules
 from fp16lint.rules.base import Rule
 
@@ -343,13 +343,16 @@ def _settings_key(settings: Settings) -> str:
 
 
 def _filter(
-    summaries: dict[str, FileSummary], project_findings: list[Finding], settings: Settings
+    summaries: dict[str, FileSummary], project: ProjectResult | None, settings: Settings
 ) -> list[Finding]:
-    """Drop findings silenced by ``# noqa`` or ``per-file-ignores``."""
+    """All findings, completed by the project pass, less those silenced by ``# noqa`` or
+    ``per-file-ignores``."""
+    project = project or ProjectResult()
     ignores = _PerFileIgnores(settings)
     out = []
     by_path: dict[str, list[Finding]] = {}
-    for finding in [*(f for s in summaries.values() for f in s.findings), *project_findings]:
+    per_file = (project.replaced.get(f, f) for s in summaries.values() for f in s.findings)
+    for finding in [*per_file, *project.findings]:
         by_path.setdefault(finding.path, []).append(finding)
     for path, items in by_path.items():
         summary = summaries.get(path)
@@ -445,7 +448,7 @@ def fix_text(
             prefilter=options.prefilter,
             time_limit=options.time_limit,
         )
-        findings = _filter({path: summary}, [], settings)
+        findings = _filter({path: summary}, None, settings)
     return text, fixed, None
 
 
@@ -503,7 +506,7 @@ def lint_text(text: str, path: str, settings: Settings, options: Options = Optio
         new_text, result.fixed, problem = fix_text(path, text, findings, rules, settings, options)
         result.fixed_text = new_text
         if result.fixed:
-            findings = _filter({path: lint(new_text)}, [], settings)
+            findings = _filter({path: lint(new_text)}, None, settings)
         findings = [*findings, *([problem] if problem else [])]
     result.findings = sorted(findings, key=lambda f: f.sort_key)
     return result

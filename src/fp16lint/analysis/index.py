@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import libcst as cst
@@ -46,7 +46,7 @@ from fp16lint.analysis.names import dotted, self_attribute
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
 from fp16lint.analysis.tree import walk
 from fp16lint.data.amp_ops import OPS_BY_MODULE, RISKS, UNSAFE_LAYERS, UnsafeLayer
-from fp16lint.findings import Severity
+from fp16lint.findings import Finding, Severity
 
 _MAX_DEPTH = 8
 _SUB_METHODS = frozenset({"add_module", "register_module"})
@@ -682,3 +682,14 @@ def unsafe_contents(
     """For FP101/FP501 messages: "" when the cast model contains nothing fp16-unsafe, else
     e.g. "`Block.norm` (`nn.LayerNorm`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"."""
     return listing(index_of(project).contents_of(path, span), limit)
+
+
+def with_unsafe_contents(project: Any, finding: Finding) -> Finding:
+    """``finding`` (an FP101/FP501 cast) with the fp16-unsafe layers and ops of the model it
+    casts appended to its message; unchanged when there are none."""
+    start = finding.span.start
+    inside = unsafe_contents(project, finding.path, [start.line, start.column])
+    if not inside:
+        return finding
+    message = f"{finding.message.rstrip('.')}; fp16-unsafe inside it: {inside}."
+    return replace(finding, message=message)

@@ -201,7 +201,8 @@ class Session:
         shown = {
             p: s for p, s in members.items() if p in self.linted or (fresh and p == fresh.path)
         }
-        found = _filter(shown, [f for f in project if f.path in shown], config.settings)
+        project.findings = [f for f in project.findings if f.path in shown]
+        found = _filter(shown, project, config.settings)
         found = notebook.to_cells(
             found, {p: self.notebooks[p] for p in members if p in self.notebooks}
         )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import libcst as cst
 
-from fp16lint.findings import Applicability, Severity
+from fp16lint.findings import Applicability, Finding, Severity
 
 if TYPE_CHECKING:
     from fp16lint.engine import FileContext, NodeEdit
@@ -107,6 +107,16 @@ class Rule:
     @classmethod
     def check_project(cls, project: Project, report: ProjectReport) -> None:
         return None
+
+    # Rules whose per-file findings need project facts to be complete (FP101/FP501 list what
+    # is fp16-unsafe inside the cast model) override this; it runs in the project pass.
+    @classmethod
+    def amend(cls, project: Project, finding: Finding) -> Finding:
+        return finding
+
+    @classmethod
+    def amends(cls) -> bool:
+        return cls.amend.__func__ is not Rule.amend.__func__
 
     @classmethod
     def is_project_rule(cls) -> bool:

@@ -15,6 +15,7 @@ from fp16lint.analysis.casts import (
 )
 from fp16lint.analysis.dtypes import MAYBE_WORDING
 from fp16lint.analysis.guards import follows_fp16_data
+from fp16lint.analysis.index import unsafe_contents, with_unsafe_contents
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -174,6 +175,10 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
         ),
     )
 
+    @classmethod
+    def amend(cls, project, finding):
+        return with_unsafe_contents(project, finding)
+
     def visit_Call(self, node: cst.Call) -> None:
         site = cast_of(node, self.ctx.names)
         if site is None or not is_model_cast(site, self.ctx):
@@ -195,10 +200,14 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
                 qualname = classes.resolve(cast["ctor"])
                 where = classes.where[qualname]
                 name = qualname.rsplit(".", 1)[-1]
+                text = message(cast["call"], cast["maybe"], f"the whole `{name}` model")
+                inside = unsafe_contents(project, path, cast["span"])
+                if inside:
+                    text = f"{text[:-1]}; fp16-unsafe inside it: {inside}."
                 report.add(
                     cls,
                     path,
                     cast["span"],
-                    message(cast["call"], cast["maybe"], f"the whole `{name}` model"),
+                    text,
                     related=[(where[0], where[1], f"`{name}` is an nn.Module defined here")],
                 )

@@ -9,6 +9,7 @@ from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.casts import CastFacts, CastSite, HfLoad, cast_of, hf_load_of, short_code
 from fp16lint.analysis.dtypes import when_maybe
 from fp16lint.analysis.guards import follows_fp16_data
+from fp16lint.analysis.index import with_unsafe_contents
 from fp16lint.analysis.receivers import ReceiverTracker
 from fp16lint.analysis.tree import walk
 from fp16lint.data.hf_keep_fp32 import DIFFUSERS_VERSION, TRANSFORMERS_VERSION
@@ -134,6 +135,10 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
     def __init__(self, ctx):
         super().__init__(ctx)
         self._keyword: str | None = None
+
+    @classmethod
+    def amend(cls, project, finding):
+        return with_unsafe_contents(project, finding)
 
     def visit_Call(self, node: cst.Call) -> None:
         site = cast_of(node, self.ctx.names)
