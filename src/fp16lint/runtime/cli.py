@@ -20,6 +20,8 @@ from typing import Any, TextIO
 
 import click
 
+from fp16lint.findings import Finding
+
 EXIT_OK, EXIT_CONFIRMED, EXIT_ERROR = 0, 1, 2
 
 
@@ -31,29 +33,19 @@ def _install_message() -> str:
     )
 
 
-def _lint(paths: Sequence[str], err: TextIO) -> list[Any] | None:
-    """Static findings for the join, or None when the static API is not there."""
-    try:
-        from fp16lint import api  # type: ignore[attr-defined]
+def _lint(paths: Sequence[str], err: TextIO) -> list[Finding] | None:
+    """Static findings for the join, or None when linting failed (the runtime figures are
+    still reported)."""
+    from fp16lint import api
 
-        lint_paths = api.lint_paths
-    except (ImportError, AttributeError):
-        print(
-            "fp16lint runtime: static linting is unavailable here (fp16lint.api.lint_paths not "
-            "found); reporting runtime figures without the join to findings",
-            file=err,
-        )
-        return None
     try:
-        result = lint_paths(list(paths))
-    except Exception as exc:  # a config error, say: report the runtime figures anyway
+        return list(api.lint_paths(list(paths)).findings)
+    except Exception as exc:  # a config error, say
         print(
             f"fp16lint runtime: static linting failed ({type(exc).__name__}: {exc}); no join",
             file=err,
         )
         return None
-    findings = getattr(result, "findings", result)
-    return list(findings)
 
 
 def _progress(i: int, n: int, name: str, status: str, err: TextIO) -> None:
