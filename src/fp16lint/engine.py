@@ -14,6 +14,7 @@ import re
 import signal
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -186,7 +187,9 @@ def _looks_deep(text: str) -> bool:
 def _python_rejects(path: str, text: str) -> Finding | None:
     """FP000 if CPython's own parser rejects ``text`` (which then never reaches libcst)."""
     try:
-        ast.parse(text)
+        with warnings.catch_warnings():  # its SyntaxWarnings are not ours to print
+            warnings.simplefilter("ignore")
+            ast.parse(text)
     except SyntaxError as exc:
         line, column = max(1, exc.lineno or 1), max(1, exc.offset or 1)
         span = Span(Position(line, column), Position(line, column))
