@@ -11,11 +11,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-_LINE = re.compile(r"#\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.I)
-_FILE = re.compile(
-    r"^\s*#\s*fp16lint:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[\s,]+[A-Z]+[0-9]+)*))?", re.I
-)
+# A code ends where a letter or digit cannot follow (`FP4O1` is a typo, not the prefix `FP4`).
+_CODES = r"(?P<colon>:\s*(?P<codes>[A-Z]+[0-9]+(?![A-Z0-9])(?:[\s,]+[A-Z]+[0-9]+(?![A-Z0-9]))*)?)?"
+_LINE = re.compile(r"#\s*noqa" + _CODES, re.I)
+_FILE = re.compile(r"^\s*#\s*fp16lint:\s*noqa" + _CODES, re.I)
 _SPLIT = re.compile(r"[\s,]+")
+
+
+def _valid(match: re.Match[str]) -> bool:
+    """``# noqa:`` with nothing readable after the colon silences nothing (not everything)."""
+    return not match.group("colon") or match.group("codes") is not None
 
 
 def _codes(text: str | None) -> list[str] | None:
@@ -58,7 +63,7 @@ def scan(text: str) -> Noqa:
         if "#" not in line:
             continue
         file_match = _FILE.match(line)
-        if file_match:
+        if file_match and _valid(file_match):
             codes = _codes(file_match.group("codes"))
             if codes is None:
                 noqa.file_all = True
@@ -67,7 +72,6 @@ def scan(text: str) -> Noqa:
             continue
         # The last directive is the comment's: an earlier one can sit inside a string.
         matches = list(_LINE.finditer(line))
-        if matches:
-            match = matches[-1]
-            noqa.lines[number] = _codes(match.group("codes"))
+        if matches and _valid(matches[-1]):
+            noqa.lines[number] = _codes(matches[-1].group("codes"))
     return noqa

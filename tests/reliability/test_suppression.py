@@ -31,6 +31,8 @@ def codes(text: str, **settings) -> list[tuple[int, str]]:
         ("  # noqa: FP4", True),  # a prefix silences the family
         ("  # noqa: FP402", False),
         ("  # noqa: E501", False),
+        ("  # noqa: FP4O1", False),  # a typo silences nothing, not the FP4 family
+        ("  # noqa:", False),
         ("  # a comment that mentions noqa: FP401", False),  # not a directive
         ("  # TODO: fix  # noqa: FP401", True),  # a directive after another comment
     ],
