@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
 
 import libcst as cst
 import pytest
@@ -46,9 +47,9 @@ def test_invalid_example_is_flagged(rule, example: Invalid, tmp_path):
     if isinstance(example.code, str):
         got = Counter((f.code, f.span.start.line) for f in findings)
     else:
-        root = str(tmp_path) + "/"
+        root = tmp_path.resolve()
         got = Counter(
-            (f.code, str(f.path).replace("\\", "/").split(root)[-1], f.span.start.line)
+            (f.code, Path(f.path).resolve().relative_to(root).as_posix(), f.span.start.line)
             for f in findings
         )
     assert got == Counter(example.expect), [f"{f.span.start.line}: {f.message}" for f in findings]
