@@ -20,6 +20,8 @@ from pathlib import Path
 
 import libcst as cst
 
+from fp16lint.data.generated import write_or_check
+
 TARGET = (
     Path(__file__).resolve().parents[1] / "src" / "fp16lint" / "data" / "diffusers_t5_pipelines.py"
 )
@@ -100,16 +102,7 @@ def generate() -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = generate()
-    if "--check" in argv:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET} is stale; run scripts/gen_t5_pipelines.py", file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    print(f"wrote {TARGET}")
-    return 0
+    return write_or_check(TARGET, generate(), "scripts/gen_t5_pipelines.py", argv)
 
 
 if __name__ == "__main__":

@@ -148,7 +148,8 @@ class PlaceFigures:
             return 0.0
         return headroom(self.max_abs)
 
-    def add_op(self, r: OpRecord) -> None:
+    def _add_call(self, r: OpRecord | ModuleRecord) -> None:
+        """The figures op and module records share."""
         self.calls += 1
         for d in r.out_dtypes:
             if d not in self.dtypes:
@@ -160,6 +161,9 @@ class PlaceFigures:
         self.nan_created += r.nan_created
         if "float16" in r.out_dtypes:
             self.clamped += r.clamped
+
+    def add_op(self, r: OpRecord) -> None:
+        self._add_call(r)
         self.local_rel_error = _max(self.local_rel_error, r.local_rel_error)
         self.local_underflow = _max(self.local_underflow, r.local_underflow)
         self.rel_error = _max(self.rel_error, r.rel_error)
@@ -168,17 +172,7 @@ class PlaceFigures:
             self.raised = r.raised
 
     def add_module(self, r: ModuleRecord) -> None:
-        self.calls += 1
-        for d in r.out_dtypes:
-            if d not in self.dtypes:
-                self.dtypes.append(d)
-        self.max_abs = _max(self.max_abs, r.max_abs)
-        self.n_inf += r.n_inf
-        self.n_nan += r.n_nan
-        self.inf_created += r.inf_created
-        self.nan_created += r.nan_created
-        if "float16" in r.out_dtypes:
-            self.clamped += r.clamped
+        self._add_call(r)
         self.new_zero_rows += r.new_zero_rows
         self.underflow = _max(self.underflow, r.underflow)
         if r.rel_error is not None:
