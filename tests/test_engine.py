@@ -12,13 +12,13 @@ import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.tree import children, walk
 from fp16lint.config import Settings
 from fp16lint.engine import lint_source
 from fp16lint.findings import Severity
-from fp16lint.positions import node_ranges
+from fp16lint.positions import located_ranges, node_ranges
 from fp16lint.rules.base import Rule
-from fp16lint.runner import Options, lint_paths
+from fp16lint.runner import Options, lint_paths, lint_text
 
 
 class _Calls(Rule):
@@ -230,3 +230,51 @@ def test_positions_of_single_nodes_match_as_well(text):
     expected = _provider_ranges(module)
     for node in walk(module):
         assert node_ranges(module, [node])[id(node)] == expected[id(node)], type(node).__name__
+
+
+def _with_ancestors(module: cst.Module) -> list[tuple[cst.CSTNode, tuple[cst.CSTNode, ...]]]:
+    out = []
+    stack: list[tuple[cst.CSTNode, tuple[cst.CSTNode, ...]]] = [(module, ())]
+    while stack:
+        node, ancestors = stack.pop()
+        out.append((node, ancestors))
+        stack.extend((child, (*ancestors, node)) for child in reversed(children(node)))
+    return out
+
+
+REPEATED = (
+    "class A(nn.Module):\n    def forward(self, x):\n        x = self.norm(x)\n"
+    "        x = self.norm(x)\n        return x\n\n\n"
+    "class B(nn.Module):\n    def forward(self, x):\n        x = self.norm(x)\n        return x\n"
+)
+
+
+@pytest.mark.parametrize("text", [*POSITION_SAMPLES, REPEATED])
+def test_located_positions_match_the_provider_for_every_node(text):
+    # Only the statements holding the nodes are generated; repeated lines fall back outward.
+    module = cst.parse_module(text)
+    pairs = _with_ancestors(module)
+    expected = _provider_ranges(module)
+    got = located_ranges(module, text, pairs)
+    assert {id(n): got[id(n)] for n, _ in pairs} == {id(n): expected[id(n)] for n, _ in pairs}
+    for node, ancestors in pairs:  # alone, as a statement's header or a whole statement
+        assert located_ranges(module, text, [(node, ancestors)])[id(node)] == expected[id(node)]
+
+
+def test_located_positions_without_known_ancestors_generate_the_module():
+    module = cst.parse_module(REPEATED)
+    expected = _provider_ranges(module)
+    pairs = [(node, ()) for node, _ in _with_ancestors(module)]
+    assert located_ranges(module, REPEATED, pairs) == {id(n): expected[id(n)] for n, _ in pairs}
+
+
+def test_findings_deep_in_repeated_code_point_at_their_own_line():
+    text = "import torch\n\n" + "\n\n".join(
+        f"def f{i}():\n    x = torch.randn(8, 16)\n    x.half()\n" for i in range(3)
+    )
+    lines = [
+        f.span.start.line
+        for f in lint_text(text, "a.py", Settings(root=Path.cwd())).findings
+        if f.code == "FP102"
+    ]
+    assert lines == [5, 10, 15]

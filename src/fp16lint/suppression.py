@@ -7,6 +7,7 @@ prefixes, like ruff's (``# noqa: FP3`` silences the FP3xx family).
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ _CODES = r"(?P<colon>:\s*(?P<codes>[A-Z]+[0-9]+(?![A-Z0-9])(?:[\s,]+[A-Z]+[0-9]+
 _LINE = re.compile(r"#\s*noqa" + _CODES, re.I)
 _FILE = re.compile(r"^\s*#\s*fp16lint:\s*noqa" + _CODES, re.I)
 _SPLIT = re.compile(r"[\s,]+")
+_MENTION = re.compile("noqa", re.I)
+_NEWLINE = re.compile(r"\r\n?|\n")
 
 
 def _valid(match: re.Match[str]) -> bool:
@@ -56,12 +59,21 @@ class Noqa:
 
 
 def scan(text: str) -> Noqa:
+    """The directives in ``text``. Only lines that mention noqa are read, and lines are
+    numbered as Python counts them (``\\r\\n``, ``\\r`` or ``\\n``; a form feed ends none)."""
     noqa = Noqa()
-    if "noqa" not in text and "NOQA" not in text:
+    mentions = [m.start() for m in _MENTION.finditer(text)]
+    if not mentions:
         return noqa
-    for number, line in enumerate(text.splitlines(), start=1):
-        if "#" not in line:
+    starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
+    read: set[int] = set()
+    for offset in mentions:
+        number = bisect.bisect_right(starts, offset)
+        if number in read:
             continue
+        read.add(number)
+        end = starts[number] if number < len(starts) else len(text)
+        line = text[starts[number - 1] : end].rstrip("\r\n")
         file_match = _FILE.match(line)
         if file_match and _valid(file_match):
             codes = _codes(file_match.group("codes"))

@@ -72,3 +72,15 @@ def test_scan_round_trips_through_json():
     noqa = scan("a = 1  # noqa: FP101,FP2\n# fp16lint: noqa: FP3\nb = 2  # noqa\n")
     assert noqa.lines == {1: ["FP101", "FP2"], 3: None} and noqa.file == ["FP3"]
     assert type(noqa).from_dict(noqa.to_dict()) == noqa
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+def test_noqa_lines_are_numbered_as_python_numbers_them(newline):
+    # A form feed is whitespace to Python, not a line break (str.splitlines would count it).
+    text = newline.join(["import torch", "\f", "x = 1  # NoQa: FP401", "y = 2  # noqa", ""])
+    noqa = scan(text)
+    assert noqa.lines == {3: ["FP401"], 4: None}
+    with_finding = BAD.format(comment="  # NoQa: FP401").replace(
+        "import torch\n", "import torch\n\f\n"
+    )
+    assert codes(with_finding) == []

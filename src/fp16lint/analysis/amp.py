@@ -35,7 +35,7 @@ class ScalerSite:
 
 def grad_scaler_call(expr: cst.BaseExpression, names: NameResolver) -> ScalerSite | None:
     """The GradScaler ``expr`` constructs, or None when it is not a GradScaler call."""
-    if not isinstance(expr, cst.Call):
+    if type(expr) is not cst.Call:
         return None
     kind = GRAD_SCALERS.get(names.qualname(expr.func) or "")
     if kind is None:
@@ -50,7 +50,7 @@ def grad_scaler_call(expr: cst.BaseExpression, names: NameResolver) -> ScalerSit
 
 
 def _is_none(expr: cst.BaseExpression | None) -> bool:
-    return isinstance(expr, cst.Name) and expr.value == "None"
+    return type(expr) is cst.Name and expr.value == "None"
 
 
 class GradScalerTracker(Tracker):
@@ -67,10 +67,10 @@ class GradScalerTracker(Tracker):
 
     def _scan_attributes(self, module: cst.Module) -> None:
         for node in walk(module):
-            if isinstance(node, cst.Assign):
+            if type(node) is cst.Assign:
                 for target in node.targets:
                     self._record(target.target, node.value)
-            elif isinstance(node, cst.AnnAssign):
+            elif type(node) is cst.AnnAssign:
                 self._record(node.target, node.value, node.annotation.annotation)
 
     def _record(
@@ -94,7 +94,7 @@ class GradScalerTracker(Tracker):
         """Sites of a bound value: [] for None, None for anything not a GradScaler."""
         if _is_none(value):
             return []
-        if isinstance(value, cst.IfExp):
+        if type(value) is cst.IfExp:
             body = self._from_value(value.body, depth)
             orelse = self._from_value(value.orelse, depth)
             return None if body is None or orelse is None else body + orelse
@@ -120,11 +120,11 @@ class GradScalerTracker(Tracker):
         attr = self_attribute(expr)
         if attr is not None:
             return list(self._attributes.get(attr) or [])
-        if not isinstance(expr, cst.Name):
+        if type(expr) is not cst.Name:
             return []
         found: list[ScalerSite] = []
         for binding in self.ctx.names.bindings(expr.value) or ():
-            if isinstance(binding.node, cst.Param):
+            if type(binding.node) is cst.Param:
                 annotation = binding.node.annotation
                 if (
                     annotation is None

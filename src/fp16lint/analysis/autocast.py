@@ -74,7 +74,7 @@ class Region:
 
 def _is_accelerate_autocast(call: cst.Call, ctx) -> bool:
     return (
-        isinstance(call.func, cst.Attribute)
+        type(call.func) is cst.Attribute
         and call.func.attr.value == "autocast"
         and "accelerat" in ctx.code(call.func.value).lower()
     )
@@ -86,18 +86,17 @@ def autocast_region(call: cst.BaseExpression, ctx, _depth: int = 0) -> Region | 
     A name bound (every time) to an autocast call, or to one that is chosen at run time against
     ``nullcontext()``, opens that call's region (with ``enabled=None`` for the conditional one).
     """
-    if isinstance(call, cst.Name) and _depth < 2:
+    if type(call) is cst.Name and _depth < 2:
         values = ctx.names.values(call.value)
         regions = [autocast_region(v, ctx, _depth + 1) if v is not None else None for v in values]
         if not regions or any(r is None for r in regions):
             return None
         return regions[0] if len(regions) == 1 else None
-    if isinstance(call, cst.IfExp) and _depth < 3:
+    if type(call) is cst.IfExp and _depth < 3:
         branches = (call.body, call.orelse)
         regions = [autocast_region(b, ctx, _depth + 1) for b in branches]
         null = [
-            isinstance(b, cst.Call) and ctx.names.qualname(b.func) in _NULL_CONTEXTS
-            for b in branches
+            type(b) is cst.Call and ctx.names.qualname(b.func) in _NULL_CONTEXTS for b in branches
         ]
         if (regions[0] is not None and null[1]) or (regions[1] is not None and null[0]):
             region = regions[0] or regions[1]
@@ -106,7 +105,7 @@ def autocast_region(call: cst.BaseExpression, ctx, _depth: int = 0) -> Region | 
                 region.node, region.device, region.dtype, enabled, region.unsupported_dtype
             )
         return None
-    if not isinstance(call, cst.Call):
+    if type(call) is not cst.Call:
         return None
     qualname = ctx.names.qualname(call.func)
     is_accelerate = qualname is None and _is_accelerate_autocast(call, ctx)

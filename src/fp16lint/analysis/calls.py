@@ -22,6 +22,6 @@ def literal_bool(expr: cst.BaseExpression | None, default: bool | None = True) -
     """``True``/``False`` for those literals, ``default`` when absent, None when computed."""
     if expr is None:
         return default
-    if isinstance(expr, cst.Name) and expr.value in ("True", "False"):
+    if type(expr) is cst.Name and expr.value in ("True", "False"):
         return expr.value == "True"
     return None

@@ -87,7 +87,7 @@ class CastSite:
 def cast_of(call: cst.Call, names) -> CastSite | None:
     """The cast ``call`` performs, or None if it is not a cast method call."""
     func = call.func
-    if not isinstance(func, cst.Attribute) or func.attr.value not in CAST_METHODS:
+    if type(func) is not cst.Attribute or func.attr.value not in CAST_METHODS:
         return None
     method = func.attr.value
     if method in _METHOD_DTYPES:
@@ -135,25 +135,25 @@ def constructor_of(expr: cst.BaseExpression, ctx) -> str | None:
     """The qualified name of the class or function whose call made ``expr``: ``Encoder()``,
     ``m`` after ``m = Encoder(); m = m.to(dev)``, ``build_model(cfg).eval()``."""
     expr = unwrap_chain(expr)
-    if isinstance(expr, cst.Call):
+    if type(expr) is cst.Call:
         return _callee_qualname(expr.func, ctx)
-    if not isinstance(expr, cst.Name):
+    if type(expr) is not cst.Name:
         return None
     found = set()
     for value in ctx.names.values(expr.value):
         inner = unwrap_chain(value) if value is not None else None
-        if isinstance(inner, cst.Name) and inner.value == expr.value:
+        if type(inner) is cst.Name and inner.value == expr.value:
             continue  # m = m.to(dev)
-        if not isinstance(inner, cst.Call):
+        if type(inner) is not cst.Call:
             return None
         found.add(_callee_qualname(inner.func, ctx))
     return found.pop() if len(found) == 1 else None
 
 
 def _callee_qualname(func: cst.BaseExpression, ctx) -> str | None:
-    if isinstance(func, cst.Name):
+    if type(func) is cst.Name:
         bindings = ctx.names.bindings(func.value) or []
-        if bindings and all(isinstance(b.node, (cst.ClassDef, cst.FunctionDef)) for b in bindings):
+        if bindings and all(type(b.node) in (cst.ClassDef, cst.FunctionDef) for b in bindings):
             return f"{ctx.module_name}.{func.value}" if ctx.module_name else func.value
     return ctx.names.qualname(func)
 
@@ -162,16 +162,16 @@ def loader_of(expr: cst.BaseExpression, ctx) -> cst.Call | None:
     """The ``X.from_pretrained(...)`` call (of a model, not a tokenizer) that made ``expr``,
     directly or through a name every binding of which is one."""
     expr = unwrap_chain(expr)
-    if isinstance(expr, cst.Call):
+    if type(expr) is cst.Call:
         return expr if loader_owner(expr) is not None else None
-    if not isinstance(expr, cst.Name):
+    if type(expr) is not cst.Name:
         return None
     calls = []
     for value in ctx.names.values(expr.value):
         inner = unwrap_chain(value) if value is not None else None
-        if isinstance(inner, cst.Name) and inner.value == expr.value:
+        if type(inner) is cst.Name and inner.value == expr.value:
             continue
-        if not isinstance(inner, cst.Call) or loader_owner(inner) is None:
+        if type(inner) is not cst.Call or loader_owner(inner) is None:
             return None
         calls.append(inner)
     return calls[-1] if calls else None
@@ -239,7 +239,7 @@ class CastFacts(Tracker):
                     name: found[0].qualname
                     for name, found in ctx.names.scopes[0].bindings.items()
                     if len(found) == 1
-                    and isinstance(found[0].node, cst.ImportFrom)
+                    and type(found[0].node) is cst.ImportFrom
                     and found[0].qualname is not None
                 },
             }
@@ -247,17 +247,17 @@ class CastFacts(Tracker):
     def _classes(self) -> list[dict[str, Any]]:
         names = self.ctx.names
         modules = local_module_classes(self.ctx.module, names)
-        local = {s.name.value for s in self.ctx.module.body if isinstance(s, cst.ClassDef)}
+        local = {s.name.value for s in self.ctx.module.body if type(s) is cst.ClassDef}
         prefix = f"{self.ctx.module_name}." if self.ctx.module_name else ""
         out = []
         for statement in self.ctx.module.body:
-            if not isinstance(statement, cst.ClassDef):
+            if type(statement) is not cst.ClassDef:
                 continue
             bases = []
             for base in statement.bases:
                 if base.keyword is not None:
                     continue
-                if isinstance(base.value, cst.Name) and base.value.value in local:
+                if type(base.value) is cst.Name and base.value.value in local:
                     bases.append(prefix + base.value.value)
                 elif (qualname := names.qualname(base.value)) is not None:
                     bases.append(qualname)

@@ -130,15 +130,15 @@ class Constant:
 
 
 def _number(node: cst.BaseExpression) -> float | None:
-    if isinstance(node, cst.Integer):
+    if type(node) is cst.Integer:
         return float(int(node.value.replace("_", ""), 0))
-    if isinstance(node, cst.Float):
+    if type(node) is cst.Float:
         return float(node.value.replace("_", ""))
     return None
 
 
 def _string(node: cst.BaseExpression) -> str | None:
-    if isinstance(node, cst.SimpleString) and "b" not in node.prefix.lower():
+    if type(node) is cst.SimpleString and "b" not in node.prefix.lower():
         return node.evaluated_value if isinstance(node.evaluated_value, str) else None
     return None
 
@@ -166,28 +166,28 @@ class ConstantEvaluator:
             return None
         number = _number(expr)
         if number is not None:
-            return Constant(number, self.code(expr), integral=isinstance(expr, cst.Integer))
-        if isinstance(expr, cst.UnaryOperation):
+            return Constant(number, self.code(expr), integral=type(expr) is cst.Integer)
+        if type(expr) is cst.UnaryOperation:
             return self._unary(expr, lookup, depth)
-        if isinstance(expr, cst.BinaryOperation):
+        if type(expr) is cst.BinaryOperation:
             return self._binary(expr, lookup, depth)
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             return self._name(expr, lookup, depth)
-        if isinstance(expr, cst.Attribute):
+        if type(expr) is cst.Attribute:
             return self._attribute(expr, lookup, depth)
-        if isinstance(expr, cst.Call):
+        if type(expr) is cst.Call:
             return self._call(expr, lookup, depth)
-        if isinstance(expr, cst.IfExp):
+        if type(expr) is cst.IfExp:
             return self._if_exp(expr, lookup, depth)
         return None
 
     def _unary(self, expr: cst.UnaryOperation, lookup: Lookup, depth: int) -> Constant | None:
-        if not isinstance(expr.operator, (cst.Minus, cst.Plus)):
+        if type(expr.operator) not in (cst.Minus, cst.Plus):
             return None
         inner = self._eval(expr.expression, lookup, depth + 1)
         if inner is None:
             return None
-        sign = -1.0 if isinstance(expr.operator, cst.Minus) else 1.0
+        sign = -1.0 if type(expr.operator) is cst.Minus else 1.0
         return replace(inner, value=sign * inner.value, text=self.code(expr))
 
     def _binary(self, expr: cst.BinaryOperation, lookup: Lookup, depth: int) -> Constant | None:
@@ -203,7 +203,7 @@ class ConstantEvaluator:
         except (OverflowError, ZeroDivisionError, ValueError, TypeError):
             return None
         integral = left.integral and right.integral and value.is_integer()
-        integral = integral and not isinstance(expr.operator, cst.Divide)
+        integral = integral and type(expr.operator) is not cst.Divide
         return Constant(
             value, self.code(expr), origin=left.origin or right.origin, integral=integral
         )
@@ -234,7 +234,7 @@ class ConstantEvaluator:
     ) -> Constant | None:
         values = []
         for binding in found:
-            if isinstance(binding.node, cst.Param) and binding.node.default is not None:
+            if type(binding.node) is cst.Param and binding.node.default is not None:
                 inner = self._eval(binding.node.default, lookup, depth + 1)
                 verb = "defaults to"
             elif binding.value is not None and binding.qualname is None:
@@ -271,12 +271,12 @@ class ConstantEvaluator:
 
     def _finfo_dtype(self, expr: cst.BaseExpression, lookup: Lookup, depth: int) -> DType | None:
         """The dtype of a ``torch.finfo(<dtype>)`` call (directly or through a name)."""
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             found = lookup(expr.value)
             if not found or len(found) != 1 or found[0].value is None or depth > _MAX_DEPTH:
                 return None
             return self._finfo_dtype(found[0].value, lookup, depth + 1)
-        if not isinstance(expr, cst.Call) or len(expr.args) != 1 or expr.args[0].keyword:
+        if type(expr) is not cst.Call or len(expr.args) != 1 or expr.args[0].keyword:
             return None
         qualname = self.names.qualname(expr.func)
         if qualname not in _FINFO_CALLS:
@@ -318,19 +318,15 @@ class ConstantEvaluator:
         return [value for value, _, _ in facts] if facts else None
 
     def _owner_class(self, expr: cst.BaseExpression, lookup: Lookup) -> cst.ClassDef | None:
-        if not isinstance(expr, cst.Name):
+        if type(expr) is not cst.Name:
             return None
         found = lookup(expr.value)
-        if found and len(found) == 1 and isinstance(found[0].node, cst.ClassDef):
+        if found and len(found) == 1 and type(found[0].node) is cst.ClassDef:
             return found[0].node
-        if (
-            not found
-            or not isinstance(found[0].node, cst.Param)
-            or expr.value not in ("self", "cls")
-        ):
+        if not found or type(found[0].node) is not cst.Param or expr.value not in ("self", "cls"):
             return None
         for scope in reversed(self.names.scopes):
-            if scope.kind == "class" and isinstance(scope.node, cst.ClassDef):
+            if scope.kind == "class" and type(scope.node) is cst.ClassDef:
                 return scope.node
         return None
 
@@ -345,12 +341,12 @@ class ConstantEvaluator:
         facts = {}
         module_lookup = self._module_lookup
         for statement in cls.body.body:
-            if isinstance(statement, cst.SimpleStatementLine):
+            if type(statement) is cst.SimpleStatementLine:
                 for small in statement.body:
                     for target, value in _assignments(small):
-                        if isinstance(target, cst.Name):
+                        if type(target) is cst.Name:
                             facts.setdefault(target.value, []).append((value, module_lookup, small))
-            elif isinstance(statement, cst.FunctionDef):
+            elif type(statement) is cst.FunctionDef:
                 self._method_facts(statement, facts)
         self._classes[id(cls)] = facts
         return facts
@@ -364,8 +360,8 @@ class ConstantEvaluator:
         for node in _small_statements(method.body):
             for target, value in _assignments(node):
                 if (
-                    isinstance(target, cst.Attribute)
-                    and isinstance(target.value, cst.Name)
+                    type(target) is cst.Attribute
+                    and type(target.value) is cst.Name
                     and target.value.value == receiver
                 ):
                     facts.setdefault(target.attr.value, []).append((value, lookup, node))
@@ -420,11 +416,11 @@ def _small_statements(block: cst.BaseSuite) -> Iterator[cst.BaseSmallStatement]:
     stack: list[cst.CSTNode] = [block]
     while stack:
         node = stack.pop()
-        if isinstance(node, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+        if type(node) in (cst.SimpleStatementLine, cst.SimpleStatementSuite):
             yield from node.body
-        elif isinstance(node, cst.IndentedBlock):
+        elif type(node) is cst.IndentedBlock:
             stack.extend(node.body)
-        elif isinstance(node, _BLOCKS) and not isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+        elif isinstance(node, _BLOCKS) and type(node) not in (cst.FunctionDef, cst.ClassDef):
             stack.extend(child for child in children(node) if isinstance(child, _BLOCKS))
 
 
@@ -436,17 +432,17 @@ _BLOCKS = (
 
 def _assignments(node: cst.CSTNode) -> list[tuple[cst.BaseExpression, cst.BaseExpression | None]]:
     """``(target, value)`` pairs a statement binds; value None for augmented or unpacked ones."""
-    if isinstance(node, cst.Assign):
+    if type(node) is cst.Assign:
         out = []
         for target in node.targets:
-            if isinstance(target.target, (cst.Tuple, cst.List)):
+            if type(target.target) in (cst.Tuple, cst.List):
                 out.extend((e.value, None) for e in target.target.elements)
             else:
                 out.append((target.target, node.value))
         return out
-    if isinstance(node, cst.AnnAssign) and node.value is not None:
+    if type(node) is cst.AnnAssign and node.value is not None:
         return [(node.target, node.value)]
-    if isinstance(node, cst.AugAssign):
+    if type(node) is cst.AugAssign:
         return [(node.target, None)]
     return []
 

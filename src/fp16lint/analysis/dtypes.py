@@ -10,7 +10,8 @@ lookup (``{"fp16": torch.float16, ...}[args.precision]``) is may-be fp16 the sam
 
 ``tensor_dtype`` answers the same question for values: which dtype a tensor expression has by
 what the function shows (a factory without ``dtype=`` makes float32, ``.half()`` fp16,
-``.to(device)`` keeps the dtype); ``device_of`` tells a device argument from a dtype one.
+``.to(device)`` keeps the dtype, a ``DataLoader`` sample has its dataset's dtype);
+``device_of`` tells a device argument from a dtype one.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from enum import Enum
 import libcst as cst
 
 from fp16lint.analysis.calls import argument
+from fp16lint.analysis.loops import data_loader_calls, target_position, unwrap_loop
 from fp16lint.analysis.names import NameResolver
 from fp16lint.analysis.tree import walk
 
@@ -97,7 +99,7 @@ _STRINGS = {
 
 def string_value(node: cst.BaseExpression) -> str | None:
     """The value of a plain (non-f, non-byte) string literal."""
-    if isinstance(node, cst.SimpleString) and node.prefix.lower() in ("", "r", "u"):
+    if type(node) is cst.SimpleString and node.prefix.lower() in ("", "r", "u"):
         return node.raw_value
     return None
 
@@ -123,13 +125,13 @@ def dtype_of(
     """
     if expr is None or _depth > _MAX_DEPTH:
         return None
-    if isinstance(expr, (cst.Name, cst.Attribute)):
+    if type(expr) in (cst.Name, cst.Attribute):
         qualname = names.qualname(expr)
         if qualname is not None:
             known = _TORCH_DTYPES.get(qualname) or LEGACY_TYPES.get(qualname)
             if known is not None:
                 return DTypeFact(known)
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             return _from_bindings(names.values(expr.value), names, strings, _depth)
         return None
     if strings:
@@ -137,12 +139,12 @@ def dtype_of(
         if text is not None:
             found = dtype_of_string(text)
             return DTypeFact(found) if found is not None else None
-    if isinstance(expr, cst.IfExp):
+    if type(expr) is cst.IfExp:
         return _combine([expr.body, expr.orelse], names, strings, _depth)
-    if isinstance(expr, cst.Subscript):
+    if type(expr) is cst.Subscript:
         table = _dict_values(expr.value, names)
         return _combine(table, names, strings, _depth) if table else None
-    if isinstance(expr, cst.Call) and names.qualname(expr.func) == "builtins.getattr":
+    if type(expr) is cst.Call and names.qualname(expr.func) == "builtins.getattr":
         args = expr.args
         if len(args) == 2 and names.qualname(args[0].value) in ("torch", "numpy"):
             text = string_value(args[1].value)
@@ -153,11 +155,11 @@ def dtype_of(
 
 def _dict_values(expr: cst.BaseExpression, names: NameResolver) -> list[cst.BaseExpression]:
     """The values of a dict literal, or of the one dict literal a name is bound to."""
-    if isinstance(expr, cst.Name):
+    if type(expr) is cst.Name:
         values = names.values(expr.value)
         expr = values[0] if len(values) == 1 and values[0] is not None else expr
-    if isinstance(expr, cst.Dict):
-        return [e.value for e in expr.elements if isinstance(e, cst.DictElement)]
+    if type(expr) is cst.Dict:
+        return [e.value for e in expr.elements if type(e) is cst.DictElement]
     return []
 
 
@@ -186,6 +188,9 @@ def _combine(options, names: NameResolver, strings: bool, depth: int) -> DTypeFa
 # Factories whose result has the default floating dtype (float32) unless given ``dtype=``.
 FLOAT_FACTORIES = frozenset(
     f"torch.{name}" for name in ("randn", "rand", "zeros", "ones", "empty", "linspace", "logspace")
+)
+TENSOR_DATASETS = frozenset(
+    {"torch.utils.data.TensorDataset", "torch.utils.data.dataset.TensorDataset"}
 )
 # Methods that return a tensor of their receiver's dtype.
 DTYPE_PRESERVING = frozenset(
@@ -218,11 +223,11 @@ _METHOD_DTYPES = {
 
 
 def _has_float_literal(expr: cst.BaseExpression) -> bool:
-    if isinstance(expr, cst.Float):
+    if type(expr) is cst.Float:
         return True
-    if isinstance(expr, cst.UnaryOperation):
+    if type(expr) is cst.UnaryOperation:
         return _has_float_literal(expr.expression)
-    if isinstance(expr, (cst.List, cst.Tuple)):
+    if type(expr) in (cst.List, cst.Tuple):
         return any(_has_float_literal(e.value) for e in expr.elements)
     return False
 
@@ -238,11 +243,14 @@ def tensor_dtype(
     if _depth > _MAX_DEPTH:
         return None
     seen = _seen or {}
-    if isinstance(expr, cst.Name):
+    if type(expr) is cst.Name:
         bindings = names.bindings(expr.value) or []
         visible = seen.get(expr.value, len(bindings))
         facts = []
         for index, binding in enumerate(bindings[:visible]):
+            if type(binding.node) is cst.For and binding.qualname is None:
+                facts.append(loader_sample_dtype(binding.node, expr.value, names, _depth + 1))
+                continue
             if binding.value is None or binding.qualname is not None:
                 return None
             inner = {**seen, expr.value: index}
@@ -251,7 +259,7 @@ def tensor_dtype(
             return None
         kinds = {f.dtype for f in facts}
         return DTypeFact(kinds.pop()) if len(kinds) == 1 else None
-    if not isinstance(expr, cst.Call):
+    if type(expr) is not cst.Call:
         return None
     func = expr.func
     qualname = names.qualname(func)
@@ -268,7 +276,7 @@ def tensor_dtype(
         return None
     if qualname in LEGACY_TYPES:
         return DTypeFact(LEGACY_TYPES[qualname])
-    if not isinstance(func, cst.Attribute):
+    if type(func) is not cst.Attribute:
         return None
     method = func.attr.value
     if method in _METHOD_DTYPES:
@@ -289,6 +297,50 @@ def tensor_dtype(
     return None
 
 
+def loader_sample_dtype(
+    loop: cst.For, name: str, names: NameResolver, _depth: int = 0
+) -> DTypeFact | None:
+    """The dtype of ``name``, a target of ``loop``, when the loop iterates a ``DataLoader``
+    whose dataset shows it: ``x`` in ``for x, y in DataLoader(TensorDataset(a, b))`` has
+    ``a``'s dtype, a batch of ``DataLoader(t)`` has ``t``'s. The default collation stacks
+    tensors without converting them (tests/facts/test_loader_samples.py); a ``collate_fn``
+    or any other dataset leaves the dtype unknown."""
+    unwrapped = unwrap_loop(loop.iter, loop.target, names)
+    loaders = data_loader_calls(unwrapped[0], names) if unwrapped is not None else None
+    if unwrapped is None or loaders is None:
+        return None
+    position = target_position(unwrapped[1], name)
+    facts = set()
+    for loader in loaders:
+        dataset = argument(loader, "dataset", 0)
+        if dataset is None or argument(loader, "collate_fn") is not None:
+            return None
+        facts.add(_dataset_column_dtype(dataset, position, names, _depth))
+    return facts.pop() if len(facts) == 1 else None
+
+
+def _dataset_column_dtype(
+    dataset: cst.BaseExpression, position: int | None, names: NameResolver, depth: int
+) -> DTypeFact | None:
+    """The dtype of column ``position`` of a ``TensorDataset`` (or, for -1, of a tensor used
+    as the dataset itself)."""
+    if position is None or depth > _MAX_DEPTH:
+        return None
+    if type(dataset) is cst.Name:
+        values = names.values(dataset.value)
+        facts = {
+            _dataset_column_dtype(v, position, names, depth + 1) if v is not None else None
+            for v in values
+        }
+        return facts.pop() if len(facts) == 1 else None
+    if type(dataset) is cst.Call and names.qualname(dataset.func) in TENSOR_DATASETS:
+        columns = dataset.args
+        if position < 0 or position >= len(columns) or any(a.star or a.keyword for a in columns):
+            return None
+        return tensor_dtype(columns[position].value, names, _depth=depth + 1)
+    return tensor_dtype(dataset, names, _depth=depth + 1) if position < 0 else None
+
+
 def device_of(expr: cst.BaseExpression | None, names: NameResolver, _depth: int = 0) -> str | None:
     """The device ``expr`` denotes: a literal (``"cuda:0"``), ``torch.device("cpu")``; ``"?"``
     for a device chosen at run time that is still evidently a device (``x.device``,
@@ -298,12 +350,12 @@ def device_of(expr: cst.BaseExpression | None, names: NameResolver, _depth: int 
     text = string_value(expr)
     if text is not None:
         return text if dtype_of_string(text) is None else None
-    if isinstance(expr, cst.Call) and names.qualname(expr.func) == "torch.device":
+    if type(expr) is cst.Call and names.qualname(expr.func) == "torch.device":
         literal = string_value(expr.args[0].value) if expr.args else None
         return literal or "?"
-    if isinstance(expr, cst.Attribute) and expr.attr.value == "device":
+    if type(expr) is cst.Attribute and expr.attr.value == "device":
         return "?"
-    if isinstance(expr, cst.Name):
+    if type(expr) is cst.Name:
         values = names.values(expr.value)
         found = {device_of(v, names, _depth + 1) for v in values} if values else {None}
         if None in found:
@@ -322,16 +374,16 @@ def _device_names(name: str, names: NameResolver) -> set[str]:
     if cached is None:
         cached = set()
         for node in walk(scope.node):
-            if isinstance(node, cst.Arg) and getattr(node.keyword, "value", "") == "device":
-                if isinstance(node.value, cst.Name):
+            if type(node) is cst.Arg and getattr(node.keyword, "value", "") == "device":
+                if type(node.value) is cst.Name:
                     cached.add(node.value.value)
             elif (
-                isinstance(node, cst.Call)
-                and isinstance(node.func, cst.Attribute)
+                type(node) is cst.Call
+                and type(node.func) is cst.Attribute
                 and node.func.attr.value == "to"
                 and len(node.args) == 2
                 and node.args[0].keyword is None
-                and isinstance(node.args[0].value, cst.Name)
+                and type(node.args[0].value) is cst.Name
                 and dtype_of(node.args[1].value, names) is not None
             ):
                 cached.add(node.args[0].value.value)

@@ -138,7 +138,7 @@ _TENSOR_ANNOTATIONS = frozenset(
 
 def _is_upcast(expr: cst.BaseExpression, names) -> bool:
     """``x.float()``, ``x.to(torch.float32)``, ``x.type(torch.float32)`` written in place."""
-    site = cast_of(expr, names) if isinstance(expr, cst.Call) else None
+    site = cast_of(expr, names) if type(expr) is cst.Call else None
     return (
         site is not None
         and site.dtype is not None
@@ -153,9 +153,9 @@ def _upcast_params(cls: cst.ClassDef, names) -> dict[str, set[int]]:
     found: dict[str, list[set[int]]] = {}
     for node in walk(cls.body):
         if not (
-            isinstance(node, cst.Call)
-            and isinstance(node.func, cst.Attribute)
-            and isinstance(node.func.value, cst.Name)
+            type(node) is cst.Call
+            and type(node.func) is cst.Attribute
+            and type(node.func.value) is cst.Name
             and node.func.value.value == "self"
         ):
             continue
@@ -228,7 +228,7 @@ class FlowTracker(Tracker):
         """``@custom_fwd(cast_inputs=torch.float32)`` casts a method's tensor inputs."""
         for decorator in node.decorators:
             call = decorator.decorator
-            if not isinstance(call, cst.Call):
+            if type(call) is not cst.Call:
                 continue
             name = self.ctx.names.qualname(call.func) or ""
             if name.rsplit(".", 1)[-1] != "custom_fwd" or not name.startswith("torch."):
@@ -242,9 +242,9 @@ class FlowTracker(Tracker):
     def _is_number(self, param: cst.Param) -> bool:
         """Annotated ``int``/``float``/``bool``, or defaulting to a number (``scale=2``)."""
         default = param.default
-        if isinstance(default, cst.UnaryOperation):
+        if type(default) is cst.UnaryOperation:
             default = default.expression
-        if isinstance(default, (cst.Integer, cst.Float)):
+        if type(default) in (cst.Integer, cst.Float):
             return True
         annotation = param.annotation
         return annotation is not None and self.ctx.names.qualname(annotation.annotation) in (
@@ -265,7 +265,7 @@ class FlowTracker(Tracker):
         return any(
             self.ctx.names.qualname(node) in types
             for node in walk(param.annotation.annotation)
-            if isinstance(node, (cst.Name, cst.Attribute))
+            if type(node) in (cst.Name, cst.Attribute)
         )
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -280,25 +280,23 @@ class FlowTracker(Tracker):
 
     # --- bindings -----------------------------------------------------------------------------
     def _set(self, target: cst.BaseExpression, value: Dt, dtype_of_value: Dt | None = None) -> None:
-        if isinstance(target, cst.Name):
+        if type(target) is cst.Name:
             self.frame.values[target.value] = value
             if dtype_of_value is None:
                 self.frame.dtype_vars.pop(target.value, None)
             else:
                 self.frame.dtype_vars[target.value] = dtype_of_value
-        elif isinstance(target, (cst.Tuple, cst.List)):
+        elif type(target) in (cst.Tuple, cst.List):
             # unpacking ``q, k, v = qkv.chunk(3)``: activations stay activations
             element_dt = Dt.ACT if value.is16 or value is Dt.ACT else Dt.UNKNOWN
             for element in target.elements:
                 inner = element.value
-                self._set(
-                    inner.value if isinstance(inner, cst.StarredElement) else inner, element_dt
-                )
+                self._set(inner.value if type(inner) is cst.StarredElement else inner, element_dt)
         self._memo.clear()
 
     def _dtype_source(self, value: cst.BaseExpression | None) -> Dt | None:
         """For ``name = x.dtype``: x's dtype."""
-        if isinstance(value, cst.Attribute) and value.attr.value == "dtype":
+        if type(value) is cst.Attribute and value.attr.value == "dtype":
             return self.dtype(value.value)
         return None
 
@@ -333,7 +331,7 @@ class FlowTracker(Tracker):
         """Pin a name's dtype on a branch of ``if x.dtype == torch.float16:`` (or ``!=``...)."""
         branch = node.body if body else node.orelse
         for guard in dtype_guards((node, branch), self.ctx.names):
-            if not guard.on_value or not isinstance(guard.subject, cst.Name):
+            if not guard.on_value or type(guard.subject) is not cst.Name:
                 continue
             if guard.excludes_fp16:
                 values[guard.subject.value] = Dt.WIDE
@@ -346,7 +344,7 @@ class FlowTracker(Tracker):
 
     def _enter_else(self, node: cst.CSTNode) -> None:
         parent = self.ctx.parent()
-        if isinstance(parent, cst.If) and parent.orelse is node and self.frame.branches:
+        if type(parent) is cst.If and parent.orelse is node and self.frame.branches:
             values, dtype_vars, ends = self.frame.branches[-1]
             ends.append(self.frame.snapshot())
             self.frame.values, self.frame.dtype_vars = dict(values), dict(dtype_vars)
@@ -390,31 +388,31 @@ class FlowTracker(Tracker):
         return found
 
     def _compute(self, expr: cst.BaseExpression, depth: int) -> Dt:
-        if isinstance(expr, (cst.Integer, cst.Float, cst.Imaginary)):
+        if type(expr) in (cst.Integer, cst.Float, cst.Imaginary):
             return Dt.SCALAR
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             return self._name(expr)
-        if isinstance(expr, cst.Comparison):
+        if type(expr) is cst.Comparison:
             return Dt.INT
-        if isinstance(expr, cst.UnaryOperation):
-            if isinstance(expr.operator, cst.Not):
+        if type(expr) is cst.UnaryOperation:
+            if type(expr.operator) is cst.Not:
                 return Dt.UNKNOWN
-            if isinstance(expr.operator, cst.BitInvert):
+            if type(expr.operator) is cst.BitInvert:
                 return Dt.INT  # ~ exists only for bool and integer tensors
             return self._eval(expr.expression, depth)
-        if isinstance(expr, cst.BinaryOperation):
+        if type(expr) is cst.BinaryOperation:
             return self._binary(expr, depth)
-        if isinstance(expr, cst.IfExp):
+        if type(expr) is cst.IfExp:
             return join(self._eval(expr.body, depth), self._eval(expr.orelse, depth))
-        if isinstance(expr, cst.Subscript):
-            if isinstance(expr.value, cst.Attribute) and expr.value.attr.value == "shape":
+        if type(expr) is cst.Subscript:
+            if type(expr.value) is cst.Attribute and expr.value.attr.value == "shape":
                 return Dt.SCALAR
             return self._eval(expr.value, depth)
-        if isinstance(expr, cst.Attribute):
+        if type(expr) is cst.Attribute:
             if expr.attr.value in _SAME_ATTRIBUTES:
                 return self._eval(expr.value, depth)
             return Dt.UNKNOWN
-        if isinstance(expr, cst.Call):
+        if type(expr) is cst.Call:
             return self._call(expr, depth)
         return Dt.UNKNOWN
 
@@ -423,21 +421,17 @@ class FlowTracker(Tracker):
         if found is not None:
             return found
         values = self.ctx.names.values(name.value)
-        if values and all(isinstance(v, (cst.Integer, cst.Float)) for v in values):
+        if values and all(type(v) in (cst.Integer, cst.Float) for v in values):
             return Dt.SCALAR
         return Dt.UNKNOWN
 
     def _binary(self, expr: cst.BinaryOperation, depth: int) -> Dt:
-        if isinstance(expr.operator, cst.MatrixMultiply):
+        if type(expr.operator) is cst.MatrixMultiply:
             if self._fp16_autocast() is not None:
                 return self._fp16_autocast()
             return promote(self._eval(expr.left, depth), self._eval(expr.right, depth))
         left, right = self._eval(expr.left, depth), self._eval(expr.right, depth)
-        if (
-            isinstance(expr.operator, (cst.Divide,))
-            and left is Dt.INT
-            and right in (Dt.INT, Dt.SCALAR)
-        ):
+        if type(expr.operator) is cst.Divide and left is Dt.INT and right in (Dt.INT, Dt.SCALAR):
             return Dt.WIDE  # true division of integers gives the default float dtype
         return promote(left, right)
 
@@ -472,11 +466,11 @@ class FlowTracker(Tracker):
         if qualname is not None:
             return self._function(call, qualname, depth)
         func = call.func
-        if isinstance(func, cst.Attribute):
-            if isinstance(func.value, cst.Name) and func.value.value == self.frame.self_name:
+        if type(func) is cst.Attribute:
+            if type(func.value) is cst.Name and func.value.value == self.frame.self_name:
                 return self._opaque(call, depth)  # a submodule or helper method of the model
             return self._method(call, func.attr.value, func.value, depth)
-        if isinstance(func, cst.Name):
+        if type(func) is cst.Name:
             callee = self._name(func)
             if callee.is16:
                 return callee  # calling a float16 model
@@ -510,11 +504,7 @@ class FlowTracker(Tracker):
             return Dt.INT if kinds == {cst.Integer} else Dt.UNKNOWN
         if qualname == "torch.full":
             fill = [a.value for a in call.args if a.keyword is None][1:2]
-            return (
-                self._eval(fill[0], depth)
-                if fill and isinstance(fill[0], cst.Float)
-                else Dt.UNKNOWN
-            )
+            return self._eval(fill[0], depth) if fill and type(fill[0]) is cst.Float else Dt.UNKNOWN
         if short in AUTOCAST_FP16_OPS:
             inside = self._fp16_autocast()
             if inside is not None:
@@ -552,9 +542,9 @@ class FlowTracker(Tracker):
             return _from_fact(site.dtype)
         for arg in call.args:
             value = arg.value
-            if isinstance(value, cst.Attribute) and value.attr.value == "dtype":
+            if type(value) is cst.Attribute and value.attr.value == "dtype":
                 return self._eval(value.value, depth)  # x.to(other.dtype)
-            if isinstance(value, cst.Name) and value.value in self.frame.dtype_vars:
+            if type(value) is cst.Name and value.value in self.frame.dtype_vars:
                 return self.frame.dtype_vars[value.value]  # x.to(input_dtype)
         if site is not None and site.keeps_dtype:
             return self._eval(receiver, depth)  # a device move keeps the dtype

@@ -36,10 +36,10 @@ _PROBES = frozenset({"hasattr", "getattr"})
 def _caught(handler: cst.ExceptHandler) -> set[str]:
     if handler.type is None:
         return {"BaseException"}
-    items = handler.type.elements if isinstance(handler.type, cst.Tuple) else [handler.type]
+    items = handler.type.elements if type(handler.type) is cst.Tuple else [handler.type]
     names = set()
     for item in items:
-        expr = item.value if isinstance(item, cst.Element) else item
+        expr = item.value if type(item) is cst.Element else item
         text = dotted(expr)
         if text:
             names.add(text.rsplit(".", 1)[-1])
@@ -49,11 +49,9 @@ def _caught(handler: cst.ExceptHandler) -> set[str]:
 def is_version_or_feature_test(test: cst.BaseExpression) -> bool:
     """``torch.__version__ >= ...``, ``is_torch_version(...)``, ``hasattr(torch.amp, ...)``."""
     for node in walk(test):
-        if isinstance(node, cst.Name) and (
-            "version" in node.value.lower() or node.value in _PROBES
-        ):
+        if type(node) is cst.Name and ("version" in node.value.lower() or node.value in _PROBES):
             return True
-        if isinstance(node, cst.Attribute) and "version" in node.attr.value.lower():
+        if type(node) is cst.Attribute and "version" in node.attr.value.lower():
             return True
     return False
 
@@ -61,10 +59,10 @@ def is_version_or_feature_test(test: cst.BaseExpression) -> bool:
 def in_compat_fallback(stack: Sequence[cst.CSTNode]) -> bool:
     """Whether the innermost node of ``stack`` sits in a fallback branch."""
     for index, node in enumerate(stack[:-1]):
-        if isinstance(node, cst.ExceptHandler) and _caught(node) & _FALLBACK_EXCEPTIONS:
+        if type(node) is cst.ExceptHandler and _caught(node) & _FALLBACK_EXCEPTIONS:
             return True
         if (
-            isinstance(node, (cst.If, cst.IfExp))
+            type(node) in (cst.If, cst.IfExp)
             and stack[index + 1] is not node.test
             and is_version_or_feature_test(node.test)
         ):
@@ -109,7 +107,7 @@ class DtypeGuard:
 
 
 def _dtype_set(expr: cst.BaseExpression, names: NameResolver) -> frozenset[DType] | None:
-    items = expr.elements if isinstance(expr, (cst.Tuple, cst.List, cst.Set)) else None
+    items = expr.elements if type(expr) in (cst.Tuple, cst.List, cst.Set) else None
     options = [e.value for e in items] if items is not None else [expr]
     found = set()
     for option in options:
@@ -125,17 +123,17 @@ def _parse_test(test: cst.BaseExpression, names: NameResolver, depth: int = 0) -
     for ``test`` to be true (``a and b`` gives both; ``not`` flips a single comparison; a flag
     bound once to such a test, ``needs_upcast = vae.dtype == torch.float16 and ...``, counts
     as the test)."""
-    if isinstance(test, cst.Name) and depth < 2:
+    if type(test) is cst.Name and depth < 2:
         values = names.values(test.value)
-        if len(values) == 1 and isinstance(values[0], (cst.Comparison, cst.BooleanOperation)):
+        if len(values) == 1 and type(values[0]) in (cst.Comparison, cst.BooleanOperation):
             return _parse_test(values[0], names, depth + 1)
         return []
-    if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+    if type(test) is cst.BooleanOperation and type(test.operator) is cst.And:
         return _parse_test(test.left, names, depth) + _parse_test(test.right, names, depth)
-    if isinstance(test, cst.UnaryOperation) and isinstance(test.operator, cst.Not):
+    if type(test) is cst.UnaryOperation and type(test.operator) is cst.Not:
         inner = _parse_test(test.expression, names, depth)
         return [(s, v, d, not p) for s, v, d, p in inner] if len(inner) == 1 else []
-    if not isinstance(test, cst.Comparison) or len(test.comparisons) != 1:
+    if type(test) is not cst.Comparison or len(test.comparisons) != 1:
         return []
     target = test.comparisons[0]
     operator = type(target.operator)
@@ -152,7 +150,7 @@ def _parse_test(test: cst.BaseExpression, names: NameResolver, depth: int = 0) -
         dtypes = _dtype_set(other, names)
         if not dtypes:
             continue
-        if isinstance(subject, cst.Attribute) and subject.attr.value == "dtype":
+        if type(subject) is cst.Attribute and subject.attr.value == "dtype":
             return [(subject.value, True, dtypes, positive)]
         fact = dtype_of(subject, names)
         if dotted(subject) is not None and (fact is None or fact.maybe):
@@ -169,7 +167,7 @@ def dtype_guards(stack: Sequence[cst.CSTNode], names: NameResolver) -> list[Dtyp
     found: list[DtypeGuard] = []
     for index in range(len(stack) - 2, -1, -1):
         node, child = stack[index], stack[index + 1]
-        if not isinstance(node, (cst.If, cst.IfExp)) or child is node.test:
+        if type(node) not in (cst.If, cst.IfExp) or child is node.test:
             continue
         branch = child is node.body
         parts = _parse_test(node.test, names)

@@ -61,10 +61,10 @@ _NONNEGATIVE = frozenset({"abs", "relu", "softplus", "square", "exp", "sigmoid",
 
 
 def _literal_number(expr: cst.BaseExpression | None) -> float | None:
-    if isinstance(expr, cst.UnaryOperation) and isinstance(expr.operator, cst.Minus):
+    if type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Minus:
         inner = _literal_number(expr.expression)
         return -inner if inner is not None else None
-    if isinstance(expr, (cst.Integer, cst.Float)):
+    if type(expr) in (cst.Integer, cst.Float):
         try:
             return float(expr.evaluated_value)
         except (ValueError, OverflowError):
@@ -84,7 +84,7 @@ def _positional(
 
 
 def _method_name(call: cst.Call) -> str | None:
-    return call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+    return call.func.attr.value if type(call.func) is cst.Attribute else None
 
 
 class HazardTracker(Tracker):
@@ -148,7 +148,7 @@ class HazardTracker(Tracker):
     def _bounded_below(self, operand: cst.BaseExpression | None, risk: str) -> bool:
         """``log(x.clamp(min=1e-5))``: a lower bound float16 holds keeps log/rsqrt finite
         (and 1/x for bounds of at least 1.53e-5)."""
-        if not isinstance(operand, cst.Call):
+        if type(operand) is not cst.Call:
             return False
         name = self.ctx.names.qualname(operand.func) or _method_name(operand) or ""
         short = name.rsplit(".", 1)[-1]
@@ -162,7 +162,7 @@ class HazardTracker(Tracker):
 
     def _bounded_base(self, base: cst.BaseExpression | None) -> bool:
         """``torch.sin(x).pow(2)``: a power of a function bounded by 1 cannot overflow."""
-        if not isinstance(base, cst.Call):
+        if type(base) is not cst.Call:
             return False
         name = self.ctx.names.qualname(base.func) or _method_name(base) or ""
         return name.rsplit(".", 1)[-1] in _BOUNDED_BY_ONE
@@ -171,7 +171,7 @@ class HazardTracker(Tracker):
         """The input's dtype, or None when the op cannot be a float16 hazard here."""
         if expr is None:
             return None
-        if isinstance(expr, cst.Name) and expr.value in ("self", "cls"):
+        if type(expr) is cst.Name and expr.value in ("self", "cls"):
             return None
         dt = self.flow.dtype(expr)
         if dt.safe or dt is Dt.UNKNOWN:
@@ -179,7 +179,7 @@ class HazardTracker(Tracker):
         if dt is Dt.ACT:
             if self._owner()[0] is None:
                 return None
-            if isinstance(expr, (cst.Name, cst.Attribute)):
+            if type(expr) in (cst.Name, cst.Attribute):
                 if dotted(expr) is not None and self.ctx.names.qualname(expr) is not None:
                     return None  # a module or imported object, not a tensor
                 if self.ctx.get(ReceiverTracker).kind_of(expr) is Kind.MODULE:
@@ -234,7 +234,7 @@ class HazardTracker(Tracker):
         if qualname is not None:
             op = OPS_BY_FUNCTION.get(qualname)
             operand = _positional(node, 0, "input")
-        elif isinstance(node.func, cst.Name):
+        elif type(node.func) is cst.Name:
             op, operand = self._loss_module_call(node)
         elif method is not None:
             op = OPS_BY_METHOD.get(method)
@@ -286,7 +286,7 @@ class HazardTracker(Tracker):
             return None, None
         ops = set()
         for value in values:
-            if not isinstance(value, cst.Call):
+            if type(value) is not cst.Call:
                 return None, None
             ops.add(OPS_BY_MODULE.get(self.ctx.names.qualname(value.func) or ""))
         op = ops.pop() if len(ops) == 1 else None
@@ -295,7 +295,7 @@ class HazardTracker(Tracker):
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if id(node) in self._consumed:
             return
-        if isinstance(node.operator, cst.Power):
+        if type(node.operator) is cst.Power:
             dt = self._input(node.left)
             if dt is None or self.flow.dtype(node).safe or self._autocast_protects(POW, False):
                 return  # ``x ** wide`` promotes to float32
@@ -316,7 +316,7 @@ class HazardTracker(Tracker):
                 what=what,
                 text=text if len(text) <= 40 else "**",
             )
-        elif isinstance(node.operator, (cst.Divide,)) and _literal_number(node.left) is not None:
+        elif type(node.operator) is cst.Divide and _literal_number(node.left) is not None:
             dt = self.flow.dtype(node.right)  # 1 / x: only on a known float16 tensor
             if dt.is16 and not self._autocast_protects(RTRUEDIV, False) and not self._guarded():
                 self._record(
@@ -343,22 +343,22 @@ class HazardTracker(Tracker):
         """A power inside ``tanh``/``sigmoid``: inf saturates to the right value (GELU's tanh
         approximation)."""
         for node in reversed(self.ctx.stack[:-1]):
-            if isinstance(node, cst.Call):
+            if type(node) is cst.Call:
                 name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
                 if name.rsplit(".", 1)[-1] in _SATURATING:
                     return True
-            if isinstance(node, (cst.FunctionDef, cst.SimpleStatementLine)):
+            if type(node) in (cst.FunctionDef, cst.SimpleStatementLine):
                 return False
         return False
 
     def _is_maximum(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
         """``x.max(...)``, ``torch.amax(...)``, or a name bound to one."""
         for node in walk(expr):
-            if isinstance(node, cst.Call):
+            if type(node) is cst.Call:
                 name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
                 if name.rsplit(".", 1)[-1] in _MAXIMA:
                     return True
-            elif isinstance(node, cst.Name) and depth == 0:
+            elif type(node) is cst.Name and depth == 0:
                 values = self.ctx.names.values(node.value)
                 if values and all(v is not None and self._is_maximum(v, 1) for v in values):
                     return True
@@ -366,19 +366,19 @@ class HazardTracker(Tracker):
 
     def _operand(self, call: cst.Call) -> cst.BaseExpression | None:
         """The tensor an op call works on: the receiver of a method, else the first argument."""
-        if self.ctx.names.qualname(call.func) is None and isinstance(call.func, cst.Attribute):
+        if self.ctx.names.qualname(call.func) is None and type(call.func) is cst.Attribute:
             return call.func.value
         return _positional(call, 0, "input")
 
     def _is_log_probability(self, expr: cst.BaseExpression) -> bool:
         """``log_softmax(...)`` / ``logsigmoid(...)``, or a name bound to one: at most 0."""
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             values = self.ctx.names.values(expr.value)
             return bool(values) and all(
-                v is not None and not isinstance(v, cst.Name) and self._is_log_probability(v)
+                v is not None and type(v) is not cst.Name and self._is_log_probability(v)
                 for v in values
             )
-        if isinstance(expr, cst.Call):
+        if type(expr) is cst.Call:
             name = self.ctx.names.qualname(expr.func) or _method_name(expr) or ""
             return name.rsplit(".", 1)[-1] in _LOG_PROBABILITIES
         return False
@@ -386,15 +386,13 @@ class HazardTracker(Tracker):
     def _decaying_frequencies(self, arg: cst.BaseExpression) -> bool:
         """``exp(torch.arange(0, d, 2) * (-math.log(10000.0) / d))``: sinusoidal embedding
         frequencies, a non-negative range times a negated number."""
-        if not (isinstance(arg, cst.BinaryOperation) and isinstance(arg.operator, cst.Multiply)):
+        if not (type(arg) is cst.BinaryOperation and type(arg.operator) is cst.Multiply):
             return False
         for ramp, factor in ((arg.left, arg.right), (arg.right, arg.left)):
-            negated = isinstance(factor, cst.UnaryOperation) and isinstance(
-                factor.operator, cst.Minus
-            )
+            negated = type(factor) is cst.UnaryOperation and isinstance(factor.operator, cst.Minus)
             if negated and self._is_number_expression(factor):
                 return any(
-                    isinstance(n, cst.Call) and self.ctx.names.qualname(n.func) == "torch.arange"
+                    type(n) is cst.Call and self.ctx.names.qualname(n.func) == "torch.arange"
                     for n in walk(ramp)
                 )
         return False
@@ -402,7 +400,7 @@ class HazardTracker(Tracker):
     def _is_number_expression(self, expr: cst.BaseExpression) -> bool:
         """Arithmetic on numbers and ``math`` calls (names allowed), no tensor op."""
         for node in walk(expr):
-            if isinstance(node, cst.Call):
+            if type(node) is cst.Call:
                 name = self.ctx.names.qualname(node.func) or ""
                 if not name.startswith("math."):
                     return False
@@ -417,14 +415,14 @@ class HazardTracker(Tracker):
             return True
         for node in walk(arg):
             if (
-                isinstance(node, cst.BinaryOperation)
-                and isinstance(node.operator, cst.Subtract)
+                type(node) is cst.BinaryOperation
+                and type(node.operator) is cst.Subtract
                 and self._is_maximum(node.right)
             ):
                 return True
-        if isinstance(arg, cst.UnaryOperation) and isinstance(arg.operator, cst.Minus):
+        if type(arg) is cst.UnaryOperation and type(arg.operator) is cst.Minus:
             inner = arg.expression
-            if isinstance(inner, cst.Call):
+            if type(inner) is cst.Call:
                 name = self.ctx.names.qualname(inner.func) or _method_name(inner) or ""
                 return name.rsplit(".", 1)[-1] in _NONNEGATIVE
         return False
@@ -435,7 +433,7 @@ class HazardTracker(Tracker):
         if arg is None:
             return False
         for node in walk(arg):
-            if isinstance(node, cst.Name):
+            if type(node) is cst.Name:
                 values = self.ctx.names.values(node.value)
                 if values and all(v is not None and self._has_bounded_exp(v, 1) for v in values):
                     return True
@@ -443,11 +441,11 @@ class HazardTracker(Tracker):
 
     def _has_bounded_exp(self, expr: cst.BaseExpression, depth: int) -> bool:
         for node in walk(expr):
-            if isinstance(node, cst.Call):
+            if type(node) is cst.Call:
                 name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
                 if name.rsplit(".", 1)[-1] == "exp" and self._bounded_exp(self._operand(node)):
                     return True
-            elif isinstance(node, cst.Name) and depth < 2:
+            elif type(node) is cst.Name and depth < 2:
                 values = self.ctx.names.values(node.value)
                 if values and all(
                     v is not None and self._has_bounded_exp(v, depth + 1) for v in values
@@ -459,8 +457,8 @@ class HazardTracker(Tracker):
         """``rsqrt(var + eps)`` of an FP203 finding's result: part of that finding."""
         names = self._norm_vars[-1]
         return expr is not None and any(
-            (isinstance(n, cst.Name) and n.value in names)
-            or (isinstance(n, cst.Call) and self._squared_operand(n) is not None)
+            (type(n) is cst.Name and n.value in names)
+            or (type(n) is cst.Call and self._squared_operand(n) is not None)
             for n in walk(expr)
         )
 
@@ -470,15 +468,15 @@ class HazardTracker(Tracker):
     ) -> tuple[cst.BaseExpression, cst.BaseExpression] | None:
         """``(square node, base)`` for ``a.pow(2)``, ``torch.pow(a, 2)``, ``a.square()``,
         ``a ** 2``, ``a * a``."""
-        if isinstance(expr, cst.BinaryOperation):
-            if isinstance(expr.operator, cst.Power) and _literal_number(expr.right) == 2:
+        if type(expr) is cst.BinaryOperation:
+            if type(expr.operator) is cst.Power and _literal_number(expr.right) == 2:
                 return expr, expr.left
-            if isinstance(expr.operator, cst.Multiply) and self.ctx.code(
-                expr.left
-            ) == self.ctx.code(expr.right):
+            if type(expr.operator) is cst.Multiply and self.ctx.code(expr.left) == self.ctx.code(
+                expr.right
+            ):
                 return expr, expr.left
             return None
-        if not isinstance(expr, cst.Call):
+        if type(expr) is not cst.Call:
             return None
         qualname = self.ctx.names.qualname(expr.func)
         if qualname in ("torch.pow", "torch.square"):
@@ -507,7 +505,7 @@ class HazardTracker(Tracker):
             return None
         if operand is None:
             return None
-        if isinstance(operand, cst.Name) and operand.value in self._squares[-1]:
+        if type(operand) is cst.Name and operand.value in self._squares[-1]:
             return operand
         return operand if self._square_base(operand) is not None else None
 
@@ -518,7 +516,7 @@ class HazardTracker(Tracker):
             return False
         found = self._square_base(operand)
         bound: tuple | None = None
-        if found is None and isinstance(operand, cst.Name):
+        if found is None and type(operand) is cst.Name:
             bound = self._squares[-1].get(operand.value)
             if bound is None:
                 return False
@@ -532,11 +530,9 @@ class HazardTracker(Tracker):
             dt = self._input(base)
         if dt is None or dt.safe or dt is Dt.UNKNOWN:
             return False
-        is_pow = not (
-            isinstance(square, cst.BinaryOperation) and isinstance(square.operator, cst.Multiply)
-        )
+        is_pow = not (type(square) is cst.BinaryOperation and type(square.operator) is cst.Multiply)
         is_pow = is_pow and not (
-            isinstance(square, cst.Call) and "square" in self.ctx.code(square.func)
+            type(square) is cst.Call and "square" in self.ctx.code(square.func)
         )
         if (is_pow and self._autocast_protects(POW, False)) or self._guarded():
             return False
@@ -555,12 +551,12 @@ class HazardTracker(Tracker):
     def _mark_norm_var(self) -> None:
         """``var = x.pow(2).mean(-1)``: later ``rsqrt(var + eps)`` is part of this finding."""
         for node in reversed(self.ctx.stack):
-            if isinstance(node, cst.Assign):
+            if type(node) is cst.Assign:
                 for target in node.targets:
-                    if isinstance(target.target, cst.Name):
+                    if type(target.target) is cst.Name:
                         self._norm_vars[-1].add(target.target.value)
                 return
-            if isinstance(node, (cst.SimpleStatementLine, cst.FunctionDef)):
+            if type(node) in (cst.SimpleStatementLine, cst.FunctionDef):
                 return
 
     _pending_square: tuple[cst.CSTNode, int] | None = None
@@ -569,7 +565,7 @@ class HazardTracker(Tracker):
         """Remember ``sq = x * x`` (and ``sq = x.pow(2)``, reported as FP202 unless a
         reduction of ``sq`` turns it into an FP203)."""
         pending, self._pending_square = self._pending_square, None
-        if len(node.targets) != 1 or not isinstance(node.targets[0].target, cst.Name):
+        if len(node.targets) != 1 or type(node.targets[0].target) is not cst.Name:
             return
         name = node.targets[0].target.value
         found = self._square_base(node.value)

@@ -51,7 +51,7 @@ def fp16_options(call: cst.Call, names: NameResolver) -> list[Fp16Option]:
     if is_training_arguments(qualname):
         for option in ("fp16", "fp16_full_eval"):
             arg = keywords.get(option)
-            if arg is not None and isinstance(arg.value, cst.Name) and arg.value.value == "True":
+            if arg is not None and type(arg.value) is cst.Name and arg.value.value == "True":
                 found.append(Fp16Option(call, arg, option))
     elif qualname in ACCELERATORS:
         arg = keywords.get("mixed_precision")

@@ -83,9 +83,9 @@ class ModelFacts(Tracker):
             if len(found) != 1:
                 continue
             binding = found[0]
-            if isinstance(binding.node, cst.ImportFrom) and not self.ctx.is_package:
+            if type(binding.node) is cst.ImportFrom and not self.ctx.is_package:
                 target = binding.qualname
-            elif isinstance(binding.node, cst.Assign) and isinstance(
+            elif type(binding.node) is cst.Assign and isinstance(
                 binding.value, (cst.Name, cst.Attribute)
             ):
                 target = self._ref(binding.value)
@@ -101,13 +101,11 @@ class ModelFacts(Tracker):
     def _ref(self, expr: cst.BaseExpression, depth: int = 0) -> str | None:
         """The qualified name a class/function reference stands for (this file's own classes
         and functions as ``module.Name``, through aliases such as ``Net = Classifier``)."""
-        if isinstance(expr, cst.Name) and depth < _MAX_DEPTH:
+        if type(expr) is cst.Name and depth < _MAX_DEPTH:
             bindings = self.ctx.names.bindings(expr.value) or []
-            if bindings and all(
-                isinstance(b.node, (cst.ClassDef, cst.FunctionDef)) for b in bindings
-            ):
+            if bindings and all(type(b.node) in (cst.ClassDef, cst.FunctionDef) for b in bindings):
                 return self._local(expr.value)
-            if len(bindings) == 1 and isinstance(bindings[0].value, (cst.Name, cst.Attribute)):
+            if len(bindings) == 1 and type(bindings[0].value) in (cst.Name, cst.Attribute):
                 return self._ref(bindings[0].value, depth + 1)
         return self.ctx.names.qualname(expr)
 
@@ -115,16 +113,16 @@ class ModelFacts(Tracker):
         """What made ``expr``: the callee of ``Cls(...)``, directly or through the value a
         name is bound to (``model = Net(c); return model``)."""
         expr = unwrap_chain(expr)
-        if isinstance(expr, cst.Call):
+        if type(expr) is cst.Call:
             return self._ref(expr.func)
-        if not isinstance(expr, cst.Name):
+        if type(expr) is not cst.Name:
             return None
         made = set()
         for value in self.ctx.names.values(expr.value):
             inner = unwrap_chain(value) if value is not None else None
-            if isinstance(inner, cst.Name) and inner.value == expr.value:
+            if type(inner) is cst.Name and inner.value == expr.value:
                 continue  # model = model.eval()
-            if not isinstance(inner, cst.Call):
+            if type(inner) is not cst.Call:
                 return None
             made.add(self._ref(inner.func))
         return made.pop() if len(made) == 1 else None
@@ -171,18 +169,14 @@ class ModelFacts(Tracker):
         parameter is set when the callee is a parameter's default (``norm_layer(dim)``)."""
         func = call.func
         param = None
-        if isinstance(func, cst.Name):
+        if type(func) is cst.Name:
             bindings = self.ctx.names.bindings(func.value) or []
-            if len(bindings) == 1 and isinstance(bindings[0].node, cst.Param):
+            if len(bindings) == 1 and type(bindings[0].node) is cst.Param:
                 default = bindings[0].node.default
                 if default is None:
                     return None
                 param, func = func.value, default
-        if (
-            isinstance(func, cst.Call)
-            and self.ctx.names.qualname(func.func) in _PARTIAL
-            and func.args
-        ):
+        if type(func) is cst.Call and self.ctx.names.qualname(func.func) in _PARTIAL and func.args:
             func = func.args[0].value
         qualname = self._ref(func)
         if qualname is None or qualname.startswith(("builtins.", "math.", "typing.")):
@@ -195,11 +189,11 @@ class ModelFacts(Tracker):
         """The module constructions in ``expr`` (containers, comprehensions, local lists)."""
         found = []
         for node in walk(expr):
-            if isinstance(node, cst.Lambda):
+            if type(node) is cst.Lambda:
                 continue
-            if isinstance(node, cst.Name) and node.value in self.locals:
+            if type(node) is cst.Name and node.value in self.locals:
                 found.extend(self.locals[node.value])
-            elif isinstance(node, cst.Call) and unwrap_chain(node) is node:
+            elif type(node) is cst.Call and unwrap_chain(node) is node:
                 ctor = self._ctor(node)
                 if ctor is not None:
                     record = {"cls": ctor[0], "span": self.ctx.span_ref(node)}
@@ -220,22 +214,18 @@ class ModelFacts(Tracker):
             attr = self_attribute(target.target, self.self_name)
             if attr is not None:
                 self._add_subs(attr, node.value)
-            elif isinstance(target.target, cst.Name):
+            elif type(target.target) is cst.Name:
                 self.locals[target.target.value] = self._collect(node.value)
 
     def leave_AugAssign(self, node: cst.AugAssign) -> None:
-        if (
-            self._in_method()
-            and isinstance(node.target, cst.Name)
-            and node.target.value in self.locals
-        ):
+        if self._in_method() and type(node.target) is cst.Name and node.target.value in self.locals:
             self.locals[node.target.value].extend(self._collect(node.value))
 
     # --- casts of models that are then only run under autocast -----------------------------
     def _note_use(self, node: cst.Call) -> None:
         """Record calls ``model(...)`` (is autocast on?) and fp16 casts of a named model."""
         scope = id(self.ctx.names.scope.node)
-        if isinstance(node.func, cst.Name):
+        if type(node.func) is cst.Name:
             region = self.ctx.get(AutocastTracker).current
             on = region is not None and region.enabled is not False and region.lowers_precision
             self.uses.setdefault((scope, node.func.value), []).append(on)
@@ -248,7 +238,7 @@ class ModelFacts(Tracker):
             return
         name = dotted(unwrap_chain(site.receiver))
         parent = self.ctx.parent()
-        if isinstance(parent, cst.Assign) and len(parent.targets) == 1:
+        if type(parent) is cst.Assign and len(parent.targets) == 1:
             name = dotted(parent.targets[0].target) or name
         if name is not None and "." not in name:
             self.named_casts.append((casts[-1], scope, name))
@@ -259,18 +249,16 @@ class ModelFacts(Tracker):
             return
         assert self.method is not None
         func = node.func
-        if isinstance(func, cst.Attribute):
+        if type(func) is cst.Attribute:
             owner, name = func.value, func.attr.value
-            if isinstance(owner, cst.Name) and owner.value == self.self_name:
+            if type(owner) is cst.Name and owner.value == self.self_name:
                 if name in _SUB_METHODS and len(node.args) >= 2:
                     self._literal_sub(node.args[0].value, node.args[1].value)
                 else:
                     self.method["calls"].append(name)
-            elif isinstance(owner, cst.Call) and dotted(owner.func) == "super":
+            elif type(owner) is cst.Call and dotted(owner.func) == "super":
                 self.method["calls"].append(f"super.{name}")
-            elif (
-                isinstance(owner, cst.Name) and owner.value in self.locals and name in _LIST_METHODS
-            ):
+            elif type(owner) is cst.Name and owner.value in self.locals and name in _LIST_METHODS:
                 for arg in node.args:
                     self.locals[owner.value].extend(self._collect(arg.value))
         elif (
@@ -288,7 +276,7 @@ class ModelFacts(Tracker):
             self.method["upcasts"] = True
 
     def _literal_sub(self, name: cst.BaseExpression, value: cst.BaseExpression) -> None:
-        if isinstance(name, cst.SimpleString) and name.prefix.lower() in ("", "r", "u"):
+        if type(name) is cst.SimpleString and name.prefix.lower() in ("", "r", "u"):
             self._add_subs(name.raw_value, value)
 
     def leave_Module(self, node: cst.Module) -> None:

@@ -51,10 +51,10 @@ class Scope:
 def dotted(expr: cst.BaseExpression) -> str | None:
     """``a.b.c`` as text for a pure Name/Attribute chain, else None."""
     parts: list[str] = []
-    while isinstance(expr, cst.Attribute):
+    while type(expr) is cst.Attribute:
         parts.append(expr.attr.value)
         expr = expr.value
-    if not isinstance(expr, cst.Name):
+    if type(expr) is not cst.Name:
         return None
     parts.append(expr.value)
     return ".".join(reversed(parts))
@@ -63,8 +63,8 @@ def dotted(expr: cst.BaseExpression) -> str | None:
 def self_attribute(expr: cst.BaseExpression, self_name: str = "self") -> str | None:
     """``x`` for ``self.x`` (with ``self`` spelled ``self_name``), else None."""
     if (
-        isinstance(expr, cst.Attribute)
-        and isinstance(expr.value, cst.Name)
+        type(expr) is cst.Attribute
+        and type(expr.value) is cst.Name
         and expr.value.value == self_name
     ):
         return expr.attr.value
@@ -113,7 +113,7 @@ class NameResolver:
 
     def bind_parameters(self, params: cst.Parameters) -> None:
         every = [*params.posonly_params, *params.params, *params.kwonly_params]
-        if isinstance(params.star_arg, cst.Param):
+        if type(params.star_arg) is cst.Param:
             every.append(params.star_arg)
         if params.star_kwarg is not None:
             every.append(params.star_kwarg)
@@ -122,56 +122,56 @@ class NameResolver:
 
     def bind_statement(self, node: cst.CSTNode) -> None:
         """Record what an import or assignment binds in the current scope."""
-        if isinstance(node, cst.SimpleStatementLine):
+        if type(node) is cst.SimpleStatementLine:
             for small in node.body:
                 self.bind_statement(small)
-        elif isinstance(node, cst.Import):
+        elif type(node) is cst.Import:
             for alias in node.names:
                 full = module_name_of(alias.name)
-                if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                if alias.asname is not None and type(alias.asname.name) is cst.Name:
                     self.scope.bind(alias.asname.name.value, Binding(full, node=node))
                 else:
                     top = full.split(".")[0]
                     self.scope.bind(top, Binding(top, node=node))
-        elif isinstance(node, cst.ImportFrom):
+        elif type(node) is cst.ImportFrom:
             self._bind_import_from(node)
-        elif isinstance(node, cst.Assign):
+        elif type(node) is cst.Assign:
             value = node.value
             for target in node.targets:
                 self.bind_target(target.target, value, node)
-        elif isinstance(node, cst.AnnAssign):
+        elif type(node) is cst.AnnAssign:
             self.bind_target(node.target, node.value, node)
-        elif isinstance(node, cst.AugAssign):
+        elif type(node) is cst.AugAssign:
             self.bind_target(node.target, None, node)
-        elif isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+        elif type(node) in (cst.FunctionDef, cst.ClassDef):
             self.scope.bind(node.name.value, Binding(node=node))
-        elif isinstance(node, cst.For):
+        elif type(node) is cst.For:
             self.bind_target(node.target, None, node)
 
     def bind_target(
         self, target: cst.BaseExpression, value: cst.BaseExpression | None, node: cst.CSTNode
     ) -> None:
-        if isinstance(target, cst.Name):
+        if type(target) is cst.Name:
             self.scope.bind(target.value, Binding(value=value, node=node))
-        elif isinstance(target, (cst.Tuple, cst.List)):
+        elif type(target) in (cst.Tuple, cst.List):
             for element in target.elements:
                 inner = element.value
                 self.bind_target(
-                    inner.value if isinstance(inner, cst.StarredElement) else inner, None, node
+                    inner.value if type(inner) is cst.StarredElement else inner, None, node
                 )
 
     def _bind_import_from(self, node: cst.ImportFrom) -> None:
-        if isinstance(node.names, cst.ImportStar):
+        if type(node.names) is cst.ImportStar:
             return
         base = module_name_of(node.module) if node.module is not None else None
         if node.relative:
             base = resolve_relative(self.module_name, self.is_package, len(node.relative), base)
         for alias in node.names:
-            name = alias.name.value if isinstance(alias.name, cst.Name) else dotted(alias.name)
+            name = alias.name.value if type(alias.name) is cst.Name else dotted(alias.name)
             if name is None:
                 continue
             local = name
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+            if alias.asname is not None and type(alias.asname.name) is cst.Name:
                 local = alias.asname.name.value
             full = f"{base}.{name}" if base else name
             self.scope.bind(local, Binding(full, node=node))
@@ -200,10 +200,10 @@ class NameResolver:
         """The dotted name ``expr`` stands for (``torch.cuda.amp.autocast``), or None."""
         if _depth > _MAX_ALIAS_DEPTH:
             return None
-        if isinstance(expr, cst.Attribute):
+        if type(expr) is cst.Attribute:
             base = self.qualname(expr.value, _depth, _receiver=True)
             return f"{base}.{expr.attr.value}" if base else None
-        if not isinstance(expr, cst.Name):
+        if type(expr) is not cst.Name:
             return None
         found = self.bindings(expr.value)
         if found is None:
@@ -218,7 +218,7 @@ class NameResolver:
     def _binding_qualname(self, binding: Binding, depth: int) -> str | None:
         if binding.qualname is not None:
             return binding.qualname
-        if binding.value is not None and isinstance(binding.value, (cst.Name, cst.Attribute)):
+        if binding.value is not None and type(binding.value) in (cst.Name, cst.Attribute):
             return self.qualname(binding.value, depth + 1)
         return None
 
@@ -236,28 +236,28 @@ class NameResolver:
 
 
 def _is_none(value: cst.BaseExpression | None) -> bool:
-    return isinstance(value, cst.Name) and value.value == "None"
+    return type(value) is cst.Name and value.value == "None"
 
 
 def _module_level_statements(body: tuple[cst.CSTNode, ...] | list) -> Iterator[cst.CSTNode]:
     """Statements that bind module-level names: top level, and inside if/try/with blocks."""
     for statement in body:
-        if isinstance(statement, cst.If):
+        if type(statement) is cst.If:
             yield from _module_level_statements(statement.body.body)
             orelse = statement.orelse
             while orelse is not None:
                 yield from _module_level_statements(orelse.body.body)
-                orelse = orelse.orelse if isinstance(orelse, cst.If) else None
-        elif isinstance(statement, cst.Try):
+                orelse = orelse.orelse if type(orelse) is cst.If else None
+        elif type(statement) is cst.Try:
             yield from _module_level_statements(statement.body.body)
             for handler in statement.handlers:
                 yield from _module_level_statements(handler.body.body)
             if statement.orelse is not None:
                 yield from _module_level_statements(statement.orelse.body.body)
-        elif isinstance(statement, cst.With):
+        elif type(statement) is cst.With:
             yield from _module_level_statements(statement.body.body)
-        elif isinstance(statement, (cst.For, cst.While)):
-            if isinstance(statement, cst.For):
+        elif type(statement) in (cst.For, cst.While):
+            if type(statement) is cst.For:
                 yield statement  # binds its target
             yield from _module_level_statements(statement.body.body)
             if statement.orelse is not None:

@@ -39,12 +39,12 @@ def calls_in_order(node: cst.CSTNode) -> Iterator[cst.Call]:
     while stack:
         current, done = stack.pop()
         if done:
-            assert isinstance(current, cst.Call)
+            assert type(current) is cst.Call
             yield current
             continue
-        if isinstance(current, (cst.Lambda, cst.FunctionDef, cst.ClassDef)) and current is not node:
+        if type(current) in (cst.Lambda, cst.FunctionDef, cst.ClassDef) and current is not node:
             continue
-        if isinstance(current, cst.Call):
+        if type(current) is cst.Call:
             stack.append((current, True))
         stack.extend((child, False) for child in reversed(children(current)))
 
@@ -65,57 +65,57 @@ class _Paths:
         return self.block(suite.body, state)  # statements, or a one-line suite's small ones
 
     def statement(self, node: cst.CSTNode, state: State) -> State | None:
-        if isinstance(node, cst.SimpleStatementLine):
+        if type(node) is cst.SimpleStatementLine:
             return self.block(node.body, state)
-        if isinstance(node, (cst.Return, cst.Raise)):
+        if type(node) in (cst.Return, cst.Raise):
             self.step(node, state)
             return None
-        if isinstance(node, cst.Break) and self.loops:
+        if type(node) is cst.Break and self.loops:
             self.loops[-1][0].append(state)
             return None
-        if isinstance(node, cst.Continue) and self.loops:
+        if type(node) is cst.Continue and self.loops:
             self.loops[-1][1].append(state)
             return None
-        if isinstance(node, cst.If):
+        if type(node) is cst.If:
             after_test = self.step(node.test, state)
             taken = self.body(node.body, after_test)
-            if isinstance(node.orelse, cst.If):
+            if type(node.orelse) is cst.If:
                 other = self.statement(node.orelse, after_test)
-            elif isinstance(node.orelse, cst.Else):
+            elif type(node.orelse) is cst.Else:
                 other = self.body(node.orelse.body, after_test)
             else:
                 other = after_test
             return join(taken, other)
-        if isinstance(node, (cst.For, cst.While)):
+        if type(node) in (cst.For, cst.While):
             return self.loop(node, state)
-        if isinstance(node, cst.With):
+        if type(node) is cst.With:
             for item in node.items:
                 state = self.step(item.item, state)
             return self.body(node.body, state)
-        if isinstance(node, (cst.Try, cst.TryStar)):
+        if type(node) in (cst.Try, cst.TryStar):
             return self.try_(node, state)
-        if isinstance(node, cst.Match):
+        if type(node) is cst.Match:
             after_subject = self.step(node.subject, state)
             return join(after_subject, *(self.body(c.body, after_subject) for c in node.cases))
-        if isinstance(node, (cst.FunctionDef, cst.ClassDef)):
+        if type(node) in (cst.FunctionDef, cst.ClassDef):
             return state
         return self.step(node, state)
 
     def loop(self, node: cst.For | cst.While, state: State) -> State | None:
-        entry = self.step(node.iter, state) if isinstance(node, cst.For) else state
+        entry = self.step(node.iter, state) if type(node) is cst.For else state
         head = entry
         breaks: list[State] = []
         for _ in range(_MAX_ROUNDS):
             breaks, continues = [], []
             self.loops.append((breaks, continues))
-            test = self.step(node.test, head) if isinstance(node, cst.While) else head
+            test = self.step(node.test, head) if type(node) is cst.While else head
             out = self.body(node.body, test)
             self.loops.pop()
             grown = join(entry, out, *continues)
             if grown == head:
                 break
             head = grown
-        exit_state = self.step(node.test, head) if isinstance(node, cst.While) else head
+        exit_state = self.step(node.test, head) if type(node) is cst.While else head
         if node.orelse is not None:
             exit_state = self.body(node.orelse.body, exit_state)
         return join(exit_state, *breaks)

@@ -31,6 +31,7 @@ import libcst as cst
 
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.dtypes import LEGACY_TYPES
+from fp16lint.analysis.loops import data_loader_calls, unwrap_loop
 from fp16lint.analysis.names import Binding, NameResolver, dotted, self_attribute
 from fp16lint.analysis.tree import children
 
@@ -376,8 +377,6 @@ _NOT_NN_CLASSES = frozenset(
         "Buffer",
     }
 )
-DATA_LOADERS = frozenset({"torch.utils.data.DataLoader", "torch.utils.data.dataloader.DataLoader"})
-_LOOP_WRAPPERS = frozenset({"builtins.enumerate", "tqdm.tqdm", "tqdm.auto.tqdm", "builtins.zip"})
 # Loops over these module methods give tensors / modules (for the named_* forms, the 2nd item).
 _TENSOR_LOOPS = {"parameters": None, "buffers": None, "named_parameters": 1, "named_buffers": 1}
 PARAMETER_METHODS = frozenset(_TENSOR_LOOPS)  # module methods that yield its tensors
@@ -408,7 +407,7 @@ def is_torchvision_model(qualname: str | None) -> bool:
 def local_module_classes(module: cst.Module, names: NameResolver) -> set[str]:
     """Names of classes in this file that derive from ``nn.Module`` (directly or through
     another such class of this file)."""
-    classes = [s for s in module.body if isinstance(s, cst.ClassDef)]
+    classes = [s for s in module.body if type(s) is cst.ClassDef]
     found: set[str] = set()
     changed = True
     while changed:
@@ -421,7 +420,7 @@ def local_module_classes(module: cst.Module, names: NameResolver) -> set[str]:
                 if (
                     qualname in MODULE_BASES
                     or is_nn_class(qualname)
-                    or (isinstance(base.value, cst.Name) and base.value.value in found)
+                    or (type(base.value) is cst.Name and base.value.value in found)
                 ):
                     found.add(cls.name.value)
                     changed = True
@@ -433,7 +432,7 @@ def loader_owner(call: cst.Call) -> str | None:
     """``X`` in ``X.from_pretrained(...)``, as text (``AutoModel``, ``transformers.AutoModel``),
     for loaders that return a model; None for other calls and for tokenizers, configs..."""
     func = call.func
-    if not isinstance(func, cst.Attribute) or func.attr.value not in LOADERS:
+    if type(func) is not cst.Attribute or func.attr.value not in LOADERS:
         return None
     owner = dotted(func.value)
     if owner is None:
@@ -448,8 +447,8 @@ def unwrap_chain(expr: cst.BaseExpression) -> cst.BaseExpression:
     """The value under conversions and module-only self-returning calls:
     ``Net().eval().to(dev).half()`` → ``Net()``."""
     while (
-        isinstance(expr, cst.Call)
-        and isinstance(expr.func, cst.Attribute)
+        type(expr) is cst.Call
+        and type(expr.func) is cst.Attribute
         and (
             expr.func.attr.value in SAME_KIND_METHODS or expr.func.attr.value in MODULE_SELF_METHODS
         )
@@ -461,12 +460,12 @@ def unwrap_chain(expr: cst.BaseExpression) -> cst.BaseExpression:
 def _element(target: cst.BaseExpression, index: int | None) -> Iterator[cst.Name]:
     """Names bound by a loop target at tuple position ``index`` (None: the whole target)."""
     if index is None:
-        if isinstance(target, cst.Name):
+        if type(target) is cst.Name:
             yield target
         return
-    if isinstance(target, (cst.Tuple, cst.List)) and len(target.elements) > index:
+    if type(target) in (cst.Tuple, cst.List) and len(target.elements) > index:
         inner = target.elements[index].value
-        if isinstance(inner, cst.Name):
+        if type(inner) is cst.Name:
             yield inner
 
 
@@ -484,7 +483,7 @@ def _scope_body(node: cst.CSTNode | None) -> Iterator[cst.CSTNode]:
     if node is None:
         return
     stack: list[cst.CSTNode] = []
-    if isinstance(node, (cst.FunctionDef, cst.Lambda)):
+    if type(node) in (cst.FunctionDef, cst.Lambda):
         stack.append(node.body)
     else:
         stack.append(node)
@@ -492,26 +491,26 @@ def _scope_body(node: cst.CSTNode | None) -> Iterator[cst.CSTNode]:
         current = stack.pop()
         yield current
         for child in children(current):
-            if not isinstance(child, (cst.FunctionDef, cst.ClassDef, cst.Lambda)):
+            if type(child) not in (cst.FunctionDef, cst.ClassDef, cst.Lambda):
                 stack.append(child)
 
 
 def _scan_uses(scope_node: cst.CSTNode | None) -> _Uses:
     uses = _Uses()
     for node in _scope_body(scope_node):
-        if not isinstance(node, cst.Call):
+        if type(node) is not cst.Call:
             continue
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in MODULE_USE_METHODS:
+        if type(func) is cst.Attribute and func.attr.value in MODULE_USE_METHODS:
             owner = dotted(func.value)
             if owner is not None:
                 uses.modules.add(owner)
-        if isinstance(func, cst.Attribute) and func.attr.value in TENSOR_USE_METHODS:
+        if type(func) is cst.Attribute and func.attr.value in TENSOR_USE_METHODS:
             owner = dotted(func.value)
             if owner is not None:
                 uses.tensors.add(owner)
-        if isinstance(func, (cst.Name, cst.Attribute)):
-            fed = [a.value.value for a in node.args if not a.star and isinstance(a.value, cst.Name)]
+        if type(func) in (cst.Name, cst.Attribute):
+            fed = [a.value.value for a in node.args if not a.star and type(a.value) is cst.Name]
             if fed:
                 uses.fed.append((func, fed))
     return uses
@@ -549,20 +548,20 @@ class Receivers:
     def _kind(self, expr: cst.BaseExpression, _depth: int) -> Kind:
         if _depth > _MAX_DEPTH:
             return Kind.UNKNOWN
-        if isinstance(expr, cst.Call):
+        if type(expr) is cst.Call:
             return self._call_kind(expr, _depth)
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             return self._name_kind(expr, _depth)
-        if isinstance(expr, cst.Attribute):
+        if type(expr) is cst.Attribute:
             return self._attribute_kind(expr, _depth)
-        if isinstance(expr, cst.BinaryOperation):
+        if type(expr) is cst.BinaryOperation:
             sides = {self.kind_of(expr.left, _depth + 1), self.kind_of(expr.right, _depth + 1)}
             if Kind.TENSOR in sides and Kind.MODULE not in sides:
                 return Kind.TENSOR
             return Kind.UNKNOWN
-        if isinstance(expr, cst.UnaryOperation) and not isinstance(expr.operator, cst.Not):
+        if type(expr) is cst.UnaryOperation and type(expr.operator) is not cst.Not:
             return self._tensor_or_unknown(expr.expression, _depth)
-        if isinstance(expr, cst.Subscript):
+        if type(expr) is cst.Subscript:
             return self._tensor_or_unknown(expr.value, _depth)
         return Kind.UNKNOWN
 
@@ -582,13 +581,13 @@ class Receivers:
         if qualname in PASS_THROUGH and call.args:
             return self.kind_of(call.args[0].value, depth + 1)
         if (
-            isinstance(func, cst.Name)
+            type(func) is cst.Name
             and func.value in self.module_classes
             and qualname is None
             and self._is_local_class(func.value)
         ):
             return Kind.MODULE
-        if not isinstance(func, cst.Attribute):
+        if type(func) is not cst.Attribute:
             return Kind.UNKNOWN
         method = func.attr.value
         if method in LOADERS:
@@ -605,7 +604,7 @@ class Receivers:
 
     def _is_local_class(self, name: str) -> bool:
         found = self.names.bindings(name) or []
-        return bool(found) and all(isinstance(b.node, cst.ClassDef) for b in found)
+        return bool(found) and all(type(b.node) is cst.ClassDef for b in found)
 
     # --- names ------------------------------------------------------------------------------
     def _name_kind(self, name: cst.Name, depth: int) -> Kind:
@@ -631,22 +630,22 @@ class Receivers:
         made = kinds.pop() if len(kinds) == 1 else Kind.UNKNOWN
         if made is not Kind.UNKNOWN:
             return made
-        if any(isinstance(b.node, (cst.FunctionDef, cst.ClassDef)) for b in bindings):
+        if any(type(b.node) in (cst.FunctionDef, cst.ClassDef) for b in bindings):
             return Kind.UNKNOWN
         return self._used_as(name.value, depth)
 
     def _binding_kind(self, name: str, binding: Binding, depth: int) -> Kind:
-        if isinstance(binding.node, cst.Param):
+        if type(binding.node) is cst.Param:
             return self._param_kind(binding.node)
-        if isinstance(binding.node, cst.For):
-            return self._loop_kind(binding.node, name, depth)
+        if type(binding.node) is cst.For:
+            return self._loop_kind(binding.node, name)
         if binding.value is not None and binding.qualname is None:
             return self.kind_of(binding.value, depth + 1)
         return Kind.UNKNOWN
 
     def _param_kind(self, param: cst.Param) -> Kind:
         scope_node = self.names.scope.node
-        if param.name.value == "self" and isinstance(scope_node, cst.FunctionDef):
+        if param.name.value == "self" and type(scope_node) is cst.FunctionDef:
             owner = self._enclosing_class()
             if owner is not None and owner in self.module_classes:
                 return Kind.MODULE
@@ -660,49 +659,29 @@ class Receivers:
             return Kind.TENSOR
         if qualname in MODULE_BASES or is_nn_class(qualname):
             return Kind.MODULE
-        if isinstance(annotation, cst.Name) and annotation.value in self.module_classes:
+        if type(annotation) is cst.Name and annotation.value in self.module_classes:
             return Kind.MODULE
         return Kind.UNKNOWN
 
-    def _loop_kind(self, loop: cst.For, name: str, depth: int) -> Kind:
+    def _loop_kind(self, loop: cst.For, name: str) -> Kind:
         """Targets of ``for x, y in loader``, ``for p in m.parameters()``, ``for m in
         net.modules()`` (through ``enumerate``/``tqdm``/``zip`` as well)."""
-        iterable, target = loop.iter, loop.target
-        while (
-            isinstance(iterable, cst.Call)
-            and self.names.qualname(iterable.func) in _LOOP_WRAPPERS
-            and iterable.args
-        ):
-            wrapper = self.names.qualname(iterable.func)
-            if wrapper == "builtins.zip":
-                return Kind.UNKNOWN
-            iterable = iterable.args[0].value
-            if wrapper == "builtins.enumerate":
-                if not isinstance(target, (cst.Tuple, cst.List)) or len(target.elements) != 2:
-                    return Kind.UNKNOWN
-                target = target.elements[1].value
-        if isinstance(iterable, cst.Call) and isinstance(iterable.func, cst.Attribute):
+        unwrapped = unwrap_loop(loop.iter, loop.target, self.names)
+        if unwrapped is None:
+            return Kind.UNKNOWN
+        iterable, target = unwrapped
+        if type(iterable) is cst.Call and type(iterable.func) is cst.Attribute:
             method = iterable.func.attr.value
             for table, kind in ((_TENSOR_LOOPS, Kind.TENSOR), (_MODULE_LOOPS, Kind.MODULE)):
                 if method in table and any(
                     n.value == name for n in _element(target, table[method])
                 ):
                     return kind
-        if isinstance(target, (cst.Tuple, cst.List)) and self._is_data_loader(iterable, depth):
+        if type(target) in (cst.Tuple, cst.List) and data_loader_calls(iterable, self.names):
             inner = [e.value for e in target.elements]
-            if any(isinstance(n, cst.Name) and n.value == name for n in inner):
+            if any(type(n) is cst.Name and n.value == name for n in inner):
                 return Kind.TENSOR
         return Kind.UNKNOWN
-
-    def _is_data_loader(self, expr: cst.BaseExpression, depth: int) -> bool:
-        if isinstance(expr, cst.Call):
-            return self.names.qualname(expr.func) in DATA_LOADERS
-        if isinstance(expr, cst.Name) and depth <= _MAX_DEPTH:
-            values = self.names.values(expr.value)
-            return bool(values) and all(
-                v is not None and self._is_data_loader(v, depth + 1) for v in values
-            )
-        return False
 
     def used_as(self, key: str) -> Kind:
         """The kind the uses of ``key`` (a name or ``self.x``) in its scope show — also for a
@@ -748,7 +727,7 @@ class Receivers:
     def _attribute_kind(self, expr: cst.Attribute, depth: int) -> Kind:
         if expr.attr.value in TENSOR_ATTRIBUTES:
             return self._tensor_or_unknown(expr.value, depth)
-        if not (isinstance(expr.value, cst.Name) and expr.value.value == "self"):
+        if not (type(expr.value) is cst.Name and expr.value.value == "self"):
             return Kind.UNKNOWN
         owner = self._enclosing_class()
         values = self.attributes.get(owner or "", {}).get(expr.attr.value)
@@ -763,11 +742,11 @@ class Receivers:
         local names belong to another function)."""
         if value is None:
             return Kind.TENSOR  # register_buffer
-        return self.kind_of(value, depth + 1) if isinstance(value, cst.Call) else Kind.UNKNOWN
+        return self.kind_of(value, depth + 1) if type(value) is cst.Call else Kind.UNKNOWN
 
     def _enclosing_class(self) -> str | None:
         for scope in reversed(self.names.scopes):
-            if scope.kind == "class" and isinstance(scope.node, cst.ClassDef):
+            if scope.kind == "class" and type(scope.node) is cst.ClassDef:
                 return scope.node.name.value
         return None
 
@@ -777,11 +756,11 @@ def _class_attributes(module: cst.Module) -> dict[str, dict[str, list[cst.BaseEx
     ``register_buffer`` (a tensor)."""
     found: dict[str, dict[str, list[cst.BaseExpression | None]]] = {}
     for statement in module.body:
-        if not isinstance(statement, cst.ClassDef):
+        if type(statement) is not cst.ClassDef:
             continue
         attrs = found.setdefault(statement.name.value, {})
         for method in statement.body.body:
-            if not isinstance(method, cst.FunctionDef):
+            if type(method) is not cst.FunctionDef:
                 continue
             for node in _scope_body(method):
                 for attr, value in _self_assignments(node):
@@ -790,22 +769,22 @@ def _class_attributes(module: cst.Module) -> dict[str, dict[str, list[cst.BaseEx
 
 
 def _self_assignments(node: cst.CSTNode) -> Iterator[tuple[str, cst.BaseExpression | None]]:
-    if isinstance(node, cst.Assign):
+    if type(node) is cst.Assign:
         for target in node.targets:
             attr = self_attribute(target.target)
             if attr:
                 yield attr, node.value
-    elif isinstance(node, cst.AnnAssign) and node.value is not None:
+    elif type(node) is cst.AnnAssign and node.value is not None:
         attr = self_attribute(node.target)
         if attr:
             yield attr, node.value
     elif (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
+        type(node) is cst.Call
+        and type(node.func) is cst.Attribute
         and node.func.attr.value == "register_buffer"
         and dotted(node.func.value) == "self"
         and node.args
-        and isinstance(node.args[0].value, cst.SimpleString)
+        and type(node.args[0].value) is cst.SimpleString
     ):
         yield node.args[0].value.raw_value, None
 
@@ -831,23 +810,23 @@ class ReceiverTracker(Tracker):
         stack = self.ctx.stack
         for index in range(len(stack) - 2, -1, -1):
             node = stack[index]
-            if isinstance(node, (cst.If, cst.IfExp)) and stack[index + 1] is node.body:
+            if type(node) in (cst.If, cst.IfExp) and stack[index + 1] is node.body:
                 kind = self._isinstance_kind(node.test, key)
                 if kind is not None:
                     return kind
         return None
 
     def _isinstance_kind(self, test: cst.BaseExpression, key: str) -> Kind | None:
-        if isinstance(test, cst.BooleanOperation) and isinstance(test.operator, cst.And):
+        if type(test) is cst.BooleanOperation and type(test.operator) is cst.And:
             return self._isinstance_kind(test.left, key) or self._isinstance_kind(test.right, key)
         if not (
-            isinstance(test, cst.Call)
+            type(test) is cst.Call
             and self.ctx.names.qualname(test.func) == "builtins.isinstance"
             and len(test.args) == 2
             and dotted(test.args[0].value) == key
         ):
             return None
         types = test.args[1].value
-        options = [e.value for e in types.elements] if isinstance(types, cst.Tuple) else [types]
+        options = [e.value for e in types.elements] if type(types) is cst.Tuple else [types]
         kinds = {self.receivers.annotation_kind(option) for option in options}
         return kinds.pop() if len(kinds) == 1 and Kind.UNKNOWN not in kinds else None

@@ -142,7 +142,7 @@ class ConstantSinks(Tracker):
         if in_non_fp16_branch(self.ctx.stack, self.names):
             return True
         for scope in self.names.scopes:
-            if isinstance(scope.node, cst.FunctionDef):
+            if type(scope.node) is cst.FunctionDef:
                 for decorator in scope.node.decorators:
                     name = dotted(decorator.decorator)
                     qualname = self.names.qualname(decorator.decorator)
@@ -162,13 +162,13 @@ class ConstantSinks(Tracker):
         if self._last is not None and self._last[0] == id(node):
             return self._last[1]
         found: list[Sink] = []
-        if isinstance(node, cst.Call):
+        if type(node) is cst.Call:
             found = self._call_values(node)
-        elif isinstance(node, cst.BinaryOperation):
+        elif type(node) is cst.BinaryOperation:
             found = self._arithmetic(node)
-        elif isinstance(node, cst.AugAssign):
+        elif type(node) is cst.AugAssign:
             found = self._augmented(node)
-        elif isinstance(node, cst.Assign):
+        elif type(node) is cst.Assign:
             found = self._assignment(node)
         found = [s for s in found if not (s.constant.tensor and s.constant.attribute)]
         if found and self._guarded():
@@ -199,7 +199,7 @@ class ConstantSinks(Tracker):
             or qualname in _CLAMP_FUNCTIONS
         ):
             return self._torch_function(call, qualname)
-        if not isinstance(func, cst.Attribute) or (qualname or "").startswith(("torch.", "numpy.")):
+        if type(func) is not cst.Attribute or (qualname or "").startswith(("torch.", "numpy.")):
             return []
         method, receiver = func.attr.value, func.value
         if method in FILL_METHODS:
@@ -265,11 +265,11 @@ class ConstantSinks(Tracker):
             dtype = None
         else:
             dtype = argument(call, "dtype") or _positional(call, 0, None)
-            is_dtype = isinstance(dtype, cst.Attribute) and dtype.attr.value == "dtype"
+            is_dtype = type(dtype) is cst.Attribute and dtype.attr.value == "dtype"
             fact = dtype_of(dtype, self.names) if dtype is not None else None
             if not is_dtype and (fact is None or not (fact.is_fp16 or fact.maybe)):
                 return []
-        if not isinstance(made, cst.Call):
+        if type(made) is not cst.Call:
             return []
         qualname = self.names.qualname(made.func)
         if qualname == "torch.where":
@@ -322,14 +322,14 @@ class ConstantSinks(Tracker):
         for target in node.targets:
             place = target.target
             if (
-                isinstance(place, cst.Subscript)
+                type(place) is cst.Subscript
                 and self._unrepresentable(node.value)
                 and self._fp16_tensor(place.value, evident=True)
             ):
                 found += self._sink(node.value, "a subscript assignment", place.value, fixable=True)
             elif (
-                isinstance(place, cst.Attribute)
-                and isinstance(place.value, cst.Name)
+                type(place) is cst.Attribute
+                and type(place.value) is cst.Name
                 and place.value.value == "self"
             ):
                 constant = self.value_of(node.value)
@@ -341,9 +341,9 @@ class ConstantSinks(Tracker):
     def epsilons(self, node: cst.CSTNode) -> list[Sink]:
         """Positive constants meant to keep a tensor away from zero at ``node``."""
         found: list[Sink] = []
-        if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Add):
+        if type(node) is cst.BinaryOperation and type(node.operator) is cst.Add:
             found = self._guarding_sum(node)
-        elif isinstance(node, cst.Call):
+        elif type(node) is cst.Call:
             found = self._guarding_call(node)
         found = [s for s in found if s.constant.underflows]
         if found and self._guarded():
@@ -371,27 +371,24 @@ class ConstantSinks(Tracker):
         child = stack[-1]
         for index in range(len(stack) - 2, -1, -1):
             parent = stack[index]
-            if isinstance(parent, cst.Arg):
+            if type(parent) is cst.Arg:
                 child = parent
                 continue
-            if isinstance(parent, cst.BinaryOperation):
-                if (
-                    isinstance(parent.operator, (cst.Divide, cst.FloorDivide))
-                    and parent.right is child
-                ):
+            if type(parent) is cst.BinaryOperation:
+                if type(parent.operator) in (cst.Divide, cst.FloorDivide) and parent.right is child:
                     return "a denominator"
-                if isinstance(parent.operator, cst.Power) and parent.left is child:
+                if type(parent.operator) is cst.Power and parent.left is child:
                     exponent = self.value_of(parent.right)
                     if exponent is not None and exponent.value < 0:
                         return "a negative power"
                     child = parent
                     continue
                 return None
-            if isinstance(parent, cst.Call):
+            if type(parent) is cst.Call:
                 qualname = self.names.qualname(parent.func) or ""
                 name = qualname.removeprefix("torch.")
                 if (
-                    isinstance(child, cst.Arg)
+                    type(child) is cst.Arg
                     and qualname.startswith("torch.")
                     and name in _ZERO_GUARDED
                 ):
@@ -399,10 +396,10 @@ class ConstantSinks(Tracker):
                 if qualname in _DIVISIONS and len(parent.args) > 1 and parent.args[1] is child:
                     return "a denominator"
                 return None
-            if isinstance(parent, cst.Attribute) and parent.value is child and index > 0:
+            if type(parent) is cst.Attribute and parent.value is child and index > 0:
                 call = stack[index - 1]
                 method = parent.attr.value.removesuffix("_")
-                if isinstance(call, cst.Call) and call.func is parent and method in _ZERO_GUARDED:
+                if type(call) is cst.Call and call.func is parent and method in _ZERO_GUARDED:
                     return method
                 return None
             return None
@@ -424,11 +421,7 @@ class ConstantSinks(Tracker):
                     _positional(call, 1, "min"), qualname.removeprefix("torch."), target
                 )
             return []
-        if (
-            isinstance(func, cst.Attribute)
-            and qualname is None
-            and func.attr.value in CLAMP_METHODS
-        ):
+        if type(func) is cst.Attribute and qualname is None and func.attr.value in CLAMP_METHODS:
             method, receiver = func.attr.value, func.value
             bounds = CLAMP_METHODS[method]
             if "min" in bounds and self._fp16_tensor(receiver, evident=method.startswith("clip")):

@@ -109,49 +109,60 @@ class TrainingTracker(Tracker):
     def called_model(self, call: cst.Call) -> Fp16Model | None:
         """The fp16 model ``call`` runs: ``model(x)``, ``model.generate(...)``."""
         func = call.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _RUN_METHODS:
+        if type(func) is cst.Attribute and func.attr.value in _RUN_METHODS:
             func = func.value
-        return self.model(func) if isinstance(func, (cst.Name, cst.Attribute)) else None
+        return self.model(func) if type(func) in (cst.Name, cst.Attribute) else None
 
-    def parameter_models(self, expr: cst.BaseExpression, _depth: int = 0) -> list[Fp16Model]:
-        """fp16 models whose parameters ``expr`` holds: ``model.parameters()``,
+    def parameter_owners(
+        self, expr: cst.BaseExpression, _depth: int = 0
+    ) -> list[cst.BaseExpression]:
+        """The modules whose parameters ``expr`` holds: ``model`` in ``model.parameters()``,
         ``filter(lambda p: p.requires_grad, unet.parameters())``, ``[{"params": ...}]``, or a
         name bound to one of those."""
-        found: list[Fp16Model] = []
+        found: list[cst.BaseExpression] = []
         for node in walk(expr):
             if (
-                isinstance(node, cst.Call)
-                and isinstance(node.func, cst.Attribute)
+                type(node) is cst.Call
+                and type(node.func) is cst.Attribute
                 and node.func.attr.value in _PARAMETER_METHODS
             ):
-                model = self.model(node.func.value)
-                if model is not None and model not in found:
-                    found.append(model)
-            elif isinstance(node, cst.Name) and _depth < _MAX_DEPTH and node is not expr:
+                found.append(node.func.value)
+            elif type(node) is cst.Name and _depth < _MAX_DEPTH and node is not expr:
                 for value in self.ctx.names.values(node.value):
-                    if value is not None and not isinstance(value, cst.Lambda):
-                        found += [
-                            m for m in self.parameter_models(value, _depth + 1) if m not in found
-                        ]
-        if isinstance(expr, cst.Name) and _depth < _MAX_DEPTH:
+                    if value is not None and type(value) is not cst.Lambda:
+                        found += self.parameter_owners(value, _depth + 1)
+        if type(expr) is cst.Name and _depth < _MAX_DEPTH:
             for value in self.ctx.names.values(expr.value):
                 if value is not None:
-                    found += [m for m in self.parameter_models(value, _depth + 1) if m not in found]
+                    found += self.parameter_owners(value, _depth + 1)
         return found
 
-    def optimizer_models(self, call: cst.Call) -> list[Fp16Model] | None:
-        """For an optimizer construction, the fp16 models it optimizes ([] for none); None when
-        ``call`` builds no optimizer."""
+    def optimized_modules(self, call: cst.Call) -> list[cst.BaseExpression] | None:
+        """For an optimizer construction, the modules whose parameters it optimizes (as far as
+        the code shows); None when ``call`` builds no optimizer."""
         qualname = self.ctx.names.qualname(call.func)
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
         if qualname in MODEL_OPTIMIZER_FACTORIES:
             model = self._arg(call, "model_or_params", positional, 0)
-            found = self.model(model) if model is not None else None
-            return [found] if found is not None else []
+            return [model] if model is not None else []
         if not is_optimizer_class(qualname):
             return None
         params = self._arg(call, "params", positional, 0)
-        return self.parameter_models(params) if params is not None else []
+        return self.parameter_owners(params) if params is not None else []
+
+    def optimizer_models(self, call: cst.Call) -> list[Fp16Model] | None:
+        """For an optimizer construction, the fp16 models it optimizes ([] for none); None when
+        ``call`` builds no optimizer."""
+        owners = self.optimized_modules(call)
+        return self._models(owners) if owners is not None else None
+
+    def _models(self, owners: list[cst.BaseExpression]) -> list[Fp16Model]:
+        found: list[Fp16Model] = []
+        for owner in owners:
+            model = self.model(owner)
+            if model is not None and model not in found:
+                found.append(model)
+        return found
 
     @staticmethod
     def _arg(call: cst.Call, keyword: str, positional: list, index: int):
@@ -186,7 +197,7 @@ class TrainingTracker(Tracker):
             model = self.called_model(node)
             if model is not None:
                 frame.autocast_calls.append((model, node, region))
-        if isinstance(func, cst.Attribute):
+        if type(func) is cst.Attribute:
             self._method_call(node, func)
 
     def _method_call(self, node: cst.Call, func: cst.Attribute) -> None:
@@ -198,7 +209,7 @@ class TrainingTracker(Tracker):
             held = dotted(node.args[0].value)
             for model in frame.optimizers.get(held or "", []):
                 frame.scaler_steps.append((model, node))
-        if method == "backward" and not node.args and isinstance(func.value, cst.Name):
+        if method == "backward" and not node.args and type(func.value) is cst.Name:
             loss = frame.fp16_losses.get(func.value.value)
             if loss is not None:
                 frame.backward_calls.append((node, loss))
@@ -233,11 +244,11 @@ class TrainingTracker(Tracker):
         return region is not None and region.is_fp16
 
     def _forget(self, expr: cst.BaseExpression) -> None:
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             values = self.ctx.names.values(expr.value)
-            if len(values) == 1 and isinstance(values[0], (cst.List, cst.Tuple)):
+            if len(values) == 1 and type(values[0]) in (cst.List, cst.Tuple):
                 expr = values[0]  # models = [unet, text_encoder]
-        targets = expr.elements if isinstance(expr, (cst.List, cst.Tuple)) else None
+        targets = expr.elements if type(expr) in (cst.List, cst.Tuple) else None
         for item in [e.value for e in targets] if targets is not None else [expr]:
             key = dotted(item)
             if key is not None:
@@ -275,7 +286,7 @@ class TrainingTracker(Tracker):
                 frame.casts.append(frame.models[key])
         elif not self._keeps(key, value):
             frame.models.pop(key, None)
-        if isinstance(value, cst.Call):
+        if type(value) is cst.Call:
             models = self.optimizer_models(value)
             if models:
                 frame.optimizers[key] = models
@@ -298,22 +309,22 @@ class TrainingTracker(Tracker):
             if site is not None and site.dtype is not None:
                 return None  # a later cast to another dtype wins
         inner = unwrap_chain(value)
-        if isinstance(inner, cst.Call) and loader_owner(inner) is not None:
+        if type(inner) is cst.Call and loader_owner(inner) is not None:
             for keyword in _LOAD_DTYPE_KEYWORDS:
                 dtype = dtype_of(argument(inner, keyword), self.ctx.names, strings=True)
                 if dtype is not None and dtype.is_fp16:
                     return Fp16Model("", inner, dtype, "load")
-        if isinstance(inner, (cst.Name, cst.Attribute)) and inner is value:
+        if type(inner) in (cst.Name, cst.Attribute) and inner is value:
             return self.model(inner)
         return None
 
     def leave_For(self, node: cst.For) -> None:
         """A loop over a model's parameters that casts them to float32 upcasts that model."""
-        models = self.parameter_models(node.iter)
+        models = self._models(self.parameter_owners(node.iter))
         if not models:
             return
         for inner in walk(node.body):
-            if isinstance(inner, cst.Call):
+            if type(inner) is cst.Call:
                 site = cast_of(inner, self.ctx.names)
                 if site is not None and site.dtype is not None and site.dtype.dtype is DType.FP32:
                     for model in models:
@@ -323,8 +334,8 @@ class TrainingTracker(Tracker):
 
 def chain_calls(expr: cst.BaseExpression) -> Iterator[cst.Call]:
     """The calls of a method chain, outermost first: ``Net().half().to(dev)``."""
-    while isinstance(expr, cst.Call):
+    while type(expr) is cst.Call:
         yield expr
-        if not isinstance(expr.func, cst.Attribute):
+        if type(expr.func) is not cst.Attribute:
             return
         expr = expr.func.value

@@ -1,10 +1,16 @@
 """Walking libcst trees cheaply: semantic children in source order, without whitespace and
-operator tokens, by reading dataclass fields directly (``CSTNode.children`` rebuilds nodes)."""
+operator tokens, by reading dataclass fields directly (``CSTNode.children`` rebuilds nodes).
+
+While the engine analyses a file (``shared_children``), each node's child list is built once
+and shared: analyses that scan a subtree ahead of the main walk (a class body for the calls
+its methods make) would otherwise rebuild the same lists, about as many as the walk itself
+(measured on the diffusers sources). The lists are shared, so callers must not change them."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import libcst as cst
 import libcst._nodes.op as _cst_op
@@ -51,7 +57,33 @@ def _is_kept(kind: type) -> bool:
 _kept_cache: dict[type, bool] = {}
 
 
+# id(node) -> (node, its children); the node is kept to tell a reused id from its owner
+_shared: dict[int, tuple[cst.CSTNode, list[cst.CSTNode]]] | None = None
+
+
+@contextmanager
+def shared_children() -> Iterator[None]:
+    """Within the block, ``children`` remembers each node's list."""
+    global _shared
+    outer, _shared = _shared, {}
+    try:
+        yield
+    finally:
+        _shared = outer
+
+
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
+    """The semantic child nodes of ``node`` in source order (a shared list: do not modify)."""
+    shared = _shared
+    if shared is None:
+        return _children(node)
+    entry = shared.get(id(node))
+    if entry is None or entry[0] is not node:
+        entry = shared[id(node)] = (node, _children(node))
+    return entry[1]
+
+
+def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
     out: list[cst.CSTNode] = []
     kind = type(node)
     names = _fields_cache.get(kind) or _child_fields(kind)

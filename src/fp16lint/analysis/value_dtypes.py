@@ -81,28 +81,28 @@ class ValueDtypes:
         (not fp16: integer, bool, or a default-dtype tensor of unknown shape) or ``_MAYBE``."""
         if depth > _MAX_DEPTH:
             return _MAYBE
-        if isinstance(expr, cst.Comparison):
+        if type(expr) is cst.Comparison:
             return _OTHER
-        if isinstance(expr, cst.UnaryOperation):
-            if isinstance(expr.operator, (cst.Not, cst.BitInvert)):
+        if type(expr) is cst.UnaryOperation:
+            if type(expr.operator) in (cst.Not, cst.BitInvert):
                 return _OTHER  # `~` exists only for integer and bool tensors
             return self._dtype_class(expr.expression, depth + 1, seen)
-        if isinstance(expr, cst.Subscript):
+        if type(expr) is cst.Subscript:
             return self._dtype_class(expr.value, depth + 1, seen)
-        if isinstance(expr, cst.Attribute) and expr.attr.value in _SAME_DTYPE_ATTRIBUTES:
+        if type(expr) is cst.Attribute and expr.attr.value in _SAME_DTYPE_ATTRIBUTES:
             return self._dtype_class(expr.value, depth + 1, seen)
-        if isinstance(expr, cst.Attribute):
+        if type(expr) is cst.Attribute:
             return self._attribute_class(expr, depth)
-        if isinstance(expr, cst.BinaryOperation):
+        if type(expr) is cst.BinaryOperation:
             return self._combine((expr.left, expr.right), depth, seen)
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             if seen is _NO_NAMES:
                 return _MAYBE
             value, index = self._visible_value(expr.value, seen)
             if value is None:
                 return _MAYBE
             return self._dtype_class(value, depth + 1, {**seen, expr.value: index})
-        if isinstance(expr, cst.Call):
+        if type(expr) is cst.Call:
             return self._call_class(expr, depth, seen)
         return _MAYBE
 
@@ -110,7 +110,7 @@ class ValueDtypes:
         """``self.X`` assigned once in the class, from a call whose dtype shows without the
         assigning method's local names (``torch.from_numpy(np.asarray(f, dtype=np.float32))``)."""
         values = self.constants.attribute_values(expr)
-        if not values or len(values) != 1 or not isinstance(values[0], cst.Call):
+        if not values or len(values) != 1 or type(values[0]) is not cst.Call:
             return _MAYBE
         return self._dtype_class(values[0], depth + 1, _NO_NAMES)
 
@@ -129,7 +129,7 @@ class ValueDtypes:
 
     def _call_class(self, call: cst.Call, depth: int, seen: dict[str, int]) -> str:
         positional = [a.value for a in call.args if a.keyword is None and not a.star]
-        method = call.func.attr.value if isinstance(call.func, cst.Attribute) else None
+        method = call.func.attr.value if type(call.func) is cst.Attribute else None
         if method == "view" and len(positional) == 1:
             fact = dtype_of(positional[0], self.names)  # a reinterpretation as that dtype
             if fact is not None:
@@ -151,13 +151,13 @@ class ValueDtypes:
             return self._combine(positional, depth, seen)
         if qualname in _SEQUENCE_FUNCTIONS and positional:
             items = positional[0]
-            if isinstance(items, (cst.Tuple, cst.List)):
+            if type(items) in (cst.Tuple, cst.List):
                 return self._combine([e.value for e in items.elements], depth, seen)
         if qualname.startswith("torch.nn.functional.") and positional:
             return self._dtype_class(positional[0], depth + 1, seen)
         if positional and self._is_activation(call.func):
             return self._dtype_class(positional[0], depth + 1, seen)
-        if isinstance(call.func, cst.Attribute) and not qualname:
+        if type(call.func) is cst.Attribute and not qualname:
             method = call.func.attr.value
             if method in _INTEGER_METHODS:
                 return _OTHER
@@ -177,10 +177,10 @@ class ValueDtypes:
     def _is_activation(self, func: cst.BaseExpression) -> bool:
         """``ACT2FN["silu"]`` or ``self.act`` set to it: an activation module, which keeps its
         input's dtype."""
-        if isinstance(func, cst.Attribute):
+        if type(func) is cst.Attribute:
             values = self.constants.attribute_values(func)
             func = values[0] if values and len(values) == 1 and values[0] is not None else func
-        if isinstance(func, cst.Subscript):
+        if type(func) is cst.Subscript:
             return self.names.qualname(func.value) in ACTIVATION_TABLES
         return False
 
@@ -188,14 +188,14 @@ class ValueDtypes:
         """``"cuda"``, ``x.device``, ``torch.device(...)``, or a parameter declared ``str``
         or ``torch.device`` (or defaulting to a string): ``.to(it)`` keeps the dtype."""
         if isinstance(expr, cst.BaseString) or (
-            isinstance(expr, cst.Attribute) and expr.attr.value == "device"
+            type(expr) is cst.Attribute and expr.attr.value == "device"
         ):
             return True
-        if isinstance(expr, cst.Call):
+        if type(expr) is cst.Call:
             return self.names.qualname(expr.func) == "torch.device"
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             found = self.names.bindings(expr.value) or []
-            if len(found) == 1 and isinstance(found[0].node, cst.Param):
+            if len(found) == 1 and type(found[0].node) is cst.Param:
                 param = found[0].node
                 annotation = param.annotation.annotation if param.annotation else None
                 declared = self.names.qualname(annotation) if annotation is not None else None
@@ -229,13 +229,13 @@ class ValueDtypes:
         if binding.value is not None:
             return binding.value, index
         node = binding.node
-        if isinstance(node, cst.Assign) and isinstance(node.value, (cst.Tuple, cst.List)):
+        if type(node) is cst.Assign and type(node.value) in (cst.Tuple, cst.List):
             return _element_value(node, name), index
-        if isinstance(node, cst.Assign) and isinstance(node.value, cst.Call):
+        if type(node) is cst.Assign and type(node.value) is cst.Call:
             call = node.value
             if self.names.qualname(call.func) in _SAME_DTYPE_TUPLES and call.args:
                 return call.args[0].value, index
-            if isinstance(call.func, cst.Attribute) and call.func.attr.value in _SPLITS:
+            if type(call.func) is cst.Attribute and call.func.attr.value in _SPLITS:
                 return call.func.value, index
         return None, index
 
@@ -244,15 +244,11 @@ def _element_value(node: cst.Assign, name: str) -> cst.BaseExpression | None:
     """``b``'s value in ``a, b = x.float(), y.float()``."""
     values = node.value.elements  # type: ignore[attr-defined]
     for target in node.targets:
-        if isinstance(target.target, (cst.Tuple, cst.List)):
+        if type(target.target) in (cst.Tuple, cst.List):
             elements = target.target.elements
             for position, element in enumerate(elements):
                 inner = element.value
-                if (
-                    isinstance(inner, cst.Name)
-                    and inner.value == name
-                    and len(values) == len(elements)
-                ):
+                if type(inner) is cst.Name and inner.value == name and len(values) == len(elements):
                     value = values[position]
-                    return None if isinstance(value, cst.StarredElement) else value.value
+                    return None if type(value) is cst.StarredElement else value.value
     return None

@@ -90,9 +90,11 @@ class Rule:
         fix_message: str = "",
         applicability: Applicability | None = None,
         related: Iterable[tuple[str, cst.CSTNode | None, str]] = (),
+        severity: Severity | None = None,
     ) -> None:
         """Report ``message`` at ``node``; ``edits`` form the fix (``applicability`` default:
-        the rule's ``fix``). ``related`` items are (path, node-in-this-file or None, message)."""
+        the rule's ``fix``). ``related`` items are (path, node-in-this-file or None, message).
+        ``severity`` overrides the rule's for a case the rule grades lower (FP108)."""
         self.ctx.report(
             self,
             node,
@@ -101,6 +103,7 @@ class Rule:
             fix_message=fix_message,
             applicability=applicability or self.fix,
             related=tuple(related),
+            severity=severity,
         )
 
     # Project-wide rules override this; it runs once, after every file is summarised.

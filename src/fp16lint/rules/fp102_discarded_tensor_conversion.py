@@ -110,7 +110,7 @@ x = x.half()
 
     def visit_Expr(self, node: cst.Expr) -> None:
         call = node.value
-        if not isinstance(call, cst.Call):
+        if type(call) is not cst.Call:
             return
         site = cast_of(call, self.ctx.names)
         if site is None or self.ctx.get(ReceiverTracker).kind_of(site.receiver) is not Kind.TENSOR:
@@ -118,7 +118,7 @@ x = x.half()
         receiver = site.receiver
         text = short_code(self.ctx, call)
         edits = []
-        if isinstance(receiver, cst.Name) and not self._is_parameter_loop_target(receiver):
+        if type(receiver) is cst.Name and not self._is_parameter_loop_target(receiver):
             edits = [NodeEdit(node, f"{receiver.value} = {self.ctx.code(call)}")]
             advice = f"assign it: `{receiver.value} = {text}`"
         else:
@@ -134,8 +134,8 @@ x = x.half()
     def _is_parameter_loop_target(self, name: cst.Name) -> bool:
         for binding in self.ctx.names.bindings(name.value) or ():
             loop = binding.node
-            if isinstance(loop, cst.For) and isinstance(loop.iter, cst.Call):
+            if type(loop) is cst.For and type(loop.iter) is cst.Call:
                 func = loop.iter.func
-                if isinstance(func, cst.Attribute) and func.attr.value in PARAMETER_METHODS:
+                if type(func) is cst.Attribute and func.attr.value in PARAMETER_METHODS:
                     return True
         return False

@@ -30,7 +30,9 @@ class Fp16ModelFp32Input(Rule):
         "Finds a call of a model that the same function cast to float16 (not under autocast), "
         "with an argument the function shows is float32: a factory without `dtype=` "
         "(`torch.randn(...)`, `torch.zeros(...)`, `torch.tensor([0.5])`), `.float()`, or such "
-        "a tensor only moved to a device (`.to(device)`, `.cuda()`). Only models that feed "
+        "a tensor only moved to a device (`.to(device)`, `.cuda()`), or a sample drawn from a "
+        "`DataLoader` whose dataset the code shows is float32 (`TensorDataset(torch.randn(...), "
+        "labels)`, a float32 tensor as the dataset; not with a `collate_fn`). Only models that feed "
         "their input straight to their first layer are checked: `torch.nn` layers, "
         "torchvision and timm models, and this file's own modules that cast nothing inside."
     )
@@ -76,6 +78,41 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
         # A Hugging Face model converts pixel_values itself.
         "import torch\nfrom transformers import CLIPVisionModel\n"
         "m = CLIPVisionModel.from_pretrained('x').half()\nout = m(pixel_values=torch.randn(1, 3, 224, 224))\n",
+        # Loader samples: a dataset of fp16 tensors; fp32 samples cast before the call.
+        """\
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+def evaluate(labels):
+    model = nn.Linear(16, 2).cuda().half()
+    loader = DataLoader(TensorDataset(torch.randn(64, 16).half(), labels), batch_size=8)
+    for x, y in loader:
+        model(x.cuda())
+    fp32 = DataLoader(TensorDataset(torch.randn(64, 16), labels), batch_size=8)
+    for x, y in fp32:
+        model(x.half())
+        x = x.to("cuda", torch.float16)
+        model(x)
+""",
+        # Under autocast; a dataset whose dtype the file does not show; a collate_fn.
+        """\
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+from mydata import ImageFolderDataset
+
+def evaluate(collate):
+    model = nn.Conv2d(3, 8, 3).cuda().half()
+    for images, labels in DataLoader(TensorDataset(torch.rand(8, 3, 32, 32), torch.zeros(8))):
+        with torch.autocast("cuda"):
+            model(images.cuda())
+    for images, labels in DataLoader(ImageFolderDataset("data/"), batch_size=4):
+        model(images.cuda())
+    data = TensorDataset(torch.rand(8, 3, 32, 32), torch.zeros(8))
+    for images, labels in DataLoader(data, collate_fn=collate):
+        model(images.cuda())
+""",
     )
     invalid = (
         Invalid(
@@ -107,14 +144,47 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
             "    return model(torch.zeros(1, 3, 224, 224))\n",
             (("FP103", 7),),
         ),
+        # A sample of a TensorDataset of float32 tensors, moved to the GPU.
+        Invalid(
+            """\
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, TensorDataset
+
+def evaluate():
+    model = nn.Linear(16, 2).cuda().half()
+    data = TensorDataset(torch.randn(256, 16), torch.randint(0, 2, (256,)))
+    loader = DataLoader(data, batch_size=32)
+    for i, (x, y) in enumerate(loader):
+        x = x.cuda(non_blocking=True)
+        logits = model(x)
+""",
+            (("FP103", 11),),
+        ),
+        # A float32 tensor as the dataset itself, through tqdm; module level.
+        Invalid(
+            """\
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+device = torch.device("cuda")
+net = nn.Conv2d(3, 8, 3).to(device, torch.float16)
+images = torch.rand(64, 3, 32, 32)
+for batch in tqdm(DataLoader(images, batch_size=8, shuffle=True)):
+    out = net(batch.to(device))
+""",
+            (("FP103", 10),),
+        ),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
         training = self.ctx.get(TrainingTracker)
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+        if type(func) is cst.Attribute and func.attr.value == "forward":
             func = func.value
-        if not isinstance(func, (cst.Name, cst.Attribute)) or cast_of(node, self.ctx.names):
+        if type(func) not in (cst.Name, cst.Attribute) or cast_of(node, self.ctx.names):
             return
         model = training.model(func)
         if model is None or model.how != "cast":
@@ -157,9 +227,9 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
             return False
         local = qualname[len(prefix) :]
         for statement in self.ctx.module.body:
-            if isinstance(statement, cst.ClassDef) and statement.name.value == local:
+            if type(statement) is cst.ClassDef and statement.name.value == local:
                 return not any(
-                    isinstance(n, cst.Call) and cast_of(n, self.ctx.names) is not None
+                    type(n) is cst.Call and cast_of(n, self.ctx.names) is not None
                     for n in walk(statement)
                 )
         return False

@@ -92,7 +92,7 @@ x = x.to(torch.float16)
             self._constructor(node, qualname)
             return
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "type" and node.args:
+        if type(func) is cst.Attribute and func.attr.value == "type" and node.args:
             legacy = self._legacy_name(node.args[0].value)
             if legacy is not None:
                 self.report(
@@ -128,7 +128,7 @@ x = x.to(torch.float16)
     def _torch_name(self, func: cst.BaseExpression) -> str | None:
         """The file's name for ``torch``: the head of ``th.cuda.HalfTensor``, or an import."""
         base = func
-        while isinstance(base, cst.Attribute):
+        while type(base) is cst.Attribute:
             base = base.value
             if self.ctx.names.qualname(base) == "torch":
                 return dotted(base)
@@ -141,9 +141,9 @@ x = x.to(torch.float16)
         tail = f"dtype={torch_name}.float16" + (', device="cuda"' if cuda else "")
         if not args:
             return f"{torch_name}.empty(0, {tail})"
-        if all(isinstance(a.value, cst.Integer) for a in args):
+        if all(type(a.value) is cst.Integer for a in args):
             sizes = ", ".join(self.ctx.code(a.value) for a in args)
             return f"{torch_name}.empty({sizes}, {tail})"
-        if len(args) == 1 and isinstance(args[0].value, (cst.List, cst.Tuple)):
+        if len(args) == 1 and type(args[0].value) in (cst.List, cst.Tuple):
             return f"{torch_name}.tensor({self.ctx.code(args[0].value)}, {tail})"
         return None

@@ -1,13 +1,18 @@
 """FP107 half-model-under-autocast: a model cast to fp16 and also run under fp16 autocast or
-stepped with a GradScaler."""
+stepped with a GradScaler, in one function (per file) or across functions, methods and files
+(the project pass, from ``analysis.cast_flow``)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
-from fp16lint.analysis.casts import short_code
-from fp16lint.analysis.dtypes import when_maybe
+from fp16lint.analysis.cast_flow import FACT, CastFlow
+from fp16lint.analysis.casts import CastFacts, short_code
+from fp16lint.analysis.dtypes import MAYBE_WORDING, when_maybe
+from fp16lint.analysis.index import ModelFacts, index_of, short
 from fp16lint.analysis.receivers import ReceiverTracker
 from fp16lint.analysis.training import Frame, TrainingTracker
 from fp16lint.findings import Severity
@@ -17,22 +22,54 @@ _WHY_AUTOCAST = (
     "autocast expects float32 weights (it runs matmuls in float16 and keeps softmax, norms and "
     "losses in float32), so float16 weights leave no float32 master copy"
 )
+_WHY_SCALER = '"Attempting to unscale FP16 gradients"'
+_HEADER = "import torch\nimport torch.nn as nn\n\n\n"
+_NET = _HEADER + "class Net(nn.Module):\n    def forward(self, x):\n        return x\n\n\n"
+# A builder in one file, and a training script in another that runs its result under autocast.
+_BUILDER = {
+    "models.py": _NET + "def build_half():\n    model = Net()\n    model.half()\n"
+    "    return model\n\n\ndef build():\n    return Net().cuda()\n",
+    "train.py": "import torch\nfrom models import build_half\n\n\ndef train(loader):\n"
+    "    model = build_half()\n    opt = torch.optim.AdamW(model.parameters())\n"
+    "    scaler = torch.amp.GradScaler('cuda')\n    for x in loader:\n"
+    "        with torch.autocast('cuda', dtype=torch.float16):\n"
+    "            loss = model(x).sum()\n        scaler.scale(loss).backward()\n"
+    "        scaler.step(opt)\n",
+}
 
 
 class HalfModelUnderAutocast(Rule):
     code = "FP107"
     name = "half-model-under-autocast"
     severity = Severity.WARNING
-    tokens = ("autocast", "GradScaler")
-    requires = (ReceiverTracker, AutocastTracker, TrainingTracker)
+    # The project part also needs the files that build, define and re-export models.
+    tokens = (
+        "autocast",
+        "GradScaler",
+        "half",
+        "float16",
+        "fp16",
+        "HalfTensor",
+        "class ",
+        "import ",
+    )
+    requires = (ReceiverTracker, AutocastTracker, TrainingTracker, CastFacts, ModelFacts, CastFlow)
 
     summary = "A model cast to float16 is also run under fp16 autocast or a GradScaler."
     what = (
         "Finds a model cast to float16 (`.half()`, `.to(torch.float16)`, any spelling) in a "
         "function that also calls it inside an fp16 autocast region, casts it inside one, or "
         "steps the optimizer over its parameters with a GradScaler (`scaler.step(optimizer)`, "
-        "`scaler.unscale_(optimizer)`). Reported at the cast, with the autocast call or the "
-        "step as a related location."
+        "`scaler.unscale_(optimizer)`), reported at the cast with the use as a related "
+        "location. Also across functions and files, where the same model object flows: an "
+        "attribute set in `__init__` (`self.model = Net().half()`) and used in another method, "
+        "a module-level global used in a function, or the result of a function that returns a "
+        "model cast to float16 (`def build(): return Net().half()`) in the caller, reported at "
+        "the use with the cast as a related location. Across functions only an unconditional "
+        "cast counts (not one under `if` or in a loop), and an attribute only when no method "
+        "but `__init__` casts or assigns it. A project that casts a model for export in one "
+        "script and trains the same class under autocast in another is not reported: two "
+        "objects."
     )
     why = (
         "Autocast is mixed precision: the weights stay float32 and autocast casts per op, "
@@ -71,6 +108,51 @@ with torch.autocast("cuda", dtype=torch.float16):
         "import torch\nimport torch.nn as nn\n\ndef train(x):\n    teacher = nn.Linear(2, 2).half()\n"
         "    student = nn.Linear(2, 2)\n    opt = torch.optim.SGD(student.parameters(), lr=0.1)\n"
         "    scaler = torch.amp.GradScaler('cuda')\n    scaler.step(opt)\n",
+        # Another object of the same class: the teacher is fp16, the student runs under autocast.
+        _NET + "class Distiller:\n    def __init__(self):\n        self.teacher = Net().half()\n"
+        "        self.student = Net()\n\n    def step(self, x):\n"
+        "        with torch.autocast('cuda'):\n            return self.student(x)\n",
+        # Cast back to float32 before the autocast use, in __init__ or in the method.
+        _NET + "class Runner:\n    def __init__(self):\n        self.model = Net().half()\n"
+        "        self.model.float()\n\n    def run(self, x):\n"
+        "        with torch.autocast('cuda'):\n            return self.model(x)\n",
+        _NET + "model = Net().half()\n\n\ndef run(x):\n    model.float()\n"
+        "    with torch.autocast('cuda'):\n        return model(x)\n",
+        # A bf16 autocast region; a cast only under `if`.
+        _NET + "model = Net().half()\n\n\ndef run(x):\n"
+        "    with torch.autocast('cuda', dtype=torch.bfloat16):\n        return model(x)\n",
+        _NET + "class Runner:\n    def __init__(self, fp16):\n        self.model = Net()\n"
+        "        if fp16:\n            self.model.half()\n\n    def run(self, x):\n"
+        "        with torch.autocast('cuda'):\n            return self.model(x)\n",
+        # A method other than __init__ casts for export: the export-vs-train split in one class.
+        _NET + "class Trainer:\n    def __init__(self):\n        self.model = Net()\n\n"
+        "    def export(self, path):\n        self.model.half()\n"
+        "        torch.save(self.model.state_dict(), path)\n\n    def train_step(self, x):\n"
+        "        with torch.autocast('cuda'):\n            return self.model(x)\n",
+        # The export-vs-train split across files: two objects of one class.
+        {
+            "models.py": _NET + "def build():\n    return Net()\n",
+            "export.py": "import torch\nfrom models import build\n\n"
+            "model = build().half()\ntorch.save(model.state_dict(), 'model.pt')\n",
+            "train.py": "import torch\nfrom models import build\n\n\ndef train(x):\n"
+            "    model = build()\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+            "        return model(x)\n",
+        },
+        # The builder's result cast back before use; builders that cast only when asked.
+        {
+            **_BUILDER,
+            "train.py": "import torch\nfrom models import build_half\n\n\ndef train(x):\n"
+            "    model = build_half().float()\n    with torch.autocast('cuda'):\n"
+            "        return model(x)\n",
+        },
+        {
+            "models.py": _NET + "def build(half=False):\n    model = Net()\n    if half:\n"
+            "        model.half()\n    return model\n\n\ndef maybe_half(cuda):\n    model = Net()\n"
+            "    if cuda:\n        return model.half()\n    return model\n",
+            "train.py": "import torch\nfrom models import build, maybe_half\n\n\n"
+            "def train(x):\n    model = build()\n    other = maybe_half(True)\n"
+            "    with torch.autocast('cuda'):\n        return model(x) + other(x)\n",
+        },
     )
     invalid = (
         Invalid(
@@ -102,7 +184,68 @@ with torch.autocast("cuda", dtype=torch.float16):
             "        m = nn.Linear(2, 2).half()\n        return x\n",
             (("FP107", 6),),
         ),
+        # (a) an attribute cast in __init__, run under autocast in another method and its
+        # optimizer stepped by a GradScaler in a third: at the uses.
+        Invalid(
+            _NET + "class Trainer:\n    def __init__(self):\n"
+            "        self.model = Net().cuda().half()\n"
+            "        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.1)\n"
+            "        self.scaler = torch.amp.GradScaler('cuda')\n\n"
+            "    def forward_loss(self, x):\n"
+            "        with torch.autocast('cuda', dtype=torch.float16):\n"
+            "            return self.model(x).sum()\n\n    def update(self):\n"
+            "        self.scaler.step(self.opt)\n",
+            (("FP107", 18), ("FP107", 21)),
+        ),
+        # (b) a module-level global cast after the function that runs it is defined.
+        Invalid(
+            _NET + "def evaluate(batches):\n    for x in batches:\n"
+            "        with torch.autocast('cuda'):\n            yield net.forward(x)\n\n\n"
+            "if __name__ == '__main__':\n    net = Net()\n    net.to(torch.float16)\n",
+            (("FP107", 13),),
+        ),
+        # (c) a builder in another file: the autocast use and the scaler step in one function,
+        # one finding.
+        Invalid(_BUILDER, (("FP107", "train.py", 11),)),
+        # (c) in one file, through an attribute.
+        Invalid(
+            _NET + "def make():\n    return Net().half()\n\n\nclass Runner:\n"
+            "    def __init__(self):\n        self.net = make()\n\n    def run(self, x):\n"
+            "        with torch.autocast('cuda'):\n            return self.net(x)\n",
+            (("FP107", 20),),
+        ),
     )
+
+    @classmethod
+    def check_project(cls, project, report) -> None:
+        index = index_of(project)
+        returns = {
+            name: (path, origin["cast"])
+            for path, flow in project.facts(FACT)
+            for name, origin in flow["returns"].items()
+        }
+        for path, flow in project.facts(FACT):
+            for use in flow["uses"]:
+                via = None
+                if "cast" in use:
+                    found = (path, use["cast"])
+                else:
+                    via = index.canonical(use["call"])
+                    found = returns.get(via)
+                if found is None:
+                    continue
+                cast_path, cast = found
+                if not cast["module"] and not any(
+                    index.is_module(t) for t in index.targets(cast["ctor"])
+                ):
+                    continue
+                report.add(
+                    cls,
+                    path,
+                    use["span"],
+                    _flow_message(use, cast_path, cast, via),
+                    related=[(cast_path, cast["span"], "cast to float16 here")],
+                )
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._check(self.ctx.get(TrainingTracker).frame)
@@ -136,10 +279,28 @@ with torch.autocast("cuda", dtype=torch.float16):
                 message = (
                     f"{name} is cast to float16{when} here and its optimizer is stepped by a "
                     f"GradScaler (`{short_code(self.ctx, steps[0], 40)}`), which raises "
-                    '"Attempting to unscale FP16 gradients"; keep the model in float32 and run '
-                    "the forward pass under `torch.autocast`."
+                    f"{_WHY_SCALER}; keep the model in float32 and run the forward pass under "
+                    "`torch.autocast`."
                 )
                 related = [(self.ctx.path, steps[0], "GradScaler step")]
             else:
                 continue
             self.report(cast.node, message, related=related)
+
+
+def _flow_message(use: dict[str, Any], path: str, cast: dict[str, Any], via: str | None) -> str:
+    when = MAYBE_WORDING if cast["maybe"] else ""
+    held = f"a model cast to float16{when} (`{cast['call']}` at {path}:{cast['span'][0]})"
+    if via is not None:
+        held = f"the result of `{short(via)}()`, {held}"
+    holder = use["holder"]
+    if use["kind"] == "autocast":
+        return (
+            f"`{holder}` runs under fp16 autocast here but holds {held}: {_WHY_AUTOCAST}; drop "
+            "the cast and keep autocast."
+        )
+    return (
+        f"`{use['text']}` steps the parameters of `{holder}` with a GradScaler, but `{holder}` "
+        f"holds {held}, so the GradScaler raises {_WHY_SCALER}; keep the model in float32 and "
+        "run the forward pass under `torch.autocast`."
+    )

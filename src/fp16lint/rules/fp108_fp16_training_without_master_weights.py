@@ -8,6 +8,7 @@ import libcst as cst
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.casts import cast_of, constructor_of, short_code
 from fp16lint.analysis.dtypes import when_maybe
+from fp16lint.analysis.pipelines import PipelineTracker, Recast
 from fp16lint.analysis.receivers import ReceiverTracker
 from fp16lint.analysis.training import Frame, TrainingTracker
 from fp16lint.findings import Severity
@@ -37,7 +38,7 @@ class Fp16TrainingWithoutMasterWeights(Rule):
     name = "fp16-training-without-master-weights"
     severity = Severity.ERROR
     tokens = ("optim", "Ema", "EMA", "Averaged", "backward")
-    requires = (ReceiverTracker, AutocastTracker, TrainingTracker)
+    requires = (ReceiverTracker, AutocastTracker, TrainingTracker, PipelineTracker)
 
     summary = "Training float16 weights directly: updates are lost and gradients underflow."
     what = (
@@ -48,15 +49,22 @@ class Fp16TrainingWithoutMasterWeights(Rule):
         "parameters are upcast before the optimizer is built (`cast_training_params(model, "
         "dtype=torch.float32)`, a loop casting `model.parameters()` to float32). Also finds an "
         "EMA/SWA copy cast to float16 (`AveragedModel`, timm's `ModelEma*`, diffusers' "
-        "`EMAModel`), and `loss.backward()` of a loss computed under an fp16 autocast region "
-        "in a function with no GradScaler."
+        "`EMAModel`), and a validation pipeline cast to float16 before or inside the training "
+        "loop while it holds the trained module (`pipeline = StableDiffusionPipeline.from_pretrained"
+        "(..., unet=accelerator.unwrap_model(unet))`, then `pipeline.to(device, dtype="
+        "weight_dtype)`): a diffusers pipeline's `.to` converts the modules it was given in "
+        "place, while `from_pretrained`'s own `dtype=` leaves them alone. These are errors. "
+        "It also warns (severity warning) about `loss.backward()` of a loss computed under an "
+        "fp16 autocast region in a function with no GradScaler."
     )
     why = (
         "Pure-fp16 training has no float32 master weights: an update smaller than half the "
         "float16 spacing at the weight's value (about 5e-4 of the weight) rounds away, small gradients "
         "underflow to 0, and Adam's squared-gradient state underflows. With a GradScaler (accelerate's fp16 mode "
         'uses one) it fails outright: "Attempting to unscale FP16 gradients". An EMA kept in '
-        "float16 loses every update below float16 resolution, so it stops moving. Under fp16 "
+        "float16 loses every update below float16 resolution, so it stops moving. A validation "
+        "pipeline cast to float16 does the same to the trained module it holds: training "
+        "resumes on float16 weights. Under fp16 "
         "autocast the weights are float32 but the activation gradients are float16: without "
         "loss scaling the small ones underflow to 0."
     )
@@ -113,6 +121,51 @@ scaler.update()
         # EMA moved, not cast.
         "import torch\nfrom torch.optim.swa_utils import AveragedModel\n\ndef f(model):\n"
         "    ema = AveragedModel(model)\n    ema.to('cuda')\n",
+        # A validation pipeline given a copy of the trained module.
+        """\
+import copy
+import torch
+from diffusers import DDPMPipeline
+
+def train(unet, scheduler, loader):
+    optimizer = torch.optim.AdamW(unet.parameters())
+    for batch in loader:
+        unet(batch).sample.mean().backward()
+        optimizer.step()
+        pipe = DDPMPipeline(unet=copy.deepcopy(unet), scheduler=scheduler)
+        pipe.to("cuda", torch.float16)
+""",
+        # from_pretrained's dtype leaves a passed module alone; a move; a bfloat16 cast.
+        """\
+import torch
+from diffusers import StableDiffusionPipeline
+
+def train(args, unet, loader):
+    optimizer = torch.optim.AdamW(unet.parameters())
+    for batch in loader:
+        unet(batch).sample.mean().backward()
+        optimizer.step()
+        pipeline = StableDiffusionPipeline.from_pretrained(
+            args.model, unet=unet, torch_dtype=torch.float16
+        )
+        pipeline.to("cuda")
+        pipeline.to("cuda", torch_dtype=torch.float16)  # `to` ignores `torch_dtype`
+        StableDiffusionPipeline.from_pretrained(args.model, unet=unet).to(dtype=torch.bfloat16)
+""",
+        # The shared module is not the trained one; the final pipeline runs after training.
+        """\
+import torch
+from diffusers import StableDiffusionPipeline
+
+def train(unet, text_encoder, loader):
+    optimizer = torch.optim.AdamW(text_encoder.parameters())
+    for batch in loader:
+        text_encoder(batch).mean().backward()
+        optimizer.step()
+        StableDiffusionPipeline(unet=unet, text_encoder=None).to(dtype=torch.float16)
+    final = StableDiffusionPipeline(unet=unet, text_encoder=text_encoder)
+    final.to(dtype=torch.float16)
+""",
     )
     invalid = (
         Invalid(
@@ -149,6 +202,87 @@ scaler.update()
             "    loss.backward()\n    optimizer.step()\n",
             (("FP108", 6),),
         ),
+        # A validation pipeline sharing the trained module, cast to a may-be-fp16 dtype.
+        Invalid(
+            """\
+import torch
+from accelerate import Accelerator
+from diffusers import StableDiffusionPipeline
+
+def main(args, unet, loader):
+    accelerator = Accelerator(mixed_precision=args.mixed_precision)
+    weight_dtype = torch.float16 if accelerator.mixed_precision == "fp16" else torch.float32
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=1e-5)
+    unet, optimizer = accelerator.prepare(unet, optimizer)
+    for epoch in range(args.epochs):
+        for batch in loader:
+            accelerator.backward(unet(batch).sample.mean())
+            optimizer.step()
+        pipeline = StableDiffusionPipeline.from_pretrained(
+            args.model, unet=accelerator.unwrap_model(unet)
+        )
+        pipeline.to(accelerator.device, dtype=weight_dtype)
+""",
+            (("FP108", 17),),
+        ),
+        # Through the scripts' own unwrap helper; a chained, multi-line cast.
+        Invalid(
+            """\
+import torch
+from accelerate import Accelerator
+from diffusers import DDPMPipeline
+
+def train(unet, scheduler, loader):
+    accelerator = Accelerator()
+    optimizer = torch.optim.AdamW(unet.parameters())
+
+    def unwrap_model(model):
+        model = accelerator.unwrap_model(model)
+        return model._orig_mod if hasattr(model, "_orig_mod") else model
+
+    for step, batch in enumerate(loader):
+        accelerator.backward(unet(batch).sample.mean())
+        optimizer.step()
+        if step % 100 == 0:
+            pipe = DDPMPipeline(unet=unwrap_model(unet), scheduler=scheduler).to(
+                "cuda", torch.float16
+            )
+""",
+            (("FP108", 17),),
+        ),
+        # The trained module assigned to an existing pipeline.
+        Invalid(
+            """\
+import torch
+from diffusers import DiffusionPipeline
+
+def fit(model_id, transformer, loader):
+    pipeline = DiffusionPipeline.from_pretrained(model_id)
+    optimizer = torch.optim.AdamW(transformer.parameters())
+    for batch in loader:
+        transformer(batch).mean().backward()
+        optimizer.step()
+        pipeline.transformer = transformer
+        pipeline.to(torch.float16)
+""",
+            (("FP108", 11),),
+        ),
+        # Cast before the training loop starts.
+        Invalid(
+            """\
+import torch
+from diffusers import StableDiffusionControlNetPipeline
+
+def main(unet, controlnet, loader):
+    optimizer = torch.optim.AdamW(controlnet.parameters())
+    pipeline = StableDiffusionControlNetPipeline(unet=unet, controlnet=controlnet)
+    pipeline.to("cuda", dtype=torch.float16)
+    for batch in loader:
+        controlnet(batch).mean().backward()
+        optimizer.step()
+""",
+            (("FP108", 7),),
+        ),
     )
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -167,6 +301,10 @@ scaler.update()
                 related=[(self.ctx.path, model.node, "made float16 here")],
             )
             return
+        recast = self.ctx.get(PipelineTracker).recast(node)
+        if recast is not None:
+            self._recast(node, recast)
+            return
         site = cast_of(node, self.ctx.names)
         if site is None or not site.to_fp16:
             return
@@ -179,6 +317,23 @@ scaler.update()
                 "which rounds away below float16 resolution, so the average stops moving; keep "
                 "the EMA weights in float32.",
             )
+
+    def _recast(self, node: cst.Call, recast: Recast) -> None:
+        shared = recast.shared
+        self.report(
+            node,
+            f"`{short_code(self.ctx, node)}` converts `{shared.key}` to float16 in place"
+            f"{when_maybe(recast.dtype)}: the pipeline holds that very module (given as "
+            f"`{shared.keyword}=`), which `{short_code(self.ctx, recast.optimizer.func)}` "
+            "trains, so training resumes on float16 parameters, updates below float16 "
+            'resolution are lost, and a GradScaler raises "Attempting to unscale FP16 '
+            'gradients"; give the pipeline a copy, or only move it (`.to(device)`) and run '
+            "validation under `torch.autocast`.",
+            related=[
+                (self.ctx.path, shared.value, "the pipeline is given the module here"),
+                (self.ctx.path, recast.optimizer, "the optimizer over its parameters"),
+            ],
+        )
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._unscaled(self.ctx.get(TrainingTracker).frame)
@@ -197,4 +352,5 @@ scaler.update()
                 "3e-8 underflow to 0; scale the loss with `torch.amp.GradScaler` "
                 "(`scaler.scale(loss).backward()`, `scaler.step(optimizer)`), or use bfloat16.",
                 related=[(self.ctx.path, region.node, "the fp16 autocast region")],
+                severity=Severity.WARNING,
             )

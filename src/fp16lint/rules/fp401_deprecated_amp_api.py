@@ -167,7 +167,7 @@ with autocast("cuda", dtype=torch.float16):
 
     # --- imports ------------------------------------------------------------------------------
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
+        if node.relative or node.module is None or type(node.names) is cst.ImportStar:
             return
         if in_compat_fallback(self.ctx.stack):
             return
@@ -201,18 +201,18 @@ with autocast("cuda", dtype=torch.float16):
     def _is_reference(self, node: cst.Name) -> bool:
         """A Name that reads a variable (not an import alias, attribute or keyword name)."""
         parent = self.ctx.parent()
-        if isinstance(parent, (cst.ImportAlias, cst.AsName)):
+        if type(parent) in (cst.ImportAlias, cst.AsName):
             return False
-        if isinstance(parent, cst.Attribute) and parent.attr is node:
+        if type(parent) is cst.Attribute and parent.attr is node:
             return False
-        return not (isinstance(parent, cst.Arg) and parent.keyword is node)
+        return not (type(parent) is cst.Arg and parent.keyword is node)
 
     # --- calls and decorators ---------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
         self._check(node, node.func, is_call=True)
 
     def visit_Decorator(self, node: cst.Decorator) -> None:
-        if not isinstance(node.decorator, cst.Call):
+        if type(node.decorator) is not cst.Call:
             self._check(node.decorator, node.decorator, is_call=False)
 
     def _check(self, node: cst.CSTNode, func: cst.BaseExpression, *, is_call: bool) -> None:
@@ -236,16 +236,16 @@ with autocast("cuda", dtype=torch.float16):
 
     def _group_of(self, func: cst.BaseExpression) -> _ImportGroup | None:
         base = func
-        while isinstance(base, cst.Attribute):
+        while type(base) is cst.Attribute:
             base = base.value
-        if isinstance(base, cst.Name) and base.value in self.groups:
+        if type(base) is cst.Name and base.value in self.groups:
             return self.groups[base.value]
         return None
 
     def _new_func_text(self, func: cst.BaseExpression, rep: Replacement) -> str | None:
         """``th.cuda.amp.autocast`` → ``th.amp.autocast``, keeping the file's torch alias."""
         base = func
-        while isinstance(base, cst.Attribute):
+        while type(base) is cst.Attribute:
             base = base.value
             if self.ctx.names.qualname(base) == "torch":
                 return f"{self.ctx.code(base)}.{rep.new.removeprefix('torch.')}"
@@ -265,7 +265,7 @@ with autocast("cuda", dtype=torch.float16):
             args = [*node.args, device_kw] if is_call else [device_kw]
             call = node.with_changes(func=func, args=args) if is_call else cst.Call(func, args)
             return self.ctx.module.code_for_node(call)
-        assert isinstance(node, cst.Call)
+        assert type(node) is cst.Call
         args: list[cst.Arg] = []
         position = 0
         for arg in node.args:

@@ -135,7 +135,7 @@ scaler.update()
                 self._report_import(alias, module)
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
+        if node.relative or node.module is None or type(node.names) is cst.ImportStar:
             return
         base = dotted(node.module)
         module = _apex_module(base)

@@ -214,7 +214,7 @@ scaler.update()
 
     def _transfer(self, call: cst.Call, state: frozenset, scalers: GradScalerTracker) -> frozenset:
         func = call.func
-        method = func.attr.value if isinstance(func, cst.Attribute) else None
+        method = func.attr.value if type(func) is cst.Attribute else None
         if method == "backward" and self._scale_call(func.value, scalers) is not None:
             return frozenset({(_SCALED, call)})
         if method is not None and scalers.is_scaler(func.value):
@@ -231,13 +231,13 @@ scaler.update()
 
     def _scale_call(self, expr: cst.BaseExpression, scalers: GradScalerTracker) -> cst.Call | None:
         """The ``scaler.scale(...)`` call ``expr`` is, or the one a name is always bound to."""
-        if isinstance(expr, cst.Name):
+        if type(expr) is cst.Name:
             values = self.ctx.names.values(expr.value)
-            calls = [self._scale_call(v, scalers) for v in values if not isinstance(v, cst.Name)]
+            calls = [self._scale_call(v, scalers) for v in values if type(v) is not cst.Name]
             return calls[0] if values and len(calls) == len(values) and all(calls) else None
         if (
-            isinstance(expr, cst.Call)
-            and isinstance(expr.func, cst.Attribute)
+            type(expr) is cst.Call
+            and type(expr.func) is cst.Attribute
             and expr.func.attr.value == "scale"
             and scalers.is_scaler(expr.func.value)
         ):

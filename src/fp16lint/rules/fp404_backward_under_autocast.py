@@ -102,7 +102,7 @@ scaler.scale(loss).backward()
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        is_method = isinstance(func, cst.Attribute) and func.attr.value == "backward"
+        is_method = type(func) is cst.Attribute and func.attr.value == "backward"
         if not is_method and self.ctx.names.qualname(func) != _AUTOGRAD_BACKWARD:
             return
         region = self.ctx.get(AutocastTracker).current

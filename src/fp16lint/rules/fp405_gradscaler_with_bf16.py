@@ -173,7 +173,7 @@ optimizer.step()
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "scale":
+        if type(func) is cst.Attribute and func.attr.value == "scale":
             sites = self.ctx.get(GradScalerTracker).sites(func.value)
             if sites:
                 self.scopes[-1].scales.append((node, sites))

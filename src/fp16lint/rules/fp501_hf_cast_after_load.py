@@ -3,6 +3,8 @@ keeps in float32."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
@@ -11,13 +13,19 @@ from fp16lint.analysis.dtypes import when_maybe
 from fp16lint.analysis.guards import follows_fp16_data
 from fp16lint.analysis.index import with_unsafe_contents
 from fp16lint.analysis.receivers import ReceiverTracker
+from fp16lint.analysis.requirements import lowest_version
 from fp16lint.analysis.tree import walk
+from fp16lint.data.hf_dtype_argument import DIFFUSERS_DTYPE_KEYWORD, TRANSFORMERS_DTYPE_SINCE
 from fp16lint.data.hf_keep_fp32 import DIFFUSERS_VERSION, TRANSFORMERS_VERSION
 from fp16lint.engine import NodeEdit
-from fp16lint.findings import Applicability, Severity
+from fp16lint.findings import Applicability, Finding, Severity
 from fp16lint.rules.base import Invalid, Rule
 
 _DTYPE_KEYWORDS = ("dtype", "torch_dtype")
+# Per file: the transformers fixes written with ``dtype=``, and their ``torch_dtype=`` text for a
+# project whose requirements admit a transformers before 4.56 (chosen in the project pass).
+_FIX_FACT = "fp501_dtype_fixes"
+_ADVICE = "pass the dtype to `{name}.from_pretrained(..., {keyword}=...)` instead"
 
 
 class HfCastAfterLoad(Rule):
@@ -58,9 +66,13 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
     fix_docs = (
         "Unsafe, for the chained form `X.from_pretrained(a).half()` / `.to(torch.float16)` / "
         '`.to("cuda", torch.float16)`: moves the dtype into the load call '
-        '(`X.from_pretrained(a, dtype=torch.float16).to("cuda")`). It uses `torch_dtype=` when '
-        "the file already does (transformers before 4.56 only knows that name), `dtype=` "
-        "otherwise. The result differs on purpose: the float32-kept modules stay float32."
+        '(`X.from_pretrained(a, dtype=torch.float16).to("cuda")`). The argument is `dtype=` '
+        "(transformers 4.56 and later) unless the project's requirements admit an older "
+        "transformers (`transformers<4.56`, `==4.40.2`, `>=4.30`, read from `pyproject.toml`, "
+        "`requirements*.txt` or `setup.cfg` in the project root), or say nothing about it and "
+        "the file already passes `torch_dtype=`: then `torch_dtype=`, which every version "
+        "takes. diffusers loads get `torch_dtype=`. The result differs on purpose: the "
+        "float32-kept modules stay float32."
     )
     references = (
         "https://github.com/huggingface/transformers/pull/20683",
@@ -137,7 +149,9 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
         self._keyword: str | None = None
 
     @classmethod
-    def amend(cls, project, finding):
+    def amend(cls, project, finding: Finding) -> Finding:
+        if _old_transformers(project):
+            finding = _with_torch_dtype(project, finding)
         return with_unsafe_contents(project, finding)
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -169,9 +183,10 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
                 "the modules the model keeps in float32 when loaded in float16 (its "
                 "`_keep_in_fp32_modules`, such as T5's `wo`)"
             )
+        advice = _ADVICE.format(name=name, keyword=self._dtype_keyword(load))
         return (
             f"`{call}` converts a model from `from_pretrained` to float16{when}, {lost} "
-            f"included; pass the dtype to `{name}.from_pretrained(..., dtype=...)` instead."
+            f"included; {advice}."
         )
 
     # --- the fix ----------------------------------------------------------------------------
@@ -186,21 +201,30 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
         dtype_text, device_args = self._cast_parts(site)
         if dtype_text is None:
             return []
-        keyword = cst.Arg(
+        keyword = self._dtype_keyword(load)
+        loaded = self._loaded(call, keyword, dtype_text, device_args)
+        if keyword == "dtype" and load.qualname.startswith("transformers."):
+            older = self._loaded(call, "torch_dtype", dtype_text, device_args)
+            self.ctx.facts.setdefault(_FIX_FACT, []).append(
+                {"span": self.ctx.span_ref(site.call), "torch_dtype": older}
+            )
+        return [NodeEdit(site.call, loaded)]
+
+    def _loaded(self, call: cst.Call, keyword: str, dtype_text: str, device: list[str]) -> str:
+        """The load call with ``keyword=dtype_text`` added, then moved to ``device``."""
+        arg = cst.Arg(
             cst.parse_expression(dtype_text),
-            keyword=cst.Name(self._dtype_keyword()),
+            keyword=cst.Name(keyword),
             equal=cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace("")),
         )
         args = list(call.args)
         if args and isinstance(args[-1].comma, cst.Comma):
-            keyword = keyword.with_changes(comma=args[-1].comma)
+            arg = arg.with_changes(comma=args[-1].comma)
             args[-1] = args[-1].with_changes(
                 comma=cst.Comma(whitespace_after=call.whitespace_before_args)
             )
-        loaded = self.ctx.code(call.with_changes(args=[*args, keyword]))
-        if device_args:
-            loaded += f".to({', '.join(device_args)})"
-        return [NodeEdit(site.call, loaded)]
+        loaded = self.ctx.code(call.with_changes(args=[*args, arg]))
+        return f"{loaded}.to({', '.join(device)})" if device else loaded
 
     def _cast_parts(self, site: CastSite) -> tuple[str | None, list[str]]:
         """The dtype's text and the device arguments' texts of the cast (None: no fix)."""
@@ -221,8 +245,11 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
                 return None, []  # non_blocking=, copy=...: keep the call as written
         return dtype_text, device
 
-    def _dtype_keyword(self) -> str:
-        """``torch_dtype`` when the file already passes it to a loader, else ``dtype``."""
+    def _dtype_keyword(self, load: HfLoad) -> str:
+        """``torch_dtype`` for diffusers, or when the file already passes it to a loader, else
+        ``dtype`` (the project pass may still switch it, see ``amend``)."""
+        if load.qualname.startswith("diffusers."):
+            return DIFFUSERS_DTYPE_KEYWORD
         if self._keyword is None:
             self._keyword = "dtype"
             for node in walk(self.ctx.module):
@@ -233,6 +260,29 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
                     self._keyword = "torch_dtype"
                     break
         return self._keyword
+
+
+def _old_transformers(project) -> bool:
+    """Whether the project's requirements admit a transformers without ``dtype=``."""
+    lowest = project.derived(
+        "transformers.lowest", lambda p: lowest_version(p.settings.root, "transformers")
+    )
+    return lowest is not None and lowest < TRANSFORMERS_DTYPE_SINCE
+
+
+def _with_torch_dtype(project, finding: Finding) -> Finding:
+    """``finding`` advising (and fixing with) ``torch_dtype=`` instead of ``dtype=``."""
+    message = finding.message.replace(", dtype=...)`", ", torch_dtype=...)`")
+    fix = finding.fix
+    summary = project.summaries.get(finding.path)
+    if fix is None or summary is None:
+        return replace(finding, message=message)
+    start = finding.span.start
+    for record in summary.facts.get(_FIX_FACT, ()):
+        if record["span"][:2] == [start.line, start.column]:
+            (edit,) = fix.edits
+            fix = replace(fix, edits=(replace(edit, content=record["torch_dtype"]),))
+    return replace(finding, message=message, fix=fix)
 
 
 def _is_dtype(arg: cst.Arg, site: CastSite) -> bool:

@@ -194,7 +194,7 @@ args = Seq2SeqTrainingArguments("out", bf16=True)
         if arg is None:
             return []
         value = arg.value
-        options = self.ctx.names.values(value.value) if isinstance(value, cst.Name) else [value]
+        options = self.ctx.names.values(value.value) if type(value) is cst.Name else [value]
         texts = [string_value(v) if v is not None else None for v in options]
         return [t for t in texts if t is not None] if all(texts) else []
 
