@@ -4,10 +4,10 @@
 
 starts the real ``fp16lint lsp`` over stdio (as an editor does), opens a generated
 ``--lines``-line PyTorch file with a few hazards, then makes ``--changes`` edits, one every
-``--pause`` seconds (a typist's pause: longer than the debounce), each changing the file's
-findings, and times each until the diagnostics for its version arrive. It prints p50/p95/max
-and, for comparison, the median time of the same lints run in this process without the server
-(the floor: the server adds its debounce and the JSON-RPC round trip). The target is
+``--pause`` seconds (a typist's pause: the server lints a change after a pause at once), each
+changing the file's findings, and times each until the diagnostics for its version arrive. It
+prints p50/p95/max and, for comparison, the median time of the same lints run in this process
+without the server (the floor: the server adds the JSON-RPC round trip). The target is
 p95 <= 200 ms for 2,000 lines.
 """
 

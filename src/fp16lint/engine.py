@@ -87,10 +87,14 @@ class FileContext:
     def code(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
 
-    def span_ref(self, node: cst.CSTNode) -> list[int]:
-        """A ``[line, col, end_line, end_col]`` list filled in after the walk (for facts)."""
+    def span_ref(
+        self, node: cst.CSTNode, within: tuple[cst.CSTNode, ...] | None = None
+    ) -> list[int]:
+        """A ``[line, col, end_line, end_col]`` list filled in after the walk (for facts).
+        ``within``: the path from the module down to one of ``node``'s ancestors, for a node
+        the walk is not at (a tracker's set-up): it lets the position pass place it cheaply."""
         ref = [0, 0, 0, 0]
-        self._span_refs.append((node, ref, tuple(self.stack)))
+        self._span_refs.append((node, ref, tuple(self.stack) if within is None else within))
         return ref
 
     def release(self) -> None:
@@ -181,8 +185,9 @@ _DEEP_BRACKETS = 100
 _LONG_LINE = 2000
 
 
-def _looks_deep(text: str) -> bool:
-    """A cheap, conservative trigger: brackets nested over 100 levels, or a line over 2000
+def looks_deep(text: str) -> bool:
+    """Whether libcst's native parser may crash or stall on ``text`` (checked with CPython's
+    parser first). A cheap, conservative trigger: brackets nested over 100 levels, or a line over 2000
     characters (a chain of thousands of operators needs one or the other in practice)."""
     if len(max(text.split("\n"), key=len)) > _LONG_LINE:
         return True
@@ -305,12 +310,15 @@ def lint_source(
     fact_trackers: tuple[type[Tracker], ...] = (),
     prefilter: bool = True,
     time_limit: float | None = None,
+    module: cst.Module | None = None,
 ) -> FileSummary:
     """Lint ``text`` (the contents of ``path``) with ``rules``; never raises for bad input.
 
     Only the rules whose ``tokens`` occur in the text run, and a file where none does is not
     parsed (``prefilter=False`` runs every rule on every file, to test that this loses
-    nothing). ``time_limit`` bounds the CPU seconds spent on the file (FP999 past it)."""
+    nothing). ``time_limit`` bounds the CPU seconds spent on the file (FP999 past it).
+    ``module``: the tree of ``text`` when the caller has it (the language server re-parses
+    only the statements an edit touched)."""
     summary = FileSummary(path, noqa=suppression.scan(text))
     if prefilter:
         rules = applicable(text, rules)
@@ -323,7 +331,7 @@ def lint_source(
     gc.disable()
     try:
         with _deadline(time_limit), shared_children():
-            _lint_parsed(summary, text, rules, module_name, is_package, fact_trackers)
+            _lint_parsed(summary, text, rules, module_name, is_package, fact_trackers, module)
     except TimedOut:
         message = f"Linting this file took over {time_limit:g} s of CPU time and was stopped."
         summary.findings = [engine_finding(INTERNAL_ERROR, path, FILE_LEVEL, message)]
@@ -341,18 +349,20 @@ def _lint_parsed(
     module_name: str,
     is_package: bool,
     fact_trackers: tuple[type[Tracker], ...],
+    module: cst.Module | None,
 ) -> None:
     path = summary.path
-    if _looks_deep(text):
-        rejected = _python_rejects(path, text)
-        if rejected is not None:
-            summary.findings.append(rejected)
+    if module is None:
+        if looks_deep(text):
+            rejected = _python_rejects(path, text)
+            if rejected is not None:
+                summary.findings.append(rejected)
+                return
+        try:
+            module = cst.parse_module(text)
+        except (cst.ParserSyntaxError, RecursionError) as exc:
+            summary.findings.append(_parse_error(path, exc))
             return
-    try:
-        module = cst.parse_module(text)
-    except (cst.ParserSyntaxError, RecursionError) as exc:
-        summary.findings.append(_parse_error(path, exc))
-        return
     summary.parsed = True
     tracker_types = _required_trackers(rules)
     tracker_types += [t for t in fact_trackers if t not in tracker_types]

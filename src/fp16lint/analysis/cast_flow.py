@@ -162,7 +162,7 @@ class CastFlow(Tracker):
 
     def _conditional(self) -> bool:
         for node in reversed(self.ctx.stack):
-            if isinstance(node, (cst.FunctionDef, cst.Module)):
+            if type(node) in (cst.FunctionDef, cst.Module):
                 return False
             if isinstance(node, _BRANCHES) and not _is_main_guard(node):
                 return True
@@ -186,7 +186,7 @@ class CastFlow(Tracker):
         if region is not None and region.is_fp16:
             run = (
                 func.value
-                if isinstance(func, cst.Attribute) and func.attr.value in _RUN_METHODS
+                if type(func) is cst.Attribute and func.attr.value in _RUN_METHODS
                 else func
             )
             key = dotted(run)
@@ -194,7 +194,7 @@ class CastFlow(Tracker):
             if holder is not None:
                 self.frame.events.append(("autocast", holder, node, key))
         if (
-            isinstance(func, cst.Attribute)
+            type(func) is cst.Attribute
             and func.attr.value in _STEP_METHODS
             and len(node.args) == 1
             and self.ctx.get(GradScalerTracker).is_scaler(func.value)
@@ -222,7 +222,7 @@ class CastFlow(Tracker):
             self._bind(node.target, node.value)
 
     def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
-        if isinstance(target, (cst.Tuple, cst.List)):
+        if type(target) in (cst.Tuple, cst.List):
             for element in target.elements:
                 self._bind(element.value, None)
             return
@@ -238,7 +238,7 @@ class CastFlow(Tracker):
     def _origin(self, value: cst.BaseExpression) -> Origin:
         """What ``value`` is, here: a cast model, a function's result, an optimizer, or the
         value a holder has."""
-        if isinstance(value, cst.Call):
+        if type(value) is cst.Call:
             owners = self.ctx.get(TrainingTracker).optimized_modules(value)
             if owners is not None:
                 keys = [dotted(unwrap_chain(o)) for o in owners]
@@ -248,7 +248,7 @@ class CastFlow(Tracker):
             if site is not None and (site.dtype is not None or site.opaque):
                 return ("cast", id(call)) if id(call) in self.casts else None
         inner = unwrap_chain(value)
-        if isinstance(inner, cst.Call):
+        if type(inner) is cst.Call:
             qualname = constructor_of(inner, self.ctx)
             if qualname is None or qualname.startswith(_NOT_BUILDERS):
                 return None
@@ -377,14 +377,14 @@ class CastFlow(Tracker):
 
 def _is_main_guard(node: cst.CSTNode) -> bool:
     """``if __name__ == "__main__":``, which runs when the file is run as a script."""
-    if not isinstance(node, cst.If) or not isinstance(node.test, cst.Comparison):
+    if type(node) is not cst.If or type(node.test) is not cst.Comparison:
         return False
     test = node.test
     return (
-        isinstance(test.left, cst.Name)
+        type(test.left) is cst.Name
         and test.left.value == "__name__"
         and len(test.comparisons) == 1
-        and isinstance(test.comparisons[0].operator, cst.Equal)
-        and isinstance(test.comparisons[0].comparator, cst.SimpleString)
+        and type(test.comparisons[0].operator) is cst.Equal
+        and type(test.comparisons[0].comparator) is cst.SimpleString
         and test.comparisons[0].comparator.evaluated_value == "__main__"
     )

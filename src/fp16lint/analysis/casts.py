@@ -35,7 +35,6 @@ name: qualified name}}`` for module-level ``from ... import`` bindings, so that
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,20 +267,10 @@ class CastFacts(Tracker):
                     "qualname": prefix + name,
                     "bases": bases,
                     "module": name in modules,
-                    "span": self._name_span(name) or self.ctx.span_ref(statement.name),
+                    "span": self.ctx.span_ref(statement.name, (self.ctx.module, statement)),
                 }
             )
         return out
-
-    def _name_span(self, name: str) -> list[int] | None:
-        """Where ``class <name>`` starts a line (a top-level class), found in the text: asking
-        the engine for a position would cost every file with a class a position pass."""
-        match = re.search(rf"^class\s+({re.escape(name)})\b", self.ctx.text, re.MULTILINE)
-        if match is None:
-            return None
-        line = self.ctx.text.count("\n", 0, match.start()) + 1
-        column = match.start(1) - match.start() + 1
-        return [line, column, line, column + len(name)]
 
     def visit_Call(self, node: cst.Call) -> None:
         site = cast_of(node, self.ctx.names)

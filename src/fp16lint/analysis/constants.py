@@ -339,7 +339,7 @@ class ConstantEvaluator:
         if facts is not None:
             return facts
         facts = {}
-        module_lookup = self._module_lookup
+        module_lookup = self._module_lookup()
         for statement in cls.body.body:
             if type(statement) is cst.SimpleStatementLine:
                 for small in statement.body:
@@ -366,8 +366,11 @@ class ConstantEvaluator:
                 ):
                     facts.setdefault(target.attr.value, []).append((value, lookup, node))
 
-    def _module_lookup(self, name: str) -> list[Binding] | None:
-        return self.names.scopes[0].bindings.get(name)
+    def _module_lookup(self) -> Lookup:
+        """Module-level names. The lookups kept in ``_classes`` hold no reference back to this
+        evaluator: a cycle through it would keep the file's tree alive until the cyclic
+        collector runs, instead of freeing it when the file is done."""
+        return self.names.scopes[0].bindings.get
 
     def _method_lookup(self, method: cst.FunctionDef) -> Lookup:
         """Names inside a method: its parameters (with their defaults), else module names."""
@@ -380,8 +383,10 @@ class ConstantEvaluator:
             )
         }
 
+        module_lookup = self._module_lookup()
+
         def lookup(name: str) -> list[Binding] | None:
-            return params.get(name) or self._module_lookup(name)
+            return params.get(name) or module_lookup(name)
 
         return lookup
 

@@ -389,7 +389,7 @@ class HazardTracker(Tracker):
         if not (type(arg) is cst.BinaryOperation and type(arg.operator) is cst.Multiply):
             return False
         for ramp, factor in ((arg.left, arg.right), (arg.right, arg.left)):
-            negated = type(factor) is cst.UnaryOperation and isinstance(factor.operator, cst.Minus)
+            negated = type(factor) is cst.UnaryOperation and type(factor.operator) is cst.Minus
             if negated and self._is_number_expression(factor):
                 return any(
                     type(n) is cst.Call and self.ctx.names.qualname(n.func) == "torch.arange"

@@ -1,9 +1,10 @@
 """What the language server knows, kept in memory: the open buffers, the settings of each
 config file, and one ``FileSummary`` per Python file of the workspace (open buffers first).
 
-A change re-lints that one file with the engine and joins the summaries again with the
-project pass, so cross-file findings follow edits without re-reading the workspace. Nothing
-here speaks LSP; the server calls it from a single worker thread.
+A change re-lints that one file with the engine (re-parsing only the statements the edit
+touched, see ``incremental``) and joins the summaries again with the project pass, so
+cross-file findings follow edits without re-reading the workspace. Nothing here speaks LSP;
+the server calls it from a single worker thread.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import libcst as cst
+
 from fp16lint import notebook, source
 from fp16lint.config import ConfigError, Settings, find_config, load_settings
 from fp16lint.discovery import discover
 from fp16lint.engine import FileSummary, lint_source
 from fp16lint.findings import Finding
+from fp16lint.lsp import incremental
 from fp16lint.project import run_project
 from fp16lint.rules.base import Rule
 from fp16lint.runner import (
@@ -67,6 +71,7 @@ class Session:
         self.summaries: dict[str, FileSummary] = {}  # open buffers and indexed files
         self.notebooks: dict[str, notebook.Notebook] = {}  # indexed notebooks, for positions
         self.linted: dict[str, Linted] = {}
+        self.parsed: dict[str, incremental.Parsed] = {}  # open buffers' trees, for re-use
         self._configs: dict[str, Config] = {}
         self._config_of_dir: dict[str, str] = {}
         self._group: dict[str, str] = {}  # path -> config key
@@ -111,6 +116,7 @@ class Session:
         """Forget the buffer; the file on disk (if any) goes back into the project index.
         Returns the open documents whose findings changed."""
         self.documents.pop(path, None)
+        self.parsed.pop(path, None)
         self.linted.pop(path, None)
         self.summaries.pop(path, None)
         key = self._group.pop(path, None)
@@ -158,9 +164,13 @@ class Session:
             self.summaries.pop(path, None)
             self._group.pop(path, None)
 
-    def _summarize(self, path: str, text: str, config: Config) -> FileSummary:
+    def _summarize(
+        self, path: str, text: str, config: Config, module: cst.Module | None = None
+    ) -> FileSummary:
         module_name, is_package = module_name_for(Path(path))
-        return lint_source(path, text, config.rules, module_name=module_name, is_package=is_package)
+        return lint_source(
+            path, text, config.rules, module_name=module_name, is_package=is_package, module=module
+        )
 
     def _store(self, path: str, summary: FileSummary, config: Config) -> None:
         previous = self.summaries.get(path)
@@ -183,7 +193,11 @@ class Session:
         if done is not None and done.version == doc.version and done.text == doc.text:
             return []
         config = self.config_for(path)
-        self._store(path, self._summarize(path, doc.text, config), config)
+        parsed = incremental.parse(doc.text, self.parsed.pop(path, None))
+        if parsed is not None:
+            self.parsed[path] = parsed
+        module = parsed.module if parsed is not None else None
+        self._store(path, self._summarize(path, doc.text, config, module), config)
         changed = self.join(config.key, fresh=doc)
         return changed if path in changed else [path, *changed]
 

@@ -253,10 +253,7 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
         if self._keyword is None:
             self._keyword = "dtype"
             for node in walk(self.ctx.module):
-                if (
-                    isinstance(node, cst.Arg)
-                    and getattr(node.keyword, "value", "") == "torch_dtype"
-                ):
+                if type(node) is cst.Arg and getattr(node.keyword, "value", "") == "torch_dtype":
                     self._keyword = "torch_dtype"
                     break
         return self._keyword

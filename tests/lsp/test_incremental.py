@@ -1,0 +1,112 @@
+"""The language server's partial re-parse gives the tree a full parse gives."""
+
+from __future__ import annotations
+
+import random
+from importlib.util import find_spec
+from pathlib import Path
+
+import libcst as cst
+import pytest
+
+from fp16lint.lsp import incremental
+from fp16lint.lsp.session import Session
+
+BASE = (
+    "# header comment\n\nimport torch\n\n\nclass A(torch.nn.Module):\n"
+    "    def forward(self, x):\n        return x.half()\n    # block footer\n\n"
+    "# leading comment of f\ndef f(x):\n    y = x\n    return y\n\n\nz = f(1)\n# file footer\n"
+)
+
+EDITS = [
+    ("import torch", "import torch as th"),  # the first statement, under the file's header
+    ("# header comment", "# header, edited"),
+    ("return x.half()", "return x.float()"),
+    ("    # block footer\n", ""),
+    ("# leading comment of f\n", "# two\n# comment lines\n"),
+    ("def f(x):\n    y = x\n    return y\n", ""),  # a statement deleted
+    ("z = f(1)\n", "z = f(1)\nw = z\n"),  # one added at the end
+    ("# file footer\n", ""),
+    ("\n\nz = f(1)", "\n\n    z = f(1)"),  # indented: now part of f's body
+    ("y = x", "y = (x"),  # does not parse
+]
+
+
+def _check(previous: incremental.Parsed, text: str) -> incremental.Parsed | None:
+    parsed = incremental.parse(text, previous)
+    try:
+        full = cst.parse_module(text)
+    except cst.ParserSyntaxError:
+        assert parsed is None
+        return None
+    assert parsed is not None
+    assert parsed.module.code == text
+    assert parsed.module.deep_equals(full)
+    assert parsed.bounds == incremental.parse(text).bounds
+    return parsed
+
+
+@pytest.mark.parametrize(("old", "new"), EDITS)
+def test_an_edit_gives_the_tree_of_a_full_parse(old, new):
+    assert old in BASE
+    _check(incremental.parse(BASE), BASE.replace(old, new, 1))
+
+
+def test_statements_the_edit_did_not_touch_are_kept():
+    before = incremental.parse(BASE)
+    after = incremental.parse(BASE.replace("z = f(1)", "z = f(2)"), before)
+    kept = [a is b for a, b in zip(before.module.body, after.module.body, strict=True)]
+    assert kept == [True, True, False, False]  # the edited statement and its neighbour
+
+
+def test_text_libcst_may_crash_on_is_left_to_the_engine():
+    deep = "x = " + "(" * 150 + "1" + ")" * 150 + "\n"
+    assert incremental.parse(deep) is None
+    assert incremental.parse(deep, incremental.parse(BASE)) is None
+
+
+def _real_files(count: int) -> list[Path]:
+    files = []
+    for package in ("torch", "transformers", "diffusers"):
+        spec = find_spec(package)
+        assert spec is not None and spec.submodule_search_locations
+        root = Path(next(iter(spec.submodule_search_locations)))
+        files += sorted(root.rglob("*.py"))
+    return random.Random(0).sample(files, count)
+
+
+def test_random_edits_of_real_files_match_a_full_parse():
+    rng = random.Random(1)
+    snippets = ["x", "\n", "    ", "# c\n", ")", '"""', "def g():\n    pass\n", "\\\n", "if x:\n"]
+    spliced = 0
+    for path in _real_files(12):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        parsed = incremental.parse(text)
+        if parsed is None:
+            continue
+        for _ in range(6):
+            at = rng.randrange(len(text) + 1)
+            edited = text[:at] + rng.choice(snippets) + text[at + rng.choice([0, 1, 5]) :]
+            result = _check(parsed, edited)
+            if result is not None:
+                parsed, text = result, edited
+                spliced += 1
+    assert spliced >= 20
+
+
+def test_the_session_lints_an_edited_buffer_as_a_fresh_one(tmp_path):
+    path = str(tmp_path / "model.py")
+    text = "import torch\n\nmodel = torch.nn.LayerNorm(8)\nmodel.half()\n"
+    session = Session([tmp_path])
+    session.open(path, text, 1)
+    session.lint(path)
+    edited = text.replace("model.half()", "x = torch.randn(8)\nx.half()\nmodel.half()")
+    session.open(path, edited, 2)
+    session.lint(path)
+    assert session.parsed[path].text == edited
+    fresh = Session([tmp_path])
+    fresh.open(path, edited, 2)
+    fresh.lint(path)
+    codes = [(f.code, f.span.start.line) for f in session.linted[path].findings]
+    assert codes == [(f.code, f.span.start.line) for f in fresh.linted[path].findings]
+    assert ("FP102", 5) in codes
