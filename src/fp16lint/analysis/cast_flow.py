@@ -39,12 +39,12 @@ import libcst as cst
 
 from fp16lint.analysis.amp import GradScalerTracker
 from fp16lint.analysis.autocast import AutocastTracker
-from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.base import BindingTracker
 from fp16lint.analysis.casts import cast_of, constructor_of, loader_of, short_code
 from fp16lint.analysis.guards import follows_fp16_data
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker, unwrap_chain
-from fp16lint.analysis.training import _RUN_METHODS, TrainingTracker, chain_calls
+from fp16lint.analysis.training import RUN_METHODS, TrainingTracker, chain_calls
 
 FACT = "cast_flow"
 # A file without one of these has no fp16 cast, autocast region or GradScaler to record.
@@ -90,7 +90,7 @@ class _Frame:
         return any(e[0] == "set" and e[1] == holder for e in self.events)
 
 
-class CastFlow(Tracker):
+class CastFlow(BindingTracker):
     """Records the ``cast_flow`` facts (see the module docstring)."""
 
     requires = (ReceiverTracker, AutocastTracker, GradScalerTracker, TrainingTracker)
@@ -186,7 +186,7 @@ class CastFlow(Tracker):
         if region is not None and region.is_fp16:
             run = (
                 func.value
-                if type(func) is cst.Attribute and func.attr.value in _RUN_METHODS
+                if type(func) is cst.Attribute and func.attr.value in RUN_METHODS
                 else func
             )
             key = dotted(run)
@@ -211,20 +211,13 @@ class CastFlow(Tracker):
         ctor = None if module else constructor_of(site.receiver, self.ctx)
         self.casts[id(node)] = (node, site.dtype.maybe, module, ctor, self.frame.node)
 
-    def leave_Assign(self, node: cst.Assign) -> None:
+    def bind(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
+        """``value`` None: an element of an unpacked tuple (bound to something unknown)."""
         if not self.active:
             return
-        for target in node.targets:
-            self._bind(target.target, node.value)
-
-    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if self.active and node.value is not None:
-            self._bind(node.target, node.value)
-
-    def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression | None) -> None:
         if type(target) in (cst.Tuple, cst.List):
             for element in target.elements:
-                self._bind(element.value, None)
+                self.bind(element.value, None)
             return
         holder = self._holder(dotted(target), binding=True)
         if holder is not None:

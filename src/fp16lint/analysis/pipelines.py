@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.base import BindingTracker
 from fp16lint.analysis.casts import cast_of, constructor_of
 from fp16lint.analysis.dtypes import DTypeFact, string_value
 from fp16lint.analysis.names import dotted
@@ -60,7 +60,7 @@ class _Frame:
     pipelines: dict[str, list[Shared]] = field(default_factory=dict)  # pipeline key -> modules
 
 
-class PipelineTracker(Tracker):
+class PipelineTracker(BindingTracker):
     """``ctx.get(PipelineTracker).recast(call)``: does ``call`` cast a trained module to fp16
     through a pipeline that shares it, while training goes on?"""
 
@@ -234,15 +234,7 @@ class PipelineTracker(Tracker):
             if key is not None:
                 self.frame.trained[key] = node
 
-    def leave_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            self._bind(target.target, node.value)
-
-    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._bind(node.target, node.value)
-
-    def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+    def bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
         key = dotted(target)
         if key is None or not self.active:
             return

@@ -24,7 +24,7 @@ import libcst as cst
 
 from fp16lint.analysis.amp import grad_scaler_call
 from fp16lint.analysis.autocast import AutocastTracker, Region
-from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.base import BindingTracker
 from fp16lint.analysis.calls import argument
 from fp16lint.analysis.casts import CastSite, cast_of, loader_of
 from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
@@ -35,7 +35,7 @@ from fp16lint.analysis.tree import walk
 from fp16lint.data.optimizers import MODEL_OPTIMIZER_FACTORIES, is_optimizer_class
 
 _PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
-_RUN_METHODS = frozenset({"forward", "generate"})
+RUN_METHODS = frozenset({"forward", "generate"})
 _LOAD_DTYPE_KEYWORDS = ("dtype", "torch_dtype")
 _MAX_DEPTH = 3
 
@@ -79,7 +79,7 @@ def _definite_fp16(region: Region | None) -> bool:
     )
 
 
-class TrainingTracker(Tracker):
+class TrainingTracker(BindingTracker):
     """``ctx.get(TrainingTracker)``: fp16 models, optimizers and scaled steps per function."""
 
     requires = (ReceiverTracker, AutocastTracker)
@@ -109,7 +109,7 @@ class TrainingTracker(Tracker):
     def called_model(self, call: cst.Call) -> Fp16Model | None:
         """The fp16 model ``call`` runs: ``model(x)``, ``model.generate(...)``."""
         func = call.func
-        if type(func) is cst.Attribute and func.attr.value in _RUN_METHODS:
+        if type(func) is cst.Attribute and func.attr.value in RUN_METHODS:
             func = func.value
         return self.model(func) if type(func) in (cst.Name, cst.Attribute) else None
 
@@ -254,15 +254,7 @@ class TrainingTracker(Tracker):
             if key is not None:
                 self.frame.models.pop(key, None)
 
-    def leave_Assign(self, node: cst.Assign) -> None:
-        for target in node.targets:
-            self._bind(target.target, node.value)
-
-    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
-        if node.value is not None:
-            self._bind(node.target, node.value)
-
-    def _bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
+    def bind(self, target: cst.BaseExpression, value: cst.BaseExpression) -> None:
         key = dotted(target)
         if key is None:
             return
