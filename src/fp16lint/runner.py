@@ -18,6 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import libcst as cst
 import pathspec
 
 from fp16lint import fixes, notebook, source
@@ -420,16 +421,13 @@ def fix_text(
 
     Returns the fixed text, the number of fixes applied, and an FP000 finding if a round of
     fixes would have broken the syntax (that round is dropped)."""
-    import libcst as cst
-
     fixed = 0
-    module_name, is_package = module_name_for(Path(path))
     for _ in range(MAX_FIX_ROUNDS):
         new_text, applied = fixes.apply(text, findings, options.unsafe_fixes)
         if not applied or new_text == text:
             break
         try:
-            cst.parse_module(new_text)
+            module = cst.parse_module(new_text)
         except (cst.ParserSyntaxError, RecursionError):
             codes = ", ".join(sorted({f.code for f in applied}))
             message = (
@@ -439,17 +437,31 @@ def fix_text(
             return text, fixed, engine_finding(SYNTAX_ERROR, path, FILE_LEVEL, message)
         text = new_text
         fixed += len(applied)
-        summary = lint_source(
-            path,
-            text,
-            rules,
-            module_name=module_name,
-            is_package=is_package,
-            prefilter=options.prefilter,
-            time_limit=options.time_limit,
-        )
+        summary = _lint_one(path, text, rules, options, module)  # the tree just checked
         findings = _filter({path: summary}, None, settings)
     return text, fixed, None
+
+
+def _lint_one(
+    path: str,
+    text: str,
+    rules: list[type[Rule]],
+    options: Options,
+    module: cst.Module | None = None,
+) -> FileSummary:
+    """One file linted in this process with the run's options (``module``: its tree, if the
+    caller has parsed it already)."""
+    module_name, is_package = module_name_for(Path(path))
+    return lint_source(
+        path,
+        text,
+        rules,
+        module_name=module_name,
+        is_package=is_package,
+        prefilter=options.prefilter,
+        time_limit=options.time_limit,
+        module=module,
+    )
 
 
 def _missing_reason(path: Path) -> str:
@@ -482,31 +494,19 @@ def _diff(path: str, before: str, after: str) -> str:
 def lint_text(text: str, path: str, settings: Settings, options: Options = Options()) -> LintResult:
     """Lint text that is not on disk (standard input, an editor buffer) as if it were ``path``."""
     rules = selected_rules(settings)
-    module_name, is_package = module_name_for(Path(path))
     result = LintResult(files=1)
     if len(text) > options.max_file_chars:
         limit = options.max_file_chars / 1e6
         result.warnings.append(f"{path}: not linted: over the {limit:g} million character limit.")
         return result
 
-    def lint(text: str) -> FileSummary:
-        return lint_source(
-            path,
-            text,
-            rules,
-            module_name=module_name,
-            is_package=is_package,
-            prefilter=options.prefilter,
-            time_limit=options.time_limit,
-        )
-
-    summaries = {path: lint(text)}
+    summaries = {path: _lint_one(path, text, rules, options)}
     findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings)
     if options.fix or options.diff:
         new_text, result.fixed, problem = fix_text(path, text, findings, rules, settings, options)
         result.fixed_text = new_text
         if result.fixed:
-            findings = _filter({path: lint(new_text)}, None, settings)
+            findings = _filter({path: _lint_one(path, new_text, rules, options)}, None, settings)
         findings = [*findings, *([problem] if problem else [])]
     result.findings = sorted(findings, key=lambda f: f.sort_key)
     return result
