@@ -27,7 +27,8 @@ from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.names import NameResolver, ScopeTracker
 from fp16lint.analysis.tree import children, shared_children
 from fp16lint.findings import Applicability, Edit, Finding, Fix, Position, Related, Severity, Span
-from fp16lint.positions import Range, located_ranges
+from fp16lint.parsing import parse_module
+from fp16lint.positions import KnownOffsets, Range, located_ranges
 from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR
 from fp16lint.rules.base import Rule
 
@@ -75,6 +76,7 @@ class FileContext:
         self.trackers: dict[type[Tracker], Tracker] = {}
         self._pending: list[_Pending] = []
         self._span_refs: list[tuple[cst.CSTNode, list[int], tuple[cst.CSTNode, ...]]] = []
+        self.known_offsets: KnownOffsets | None = None  # see lint_source
 
     def get(self, kind: type[Tracker]) -> Any:
         """The shared analysis ``kind`` (declared in the rule's ``requires``)."""
@@ -311,6 +313,7 @@ def lint_source(
     prefilter: bool = True,
     time_limit: float | None = None,
     module: cst.Module | None = None,
+    known_offsets: KnownOffsets | None = None,
 ) -> FileSummary:
     """Lint ``text`` (the contents of ``path``) with ``rules``; never raises for bad input.
 
@@ -318,7 +321,8 @@ def lint_source(
     parsed (``prefilter=False`` runs every rule on every file, to test that this loses
     nothing). ``time_limit`` bounds the CPU seconds spent on the file (FP999 past it).
     ``module``: the tree of ``text`` when the caller has it (the language server re-parses
-    only the statements an edit touched)."""
+    only the statements an edit touched), and ``known_offsets`` where the nodes it reported
+    before sit in that tree's unchanged statements (see ``positions.KnownOffsets``)."""
     summary = FileSummary(path, noqa=suppression.scan(text))
     if prefilter:
         rules = applicable(text, rules)
@@ -331,7 +335,9 @@ def lint_source(
     gc.disable()
     try:
         with _deadline(time_limit), shared_children():
-            _lint_parsed(summary, text, rules, module_name, is_package, fact_trackers, module)
+            _lint_parsed(
+                summary, text, rules, module_name, is_package, fact_trackers, module, known_offsets
+            )
     except TimedOut:
         message = f"Linting this file took over {time_limit:g} s of CPU time and was stopped."
         summary.findings = [engine_finding(INTERNAL_ERROR, path, FILE_LEVEL, message)]
@@ -350,6 +356,7 @@ def _lint_parsed(
     is_package: bool,
     fact_trackers: tuple[type[Tracker], ...],
     module: cst.Module | None,
+    known_offsets: KnownOffsets | None = None,
 ) -> None:
     path = summary.path
     if module is None:
@@ -359,7 +366,7 @@ def _lint_parsed(
                 summary.findings.append(rejected)
                 return
         try:
-            module = cst.parse_module(text)
+            module = parse_module(text)
         except (cst.ParserSyntaxError, RecursionError) as exc:
             summary.findings.append(_parse_error(path, exc))
             return
@@ -367,6 +374,7 @@ def _lint_parsed(
     tracker_types = _required_trackers(rules)
     tracker_types += [t for t in fact_trackers if t not in tracker_types]
     ctx = FileContext(path, text, module, module_name, is_package)
+    ctx.known_offsets = known_offsets
     try:
         _analyse(summary, ctx, rules, tracker_types)
     finally:
@@ -434,11 +442,16 @@ def _walk(ctx: FileContext, units: list[Any]) -> tuple[list[Finding], bool]:
             node_stack.pop()
             continue
         node_stack.append(item)
-        handlers = visits.get(type(item))
+        kind = type(item)
+        handlers = visits.get(kind)
         if handlers and not call(handlers, item):
             return errors, False
-        stack.append((item,))
-        stack += reversed(children(item))
+        below = children(item)
+        if below or kind in leaves:
+            stack.append((item,))
+            stack += reversed(below)
+        else:  # a leaf without leave handlers is done (over a third of the nodes are names)
+            node_stack.pop()
     return errors, True
 
 
@@ -472,7 +485,7 @@ def _resolve(ctx: FileContext) -> list[Finding]:
         nodes = [p.node, *(e.node for e in p.edits)]
         nodes += [node for _, node, _ in p.related if node is not None]
         wanted += [(node, _ancestors(node, p.stack)) for node in nodes]
-    ranges = located_ranges(ctx.module, ctx.text, wanted)
+    ranges = located_ranges(ctx.module, ctx.text, wanted, ctx.known_offsets)
     for node, ref, _ in ctx._span_refs:
         span = _span(ranges, node)
         ref[:] = [span.start.line, span.start.column, span.end.line, span.end.column]

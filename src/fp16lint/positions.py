@@ -161,10 +161,43 @@ def _statement_levels(
     return levels
 
 
+class KnownOffsets:
+    """Where the nodes located in earlier lints of one editor buffer sit inside their top-level
+    statement. After an incremental parse (``lsp.incremental``) an unchanged statement is the
+    same node object and generates the same code, so its nodes keep their offsets from the
+    statement's start wherever the statement now begins: only the statements an edit touched
+    are generated again."""
+
+    def __init__(self) -> None:
+        self._starts: dict[int, int] = {}  # id(top-level statement) -> where its code begins
+        # id(node) -> (node, its top-level statement, start, end): offsets from the statement's
+        # start. Entries hold both nodes, so an id here is never another object's.
+        self._inside: dict[int, tuple[cst.CSTNode, cst.CSTNode, int, int]] = {}
+
+    def move_to(self, module: cst.Module, bounds: Sequence[int]) -> None:
+        """The buffer's tree now and where each top-level statement's code begins in its text
+        (``Parsed.bounds``); the nodes of statements it no longer holds are forgotten."""
+        self._starts = {id(statement): bounds[i] for i, statement in enumerate(module.body)}
+        self._inside = {k: v for k, v in self._inside.items() if id(v[1]) in self._starts}
+
+    def find(self, node: cst.CSTNode) -> tuple[int, int] | None:
+        entry = self._inside.get(id(node))
+        if entry is None or entry[0] is not node:
+            return None
+        start = self._starts.get(id(entry[1]))
+        return None if start is None else (start + entry[2], start + entry[3])
+
+    def remember(self, node: cst.CSTNode, statement: cst.CSTNode, start: int, end: int) -> None:
+        base = self._starts.get(id(statement))
+        if base is not None:
+            self._inside[id(node)] = (node, statement, start - base, end - base)
+
+
 def located_ranges(
     module: cst.Module,
     text: str,
     wanted: Iterable[tuple[cst.CSTNode, Sequence[cst.CSTNode]]],
+    known: KnownOffsets | None = None,
 ) -> dict[int, Range]:
     """``node_ranges`` for ``(node, its ancestors from the module down)`` pairs, generating only
     the statements that hold the nodes (or just their headers) and finding that code in
@@ -176,7 +209,8 @@ def located_ranges(
     bounded by the neighbours whose headers occur once in the file (a method repeated in many
     classes is then found in its own class). A statement whose code is not unique there (a line
     repeated in one method) is retried at the enclosing statement; what no level places is
-    placed by generating the whole module."""
+    placed by generating the whole module. ``known``: offsets kept from earlier lints of the
+    same buffer (read, and added to)."""
     starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
     top = _TopLevel(module, text)
 
@@ -185,7 +219,13 @@ def located_ranges(
         return line, offset - starts[line - 1]
 
     out: dict[int, Range] = {}
-    pending = [(node, _statement_levels(module, node, ancestors)) for node, ancestors in wanted]
+    pending = []
+    for node, ancestors in wanted:
+        hit = known.find(node) if known is not None else None
+        if hit is not None:
+            out[id(node)] = (*where(hit[0]), *where(hit[1]))
+        else:
+            pending.append((node, _statement_levels(module, node, ancestors)))
     while pending:
         groups: dict[tuple[int, bool], list[tuple[cst.CSTNode, list]]] = {}
         left: list[cst.CSTNode] = []
@@ -212,8 +252,10 @@ def located_ranges(
                 if found is None:
                     pending.append((node, levels[1:]))
                 else:
-                    start, end = found
-                    out[id(node)] = (*where(base + offsets[start]), *where(base + offsets[end]))
+                    start, end = base + offsets[found[0]], base + offsets[found[1]]
+                    out[id(node)] = (*where(start), *where(end))
+                    if known is not None:
+                        known.remember(node, outermost, start, end)
         if left:
             out.update(node_ranges(module, left))
     return out

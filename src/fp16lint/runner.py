@@ -27,6 +27,7 @@ from fp16lint.config import Settings, enabled_codes
 from fp16lint.discovery import discover
 from fp16lint.engine import FILE_LEVEL, FileSummary, engine_finding, lint_source
 from fp16lint.findings import Finding
+from fp16lint.parsing import parse_module
 from fp16lint.project import ProjectResult, run_project
 from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR, all_rules
 from fp16lint.rules.base import Rule
@@ -427,7 +428,7 @@ def fix_text(
         if not applied or new_text == text:
             break
         try:
-            module = cst.parse_module(new_text)
+            module = parse_module(new_text)
         except (cst.ParserSyntaxError, RecursionError):
             codes = ", ".join(sorted({f.code for f in applied}))
             message = (

@@ -9,8 +9,10 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
+from fp16lint.engine import lint_source
 from fp16lint.lsp import incremental
 from fp16lint.lsp.session import Session
+from fp16lint.runner import module_name_for
 
 BASE = (
     "# header comment\n\nimport torch\n\n\nclass A(torch.nn.Module):\n"
@@ -110,3 +112,46 @@ def test_the_session_lints_an_edited_buffer_as_a_fresh_one(tmp_path):
     codes = [(f.code, f.span.start.line) for f in session.linted[path].findings]
     assert codes == [(f.code, f.span.start.line) for f in fresh.linted[path].findings]
     assert ("FP102", 5) in codes
+
+
+def _model_files(count: int) -> list[Path]:
+    files = []
+    for package in ("transformers", "diffusers"):
+        spec = find_spec(package)
+        assert spec is not None and spec.submodule_search_locations
+        root = Path(next(iter(spec.submodule_search_locations)))
+        files += sorted(p for p in root.rglob("modeling_*.py") if p.stat().st_size < 60_000)
+    return random.Random(2).sample(files, count)
+
+
+def test_positions_kept_across_edits_match_a_fresh_lint(tmp_path):
+    """Nodes placed from the offsets of earlier versions (``positions.KnownOffsets``) get the
+    positions a fresh lint gives, in findings and in the project facts."""
+    rng = random.Random(3)
+    inserts = ["\n", "x = 1\n", "# note\n", "y = torch.ones(2).half()\n", "    \n"]
+    kept = 0
+    for source in _model_files(4):
+        path = str(tmp_path / source.name)
+        text = source.read_text(encoding="utf-8")
+        session = Session([tmp_path])
+        session.open(path, text, 1)
+        session.lint(path)
+        for version in range(2, 8):
+            lines = text.splitlines(keepends=True)
+            at = rng.randrange(len(lines) + 1)
+            if rng.random() < 0.3 and at < len(lines):
+                lines[at : at + 1] = []  # a line deleted (the text may then not parse)
+            else:
+                lines.insert(at, rng.choice(inserts))
+            text = "".join(lines)
+            session.open(path, text, version)
+            session.lint(path)
+            config = session.config_for(path)
+            name, package = module_name_for(Path(path))
+            fresh = lint_source(path, text, config.rules, module_name=name, is_package=package)
+            ours = session.summaries[path]
+            assert ours.findings == fresh.findings
+            if fresh.parsed:  # (a buffer that does not parse keeps its last good facts)
+                assert ours.facts == fresh.facts
+            kept += len(session.offsets[path]._inside) if path in session.offsets else 0
+    assert kept > 100  # positions really came from earlier versions

@@ -18,7 +18,7 @@ from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.calls import argument, literal_bool
 from fp16lint.analysis.dtypes import string_value
 from fp16lint.analysis.names import NameResolver, self_attribute
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.tree import statements
 from fp16lint.data.amp_api import GRAD_SCALERS
 
 _MAX_DEPTH = 4
@@ -66,7 +66,7 @@ class GradScalerTracker(Tracker):
             self._scan_attributes(ctx.module)
 
     def _scan_attributes(self, module: cst.Module) -> None:
-        for node in walk(module):
+        for node in statements(module):
             if type(node) is cst.Assign:
                 for target in node.targets:
                     self._record(target.target, node.value)

@@ -50,20 +50,22 @@ FACT = "cast_flow"
 # A file without one of these has no fp16 cast, autocast region or GradScaler to record.
 _TOKENS = (".half", "float16", "fp16", "Half", "autocast", "GradScaler")
 _STEP_METHODS = frozenset({"step", "unscale_"})
-_BRANCHES = (
-    cst.If,
-    cst.IfExp,
-    cst.For,
-    cst.While,
-    cst.Try,
-    cst.TryStar,
-    cst.Match,
-    cst.BooleanOperation,
-    cst.ListComp,
-    cst.SetComp,
-    cst.DictComp,
-    cst.GeneratorExp,
-    cst.Lambda,
+_BRANCHES = frozenset(
+    {
+        cst.If,
+        cst.IfExp,
+        cst.For,
+        cst.While,
+        cst.Try,
+        cst.TryStar,
+        cst.Match,
+        cst.BooleanOperation,
+        cst.ListComp,
+        cst.SetComp,
+        cst.DictComp,
+        cst.GeneratorExp,
+        cst.Lambda,
+    }
 )
 _NOT_BUILDERS = ("torch.", "builtins.")
 _MAX_DEPTH = 4
@@ -164,7 +166,7 @@ class CastFlow(BindingTracker):
         for node in reversed(self.ctx.stack):
             if type(node) in (cst.FunctionDef, cst.Module):
                 return False
-            if isinstance(node, _BRANCHES) and not _is_main_guard(node):
+            if type(node) in _BRANCHES and not _is_main_guard(node):
                 return True
         return False
 

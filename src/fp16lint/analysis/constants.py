@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import libcst as cst
@@ -24,7 +24,7 @@ from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.dtypes import DType, dtype_of
 from fp16lint.analysis.guards import branch_excludes_fp16
 from fp16lint.analysis.names import Binding, NameResolver
-from fp16lint.analysis.tree import children
+from fp16lint.analysis.tree import statements
 
 _MAX_DEPTH = 8
 FP16_MAX = 65504.0  # largest finite float16; fill-style ops raise beyond it
@@ -357,7 +357,7 @@ class ConstantEvaluator:
             return
         receiver = params[0].name.value
         lookup = self._method_lookup(method)
-        for node in _small_statements(method.body):
+        for node in statements(method.body, nested_scopes=False):
             for target, value in _assignments(node):
                 if (
                     type(target) is cst.Attribute
@@ -413,26 +413,6 @@ class ConstantEvaluator:
                 return None
             return replace(inner, tensor=True)
         return None
-
-
-def _small_statements(block: cst.BaseSuite) -> Iterator[cst.BaseSmallStatement]:
-    """The simple statements of a function body, in nested blocks too but not in nested
-    functions or classes (cheaper than walking every expression)."""
-    stack: list[cst.CSTNode] = [block]
-    while stack:
-        node = stack.pop()
-        if type(node) in (cst.SimpleStatementLine, cst.SimpleStatementSuite):
-            yield from node.body
-        elif type(node) is cst.IndentedBlock:
-            stack.extend(node.body)
-        elif isinstance(node, _BLOCKS) and type(node) not in (cst.FunctionDef, cst.ClassDef):
-            stack.extend(child for child in children(node) if isinstance(child, _BLOCKS))
-
-
-_BLOCKS = (
-    cst.BaseSuite, cst.BaseCompoundStatement, cst.Else, cst.ExceptHandler, cst.Finally,
-    cst.MatchCase,
-)  # fmt: skip
 
 
 def _assignments(node: cst.CSTNode) -> list[tuple[cst.BaseExpression, cst.BaseExpression | None]]:

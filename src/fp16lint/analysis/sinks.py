@@ -55,8 +55,8 @@ CLAMP_METHODS = {
 _CLAMP_FUNCTIONS = {
     f"torch.{name}": bounds for name, bounds in CLAMP_METHODS.items() if not name.endswith("_")
 }
-_ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply)
-_AUGMENTED = (cst.AddAssign, cst.SubtractAssign, cst.MultiplyAssign)
+_ARITHMETIC = frozenset({cst.Add, cst.Subtract, cst.Multiply})
+_AUGMENTED = frozenset({cst.AddAssign, cst.SubtractAssign, cst.MultiplyAssign})
 # Decorators that run the function in float32 for low-precision inputs
 # (torch/_decomp/decompositions.py: ``partial(type_casts, ..., compute_dtype_only=True)``).
 FP32_COMPUTE_DECORATORS = frozenset(
@@ -301,7 +301,7 @@ class ConstantSinks(Tracker):
         return found
 
     def _arithmetic(self, node: cst.BinaryOperation) -> list[Sink]:
-        if not isinstance(node.operator, _ARITHMETIC):
+        if type(node.operator) not in _ARITHMETIC:
             return []
         for value, other in ((node.right, node.left), (node.left, node.right)):
             if self._unrepresentable(value) and self._fp16_tensor(other, evident=True):
@@ -311,7 +311,7 @@ class ConstantSinks(Tracker):
         return []
 
     def _augmented(self, node: cst.AugAssign) -> list[Sink]:
-        if not isinstance(node.operator, _AUGMENTED) or not self._unrepresentable(node.value):
+        if type(node.operator) not in _AUGMENTED or not self._unrepresentable(node.value):
             return []
         if not self._fp16_tensor(node.target, evident=True):
             return []

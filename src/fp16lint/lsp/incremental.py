@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from fp16lint.engine import looks_deep
+from fp16lint.parsing import parse_module
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def parse(text: str, previous: Parsed | None = None) -> Parsed | None:
         if spliced is not None:
             return spliced
     try:
-        module = cst.parse_module(text)
+        module = parse_module(text)
     except Exception:  # a syntax error or a parser crash: the engine's own parse reports it
         return None
     return _with_bounds(text, module)
@@ -74,7 +75,7 @@ def _splice(old: Parsed, text: str) -> Parsed | None:
     if end < start or (last < len(body) and end > len(text)):
         return None
     try:
-        fragment = cst.parse_module(text[start:end])
+        fragment = parse_module(text[start:end])
     except Exception:
         return None
     module = old.module

@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import libcst as cst
-
 from fp16lint import notebook, source
 from fp16lint.config import ConfigError, Settings, find_config, load_settings
 from fp16lint.discovery import discover
 from fp16lint.engine import FileSummary, lint_source
 from fp16lint.findings import Finding
 from fp16lint.lsp import incremental
+from fp16lint.positions import KnownOffsets
 from fp16lint.project import run_project
 from fp16lint.rules.base import Rule
 from fp16lint.runner import (
@@ -72,6 +71,7 @@ class Session:
         self.notebooks: dict[str, notebook.Notebook] = {}  # indexed notebooks, for positions
         self.linted: dict[str, Linted] = {}
         self.parsed: dict[str, incremental.Parsed] = {}  # open buffers' trees, for re-use
+        self.offsets: dict[str, KnownOffsets] = {}  # where their reported nodes were found
         self._configs: dict[str, Config] = {}
         self._config_of_dir: dict[str, str] = {}
         self._group: dict[str, str] = {}  # path -> config key
@@ -117,6 +117,7 @@ class Session:
         Returns the open documents whose findings changed."""
         self.documents.pop(path, None)
         self.parsed.pop(path, None)
+        self.offsets.pop(path, None)
         self.linted.pop(path, None)
         self.summaries.pop(path, None)
         key = self._group.pop(path, None)
@@ -165,11 +166,21 @@ class Session:
             self._group.pop(path, None)
 
     def _summarize(
-        self, path: str, text: str, config: Config, module: cst.Module | None = None
+        self, path: str, text: str, config: Config, parsed: incremental.Parsed | None = None
     ) -> FileSummary:
         module_name, is_package = module_name_for(Path(path))
+        known = None
+        if parsed is not None:
+            known = self.offsets.setdefault(path, KnownOffsets())
+            known.move_to(parsed.module, parsed.bounds)
         return lint_source(
-            path, text, config.rules, module_name=module_name, is_package=is_package, module=module
+            path,
+            text,
+            config.rules,
+            module_name=module_name,
+            is_package=is_package,
+            module=parsed.module if parsed is not None else None,
+            known_offsets=known,
         )
 
     def _store(self, path: str, summary: FileSummary, config: Config) -> None:
@@ -196,8 +207,7 @@ class Session:
         parsed = incremental.parse(doc.text, self.parsed.pop(path, None))
         if parsed is not None:
             self.parsed[path] = parsed
-        module = parsed.module if parsed is not None else None
-        self._store(path, self._summarize(path, doc.text, config, module), config)
+        self._store(path, self._summarize(path, doc.text, config, parsed), config)
         changed = self.join(config.key, fresh=doc)
         return changed if path in changed else [path, *changed]
 
