@@ -1,9 +1,11 @@
 """Language-server latency: from a ``didChange`` to the ``publishDiagnostics`` for that version.
 
     .venv/bin/python benchmarks/bench_lsp.py [--lines 2000] [--changes 40] [--pause 0.3]
+        [--file path/to/real_model.py]
 
 starts the real ``fp16lint lsp`` over stdio (as an editor does), opens a generated
-``--lines``-line PyTorch file with a few hazards, then makes ``--changes`` edits, one every
+``--lines``-line PyTorch file with a few hazards (or ``--file``, a real one that imports
+torch), then makes ``--changes`` edits, one every
 ``--pause`` seconds (a typist's pause: the server lints a change after a pause at once), each
 changing the file's findings, and times each until the diagnostics for its version arrive. It
 prints p50/p95/max and, for comparison, the median time of the same lints run in this process
@@ -99,10 +101,10 @@ async def wait_for_version(published: dict[int, float], arrived: asyncio.Event, 
             await asyncio.wait_for(arrived.wait(), timeout=60)
 
 
-async def measure(lines: int, changes: int, pause: float) -> dict:
+async def measure(lines: int, changes: int, pause: float, file: Path | None = None) -> dict:
     root = Path(tempfile.mkdtemp(prefix="fp16lint-bench-lsp-"))
     path = root / "model.py"
-    text = make_source(lines)
+    text = file.read_text(encoding="utf-8") if file is not None else make_source(lines)
     path.write_text(text, encoding="utf-8")
     uri = path.as_uri()
 
@@ -138,9 +140,15 @@ async def measure(lines: int, changes: int, pause: float) -> dict:
 
     hazard = "scaler2 = torch.cuda.amp.GradScaler()\n"
     # Each edit adds or removes a line with a deprecated-API call at the top level in the middle
-    # of the file (before a class), so every version parses and has its own findings.
+    # of the file (before a class or function), so every version parses and has its own
+    # findings.
     lines = text.split("\n")
-    line = next(i for i in range(len(lines) // 2, len(lines)) if lines[i].startswith("class "))
+    starts = [  # a top-level class or function after a blank line (so not under a decorator)
+        i
+        for i in range(1, len(lines))
+        if lines[i].startswith(("class ", "def ")) and not lines[i - 1]
+    ]
+    line = min(starts, key=lambda i: abs(i - len(lines) // 2))
     texts = [text, "\n".join([*lines[:line], hazard.rstrip("\n"), *lines[line:]])]
     latencies = []
     for version in range(2, changes + 2):
@@ -187,8 +195,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=2000)
     parser.add_argument("--changes", type=int, default=40)
     parser.add_argument("--pause", type=float, default=0.3)
+    parser.add_argument("--file", type=Path, help="a real file to edit instead")
     args = parser.parse_args()
-    result = asyncio.run(measure(args.lines, args.changes, args.pause))
+    result = asyncio.run(measure(args.lines, args.changes, args.pause, args.file))
     print(json.dumps(result, indent=2))
 
 

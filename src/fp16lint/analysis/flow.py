@@ -35,7 +35,7 @@ from fp16lint.analysis.casts import cast_of
 from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.names import dotted
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.tree import children, walk
 from fp16lint.data.amp_ops import AUTOCAST_FP16_OPS
 
 _MAX_DEPTH = 40
@@ -151,7 +151,10 @@ def _upcast_params(cls: cst.ClassDef, names) -> dict[str, set[int]]:
     """For each method, the positional parameters (after ``self``) that every
     ``self.method(...)`` call in the class passes upcast (``self._norm(x.float())``)."""
     found: dict[str, list[set[int]]] = {}
-    for node in walk(cls.body):
+    stack: list[cst.CSTNode] = [cls.body]
+    while stack:  # every node of the body, in any order (a plain loop: this runs ahead of
+        node = stack.pop()  # the walk on every class, so it must cost little)
+        stack += children(node)
         if not (
             type(node) is cst.Call
             and type(node.func) is cst.Attribute
