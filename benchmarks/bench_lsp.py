@@ -1,13 +1,14 @@
 """Language-server latency: from a ``didChange`` to the ``publishDiagnostics`` for that version.
 
     .venv/bin/python benchmarks/bench_lsp.py [--lines 2000] [--changes 40] [--pause 0.3]
-        [--file path/to/real_model.py]
+        [--file path/to/real_model.py] [--inside]
 
 starts the real ``fp16lint lsp`` over stdio (as an editor does), opens a generated
 ``--lines``-line PyTorch file with a few hazards (or ``--file``, a real one that imports
-torch), then makes ``--changes`` edits, one every
-``--pause`` seconds (a typist's pause: the server lints a change after a pause at once), each
-changing the file's findings, and times each until the diagnostics for its version arrive. It
+torch), then makes ``--changes`` edits (at the top level, or with ``--inside`` in a function
+body), one every ``--pause`` seconds (a typist's pause: the server lints a change after a
+pause at once), each changing the file's findings, and times each until the diagnostics for
+its version arrive. It
 prints p50/p95/max and, for comparison, the median time of the same lints run in this process
 without the server (the floor: the server adds the JSON-RPC round trip). The target is
 p95 <= 200 ms for 2,000 lines.
@@ -16,6 +17,7 @@ p95 <= 200 ms for 2,000 lines.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import json
 import statistics
@@ -101,7 +103,27 @@ async def wait_for_version(published: dict[int, float], arrived: asyncio.Event, 
             await asyncio.wait_for(arrived.wait(), timeout=60)
 
 
-async def measure(lines: int, changes: int, pause: float, file: Path | None = None) -> dict:
+def edit_line(text: str, inside: bool) -> tuple[int, str]:
+    """The 0-based line nearest the middle of ``text`` to insert a statement before, and its
+    indentation: a top-level class or function after a blank line (not under a decorator), or
+    with ``inside`` a ``return`` statement in a function body."""
+    lines = text.split("\n")
+    if inside:
+        returns = [n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Return)]
+        starts = {n.lineno - 1: " " * n.col_offset for n in returns}
+    else:
+        starts = {
+            i: ""
+            for i in range(1, len(lines))
+            if lines[i].startswith(("class ", "def ")) and not lines[i - 1]
+        }
+    line = min(starts, key=lambda i: abs(i - len(lines) // 2))
+    return line, starts[line]
+
+
+async def measure(
+    lines: int, changes: int, pause: float, file: Path | None = None, inside: bool = False
+) -> dict:
     root = Path(tempfile.mkdtemp(prefix="fp16lint-bench-lsp-"))
     path = root / "model.py"
     text = file.read_text(encoding="utf-8") if file is not None else make_source(lines)
@@ -139,16 +161,12 @@ async def measure(lines: int, changes: int, pause: float, file: Path | None = No
     await wait_for_version(published, arrived, 1)
 
     hazard = "scaler2 = torch.cuda.amp.GradScaler()\n"
-    # Each edit adds or removes a line with a deprecated-API call at the top level in the middle
-    # of the file (before a class or function), so every version parses and has its own
+    # Each edit adds or removes a line with a deprecated-API call in the middle of the file (at
+    # the top level, or with --inside in a function), so every version parses and has its own
     # findings.
     lines = text.split("\n")
-    starts = [  # a top-level class or function after a blank line (so not under a decorator)
-        i
-        for i in range(1, len(lines))
-        if lines[i].startswith(("class ", "def ")) and not lines[i - 1]
-    ]
-    line = min(starts, key=lambda i: abs(i - len(lines) // 2))
+    line, indent = edit_line(text, inside)
+    hazard = indent + hazard
     texts = [text, "\n".join([*lines[:line], hazard.rstrip("\n"), *lines[line:]])]
     latencies = []
     for version in range(2, changes + 2):
@@ -196,8 +214,11 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=40)
     parser.add_argument("--pause", type=float, default=0.3)
     parser.add_argument("--file", type=Path, help="a real file to edit instead")
+    parser.add_argument(
+        "--inside", action="store_true", help="edit inside a function body, not at the top level"
+    )
     args = parser.parse_args()
-    result = asyncio.run(measure(args.lines, args.changes, args.pause, args.file))
+    result = asyncio.run(measure(args.lines, args.changes, args.pause, args.file, args.inside))
     print(json.dumps(result, indent=2))
 
 

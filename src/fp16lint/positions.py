@@ -261,6 +261,22 @@ def located_ranges(
     return out
 
 
+def generated(
+    module: cst.Module,
+    node: cst.CSTNode,
+    indents: Sequence[str] = (),
+    stop: cst.CSTNode | None = None,
+) -> str:
+    """The code libcst generates for ``node`` (a statement) nested in blocks indented by
+    ``indents``: the exact text it was parsed from. With ``stop`` (a statement of its body),
+    only the code before that statement's own."""
+    state = _HeaderState(module, set(), stop) if stop is not None else _State(module, set())
+    state.indent_tokens = list(indents)
+    with contextlib.suppress(_Stop):
+        node._codegen(state)
+    return "".join(state.tokens)
+
+
 class _TopLevel:
     """Offsets of the module's top-level statements, found from their headers on demand."""
 
@@ -293,13 +309,9 @@ class _TopLevel:
         if j not in self.offsets:
             statement = self.module.body[j]
             body = getattr(statement, "body", None)
-            if type(body) is cst.IndentedBlock and body.body:
-                state: _State = _HeaderState(self.module, set(), body.body[0])
-            else:
-                state = _State(self.module, set())
-            with contextlib.suppress(_Stop):
-                statement._codegen(state)
-            self.offsets[j] = _unique_line_start(self.text, "".join(state.tokens))
+            stop = body.body[0] if type(body) is cst.IndentedBlock and body.body else None
+            code = generated(self.module, statement, stop=stop)
+            self.offsets[j] = _unique_line_start(self.text, code)
         return self.offsets[j]
 
 

@@ -12,6 +12,7 @@ import pytest
 from fp16lint.engine import lint_source
 from fp16lint.lsp import incremental
 from fp16lint.lsp.session import Session
+from fp16lint.positions import generated
 from fp16lint.runner import module_name_for
 
 BASE = (
@@ -41,10 +42,21 @@ def _check(previous: incremental.Parsed, text: str) -> incremental.Parsed | None
     except cst.ParserSyntaxError:
         assert parsed is None
         return None
+    if full.code != text:  # libcst's quirks: then the engine parses the text in full itself
+        assert parsed is None
+        return None
     assert parsed is not None
     assert parsed.module.code == text
     assert parsed.module.deep_equals(full)
     assert parsed.bounds == incremental.parse(text).bounds
+    if parsed.members is not None:  # where the edited class's statements begin
+        statement, offsets = parsed.members
+        assert statement in parsed.module.body
+        block = statement.body
+        indent = block.indent or parsed.module.default_indent
+        for member, offset in zip(block.body, offsets, strict=False):
+            assert text.startswith(generated(parsed.module, member, (indent,)), offset)
+        assert len(offsets) == len(block.body) + 1
     return parsed
 
 
@@ -52,6 +64,83 @@ def _check(previous: incremental.Parsed, text: str) -> incremental.Parsed | None
 def test_an_edit_gives_the_tree_of_a_full_parse(old, new):
     assert old in BASE
     _check(incremental.parse(BASE), BASE.replace(old, new, 1))
+
+
+CLASS = (
+    'import torch\n\n\nclass Big(torch.nn.Module):\n    """Doc."""\n\n'
+    + "".join(
+        f"    # method {i}\n    def m{i}(self, x):\n        y = x + {i}\n        return y\n\n"
+        for i in range(6)
+    )
+    + "    # class footer\n\n\nz = Big()\n"
+)
+
+EDITS_INSIDE = [
+    ("y = x + 2", "y = x.half() + 2"),  # inside one method
+    ("    # method 3\n", ""),  # a method's leading comment
+    ("        return y\n\n    # method 4", "        return y\n    x = 1\n\n    # method 4"),
+    ("    def m0(self, x):", "    def m0(self, x, z):"),  # the first statement of the body
+    ("y = x + 5\n        return y\n", "y = x + 5\n        return y\n        # end\n"),
+    ("y = x + 5\n        return y\n", "y = x + 5\n"),  # the last one
+    ("    def m2(self, x):\n", "    def m2(self, x):\n    \n"),
+    ("        return y\n\n    # method 1", "        return y\nw = 2\n\n    # method 1"),  # dedented
+    ("y = x + 1", "y = (x + 1"),  # does not parse
+    ('"""Doc."""', '"""Doc, edited."""'),
+    ("    # class footer\n", "    # class footer\n    v = 1\n"),
+    ("x + 4\n        return y\n", "x + 4\n\\\n        return y\n"),  # libcst changes this
+]
+
+
+@pytest.mark.parametrize(("old", "new"), EDITS_INSIDE)
+def test_an_edit_inside_a_class_gives_the_tree_of_a_full_parse(old, new):
+    assert old in CLASS
+    _check(incremental.parse(CLASS), CLASS.replace(old, new, 1))
+
+
+def test_an_edit_inside_a_class_re_parses_only_the_methods_it_touched():
+    before = incremental.parse(CLASS)
+    after = _check(before, CLASS.replace("y = x + 3", "y = x - 3"))
+    assert after is not None and after.members is not None
+    old_methods, new_methods = before.module.body[1].body.body, after.module.body[1].body.body
+    kept = [a is b for a, b in zip(old_methods, new_methods, strict=True)]
+    assert kept == [True, True, True, False, False, False, True]  # the method, its neighbours
+    assert before.module.body[2] is after.module.body[2]  # `z = Big()`
+    again = _check(after, after.text.replace("y = x - 3", "y = x * 3"))
+    assert again is not None and again.members is not None  # found from the kept offsets
+
+
+BIG = CLASS.replace(
+    "    # class footer",
+    "".join(f"    def n{i}(self):\n        pass\n\n" for i in range(4)) + "    # class footer",
+)
+
+EDITS_ABOVE = [
+    ("\n\nclass Big", "\n\nx = 1\nclass Big"),  # a statement takes the class's blank lines
+    ("\n\nclass Big", "\n\n# about Big\nclass Big"),
+    ("\n\nclass Big", "\n\n@decorator\nclass Big"),
+    ("class Big(torch.nn.Module):", "class Big(nn.Module):  # edited"),  # its header line
+    ("class Big(torch.nn.Module):", "class Big(torch.nn.Module): pass"),  # no longer parses
+    ("import torch\n", "import torch\nif x:\n"),  # the class now in an `if`: does not parse
+    ("\n\nclass Big", "\n\n    y = 2\nclass Big"),
+    ("\n\nclass Big", '\n\n"""\nclass Big'),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), EDITS_ABOVE)
+def test_an_edit_above_a_big_class_gives_the_tree_of_a_full_parse(old, new):
+    assert old in BIG
+    _check(incremental.parse(BIG), BIG.replace(old, new, 1))
+
+
+def test_an_edit_above_a_big_class_keeps_its_body():
+    before = incremental.parse(BIG)
+    after = _check(before, BIG.replace("class Big", "x = 1\nclass Big", 1))
+    assert after is not None
+    body = before.module.body[1].body.body
+    assert len(body) >= 8  # big enough to stand in for
+    assert after.module.body[2].body.body is body
+    again = _check(after, after.text.replace("x = 1\n", "", 1))
+    assert again is not None and again.module.body[1].body.body is body
 
 
 def test_statements_the_edit_did_not_touch_are_kept():
@@ -80,7 +169,7 @@ def _real_files(count: int) -> list[Path]:
 def test_random_edits_of_real_files_match_a_full_parse():
     rng = random.Random(1)
     snippets = ["x", "\n", "    ", "# c\n", ")", '"""', "def g():\n    pass\n", "\\\n", "if x:\n"]
-    spliced = 0
+    spliced = inside = 0
     for path in _real_files(12):
         text = path.read_text(encoding="utf-8", errors="replace")
         parsed = incremental.parse(text)
@@ -93,7 +182,9 @@ def test_random_edits_of_real_files_match_a_full_parse():
             if result is not None:
                 parsed, text = result, edited
                 spliced += 1
+                inside += result.members is not None
     assert spliced >= 20
+    assert inside >= 5  # edits inside classes and functions re-parsed only what they touched
 
 
 def test_the_session_lints_an_edited_buffer_as_a_fresh_one(tmp_path):

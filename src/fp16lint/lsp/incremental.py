@@ -18,6 +18,7 @@ import libcst as cst
 
 from fp16lint.engine import looks_deep
 from fp16lint.parsing import parse_module
+from fp16lint.positions import generated
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class Parsed:
     text: str
     module: cst.Module
     bounds: tuple[int, ...]
+    # A top-level statement the last edit was inside, and where the statements of its body
+    # begin (the last entry: where they end), so the next edit there finds them at once.
+    members: tuple[cst.CSTNode, tuple[int, ...]] | None = None
 
 
 def parse(text: str, previous: Parsed | None = None) -> Parsed | None:
@@ -38,7 +42,7 @@ def parse(text: str, previous: Parsed | None = None) -> Parsed | None:
     if looks_deep(text):
         return None  # the engine checks such text with CPython's parser before libcst's
     if previous is not None:
-        spliced = _splice(previous, text)
+        spliced = _splice_inside(previous, text) or _splice(previous, text)
         if spliced is not None:
             return spliced
     try:
@@ -74,11 +78,14 @@ def _splice(old: Parsed, text: str) -> Parsed | None:
     end = old.bounds[last] + delta if last < len(body) else len(text)
     if end < start or (last < len(body) and end > len(text)):
         return None
+    module = old.module
+    stand_ins = _stand_ins(old, first, last, len(old.text) - suffix, delta)
     try:
-        fragment = parse_module(text[start:end])
+        fragment = parse_module(
+            _with_stand_ins(text, start, end, stand_ins, delta, module.default_newline)
+        )
     except Exception:
         return None
-    module = old.module
     if (
         fragment.default_indent != module.default_indent
         or fragment.default_newline != module.default_newline
@@ -94,6 +101,9 @@ def _splice(old: Parsed, text: str) -> Parsed | None:
         statements[0] = statements[0].with_changes(
             leading_lines=[*fragment.header, *statements[0].leading_lines]
         )
+    grafted = _grafted(statements, stand_ins, module)
+    if grafted is None:
+        return None
     changes: dict = {"header": header, "body": [*body[:first], *statements, *body[last:]]}
     if last == len(body):
         if not fragment.has_trailing_newline:
@@ -104,11 +114,192 @@ def _splice(old: Parsed, text: str) -> Parsed | None:
     # unless the fragment starts the file (then the module's header comes first).
     offset = start if first else sum(len(spliced.code_for_node(line)) for line in header)
     bounds = [*old.bounds[:first], offset]
-    for statement in statements:
-        offset += len(spliced.code_for_node(statement))
+    members = None
+    for index, statement in enumerate(statements):
+        stand_in = grafted.get(index)
+        if stand_in is None:
+            code = spliced.code_for_node(statement)
+            if not text.startswith(code, offset):
+                return None  # text libcst does not give back as written (parsed in full)
+            offset += len(code)
+        else:  # the code around the body that was not parsed again, then the body's text
+            head, tail = stand_in.around
+            gap = stand_in.members[-1] - stand_in.members[0]
+            if not (
+                text.startswith(head, offset) and text.startswith(tail, offset + len(head) + gap)
+            ):
+                return None
+            members = (statement, tuple(m + delta for m in stand_in.members))
+            offset += len(head) + gap + len(tail)
         bounds.append(offset)
     bounds += [b + delta for b in old.bounds[last + 1 :]]
-    return Parsed(text, spliced, tuple(bounds))
+    return Parsed(text, spliced, tuple(bounds), members)
+
+
+# A body of this many statements or more that an edit next to it does not reach is not parsed
+# again: a line stands in for it and the old body is put back (an edit above a class of
+# hundreds of lines otherwise parses the whole class). Smaller ones cost less to parse again.
+_STAND_IN_FROM = 8
+_STAND_IN = "pass  # fp16lint: stands in for a body not parsed again"
+
+
+@dataclass
+class _StandIn:
+    index: int  # of the top-level statement
+    block: cst.IndentedBlock  # its body, kept
+    members: tuple[int, ...]  # where the body's statements begin in the old text, and end
+    indent: str
+    around: tuple[str, str] = ("", "")  # the statement's code before and after the stand-in
+
+
+def _stand_ins(old: Parsed, first: int, last: int, changed_end: int, delta: int) -> list[_StandIn]:
+    """The big bodies among statements ``first``..``last - 1`` that begin after the edit."""
+    found = []
+    for index in range(first, last):
+        block = getattr(old.module.body[index], "body", None)
+        if type(block) is not cst.IndentedBlock or len(block.body) < _STAND_IN_FROM:
+            continue
+        indent = old.module.default_indent if block.indent is None else block.indent
+        members = _member_bounds(old, index, indent)
+        if members is not None and members[0] >= changed_end:
+            found.append(_StandIn(index, block, members, indent))
+    return found
+
+
+def _with_stand_ins(
+    text: str, start: int, end: int, stand_ins: list[_StandIn], delta: int, newline: str
+) -> str:
+    """``text[start:end]`` with a line in place of each body in ``stand_ins`` (which begin
+    after the edit, so ``delta`` further on than in the old text)."""
+    pieces, at = [], start
+    for stand_in in stand_ins:
+        pieces.append(text[at : stand_in.members[0] + delta])
+        pieces.append(f"{stand_in.indent}{_STAND_IN}{newline}")
+        at = stand_in.members[-1] + delta
+    pieces.append(text[at:end])
+    return "".join(pieces)
+
+
+def _grafted(
+    statements: list[cst.CSTNode], stand_ins: list[_StandIn], module: cst.Module
+) -> dict[int, _StandIn] | None:
+    """Put the kept bodies back in place of the stand-ins in ``statements`` (changed in place);
+    returns which statements hold one, or None unless each stand-in is alone in the body of a
+    statement of its own, as it was."""
+    if not stand_ins:
+        return {}
+    holders = [
+        i
+        for i, statement in enumerate(statements)
+        if type(getattr(statement, "body", None)) is cst.IndentedBlock
+        and _is_stand_in(statement.body.body[0])  # type: ignore[attr-defined]
+    ]
+    if len(holders) != len(stand_ins):
+        return None
+    for i, stand_in in zip(holders, stand_ins, strict=True):
+        parsed = statements[i].body  # type: ignore[attr-defined]
+        kept = stand_in.block
+        if (
+            len(parsed.body) != 1
+            or parsed.indent != kept.indent
+            or len(parsed.footer) != len(kept.footer)
+            or not all(a.deep_equals(b) for a, b in zip(parsed.footer, kept.footer, strict=True))
+        ):
+            return None
+        code = module.code_for_node(statements[i])
+        line = f"{stand_in.indent}{_STAND_IN}{module.default_newline}"
+        if code.count(line) != 1:
+            return None
+        head, _, tail = code.partition(line)
+        stand_in.around = (head, tail)
+        statements[i] = statements[i].with_changes(body=kept.with_changes(header=parsed.header))
+    return dict(zip(holders, stand_ins, strict=True))
+
+
+def _is_stand_in(statement: cst.CSTNode) -> bool:
+    return (
+        type(statement) is cst.SimpleStatementLine
+        and len(statement.body) == 1
+        and type(statement.body[0]) is cst.Pass
+        and statement.trailing_whitespace.comment is not None
+        and statement.trailing_whitespace.comment.value == _STAND_IN.partition("  ")[2]
+        and not statement.leading_lines
+    )
+
+
+def _splice_inside(old: Parsed, text: str) -> Parsed | None:
+    """``_splice`` one level down: an edit inside the body of a top-level class or function
+    re-parses only the statements of that body it touched (with one neighbour each side),
+    under an ``if 1:`` line that gives them their indentation, instead of the whole class."""
+    module, body = old.module, old.module.body
+    prefix = _common_prefix(old.text, text)
+    suffix = _common_suffix(old.text, text, limit=min(len(old.text), len(text)) - prefix)
+    changed_end, delta = len(old.text) - suffix, len(text) - len(old.text)
+    k = _statement_at(old.bounds, prefix)
+    if k >= len(body) or _statement_at(old.bounds, changed_end) != k:
+        return None
+    statement = body[k]
+    block = getattr(statement, "body", None)
+    if type(block) is not cst.IndentedBlock or not block.body:
+        return None
+    indent = module.default_indent if block.indent is None else block.indent
+    members = _member_bounds(old, k, indent)
+    if members is None or not members[0] <= prefix <= changed_end <= members[-1]:
+        return None
+    first = max(_statement_at(members, prefix) - 1, 0)
+    last = min(_statement_at(members, changed_end) + 2, len(block.body))
+    start, end = members[first], members[last] + delta
+    newline = module.default_newline
+    try:
+        wrapper = parse_module(f"if 1:{newline}{text[start:end]}")
+    except Exception:
+        return None
+    inner = wrapper.body[0] if len(wrapper.body) == 1 else None
+    if (
+        type(inner) is not cst.If
+        or inner.orelse is not None
+        or type(inner.body) is not cst.IndentedBlock
+        or inner.body.footer
+        or wrapper.header
+        or wrapper.footer
+        or wrapper.default_indent != module.default_indent
+        or wrapper.default_newline != newline
+        or (inner.body.indent or wrapper.default_indent) != indent
+    ):
+        return None  # the statements could attach differently in the whole file
+    statements = list(inner.body.body)
+    offsets = [start]
+    for new in statements:
+        code = generated(module, new, (indent,))
+        if not text.startswith(code, offsets[-1]):
+            return None  # text libcst does not give back as written (parsed in full)
+        offsets.append(offsets[-1] + len(code))
+    if offsets[-1] != end:
+        return None
+    new_block = block.with_changes(body=[*block.body[:first], *statements, *block.body[last:]])
+    new_statement = statement.with_changes(body=new_block)
+    spliced = module.with_changes(body=[*body[:k], new_statement, *body[k + 1 :]])
+    bounds = (*old.bounds[: k + 1], *(b + delta for b in old.bounds[k + 1 :]))
+    kept = (*members[:first], *offsets[:-1], *(m + delta for m in members[last:]))
+    return Parsed(text, spliced, bounds, (new_statement, kept))
+
+
+def _member_bounds(old: Parsed, k: int, indent: str) -> tuple[int, ...] | None:
+    """Where the statements in the body of top-level statement ``k`` begin in ``old.text``,
+    and where the last one ends; None if their code is not found there."""
+    statement = old.module.body[k]
+    if old.members is not None and old.members[0] is statement:
+        return old.members[1]
+    block = statement.body  # type: ignore[attr-defined]
+    offset = old.bounds[k] + len(generated(old.module, statement, stop=block.body[0]))
+    found = [offset]
+    for member in block.body:
+        code = generated(old.module, member, (indent,))
+        if not old.text.startswith(code, offset):
+            return None
+        offset += len(code)
+        found.append(offset)
+    return tuple(found)
 
 
 def _statement_at(bounds: tuple[int, ...], offset: int) -> int:
