@@ -275,15 +275,27 @@ def _dispatch_tables(units: list[Any]) -> tuple[dict[type, list], dict[type, lis
     visits: dict[type, list] = {}
     leaves: dict[type, list] = {}
     for unit in units:
-        for name in dir(type(unit)):
-            prefix, _, node_name = name.partition("_")
-            if prefix not in ("visit", "leave") or not hasattr(cst, node_name):
-                continue
-            table = visits if prefix == "visit" else leaves
-            table.setdefault(getattr(cst, node_name), []).append((unit, getattr(unit, name)))
+        for is_visit, node_type, name in _handlers_of(type(unit)):
+            table = visits if is_visit else leaves
+            table.setdefault(node_type, []).append((unit, getattr(unit, name)))
     for handlers in leaves.values():
         handlers.reverse()
     return visits, leaves
+
+
+_handlers: dict[type, list[tuple[bool, type, str]]] = {}
+
+
+def _handlers_of(kind: type) -> list[tuple[bool, type, str]]:
+    """``(is a visit, node type, method name)`` for each handler a rule or tracker class has."""
+    found = _handlers.get(kind)
+    if found is None:
+        found = _handlers[kind] = []
+        for name in dir(kind):
+            prefix, _, node_name = name.partition("_")
+            if prefix in ("visit", "leave") and hasattr(cst, node_name):
+                found.append((prefix == "visit", getattr(cst, node_name), name))
+    return found
 
 
 def _required_trackers(rules: Iterable[type[Rule]]) -> list[type[Tracker]]:
