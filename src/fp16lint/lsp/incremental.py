@@ -1,13 +1,21 @@
-"""Re-parsing only the top-level statements an edit touched, for the language server.
+"""Re-parsing only the statements an edit touched, for the language server.
 
 libcst's parse is half of the time to lint a file, and a keystroke changes one statement. The
 server keeps each buffer's tree with the offsets where its top-level statements begin; after a
 change it parses the text of the statements the edit overlaps (with one neighbour each side)
-as a module of its own and splices that module's statements into the old tree. The result is
-the tree a full parse gives (``tests/lsp/test_incremental.py`` compares them on edits of real
-files); whenever the fragment could attach differently in the whole file (comment lines left at
-its end, another indentation or newline style, a file without a final newline) or does not
-parse, it falls back to parsing the whole text, which also reports the syntax error.
+as a module of its own and splices that module's statements into the old tree. Two refinements
+keep a big class from being parsed again whole:
+
+* an edit inside the body of a top-level class or function re-parses only the statements of
+  that body it touched, under an ``if 1:`` line that gives them their indentation;
+* a big body next to an edit (the class under an edited blank line) is stood in for by one
+  line while the fragment is parsed, and the old body is put back.
+
+The result is the tree a full parse gives, and its code is the text (``tests/lsp/
+test_incremental.py`` compares them on edits of real files); whenever the fragment could attach
+differently in the whole file (comment lines left at its end, another indentation or newline
+style, a file without a final newline) or does not parse, it falls back to parsing the whole
+text, which also reports the syntax error.
 """
 
 from __future__ import annotations
@@ -42,7 +50,8 @@ def parse(text: str, previous: Parsed | None = None) -> Parsed | None:
     if looks_deep(text):
         return None  # the engine checks such text with CPython's parser before libcst's
     if previous is not None:
-        spliced = _splice_inside(previous, text) or _splice(previous, text)
+        change = _change(previous.text, text)
+        spliced = _splice_inside(previous, text, change) or _splice(previous, text, change)
         if spliced is not None:
             return spliced
     try:
@@ -64,22 +73,36 @@ def _with_bounds(text: str, module: cst.Module) -> Parsed | None:
     return Parsed(text, module, tuple(bounds)) if offset + footer == len(text) else None
 
 
-def _splice(old: Parsed, text: str) -> Parsed | None:
+@dataclass(frozen=True)
+class _Change:
+    """An edit as the span ``[start, end)`` of the old text it replaced, and how much longer
+    the text got."""
+
+    start: int
+    end: int
+    delta: int
+
+
+def _change(old: str, new: str) -> _Change:
+    prefix = _common_prefix(old, new)
+    suffix = _common_suffix(old, new, limit=min(len(old), len(new)) - prefix)
+    return _Change(prefix, len(old) - suffix, len(new) - len(old))
+
+
+def _splice(old: Parsed, text: str, change: _Change) -> Parsed | None:
     body = old.module.body
     if not body:
         return None
-    prefix = _common_prefix(old.text, text)
-    suffix = _common_suffix(old.text, text, limit=min(len(old.text), len(text)) - prefix)
-    delta = len(text) - len(old.text)
-    # The statements the changed span [prefix, len - suffix) overlaps, and one more each side.
-    first = max(_statement_at(old.bounds, prefix) - 1, 0)
-    last = min(_statement_at(old.bounds, len(old.text) - suffix) + 2, len(body))
+    delta = change.delta
+    # The statements the changed span overlaps, and one more each side.
+    first = max(_statement_at(old.bounds, change.start) - 1, 0)
+    last = min(_statement_at(old.bounds, change.end) + 2, len(body))
     start = old.bounds[first] if first else 0
     end = old.bounds[last] + delta if last < len(body) else len(text)
     if end < start or (last < len(body) and end > len(text)):
         return None
     module = old.module
-    stand_ins = _stand_ins(old, first, last, len(old.text) - suffix, delta)
+    stand_ins = _stand_ins(old, first, last, change.end)
     try:
         fragment = parse_module(
             _with_stand_ins(text, start, end, stand_ins, delta, module.default_newline)
@@ -116,14 +139,14 @@ def _splice(old: Parsed, text: str) -> Parsed | None:
     bounds = [*old.bounds[:first], offset]
     members = None
     for index, statement in enumerate(statements):
-        stand_in = grafted.get(index)
-        if stand_in is None:
+        graft = grafted.get(index)
+        if graft is None:
             code = spliced.code_for_node(statement)
             if not text.startswith(code, offset):
                 return None  # text libcst does not give back as written (parsed in full)
             offset += len(code)
         else:  # the code around the body that was not parsed again, then the body's text
-            head, tail = stand_in.around
+            stand_in, head, tail = graft
             gap = stand_in.members[-1] - stand_in.members[0]
             if not (
                 text.startswith(head, offset) and text.startswith(tail, offset + len(head) + gap)
@@ -143,16 +166,14 @@ _STAND_IN_FROM = 8
 _STAND_IN = "pass  # fp16lint: stands in for a body not parsed again"
 
 
-@dataclass
+@dataclass(frozen=True)
 class _StandIn:
-    index: int  # of the top-level statement
-    block: cst.IndentedBlock  # its body, kept
+    block: cst.IndentedBlock  # a top-level statement's body, kept
     members: tuple[int, ...]  # where the body's statements begin in the old text, and end
     indent: str
-    around: tuple[str, str] = ("", "")  # the statement's code before and after the stand-in
 
 
-def _stand_ins(old: Parsed, first: int, last: int, changed_end: int, delta: int) -> list[_StandIn]:
+def _stand_ins(old: Parsed, first: int, last: int, changed_end: int) -> list[_StandIn]:
     """The big bodies among statements ``first``..``last - 1`` that begin after the edit."""
     found = []
     for index in range(first, last):
@@ -162,7 +183,7 @@ def _stand_ins(old: Parsed, first: int, last: int, changed_end: int, delta: int)
         indent = old.module.default_indent if block.indent is None else block.indent
         members = _member_bounds(old, index, indent)
         if members is not None and members[0] >= changed_end:
-            found.append(_StandIn(index, block, members, indent))
+            found.append(_StandIn(block, members, indent))
     return found
 
 
@@ -182,10 +203,11 @@ def _with_stand_ins(
 
 def _grafted(
     statements: list[cst.CSTNode], stand_ins: list[_StandIn], module: cst.Module
-) -> dict[int, _StandIn] | None:
-    """Put the kept bodies back in place of the stand-ins in ``statements`` (changed in place);
-    returns which statements hold one, or None unless each stand-in is alone in the body of a
-    statement of its own, as it was."""
+) -> dict[int, tuple[_StandIn, str, str]] | None:
+    """Put the kept bodies back in place of the stand-ins in ``statements`` (changed in place).
+    Returns, for each statement that holds one, the stand-in and the statement's code before
+    and after it; None unless each stand-in is alone in the body of a statement of its own,
+    as it was."""
     if not stand_ins:
         return {}
     holders = [
@@ -196,6 +218,7 @@ def _grafted(
     ]
     if len(holders) != len(stand_ins):
         return None
+    found = {}
     for i, stand_in in zip(holders, stand_ins, strict=True):
         parsed = statements[i].body  # type: ignore[attr-defined]
         kept = stand_in.block
@@ -211,9 +234,9 @@ def _grafted(
         if code.count(line) != 1:
             return None
         head, _, tail = code.partition(line)
-        stand_in.around = (head, tail)
+        found[i] = (stand_in, head, tail)
         statements[i] = statements[i].with_changes(body=kept.with_changes(header=parsed.header))
-    return dict(zip(holders, stand_ins, strict=True))
+    return found
 
 
 def _is_stand_in(statement: cst.CSTNode) -> bool:
@@ -227,14 +250,12 @@ def _is_stand_in(statement: cst.CSTNode) -> bool:
     )
 
 
-def _splice_inside(old: Parsed, text: str) -> Parsed | None:
+def _splice_inside(old: Parsed, text: str, change: _Change) -> Parsed | None:
     """``_splice`` one level down: an edit inside the body of a top-level class or function
     re-parses only the statements of that body it touched (with one neighbour each side),
     under an ``if 1:`` line that gives them their indentation, instead of the whole class."""
     module, body = old.module, old.module.body
-    prefix = _common_prefix(old.text, text)
-    suffix = _common_suffix(old.text, text, limit=min(len(old.text), len(text)) - prefix)
-    changed_end, delta = len(old.text) - suffix, len(text) - len(old.text)
+    prefix, changed_end, delta = change.start, change.end, change.delta
     k = _statement_at(old.bounds, prefix)
     if k >= len(body) or _statement_at(old.bounds, changed_end) != k:
         return None
