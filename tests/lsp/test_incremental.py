@@ -150,6 +150,14 @@ def test_statements_the_edit_did_not_touch_are_kept():
     assert kept == [True, True, False, False]  # the edited statement and its neighbour
 
 
+def test_a_splice_that_fails_falls_back_to_a_full_parse(monkeypatch):
+    def broken(*args):
+        raise AttributeError("a case nobody foresaw")
+
+    monkeypatch.setattr(incremental, "_splice_inside", broken)
+    _check(incremental.parse(CLASS), CLASS.replace("y = x + 3", "y = x - 3"))
+
+
 def test_text_libcst_may_crash_on_is_left_to_the_engine():
     deep = "x = " + "(" * 150 + "1" + ")" * 150 + "\n"
     assert incremental.parse(deep) is None

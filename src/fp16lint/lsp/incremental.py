@@ -51,7 +51,10 @@ def parse(text: str, previous: Parsed | None = None) -> Parsed | None:
         return None  # the engine checks such text with CPython's parser before libcst's
     if previous is not None:
         change = _change(previous.text, text)
-        spliced = _splice_inside(previous, text, change) or _splice(previous, text, change)
+        try:
+            spliced = _splice_inside(previous, text, change) or _splice(previous, text, change)
+        except Exception:  # a case nobody foresaw costs a full parse, never the lint
+            spliced = None
         if spliced is not None:
             return spliced
     try:
