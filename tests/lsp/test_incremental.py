@@ -60,10 +60,15 @@ def _check(previous: incremental.Parsed, text: str) -> incremental.Parsed | None
     return parsed
 
 
+def _check_edit(base: str, old: str, new: str) -> None:
+    """``_check`` the edit of ``base`` that replaces ``old`` with ``new``."""
+    assert old in base
+    _check(incremental.parse(base), base.replace(old, new, 1))
+
+
 @pytest.mark.parametrize(("old", "new"), EDITS)
 def test_an_edit_gives_the_tree_of_a_full_parse(old, new):
-    assert old in BASE
-    _check(incremental.parse(BASE), BASE.replace(old, new, 1))
+    _check_edit(BASE, old, new)
 
 
 CLASS = (
@@ -93,8 +98,7 @@ EDITS_INSIDE = [
 
 @pytest.mark.parametrize(("old", "new"), EDITS_INSIDE)
 def test_an_edit_inside_a_class_gives_the_tree_of_a_full_parse(old, new):
-    assert old in CLASS
-    _check(incremental.parse(CLASS), CLASS.replace(old, new, 1))
+    _check_edit(CLASS, old, new)
 
 
 def test_an_edit_inside_a_class_re_parses_only_the_methods_it_touched():
@@ -128,8 +132,7 @@ EDITS_ABOVE = [
 
 @pytest.mark.parametrize(("old", "new"), EDITS_ABOVE)
 def test_an_edit_above_a_big_class_gives_the_tree_of_a_full_parse(old, new):
-    assert old in BIG
-    _check(incremental.parse(BIG), BIG.replace(old, new, 1))
+    _check_edit(BIG, old, new)
 
 
 def test_an_edit_above_a_big_class_keeps_its_body():
