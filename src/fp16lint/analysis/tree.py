@@ -116,25 +116,18 @@ def walk(node: cst.CSTNode) -> Iterator[cst.CSTNode]:
         stack.extend(reversed(children(current)))
 
 
-# Statements, and the nodes statements nest in (never expressions).
+# Statements, and the nodes statements nest in (never expressions): compound statements, a
+# line of small statements, and the parts of compound statements that hold a body.
 _STATEMENT_TYPES = frozenset(
     value
     for value in vars(cst).values()
     if isinstance(value, type) and issubclass(value, (cst.BaseStatement, cst.BaseSmallStatement))
 )
-_HOLDS_STATEMENTS = (
-    _STATEMENT_TYPES
-    - {value for value in _STATEMENT_TYPES if issubclass(value, cst.BaseSmallStatement)}
-) | {
-    cst.Module,
-    cst.IndentedBlock,
-    cst.SimpleStatementSuite,
-    cst.Else,
-    cst.ExceptHandler,
-    cst.ExceptStarHandler,
-    cst.Finally,
-    cst.MatchCase,
-}
+_HOLDS_STATEMENTS = frozenset(
+    {value for value in _STATEMENT_TYPES if issubclass(value, cst.BaseStatement)}
+    | {cst.Module, cst.IndentedBlock, cst.SimpleStatementSuite, cst.Else, cst.ExceptHandler}
+    | {cst.ExceptStarHandler, cst.Finally, cst.MatchCase}
+)
 _ON_THE_WAY = _STATEMENT_TYPES | _HOLDS_STATEMENTS
 
 

@@ -51,8 +51,11 @@ def parse(text: str, previous: Parsed | None = None) -> Parsed | None:
         return None  # the engine checks such text with CPython's parser before libcst's
     if previous is not None:
         change = _change(previous.text, text)
+        bodies: dict[int, tuple[int, ...] | None] = {}  # ``_member_bounds``, found once
         try:
-            spliced = _splice_inside(previous, text, change) or _splice(previous, text, change)
+            spliced = _splice_inside(previous, text, change, bodies) or _splice(
+                previous, text, change, bodies
+            )
         except Exception:  # a case nobody foresaw costs a full parse, never the lint
             spliced = None
         if spliced is not None:
@@ -92,7 +95,9 @@ def _change(old: str, new: str) -> _Change:
     return _Change(prefix, len(old) - suffix, len(new) - len(old))
 
 
-def _splice(old: Parsed, text: str, change: _Change) -> Parsed | None:
+def _splice(
+    old: Parsed, text: str, change: _Change, bodies: dict[int, tuple[int, ...] | None]
+) -> Parsed | None:
     body = old.module.body
     if not body:
         return None
@@ -105,7 +110,7 @@ def _splice(old: Parsed, text: str, change: _Change) -> Parsed | None:
     if end < start or (last < len(body) and end > len(text)):
         return None
     module = old.module
-    stand_ins = _stand_ins(old, first, last, change.end)
+    stand_ins = _stand_ins(old, first, last, change.end, bodies)
     try:
         fragment = parse_module(
             _with_stand_ins(text, start, end, stand_ins, delta, module.default_newline)
@@ -176,7 +181,13 @@ class _StandIn:
     indent: str
 
 
-def _stand_ins(old: Parsed, first: int, last: int, changed_end: int) -> list[_StandIn]:
+def _stand_ins(
+    old: Parsed,
+    first: int,
+    last: int,
+    changed_end: int,
+    bodies: dict[int, tuple[int, ...] | None],
+) -> list[_StandIn]:
     """The big bodies among statements ``first``..``last - 1`` that begin after the edit."""
     found = []
     for index in range(first, last):
@@ -184,7 +195,7 @@ def _stand_ins(old: Parsed, first: int, last: int, changed_end: int) -> list[_St
         if type(block) is not cst.IndentedBlock or len(block.body) < _STAND_IN_FROM:
             continue
         indent = old.module.default_indent if block.indent is None else block.indent
-        members = _member_bounds(old, index, indent)
+        members = _member_bounds(old, index, indent, bodies)
         if members is not None and members[0] >= changed_end:
             found.append(_StandIn(block, members, indent))
     return found
@@ -253,7 +264,9 @@ def _is_stand_in(statement: cst.CSTNode) -> bool:
     )
 
 
-def _splice_inside(old: Parsed, text: str, change: _Change) -> Parsed | None:
+def _splice_inside(
+    old: Parsed, text: str, change: _Change, bodies: dict[int, tuple[int, ...] | None]
+) -> Parsed | None:
     """``_splice`` one level down: an edit inside the body of a top-level class or function
     re-parses only the statements of that body it touched (with one neighbour each side),
     under an ``if 1:`` line that gives them their indentation, instead of the whole class."""
@@ -267,7 +280,7 @@ def _splice_inside(old: Parsed, text: str, change: _Change) -> Parsed | None:
     if type(block) is not cst.IndentedBlock or not block.body:
         return None
     indent = module.default_indent if block.indent is None else block.indent
-    members = _member_bounds(old, k, indent)
+    members = _member_bounds(old, k, indent, bodies)
     if members is None or not members[0] <= prefix <= changed_end <= members[-1]:
         return None
     first = max(_statement_at(members, prefix) - 1, 0)
@@ -308,12 +321,22 @@ def _splice_inside(old: Parsed, text: str, change: _Change) -> Parsed | None:
     return Parsed(text, spliced, bounds, (new_statement, kept))
 
 
-def _member_bounds(old: Parsed, k: int, indent: str) -> tuple[int, ...] | None:
+def _member_bounds(
+    old: Parsed, k: int, indent: str, bodies: dict[int, tuple[int, ...] | None]
+) -> tuple[int, ...] | None:
     """Where the statements in the body of top-level statement ``k`` begin in ``old.text``,
-    and where the last one ends; None if their code is not found there."""
+    and where the last one ends; None if their code is not found there. ``bodies`` keeps
+    what this edit found (both splices may ask about the same class)."""
     statement = old.module.body[k]
     if old.members is not None and old.members[0] is statement:
         return old.members[1]
+    if k not in bodies:
+        bodies[k] = _find_member_bounds(old, k, indent)
+    return bodies[k]
+
+
+def _find_member_bounds(old: Parsed, k: int, indent: str) -> tuple[int, ...] | None:
+    statement = old.module.body[k]
     block = statement.body  # type: ignore[attr-defined]
     offset = old.bounds[k] + len(generated(old.module, statement, stop=block.body[0]))
     found = [offset]
