@@ -22,10 +22,11 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
+from fp16lint.runtime.html import render_html
 from fp16lint.runtime.probe import Probe, ProbeOptions, ReferenceStore
 from fp16lint.runtime.records import FP16_MAX
 
@@ -379,7 +380,7 @@ def main() -> int:
             f"{layer['headroom_fp16']:>8.0f}x {layer['rel_error_vs_fp32']:>12.2e}"
         )
     if args.html:
-        Path(args.html).write_text(report.to_html(), encoding="utf-8")
+        Path(args.html).write_text(render_html([report]), encoding="utf-8")
         print(f"\nHTML written to {args.html}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -142,7 +142,9 @@ def corpus(name: str, sample: int | None, work: Path) -> Path:
 def frozen_fp16lint(work: Path) -> Path:
     """A copy of fp16lint's sources, so that edits elsewhere do not change its cache key."""
     dest = work / "fp16lint-src"
-    shutil.copytree(REPO / "src", dest, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "fp16lint", dest / "fp16lint", ignore=shutil.ignore_patterns("__pycache__")
+    )
     return dest
 
 

@@ -21,10 +21,11 @@ from collections import Counter
 from multiprocessing import Pool
 from pathlib import Path
 
-from fp16lint.config import Settings
-from fp16lint.engine import FileSummary, lint_source
+from fp16lint.analysis.context import FileSummary
+from fp16lint.engine import lint_source
 from fp16lint.project import run_project
 from fp16lint.runner import module_name_for, selected_rules
+from fp16lint.settings import Settings
 
 SETTINGS = Settings(select=("FP2",))
 

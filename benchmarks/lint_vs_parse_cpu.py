@@ -21,9 +21,9 @@ from pathlib import Path
 
 import libcst
 
-from fp16lint.config import Settings
 from fp16lint.engine import lint_source
 from fp16lint.runner import selected_rules
+from fp16lint.settings import Settings
 
 
 def sample(name: str, size: int) -> list[tuple[str, str]]:

@@ -37,9 +37,9 @@ from importlib.util import find_spec
 from pathlib import Path
 
 from fp16lint.cache import CACHE_DIR_ENV
-from fp16lint.config import Settings
 from fp16lint.fixes import is_applicable
 from fp16lint.runner import Options, lint_paths
+from fp16lint.settings import Settings
 
 PACKAGES = ("torch", "transformers", "diffusers", "timm", "numpy", "scipy")
 # Where to look for a package that is not installed in this environment (scipy's sources, say).

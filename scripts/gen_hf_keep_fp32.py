@@ -1,4 +1,4 @@
-"""Generate ``src/fp16lint/data/hf_keep_fp32.py``: transformers and diffusers model classes that
+"""Generate ``fp16lint/data/hf_keep_fp32.py``: transformers and diffusers model classes that
 keep modules in float32 when loaded with ``dtype=torch.float16``.
 
 ``PreTrainedModel.from_pretrained`` keeps the modules named by a class's
@@ -26,7 +26,7 @@ import libcst as cst
 
 from fp16lint.data.generated import write_or_check
 
-TARGET = Path(__file__).resolve().parents[1] / "src" / "fp16lint" / "data" / "hf_keep_fp32.py"
+TARGET = Path(__file__).resolve().parents[1] / "fp16lint" / "data" / "hf_keep_fp32.py"
 _ATTRIBUTES = ("_keep_in_fp32_modules", "_keep_in_fp32_modules_strict")
 _UNSET = object()
 

@@ -1,4 +1,4 @@
-"""Generate ``src/fp16lint/data/diffusers_t5_pipelines.py``: diffusers pipelines whose text
+"""Generate ``fp16lint/data/diffusers_t5_pipelines.py``: diffusers pipelines whose text
 encoder is a T5 (``T5EncoderModel``, ``UMT5EncoderModel``, ``MT5EncoderModel``).
 
 Reads the installed diffusers' ``pipelines/**/pipeline_*.py`` with libcst — it never imports
@@ -22,9 +22,7 @@ import libcst as cst
 
 from fp16lint.data.generated import write_or_check
 
-TARGET = (
-    Path(__file__).resolve().parents[1] / "src" / "fp16lint" / "data" / "diffusers_t5_pipelines.py"
-)
+TARGET = Path(__file__).resolve().parents[1] / "fp16lint" / "data" / "diffusers_t5_pipelines.py"
 _T5_ENCODERS = frozenset({"T5EncoderModel", "UMT5EncoderModel", "MT5EncoderModel"})
 
 

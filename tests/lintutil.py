@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fp16lint.config import Settings
 from fp16lint.runner import LintResult, Options, lint_paths, lint_text
+from fp16lint.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from fp16lint import engine, runner
+from fp16lint.analysis.context import FileSummary
 from fp16lint.cache import CACHE_DIR_ENV, Cache
-from fp16lint.config import Settings
-from fp16lint.engine import FileSummary
 from fp16lint.runner import Options, lint_paths
+from fp16lint.settings import Settings
 
 BAD = "import torch\n\nwith torch.cuda.amp.autocast():\n    y = 1\n"
 UNSAFE = "import torch\nx = torch.randn(8, 16)\nx.half()\n"
@@ -185,7 +185,7 @@ def test_cache_key_covers_path_content_and_module(tmp_path):
 CONCURRENT = """
 import sys
 from pathlib import Path
-from fp16lint.config import Settings
+from fp16lint.settings import Settings
 from fp16lint.runner import Options, lint_paths
 root = Path(sys.argv[1])
 result = lint_paths([root], Settings(root=root), Options(jobs=int(sys.argv[2])))

@@ -10,7 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from fp16lint.cli import main
-from fp16lint.config import ConfigError, Settings, enabled_codes, find_config, load_settings
+from fp16lint.config import ConfigError, enabled_codes, find_config, load_settings
+from fp16lint.settings import Settings
 
 BAD = "import torch\n\nwith torch.cuda.amp.autocast():\n    y = 1\n"
 UNSAFE = "import torch\nx = torch.randn(8, 16)\nx.half()\n"

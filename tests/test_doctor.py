@@ -3,23 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-
-try:  # the package is normally installed (pip install -e .); fall back to the source tree
-    import fp16lint  # noqa: F401
-except ImportError:  # pragma: no cover - depends on how the venv was set up
-    sys.path.insert(0, str(SRC))
-
-from fp16lint import __version__  # noqa: E402
-from fp16lint.doctor import NOT_INSTALLED, doctor_report, format_doctor  # noqa: E402
+from fp16lint import __version__
+from fp16lint.doctor import NOT_INSTALLED, doctor_report, format_doctor
 
 KEYS = {
     "python",
@@ -44,13 +35,10 @@ KEYS = {
 
 
 def _run_python(code: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,
         text=True,
-        env=env,
         timeout=120,
         check=False,
     )

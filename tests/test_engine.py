@@ -13,12 +13,12 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.tree import children, walk
-from fp16lint.config import Settings
 from fp16lint.engine import lint_source
 from fp16lint.findings import Severity
 from fp16lint.positions import located_ranges, node_ranges
 from fp16lint.rules.base import Rule
 from fp16lint.runner import Options, lint_paths, lint_text
+from fp16lint.settings import Settings
 
 
 class _Calls(Rule):

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fp16lint.config import Settings
 from fp16lint.rules import all_rules
 from fp16lint.runner import Options, lint_paths, lint_text
+from fp16lint.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = Path(next(p for p in sys.path if p.endswith("site-packages")))

@@ -22,12 +22,12 @@ import pytest
 from lintutil import REPO
 
 from fp16lint.cli import OUTPUT_FORMATS
-from fp16lint.config import Settings
 from fp16lint.findings import Position, Severity, Span
 from fp16lint.formatters import FORMATTERS, FormatContext, get_formatter
 from fp16lint.rules import ENGINE_CODES, all_rules
 from fp16lint.rules.fp2xx_common import INHERITANCE_PROJECT
 from fp16lint.runner import Options, lint_paths
+from fp16lint.settings import Settings
 
 SCHEMA = json.loads((REPO / "tests" / "data" / "sarif-schema-2.1.0.json").read_text())
 FILES = {

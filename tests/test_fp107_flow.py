@@ -7,9 +7,9 @@ from pathlib import Path
 
 from lintutil import lint_project
 
-from fp16lint.config import Settings
 from fp16lint.rules.fp107_half_model_under_autocast import _BUILDER, _NET
 from fp16lint.runner import Options, lint_paths
+from fp16lint.settings import Settings
 
 TRAIN = (
     "import torch\nfrom pkg import build_half\n\n\ndef train(x):\n    model = build_half()\n"

@@ -10,12 +10,12 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from fp16lint.api import lint_text
-from fp16lint.config import Settings
 from fp16lint.findings import Severity
 from fp16lint.formatters import FormatContext, get_formatter
 from fp16lint.rules.fp108_fp16_training_without_master_weights import (
     Fp16TrainingWithoutMasterWeights as FP108,
 )
+from fp16lint.settings import Settings
 
 UNSCALED = """\
 import torch

@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 from lintutil import REPO
 
+from fp16lint.analysis.context import Project
 from fp16lint.analysis.index import index_of, listing, unsafe_contents
-from fp16lint.config import Settings, load_settings
+from fp16lint.config import load_settings
 from fp16lint.engine import lint_source
-from fp16lint.project import Project
 from fp16lint.runner import Options, lint_paths, module_name_for, selected_rules
+from fp16lint.settings import Settings
 
 FIXTURES = REPO / "tests" / "fixtures"
 APP = FIXTURES / "fp2xx_app"

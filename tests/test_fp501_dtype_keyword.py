@@ -17,8 +17,8 @@ from click.testing import CliRunner
 from fp16lint.analysis.requirements import lowest_version
 from fp16lint.api import lint_paths
 from fp16lint.cli import main
-from fp16lint.config import Settings
 from fp16lint.runner import Options
+from fp16lint.settings import Settings
 
 CHAINED = (
     "import torch\nfrom transformers import T5ForConditionalGeneration\n"

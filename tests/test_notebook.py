@@ -12,10 +12,10 @@ import jsonschema
 import pytest
 from lintutil import REPO
 
-from fp16lint.config import Settings
 from fp16lint.formatters import FormatContext, get_formatter
 from fp16lint.notebook import Notebook
 from fp16lint.runner import Options, lint_paths
+from fp16lint.settings import Settings
 from fp16lint.source import SourceError
 
 OUTPUT = {"name": "stdout", "output_type": "stream", "text": ["loss 0.25 ✓\n"]}

@@ -10,7 +10,7 @@ import pytest
 
 from fp16lint import parsing
 
-SOURCES = sorted((Path(__file__).parents[1] / "src" / "fp16lint" / "analysis").glob("*.py"))
+SOURCES = sorted((Path(__file__).parents[1] / "fp16lint" / "analysis").glob("*.py"))
 
 
 @pytest.mark.parametrize("path", SOURCES[:8], ids=lambda p: p.name)

@@ -37,7 +37,7 @@ def hooks(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     snapshot = tmp_path_factory.mktemp("hook-repo")
     listed = _git(
         "ls-files", "--cached", "--others", "--exclude-standard", "--",
-        "pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "src", cwd=REPO,
+        "pyproject.toml", "README.md", ".pre-commit-hooks.yaml", "fp16lint", cwd=REPO,
     ).splitlines()  # fmt: skip
     for name in listed:
         if (REPO / name).is_file():

@@ -73,8 +73,8 @@ def test_fix_gives_expected_code_and_is_idempotent(rule, example: Invalid):
 def _apply(rule, code: str) -> str:
     from pathlib import Path
 
-    from fp16lint.config import Settings
     from fp16lint.runner import Options, lint_text
+    from fp16lint.settings import Settings
 
     result = lint_text(
         code,

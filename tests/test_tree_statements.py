@@ -10,7 +10,7 @@ import pytest
 from fp16lint.analysis.tree import _STATEMENT_TYPES, statements, walk
 
 REPO = Path(__file__).parents[1]
-SOURCES = sorted((REPO / "src" / "fp16lint").rglob("*.py"))[:40]
+SOURCES = sorted((REPO / "fp16lint").rglob("*.py"))[:40]
 
 EDGE_CASES = """\
 match command:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fp16lint.config import Settings
 from fp16lint.discovery import DEFAULT_EXCLUDES, discover
+from fp16lint.settings import Settings
 
 
 def make(root: Path, *names: str) -> None:

@@ -12,11 +12,11 @@ import libcst as cst
 import pytest
 
 from fp16lint import fixes, source
-from fp16lint.config import Settings
-from fp16lint.engine import NodeEdit
+from fp16lint.analysis.context import NodeEdit
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Rule
 from fp16lint.runner import Options, fix_text, lint_paths
+from fp16lint.settings import Settings
 
 BAD = "import torch\n\nwith torch.cuda.amp.autocast():\n    y = 1\n"
 FIXED = 'import torch\n\nwith torch.amp.autocast("cuda"):\n    y = 1\n'

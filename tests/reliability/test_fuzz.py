@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fp16lint.config import Settings
 from fp16lint.engine import lint_source
 from fp16lint.formatters import FORMATTERS, FormatContext, get_formatter
 from fp16lint.rules import all_rules
 from fp16lint.runner import Options, lint_text
+from fp16lint.settings import Settings
 
 RULES = list(all_rules())
 EXAMPLES = sorted(

@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 
 from fp16lint import runner
-from fp16lint.config import Settings
 from fp16lint.runner import Options, _chunks, _Job, lint_paths
+from fp16lint.settings import Settings
 
 BAD = "import torch\n\nwith torch.cuda.amp.autocast():\n    y = 1\n"
 

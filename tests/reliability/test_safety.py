@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "fp16lint"
+import fp16lint
+
+SRC = Path(fp16lint.__file__).resolve().parent  # the package as installed
 FP16LINT = Path(sys.executable).parent / "fp16lint"
 
 PLANT = """

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fp16lint.config import Settings
 from fp16lint.runner import lint_text
+from fp16lint.settings import Settings
 from fp16lint.suppression import scan
 
 BAD = "import torch\nwith torch.cuda.amp.autocast():{comment}\n    pass\n"

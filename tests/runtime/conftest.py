@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -17,8 +16,6 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "fixtures" / "runtime"
 HERE = Path(__file__).resolve().parent
 
-if importlib.util.find_spec("fp16lint") is None:  # running from a checkout without install
-    sys.path.insert(0, str(ROOT / "src"))
 for extra in (FIXTURES, HERE):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))

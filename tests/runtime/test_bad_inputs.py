@@ -8,6 +8,7 @@ import torch
 
 import fp16lint.runtime as rt
 from fp16lint.runtime.runner import CudaRequiredError
+from fp16lint.runtime.text import format_report
 
 
 def test_factory_raises():
@@ -17,7 +18,7 @@ def test_factory_raises():
     assert not r.ok
     with pytest.raises(AssertionError, match="checkpoint not found"):
         r.assert_ok()
-    assert "ERROR (factory)" in r.format_text()
+    assert "ERROR (factory)" in format_report(r)
 
 
 def test_factory_returns_no_module():
@@ -73,7 +74,7 @@ def test_guessed_inputs(cls, dtype, shape):
     assert r.error is None
     assert r.inputs_guessed
     assert str(shape) in r.inputs
-    assert "GUESSED" in r.format_text()
+    assert "GUESSED" in format_report(r)
     assert any("guessed" in n for n in r.notes)
 
 

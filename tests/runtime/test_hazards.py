@@ -8,6 +8,7 @@ import pytest
 from runtime_support import marker_line
 
 import fp16lint.runtime as rt
+from fp16lint.runtime.text import format_report
 
 
 def test_clamped_overflow_is_confirmed():
@@ -62,7 +63,7 @@ def test_backward_gradient_underflow_needs_gradscaler():
     assert g16.gradscaler_needed
     assert "master weights" in g16.note
     assert r.runs["autocast-fp16"].grads.underflow > 0.5
-    text = r.format_text()
+    text = format_report(r)
     assert "GradScaler needed" in text
 
 

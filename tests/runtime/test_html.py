@@ -29,10 +29,10 @@ def test_html_is_self_contained(make_finding, planted_path):
         assert run in page
     assert "confirmed" in page and "checkpoint not found" in page
     assert "Static findings against the runtime" in page
-    assert bad.to_html().count("<svg") == 2
+    assert render_html([bad]).count("<svg") == 2
 
 
 def test_html_escapes_names():
     r = rt.check_target(hz.linear_model, hz.good_inputs, name="<b>x</b>", runs=("fp16",))
-    page = r.to_html()
+    page = render_html([r])
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page

@@ -9,6 +9,7 @@ from runtime_support import marker_line
 
 import fp16lint.runtime as rt
 from fp16lint.runtime.join import join, layer_of_line
+from fp16lint.runtime.text import format_join
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_missed_places_are_listed(planted_report, planted_path, make_finding):
     assert missed and missed[0].what == "pow"
     assert missed[0].in_linted_paths is True
     assert "inf created" in " ".join(missed[0].reasons)
-    text = result.format_text()
+    text = format_join(result)
     assert "missed" in text and f"planted.py:{line}" in text
 
 

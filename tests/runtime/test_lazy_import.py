@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
-from runtime_support import ROOT
+import fp16lint
 
 CODE = """
 import sys
@@ -23,7 +24,7 @@ print("ok")
 
 
 def test_runtime_package_imports_without_torch():
-    env_path = str(ROOT / "src")
+    env_path = str(Path(fp16lint.__file__).resolve().parents[1])  # wherever it is installed
     out = subprocess.run(
         [sys.executable, "-c", CODE],
         capture_output=True,

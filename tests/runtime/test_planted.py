@@ -11,6 +11,7 @@ from runtime_support import marker_line
 import fp16lint.runtime as rt
 from fp16lint.runtime.join import join
 from fp16lint.runtime.report import Report
+from fp16lint.runtime.text import format_report
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_recommendations(reports, planted_path):
 
 def test_text_report(reports):
     bad, _ = reports
-    text = bad.format_text()
+    text = format_report(bad)
     assert "confirmed" in text and "pow" in text
     assert "fp32 reference" in text and ".half()" in text and "autocast" in text and "bf16" in text
     assert "recommendation:" in text

@@ -11,6 +11,7 @@ import torch
 
 import fp16lint.runtime as rt
 from fp16lint.runtime.join import join
+from fp16lint.runtime.text import format_report
 
 transformers = pytest.importorskip("transformers")
 
@@ -122,7 +123,7 @@ def test_t5_dtype_argument_keeps_wo_fp32(saved):
     others = {dt for n, dt in r.runs["fp16"].params.items() if n not in wo}
     assert others == {"float16"}
     assert "mixed" in r.runs["fp16"].label
-    text = r.format_text()
+    text = format_report(r)
     assert "not float16: encoder.block.0.layer.1.DenseReluDense.wo.weight" in text
     # the fp32 wo makes the FFN output fp32: the model really runs mixed
     wo_mod = [m for m in r.runs["fp16"].modules if m.qualname.endswith("DenseReluDense.wo")]

@@ -17,129 +17,22 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import libcst as cst
 
 from fp16lint import suppression
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.names import NameResolver, ScopeTracker
+from fp16lint.analysis.context import FileContext, FileSummary, NodeEdit
+from fp16lint.analysis.names import ScopeTracker
 from fp16lint.analysis.tree import children, shared_children
-from fp16lint.findings import Applicability, Edit, Finding, Fix, Position, Related, Severity, Span
+from fp16lint.findings import Edit, Finding, Fix, Position, Related, Span
 from fp16lint.parsing import parse_module
 from fp16lint.positions import KnownOffsets, Range, located_ranges
 from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR
 from fp16lint.rules.base import Rule
 
 FILE_LEVEL = Span(Position(1, 1), Position(1, 1))
-
-
-@dataclass(frozen=True)
-class NodeEdit:
-    """A fix edit expressed against a node; turned into an ``Edit`` once positions are known.
-
-    ``where`` is ``replace`` (the node's text), ``before`` or ``after`` (insert at its start/end).
-    """
-
-    node: cst.CSTNode
-    content: str
-    where: str = "replace"
-
-
-# --- the per-file context rules and trackers see -------------------------------------------
-@dataclass
-class _Pending:
-    rule: Rule
-    node: cst.CSTNode
-    message: str
-    edits: tuple[NodeEdit, ...]
-    fix_message: str
-    applicability: Applicability | None
-    related: tuple[tuple[str, cst.CSTNode | None, str], ...]
-    severity: Severity | None = None  # None: the rule's
-    stack: tuple[cst.CSTNode, ...] = ()  # the walk's position when reported (see _resolve)
-
-
-class FileContext:
-    def __init__(
-        self, path: str, text: str, module: cst.Module, module_name: str, is_package: bool
-    ):
-        self.path = path
-        self.text = text
-        self.module = module
-        self.module_name = module_name
-        self.is_package = is_package
-        self.names = NameResolver(module, module_name, is_package)
-        self.stack: list[cst.CSTNode] = []  # ancestors of the current node, itself last
-        self.facts: dict[str, Any] = {}  # per-file facts for the project pass (JSON-able)
-        self.trackers: dict[type[Tracker], Tracker] = {}
-        self._pending: list[_Pending] = []
-        self._span_refs: list[tuple[cst.CSTNode, list[int], tuple[cst.CSTNode, ...]]] = []
-        self.known_offsets: KnownOffsets | None = None  # see lint_source
-
-    def get(self, kind: type[Tracker]) -> Any:
-        """The shared analysis ``kind`` (declared in the rule's ``requires``)."""
-        return self.trackers[kind]
-
-    def parent(self, depth: int = 1) -> cst.CSTNode | None:
-        index = len(self.stack) - 1 - depth
-        return self.stack[index] if index >= 0 else None
-
-    def code(self, node: cst.CSTNode) -> str:
-        return self.module.code_for_node(node)
-
-    def span_ref(
-        self, node: cst.CSTNode, within: tuple[cst.CSTNode, ...] | None = None
-    ) -> list[int]:
-        """A ``[line, col, end_line, end_col]`` list filled in after the walk (for facts).
-        ``within``: the path from the module down to one of ``node``'s ancestors, for a node
-        the walk is not at (a tracker's set-up): it lets the position pass place it cheaply."""
-        ref = [0, 0, 0, 0]
-        self._span_refs.append((node, ref, tuple(self.stack) if within is None else within))
-        return ref
-
-    def release(self) -> None:
-        """Drop what points back at this context (trackers, rules in pending reports), so that
-        reference counting frees the tree at once instead of the cyclic collector (which spent
-        4% of the time to lint the diffusers sources collecting them)."""
-        self.trackers.clear()
-        self._pending.clear()
-        self._span_refs.clear()
-        self.stack.clear()
-
-    def report(self, rule: Rule, node: cst.CSTNode, message: str, **kwargs: Any) -> None:
-        self._pending.append(_Pending(rule, node, message, **kwargs, stack=tuple(self.stack)))
-
-
-@dataclass
-class FileSummary:
-    """What one file contributes: its findings, its facts, and its suppressions."""
-
-    path: str
-    findings: list[Finding] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-    noqa: suppression.Noqa = field(default_factory=suppression.Noqa)
-    parsed: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.path,
-            "findings": [f.to_dict() for f in self.findings],
-            "facts": self.facts,
-            "noqa": self.noqa.to_dict(),
-            "parsed": self.parsed,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FileSummary:
-        return cls(
-            path=data["path"],
-            findings=[Finding.from_dict(f) for f in data["findings"]],
-            facts=data["facts"],
-            noqa=suppression.Noqa.from_dict(data["noqa"]),
-            parsed=data["parsed"],
-        )
 
 
 def engine_finding(code: Any, path: str, span: Span, message: str, detail: str | None = None):

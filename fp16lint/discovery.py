@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pathspec
 
-from fp16lint.config import Settings
+from fp16lint.settings import Settings
 
 DEFAULT_EXCLUDES = (
     ".git",

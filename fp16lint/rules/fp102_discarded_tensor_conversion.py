@@ -5,8 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from fp16lint.analysis.casts import cast_of, short_code
+from fp16lint.analysis.context import NodeEdit
 from fp16lint.analysis.receivers import PARAMETER_METHODS, Kind, ReceiverTracker
-from fp16lint.engine import NodeEdit
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
 

@@ -653,15 +653,3 @@ class Report:
             error=data.get("error"),
             error_kind=data.get("error_kind"),
         )
-
-    # -- output -------------------------------------------------------------------------------
-
-    def format_text(self, max_places: int = 25) -> str:
-        from .text import format_report
-
-        return format_report(self, max_places=max_places)
-
-    def to_html(self) -> str:
-        from .html import render_html
-
-        return render_html([self])

@@ -22,8 +22,7 @@ import libcst as cst
 from fp16lint.findings import Applicability, Finding, Severity
 
 if TYPE_CHECKING:
-    from fp16lint.engine import FileContext, NodeEdit
-    from fp16lint.project import Project, ProjectReport
+    from fp16lint.analysis.context import FileContext, NodeEdit, Project, ProjectReport
 
 DOCS_URL = "https://github.com/fp16lint/fp16lint/blob/main/docs/rules/{code}.md"
 _CODE = re.compile(r"^FP\d{3}$")

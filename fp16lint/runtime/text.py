@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .records import NOT_OBSERVED, RUN_FP32
+from .join import JOINED_CODES, JoinResult
+from .records import NOT_OBSERVED, RUN_FP32, VERDICT_RANK
 from .report import Report, fmt_headroom, fmt_num, fmt_pct, short_path
 
 
@@ -237,10 +238,54 @@ def format_report(report: Report, max_places: int = 25) -> str:
     return "\n".join(out)
 
 
-def format_reports(reports: Sequence[Report], joined=None, max_places: int = 25) -> str:
+def format_join(joined: JoinResult) -> str:
+    """The static findings against the runtime, and what the runtime saw that none predicted."""
+    out = ["static findings against the runtime:"]
+    if not joined.joined:
+        out.append("  (no runtime-checkable finding: " + ", ".join(sorted(JOINED_CODES)) + ")")
+    else:
+        rows = []
+        for j in sorted(
+            joined.joined, key=lambda j: (-VERDICT_RANK[j.verdict], j.finding.sort_key)
+        ):
+            f = j.finding
+            rows.append(
+                [
+                    j.verdict,
+                    f.code,
+                    f"{short_path(f.path)}:{f.span.start.line}",
+                    ", ".join(j.targets) or "-",
+                    j.evidence if len(j.evidence) <= 110 else j.evidence[:107] + "...",
+                ]
+            )
+        out.append(table(["verdict", "code", "where", "targets", "evidence"], rows))
+    out.append("")
+    if joined.missed:
+        out.append("missed (overflow, inf/NaN or a raise with no finding on the line):")
+        rows = []
+        for m in joined.missed:
+            scope = "" if m.in_linted_paths in (None, True) else " (outside the linted paths)"
+            rows.append(
+                [
+                    f"{short_path(m.file)}:{m.line}",
+                    m.what,
+                    m.target,
+                    m.run,
+                    "; ".join(m.reasons) + scope,
+                ]
+            )
+        out.append(table(["where", "op", "target", "run", "why"], rows))
+    else:
+        out.append("missed: none (every overflow, inf/NaN or raise seen has a finding on its line)")
+    return "\n".join(out)
+
+
+def format_reports(
+    reports: Sequence[Report], joined: JoinResult | None = None, max_places: int = 25
+) -> str:
     parts = [format_report(r, max_places=max_places) for r in reports]
     if joined is not None:
-        parts.append(joined.format_text())
+        parts.append(format_join(joined))
     if len(reports) > 1:
         rows = []
         for r in reports:

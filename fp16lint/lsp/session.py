@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fp16lint import notebook, source
-from fp16lint.config import ConfigError, Settings, find_config, load_settings
+from fp16lint.analysis.context import FileSummary
+from fp16lint.config import ConfigError, find_config, load_settings
 from fp16lint.discovery import discover
-from fp16lint.engine import FileSummary, lint_source
+from fp16lint.engine import lint_source
 from fp16lint.findings import Finding
 from fp16lint.lsp import incremental
 from fp16lint.positions import KnownOffsets
@@ -31,6 +32,7 @@ from fp16lint.runner import (
     module_name_for,
     selected_rules,
 )
+from fp16lint.settings import Settings
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 from fp16lint.findings import Finding
 
 from .records import AT_RISK, CONFIRMED, NOT_OBSERVED, NOT_REACHED, VERDICT_RANK
-from .report import Place, Report, fmt_headroom, fmt_num, fmt_pct, short_path
+from .report import Place, Report, fmt_headroom, fmt_num, fmt_pct
 
 #: joined by line: unsafe ops, hand-written norms, and constants fp16 cannot hold (an overflowing
 #: fill value raises or saturates at that line; an epsilon that rounds to 0 underflows there)
@@ -105,50 +105,6 @@ class JoinResult:
             "findings": [j.to_dict() for j in self.joined],
             "missed": [m.to_dict() for m in self.missed],
         }
-
-    def format_text(self) -> str:
-        from .text import table
-
-        out = ["static findings against the runtime:"]
-        if not self.joined:
-            out.append("  (no runtime-checkable finding: " + ", ".join(sorted(JOINED_CODES)) + ")")
-        else:
-            rows = []
-            for j in sorted(
-                self.joined, key=lambda j: (-VERDICT_RANK[j.verdict], j.finding.sort_key)
-            ):
-                f = j.finding
-                rows.append(
-                    [
-                        j.verdict,
-                        f.code,
-                        f"{short_path(f.path)}:{f.span.start.line}",
-                        ", ".join(j.targets) or "-",
-                        j.evidence if len(j.evidence) <= 110 else j.evidence[:107] + "...",
-                    ]
-                )
-            out.append(table(["verdict", "code", "where", "targets", "evidence"], rows))
-        out.append("")
-        if self.missed:
-            out.append("missed (overflow, inf/NaN or a raise with no finding on the line):")
-            rows = []
-            for m in self.missed:
-                scope = "" if m.in_linted_paths in (None, True) else " (outside the linted paths)"
-                rows.append(
-                    [
-                        f"{short_path(m.file)}:{m.line}",
-                        m.what,
-                        m.target,
-                        m.run,
-                        "; ".join(m.reasons) + scope,
-                    ]
-                )
-            out.append(table(["where", "op", "target", "run", "why"], rows))
-        else:
-            out.append(
-                "missed: none (every overflow, inf/NaN or raise seen has a finding on its line)"
-            )
-        return "\n".join(out)
 
 
 # -- source helpers ------------------------------------------------------------------------------

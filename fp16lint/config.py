@@ -9,9 +9,10 @@ wins. Every problem (malformed TOML, unknown key, wrong type, unknown code) is o
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from fp16lint.settings import Settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,25 +24,6 @@ CONFIG_NAMES = (".fp16lint.toml", "fp16lint.toml", "pyproject.toml")
 
 class ConfigError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class Settings:
-    select: tuple[str, ...] | None = None  # None: the rules enabled by default
-    extend_select: tuple[str, ...] = ()
-    ignore: tuple[str, ...] = ()
-    extend_ignore: tuple[str, ...] = ()
-    per_file_ignores: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    exclude: tuple[str, ...] = ()
-    extend_exclude: tuple[str, ...] = ()
-    respect_gitignore: bool = True
-    assume_fp16: bool = False
-    runtime: dict[str, Any] = field(default_factory=dict)
-    root: Path = field(default_factory=Path.cwd)  # folder of the config file (or cwd)
-    source: Path | None = None  # the config file read, if any
-
-    def with_overrides(self, **changes: Any) -> Settings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 _LIST_KEYS = {

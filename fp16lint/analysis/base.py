@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, ClassVar
 import libcst as cst
 
 if TYPE_CHECKING:
-    from fp16lint.engine import FileContext
+    from fp16lint.analysis.context import FileContext
 
 
 class Tracker:

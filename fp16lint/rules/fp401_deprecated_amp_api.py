@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from fp16lint.analysis.context import NodeEdit
 from fp16lint.analysis.guards import in_compat_fallback
 from fp16lint.analysis.names import dotted
 from fp16lint.data.deprecated_amp import DEPRECATED, DEPRECATED_MODULES, Replacement
-from fp16lint.engine import NodeEdit
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from fp16lint.analysis.context import span_of
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.findings import Applicability, Edit, Fix, Severity
-from fp16lint.project import span_of
 from fp16lint.rules.base import Invalid, Rule
 from fp16lint.rules.fp2xx_common import (
     INHERITANCE_PROJECT,

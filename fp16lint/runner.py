@@ -22,15 +22,17 @@ import libcst as cst
 import pathspec
 
 from fp16lint import fixes, notebook, source
+from fp16lint.analysis.context import FileSummary
 from fp16lint.cache import Cache, cache_dir
-from fp16lint.config import Settings, enabled_codes
+from fp16lint.config import enabled_codes
 from fp16lint.discovery import discover
-from fp16lint.engine import FILE_LEVEL, FileSummary, engine_finding, lint_source
+from fp16lint.engine import FILE_LEVEL, engine_finding, lint_source
 from fp16lint.findings import Finding
 from fp16lint.parsing import parse_module
 from fp16lint.project import ProjectResult, run_project
 from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR, all_rules
 from fp16lint.rules.base import Rule
+from fp16lint.settings import Settings
 
 MAX_FIX_ROUNDS = 10
 # libcst needs about 500 bytes of memory per byte of source and is slower than linear on huge

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from fp16lint.config import Settings, load_settings
+from fp16lint.config import load_settings
 from fp16lint.findings import Finding
 from fp16lint.runner import LintResult, Options
 from fp16lint.runner import lint_paths as _lint_paths
 from fp16lint.runner import lint_text as _lint_text
+from fp16lint.settings import Settings
 
 
 def lint_paths(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fp16lint import __version__
-from fp16lint.engine import FileSummary
+from fp16lint.analysis.context import FileSummary
 
 CACHE_DIR_ENV = "FP16LINT_CACHE_DIR"
 _FORMAT = 2

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import libcst as cst
 
 from fp16lint.analysis.constants import Constant
+from fp16lint.analysis.context import NodeEdit
 from fp16lint.analysis.sinks import ConstantSinks, Sink
-from fp16lint.engine import NodeEdit
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
 

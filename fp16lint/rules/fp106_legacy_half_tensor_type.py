@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import libcst as cst
 
+from fp16lint.analysis.context import NodeEdit
 from fp16lint.analysis.dtypes import LEGACY_TYPES, DType, string_value
 from fp16lint.analysis.names import dotted
-from fp16lint.engine import NodeEdit
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
 

@@ -9,6 +9,7 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.casts import CastFacts, CastSite, HfLoad, cast_of, hf_load_of, short_code
+from fp16lint.analysis.context import NodeEdit
 from fp16lint.analysis.dtypes import when_maybe
 from fp16lint.analysis.guards import follows_fp16_data
 from fp16lint.analysis.index import with_unsafe_contents
@@ -17,7 +18,6 @@ from fp16lint.analysis.requirements import lowest_version
 from fp16lint.analysis.tree import walk
 from fp16lint.data.hf_dtype_argument import DIFFUSERS_DTYPE_KEYWORD, TRANSFORMERS_DTYPE_SINCE
 from fp16lint.data.hf_keep_fp32 import DIFFUSERS_VERSION, TRANSFORMERS_VERSION
-from fp16lint.engine import NodeEdit
 from fp16lint.findings import Applicability, Finding, Severity
 from fp16lint.rules.base import Invalid, Rule
 
