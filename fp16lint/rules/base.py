@@ -90,10 +90,12 @@ class Rule:
         applicability: Applicability | None = None,
         related: Iterable[tuple[str, cst.CSTNode | None, str]] = (),
         severity: Severity | None = None,
+        help: str | None = None,
     ) -> None:
-        """Report ``message`` at ``node``; ``edits`` form the fix (``applicability`` default:
-        the rule's ``fix``). ``related`` items are (path, node-in-this-file or None, message).
-        ``severity`` overrides the rule's for a case the rule grades lower (FP108)."""
+        """Report ``message`` (one sentence: what is wrong) at ``node``; ``help`` says what to
+        do. ``edits`` form the fix (``applicability`` default: the rule's ``fix``).
+        ``related`` items are (path, node-in-this-file or None, message). ``severity``
+        overrides the rule's for a case the rule grades lower (FP108)."""
         self.ctx.report(
             self,
             node,
@@ -103,6 +105,7 @@ class Rule:
             applicability=applicability or self.fix,
             related=tuple(related),
             severity=severity,
+            help=help,
         )
 
     # Project-wide rules override this; it runs once, after every file is summarised.
