@@ -337,7 +337,7 @@ def _print_statistics(findings, unsafe: bool) -> None:
 @main.command("rules")
 @click.option("--output-format", type=click.Choice(("text", "json")), default="text")
 def rules_command(output_format: str) -> None:
-    """List every rule: code, name, severity, default, fix."""
+    """List every rule: code, name, severities (the usual one first), default, fix."""
     import json
 
     from fp16lint.docgen import rule_rows
@@ -349,7 +349,8 @@ def rules_command(output_format: str) -> None:
     for row in rows:
         default = "on" if row["default"] else "off"
         click.echo(
-            f"{row['code']}  {row['name']:<40} {row['severity']:<8} {default:<4} fix: {row['fix']}"
+            f"{row['code']}  {row['name']:<40} {'/'.join(row['severities']):<16} {default:<4} "
+            f"fix: {row['fix']}"
         )
 
 

@@ -247,3 +247,9 @@ def test_watch_lints_again_when_a_file_changes(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_rules_lists_every_severity_a_rule_reports():
+    rows = {line.split()[0]: line.split()[2] for line in run("rules").stdout.splitlines()}
+    assert rows["FP202"] == "warning/info" and rows["FP108"] == "error/warning"
+    assert rows["FP101"] == "warning"

@@ -49,6 +49,8 @@ class Rule:
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[Severity]
+    # Every severity the rule can report, when it grades findings (``rules`` lists them).
+    severities: ClassVar[tuple[Severity, ...]] = ()
     enabled_by_default: ClassVar[bool] = True
     fix: ClassVar[Applicability | None] = None  # the best fix the rule offers, if any
     # Substrings one of which a file must contain for this rule to find anything in it.
@@ -75,6 +77,12 @@ class Rule:
     @classmethod
     def url(cls) -> str:
         return DOCS_URL.format(code=cls.code)
+
+    @classmethod
+    def all_severities(cls) -> tuple[Severity, ...]:
+        """The rule's severity first, then the others it can report."""
+        others = sorted(set(cls.severities) - {cls.severity}, key=list(Severity).index)
+        return (cls.severity, *others)
 
     @classmethod
     def handler_names(cls) -> Iterable[str]:

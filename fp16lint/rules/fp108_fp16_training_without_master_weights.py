@@ -37,6 +37,7 @@ class Fp16TrainingWithoutMasterWeights(Rule):
     code = "FP108"
     name = "fp16-training-without-master-weights"
     severity = Severity.ERROR
+    severities = (Severity.ERROR, Severity.WARNING)  # warning: fp16 autocast without a scaler
     tokens = ("optim", "Ema", "EMA", "Averaged", "backward")
     requires = (ReceiverTracker, AutocastTracker, TrainingTracker, PipelineTracker)
 

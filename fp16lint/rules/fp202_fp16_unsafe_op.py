@@ -31,6 +31,7 @@ class Fp16UnsafeOp(Rule):
     code = "FP202"
     name = "fp16-unsafe-op"
     severity = Severity.WARNING
+    severities = tuple({risk.severity for risk in RISKS.values()})
     runtime_confirmable = "yes: overflow, inf/NaN and error at that line"
     requires = (ModelFacts,)
 
