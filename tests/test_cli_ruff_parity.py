@@ -253,3 +253,41 @@ def test_rules_lists_every_severity_a_rule_reports():
     rows = {line.split()[0]: line.split()[2] for line in run("rules").stdout.splitlines()}
     assert rows["FP202"] == "warning/info" and rows["FP108"] == "error/warning"
     assert rows["FP101"] == "warning"
+
+
+# --- messages in Ruff's form: one sentence, the advice in `help` ----------------------------
+def test_json_full_and_concise_carry_the_help():
+    write("a.py", BAD)
+    (item,) = json.loads(run("check", "a.py", "--output-format", "json").stdout)
+    assert item["message"] == (
+        "`torch.cuda.amp.autocast` is deprecated (FutureWarning since torch 2.4) and will be "
+        "removed."
+    )
+    assert item["help"] == 'Use `torch.amp.autocast("cuda", ...)`.'
+    assert item["fix"]["message"] == "Use `torch.amp.autocast`"
+    full = run("check", "a.py").stdout
+    assert '  = help: Use `torch.amp.autocast("cuda", ...)`.\n' in full
+    assert "  = fix: Use `torch.amp.autocast`\n" in full
+    concise = run("check", "a.py", "--output-format", "concise").stdout
+    assert "help" not in concise and "Use `torch.amp" not in concise
+
+
+def test_lsp_format_carries_the_help_in_data():
+    write("a.py", BAD)
+    (entry,) = json.loads(run("check", "a.py", "--output-format", "lsp").stdout)
+    (diagnostic,) = entry["diagnostics"]
+    assert diagnostic["message"].endswith("and will be removed.")
+    assert diagnostic["data"]["help"] == 'Use `torch.amp.autocast("cuda", ...)`.'
+
+
+@pytest.mark.parametrize("device", ["cuda", "cpu"])
+def test_from_torch_device_import_amp_names_the_deprecated_module(device):
+    write("a.py", f"from torch.{device} import amp\n\nwith amp.autocast():\n    pass\n")
+    out = run("check", "a.py", "--output-format", "concise").stdout.splitlines()
+    assert out[0] == (
+        f"a.py:1:6: FP401 [*] `torch.{device}.amp` is deprecated (FutureWarning since torch 2.4) "
+        "and will be removed."
+    )
+    assert "The fix comes with its import's" not in "\n".join(out)
+    full = run("check", "a.py").stdout
+    assert "The import's fix rewrites this call too." in full

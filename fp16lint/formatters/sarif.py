@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 from fp16lint import __version__
 from fp16lint.findings import Finding, Severity, Span
-from fp16lint.formatters import FormatContext, location, with_help
+from fp16lint.formatters import FormatContext, location
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFORMATION_URI = "https://github.com/fp16lint/fp16lint"
@@ -69,7 +69,7 @@ def _rules() -> list[dict[str, Any]]:
 
 
 def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
-    message = with_help(finding)
+    message = finding.message
     if finding.span.cell is not None:
         message = f"{location(finding.path, finding.span)}: {message}"
     result: dict[str, Any] = {

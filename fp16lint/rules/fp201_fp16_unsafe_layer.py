@@ -129,9 +129,9 @@ with torch.autocast("cuda", dtype=torch.float16):
                 cls,
                 layer.path,
                 list(layer.span),
-                f"{layer.label} runs in float16 because {reason.because()}: {risk.risk.what}; keep "
-                "it in float32, for example by running the model under `torch.autocast` "
-                "instead of casting it.",
+                f"{layer.label} runs in float16 because {reason.because()}: {risk.risk.what}.",
                 related=reason.related(),
+                help="Keep it in float32, for example by running the model under "
+                "`torch.autocast` instead of casting it.",
                 severity=risk.risk.severity,
             )

@@ -169,9 +169,9 @@ def forward(self, logits):
                 cls,
                 layer.path,
                 list(layer.span),
-                f"{layer.label} runs in float16 because {reason.because()}: {risk.what}; "
-                f"{hint(op.name)}.",
+                f"{layer.label} runs in float16 because {reason.because()}: {risk.what}.",
                 related=reason.related(),
+                help=hint(op.name),
                 severity=risk.severity,
             )
         for path, record, reason in op_sites(project, cls.code):
@@ -180,7 +180,8 @@ def forward(self, logits):
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` {where(record, reason)}: {what}; {hint(record['op'])}.",
+                f"`{record['text']}` {where(record, reason)}: {what}.",
                 related=reason.related() if reason else (),
+                help=hint(record["op"]),
                 severity=severity,
             )

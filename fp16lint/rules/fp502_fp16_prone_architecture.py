@@ -207,8 +207,9 @@ args = Seq2SeqTrainingArguments("out", bf16=True)
             entry = load.entry
             self.report(
                 load.call,
-                f"{entry.subject} is {how}, and {entry.cause}; {instead}.",
+                f"{entry.subject} is {how}, and {entry.cause}.",
                 related=[(self.ctx.path, node, note)] if node is not None else [],
+                help=f"{instead[0].upper()}{instead[1:]}.",
             )
 
     def _trigger(self, load: _Load, scope: _Scope):
