@@ -291,3 +291,15 @@ def test_from_torch_device_import_amp_names_the_deprecated_module(device):
     assert "The fix comes with its import's" not in "\n".join(out)
     full = run("check", "a.py").stdout
     assert "The import's fix rewrites this call too." in full
+
+
+@pytest.mark.parametrize("name", ["fp16lint.toml", ".fp16lint.toml"])
+def test_tool_header_in_fp16lint_toml_is_a_clear_error(name):
+    write(name, '[tool.fp16lint]\nselect = ["FP4"]\n')
+    write("a.py", BAD)
+    result = run("check", "a.py")
+    assert result.exit_code == 2
+    assert f"`{name}` takes top-level keys" in result.stderr
+    assert "belongs in pyproject.toml" in result.stderr
+    write(name, 'select = ["FP4"]\n')
+    assert run("check", "a.py").exit_code == 1

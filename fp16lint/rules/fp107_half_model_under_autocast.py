@@ -260,7 +260,7 @@ with torch.autocast("cuda", dtype=torch.float16):
         for cast in frame.casts:
             if cast.how != "cast":
                 continue
-            name = f"`{cast.key}`" if cast.key else "the model"
+            name = f"`{cast.key}`" if cast.key else "The model"
             when = when_maybe(cast.dtype)
             uses = [(c, r) for m, c, r in frame.autocast_calls if m.node is cast.node]
             steps = [c for m, c in frame.scaler_steps if m.node is cast.node]
