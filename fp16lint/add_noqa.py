@@ -25,8 +25,9 @@ _DIRECTIVE = "# noqa"
 
 def add_noqa_comments(
     paths: list[Path], settings: Settings, options: Options
-) -> tuple[int, list[str]]:
-    """Add the directives; returns how many lines got one and the errors met."""
+) -> tuple[int, list[str], list[str]]:
+    """Add the directives; returns how many lines got one, the errors met (a file that could
+    not be read or written) and warnings (lines that cannot take a comment)."""
     result = lint_paths(paths, settings, replace(options, fix=False, diff=False))
     wanted: dict[str, dict[int, set[str]]] = {}
     for finding in result.findings:
@@ -34,7 +35,7 @@ def add_noqa_comments(
             continue
         lines = wanted.setdefault(finding.path, {})
         lines.setdefault(finding.span.start.line, set()).add(finding.code)
-    added, errors = 0, list(result.errors)
+    added, errors, warnings = 0, list(result.errors), list(result.warnings)
     for path, lines in sorted(wanted.items()):
         try:
             original = source.read(Path(path))
@@ -43,7 +44,7 @@ def add_noqa_comments(
             continue
         text, count, skipped = with_noqa(original.text, lines)
         if skipped:
-            errors.append(
+            warnings.append(
                 f"{path}: lines {', '.join(map(str, skipped))} cannot take a comment "
                 "(inside a string or after a backslash); no directive added there"
             )
@@ -54,7 +55,7 @@ def add_noqa_comments(
             errors.append(f"{path}: {error}; no directive added")
         else:
             added += count
-    return added, errors
+    return added, errors, warnings
 
 
 def with_noqa(text: str, lines: dict[int, set[str]]) -> tuple[str, int, list[int]]:

@@ -6,7 +6,6 @@ Heavy modules (libcst, the rules, torch for ``runtime``) are imported inside the
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from dataclasses import dataclass
@@ -41,6 +40,8 @@ class _Fp16lintGroup(click.Group):
         if args and args[0] not in known and args[0] not in ("--help", "-h", "--version"):
             first = args[0]
             if first != "-" and not first.startswith("-") and not os.path.lexists(first):
+                import difflib
+
                 close = difflib.get_close_matches(first, known, n=1)
                 if close:
                     ctx.fail(f"unknown command `{first}` (did you mean `{close[0]}`?)")
@@ -145,9 +146,9 @@ def check(
     from fp16lint.config import ConfigError, load_settings, validate_codes
     from fp16lint.runner import Options
 
-    use_stdin = stdin_filename is not None or paths == (Path("-"),)
+    use_stdin = stdin_filename is not None or Path("-") in paths
     if use_stdin and (len(paths) > 1 or add_noqa or watch):
-        _fail("standard input is linted alone, without --add-noqa or --watch")
+        _fail("standard input (`-`) is linted alone, without other paths, --add-noqa or --watch")
     stdin_name = stdin_filename or "-"
     if use_stdin:
         targets = [Path(stdin_name).parent if stdin_filename else Path(".")]
@@ -175,9 +176,11 @@ def check(
     if add_noqa:
         from fp16lint.add_noqa import add_noqa_comments
 
-        added, errors = add_noqa_comments(targets, settings, options)
+        added, errors, warnings = add_noqa_comments(targets, settings, options)
         for message in errors:
             click.echo(f"error: {message}", err=True)
+        for message in warnings:
+            click.echo(f"warning: {message}", err=True)
         click.echo(f"Added {added} noqa directive{'s' if added != 1 else ''}.", err=True)
         sys.exit(EXIT_ERROR if errors else EXIT_CLEAN)
     if watch:
@@ -249,13 +252,10 @@ def _report(result, show: _Show, diff: bool, texts: dict[str, str] | None = None
         click.echo(f"warning: {message}", err=True)
     if diff:
         click.echo("".join(result.diffs), nl=False)
-        if result.fixed:
-            count = _plural(result.fixed, "finding")
-            click.echo(f"Would fix {count}.", err=True)
+        if show.show_fixes or result.fixed:
+            _print_fixed(result, show.show_fixes, err=True, would=True)
         elif not result.errors:
             click.echo("No fixes available.", err=True)
-        if show.show_fixes:
-            _print_fixed(result, True, err=True, would=True)
         return
     if result.errors and not result.findings and not result.files:
         return  # nothing was linted: `[]` or "All checks passed!" would say otherwise

@@ -303,3 +303,16 @@ def test_tool_header_in_fp16lint_toml_is_a_clear_error(name):
     assert "belongs in pyproject.toml" in result.stderr
     write(name, 'select = ["FP4"]\n')
     assert run("check", "a.py").exit_code == 1
+
+
+def test_diff_with_show_fixes_lists_what_would_be_fixed():
+    write("a.py", BAD)
+    result = run("check", "a.py", "--diff", "--show-fixes")
+    assert result.stdout.startswith("--- a.py\n")
+    assert "Would fix 1 finding:\n- a.py:\n" in result.stderr
+
+
+def test_stdin_with_other_paths_is_a_usage_error():
+    write("a.py", BAD)
+    result = run("check", "-", "a.py", stdin=BAD)
+    assert result.exit_code == 2 and "linted alone" in result.stderr
