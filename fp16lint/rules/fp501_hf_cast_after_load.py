@@ -180,9 +180,9 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
         when = when_maybe(site.dtype)
         if load.keep_in_fp32:
             kept = ", ".join(f"`{m}`" for m in load.keep_in_fp32)
-            lost = f"the modules it keeps in float32 ({kept})"
+            lost = f"its float32 modules ({kept})"
         else:
-            lost = "its `_keep_in_fp32_modules` (such as T5's `wo`)"
+            lost = "its float32 modules (`_keep_in_fp32_modules`)"
         advice = _ADVICE.format(name=name, keyword=self._dtype_keyword(load))
         return f"`{call}` casts a `from_pretrained` model to float16{when}, {lost} too.", advice
 
