@@ -70,6 +70,11 @@ def _read_table(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
     if path.name == "pyproject.toml":
         data = data.get("tool", {}).get("fp16lint", {})
+    elif isinstance(data.get("tool"), dict) and "fp16lint" in data["tool"]:
+        raise ConfigError(
+            f"{path}: `{path.name}` takes top-level keys (`select = [...]`); the "
+            "`[tool.fp16lint]` header belongs in pyproject.toml, remove it here"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: [tool.fp16lint] must be a table")
     return data

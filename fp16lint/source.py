@@ -8,6 +8,7 @@ characters they cover.
 from __future__ import annotations
 
 import codecs
+import difflib
 import os
 import re
 import tempfile
@@ -26,6 +27,10 @@ class Source:
     text: str
     encoding: str = "utf-8"
     bom: bool = False
+
+    def diff(self, path: str, text: str) -> str:
+        """A fixed ``text`` as a unified diff against this source."""
+        return unified_diff(path, self.text, text)
 
     def encode(self, text: str) -> bytes:
         data = text.encode(self.encoding)
@@ -84,3 +89,17 @@ def write_atomic(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def unified_diff(name: str, before: str, after: str) -> str:
+    """``before`` to ``after`` as a unified diff with ``name`` in both headers; a last line
+    without a newline is marked as ``diff`` and ``patch`` expect."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), name, name
+    )
+    out = []
+    for line in lines:
+        out.append(
+            line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
+        )
+    return "".join(out)

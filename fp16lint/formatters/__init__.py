@@ -29,6 +29,10 @@ class FormatContext:
     unsafe_fixes: bool = False
     _lines: dict[str, list[str]] = field(default_factory=dict)
 
+    def use_text(self, path: str, text: str) -> None:
+        """Take ``path``'s lines from ``text`` (standard input, an editor buffer), not the disk."""
+        self._lines[path] = split_lines(text)
+
     def source_line(self, path: str, line: int, cell: int | None = None) -> str | None:
         """The text of ``line`` in ``path`` (or in its notebook ``cell``), read lazily once per
         file, or None."""
@@ -47,6 +51,11 @@ class FormatContext:
                 self._lines[key] = []
         lines = self._lines[key]
         return lines[line - 1] if 0 < line <= len(lines) else None
+
+
+def with_help(finding: Finding) -> str:
+    """The message and its help as one text, for formats with a single text field."""
+    return f"{finding.message} {finding.help}" if finding.help else finding.message
 
 
 def location(path: str, span: Span) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fp16lint.findings import Finding, Severity
-from fp16lint.formatters import FormatContext, location
+from fp16lint.formatters import FormatContext, location, with_help
 
 _SEVERITY = {Severity.ERROR: "major", Severity.WARNING: "minor", Severity.INFO: "info"}
 
@@ -27,7 +27,7 @@ def format_gitlab(findings: list[Finding], ctx: FormatContext) -> str:
         fingerprint = hashlib.sha256(f"{base}\0{seen[base]}".encode()).hexdigest()
         seen[base] += 1
         span = finding.span
-        description = f"{finding.code} {finding.message}"
+        description = f"{finding.code} {with_help(finding)}"
         if span.cell is None:
             lines = {"begin": span.start.line, "end": span.end.line}
         else:  # notebook: GitLab's lines are the file's, so point at the file and name the cell

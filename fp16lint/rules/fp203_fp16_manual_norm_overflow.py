@@ -147,11 +147,11 @@ def forward(self, x):
     def check_project(cls, project, report) -> None:
         for path, record, reason in op_sites(project, cls.code):
             fix = None
-            suggestion = "upcast with `.float()` before squaring"
+            suggestion = "Upcast with `.float()` before squaring"
             if "fix" in record:
                 span, text = record["fix"]
                 fix = Fix("Square in float32", Applicability.UNSAFE, (Edit(span_of(span), text),))
-                suggestion = f"square in float32 (`{record['fixed']}`)"
+                suggestion = f"Square in float32 (`{record['fixed']}`)"
             if reason is not None:
                 context = f" in {place(record)} (float16 because {reason.because()})"
             else:
@@ -160,9 +160,9 @@ def forward(self, x):
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` squares float16 values{context}: once |x| reaches 255.97 the "
-                "square is inf, and a norm built on it divides by inf and silently turns the "
-                f"row into zeros; {suggestion} and cast the result back.",
+                f"`{record['text']}` squares float16 values{context}: inf once |x| reaches 255.97, "
+                "and the norm turns the row into zeros.",
                 related=reason.related() if reason else (),
+                help=f"{suggestion} and cast the result back.",
                 fix=fix,
             )

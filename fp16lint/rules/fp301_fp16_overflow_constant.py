@@ -249,7 +249,8 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is outside float16's range (±65504): "
-                f"{outcome(sink, self.ctx.code)}; use `{finfo}`.",
+                f"{outcome(sink, self.ctx.code)}.",
+                help=f"Use `{finfo}`.",
                 edits=fix_edits(self, sink),
                 fix_message=f"Use `{finfo}`",
                 related=related(self, constant),

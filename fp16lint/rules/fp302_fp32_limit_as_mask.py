@@ -146,7 +146,8 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is {constant.limit.value}'s limit, outside "
-                f"float16's range (±65504): {outcome(sink, self.ctx.code)}; use `{finfo}`.",
+                f"float16's range (±65504): {outcome(sink, self.ctx.code)}.",
+                help=f"Use `{finfo}`.",
                 edits=fix_edits(self, sink),
                 fix_message=f"Use `{finfo}`",
                 applicability=Applicability.SAFE if safe else Applicability.UNSAFE,

@@ -29,13 +29,17 @@ class _ImportGroup:
     uses: list[tuple[cst.CSTNode, str | None]] = field(default_factory=list)  # node, new text
 
 
-def _message(old: str, rep: Replacement) -> str:
+def _message(old: str, rep: Replacement) -> tuple[str, str]:
+    """The message and the help of a deprecated call."""
     new = rep.new
     if rep.kind == "decorator":
         call = f'`{new}(device_type="{rep.device}")`'
     else:
         call = f'`{new}("{rep.device}", ...)`'
-    return f"`{old}` is deprecated (FutureWarning since torch 2.4) and will be removed; use {call}."
+    return (
+        f"`{old}` is deprecated (FutureWarning since torch 2.4) and will be removed.",
+        f"Use {call}.",
+    )
 
 
 class DeprecatedAmpApi(Rule):
@@ -222,17 +226,18 @@ with autocast("cuda", dtype=torch.float16):
             return
         if in_compat_fallback(self.ctx.stack):
             return
-        message = _message(old, rep)
+        message, help_text = _message(old, rep)
         group = self._group_of(func)
         if group is not None:
             new_text = self._rewrite(node, self.ctx.code(func), rep, is_call)
             group.uses.append((node, new_text))
-            self.report(node, f"{message} The fix comes with its import's.")
+            help_text += " The import's fix rewrites this call too."
+            self.report(node, message, help=help_text)
             return
         new_func = self._new_func_text(func, rep)
         new_text = self._rewrite(node, new_func, rep, is_call) if new_func else None
         edits = [NodeEdit(node, new_text)] if new_text is not None else []
-        self.report(node, message, edits=edits, fix_message=f"Use `{rep.new}`")
+        self.report(node, message, edits=edits, fix_message=f"Use `{rep.new}`", help=help_text)
 
     def _group_of(self, func: cst.BaseExpression) -> _ImportGroup | None:
         base = func
@@ -303,10 +308,12 @@ with autocast("cuda", dtype=torch.float16):
             }
         edits = [group.module_edit, *(NodeEdit(n, t) for n, t in group.uses)] if fixable else []
         hint = "" if fixable else " (some uses cannot be rewritten automatically)"
+        deprecated = old if old.endswith(".amp") else f"{old}.amp"  # `from torch.cuda import amp`
         self.report(
             group.node.module,
-            f"`{old}` is deprecated (FutureWarning since torch 2.4); import from `torch.amp` "
-            f'and pass the device ("{group.device}") to each call{hint}.',
+            f"`{deprecated}` is deprecated (FutureWarning since torch 2.4) and will be removed.",
+            help=f'Import from `torch.amp` and pass the device ("{group.device}") to each '
+            f"call{hint}.",
             edits=edits,
             fix_message="Import from `torch.amp` and pass the device",
         )
