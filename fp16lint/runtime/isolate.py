@@ -42,6 +42,8 @@ from .targets import TargetSpec
 
 #: seconds for each step (importing a target's modules, checking one target); 0: no limit
 DEFAULT_TIMEOUT = 600.0
+#: seconds for the child to start (import torch, check the devices), whatever ``timeout`` says
+START_TIMEOUT = 600.0
 #: lines of a step's captured output relayed to stderr (the last ones: tracebacks end there)
 RELAY_LINES = 40
 
@@ -175,7 +177,7 @@ class ChildRunner:
     def wait_setup(self) -> None:
         """Raise :class:`SetupError` when the devices are unknown or unavailable."""
         try:
-            status, value = self._wait("the runtime's start-up")
+            status, value = self._wait("the runtime's start-up", START_TIMEOUT)
         except _StepFailed as exc:
             raise SetupError(f"the process that runs the targets failed: {exc.message}") from exc
         if status != "ok":
@@ -259,10 +261,11 @@ class ChildRunner:
         with contextlib.suppress(OSError):  # a dead child shows as the end of its replies
             _send(self._proc.stdin, message)
 
-    def _wait(self, label: str) -> tuple[str, Any]:
+    def _wait(self, label: str, timeout: float | None = None) -> tuple[str, Any]:
         assert self._proc is not None
+        timeout = timeout or self.timeout
         try:
-            reply = self._replies.get(timeout=self.timeout)
+            reply = self._replies.get(timeout=timeout)
         except queue.Empty:
             self._kill(self._proc)
             self._pending = False
@@ -270,8 +273,9 @@ class ChildRunner:
             self.close()
             raise _StepFailed(
                 "timeout",
-                f"no result after {self.timeout:g} s (--timeout): the process running it was "
-                "stopped",
+                f"no result after {timeout:g} s"
+                + (" (--timeout)" if timeout == self.timeout else "")
+                + ": the process running it was stopped",
             ) from None
         if reply is None:
             code = self._proc.wait()
@@ -415,7 +419,8 @@ class _Server:
                 broken = True
             if broken:
                 os.dup2(self.capture, fd)
-                setattr(sys, name, open(fd, "w", closefd=False, errors="backslashreplace"))  # noqa: SIM115
+                stream = open(fd, "w", buffering=1, closefd=False, errors="backslashreplace")  # noqa: SIM115
+                setattr(sys, name, stream)
             with contextlib.suppress(Exception):
                 getattr(sys, name).flush()
 
@@ -428,6 +433,8 @@ def child_main() -> None:
     os.dup2(null, 0)
     os.close(null)
     os.dup2(2, 1)  # a target's prints go to the capture, never into the protocol
+    for stream in (sys.stdout, sys.stderr):  # in the order they were printed
+        stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     server = _Server(os.dup(2))
     while (message := _receive(requests)) is not None and message[0] != "stop":
         try:
