@@ -23,6 +23,7 @@ under the step's name.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import pickle
@@ -87,8 +88,25 @@ class _StepFailed(Exception):
 # -- framing ------------------------------------------------------------------------------------
 
 
+class _PlainPickler(pickle.Pickler):
+    """Pickles str/int/float subclasses as the plain type: ``torch.__version__`` is a
+    ``TorchVersion``, and unpickling one would import torch in the parent."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        for base in (str, int, float):
+            if isinstance(obj, base) and type(obj) is not base and type(obj) is not bool:
+                return base, (base(obj),)
+        return NotImplemented
+
+
+def _dumps(message: Any) -> bytes:
+    buffer = io.BytesIO()
+    _PlainPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(message)
+    return buffer.getvalue()
+
+
 def _send(stream: IO[bytes], message: Any) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    data = _dumps(message)
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
 
@@ -439,10 +457,12 @@ def child_main() -> None:
     while (message := _receive(requests)) is not None and message[0] != "stop":
         try:
             reply = server.handle(message)
-            data = pickle.dumps(reply, protocol=pickle.HIGHEST_PROTOCOL)
+            data = _dumps(reply)
         except BaseException as exc:  # reported, the parent decides
             reply = ("error", _describe(exc)[1])
-            data = pickle.dumps(reply)
+            data = _dumps(reply)
         server.repair_stdio()
         replies.write(_HEADER.pack(len(data)) + data)
         replies.flush()
+    # skip the interpreter's tear-down (about 2 s with torch loaded): nothing is left to save
+    os._exit(0)

@@ -200,15 +200,24 @@ def test_config_tables_are_checked_without_running_anything():
             timeout_from_table({"timeout": bad})
 
 
+# the console script's start, plus a word at exit on whether this process imported torch
+CONSOLE = (
+    "import atexit, sys; sys.path[:] = [p for p in sys.path if p]; "  # no '': as the script
+    "atexit.register(lambda: print('torch in parent:', 'torch' in sys.modules, file=sys.stderr)); "
+    "from fp16lint.cli import main; sys.argv[0] = 'fp16lint'; main()"
+)
+
+
 def test_the_static_pass_never_runs_a_project_module(tmp_path):
-    """`fp16lint runtime PATHS` lints without the project on sys.path; only the child that runs
-    the targets adds it, after torch and the runtime are imported."""
+    """`fp16lint runtime PATHS` lints without the project on sys.path and without torch; only
+    the child that runs the targets adds the project, after torch and the runtime are imported."""
     (tmp_path / "models.py").write_text(MODELS)
     plant = 'from pathlib import Path\nPath(__file__).with_name("IMPORTED-" + __name__).touch()\n'
     for shadow in ("libcst", "pathspec", "click", "torch", "fp16lint"):
         (tmp_path / f"{shadow}.py").write_text(plant)
+    args = ["runtime", ".", "--target", "models:make_model", "--output-format", "json"]
     out = subprocess.run(
-        [str(FP16LINT), "runtime", ".", "--target", "models:make_model", "--output-format", "json"],
+        [sys.executable, "-c", CONSOLE, *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -220,6 +229,7 @@ def test_the_static_pass_never_runs_a_project_module(tmp_path):
     data = json.loads(out.stdout)
     assert data["targets"][0]["error"] is None
     assert data["join"] is not None  # the static pass ran
+    assert out.stderr.strip().splitlines()[-1] == "torch in parent: False"
 
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")
