@@ -12,6 +12,7 @@ interrupted (Ctrl-C). Errors of one target do not stop the others.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -22,6 +23,8 @@ from typing import Any, TextIO
 import click
 
 from fp16lint.findings import Finding
+
+from .targets import SEED_MAX, SEED_MIN
 
 EXIT_OK, EXIT_CONFIRMED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -227,7 +230,7 @@ def run_runtime(
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(SEED_MIN, SEED_MAX),
     default=None,
     help="Seed for the factory, the inputs and every run (default 0).",
 )
@@ -269,6 +272,8 @@ def runtime_command(
         raise click.UsageError("give one --inputs for all targets or one per --target")
     if inputs and not targets:
         raise click.UsageError("--inputs needs --target")
+    if timeout is not None and math.isnan(timeout):
+        raise click.BadParameter("not a number of seconds", param_hint="--timeout")
     try:
         settings = load_settings(None, Path(paths[0]) if paths else Path("."))
     except ConfigError as exc:

@@ -79,6 +79,11 @@ def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") 
                     f"[tool.fp16lint.runtime] targets[{i}]: {key} must be {what} "
                     f"({key} = {example}), not {value!r}"
                 )
+        if "seed" in item and not SEED_MIN <= item["seed"] <= SEED_MAX:
+            raise TargetSpecError(
+                f"[tool.fp16lint.runtime] targets[{i}]: seed must be within "
+                f"[{SEED_MIN}, {SEED_MAX}] (torch.manual_seed's range), not {item['seed']}"
+            )
         out.append(
             TargetSpec(
                 factory=item["factory"],
@@ -91,6 +96,9 @@ def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") 
         )
     return out
 
+
+#: the seeds torch.manual_seed accepts
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 
 # each target key's type, with an example for the message
 _KEY_TYPES: dict[str, tuple[type, str]] = {

@@ -55,6 +55,11 @@ def closes_stdout():
     sys.stdout.close()
     return make_model()
 
+def spawns_thread():  # in-process, a non-daemon thread kept the run from ever exiting
+    import threading
+    threading.Thread(target=time.sleep, args=(10**6,)).start()
+    return make_model()
+
 def chatty():
     print("hello from the target")
     print("and to stderr", file=sys.stderr)
@@ -98,6 +103,7 @@ def config(project: Path, targets: list[str], extra: str = "") -> None:
 def test_a_target_that_exits_hangs_or_prints_costs_only_itself(project):
     # the timeout from the config key; hang and os._exit each cost a fresh child
     names = ["make_model", "exit0", "exit3", "os_exit0", "interrupt", "closes_stdout", "chatty"]
+    names.append("spawns_thread")
     config(project, [*names, "hang", "marked"], extra="timeout = 3")
     t0 = time.monotonic()
     res = invoke("--output-format", "json")
@@ -106,7 +112,7 @@ def test_a_target_that_exits_hangs_or_prints_costs_only_itself(project):
     data = json.loads(res.stdout)  # nothing a target printed is in it
     by_name = {t["name"]: t for t in data["targets"]}
     assert list(by_name) == [*names, "hang", "marked"]
-    for ok in ("make_model", "closes_stdout", "chatty", "marked"):
+    for ok in ("make_model", "closes_stdout", "chatty", "spawns_thread", "marked"):
         assert by_name[ok]["error"] is None, by_name[ok]
     kinds = {n: (t["error_kind"], t["error"]) for n, t in by_name.items() if t["error"]}
     assert kinds["exit0"] == ("exit", "it raised SystemExit(0) (sys.exit): a target must return")
@@ -117,6 +123,21 @@ def test_a_target_that_exits_hangs_or_prints_costs_only_itself(project):
     # the target's output is on stderr, under its name
     assert "output of chatty:\n  | hello from the target\n  | and to stderr" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", str(2**64)], "'--seed': 18446744073709551616 is not in the range"),
+        (["--timeout", "-1"], "'--timeout': -1.0 is not in the range x>=0"),
+        (["--timeout", "nan"], "--timeout: not a number of seconds"),
+    ],
+)
+def test_bad_option_values_are_usage_errors(project, args, message):
+    res = CliRunner().invoke(runtime_command, ["--target", "models:marked", *args])
+    assert res.exit_code == 2
+    assert message in res.output
+    assert not (project / "TARGET-RAN").exists()
 
 
 def test_timeout_option_overrides_the_config(project):
@@ -175,6 +196,7 @@ def test_unknown_or_unavailable_devices_are_named(device, message):
         ("inputs = 5", 'inputs must be a string (inputs = "pkg.mod:example_inputs"), not 5'),
         ("device = 5", 'device must be a string (device = "cpu"), not 5'),
         ('device = "bogus"', "unknown device 'bogus'"),
+        ("seed = 18446744073709551616", "seed must be within [-9223372036854775808, 1844"),
     ],
 )
 def test_config_values_of_the_wrong_type_exit_2(project, item, message):
