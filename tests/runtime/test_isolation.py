@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -50,6 +51,10 @@ def os_exit0():
 
 def interrupt():
     raise KeyboardInterrupt
+
+def crash():  # what a native crash looks like from outside
+    import signal
+    os.kill(os.getpid(), signal.SIGSEGV)
 
 def closes_stdout():
     sys.stdout.close()
@@ -104,6 +109,8 @@ def test_a_target_that_exits_hangs_or_prints_costs_only_itself(project):
     # the timeout from the config key; hang and os._exit each cost a fresh child
     names = ["make_model", "exit0", "exit3", "os_exit0", "interrupt", "closes_stdout", "chatty"]
     names.append("spawns_thread")
+    if os.name == "posix":
+        names.append("crash")
     config(project, [*names, "hang", "marked"], extra="timeout = 3")
     t0 = time.monotonic()
     res = invoke("--output-format", "json")
@@ -120,6 +127,8 @@ def test_a_target_that_exits_hangs_or_prints_costs_only_itself(project):
     assert kinds["os_exit0"][0] == "exit" and "exit code 0" in kinds["os_exit0"][1]
     assert kinds["interrupt"] == ("interrupt", "it raised KeyboardInterrupt")
     assert kinds["hang"][0] == "timeout" and "no result after 3 s" in kinds["hang"][1]
+    if os.name == "posix":
+        assert kinds["crash"][0] == "crash" and "(SIGSEGV)" in kinds["crash"][1]
     # the target's output is on stderr, under its name
     assert "output of chatty:\n  | hello from the target\n  | and to stderr" in res.stderr
     assert "Traceback" not in res.stderr
@@ -256,27 +265,29 @@ def test_the_static_pass_never_runs_a_project_module(tmp_path):
 
 @pytest.mark.skipif(os.name != "posix", reason="signals")
 def test_ctrl_c_stops_the_run_and_its_child(project):
-    config(project, ["hang"])
+    """Ctrl-C while a target runs: exit 130 with one line, and its child is gone."""
+    config(project, ["hang", "make_model"])
     proc = subprocess.Popen(
         [str(FP16LINT), "runtime", "--timeout", "0"],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
     )
+    seen = b""
     try:
-        time.sleep(0.5)
         deadline = time.monotonic() + 120
-        children: list[int] = []
-        while not children and time.monotonic() < deadline:
-            time.sleep(0.2)
-            children = _children(proc.pid)
-        assert children, "no child process started"
-        time.sleep(1)  # let it reach the target
+        while b"0/2 hang: running" not in seen and time.monotonic() < deadline:
+            if select.select([proc.stderr], [], [], 1)[0]:
+                seen += os.read(proc.stderr.fileno(), 4096)
+        assert b"0/2 hang: running" in seen, seen
+        children = _children(proc.pid)
+        assert children, "no child process"
+        time.sleep(0.5)  # inside the forward pass
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        _, rest = proc.communicate(timeout=60)
     finally:
         proc.kill()
+    err = (seen + rest).decode()
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == "fp16lint runtime: interrupted"
     assert "Traceback" not in err
