@@ -88,6 +88,10 @@ class _StepFailed(Exception):
 # -- framing ------------------------------------------------------------------------------------
 
 
+def _short(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
 class _PlainPickler(pickle.Pickler):
     """Pickles str/int/float subclasses as the plain type: ``torch.__version__`` is a
     ``TorchVersion``, and unpickling one would import torch in the parent."""
@@ -105,22 +109,19 @@ def _dumps(message: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _send(stream: IO[bytes], message: Any) -> None:
-    data = _dumps(message)
+def _send(stream: IO[bytes], data: bytes) -> None:
     stream.write(_HEADER.pack(len(data)) + data)
     stream.flush()
 
 
-def _receive(stream: IO[bytes]) -> Any:
-    """The next message, or None at end of stream."""
+def _receive(stream: IO[bytes]) -> bytes | None:
+    """The next message's bytes, or None at end of stream."""
     head = stream.read(_HEADER.size)
     if len(head) < _HEADER.size:
         return None
     (size,) = _HEADER.unpack(head)
     data = stream.read(size)
-    if len(data) < size:
-        return None
-    return pickle.loads(data)  # our own child, started by us
+    return data if len(data) == size else None
 
 
 # -- parent -------------------------------------------------------------------------------------
@@ -209,7 +210,7 @@ class ChildRunner:
                 self._pending = False
             elif proc.poll() is None:
                 with contextlib.suppress(OSError):
-                    _send(proc.stdin, ("stop",))  # type: ignore[arg-type]
+                    _send(proc.stdin, _dumps(("stop",)))  # type: ignore[arg-type]
                 try:
                     proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
@@ -277,7 +278,7 @@ class ChildRunner:
         assert self._proc is not None and self._proc.stdin is not None
         self._pending = True
         with contextlib.suppress(OSError):  # a dead child shows as the end of its replies
-            _send(self._proc.stdin, message)
+            _send(self._proc.stdin, _dumps(message))
 
     def _wait(self, label: str, timeout: float | None = None) -> tuple[str, Any]:
         assert self._proc is not None
@@ -296,7 +297,11 @@ class ChildRunner:
                 + ": the process running it was stopped",
             ) from None
         if reply is None:
-            code = self._proc.wait()
+            try:
+                code = self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:  # alive, but its replies are gone
+                self._kill(self._proc)
+                code = self._proc.returncode
             self._pending = False
             self._relay(label)
             self.close()
@@ -308,9 +313,12 @@ class ChildRunner:
     @staticmethod
     def _read_replies(stream: IO[bytes], replies: queue.Queue[Any]) -> None:
         try:
-            while (message := _receive(stream)) is not None:
-                replies.put(message)
-        except Exception:  # a broken stream is the end of the replies
+            while (data := _receive(stream)) is not None:
+                try:
+                    replies.put(pickle.loads(data))  # our own child, started by us
+                except Exception as exc:  # a report this process cannot rebuild
+                    replies.put(("error", f"its result could not be read: {_short(exc)}"))
+        except OSError:  # a broken stream is the end of the replies
             pass
         replies.put(None)
 
@@ -346,7 +354,7 @@ def _describe(exc: BaseException) -> tuple[str, str]:
         return "exit", f"it raised SystemExit({exc.code!r}) (sys.exit): a target must return"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupt", "it raised KeyboardInterrupt"
-    return "internal", f"unexpected error: {type(exc).__name__}: {exc}"
+    return "internal", f"unexpected error: {_short(exc)}"
 
 
 class _Server:
@@ -454,7 +462,10 @@ def child_main() -> None:
     for stream in (sys.stdout, sys.stderr):  # in the order they were printed
         stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     server = _Server(os.dup(2))
-    while (message := _receive(requests)) is not None and message[0] != "stop":
+    while (data := _receive(requests)) is not None:
+        message = pickle.loads(data)  # from the parent that started us
+        if message[0] == "stop":
+            break
         try:
             reply = server.handle(message)
             data = _dumps(reply)
@@ -462,7 +473,6 @@ def child_main() -> None:
             reply = ("error", _describe(exc)[1])
             data = _dumps(reply)
         server.repair_stdio()
-        replies.write(_HEADER.pack(len(data)) + data)
-        replies.flush()
+        _send(replies, data)
     # skip the interpreter's tear-down (about 2 s with torch loaded): nothing is left to save
     os._exit(0)

@@ -308,3 +308,21 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
     except OSError:
         return True
+
+
+def test_a_result_the_parent_cannot_read_is_an_error_not_a_hang():
+    import io
+    import pickle
+    import queue
+
+    from fp16lint.runtime.isolate import _HEADER, ChildRunner
+
+    good = pickle.dumps(("ok", None))
+    bad = b"not a pickle"
+    stream = io.BytesIO(b"".join(_HEADER.pack(len(d)) + d for d in (good, bad, good)))
+    replies: queue.Queue = queue.Queue()
+    ChildRunner._read_replies(stream, replies)
+    got = [replies.get_nowait() for _ in range(4)]
+    assert got[0] == got[2] == ("ok", None)
+    assert got[1][0] == "error" and got[1][1].startswith("its result could not be read: ")
+    assert got[3] is None  # end of the stream
