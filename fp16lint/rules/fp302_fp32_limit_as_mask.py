@@ -77,12 +77,21 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
         "    return x.masked_fill(mask, torch.finfo(dtype).min)\n",
     )
     invalid = (
+        # Filled into the scores, then softmax: the tensor's own limit.
+        Invalid(
+            "import torch\ndef f(scores, mask):\n"
+            "    return torch.softmax(scores.masked_fill(mask, torch.finfo(torch.float32).min), -1)\n",
+            (("FP302", 3),),
+            fixed="import torch\ndef f(scores, mask):\n"
+            "    return torch.softmax(scores.masked_fill(mask, torch.finfo(scores.dtype).min), -1)\n",
+        ),
+        # Returned (perhaps added to scores later): -1e4 in float16, unchanged otherwise.
         Invalid(
             "import torch\ndef f(scores, mask):\n"
             "    return scores.masked_fill(mask, torch.finfo(torch.float32).min)\n",
             (("FP302", 3),),
-            fixed="import torch\ndef f(scores, mask):\n"
-            "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+            fixed="import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, "
+            "-1e4 if scores.dtype == torch.float16 else torch.finfo(torch.float32).min)\n",
         ),
         # Another spelling of float32, through a module constant.
         Invalid(
@@ -90,7 +99,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             "    return th.where(mask, MASK, scores)\n",
             (("FP302", 5),),
             fixed="import torch as th\nMASK = th.finfo(th.float).min\n\ndef f(scores, mask):\n"
-            "    return th.where(mask, th.finfo(scores.dtype).min, scores)\n",
+            "    return th.where(mask, -1e4 if scores.dtype == th.float16 else MASK, scores)\n",
         ),
         # numpy's and sys's limits: the value changes for float32, so the fix is unsafe.
         Invalid(
@@ -98,14 +107,16 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             "    return scores.masked_fill(mask, np.finfo(np.float32).min)\n",
             (("FP302", 4),),
             fixed="import numpy as np\nimport torch\ndef f(scores, mask):\n"
-            "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+            "    return scores.masked_fill(mask, -1e4 if scores.dtype == torch.float16 "
+            "else np.finfo(np.float32).min)\n",
         ),
         Invalid(
             "import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
             "    logits[:, banned] = -sys.float_info.max\n",
             (("FP302", 4),),
             fixed="import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
-            "    logits[:, banned] = torch.finfo(logits.dtype).min\n",
+            "    logits[:, banned] = -1e4 if logits.dtype == torch.float16 "
+            "else -sys.float_info.max\n",
         ),
         # An additive mask built from the limit: silent -inf, no automatic fix.
         Invalid(
@@ -125,7 +136,8 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             "    def __init__(self, fill=torch.finfo(torch.float32).min):\n"
             "        super().__init__()\n        self.fill = fill\n\n"
             "    def forward(self, scores, mask):\n"
-            "        return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+            "        return scores.masked_fill(mask, -1e4 if scores.dtype == torch.float16 "
+            "else self.fill)\n",
         ),
         # Kept as a 0-dim mask buffer.
         Invalid(
