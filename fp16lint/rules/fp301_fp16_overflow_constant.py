@@ -125,13 +125,28 @@ scores = scores.masked_fill(mask == 0, -1e9)
 """
     use_instead = """\
 scores = torch.matmul(q, k.transpose(-1, -2))
-scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
+scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)  # then softmax(scores)
+# a mask added to the scores later needs a value that survives the addition in float16:
+attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 else -1e9)
 """
     fix_docs = (
-        "Unsafe: replaces the constant with `torch.finfo(<tensor>.dtype).min` (or `.max`) when "
-        "the tensor written into is a plain name or attribute. In float32 the value changes "
-        "from the constant to float32's limit, which is why the fix is not safe; the mask "
-        "still does its job in every dtype."
+        "Unsafe, when the tensor written into is a plain name or attribute; the value depends "
+        "on how that tensor is used (fp16lint/data/mask_fills.py, checked by "
+        "tests/facts/test_mask_fills.py):\n\n"
+        "- *fill-then-softmax*: the scores themselves are filled and then go to a softmax "
+        "(`scores = scores.masked_fill(m, -1e9)` ... `scores.softmax(-1)`): "
+        "`torch.finfo(scores.dtype).min`. Nothing is added to it, so it masks in every dtype "
+        "and a fully masked row comes out uniform. In float32 the value changes from the "
+        "constant to float32's limit.\n"
+        "- *additive*: the result is added to the scores later (`scores + attn_mask`, "
+        "`attn_weights += attn_mask`, `attn_mask=` of `scaled_dot_product_attention`), or its "
+        "use is not seen in the function (returned, stored): "
+        "`-1e4 if attn_mask.dtype == torch.float16 else -1e8` (the original constant "
+        "outside float16). `finfo(float16).min` would be wrong here: plus any score below -16 "
+        "it rounds to `-inf`, and a fully masked row becomes NaN; `-1e4` stays finite for "
+        "scores above -55504 and still gives masked places weight 0.\n"
+        "- `clamp` bounds and positive values: `torch.finfo(<tensor>.dtype).min`/`.max`.\n\n"
+        "Arithmetic masks (`(1.0 - mask) * -1e9`) are not fixed automatically."
     )
     references = ("https://pytorch.org/docs/stable/type_info.html#torch.finfo",)
     runtime_confirmable = "yes"
@@ -291,12 +306,13 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
                 continue  # a dtype's limit: FP302
             if not (constant.overflows_fill if sink.raises else constant.overflows):
                 continue
-            finfo = finfo_text(sink, self.ctx.code)
+            edits = fix_edits(self, sink)
+            finfo = edits[0].content if edits else finfo_text(sink, self.ctx.code)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is outside float16's range (±65504): "
                 f"{outcome(sink, self.ctx.code)}; use `{finfo}`.",
-                edits=fix_edits(self, sink),
+                edits=edits,
                 fix_message=f"Use `{finfo}`",
                 related=related(self, constant),
             )

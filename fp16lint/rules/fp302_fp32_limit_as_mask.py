@@ -50,9 +50,13 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
 """
     fix_docs = (
         "Safe for a float32 limit written by a fill, `torch.where`, `clamp` or assignment into "
-        "a tensor that is a plain name or attribute: `torch.finfo(<tensor>.dtype).min` is the "
-        "same number for float32 tensors. Unsafe for float64 and bfloat16 limits (the value "
-        "changes for float32 tensors). Arithmetic masks are not fixed automatically."
+        "a tensor that is a plain name or attribute: the value written is the same number for "
+        "float32 tensors. As FP301's fix, it is `torch.finfo(<tensor>.dtype).min` when the "
+        "tensor is filled and then goes to a softmax, and "
+        "`-1e4 if <tensor>.dtype == torch.float16 else <the limit>` when it is added to the "
+        "scores later or its use is not seen (`finfo(float16).min` plus a score below -16 "
+        "is `-inf`). Unsafe for float64 and bfloat16 limits (the value may change for "
+        "float32 tensors). Arithmetic masks are not fixed automatically."
     )
     references = ("https://pytorch.org/docs/stable/type_info.html#torch.finfo",)
     runtime_confirmable = "yes"
@@ -153,13 +157,14 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             constant = sink.constant
             if constant.limit is None:
                 continue
-            finfo = finfo_text(sink, self.ctx.code)
+            edits = fix_edits(self, sink)
+            finfo = edits[0].content if edits else finfo_text(sink, self.ctx.code)
             safe = constant.limit is DType.FP32
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is {constant.limit.value}'s limit, outside "
                 f"float16's range (±65504): {outcome(sink, self.ctx.code)}; use `{finfo}`.",
-                edits=fix_edits(self, sink),
+                edits=edits,
                 fix_message=f"Use `{finfo}`",
                 applicability=Applicability.SAFE if safe else Applicability.UNSAFE,
                 related=related(self, constant),
