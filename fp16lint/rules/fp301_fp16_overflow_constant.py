@@ -11,7 +11,7 @@ from fp16lint.analysis.context import NodeEdit
 from fp16lint.analysis.mask_use import mask_use
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.sinks import CLAMP_METHODS, ConstantSinks, Sink
-from fp16lint.data.mask_fills import ADDITIVE_FP16_FILL_TEXT, MaskUse
+from fp16lint.data.mask_fills import ADDITIVE_FP16_FILL_TEXT, DTYPE_MAX, MaskUse
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
 
@@ -77,11 +77,15 @@ def fix_edits(rule: Rule, sink: Sink) -> list[NodeEdit]:
 
 def additive_text(sink: Sink, code: Callable[[cst.CSTNode], str], torch: str) -> str:
     """``-1e4 if mask.dtype == torch.float16 else -1e9``: a value that survives being added to
-    float16 scores, and the constant as written for every other dtype."""
+    float16 scores, and the constant as written for every other dtype (the tensor's own limit
+    when the constant is beyond float32's range too)."""
     dtype = sink.dtype_expr or ""
     if dtype.rsplit(".", 1)[-1] in ("float16", "half"):
         return ADDITIVE_FP16_FILL_TEXT
-    return f"{ADDITIVE_FP16_FILL_TEXT} if {dtype} == {torch}.float16 else {code(sink.node)}"
+    other = code(sink.node)
+    if abs(sink.constant.value) > DTYPE_MAX["float32"]:  # float64's limit: float32 raises too
+        other = finfo_text(sink, code, torch)
+    return f"{ADDITIVE_FP16_FILL_TEXT} if {dtype} == {torch}.float16 else {other}"
 
 
 def related(rule: Rule, constant: Constant) -> list[tuple[str, cst.CSTNode, str]]:

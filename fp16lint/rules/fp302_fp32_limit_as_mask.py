@@ -53,7 +53,8 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
         "a tensor that is a plain name or attribute: the value written is the same number for "
         "float32 tensors. As FP301's fix, it is `torch.finfo(<tensor>.dtype).min` when the "
         "tensor is filled and then goes to a softmax, and "
-        "`-1e4 if <tensor>.dtype == torch.float16 else <the limit>` when it is added to the "
+        "`-1e4 if <tensor>.dtype == torch.float16 else <the limit>` (float64's limits, which "
+        "float32 cannot hold either: the tensor's own limit) when it is added to the "
         "scores later or its use is not seen (`finfo(float16).min` plus a score below -16 "
         "is `-inf`). Unsafe for float64 and bfloat16 limits (the value may change for "
         "float32 tensors). Arithmetic masks are not fixed automatically."
@@ -120,7 +121,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             (("FP302", 4),),
             fixed="import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
             "    logits[:, banned] = -1e4 if logits.dtype == torch.float16 "
-            "else -sys.float_info.max\n",
+            "else torch.finfo(logits.dtype).min\n",
         ),
         # An additive mask built from the limit: silent -inf, no automatic fix.
         Invalid(
