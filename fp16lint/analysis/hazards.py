@@ -596,11 +596,7 @@ class HazardTracker(Tracker):
                 return
 
     def _add_cast_back(self, index: int, call: cst.Call, base: str) -> None:
-        ref = self.ctx.span_ref(call)
-        self.ops[index]["fix"].append([ref, f".to({base}.dtype)", "after"])
-        self.ops[index]["fixed"] += (
-            f" and `.to({base}.dtype)` on the {_root_name(call, self.ctx.names)}"
-        )
+        self.ops[index]["fix"].append([self.ctx.span_ref(call), f".to({base}.dtype)", "after"])
 
     def _drop_pending_fixes(self) -> None:
         for index, _ in self._pending_fixes.pop().values():
