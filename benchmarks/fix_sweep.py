@@ -70,7 +70,9 @@ def sweep(repo: Path, unsafe: bool, diffs: Path | None) -> bool:
         extra = ("--fix", "--unsafe-fixes") if unsafe else ("--fix",)
         lint(folder, *extra, select=None)
         fixed = digests(files)
-        changed = [f for f in files if f.read_text(encoding="utf-8", errors="replace") != original[f]]
+        changed = [
+            f for f in files if f.read_text(encoding="utf-8", errors="replace") != original[f]
+        ]
         after = lint(folder, select=None)
         broken = []
         for path in changed:
