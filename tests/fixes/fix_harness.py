@@ -10,6 +10,7 @@ row does not become NaN where the original did not, float32 unchanged where the 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,9 +79,11 @@ def outcome(
     }  # fmt: skip
     torch.manual_seed(0)
     try:
-        exec(compile(source, "case.py", "exec"), namespace)
-        assert case.driver is not None
-        return Outcome(outputs=case.driver(namespace, dtype))
+        with warnings.catch_warnings():  # deprecated AMP names, autocast("cuda") on CPU
+            warnings.simplefilter("ignore", (FutureWarning, UserWarning))
+            exec(compile(source, "case.py", "exec"), namespace)
+            assert case.driver is not None
+            return Outcome(outputs=case.driver(namespace, dtype))
     except Exception as exc:  # the exception is the observation
         return Outcome(error=exc)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from fix_harness import FLOAT, HALF, Case, check, fixed_source, outcome
+from lintutil import lint_code
 from torch import nn
 
 from fp16lint.rules import all_rules
@@ -240,7 +241,9 @@ def test_every_fixed_example_has_a_case():
                 assert (code, f"invalid[{index}]") in covered, (code, index)
 
 
-def _tiny_t5(tmp_path_factory) -> str:
+@pytest.fixture(scope="module")
+def tiny_t5(tmp_path_factory) -> str:
+    """A tiny T5 saved offline, as a quoted path for ``Case.subs``."""
     transformers = pytest.importorskip("transformers")
     config = transformers.T5Config(
         vocab_size=32, d_model=16, d_kv=8, d_ff=32, num_layers=1, num_decoder_layers=1,
@@ -255,10 +258,11 @@ def _tiny_t5(tmp_path_factory) -> str:
 @pytest.mark.parametrize(
     "case", [c for c in CASES if c.driver is not None], ids=lambda c: f"{c.rule}-{c.name}"
 )
-def test_fix_is_proven_by_execution(case: Case, tmp_path, tmp_path_factory):
+def test_fix_is_proven_by_execution(case: Case, tmp_path, request):
     if "cuda" in case.needs and not torch.cuda.is_available():
         pytest.skip("needs a CUDA device (run on the GPU machine)")
-    context = {"t5": _tiny_t5(tmp_path_factory)} if "transformers" in case.needs else {}
+    needs_t5 = "transformers" in case.needs
+    context = {"t5": request.getfixturevalue("tiny_t5")} if needs_t5 else {}
     fixed = fixed_source(case.source, case.rule, tmp_path)
     assert fixed != case.source, "the fix was not applied"
     for dtype in case.dtypes:
@@ -274,3 +278,15 @@ def test_fix_is_proven_by_execution(case: Case, tmp_path, tmp_path_factory):
 def test_unproven_cases_say_why_and_stay_unsafe(case: Case):
     assert case.unproven
     assert RULES[case.rule].fix.value == "unsafe"
+
+
+def test_fp203_offers_no_fix_it_cannot_cast_back(tmp_path):
+    """A float16 mean of squares that meets no ``rsqrt``/``sqrt`` in its function is reported
+    without a fix: upcasting it alone would turn what follows float32 (unproven, so none)."""
+    source = (
+        "import torch\n\ndef energy(x):\n    h = x.half()\n"
+        "    power = h.pow(2).mean(-1)\n    return h / power\n"
+    )
+    assert fixed_source(source, "FP203", tmp_path) == source
+    (finding,) = lint_code(source, select=("FP203",)).findings
+    assert finding.fix is None
