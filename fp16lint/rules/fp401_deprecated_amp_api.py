@@ -21,10 +21,11 @@ _NEW_AMP_NAMES = frozenset({"autocast", "GradScaler", "custom_fwd", "custom_bwd"
 
 @dataclass
 class _ImportGroup:
-    """A ``from torch.cuda.amp import ...`` (or ``from torch.cuda import amp``) line and the
-    uses of the names it binds. The import and its uses can only be fixed together."""
+    """A ``from torch.cuda.amp import ...`` (or ``from torch.cuda import amp``, or
+    ``import torch.cuda.amp as amp``) line and the uses of the names it binds. The import and
+    its uses can only be fixed together."""
 
-    node: cst.ImportFrom
+    module: cst.BaseExpression  # the imported module's name, where the import is reported
     module_edit: NodeEdit
     device: str
     qualnames: dict[str, str]  # local name -> deprecated qualified name
@@ -167,6 +168,14 @@ with autocast("cuda", dtype=torch.float16):
             "from torch.cuda.amp import autocast\nctx = autocast\nwith autocast():\n    pass\n",
             (("FP401", 1), ("FP401", 3)),
         ),
+        # A module alias: the import and every use, together.
+        Invalid(
+            "import torch.cuda.amp as amp\nscaler = amp.GradScaler()\n"
+            "with amp.autocast(enabled=True):\n    pass\n",
+            (("FP401", 1), ("FP401", 2), ("FP401", 3)),
+            fixed='import torch.amp as amp\nscaler = amp.GradScaler("cuda")\n'
+            'with amp.autocast("cuda", enabled=True):\n    pass\n',
+        ),
         Invalid(
             "def train():\n    from torch.cuda.amp import GradScaler as GS\n    return GS()\n",
             (("FP401", 2), ("FP401", 3)),
@@ -199,11 +208,23 @@ with autocast("cuda", dtype=torch.float16):
             edit = NodeEdit(node.module, "torch")
         else:
             return
-        group = _ImportGroup(node, edit, device, qualnames)
+        group = _ImportGroup(node.module, edit, device, qualnames)
         if not fixable:
             group.references = -1  # never equal to the number of fixed uses
         for local in qualnames:
             self.groups[local] = group
+
+    def visit_Import(self, node: cst.Import) -> None:
+        """``import torch.cuda.amp as amp``: ``torch.amp`` has the same names."""
+        if in_compat_fallback(self.ctx.stack):
+            return
+        for alias in node.names:
+            module = dotted(alias.name)
+            if module in DEPRECATED_MODULES and alias.asname is not None:
+                local = alias.evaluated_alias
+                edit = NodeEdit(alias.name, "torch.amp")
+                group = _ImportGroup(alias.name, edit, DEPRECATED_MODULES[module], {local: module})
+                self.groups[local] = group
 
     def visit_Name(self, node: cst.Name) -> None:
         group = self.groups.get(node.value)
@@ -346,7 +367,7 @@ with autocast("cuda", dtype=torch.float16):
             self._report_import(group)
 
     def _report_import(self, group: _ImportGroup) -> None:
-        old = dotted(group.node.module)
+        old = dotted(group.module)
         fixable = group.references == len(group.uses) and all(e is not None for _, e in group.uses)
         if not group.uses:
             # An import with no call here (a re-export): only GradScaler keeps its meaning,
@@ -360,9 +381,9 @@ with autocast("cuda", dtype=torch.float16):
             (DEPRECATED[q].since for q in group.qualnames.values() if q in DEPRECATED),
             default=group.since,
         )
-        self._needs(group.node.module, max(since, group.since), "torch.amp")
+        self._needs(group.module, max(since, group.since), "torch.amp")
         self.report(
-            group.node.module,
+            group.module,
             f"`{old}` is deprecated (FutureWarning since torch 2.4); import from `torch.amp` "
             f'and pass the device ("{group.device}") to each call{hint}.',
             edits=edits if fixable else (),

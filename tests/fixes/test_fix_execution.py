@@ -218,7 +218,12 @@ CASES = [
         lambda ns, dt: {"y": ns["forward"](torch.ones(2, dtype=dt)), **probe_driver(ns, dt)},
         subs=PROBE,
     ),
-    invalid("FP401", 8, lambda ns, dt: {"same:s": scaler_state(ns["train"]())}, dtypes=(FLOAT,)),
+    invalid(
+        "FP401", 8,
+        lambda ns, dt: {"same:s": scaler_state(ns["scaler"]), **probe_driver(ns, dt)},
+        dtypes=(FLOAT,), subs=PROBE,
+    ),
+    invalid("FP401", 9, lambda ns, dt: {"same:s": scaler_state(ns["train"]())}, dtypes=(FLOAT,)),
     # FP501: the load keeps T5's `wo` in float32, the model still runs (tiny local T5).
     invalid("FP501", 0, t5_driver, dtypes=(HALF,), subs=T5, same_in_fp32=False,
             needs=("transformers",)),
