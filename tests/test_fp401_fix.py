@@ -58,6 +58,12 @@ LAYOUTS = [
         "    @torch.amp.custom_fwd(\n        cast_inputs=torch.float32,\n"
         '        device_type="cuda",\n    )\n    def forward(ctx, x):\n        return x\n',
     ),
+    (  # a decorator called without arguments
+        "import torch\n\n\nclass F(torch.autograd.Function):\n    @staticmethod\n"
+        "    @torch.cuda.amp.custom_fwd()\n    def forward(ctx, x):\n        return x\n",
+        "import torch\n\n\nclass F(torch.autograd.Function):\n    @staticmethod\n"
+        '    @torch.amp.custom_fwd(device_type="cuda")\n    def forward(ctx, x):\n        return x\n',
+    ),
     (  # tabs
         "import torch\n\ndef make():\n\treturn torch.cuda.amp.GradScaler(\n\t\tenabled=False,\n\t)\n",
         'import torch\n\ndef make():\n\treturn torch.amp.GradScaler(\n\t\t"cuda",\n'

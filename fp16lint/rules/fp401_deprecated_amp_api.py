@@ -303,9 +303,13 @@ with autocast("cuda", dtype=torch.float16):
             func = new_func or self.ctx.code(node)
             return [NodeEdit(node, f'{func}(device_type="{rep.device}")')]
         assert type(node) is cst.Call
+        device = f'"{rep.device}"'
+        added = f"device_type={device}" if rep.kind == "decorator" else device
+        if not node.args:
+            return [NodeEdit(node, f"{new_func or self.ctx.code(node.func)}({added})")]
         edits = [NodeEdit(node.func, new_func)] if new_func else []
         if rep.kind == "decorator":
-            return edits + self._append(node, f'device_type="{rep.device}"')
+            return edits + self._append(node, added)
         keywords: dict[int, str] = {}
         position = 0
         for index, arg in enumerate(node.args):
@@ -316,10 +320,6 @@ with autocast("cuda", dtype=torch.float16):
                     return None
                 keywords[index] = f"{rep.old_positional[position]}="
                 position += 1
-        device = f'"{rep.device}"'
-        if not node.args:
-            func = new_func or self.ctx.code(node.func)
-            return [NodeEdit(node, f"{func}({device})")]
         first = node.args[0]
         separator = self._separator(node, first)
         edits.append(NodeEdit(first, f"{device},{separator}{keywords.pop(0, '')}", "before"))
@@ -328,8 +328,6 @@ with autocast("cuda", dtype=torch.float16):
 
     def _append(self, node: cst.Call, text: str) -> list[NodeEdit]:
         """Insert the argument ``text`` after the last one, as the others are laid out."""
-        if not node.args:
-            return [NodeEdit(node, f"{self.ctx.code(node.func)}({text})")]
         last = node.args[-1]
         separator = self._separator(node, node.args[0])
         return [NodeEdit(last.value, f",{separator}{text}", "after")]
