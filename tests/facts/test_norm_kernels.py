@@ -43,4 +43,3 @@ def test_batch_norm_running_variance_overflows_in_training(big):
     layer = nn.BatchNorm1d(4).to(HALF).train()
     layer(big)
     assert torch.isinf(layer.running_var).any()
-
