@@ -635,10 +635,14 @@ class ProjectIndex:
             elif record.get("local") and classes is None:
                 yield path, record, None
 
-    def contents_of(self, path: str, span: list[int] | tuple[int, ...]) -> list[str]:
+    def contents_of(
+        self, path: str, span: list[int] | tuple[int, ...], inference: bool = False
+    ) -> list[str]:
         """What is fp16-unsafe in the model a cast at ``path``/``span`` converts, most severe
         first: labels such as "`x.pow(2).mean(-1)` in `Block.forward`", "`Block.norm`
-        (`nn.LayerNorm`)" (for FP101/FP501 messages)."""
+        (`nn.LayerNorm`)" (for FP101/FP501 messages). ``inference``: only what fails in a
+        model that is not trained (warnings and errors; not the norm layers whose kernels
+        accumulate in float32, nor BatchNorm's running statistics, which training updates)."""
         cast = next(
             (c for c in self.casts if c.path == path and c.span[:2] == tuple(span[:2])), None
         )
@@ -657,10 +661,15 @@ class ProjectIndex:
                 severity = RISKS[OPS_BY_MODULE[risk].risk].severity
             else:
                 severity = risk.risk.severity
+            if inference and (severity is Severity.INFO or layer.layer in FP32_ACCUMULATING_NORMS):
+                continue
             items.append((_RANK[severity], layer.path, layer.span, layer.label))
         for path, record, _ in self.resident_ops(classes):
+            severity = _op_severity(record)
+            if inference and severity is Severity.INFO:
+                continue
             label = f"`{record['text']}` in `{short(record['owner'])}.{record['method']}`"
-            items.append((_RANK[_op_severity(record)], path, tuple(record["span"]), label))
+            items.append((_RANK[severity], path, tuple(record["span"]), label))
         return [label for *_, label in sorted(items)]
 
 
@@ -695,11 +704,16 @@ def listing(labels: list[str], limit: int = 5) -> str:
 
 
 def unsafe_contents(
-    project: Any, path: str, span: list[int] | tuple[int, ...], limit: int = 5
+    project: Any,
+    path: str,
+    span: list[int] | tuple[int, ...],
+    limit: int = 5,
+    inference: bool = False,
 ) -> str:
     """For FP101/FP501 messages: "" when the cast model contains nothing fp16-unsafe, else
-    e.g. "`Block.norm` (`nn.LayerNorm`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"."""
-    return listing(index_of(project).contents_of(path, span), limit)
+    e.g. "`Block.norm` (`nn.LayerNorm`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"
+    (``inference``: see ``ProjectIndex.contents_of``)."""
+    return listing(index_of(project).contents_of(path, span, inference), limit)
 
 
 def with_unsafe_contents(project: Any, finding: Finding) -> Finding:
