@@ -6,7 +6,7 @@ packages have, how many are protected, and how many FP205 reports in each mode.
 
 For each package (found on disk, never imported) every file is analysed once for its logit
 sites (``analysis.attention``: ``fp16``/``autocast``/``activation``/``function``, or
-``upcast``, protected) and its ``F.scaled_dot_product_attention`` calls; then the package is
+``upcast``/``sdpa``, protected) and its ``F.scaled_dot_product_attention`` calls; then the package is
 linted with FP205 alone in default mode and with ``--assume-fp16``. ``--sample`` prints that
 many library-mode findings (seeded) to read and label by hand.
 """
@@ -23,6 +23,8 @@ from fp16lint.engine import lint_source
 from fp16lint.rules import all_rules
 from fp16lint.runner import Options, lint_paths, module_name_for
 from fp16lint.settings import Settings
+
+_PROTECTED = ("upcast", "sdpa")
 
 
 def _root(package: str) -> Path:
@@ -49,7 +51,7 @@ def _sites(root: Path) -> tuple[Counter, int, int]:
         found = Counter(site["status"] for site in facts["sites"])
         statuses.update(found)
         sdpa += facts["sdpa"]
-        if facts["sdpa"] and not sum(v for k, v in found.items() if k != "upcast"):
+        if facts["sdpa"] and not sum(v for k, v in found.items() if k not in _PROTECTED):
             sdpa_only += 1
     return statuses, sdpa, sdpa_only
 
@@ -63,7 +65,8 @@ def main() -> None:
     args = parser.parse_args()
     sample = []
     print("package | sites | fp16 | autocast | activation | function | upcast (protected) | "
-          "SDPA calls | files SDPA-only | FP205 default | FP205 --assume-fp16")  # fmt: skip
+          "SDPA fallback branch (protected) | SDPA calls | files SDPA-only | FP205 default | "
+          "FP205 --assume-fp16")  # fmt: skip
     for package in args.packages.split(","):
         root = _root(package)
         statuses, sdpa, sdpa_only = _sites(root)
@@ -75,7 +78,7 @@ def main() -> None:
             counts.append(len(findings))
             if assume:
                 sample += [(package, f) for f in findings]
-        row = [statuses[s] for s in ("fp16", "autocast", "activation", "function", "upcast")]
+        row = [statuses[s] for s in ("fp16", "autocast", "activation", "function", *_PROTECTED)]
         print(package, sum(statuses.values()), *row, sdpa, sdpa_only, *counts, sep=" | ")
     random.Random(args.seed).shuffle(sample)
     for _package, finding in sorted(

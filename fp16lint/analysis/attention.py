@@ -14,6 +14,8 @@ there):
   float16 whatever its inputs (CPU checked, CUDA cited: ../shared/FACTS.md §4);
 - ``fp16``: an operand is float16 in this function (``analysis.flow``);
 - not a site: both operands are ``F.normalize``-d (cosine logits, at most 1);
+- ``sdpa``: the product is the fallback branch of an ``if`` whose other branch calls
+  ``F.scaled_dot_product_attention`` (timm's ``if self.fused_attn:``): protected;
 - ``upcast``: an operand is surely float32 (``q.float()``, ``k.to(torch.float32)``) outside
   fp16 autocast: protected;
 - ``activation``: the operands are a method's activations, float16 when the class runs in
@@ -38,6 +40,7 @@ from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.hazards import HazardTracker
+from fp16lint.analysis.tree import walk
 
 _PRODUCTS = frozenset({"matmul", "mm", "bmm", "baddbmm", "einsum"})
 _SOFTMAX = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
@@ -123,9 +126,29 @@ class AttentionTracker(Tracker):
             )
         return type(expr) is cst.Call and self.ctx.names.qualname(expr.func) == _NORMALIZE
 
+    def _sdpa_branch(self) -> bool:
+        """The product is the fallback branch of an ``if`` whose other branch calls SDPA
+        (``if self.fused_attn: F.scaled_dot_product_attention(...) else: q @ k...``)."""
+        stack = self.ctx.stack
+        for index, node in enumerate(stack[:-1]):
+            if type(node) is not cst.If:
+                continue
+            child = stack[index + 1]
+            other = (
+                node.orelse if child is node.body else node.body if child is node.orelse else None
+            )
+            if other is not None and any(
+                type(n) is cst.Call and self.ctx.names.qualname(n.func) == _SDPA
+                for n in walk(other)
+            ):
+                return True
+        return False
+
     def _status(self, operands: list[cst.BaseExpression]) -> str | None:
         if len(operands) == 2 and all(self._unit_vectors(op) for op in operands):
             return None
+        if self._sdpa_branch():
+            return "sdpa"
         region = self.ctx.get(AutocastTracker).current
         if region is not None and region.is_fp16:
             return "autocast"
@@ -241,7 +264,7 @@ class AttentionTracker(Tracker):
         span = self.ctx.span_ref(node, stack)
         text = self.hazards._text(node) if type(node) is cst.Call else _short(self.ctx.code(node))
         self.sites.append({"span": span, "text": text, "status": status})
-        if status == "upcast":
+        if status in ("upcast", "sdpa"):
             return
         owner, method = _owner_of(stack, self.ctx.module_name)
         record = {

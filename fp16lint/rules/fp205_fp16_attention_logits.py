@@ -78,7 +78,8 @@ class Fp16AttentionLogits(Rule):
         "float16 even from float32 inputs), or it is in a model class that a float16 cast "
         "reaches (in library mode, `assume-fp16`, every model class and attention function). "
         "Upcast q or k (`.float()`, `.to(torch.float32)`) outside fp16 autocast, "
-        "`F.scaled_dot_product_attention`, and cosine attention (`F.normalize`-d q and k) are "
+        "`F.scaled_dot_product_attention` (and a manual path in the other branch of an `if` "
+        "that uses it), and cosine attention (`F.normalize`-d q and k) are "
         "not reported."
     )
     why = (
@@ -118,6 +119,13 @@ with torch.autocast("cuda", dtype=torch.float16):
         + "model = Attention(64).half()\n",
         # SDPA.
         _ATTENTION.format(body="        return F.scaled_dot_product_attention(q, k, v)\n")
+        + "model = Attention(64).half()\n",
+        # The manual path is the fallback of a branch that uses SDPA.
+        _ATTENTION.format(
+            body="        if self.fused:\n            return F.scaled_dot_product_attention(q, k, v)\n"
+            "        else:\n            attn = q @ k.transpose(-2, -1)\n"
+            "            return attn.softmax(-1) @ v\n"
+        )
         + "model = Attention(64).half()\n",
         # A product not fed to a softmax (the attention-weighted values).
         "import torch\n\ndef mix(p, v):\n    return p.half() @ v.half()\n",
