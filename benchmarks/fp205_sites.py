@@ -2,7 +2,7 @@
 packages have, how many are protected, and how many FP205 reports in each mode.
 
     .venv/bin/python benchmarks/fp205_sites.py [--packages transformers,diffusers,timm]
-        [--sample 15] [--seed 0]
+        [--sample 15] [--seed 0] [--sites-only]
 
 For each package (found on disk, never imported) every file is analysed once for its logit
 sites (``analysis.attention``: ``fp16``/``autocast``/``activation``/``function``, or
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--sites-only", action="store_true", help="skip the two lint passes")
     args = parser.parse_args()
     sample = []
     print("package | sites | fp16 | autocast | activation | function | upcast (protected) | "
@@ -71,7 +72,7 @@ def main() -> None:
         root = _root(package)
         statuses, sdpa, sdpa_only = _sites(root)
         counts = []
-        for assume in (False, True):
+        for assume in () if args.sites_only else (False, True):
             settings = Settings(root=root, select=("FP205",), assume_fp16=assume)
             found = lint_paths([root], settings, Options(jobs=args.jobs, use_cache=False))
             findings = [f for f in found.findings if f.code == "FP205"]
