@@ -13,6 +13,8 @@ there):
 - ``autocast``: inside an enabled fp16 autocast region, where autocast runs the product in
   float16 whatever its inputs (CPU checked, CUDA cited: ../shared/FACTS.md §4);
 - ``fp16``: an operand is float16 in this function (``analysis.flow``);
+- a site whose q or k is scaled before the product (``(q * scale) @ k.T``, Whisper's
+  ``d**-0.25`` on both) is marked ``scaled``: 8 to 11 times more headroom, no guarantee;
 - not a site: both operands are ``F.normalize``-d (cosine logits, at most 1);
 - ``sdpa``: the product is the fallback branch of an ``if`` whose other branch calls
   ``F.scaled_dot_product_attention`` (timm's ``if self.fused_attn:``): protected;
@@ -40,6 +42,7 @@ from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.hazards import HazardTracker
+from fp16lint.analysis.names import dotted
 from fp16lint.analysis.tree import walk
 
 _PRODUCTS = frozenset({"matmul", "mm", "bmm", "baddbmm", "einsum"})
@@ -165,13 +168,33 @@ class AttentionTracker(Tracker):
             return "function"
         return None
 
+    def _scaled(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """``q * scale``, ``q / math.sqrt(d)`` (through views and names): scaled by a number
+        or a ``scale``-named value before the product."""
+        while type(expr) is cst.Call and _method(expr) in _VIEWS:
+            expr = expr.func.value  # type: ignore[attr-defined]
+        if type(expr) is cst.Name and depth < 3:
+            values = self.ctx.names.values(expr.value)
+            return any(v is not None and self._scaled(v, depth + 1) for v in values)
+        if type(expr) is not cst.BinaryOperation or type(expr.operator) not in (
+            cst.Multiply,
+            cst.Divide,
+        ):
+            return False
+        sides = (expr.right,) if type(expr.operator) is cst.Divide else (expr.left, expr.right)
+        return any(
+            self.flow.dtype(side) is Dt.SCALAR or "scal" in (dotted(side) or "").lower()
+            for side in sides
+        )
+
     def _product(self, node: cst.CSTNode) -> None:
         operands = self._operands(node)
         if not operands:
             return
         status = self._status(operands)
         if status is not None:
-            self._products[-1][id(node)] = (node, status, tuple(self.ctx.stack))
+            scaled = any(self._scaled(op) for op in operands[:2])
+            self._products[-1][id(node)] = (node, status, tuple(self.ctx.stack), scaled)
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if self.active and type(node.operator) is cst.MatrixMultiply:
@@ -180,16 +203,19 @@ class AttentionTracker(Tracker):
     def visit_Call(self, node: cst.Call) -> None:
         if not self.active:
             return
-        qualname = self.ctx.names.qualname(node.func)
-        if qualname == _SDPA:
+        if self.ctx.names.qualname(node.func) == _SDPA:
             self.sdpa += 1
             return
-        logits = self._softmax_input(node, qualname)
+        self._product(node)
+
+    def leave_Call(self, node: cst.Call) -> None:
+        """A softmax, once the products inside its own arguments are recorded."""
+        if not self.active:
+            return
+        logits = self._softmax_input(node, self.ctx.names.qualname(node.func))
         if logits is not None:
             for found in self._sources(logits, 0, set()):
                 self._site(found)
-            return
-        self._product(node)
 
     # --- softmax inputs ----------------------------------------------------------------------
     def _softmax_input(self, call: cst.Call, qualname: str | None) -> cst.BaseExpression | None:
@@ -257,7 +283,7 @@ class AttentionTracker(Tracker):
 
     # --- recording ---------------------------------------------------------------------------
     def _site(self, found: tuple) -> None:
-        node, status, stack = found
+        node, status, stack, scaled = found
         if id(node) in self._done:
             return
         self._done.add(id(node))
@@ -278,6 +304,8 @@ class AttentionTracker(Tracker):
             "text": text,
             "status": status,
         }
+        if scaled:
+            record["scaled"] = True
         if status == "function":
             record["function"] = _function_of(stack)
         self.hazards.ops.append(record)

@@ -33,6 +33,12 @@ _HINT = (
 )
 
 
+_SCALED = (
+    " (q or k is scaled first, which leaves 8 to 11 times more headroom but still overflows "
+    "with large activations)"
+)
+
+
 def fp16_attention_sites(project: Any) -> Iterator[tuple[str, dict[str, Any], Reason | None]]:
     """The logit sites that run in float16: local float16 or fp16 autocast, methods of classes
     that run in float16 (the project index), and in library mode free functions' inputs.
@@ -87,7 +93,7 @@ class Fp16AttentionLogits(Rule):
         "channels it is near 640,000, far above float16's 65504, so it becomes inf and the "
         "softmax row becomes NaN (the Stable Diffusion 2.x black images, fixed upstream by "
         "upcasting q and k to float32). Scaling by 1/sqrt(d) before the product divides the "
-        "logits by only 8 to 11, and `softmax(..., dtype=torch.float32)` or `.float()` after "
+        "logits by only 8 to 11 (such sites are reported as `info`), and `softmax(..., dtype=torch.float32)` or `.float()` after "
         "the product comes too late: the inf is already there. "
         "`F.scaled_dot_product_attention` keeps the logits in float32 inside its kernels."
     )
@@ -178,12 +184,14 @@ with torch.autocast("cuda", dtype=torch.float16):
             if key in seen:
                 continue
             seen.add(key)
+            scaled = record.get("scaled", False)
             report.add(
                 cls,
                 path,
                 record["span"],
                 f"`{record['text']}` computes attention logits {_where(record, reason)}: a "
-                "q·kᵀ dot product above 65504 becomes inf and the softmax row NaN; "
-                f"{_HINT}.",
+                "q·kᵀ dot product above 65504 becomes inf and the softmax row NaN"
+                f"{_SCALED if scaled else ''}; {_HINT}.",
                 related=reason.related() if reason else (),
+                severity=Severity.INFO if scaled else None,
             )
