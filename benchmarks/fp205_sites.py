@@ -34,8 +34,9 @@ def _root(package: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _sites(root: Path) -> tuple[Counter, int, int]:
-    """Logit sites by status, SDPA calls, and files with SDPA but no unprotected site."""
+def _sites(root: Path, listed: list[str]) -> tuple[Counter, int, int]:
+    """Logit sites by status, SDPA calls, and files with SDPA but no unprotected site; each
+    reported site's ``path:line status`` is added to ``listed``."""
     rule = next(r for r in all_rules() if r.code == "FP205")
     statuses: Counter = Counter()
     sdpa = sdpa_only = 0
@@ -49,6 +50,10 @@ def _sites(root: Path) -> tuple[Counter, int, int]:
         if not facts:
             continue
         found = Counter(site["status"] for site in facts["sites"])
+        reported = {tuple(r["span"]): r for r in summary.facts["ops"] if r["rule"] == "FP205"}
+        for span, record in reported.items():
+            scaled = " scaled" if record.get("scaled") else ""
+            listed.append(f"{path}:{span[0]} {record['status']}{scaled} `{record['text']}`")
         statuses.update(found)
         sdpa += facts["sdpa"]
         if facts["sdpa"] and not sum(v for k, v in found.items() if k not in _PROTECTED):
@@ -65,12 +70,13 @@ def main() -> None:
     parser.add_argument("--sites-only", action="store_true", help="skip the two lint passes")
     args = parser.parse_args()
     sample = []
+    listed: list[str] = []
     print("package | sites | fp16 | autocast | activation | function | upcast (protected) | "
           "SDPA fallback branch (protected) | SDPA calls | files SDPA-only | FP205 default | "
           "FP205 --assume-fp16")  # fmt: skip
     for package in args.packages.split(","):
         root = _root(package)
-        statuses, sdpa, sdpa_only = _sites(root)
+        statuses, sdpa, sdpa_only = _sites(root, listed)
         counts = []
         for assume in () if args.sites_only else (False, True):
             settings = Settings(root=root, select=("FP205",), assume_fp16=assume)
@@ -81,6 +87,9 @@ def main() -> None:
                 sample += [(package, f) for f in findings]
         row = [statuses[s] for s in ("fp16", "autocast", "activation", "function", *_PROTECTED)]
         print(package, sum(statuses.values()), *row, sdpa, sdpa_only, *counts, sep=" | ")
+    if args.sites_only:
+        random.Random(args.seed).shuffle(listed)
+        print(*sorted(listed[: args.sample]), sep="\n")
     random.Random(args.seed).shuffle(sample)
     for _package, finding in sorted(
         sample[: args.sample], key=lambda x: (x[1].path, x[1].span.start.line)
