@@ -27,6 +27,11 @@ def test_scaling_q_or_k_first_is_info():
     assert _found(body) == [(7, Severity.INFO)]
 
 
+def test_a_one_operand_einsum_is_no_product():
+    body = "    m = torch.einsum('ijbn->bnij', q)\n    return torch.softmax(m, -1)\n"
+    assert _found(body) == []
+
+
 def test_upcast_or_unknown_inputs_are_quiet():
     upcast = "    return torch.softmax(q.float() @ k.float().transpose(-1, -2), -1)\n"
     assert _found(upcast) == []

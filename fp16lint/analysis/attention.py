@@ -189,8 +189,8 @@ class AttentionTracker(Tracker):
 
     def _product(self, node: cst.CSTNode) -> None:
         operands = self._operands(node)
-        if not operands:
-            return
+        if not operands or len(operands) < 2:
+            return  # ``einsum("ijbn->bnij", mask)`` permutes, it multiplies nothing
         status = self._status(operands)
         if status is not None:
             scaled = any(self._scaled(op) for op in operands[:2])
