@@ -11,8 +11,9 @@ the function does with the models it names, and decides once the function's walk
 (``verdicts``, asked from a rule's ``leave_FunctionDef``/``leave_Module``):
 
 - **trained**: its parameters go to an optimizer, it gets trainable adapters
-  (``get_peft_model(m)``, ``m.add_adapter(cfg)``), ``m.requires_grad_(True)``, ``m.train()`` without
-  ``m.requires_grad_(False)``, or ``accelerator.prepare(m, ...)``;
+  (``get_peft_model(m)``, ``m.add_adapter(cfg)``), ``m.requires_grad_(True)``, or ``m.train()`` without
+  ``m.requires_grad_(False)`` (not ``accelerator.prepare(m)``: evaluation loops prepare
+  models too);
 - **training path**: the cast sits under a test of a training flag (``if training:``,
   ``if args.train_text_encoder:``); ``if not args.train_x:`` says the opposite;
 - **CPU**: the cast, its chain or the model's last move names the CPU;
@@ -135,8 +136,6 @@ class CastUse(Tracker):
         method, key = func.attr.value, _key(func.value)
         if method == "add_adapter" and key is not None:
             frame.trained.add(key)  # diffusers/peft: trainable LoRA layers inside the model
-        if method == "prepare":
-            frame.trained.update(k for a in node.args if (k := _key(a.value)))
         if key is None:
             return
         if method == "requires_grad_":
