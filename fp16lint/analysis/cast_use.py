@@ -11,11 +11,12 @@ the function does with the models it names, and decides once the function's walk
 (``verdicts``, asked from a rule's ``leave_FunctionDef``/``leave_Module``):
 
 - **trained**: its parameters go to an optimizer, it gets trainable adapters
-  (``get_peft_model(m)``, ``m.add_adapter(cfg)``), ``m.requires_grad_(True)``, or ``m.train()`` without
+  (``get_peft_model(m)``, ``m.add_adapter(cfg)``) in a function that builds an optimizer, ``m.requires_grad_(True)``, or ``m.train()`` without
   ``m.requires_grad_(False)`` (not ``accelerator.prepare(m)``: evaluation loops prepare
   models too);
 - **training path**: the cast sits under a test of a training flag (``if training:``,
-  ``if args.train_text_encoder:``); ``if not args.train_x:`` says the opposite;
+  ``if args.train_text_encoder:``); ``if not args.train_x:`` says the opposite, and then
+  nothing else in the function makes the cast model trained;
 - **CPU**: the cast, its chain or the model's last move names the CPU;
 - **silent**: a round trip (``model.half().float()``), or a cast of a model, or a submodule of
   one, that this function already cast (one cast reports once);
@@ -71,6 +72,7 @@ class _Cast:
     key: str | None
     fact: dict[str, Any] | None
     verdict: Verdict
+    not_trained: bool = False  # under ``if not args.train_x:``
 
 
 @dataclass
@@ -79,6 +81,8 @@ class _Frame:
     trained: set[str] = field(default_factory=set)
     train_mode: set[str] = field(default_factory=set)
     frozen: set[str] = field(default_factory=set)
+    adapters: set[str] = field(default_factory=set)
+    optimizes: bool = False  # an optimizer is built here
     decided: bool = False
 
 
@@ -124,18 +128,19 @@ class CastUse(Tracker):
             self._cast(node, site, frame)
             return
         owners = self.ctx.get(TrainingTracker).optimized_modules(node)
-        if owners:
+        if owners is not None:
+            frame.optimizes = True
             frame.trained.update(k for k in map(_key, owners) if k)
             return
         func = node.func
         qualname = self.ctx.names.qualname(func) or ""
         if qualname.rsplit(".", 1)[-1] in _ADAPTERS and node.args:
-            frame.trained.add(_key(node.args[0].value) or "")
+            frame.adapters.add(_key(node.args[0].value) or "")
         if type(func) is not cst.Attribute:
             return
         method, key = func.attr.value, _key(func.value)
         if method == "add_adapter" and key is not None:
-            frame.trained.add(key)  # diffusers/peft: trainable LoRA layers inside the model
+            frame.adapters.add(key)  # diffusers/peft: trainable LoRA layers inside the model
         if key is None:
             return
         if method == "requires_grad_":
@@ -160,11 +165,11 @@ class CastUse(Tracker):
             c.key and key and (key == c.key or key.startswith(c.key + ".")) for c in frame.casts
         ):
             verdict.silent = True
-        elif self._on_training_path():
+        elif self._on_training_path() is True:
             verdict.defect = TRAINING_PATH
         elif self._on_cpu(site):
             verdict.defect = CPU
-        frame.casts.append(_Cast(node, key, fact, verdict))
+        frame.casts.append(_Cast(node, key, fact, verdict, self._on_training_path() is False))
 
     def _holder(self) -> str | None:
         """``model`` in ``model = Net().half().cuda()``: the name the cast chain is bound to."""
@@ -194,18 +199,18 @@ class CastUse(Tracker):
         outer = cast_of(stack[-3], self.ctx.names)
         return outer is not None and outer.dtype is not None and outer.dtype.dtype is DType.FP32
 
-    def _on_training_path(self) -> bool:
+    def _on_training_path(self) -> bool | None:
+        """True under ``if training:`` (or its else of ``if not training:``), False on the
+        branch a training test says is not training, None when no such test is around."""
         stack = self.ctx.stack
-        for index, node in enumerate(stack[:-1]):
+        for index in range(len(stack) - 2, -1, -1):
+            node = stack[index]
             if type(node) not in (cst.If, cst.IfExp) or stack[index + 1] is node.test:
                 continue
             says = _mentions_training(node.test)
-            if says is None:
-                continue
-            in_body = stack[index + 1] is node.body
-            if says == in_body:
-                return True
-        return False
+            if says is not None:
+                return says == (stack[index + 1] is node.body)
+        return None
 
     def _on_cpu(self, site) -> bool:
         if site.device is not None and site.device.split(":")[0] == "cpu":
@@ -229,8 +234,11 @@ class CastUse(Tracker):
                 verdict = cast.verdict
                 if not verdict.silent and verdict.defect is None and cast.key:
                     root = cast.key
-                    if root in frame.trained or (
-                        root in frame.train_mode and root not in frame.frozen
+                    adapted = frame.optimizes and root in frame.adapters
+                    if not cast.not_trained and (
+                        root in frame.trained
+                        or adapted
+                        or (root in frame.train_mode and root not in frame.frozen)
                     ):
                         verdict.defect = TRAINED
                     elif (placed := devices.get(root)) and placed[0].split(":")[0] == "cpu":

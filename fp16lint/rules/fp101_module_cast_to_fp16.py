@@ -140,6 +140,14 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
         "    vae.to(accelerator.device, dtype=torch.float16)\n"
         "    if not args.train_text_encoder:\n"
         "        text_encoder.to(accelerator.device, dtype=torch.float16)\n",
+        # Under `if not args.train_text_encoder:`, though adapters are added when it is set;
+        # a converter that adds adapters, casts and saves (no optimizer).
+        "import torch\nfrom peft import get_peft_model\n\ndef main(args, te, opt_cls):\n"
+        "    if args.train_text_encoder:\n        te = get_peft_model(te, args.cfg)\n"
+        "    opt = torch.optim.AdamW(args.params)\n    te.eval()\n"
+        "    if not args.train_text_encoder:\n        te.to('cuda', dtype=torch.float16)\n\n"
+        "def convert(args, model):\n    model.eval()\n    model = get_peft_model(model, args.cfg)\n"
+        "    if args.half:\n        model.half()\n    model.save_pretrained(args.out)\n",
         # Parameters of a model are tensors.
         "import torch\n\ndef f(model):\n    for p in model.parameters():\n"
         "        p.data = p.data.half()\n",
@@ -165,7 +173,8 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
             "    if accelerator.mixed_precision == 'fp16':\n        weight_dtype = torch.float16\n"
             "    elif accelerator.mixed_precision == 'bf16':\n        weight_dtype = torch.bfloat16\n"
             "    unet.requires_grad_(False)\n    unet.train()\n    unet.add_adapter(lora_config)\n"
-            "    unet.to(accelerator.device, dtype=weight_dtype)\n",
+            "    unet.to(accelerator.device, dtype=weight_dtype)\n"
+            "    return torch.optim.AdamW(args.lora_layers)\n",
             (("FP101", 12),),
         ),
         # A parameter used as a module, moved to the CPU; .type(torch.HalfTensor).
