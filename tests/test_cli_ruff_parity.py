@@ -18,7 +18,11 @@ from fp16lint.cli import main
 
 BAD = "import torch\n\nwith torch.cuda.amp.autocast():\n    y = 1\n"
 FIXED = 'import torch\n\nwith torch.amp.autocast("cuda"):\n    y = 1\n'
-HALF = "import torch\nm = torch.nn.Linear(2, 2)\n\nm = m.half()\n"
+# A trained cast (FP101 reports casts only where they are defects).
+HALF = (
+    "import torch\nm = torch.nn.Linear(2, 2)\n\nm = m.half()\n"
+    "opt = torch.optim.SGD(m.parameters(), lr=0.1)\nopt.step()\n"
+)
 CLEAN = "import torch\n\nx = torch.ones(2)\n"
 
 

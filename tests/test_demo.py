@@ -60,5 +60,6 @@ def test_cast_messages_list_what_is_fp16_unsafe_inside_the_model(monkeypatch):
     assert "fp16-unsafe inside it:" in cast.message
     assert "`x.pow(2).mean(-1, keepdim=True)`" in cast.message
     assert cast.message.rstrip(".").split(" and ")[-1].endswith("more")
-    head = next(f for f in findings if f.code == "FP101" and f.span.start.line == 33)
-    assert "fp16-unsafe inside it" not in head.message  # a bare nn.Linear holds nothing unsafe
+    # A bare nn.Linear holds nothing unsafe, and the probe is not trained: a deliberate fp16
+    # cast, not a defect (issue 17). Its fp32 input is FP103's.
+    assert not [f for f in findings if f.code == "FP101" and f.span.start.line == 33]

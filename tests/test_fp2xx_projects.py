@@ -94,8 +94,11 @@ def test_assume_fp16_cli_flag(tmp_path):
             cwd=target, capture_output=True, text=True, check=False,
         ).stdout  # fmt: skip
 
-    assert "FP201" not in run()
-    assert "model.py:57:21: FP201" in run("--assume-fp16")
+    assert "FP201" not in run() and "FP205" not in run()
+    library = run("--assume-fp16")
+    assert "model.py:22:18: FP205" in library
+    # Issue 17: library mode leaves norm layers whose kernels accumulate in float32 alone.
+    assert "model.py:57:21: FP201" not in library
 
 
 def _project(root: Path, settings: Settings) -> Project:

@@ -1,9 +1,10 @@
 """Guards: branches whose condition tells a rule something.
 
 Compatibility guards: old APIs kept as a deliberate fallback — in an
-``except (ImportError, AttributeError)`` handler, or under an ``if`` that tests the torch
-version or ``hasattr(...)`` — are not a finding: the project already prefers the new API where
-it exists.
+``except (ImportError, AttributeError)`` handler, or under an ``if`` statement or a conditional
+expression that tests the torch version or ``hasattr(...)`` — are not a finding: the project
+already prefers the new API where it exists. A version test is also a flag named like one
+(``TORCH_GE_2_4``, ``is_torch_greater_or_equal_than_2_0``), or a name bound to a test.
 
 Dtype guards (``if t.dtype == torch.float16:``, ``x if t.dtype == torch.float32 else y``) pin a
 value's dtype on each branch: code under them is known per branch.
@@ -11,6 +12,7 @@ value's dtype on each branch: code under them is known per branch.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +33,13 @@ _FALLBACK_EXCEPTIONS = frozenset(
     }
 )
 _PROBES = frozenset({"hasattr", "getattr"})
+# Version flags as projects name them: TORCH_GE_2_4, _TORCH_GREATER_EQUAL_2_0, IS_TORCH_2,
+# is_torch_greater_or_equal_than_1_13, PYTORCH_2_0, torch_lt_1_10.
+_VERSION_FLAG = re.compile(
+    r"^_*(is_)?(py)?torch_+(v?\d|(ge|gt|le|lt|eq|greater|less|newer|older|at_?least|below|above)"
+    r"(_|$|\d))",
+    re.IGNORECASE,
+)
 
 
 def _caught(handler: cst.ExceptHandler) -> set[str]:
@@ -46,25 +55,38 @@ def _caught(handler: cst.ExceptHandler) -> set[str]:
     return names
 
 
-def is_version_or_feature_test(test: cst.BaseExpression) -> bool:
-    """``torch.__version__ >= ...``, ``is_torch_version(...)``, ``hasattr(torch.amp, ...)``."""
+def _is_version_name(name: str) -> bool:
+    return "version" in name.lower() or _VERSION_FLAG.match(name) is not None
+
+
+def is_version_or_feature_test(
+    test: cst.BaseExpression, names: NameResolver | None = None, depth: int = 0
+) -> bool:
+    """``torch.__version__ >= ...``, ``is_torch_version(...)``, ``hasattr(torch.amp, ...)``,
+    ``TORCH_GE_2_4``, or (with ``names``) a name bound to one of those."""
     for node in walk(test):
-        if type(node) is cst.Name and ("version" in node.value.lower() or node.value in _PROBES):
-            return True
-        if type(node) is cst.Attribute and "version" in node.attr.value.lower():
+        if type(node) is cst.Name:
+            if _is_version_name(node.value) or node.value in _PROBES:
+                return True
+            if names is not None and depth < 2:
+                for value in names.values(node.value):
+                    if value is not None and is_version_or_feature_test(value, names, depth + 1):
+                        return True
+        if type(node) is cst.Attribute and _is_version_name(node.attr.value):
             return True
     return False
 
 
-def in_compat_fallback(stack: Sequence[cst.CSTNode]) -> bool:
-    """Whether the innermost node of ``stack`` sits in a fallback branch."""
+def in_compat_fallback(stack: Sequence[cst.CSTNode], names: NameResolver | None = None) -> bool:
+    """Whether the innermost node of ``stack`` sits in a fallback branch (``names`` lets a
+    test be a name bound to a version test)."""
     for index, node in enumerate(stack[:-1]):
         if type(node) is cst.ExceptHandler and _caught(node) & _FALLBACK_EXCEPTIONS:
             return True
         if (
             type(node) in (cst.If, cst.IfExp)
             and stack[index + 1] is not node.test
-            and is_version_or_feature_test(node.test)
+            and is_version_or_feature_test(node.test, names)
         ):
             return True
     return False

@@ -9,7 +9,8 @@ JSON-able:
   ``nn.ModuleList([Block(d) for _ in range(n)])``, ``nn.ModuleDict``, literal
   ``setattr``/``add_module``, lists built up in a local name; a constructor passed as a
   parameter counts by its default, ``norm_layer=nn.LayerNorm``) — and ``methods``: for each,
-  the ``self.method(...)`` / ``super().method(...)`` calls it makes and whether it upcasts;
+  the ``self.method(...)`` / ``super().method(...)`` calls it makes, whether it upcasts, and
+  ``upcast_calls``: the submodules it runs on an upcast input (``self.norm(x.float())``);
 - ``returns``: what each module-level function returns when that is a constructor call
   (``def build_model(): return Encoder(...)``);
 - ``aliases``: module-level names bound to another qualified name (``Enc = Encoder``, imports
@@ -45,7 +46,13 @@ from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted, self_attribute
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
 from fp16lint.analysis.tree import walk
-from fp16lint.data.amp_ops import OPS_BY_MODULE, RISKS, UNSAFE_LAYERS, UnsafeLayer
+from fp16lint.data.amp_ops import (
+    FP32_ACCUMULATING_NORMS,
+    OPS_BY_MODULE,
+    RISKS,
+    UNSAFE_LAYERS,
+    UnsafeLayer,
+)
 from fp16lint.findings import Finding, Severity
 
 _MAX_DEPTH = 8
@@ -256,6 +263,8 @@ class ModelFacts(Tracker):
                     self._literal_sub(node.args[0].value, node.args[1].value)
                 else:
                     self.method["calls"].append(name)
+                    if node.args and self._upcast(node.args[0].value):
+                        self.method.setdefault("upcast_calls", []).append(name)
             elif type(owner) is cst.Call and dotted(owner.func) == "super":
                 self.method["calls"].append(f"super.{name}")
             elif type(owner) is cst.Name and owner.value in self.locals and name in _LIST_METHODS:
@@ -274,6 +283,16 @@ class ModelFacts(Tracker):
             and site.dtype.dtype in (DType.FP32, DType.FP64)
         ):
             self.method["upcasts"] = True
+
+    def _upcast(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """``x.float()``, ``x.to(torch.float32)``, or a name every value of which is one."""
+        if type(expr) is cst.Name and depth < 3:
+            values = self.ctx.names.values(expr.value)
+            return bool(values) and all(v is not None and self._upcast(v, 1) for v in values)
+        if type(expr) is not cst.Call:
+            return False
+        site = cast_of(expr, self.ctx.names)
+        return site is not None and site.dtype is not None and site.dtype.dtype is DType.FP32
 
     def _literal_sub(self, name: cst.BaseExpression, value: cst.BaseExpression) -> None:
         if type(name) is cst.SimpleString and name.prefix.lower() in ("", "r", "u"):
@@ -525,6 +544,15 @@ class ProjectIndex:
             return target, base, UNSAFE_LAYERS.get(base)
         return None
 
+    def _runs_upcast(self, qualname: str, attr: str) -> bool:
+        """A method of ``qualname`` runs its submodule ``attr`` on an upcast input (a wrapper
+        that keeps a norm in float32)."""
+        return any(
+            attr in method.get("upcast_calls", ())
+            for owner in self.mro(qualname)
+            for method in self.classes[owner].methods.values()
+        )
+
     def _upcasts(self, qualname: str) -> bool:
         method = self.find_method(qualname, "forward")
         return method is not None and self.classes[method[0]].methods[method[1]].get(
@@ -575,7 +603,9 @@ class ProjectIndex:
                 if key in seen:
                     continue
                 found = self.unsafe_construction(sub["cls"])
-                if found is None:
+                if found is None or (
+                    found[1] in FP32_ACCUMULATING_NORMS and self._runs_upcast(name, sub["attr"])
+                ):
                     continue
                 seen.add(key)
                 made, base, risk = found
@@ -605,10 +635,14 @@ class ProjectIndex:
             elif record.get("local") and classes is None:
                 yield path, record, None
 
-    def contents_of(self, path: str, span: list[int] | tuple[int, ...]) -> list[str]:
+    def contents_of(
+        self, path: str, span: list[int] | tuple[int, ...], inference: bool = False
+    ) -> list[str]:
         """What is fp16-unsafe in the model a cast at ``path``/``span`` converts, most severe
         first: labels such as "`x.pow(2).mean(-1)` in `Block.forward`", "`Block.norm`
-        (`nn.LayerNorm`)" (for FP101/FP501 messages)."""
+        (`nn.LayerNorm`)" (for FP101/FP501 messages). ``inference``: only what fails in a
+        model that is not trained (warnings and errors; not the norm layers whose kernels
+        accumulate in float32, nor BatchNorm's running statistics, which training updates)."""
         cast = next(
             (c for c in self.casts if c.path == path and c.span[:2] == tuple(span[:2])), None
         )
@@ -627,10 +661,15 @@ class ProjectIndex:
                 severity = RISKS[OPS_BY_MODULE[risk].risk].severity
             else:
                 severity = risk.risk.severity
+            if inference and (severity is Severity.INFO or layer.layer in FP32_ACCUMULATING_NORMS):
+                continue
             items.append((_RANK[severity], layer.path, layer.span, layer.label))
         for path, record, _ in self.resident_ops(classes):
+            severity = _op_severity(record)
+            if inference and severity is Severity.INFO:
+                continue
             label = f"`{record['text']}` in `{short(record['owner'])}.{record['method']}`"
-            items.append((_RANK[_op_severity(record)], path, tuple(record["span"]), label))
+            items.append((_RANK[severity], path, tuple(record["span"]), label))
         return [label for *_, label in sorted(items)]
 
 
@@ -641,7 +680,7 @@ _NORM_KERNELS = frozenset({"layer_norm", "group_norm", "rms_norm", "batch_norm",
 def _op_severity(record: dict[str, Any]) -> Severity:
     if record["rule"] == "FP203":
         return Severity.ERROR
-    if record["rule"] == "FP204":
+    if record["rule"] in ("FP204", "FP205"):
         return Severity.WARNING
     return RISKS[record["risk"]].severity
 
@@ -665,11 +704,16 @@ def listing(labels: list[str], limit: int = 5) -> str:
 
 
 def unsafe_contents(
-    project: Any, path: str, span: list[int] | tuple[int, ...], limit: int = 5
+    project: Any,
+    path: str,
+    span: list[int] | tuple[int, ...],
+    limit: int = 5,
+    inference: bool = False,
 ) -> str:
     """For FP101/FP501 messages: "" when the cast model contains nothing fp16-unsafe, else
-    e.g. "`Block.norm` (`nn.LayerNorm`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"."""
-    return listing(index_of(project).contents_of(path, span), limit)
+    e.g. "`Block.norm` (`nn.LayerNorm`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"
+    (``inference``: see ``ProjectIndex.contents_of``)."""
+    return listing(index_of(project).contents_of(path, span, inference), limit)
 
 
 def with_unsafe_contents(project: Any, finding: Finding) -> Finding:

@@ -257,6 +257,17 @@ _LAYERS: dict[str, Risk] = {
 UNSAFE_LAYERS: dict[str, UnsafeLayer] = {
     f"torch.nn.{n}": UnsafeLayer(r) for n, r in _LAYERS.items()
 }
+# Norm layers whose kernels accumulate in float32: float16 inputs whose squares overflow come
+# out finite (tests/facts/test_norm_kernels.py, CPU; CUDA (cited): layer_norm_kernel.cu,
+# group_norm_kernel.cu, Normalization.cuh use acc_type). Library mode does not report them, and
+# no mode does where a wrapper runs them on ``x.float()``.
+FP32_ACCUMULATING_NORMS = frozenset(
+    f"torch.nn.{n}"
+    for n in _LAYERS
+    if n in ("LayerNorm", "GroupNorm", "RMSNorm", "SyncBatchNorm")
+    or "BatchNorm" in n
+    or "InstanceNorm" in n
+)
 
 
 # --- FP204: ops with no (or partial) float16 support ------------------------------------------

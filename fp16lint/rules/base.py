@@ -122,9 +122,11 @@ class Rule:
         return None
 
     # Rules whose per-file findings need project facts to be complete (FP101/FP501 list what
-    # is fp16-unsafe inside the cast model) override this; it runs in the project pass.
+    # is fp16-unsafe inside the cast model) override this; it runs in the project pass. None
+    # withdraws a finding the project shows is not one (FP101: a deliberate cast of a model
+    # with nothing unsafe inside).
     @classmethod
-    def amend(cls, project: Project, finding: Finding) -> Finding:
+    def amend(cls, project: Project, finding: Finding) -> Finding | None:
         return finding
 
     @classmethod

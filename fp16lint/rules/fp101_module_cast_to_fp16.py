@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
+from fp16lint.analysis.cast_use import CastUse, Verdict
 from fp16lint.analysis.casts import (
     CastFacts,
     CastSite,
@@ -15,7 +18,7 @@ from fp16lint.analysis.casts import (
 )
 from fp16lint.analysis.dtypes import MAYBE_WORDING
 from fp16lint.analysis.guards import follows_fp16_data
-from fp16lint.analysis.index import unsafe_contents, with_unsafe_contents
+from fp16lint.analysis.index import ModelFacts, unsafe_contents, with_unsafe_contents
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -47,7 +50,8 @@ class ModuleCastToFp16(Rule):
     severity = Severity.WARNING
     # Class and re-export facts feed the project pass, so files with classes or imports count.
     tokens = ("half", "float16", "fp16", "HalfTensor", "class ", "import ")
-    requires = (ReceiverTracker, AutocastTracker, CastFacts)
+    # ModelFacts: the project index looks inside the cast model (``amend``).
+    requires = (ReceiverTracker, AutocastTracker, CastFacts, CastUse, ModelFacts)
 
     summary = "A model converted to float16 runs in pure fp16: use autocast or bfloat16."
     what = (
@@ -59,7 +63,14 @@ class ModuleCastToFp16(Rule):
         'fp16". The receiver must be known to be a module: an `nn.Module` subclass of the '
         "project (in any file), a `torch.nn` layer, a model loader (`timm.create_model`, "
         "`torchvision.models.*`, `torch.hub.load`), `self` in a module, or a name the code "
-        "uses as a module (`model.eval()`, `model.parameters()`)."
+        "uses as a module (`model.eval()`, `model.parameters()`). A cast is reported only "
+        "where it is a defect: the model is trained (an optimizer steps its parameters, it "
+        "gets adapters, `requires_grad_(True)`, `.train()` unless frozen), it is cast on a training path (`if training:`), it runs on "
+        "the CPU, or it holds something that fails in float16 inference (hand-written norms, "
+        "`exp`, attention logits... listed in the message). A deliberate fp16 inference or "
+        "export cast of a model with nothing unsafe inside, a frozen sub-model of a training "
+        "script, a `.half().float()` round trip and casts of submodules of a model already "
+        "cast are not reported."
     )
     why = (
         "`Module.half()` and `.to(torch.float16)` convert every floating-point parameter and "
@@ -111,75 +122,145 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
         # A Hugging Face load is FP501's.
         "import torch\nfrom transformers import AutoModel\n"
         "model = AutoModel.from_pretrained('x').half()\n",
+        # Deliberate fp16 inference and export of a model with nothing unsafe inside.
+        "import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n    pass\n\n"
+        "model = Net().cuda().half().eval()\n\ndef export(path):\n    net = Net()\n"
+        "    net.half()\n    torch.onnx.export(net, torch.ones(1), path)\n",
+        # A round trip, and redundant casts of submodules of a model cast already.
+        "import torch.nn as nn\n\ndef f(model, x):\n    model.eval()\n    model.half().float()\n"
+        "    model.half()\n    model.encoder.half()\n    return model(x)\n",
+        # Frozen sub-models of a training script (the VAE only encodes inputs).
+        "import torch\n\ndef main(args, accelerator, unet, vae, text_encoder):\n"
+        "    vae.requires_grad_(False)\n    unet.train()\n"
+        "    opt = torch.optim.AdamW(unet.parameters())\n"
+        "    vae.to(accelerator.device, dtype=torch.float16)\n"
+        "    if not args.train_text_encoder:\n"
+        "        text_encoder.to(accelerator.device, dtype=torch.float16)\n",
+        # Under `if not args.train_text_encoder:`, though adapters are added when it is set;
+        # a converter that adds adapters, casts and saves (no optimizer).
+        "import torch\nfrom peft import get_peft_model\n\ndef main(args, te, opt_cls):\n"
+        "    if args.train_text_encoder:\n        te = get_peft_model(te, args.cfg)\n"
+        "    opt = torch.optim.AdamW(args.params)\n    te.eval()\n"
+        "    if not args.train_text_encoder:\n        te.to('cuda', dtype=torch.float16)\n\n"
+        "def convert(args, model):\n    model.eval()\n    model = get_peft_model(model, args.cfg)\n"
+        "    if args.half:\n        model.half()\n    model.save_pretrained(args.out)\n",
         # Parameters of a model are tensors.
         "import torch\n\ndef f(model):\n    for p in model.parameters():\n"
         "        p.data = p.data.half()\n",
     )
     invalid = (
+        # Trained: an optimizer steps its parameters.
         Invalid(
             "import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n    pass\n\n"
-            "model = Net().cuda().half()\n",
+            "model = Net().cuda().half()\nopt = torch.optim.Adam(model.parameters())\n",
             (("FP101", 7),),
         ),
         # Aliases and dtype constants, multi-line call.
         Invalid(
             "import torch as th\nfrom torch import nn\nHALF = th.half\n"
             "net = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))\n"
-            "net.to(\n    'cuda',\n    HALF,\n)\n",
+            "net.to(\n    'cuda',\n    HALF,\n)\nopt = th.optim.SGD(net.parameters(), lr=0.1)\n",
             (("FP101", 5),),
         ),
-        # A dtype chosen at run time: may-be fp16.
+        # A dtype chosen at run time: may-be fp16; LoRA adapters added to the model are trained.
         Invalid(
-            "import torch\n\ndef main(args, accelerator, unet):\n    weight_dtype = torch.float32\n"
+            "import torch\n\ndef main(args, accelerator, unet, lora_config):\n"
+            "    weight_dtype = torch.float32\n"
             "    if accelerator.mixed_precision == 'fp16':\n        weight_dtype = torch.float16\n"
             "    elif accelerator.mixed_precision == 'bf16':\n        weight_dtype = torch.bfloat16\n"
-            "    unet.requires_grad_(False)\n    unet.train()\n"
-            "    unet.to(accelerator.device, dtype=weight_dtype)\n",
-            (("FP101", 11),),
+            "    unet.requires_grad_(False)\n    unet.train()\n    unet.add_adapter(lora_config)\n"
+            "    unet.to(accelerator.device, dtype=weight_dtype)\n"
+            "    return torch.optim.AdamW(args.lora_layers)\n",
+            (("FP101", 12),),
         ),
-        # A parameter used as a module; .type(torch.HalfTensor).
+        # A parameter used as a module, moved to the CPU; .type(torch.HalfTensor).
         Invalid(
             "import torch\n\ndef convert(model):\n    model.eval()\n"
-            "    model.type(torch.cuda.HalfTensor)\n    return model\n",
+            "    model.cpu().type(torch.HalfTensor)\n    return model\n",
             (("FP101", 5),),
         ),
-        # torchvision / timm loaders, and self in a module.
+        # torchvision / timm loaders, and self in a module, all trained.
         Invalid(
             "import timm\nimport torch\nimport torchvision\nimport torch.nn as nn\n"
             "a = torchvision.models.resnet50().half()\n"
-            "b = timm.create_model('vit_base_patch16_224').to(dtype=torch.float16)\n\n"
-            "class Net(nn.Module):\n    def to_fp16(self):\n        return self.half()\n",
-            (("FP101", 5), ("FP101", 6), ("FP101", 10)),
+            "b = timm.create_model('vit_base_patch16_224').to(dtype=torch.float16)\n"
+            "opt = torch.optim.SGD([*a.parameters(), *b.parameters()], lr=0.1)\n\n"
+            "class Net(nn.Module):\n    def to_fp16(self):\n        self.half()\n"
+            "        return torch.optim.SGD(self.parameters(), lr=0.1)\n",
+            (("FP101", 5), ("FP101", 6), ("FP101", 11)),
         ),
-        # A project class defined in another file.
+        # A project class defined in another file, cast on a training path.
         Invalid(
             {
                 "pkg/__init__.py": "from .encoder import Encoder\n",
                 "pkg/encoder.py": "import torch.nn as nn\n\nclass Base(nn.Module):\n    pass\n\n"
                 "class Encoder(Base):\n    pass\n",
                 "train.py": "import torch\nfrom pkg import Encoder\nfrom pkg.encoder import Base\n\n"
-                "enc = Encoder().to('cuda', torch.float16)\nbase = Base()\nbase.half()\n",
+                "enc = Encoder().to('cuda', torch.float16)\nbase = Base()\nbase.half()\n"
+                "opt = torch.optim.Adam([*enc.parameters(), *base.parameters()])\n",
             },
             (("FP101", "train.py", 5), ("FP101", "train.py", 7)),
         ),
-        # self.<attribute> assigned an nn layer in __init__.
+        # self.<attribute> assigned an nn layer in __init__, cast under a training flag.
         Invalid(
             "import torch\nimport torch.nn as nn\n\nclass Head:\n    def __init__(self):\n"
-            "        self.proj = nn.Linear(8, 8)\n\n    def fp16(self):\n"
-            "        self.proj.half()\n",
-            (("FP101", 9),),
+            "        self.proj = nn.Linear(8, 8)\n\n    def fp16(self, training):\n"
+            "        if training:\n            self.proj.half()\n",
+            (("FP101", 10),),
+        ),
+        # Deliberate inference, but the model holds a hand-written norm that overflows.
+        Invalid(
+            "import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n"
+            "    def forward(self, x):\n        return x * torch.rsqrt(x.pow(2).mean(-1) + 1e-6)\n\n"
+            "model = Net().cuda().half().eval()\n",
+            (("FP101", 8),),
         ),
     )
 
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self._pending: list[list[tuple[cst.Call, str]]] = [[]]  # per function, module first
+
     @classmethod
     def amend(cls, project, finding):
-        return with_unsafe_contents(project, finding)
+        """A cast with no defect of its own (``info`` here) stays only when the model holds
+        something that fails in float16 inference; then it is a warning."""
+        if finding.severity is not Severity.INFO:
+            return with_unsafe_contents(project, finding)
+        start = finding.span.start
+        inside = unsafe_contents(project, finding.path, [start.line, start.column], inference=True)
+        if not inside:
+            return None
+        message = f"{finding.message.rstrip('.')}; fp16-unsafe inside it: {inside}."
+        return replace(finding, message=message, severity=Severity.WARNING)
 
     def visit_Call(self, node: cst.Call) -> None:
         site = cast_of(node, self.ctx.names)
         if site is None or not is_model_cast(site, self.ctx):
             return
-        self.report(node, message(short_code(self.ctx, node), site.dtype.maybe), help=HELP)
+        self._pending[-1].append((node, message(short_code(self.ctx, node), site.dtype.maybe)))
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._pending.append([])
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._decide(node, self._pending.pop())
+
+    def leave_Module(self, node: cst.Module) -> None:
+        self._decide(node, self._pending.pop())
+
+    def _decide(self, scope: cst.CSTNode, pending: list[tuple[cst.Call, str]]) -> None:
+        """Report the casts of ``scope`` by their verdict: a defect is a warning saying why; a
+        deliberate cast is ``info`` until the project pass looks inside the model (``amend``)."""
+        verdicts = self.ctx.get(CastUse).verdicts(scope)  # also marks the project's cast facts
+        for node, text in pending:
+            verdict = verdicts.get(id(node))
+            if verdict is None or verdict.silent:
+                continue
+            if verdict.defect:
+                self.report(node, f"{text[:-1]}; {verdict.why}.", help=HELP)
+            else:
+                self.report(node, text, severity=Severity.INFO, help=HELP)
 
     @classmethod
     def check_project(cls, project, report) -> None:
@@ -191,13 +272,20 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
             for cast in casts:
                 if cast["receiver"] != "unknown" or cast["loader"] or not cast["ctor"]:
                     continue
+                if cast.get("silent"):
+                    continue
                 if not classes.is_module(cast["ctor"]):
                     continue
                 qualname = classes.resolve(cast["ctor"])
                 where = classes.where[qualname]
                 name = qualname.rsplit(".", 1)[-1]
                 text = message(cast["call"], cast["maybe"], f"the whole `{name}` model")
-                inside = unsafe_contents(project, path, cast["span"])
+                defect = cast.get("defect")
+                inside = unsafe_contents(project, path, cast["span"], inference=not defect)
+                if not defect and not inside:
+                    continue  # a deliberate fp16 inference or export cast
+                if defect:
+                    text = f"{text[:-1]}; {Verdict(defect).why}."
                 if inside:
                     text = f"{text[:-1]}; fp16-unsafe inside it: {inside}."
                 report.add(

@@ -97,6 +97,12 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             "    b = nn.Linear(2, 2).half()\n    b.to('cpu')\n    return a(x), b.forward(x), b(x)\n",
             (("FP104", 5), ("FP104", 7)),
         ),
+        # A module-level device constant (issue 17).
+        Invalid(
+            "import torch\nimport torch.nn as nn\nDEVICE = 'cpu'\n\ndef main(x):\n"
+            "    model = nn.Linear(2, 2).half()\n    model.to(DEVICE)\n    return model(x)\n",
+            (("FP104", 7),),
+        ),
         # Loaded in fp16, then run on the CPU.
         Invalid(
             "import torch\nfrom diffusers import DiffusionPipeline\n"

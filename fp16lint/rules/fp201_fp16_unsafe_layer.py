@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fp16lint.analysis.index import ModelFacts, index_of
-from fp16lint.data.amp_ops import UNSAFE_LAYERS, UnsafeLayer
+from fp16lint.data.amp_ops import FP32_ACCUMULATING_NORMS, UNSAFE_LAYERS, UnsafeLayer
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 from fp16lint.rules.fp2xx_common import INHERITANCE_PROJECT, LIBRARY_PROJECT, MODEL_HEADER
@@ -38,7 +38,10 @@ class Fp16UnsafeLayer(Rule):
         "submodule — across files, through imports, re-exports, `ModuleList`/`Sequential`, "
         "inheritance and builder functions. The finding is at the construction line; the cast "
         "is its related location. With `assume-fp16 = true` (library mode) every module class "
-        "counts as cast."
+        "counts as cast, but the norm layers whose kernels accumulate in float32 (LayerNorm, "
+        "GroupNorm, RMSNorm, BatchNorm, InstanceNorm) are not reported there: hand-written "
+        "norms (FP203) are what fails. A norm that a wrapper runs on `x.float()` "
+        "(`self.norm(x.float())`) is never reported."
     )
     why = (
         "`.half()` converts every floating-point parameter and buffer, BatchNorm's running "
@@ -89,6 +92,11 @@ with torch.autocast("cuda", dtype=torch.float16):
         "        return super().forward(x.float()).type(x.dtype)\n\n\n"
         "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
         "        self.ln = LayerNorm(8)\n\n\nmodel = Net().half()\n",
+        # A wrapper that runs its norm on x.float().
+        MODEL_HEADER
+        + "class Fp32Norm(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+        "        self.norm = nn.BatchNorm1d(d)\n\n    def forward(self, x):\n"
+        "        return self.norm(x.float()).type_as(x)\n\n\nmodel = Fp32Norm(8).half()\n",
         # A class from a package outside the linted paths is unknown.
         "from somelib import Encoder\n\nmodel = Encoder().half()\n",
     )
@@ -125,6 +133,8 @@ with torch.autocast("cuda", dtype=torch.float16):
         for layer, risk, reason in index_of(project).layers():
             if not isinstance(risk, UnsafeLayer):
                 continue  # an op module: FP202's
+            if reason.cast is None and layer.layer in FP32_ACCUMULATING_NORMS:
+                continue  # library mode: the kernel accumulates in float32
             report.add(
                 cls,
                 layer.path,

@@ -114,6 +114,12 @@ with autocast("cuda", dtype=torch.float16):
         "else:\n    from torch.cuda.amp import GradScaler\n",
         "import torch\nif hasattr(torch.amp, 'GradScaler'):\n    s = torch.amp.GradScaler('cuda')\n"
         "else:\n    s = torch.cuda.amp.GradScaler()\n",
+        # Conditional expressions on a version flag, imported or bound to a version test.
+        "import torch\nfrom .compat import TORCH_GE_2_4\n"
+        "scaler = torch.amp.GradScaler('cuda') if TORCH_GE_2_4 else torch.cuda.amp.GradScaler()\n",
+        "import torch\nfrom packaging import version\n"
+        "NEW_AMP = version.parse(torch.__version__).release >= (2, 4)\n"
+        "ctx = torch.amp.autocast('cuda') if NEW_AMP else torch.cuda.amp.autocast()\n",
         # A reference (not a call) to the old class, e.g. in an isinstance check: quiet.
         "import torch\nOLD = (torch.cuda.amp.autocast, torch.cpu.amp.autocast)\n",
         # Not torch: a local `amp` object.
@@ -196,7 +202,7 @@ with autocast("cuda", dtype=torch.float16):
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if node.relative or node.module is None or type(node.names) is cst.ImportStar:
             return
-        if in_compat_fallback(self.ctx.stack):
+        if in_compat_fallback(self.ctx.stack, self.ctx.names):
             return
         module = dotted(node.module)
         aliases = [(a, a.evaluated_name, a.evaluated_alias or a.evaluated_name) for a in node.names]
@@ -259,7 +265,7 @@ with autocast("cuda", dtype=torch.float16):
         rep = DEPRECATED.get(old or "")
         if rep is None or (not is_call and rep.kind != "decorator"):
             return
-        if in_compat_fallback(self.ctx.stack):
+        if in_compat_fallback(self.ctx.stack, self.ctx.names):
             return
         message, help_text = _message(old, rep)
         group = self._group_of(func)

@@ -23,7 +23,7 @@ def test_the_transcript_shows_diagnostics_and_a_fix():
     assert methods[:4] == ["initialize", None, "initialized", "textDocument/didOpen"]
     published = next(m for _, m in messages if m.get("method") == "textDocument/publishDiagnostics")
     codes = [d["code"] for d in published["params"]["diagnostics"]]
-    assert codes == ["FP201", "FP301", "FP202", "FP101"]
+    assert codes == ["FP201", "FP205", "FP301", "FP202", "FP101"]
     actions = next(m for d, m in messages if d == "<--" and m.get("id") == 2)["result"]
     titles = [a["title"] for a in actions]
     assert titles[0].startswith("fp16lint (FP301): Use `torch.finfo(scores.dtype).min`")

@@ -1,0 +1,339 @@
+"""Attention logits: q·kᵀ products that feed a softmax, and whether they are computed in float16.
+
+A *logit site* is a ``q @ k``, ``torch.matmul``, ``mm``, ``bmm``, ``baddbmm`` or ``einsum``
+(function or method) whose result reaches the input of a softmax (``torch.softmax``,
+``F.softmax``, ``x.softmax(...)``, ``self.softmax(...)``) in the same function: through
+names, scaling, masking (``+ mask``, ``masked_fill``, ``torch.where``), views and casts. A
+cast or ``softmax(..., dtype=torch.float32)`` after the product does not help: an overflow to
+inf has already happened (``tests/facts/test_attention_logits.py``).
+
+Each site is classified when the walk reaches the product (the local dtype flow is current
+there):
+
+- ``autocast``: inside an enabled fp16 autocast region, where autocast runs the product in
+  float16 whatever its inputs (CPU checked, CUDA cited: ../shared/FACTS.md §4);
+- ``fp16``: an operand is float16 in this function (``analysis.flow``);
+- a site whose q or k is scaled before the product (``(q * scale) @ k.T``, Whisper's
+  ``d**-0.25`` on both) is marked ``scaled``: 8 to 11 times more headroom, no guarantee;
+- not a site: both operands are ``F.normalize``-d (cosine logits, at most 1);
+- ``sdpa``: the product is the fallback branch of an ``if`` whose other branch calls
+  ``F.scaled_dot_product_attention`` (timm's ``if self.fused_attn:``): protected;
+- ``upcast``: an operand is surely float32 (``q.float()``, ``k.to(torch.float32)``) outside
+  fp16 autocast: protected;
+- ``activation``: the operands are a method's activations, float16 when the class runs in
+  float16 (the project index decides);
+- ``function``: the operands are a free function's inputs (``eager_attention_forward(module,
+  query, key, ...)``): float16 only in library mode.
+
+``ctx.facts["attention"]`` keeps every site (``span``, ``text``, ``status``) and the number
+of ``F.scaled_dot_product_attention`` calls (``sdpa``), for measurements. Unprotected sites are
+also recorded as FP205 op sites in ``ctx.facts["ops"]`` (``analysis.hazards``' format, with
+``owner``/``method`` or ``local``), so that the project index reports them where the class runs
+in float16 and lists them inside cast models (FP101).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import libcst as cst
+
+from fp16lint.analysis.autocast import AutocastTracker
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.flow import Dt, FlowTracker
+from fp16lint.analysis.hazards import HazardTracker
+from fp16lint.analysis.names import dotted
+from fp16lint.analysis.tree import walk
+
+_PRODUCTS = frozenset({"matmul", "mm", "bmm", "baddbmm", "einsum"})
+_SOFTMAX = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
+_SDPA = "torch.nn.functional.scaled_dot_product_attention"
+# Methods and torch functions a logit passes through on its way to the softmax (receiver or
+# first argument): views, casts, scaling, masking, clamping.
+_THROUGH = frozenset(
+    {
+        "view", "reshape", "transpose", "permute", "contiguous", "squeeze", "unsqueeze",
+        "flatten", "unflatten", "expand", "float", "half", "to", "type", "type_as", "masked_fill",
+        "masked_fill_", "clamp", "clip", "clamp_", "add", "add_", "mul", "mul_", "div", "div_",
+        "sub", "sub_", "where", "tanh",
+    }
+)  # fmt: skip
+_VIEWS = frozenset({"view", "reshape", "transpose", "permute", "contiguous", "flatten", "mT"})
+_NORMALIZE = "torch.nn.functional.normalize"
+_MAX_DEPTH = 12
+
+
+def _method(call: cst.Call) -> str | None:
+    return call.func.attr.value if type(call.func) is cst.Attribute else None
+
+
+class AttentionTracker(Tracker):
+    """Finds logit sites (see the module docstring)."""
+
+    requires = (FlowTracker, AutocastTracker, HazardTracker)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.flow: FlowTracker = ctx.get(FlowTracker)
+        self.hazards: HazardTracker = ctx.get(HazardTracker)
+        self.sites: list[dict[str, Any]] = []
+        self.sdpa = 0
+        # id(product node) -> (node, status, stack at the product), per function
+        self._products: list[dict[int, tuple[cst.CSTNode, str, tuple]]] = [{}]
+        self._done: set[int] = set()
+        self.active = "softmax" in ctx.text or "Softmax" in ctx.text  # else nothing to find
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._products.append({})
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._products.pop()
+
+    # --- products ----------------------------------------------------------------------------
+    def _operands(self, node: cst.CSTNode) -> list[cst.BaseExpression] | None:
+        """q and k of a product node, or None when ``node`` is not one."""
+        if type(node) is cst.BinaryOperation:
+            if type(node.operator) is cst.MatrixMultiply:
+                return [node.left, node.right]
+            return None
+        if type(node) is not cst.Call:
+            return None
+        qualname = self.ctx.names.qualname(node.func)
+        positional = [a.value for a in node.args if a.keyword is None and not a.star]
+        if qualname is not None:
+            short = qualname.rsplit(".", 1)[-1]
+            if not qualname.startswith("torch.") or short not in _PRODUCTS:
+                return None
+            if short == "einsum":
+                rest = positional[1:]
+                if len(rest) == 1 and type(rest[0]) in (cst.List, cst.Tuple):
+                    return [e.value for e in rest[0].elements]  # type: ignore[attr-defined]
+                return rest
+            return positional[1:3] if short == "baddbmm" else positional[:2]
+        method = _method(node)
+        if method in ("matmul", "mm", "bmm") and positional:
+            return [node.func.value, positional[0]]  # type: ignore[attr-defined]
+        if method == "baddbmm" and len(positional) >= 2:
+            return positional[:2]
+        return None
+
+    def _unit_vectors(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """``F.normalize(q, dim=-1)`` (through views and names): entries of a product of two
+        are cosines, at most 1, whatever the dtype (XCiT/EdgeNeXt, cosine attention)."""
+        while type(expr) is cst.Call and _method(expr) in _VIEWS:
+            expr = expr.func.value  # type: ignore[attr-defined]
+        if type(expr) is cst.Name and depth < 3:
+            values = self.ctx.names.values(expr.value)
+            return bool(values) and all(
+                v is not None and self._unit_vectors(v, depth + 1) for v in values
+            )
+        return type(expr) is cst.Call and self.ctx.names.qualname(expr.func) == _NORMALIZE
+
+    def _sdpa_branch(self) -> bool:
+        """The product is the fallback branch of an ``if`` whose other branch calls SDPA
+        (``if self.fused_attn: F.scaled_dot_product_attention(...) else: q @ k...``)."""
+        stack = self.ctx.stack
+        for index, node in enumerate(stack[:-1]):
+            if type(node) is not cst.If:
+                continue
+            child = stack[index + 1]
+            other = (
+                node.orelse if child is node.body else node.body if child is node.orelse else None
+            )
+            if other is not None and any(
+                type(n) is cst.Call and self.ctx.names.qualname(n.func) == _SDPA
+                for n in walk(other)
+            ):
+                return True
+        return False
+
+    def _status(self, operands: list[cst.BaseExpression]) -> str | None:
+        if len(operands) == 2 and all(self._unit_vectors(op) for op in operands):
+            return None
+        if self._sdpa_branch():
+            return "sdpa"
+        region = self.ctx.get(AutocastTracker).current
+        if region is not None and region.is_fp16:
+            return "autocast"
+        dts = [self.flow.dtype(op) for op in operands]
+        if any(dt is Dt.WIDE for dt in dts):
+            return "upcast"
+        if any(dt.is16 for dt in dts):
+            return "fp16"
+        if any(dt.safe for dt in dts):
+            return None  # integer or scalar operands: not attention logits
+        if any(dt is Dt.ACT for dt in dts) and _owner_of(self.ctx.stack, None)[0] is not None:
+            return "activation"
+        if len(self.ctx.names.scopes) > 1 and self.ctx.names.scopes[-1].kind == "function":
+            return "function"
+        return None
+
+    def _scaled(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
+        """``q * scale``, ``q / math.sqrt(d)`` (through views and names): scaled by a number
+        or a ``scale``-named value before the product."""
+        while type(expr) is cst.Call and _method(expr) in _VIEWS:
+            expr = expr.func.value  # type: ignore[attr-defined]
+        if type(expr) is cst.Name and depth < 3:
+            values = self.ctx.names.values(expr.value)
+            return any(v is not None and self._scaled(v, depth + 1) for v in values)
+        if type(expr) is not cst.BinaryOperation or type(expr.operator) not in (
+            cst.Multiply,
+            cst.Divide,
+        ):
+            return False
+        sides = (expr.right,) if type(expr.operator) is cst.Divide else (expr.left, expr.right)
+        return any(
+            self.flow.dtype(side) is Dt.SCALAR or "scal" in (dotted(side) or "").lower()
+            for side in sides
+        )
+
+    def _product(self, node: cst.CSTNode) -> None:
+        operands = self._operands(node)
+        if not operands or len(operands) < 2:
+            return  # ``einsum("ijbn->bnij", mask)`` permutes, it multiplies nothing
+        status = self._status(operands)
+        if status is not None:
+            scaled = any(self._scaled(op) for op in operands[:2])
+            self._products[-1][id(node)] = (node, status, tuple(self.ctx.stack), scaled)
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        if self.active and type(node.operator) is cst.MatrixMultiply:
+            self._product(node)
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not self.active:
+            return
+        if self.ctx.names.qualname(node.func) == _SDPA:
+            self.sdpa += 1
+            return
+        self._product(node)
+
+    def leave_Call(self, node: cst.Call) -> None:
+        """A softmax, once the products inside its own arguments are recorded."""
+        if not self.active:
+            return
+        logits = self._softmax_input(node, self.ctx.names.qualname(node.func))
+        if logits is not None:
+            for found in self._sources(logits, 0, set()):
+                self._site(found)
+
+    # --- softmax inputs ----------------------------------------------------------------------
+    def _softmax_input(self, call: cst.Call, qualname: str | None) -> cst.BaseExpression | None:
+        if qualname in _SOFTMAX:
+            for arg in call.args:
+                if (arg.keyword is None and not arg.star) or (
+                    arg.keyword is not None and arg.keyword.value == "input"
+                ):
+                    return arg.value
+            return None
+        if qualname is not None or type(call.func) is not cst.Attribute:
+            return None
+        name = call.func.attr.value
+        if name == "softmax":
+            owner = call.func.value
+            if type(owner) is cst.Name and owner.value == "self":
+                return call.args[0].value if call.args else None
+            return owner
+        if "softmax" in name.lower() and "log" not in name.lower() and call.args:
+            owner = call.func.value
+            if type(owner) is cst.Name and owner.value == "self":  # self.softmax = nn.Softmax()
+                return call.args[0].value
+        return None
+
+    def _sources(self, expr: cst.BaseExpression, depth: int, seen: set[str]) -> list[tuple]:
+        """The recorded products ``expr`` is computed from (through names in this function)."""
+        if depth > _MAX_DEPTH:
+            return []
+        found = self._products[-1].get(id(expr))
+        if found is not None:
+            return [found]
+        kind = type(expr)
+        if kind is cst.BinaryOperation:
+            if type(expr.operator) is cst.MatrixMultiply:
+                return []
+            return self._sources(expr.left, depth + 1, seen) + self._sources(
+                expr.right, depth + 1, seen
+            )
+        if kind is cst.UnaryOperation:
+            return self._sources(expr.expression, depth + 1, seen)
+        if kind is cst.Subscript:
+            return self._sources(expr.value, depth + 1, seen)
+        if kind is cst.Name:
+            if expr.value in seen:
+                return []
+            seen.add(expr.value)
+            out: list[tuple] = []
+            for value in self.ctx.names.values(expr.value):
+                if value is not None:
+                    out += self._sources(value, depth + 1, seen)
+            return out
+        if kind is cst.Call:
+            qualname = self.ctx.names.qualname(expr.func)
+            if qualname is not None:
+                short = qualname.rsplit(".", 1)[-1]
+                if not qualname.startswith("torch.") or short not in _THROUGH:
+                    return []
+                args = [a.value for a in expr.args if a.keyword is None]
+                if short == "where":
+                    args = args[1:]
+                return [s for a in args[:2] for s in self._sources(a, depth + 1, seen)]
+            if _method(expr) in _THROUGH:
+                return self._sources(expr.func.value, depth + 1, seen)  # type: ignore[attr-defined]
+        return []
+
+    # --- recording ---------------------------------------------------------------------------
+    def _site(self, found: tuple) -> None:
+        node, status, stack, scaled = found
+        if id(node) in self._done:
+            return
+        self._done.add(id(node))
+        span = self.ctx.span_ref(node, stack)
+        text = self.hazards._text(node) if type(node) is cst.Call else _short(self.ctx.code(node))
+        self.sites.append({"span": span, "text": text, "status": status})
+        if status in ("upcast", "sdpa"):
+            return
+        owner, method = _owner_of(stack, self.ctx.module_name)
+        record = {
+            "rule": "FP205",
+            "span": span,
+            "owner": owner if status == "activation" else None,
+            "method": method if status == "activation" else None,
+            "local": status in ("fp16", "autocast"),
+            "maybe": False,
+            "op": "attention",
+            "text": text,
+            "status": status,
+        }
+        if scaled:
+            record["scaled"] = True
+        if status == "function":
+            record["function"] = _function_of(stack)
+        self.hazards.ops.append(record)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if self.sites or self.sdpa:
+            self.ctx.facts["attention"] = {"sites": self.sites, "sdpa": self.sdpa}
+
+
+def _short(text: str, limit: int = 50) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _owner_of(stack, module_name: str | None) -> tuple[str | None, str | None]:
+    """The top-level class and its method that ``stack`` is directly in."""
+    defs = [n for n in stack if type(n) in (cst.ClassDef, cst.FunctionDef)]
+    if (
+        len(defs) == 2
+        and type(defs[0]) is cst.ClassDef
+        and type(defs[1]) is cst.FunctionDef
+        and stack[1] is defs[0]
+    ):
+        prefix = f"{module_name}." if module_name else ""
+        return prefix + defs[0].name.value, defs[1].name.value
+    return None, None
+
+
+def _function_of(stack: tuple) -> str:
+    defs = [n.name.value for n in stack if type(n) in (cst.ClassDef, cst.FunctionDef)]
+    return ".".join(defs)
