@@ -10,7 +10,8 @@ the folders taken (only ``*.py``). ``run`` lints every repository as one project
 and with ``--assume-fp16`` (library mode), joins the findings with
 ``benchmarks/corpus/labels.tsv`` and prints, per rule and mode: findings, read (labelled), true,
 false, precision; then the findings nobody has read yet. ``--code-path`` runs another checkout's
-fp16lint (put first on ``PYTHONPATH``, run from a neutral folder). The labels file holds verdicts
+fp16lint (put first on ``PYTHONPATH``, run from a neutral folder); ``--code-rev REPO@REV`` runs the
+``fp16lint`` package of a commit (``git archive``), so a read names the exact code it judged. The labels file holds verdicts
 and one-sentence reasons, never the repositories' code; a label matches a finding on
 repository, path, code, mode and line, or on the hash of the line's stripped text when the line
 moved (nearest such line). A library-mode finding with no label of its own takes the default
@@ -20,6 +21,7 @@ mode's label of the same place (the hazard is read the same way); the report cou
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import hashlib
 import json
@@ -307,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="lint the extracted corpus and join with the labels")
     run.add_argument("root", type=Path)
     run.add_argument("--code-path", help="a checkout whose fp16lint to run (PYTHONPATH)")
+    run.add_argument("--code-rev", help="REPO@REV: run that commit's fp16lint package")
     run.add_argument("--only", action="append", help="repository names (default: all)")
     run.add_argument("--mode", choices=sorted(MODES), action="append")
     run.add_argument("--select", help="comma-separated codes to report (default: all)")
@@ -333,6 +336,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{entry.name:24} {entry.commit[:12]:12} {count:5d} files")
         return 0
 
+    if args.code_rev:
+        repo, _, rev = args.code_rev.rpartition("@")
+        checkout = tempfile.mkdtemp(prefix="fp16lint-rev-")
+        atexit.register(shutil.rmtree, checkout, True)
+        archive = subprocess.run(
+            ["git", "-C", repo, "archive", rev, "fp16lint"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", checkout], input=archive.stdout, check=True)
+        args.code_path = checkout
     if args.from_json:
         findings = [Finding(**record) for record in json.loads(args.from_json.read_text())]
         findings = [f for f in findings if not args.only or f.repo in args.only]
