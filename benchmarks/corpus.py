@@ -172,33 +172,43 @@ def read_labels(path: Path = LABELS) -> list[dict]:
     return rows
 
 
-def match(finding: Finding, labels: list[dict], mode: str) -> dict | None:
-    """The label of this place: the same line, else the nearest line with the same text."""
-    same = [
-        label
-        for label in labels
-        if (label["repo"], label["path"], label["code"], label["mode"])
-        == (finding.repo, finding.path, finding.code, mode)
-    ]
-    for label in same:
-        if label["line"] == finding.line:
-            return label
-    moved = [label for label in same if finding.hash and label.get("hash") == finding.hash]
-    return min(moved, key=lambda label: abs(label["line"] - finding.line), default=None)
-
-
 def join(findings: list[Finding], labels: list[dict]) -> list[tuple[Finding, dict | None, bool]]:
     """Each finding with its label (or None) and whether that label was borrowed from the
-    default mode for a library-mode finding."""
-    joined = []
-    for finding in findings:
-        label = match(finding, labels, finding.mode)
-        borrowed = False
-        if label is None and finding.mode == "library":
-            label = match(finding, labels, "default")
-            borrowed = label is not None
-        joined.append((finding, label, borrowed))
-    return joined
+    default mode for a library-mode finding. A label matches its own line first; a label whose
+    line has no finding any more may match the nearest finding whose line has the same text
+    (the line moved), each such label at most once, so identical lines elsewhere in the file
+    stay unread."""
+    by_key: dict[tuple, list[dict]] = defaultdict(list)
+    for label in labels:
+        by_key[(label["repo"], label["path"], label["code"], label["mode"])].append(label)
+
+    def modes(finding: Finding) -> list[str]:
+        return [finding.mode] + (["default"] if finding.mode == "library" else [])
+
+    matched: list[tuple[dict | None, bool]] = [(None, False)] * len(findings)
+    taken: set[int] = set()
+    for index, finding in enumerate(findings):
+        for mode in modes(finding):
+            key = (finding.repo, finding.path, finding.code, mode)
+            hit = next((lab for lab in by_key[key] if lab["line"] == finding.line), None)
+            if hit is not None:
+                matched[index] = (hit, mode != finding.mode)
+                taken.add(id(hit))
+                break
+    for index, finding in enumerate(findings):
+        if matched[index][0] is not None or not finding.hash:
+            continue
+        for mode in modes(finding):
+            key = (finding.repo, finding.path, finding.code, mode)
+            moved = [
+                lab for lab in by_key[key] if id(lab) not in taken and lab["hash"] == finding.hash
+            ]
+            if moved:
+                hit = min(moved, key=lambda lab: abs(lab["line"] - finding.line))
+                matched[index] = (hit, mode != finding.mode)
+                taken.add(id(hit))
+                break
+    return [(finding, *pair) for finding, pair in zip(findings, matched, strict=True)]
 
 
 def table(joined: list[tuple[Finding, dict | None, bool]]) -> list[dict]:
@@ -241,6 +251,27 @@ def sample(joined, per_rule: int, seed: int):
         random.Random(f"{seed}:{key}").shuffle(items)
         chosen.extend(items[:per_rule])
     return chosen
+
+
+def compare(before: list[dict], after: list[dict]) -> None:
+    """Two tables side by side (say, the base code's run and a branch's), per mode and rule."""
+    keyed = [{(r["mode"], r["code"]): r for r in rows} for rows in (before, after)]
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return f"{0:5d} {'':5} {'':4} {'':4} {'-':>5}"
+        precision = "-" if row["precision"] is None else f"{row['precision']:.0%}"
+        return f"{row['findings']:5d} {row['read']:5d} {row['true']:4d} {row['false']:4d} {precision:>5}"
+
+    head = f"{'found':>5} {'read':>5} {'true':>4} {'fals':>4} {'prec':>5}"
+    print(f"{'mode':8} {'rule':6} | before: {head} | after: {head}")
+    for key in sorted(set(keyed[0]) | set(keyed[1])):
+        print(f"{key[0]:8} {key[1]:6} | {'':8}{cell(keyed[0].get(key))} | "
+              f"{'':7}{cell(keyed[1].get(key))}")  # fmt: skip
+
+
+def load_findings(path: Path) -> list[Finding]:
+    return [Finding(**record) for record in json.loads(path.read_text(encoding="utf-8"))]
 
 
 def show_unread(joined, root: Path, context: int, limit: int) -> None:
@@ -324,8 +355,22 @@ def main(argv: list[str] | None = None) -> int:
     lab = sub.add_parser("label", help="add labels read from stdin (see add_labels)")
     lab.add_argument("root", type=Path)
     lab.add_argument("--labels", type=Path, default=LABELS)
+    cmp = sub.add_parser("compare", help="before/after tables of two runs saved with --save")
+    cmp.add_argument("before", type=Path)
+    cmp.add_argument("after", type=Path)
+    cmp.add_argument("--labels", type=Path, default=LABELS)
+    cmp.add_argument("--select", help="comma-separated codes (default: all)")
     args = parser.parse_args(argv)
 
+    if args.command == "compare":
+        labels = read_labels(args.labels)
+        codes = set(args.select.split(",")) if args.select else None
+        runs = [
+            [f for f in load_findings(path) if codes is None or f.code in codes]
+            for path in (args.before, args.after)
+        ]
+        compare(*(table(join(run, labels)) for run in runs))
+        return 0
     if args.command == "label":
         print(f"{add_labels(sys.stdin.read().splitlines(), args.root, args.labels)} labels written")
         return 0
@@ -346,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run(["tar", "-x", "-C", checkout], input=archive.stdout, check=True)
         args.code_path = checkout
     if args.from_json:
-        findings = [Finding(**record) for record in json.loads(args.from_json.read_text())]
+        findings = load_findings(args.from_json)
         findings = [f for f in findings if not args.only or f.repo in args.only]
     else:
         findings = [

@@ -38,6 +38,18 @@ def test_moved_line_is_found_by_its_text_nearest_first():
     assert matched["line"] == 10
 
 
+def test_identical_lines_elsewhere_stay_unread():
+    labels = [label(10, "false")]
+    joined = corpus.join([finding(10), finding(30)], labels)
+    assert joined[0][1] is not None and joined[1][1] is None
+
+
+def test_a_moved_label_is_used_once():
+    labels = [label(10, "false")]
+    joined = corpus.join([finding(12), finding(30)], labels)
+    assert joined[0][1] is not None and joined[1][1] is None
+
+
 def test_other_text_code_or_mode_does_not_match():
     labels = [label(10), label(11, code="FP202"), label(11, mode="library")]
     joined = corpus.join([finding(11, text="z = 2")], labels)
