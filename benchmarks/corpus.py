@@ -114,13 +114,13 @@ def extract(entry: Entry, dest: Path, mirrors: Path, site_packages: Path) -> int
 
 
 def run_fp16lint(
-    root: Path, entry: Entry, mode: str, code_path: str | None, jobs: int
+    root: Path, entry: Entry, mode: str, code_path: str | None, jobs: int, select: str = "ALL"
 ) -> list[Finding]:
     """Lint one repository as one project, from a neutral folder (``python -m`` puts the cwd
     first on ``sys.path``; a ``.gitignore`` above the corpus would hide files)."""
     repo_root = root / entry.name
     command = [
-        sys.executable, "-m", "fp16lint", "check", str(repo_root), "--select", "ALL",
+        sys.executable, "-m", "fp16lint", "check", str(repo_root), "--select", select,
         "--output-format", "json", "--no-cache", "-j", str(jobs), *MODES[mode],
     ]  # fmt: skip
     env = dict(os.environ)
@@ -344,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--only", action="append", help="repository names (default: all)")
     run.add_argument("--mode", choices=sorted(MODES), action="append")
     run.add_argument("--select", help="comma-separated codes to report (default: all)")
+    run.add_argument("--lint-select", default="ALL", help="codes fp16lint runs (default: ALL)")
     run.add_argument("--save", type=Path, help="write the findings (JSON) here")
     run.add_argument("--from-json", type=Path, help="read findings saved by --save")
     run.add_argument("--labels", type=Path, default=LABELS)
@@ -398,7 +399,9 @@ def main(argv: list[str] | None = None) -> int:
             finding
             for entry in entries
             for mode in args.mode or sorted(MODES)
-            for finding in run_fp16lint(args.root, entry, mode, args.code_path, args.jobs)
+            for finding in run_fp16lint(
+                args.root, entry, mode, args.code_path, args.jobs, args.lint_select
+            )
         ]
         add_hashes(findings, args.root)
     if args.save:
