@@ -371,6 +371,18 @@ def main(argv: list[str] | None = None) -> int:
             for path in (args.before, args.after)
         ]
         compare(*(table(join(run, labels)) for run in runs))
+        after = {(f.repo, f.path, f.line, f.code, f.mode) for f in runs[1]}
+        lost = sorted(
+            {
+                (f.mode, f.code, f"{f.repo}/{f.path}:{f.line}")
+                for f, label, _ in join(runs[0], labels)
+                if label is not None and label["verdict"] == "true"
+                and (f.repo, f.path, f.line, f.code, f.mode) not in after
+            }
+        )  # fmt: skip
+        print(f"\ntrue findings of the first run missing from the second: {len(lost)}")
+        for mode, code, place in lost:
+            print(f"  {mode} {code} {place}")
         return 0
     if args.command == "label":
         print(f"{add_labels(sys.stdin.read().splitlines(), args.root, args.labels)} labels written")
