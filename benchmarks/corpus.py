@@ -406,18 +406,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.from_json:
         findings = load_findings(args.from_json)
         findings = [f for f in findings if not args.only or f.repo in args.only]
+        if args.save:
+            args.save.write_text(json.dumps([vars(f) for f in findings], indent=0))
     else:
-        findings = [
-            finding
-            for entry in entries
-            for mode in args.mode or sorted(MODES)
-            for finding in run_fp16lint(
-                args.root, entry, mode, args.code_path, args.jobs, args.lint_select
-            )
-        ]
-        add_hashes(findings, args.root)
-    if args.save:
-        args.save.write_text(json.dumps([vars(f) for f in findings], indent=0))
+        findings = []
+        for entry in entries:
+            for mode in args.mode or sorted(MODES):
+                batch = run_fp16lint(
+                    args.root, entry, mode, args.code_path, args.jobs, args.lint_select
+                )
+                add_hashes(batch, args.root)
+                findings.extend(batch)
+                if args.save:  # after each repository, so a long run can be read as it goes
+                    args.save.write_text(json.dumps([vars(f) for f in findings], indent=0))
     if args.select:
         codes = set(args.select.split(","))
         findings = [f for f in findings if f.code in codes]
