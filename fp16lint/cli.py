@@ -119,7 +119,7 @@ def check(
 ) -> None:
     """Lint PATHS (default: the current folder)."""
     from fp16lint.config import ConfigError, load_settings, validate_codes
-    from fp16lint.runner import Options, lint_paths, lint_text
+    from fp16lint.runner import Options, lint_paths, lint_stdin
 
     targets = list(paths) or [Path(stdin_filename).parent if stdin_filename else Path(".")]
     try:
@@ -137,7 +137,7 @@ def check(
         jobs=jobs, use_cache=not no_cache, fix=fix, unsafe_fixes=unsafe_fixes, diff=diff
     )
     if stdin_filename is not None:
-        result = lint_text(sys.stdin.read(), stdin_filename, settings, options)
+        result = lint_stdin(sys.stdin.buffer.read(), stdin_filename, settings, options)
         if fix and not diff and result.fixed_text is not None:
             sys.stdout.write(result.fixed_text)
             sys.exit(EXIT_CLEAN if exit_zero or not result.findings else EXIT_FINDINGS)

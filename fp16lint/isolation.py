@@ -48,6 +48,10 @@ def _serve(conn: Connection, initializer: Callable[..., None], initargs: tuple, 
         return
 
 
+def _nothing() -> None:
+    pass
+
+
 class _Worker:
     def __init__(self, context: Any, target: Callable, args: tuple):
         self.conn, child = context.Pipe()
@@ -77,13 +81,20 @@ class Workers(Generic[Job, Result]):
         self,
         count: int,
         handler: Callable[[Job], Result],
-        initializer: Callable[..., None] = lambda: None,
+        initializer: Callable[..., None] = _nothing,
         initargs: tuple = (),
+        method: str | None = None,
     ):
+        """``method``: how to start workers (default ``fork`` on POSIX); a threaded server asks
+        for ``forkserver``, which forks from a clean single-threaded process."""
         self.count = max(1, count)
         self._args = (initializer, initargs, handler)
-        method = "fork" if os.name == "posix" else "spawn"
+        method = method or ("fork" if os.name == "posix" else "spawn")
+        if method not in multiprocessing.get_all_start_methods():
+            method = "spawn"
         self._context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            self._context.set_forkserver_preload([handler.__module__])
         self._idle: list[_Worker] = []
 
     def __enter__(self) -> Workers[Job, Result]:

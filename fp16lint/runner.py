@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
 
@@ -163,8 +164,9 @@ def _for_workers(rules: list[type[Rule]], options: Options) -> _WorkerSettings:
     )
 
 
-def _lost(job: _Job, why: str) -> FileSummary:
-    """The summary of a file whose worker died on it or ran past the wall-clock limit."""
+def lost_summary(job: _Job | Any, why: str) -> FileSummary:
+    """The summary of a file (``job.path``) whose worker died on it or ran past the
+    wall-clock limit."""
     if why == isolation.TIMED_OUT:
         message = (
             "Linting this file ran past fp16lint's wall-clock limit (a runaway parse) and was "
@@ -186,7 +188,7 @@ def _lint_jobs(
         return []
     workers = min(workers, len(jobs))
     with isolation.Workers(workers, _lint_job, _init_worker, (settings,)) as pool:
-        return pool.run(jobs, _chunks(jobs, workers), wall_limit, _lost)
+        return pool.run(jobs, _chunks(jobs, workers), wall_limit, lost_summary)
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -478,3 +480,15 @@ def lint_text(text: str, path: str, settings: Settings, options: Options = Optio
         findings = [*findings, *([problem] if problem else [])]
     result.findings = sorted(findings, key=lambda f: f.sort_key)
     return result
+
+
+def lint_stdin(
+    data: bytes, path: str, settings: Settings, options: Options = Options()
+) -> LintResult:
+    """Standard input, decoded as a file is (coding cookie, BOM): bytes that do not decode are
+    an FP000 finding, as for a file, not an internal error."""
+    try:
+        text = source.decode(data).text
+    except source.SourceError as exc:
+        return LintResult(findings=_read_error(path, exc).findings, files=1)
+    return lint_text(text, path, settings, options)

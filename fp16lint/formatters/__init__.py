@@ -49,10 +49,19 @@ class FormatContext:
         return lines[line - 1] if 0 < line <= len(lines) else None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(path: str) -> str:
+    """``path`` with control characters escaped (a newline in a file name would otherwise
+    start a line that looks like another finding)."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], path)
+
+
 def location(path: str, span: Span) -> str:
     """``path:line:col``, or ``notebook.ipynb:cell 3:line:col`` in a notebook."""
     cell = f"cell {span.cell}:" if span.cell is not None else ""
-    return f"{path}:{cell}{span.start.line}:{span.start.column}"
+    return f"{printable(path)}:{cell}{span.start.line}:{span.start.column}"
 
 
 Formatter = Callable[[list[Finding], FormatContext], str]
