@@ -54,8 +54,9 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def printable(path: str) -> str:
     """``path`` with control characters escaped (a newline in a file name would otherwise
-    start a line that looks like another finding)."""
-    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], path)
+    start a line that looks like another finding), and bytes that are not UTF-8 as ``\\xff``."""
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
 
 
 def location(path: str, span: Span) -> str:
