@@ -77,9 +77,35 @@ class _Job:
     is_package: bool
 
 
+_real_folders: dict[str, str] = {}
+
+
+def _real_folder(folder: str) -> str:
+    """``os.path.realpath`` of an absolute folder, one ``lstat`` per folder not seen before: a
+    file's real path costs O(its depth) system calls, so a run over a 2,000-level tree would
+    cost millions of them (minutes) if each file's path were resolved afresh."""
+    pending: list[str] = []
+    while folder not in _real_folders:
+        parent, name = os.path.split(folder)
+        if parent == folder or not name or os.path.islink(folder):
+            _real_folders[folder] = os.path.realpath(folder)
+            break
+        pending.append(name)
+        folder = parent
+    real = _real_folders[folder]
+    for name in reversed(pending):
+        folder = os.path.join(folder, name)
+        real = _real_folders[folder] = os.path.join(real, name)
+    return real
+
+
 def module_name_for(path: Path) -> tuple[str, bool]:
     """Dotted module name from the enclosing packages (folders with ``__init__.py``)."""
-    path = path.resolve()
+    folder, name = os.path.split(os.path.abspath(path))
+    if os.path.islink(os.path.join(folder, name)):
+        path = path.resolve()
+    else:
+        path = Path(_real_folder(folder), name)
     is_package = path.stem == "__init__"
     parts = [] if is_package else [path.stem]
     folder = path.parent

@@ -219,3 +219,31 @@ def test_a_project_module_named_like_a_dependency_is_never_imported(project, com
     assert done.returncode == 1, done.stderr
     assert "FP401" in done.stdout
     assert not list(project.glob("ran-*"))
+
+
+def test_deep_directory_tree_costs_linear_system_calls(tmp_path, monkeypatch):
+    """A file per level of a 600-level tree: resolving each file's path afresh was O(depth)
+    ``lstat`` calls per file (a 2,100-level tree took over 120 s); now each folder costs one."""
+    from fp16lint import runner
+    from fp16lint.discovery import discover
+    from fp16lint.settings import Settings
+
+    folder = tmp_path
+    for _ in range(600):
+        folder = folder / "d"
+        folder.mkdir()
+        (folder / "m.py").write_text("x = 1\n")
+    files = discover([tmp_path], Settings(root=tmp_path)).files
+    assert len(files) == 600
+    calls = 0
+    real_lstat = os.lstat
+
+    def counting(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return real_lstat(*args, **kwargs)
+
+    monkeypatch.setattr(os, "lstat", counting)
+    names = [runner.module_name_for(path) for path in files]
+    assert names == [("m", False)] * 600
+    assert calls < 10 * 600
