@@ -177,7 +177,7 @@ ATTACKS = [
         CHECK,
         (1,),
     ),
-    Attack("notebook lone surrogate", files(**{"n.ipynb": notebook("s = '\\ud800'")}), CHECK, (1,)),
+    Attack("notebook lone surrogate", files(**{"n.ipynb": notebook("s = '\ud800'")}), CHECK, (1,)),
     Attack(
         "notebook 120 KB line of spaces",
         files(**{"n.ipynb": notebook(" " * 120_000 + "x")}),
@@ -361,7 +361,7 @@ def run_attack(attack: Attack, base: Path) -> tuple[bool, str]:
         expected = STYLED_NOTEBOOK.replace(
             "torch.cuda.amp.autocast()", 'torch.amp.autocast(\\"cuda\\")'
         )
-        if (root / "n.ipynb").read_text() != expected:
+        if (root / "n.ipynb").read_bytes() != expected.encode():
             problems.append("notebook bytes beyond the fixed source changed")
     return not problems, f"exit {done.returncode}, {seconds:.1f} s" + (
         f": {'; '.join(problems)}" if problems else ""

@@ -10,6 +10,7 @@ answering file by file), so isolation costs a fork per run, not per file.
 
 from __future__ import annotations
 
+import faulthandler
 import multiprocessing
 import os
 import time
@@ -35,6 +36,7 @@ def _serve(conn: Connection, initializer: Callable[..., None], initargs: tuple, 
     """A worker's loop: a list of jobs in, one result per job out, until the pipe closes."""
     for end in _parent_ends:
         end.close()
+    faulthandler.disable()  # a crash is reported as the file's finding, not a dump on stderr
     try:
         initializer(*initargs)
         while True:

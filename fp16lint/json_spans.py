@@ -93,8 +93,9 @@ def cell_sources(text: str) -> list[Span | None]:
 
 
 def render_source(text: str, span: Span, new: str) -> str:
-    """``new`` as the JSON of a cell source written like the one at ``span``: a string or a list
-    of lines with the same separators, escaping non-ASCII only if the file does."""
+    """``new`` as the JSON of a cell source written like the one at ``span``: a string, or a
+    list of lines with the same separators and the unchanged lines' text as it was; non-ASCII
+    is escaped only if the file is all ASCII."""
     ascii_only = text.isascii()
     old = text[span[0] : span[1]]
     if not old.startswith("["):
@@ -105,7 +106,12 @@ def render_source(text: str, span: Span, new: str) -> str:
         open_ws = text[span[0] + 1 : items[0][0]]
         close_ws = text[items[-1][1] : span[1] - 1]
         sep = text[items[0][1] : items[1][0]] if len(items) > 1 else "," + open_ws
-    lines = [json.dumps(line, ensure_ascii=ascii_only) for line in new.splitlines(keepends=True)]
+    # A line the fix left alone keeps its JSON text as written (``\u00E9`` stays so).
+    written = {json.loads(text[a:b]): text[a:b] for a, b in reversed(items)}
+    lines = [
+        written.get(line) or json.dumps(line, ensure_ascii=ascii_only)
+        for line in new.splitlines(keepends=True)
+    ]
     if not lines:
         return "[]"
     return "[" + open_ws + sep.join(lines) + close_ws + "]"
