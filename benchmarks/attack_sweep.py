@@ -307,15 +307,22 @@ ATTACKS = [
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every file's bytes (None: not a regular file), walked without recursion (os.walk
+    recurses once per level) and by relative names (deep paths are over PATH_MAX)."""
     out: dict[str, bytes | None] = {}
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = Path(folder, name)
-            rel = str(path.relative_to(root))
-            try:
-                out[rel] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
-            except OSError:
+    pending = [(os.open(root, os.O_RDONLY), "")]
+    while pending:
+        fd, prefix = pending.pop()
+        for entry in os.scandir(fd):
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                pending.append((os.open(entry.name, os.O_RDONLY, dir_fd=fd), rel + "/"))
+            elif entry.is_file(follow_symlinks=False):
+                with open(os.open(entry.name, os.O_RDONLY, dir_fd=fd), "rb") as handle:
+                    out[rel] = handle.read()
+            else:
                 out[rel] = None
+        os.close(fd)
     return out
 
 
