@@ -50,9 +50,10 @@ def copy_users(packages: list[str], dest: Path) -> list[Path]:
     return copied
 
 
-def lint(folder: Path, *extra: str) -> list[dict]:
+def lint(folder: Path, *extra: str, select: str | None = "FP401") -> list[dict]:
+    """The findings of ``fp16lint check`` in ``folder`` (``select=None``: the default rules)."""
     command = [
-        sys.executable, "-m", "fp16lint", "check", ".", "--select", "FP401",
+        sys.executable, "-m", "fp16lint", "check", ".", *(("--select", select) if select else ()),
         "--output-format", "json", "--no-cache", "-j", "2", *extra,
     ]  # fmt: skip
     done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)

@@ -242,9 +242,10 @@ def _fix_checks(
             report.not_compiling.append(rel)
         if new_mode != mode:
             report.mode_changed.append(rel)
-        ranges = allowed.get(path, [])
+        # lines some edit spans (a fix's edits on adjacent lines change one block of lines)
+        covered = {line for a, b in allowed.get(path, []) for line in range(a, b + 1)}
         for first, last in _changed_lines(data, new_data):
-            if not any(a <= first and last <= b for a, b in ranges):
+            if not covered.issuperset(range(first, last + 1)):
                 report.outside_ranges.append(f"{rel}:{first}-{last}")
     lint_paths([root], settings, options)
     again = snapshot(root)

@@ -71,6 +71,11 @@ def _read_table(path: Path) -> dict[str, Any]:
     if path.name == "pyproject.toml":
         tool = data.get("tool", {})  # `tool = "x"` is valid TOML, and not ours to judge
         data = tool.get("fp16lint", {}) if isinstance(tool, dict) else {}
+    elif isinstance(data.get("tool"), dict) and "fp16lint" in data["tool"]:
+        raise ConfigError(
+            f"{path}: `{path.name}` takes top-level keys (`select = [...]`); the "
+            "`[tool.fp16lint]` header belongs in pyproject.toml, remove it here"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: [tool.fp16lint] must be a table")
     return data

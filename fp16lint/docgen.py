@@ -36,6 +36,7 @@ def rule_rows() -> list[dict[str, Any]]:
             "code": rule.code,
             "name": rule.name,
             "severity": rule.severity.value,
+            "severities": [s.value for s in rule.all_severities()],
             "default": rule.enabled_by_default,
             "fix": _fix_kind(rule),
             "summary": rule.summary,
@@ -49,7 +50,7 @@ def rule_markdown(rule: Any) -> str:
     parts = [
         f"# {rule.code} {rule.name}",
         "",
-        f"Severity: **{rule.severity.value}** · "
+        f"Severity: **{' or '.join(s.value for s in rule.all_severities())}** · "
         f"On by default: **{'yes' if rule.enabled_by_default else 'no'}** · "
         f"Fix: **{_fix_kind(rule)}** · "
         f"Runtime companion can confirm: **{rule.runtime_confirmable}**",

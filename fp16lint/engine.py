@@ -146,10 +146,21 @@ def _deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGVTALRM, previous)
 
 
-def _parse_error(path: str, exc: Exception) -> Finding:
+_ERROR_AT = re.compile(r"error at (\d+):(\d+)")
+
+
+def _parse_error(path: str, text: str, exc: Exception) -> Finding:
+    """FP000 where the error is. libcst's ``raw_line``/``raw_column`` can point past it (the
+    start of the next line, after a newline it expected), so CPython's parser places it; when
+    CPython accepts the text, the position in libcst's own message does."""
     if type(exc) is cst.ParserSyntaxError:
-        line = max(1, exc.raw_line)
-        span = Span(Position(line, exc.raw_column + 1), Position(line, exc.raw_column + 1))
+        rejected = _python_rejects(path, text)
+        if rejected is not None:
+            return rejected
+        found = _ERROR_AT.search(exc.message)
+        line, column = (int(found[1]), int(found[2])) if found else (exc.raw_line, exc.raw_column)
+        line, column = max(1, line), max(1, column)
+        span = Span(Position(line, column), Position(line, column))
         message = f"SyntaxError: {exc.message}"
     else:
         span, message = FILE_LEVEL, "SyntaxError: too deeply nested for the parser"
@@ -273,7 +284,7 @@ def _lint_parsed(
         try:
             module = parse_module(text)
         except (cst.ParserSyntaxError, RecursionError) as exc:
-            summary.findings.append(_parse_error(path, exc))
+            summary.findings.append(_parse_error(path, text, exc))
             return
     summary.parsed = True
     tracker_types = _required_trackers(rules)
@@ -416,6 +427,7 @@ def _resolve(ctx: FileContext) -> list[Finding]:
                 fix,
                 related,
                 rule.url(),
+                help=p.help,
             )
         )
     return findings

@@ -122,6 +122,8 @@ class Finding:
     fix: Fix | None = None
     related: tuple[Related, ...] = ()
     url: str | None = None
+    # What to do about it, one sentence (Ruff's ``help``); ``message`` says what is wrong.
+    help: str | None = None
     # Extra context for formatters (e.g. the traceback of an FP999 under --verbose).
     detail: str | None = field(default=None, compare=False)
 
@@ -131,12 +133,14 @@ class Finding:
         return (self.path, self.span.cell or 0, start.line, start.column, self.code)
 
     def to_dict(self) -> dict[str, Any]:
-        """Ruff-compatible JSON fields, plus fp16lint's ``name``, ``severity`` and ``related``."""
+        """Ruff-compatible JSON fields, plus fp16lint's ``name``, ``severity``, ``help`` and
+        ``related``."""
         return {
             "code": self.code,
             "name": self.name,
             "severity": self.severity.value,
             "message": self.message,
+            "help": self.help,
             "filename": self.path,
             **self.span.to_dict(),
             "fix": self.fix.to_dict() if self.fix else None,
@@ -157,5 +161,6 @@ class Finding:
             fix=Fix.from_dict(data["fix"]) if data.get("fix") else None,
             related=tuple(Related.from_dict(r) for r in data.get("related", ())),
             url=data.get("url"),
+            help=data.get("help"),
             detail=data.get("detail"),
         )

@@ -209,6 +209,20 @@ class Notebook:
         if not ok:
             raise source.SourceError("the fixed notebook did not read back; nothing was written")
 
+    def diff(self, path: str, text: str) -> str:
+        """A fixed ``text`` as a unified diff per changed cell, in the cell's own lines, under
+        a ``--- nb.ipynb:cell 3`` header (as Ruff shows notebook diffs)."""
+        parts = text.split(MARKER)
+        if len(parts) != len(self.cells):
+            raise source.SourceError("a fix changed the cell structure; nothing was written")
+        out = []
+        for cell, part in zip(self.cells, parts, strict=True):
+            restored = self._restore(cell, part)
+            if restored != cell.text:
+                name = f"{path}:cell {cell.number}"
+                out.append(source.unified_diff(name, cell.text, restored))
+        return "".join(out)
+
     @staticmethod
     def _restore(cell: _Cell, part: str) -> str:
         magics = iter(cell.magics)
@@ -300,6 +314,7 @@ def to_cells(findings: list[Finding], notebooks: dict[str, Notebook]) -> list[Fi
                 f,
                 span=locate(f.path, f.span),
                 message=cells_in(f.message),
+                help=cells_in(f.help) if f.help else None,
                 related=related,
                 fix=fix,
             )

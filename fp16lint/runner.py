@@ -7,9 +7,9 @@ and unwritable files become ``errors`` (exit code 2).
 
 from __future__ import annotations
 
-import difflib
 import os
 import traceback
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,7 +28,9 @@ from fp16lint.parsing import parse_module
 from fp16lint.project import ProjectResult, run_project
 from fp16lint.rules import INTERNAL_ERROR, SYNTAX_ERROR, all_rules
 from fp16lint.rules.base import Rule
+from fp16lint.rules.fp001_unused_noqa import UnusedNoqa
 from fp16lint.settings import Settings
+from fp16lint.unused_noqa import unused_noqa
 
 MAX_FIX_ROUNDS = 10
 # libcst needs about 500 bytes of memory per byte of source and is slower than linear on huge
@@ -58,7 +60,8 @@ class Options:
 class LintResult:
     findings: list[Finding] = field(default_factory=list)
     files: int = 0
-    fixed: int = 0
+    fixed: int = 0  # findings the fixes resolved (or would resolve, with ``diff``)
+    fixed_by: dict[str, Counter[str]] = field(default_factory=dict)  # path -> code -> count
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
@@ -300,12 +303,17 @@ def lint_paths(
     result.files = len(found.files)
     result.warnings.extend(_unknown_noqa_codes(summaries))
 
-    findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings)
+    used: set[tuple[str, int, str]] = set()
+    findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings, used)
+    texts = {k: d.text for k, (_, d, _) in sources.items()}
+    findings += _unused_noqa(summaries, used, texts, rules)
     if options.fix or options.diff:
         problems = _fix(findings, sources, rules, settings, options, result)
         if options.fix and not options.diff and result.fixed:
-            # Report what is left as a plain run would see it, project findings included.
+            # Report what is left as a plain run would see it, project findings included,
+            # and count as fixed what is really gone (a fix may resolve several findings).
             after = lint_paths(paths, settings, replace(options, fix=False))
+            _count_resolved(result, result.fixed_by, findings, after.findings)
             findings = after.findings
         findings = [*findings, *problems]
     notebooks = {k: d for k, (_, d, _) in sources.items() if isinstance(d, notebook.Notebook)}
@@ -342,10 +350,14 @@ def _settings_key(settings: Settings) -> str:
 
 
 def _filter(
-    summaries: dict[str, FileSummary], project: ProjectResult | None, settings: Settings
+    summaries: dict[str, FileSummary],
+    project: ProjectResult | None,
+    settings: Settings,
+    used: set[tuple[str, int, str]] | None = None,
 ) -> list[Finding]:
     """All findings, completed by the project pass, less those silenced by ``# noqa`` or
-    ``per-file-ignores``."""
+    ``per-file-ignores``; ``used`` collects the (path, line, code) directives that silenced
+    one (for FP001)."""
     project = project or ProjectResult()
     ignores = _PerFileIgnores(settings)
     out = []
@@ -357,9 +369,11 @@ def _filter(
         summary = summaries.get(path)
         ignored = ignores.codes_for(Path(path))
         for finding in items:
-            if summary is not None and summary.noqa.suppresses(
-                finding.code, finding.span.start.line
-            ):
+            line = finding.span.start.line
+            if summary is not None and summary.noqa.suppresses(finding.code, line):
+                if used is not None:
+                    codes = summary.noqa.lines.get(line) or ()
+                    used.update((path, line, c) for c in codes if finding.code.startswith(c))
                 continue
             if any(finding.code.startswith(code) for code in ignored):
                 continue
@@ -382,20 +396,28 @@ def _fix(
     Returns findings the fixing itself produced (a fix that would break a file)."""
     by_path: dict[str, list[Finding]] = {}
     for finding in findings:
-        if fixes.is_applicable(finding.fix, options.unsafe_fixes) and finding.path in sources:
+        if finding.path in sources:
             by_path.setdefault(finding.path, []).append(finding)
     problems: list[Finding] = []
-    writes: list[tuple[str, bytes, int]] = []
+    writes: list[tuple[str, bytes, Counter[str]]] = []
     for path, items in by_path.items():
+        if not any(fixes.is_applicable(f.fix, options.unsafe_fixes) for f in items):
+            continue
         _, original, _ = sources[path]
-        text, fixed, problem = fix_text(path, original.text, items, rules, settings, options)
+        fixed: Counter[str] = Counter()
+        text, _, problem = fix_text(path, original.text, items, rules, settings, options, fixed)
         if problem:
             problems.append(problem)
         if text == original.text:
             continue
         if options.diff:
-            result.diffs.append(_diff(path, original.text, text))
-            result.fixed += fixed
+            try:
+                result.diffs.append(original.diff(path, text))
+            except source.SourceError as exc:  # a notebook whose cells a fix would merge
+                result.errors.append(f"{path}: {exc}")
+                continue
+            result.fixed += fixed.total()
+            result.fixed_by[path] = fixed
             continue
         if isinstance(original, source.Source) and not original.round_trips:
             result.errors.append(
@@ -413,8 +435,24 @@ def _fix(
         if error:
             result.errors.append(f"{path}: {error}; fixes not written")
         else:
-            result.fixed += fixed
+            result.fixed += fixed.total()
+            result.fixed_by[path] = fixed
     return problems
+
+
+def _count_resolved(
+    result: LintResult, paths: Iterable[str], before: list[Finding], after: list[Finding]
+) -> None:
+    """``fixed``: the findings of the fixed files ``paths`` that are gone (per file and code)."""
+    left = Counter((f.path, f.code) for f in after)
+    result.fixed_by = {}
+    for path in list(paths):
+        gone = Counter(f.code for f in before if f.path == path)
+        gone.subtract({code: n for (p, code), n in left.items() if p == path})
+        resolved = Counter({code: n for code, n in gone.items() if n > 0})
+        if resolved:
+            result.fixed_by[path] = resolved
+    result.fixed = sum(c.total() for c in result.fixed_by.values())
 
 
 def fix_text(
@@ -424,11 +462,13 @@ def fix_text(
     rules: list[type[Rule]],
     settings: Settings,
     options: Options,
+    codes: Counter[str] | None = None,
 ) -> tuple[str, int, Finding | None]:
     """Apply fixes to ``text`` until none is left (at most MAX_FIX_ROUNDS rounds).
 
-    Returns the fixed text, the number of fixes applied, and an FP000 finding if a round of
-    fixes would have broken the syntax (that round is dropped)."""
+    Returns the fixed text, the number of fixes applied (their findings' codes are counted
+    in ``codes``), and an FP000 finding if a round of fixes would have broken the syntax
+    (that round is dropped)."""
     fixed = 0
     for _ in range(MAX_FIX_ROUNDS):
         new_text, applied = fixes.apply(text, findings, options.unsafe_fixes)
@@ -445,6 +485,8 @@ def fix_text(
             return text, fixed, engine_finding(SYNTAX_ERROR, path, FILE_LEVEL, message)
         text = new_text
         fixed += len(applied)
+        if codes is not None:
+            codes.update(f.code for f in applied)
         summary = _lint_one(path, text, rules, options, module)  # the tree just checked
         findings = _filter({path: summary}, None, settings)
     return text, fixed, None
@@ -478,11 +520,18 @@ def _missing_reason(path: Path) -> str:
     return "no such file or directory"
 
 
-def _diff(path: str, before: str, after: str) -> str:
-    lines = difflib.unified_diff(
-        before.splitlines(keepends=True), after.splitlines(keepends=True), path, path
-    )
-    return "".join(lines)
+def _write(path: Path, data: bytes) -> str | None:
+    """Write fixed bytes atomically; refuse symlinks and read-only files."""
+    if path.is_symlink():
+        return "is a symbolic link"
+    try:
+        # Mode bits count even for root, who may write anything: read-only means hands off.
+        if not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222:
+            return "file is read-only"
+        source.write_atomic(path, data)
+    except OSError as exc:
+        return f"cannot write: {exc.strerror or exc}"
+    return None
 
 
 def lint_text(text: str, path: str, settings: Settings, options: Options = Options()) -> LintResult:
@@ -494,15 +543,17 @@ def lint_text(text: str, path: str, settings: Settings, options: Options = Optio
         result.warnings.append(f"{path}: not linted: over the {limit:g} million character limit.")
         return result
 
-    job = _Job(path, text, *module_name_for(Path(path)))
-    summary = _lint_jobs([job], _for_workers(rules, options), 1, options.wall_limit)[0]
-    summaries = {path: summary}
-    findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings)
+    findings = _lint_buffer(path, text, rules, settings, options)
     if options.fix or options.diff:
-        new_text, result.fixed, problem = fix_text(path, text, findings, rules, settings, options)
+        new_text, _, problem = fix_text(path, text, findings, rules, settings, options)
         result.fixed_text = new_text
-        if result.fixed:
-            findings = _filter({path: _lint_one(path, new_text, rules, options)}, None, settings)
+        if new_text != text:
+            after = _lint_buffer(path, new_text, rules, settings, options)
+            _count_resolved(result, [path], findings, after)
+            if options.diff:
+                result.diffs.append(source.unified_diff(path, text, new_text))
+            else:
+                findings = after
         findings = [*findings, *([problem] if problem else [])]
     result.findings = sorted(findings, key=lambda f: f.sort_key)
     return result
@@ -518,3 +569,29 @@ def lint_stdin(
     except source.SourceError as exc:
         return LintResult(findings=_read_error(path, exc).findings, files=1)
     return lint_text(text, path, settings, options)
+
+
+def _lint_buffer(
+    path: str, text: str, rules: list[type[Rule]], settings: Settings, options: Options
+) -> list[Finding]:
+    """One buffer's findings, project pass and unused ``# noqa`` included."""
+    job = _Job(path, text, *module_name_for(Path(path)))  # in a worker, as files are
+    summaries = {path: _lint_jobs([job], _for_workers(rules, options), 1, options.wall_limit)[0]}
+    used: set[tuple[str, int, str]] = set()
+    findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings, used)
+    return findings + _unused_noqa(summaries, used, {path: text}, rules)
+
+
+def _unused_noqa(
+    summaries: dict[str, FileSummary],
+    used: set[tuple[str, int, str]],
+    texts: dict[str, str],
+    rules: list[type[Rule]],
+) -> list[Finding]:
+    """FP001's findings, when it is enabled."""
+    enabled = [rule.code for rule in rules]
+    if UnusedNoqa.code not in enabled:
+        return []
+    from fp16lint.rules import all_codes
+
+    return unused_noqa(summaries, used, texts, all_codes(), enabled)

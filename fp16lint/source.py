@@ -8,9 +8,11 @@ characters they cover.
 from __future__ import annotations
 
 import codecs
+import difflib
 import os
 import re
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,10 @@ class Source:
     # (``unicode_escape`` would put the file on one line, ``utf-8-sig`` add a BOM, ``idna``
     # raise half-way through a run).
     round_trips: bool = True
+
+    def diff(self, path: str, text: str) -> str:
+        """A fixed ``text`` as a unified diff against this source."""
+        return unified_diff(path, self.text, text)
 
     def encode(self, text: str) -> bytes:
         try:
@@ -100,3 +106,32 @@ def read(path: Path) -> Source:
     except OSError as exc:
         raise SourceError(f"cannot read file: {exc.strerror or exc}") from exc
     return decode(data)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` by a temp file + rename in the same folder, keeping its mode."""
+    mode = path.stat().st_mode
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".fp16lint")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, mode & 0o7777)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def unified_diff(name: str, before: str, after: str) -> str:
+    """``before`` to ``after`` as a unified diff with ``name`` in both headers; a last line
+    without a newline is marked as ``diff`` and ``patch`` expect."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), name, name
+    )
+    out = []
+    for line in lines:
+        out.append(
+            line if line.endswith(("\n", "\r")) else line + "\n\\ No newline at end of file\n"
+        )
+    return "".join(out)

@@ -58,6 +58,12 @@ class Noqa:
         return cls({int(k): v for k, v in data["lines"].items()}, data["file"], data["all"])
 
 
+def last_directive(line: str) -> re.Match[str] | None:
+    """The line's ``# noqa`` directive (the last one: an earlier one can sit in a string)."""
+    matches = list(_LINE.finditer(line))
+    return matches[-1] if matches and _valid(matches[-1]) else None
+
+
 def scan(text: str) -> Noqa:
     """The directives in ``text``. Only lines that mention noqa are read, and lines are
     numbered as Python counts them (``\\r\\n``, ``\\r`` or ``\\n``; a form feed ends none)."""
@@ -82,8 +88,7 @@ def scan(text: str) -> Noqa:
             else:
                 noqa.file.extend(codes)
             continue
-        # The last directive is the comment's: an earlier one can sit inside a string.
-        matches = list(_LINE.finditer(line))
-        if matches and _valid(matches[-1]):
-            noqa.lines[number] = _codes(matches[-1].group("codes"))
+        match = last_directive(line)
+        if match is not None:
+            noqa.lines[number] = _codes(match.group("codes"))
     return noqa

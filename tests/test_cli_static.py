@@ -147,7 +147,7 @@ def test_fix_writes_safe_fixes_only_and_reports_the_rest():
     assert result.exit_code == 1  # the unsafe finding is left
     assert Path("a.py").read_text() == FIXED + UNSAFE
     assert "Fixed 1 finding." in result.stdout and "FP102" in result.stdout
-    assert "1 hidden fixes can be enabled with the `--unsafe-fixes` option." in result.stdout
+    assert "1 hidden fix can be enabled with the `--unsafe-fixes` option." in result.stdout
 
 
 def test_fix_with_unsafe_fixes_fixes_everything():

@@ -170,7 +170,7 @@ def test_github_annotations(findings):
     assert amp == (
         "::warning title=fp16lint (FP401),file=amp.py,line=3,endLine=3,col=19,endColumn=46::"
         "amp.py:3:19: FP401 `torch.cuda.amp.GradScaler` is deprecated (FutureWarning since "
-        'torch 2.4) and will be removed; use `torch.amp.GradScaler("cuda", ...)`.'
+        'torch 2.4) and will be removed. Use `torch.amp.GradScaler("cuda", ...)`.'
     )
     assert any(
         line.startswith("::error title=fp16lint (FP000),file=bad syntax.py,") for line in out

@@ -130,7 +130,7 @@ def test_message_follows_the_pin_without_a_fix(tmp_path):
     result = lint_paths([tmp_path], Settings(root=tmp_path, select=("FP501",)))
     (finding,) = result.findings
     assert finding.fix is None
-    assert "`T5Model.from_pretrained(..., torch_dtype=...)`" in finding.message
+    assert "`T5Model.from_pretrained(..., torch_dtype=...)`" in finding.help
 
 
 def test_diffusers_load_gets_torch_dtype_whatever_the_pin(tmp_path):

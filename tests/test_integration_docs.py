@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -80,3 +82,47 @@ def test_ci_snippets():
     for block in blocks(ci, "yaml"):
         for used in re.findall(r"--output-format (\S+)", block):
             assert used in OUTPUT_FORMATS
+
+
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def test_pre_commit_rev_is_a_commit_of_this_repository():
+    """There are no release tags: the snippets pin a full commit SHA that exists."""
+    for doc in (REPO / "README.md", REPO / "docs" / "ci.md", REPO / "docs" / "guide.md"):
+        for block in blocks(doc, "yaml"):
+            if "repos:" not in block:
+                continue
+            for repo in yaml.safe_load(block)["repos"]:
+                rev = str(repo["rev"])
+                assert re.fullmatch(r"[0-9a-f]{40}", rev), (doc, rev)
+                shallow = _git("rev-parse", "--is-shallow-repository").stdout.strip()
+                if _git("rev-parse", "--git-dir").returncode == 0 and shallow == "false":
+                    assert _git("cat-file", "-e", f"{rev}^{{commit}}").returncode == 0, rev
+                    assert _git("show", f"{rev}:.pre-commit-hooks.yaml").returncode == 0
+
+
+def test_ruff_note_names_the_code_ruff_reports(tmp_path):
+    """The README's Ruff note: Ruff reports `# noqa: FP101` as RUF102 until `external` says
+    the FP codes are another tool's, as its snippet does."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    [snippet] = [b for b in blocks(REPO / "README.md", "toml") if "[tool.ruff.lint]" in b]
+    assert "RUF102" in readme
+    (tmp_path / "m.py").write_text("x = 1  # noqa: FP101\n", encoding="utf-8")
+    ruff = [sys.executable, "-m", "ruff", "check", "--no-cache", "--select", "RUF100,RUF102"]
+    without = subprocess.run([*ruff, "m.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert "RUF102" in without.stdout and without.returncode == 1
+    (tmp_path / "pyproject.toml").write_text(snippet, encoding="utf-8")
+    with_note = subprocess.run([*ruff, "m.py"], cwd=tmp_path, capture_output=True, text=True)
+    assert with_note.returncode == 0, with_note.stdout
+
+
+def test_readme_puts_the_user_first_and_keeps_the_two_set_up_commands():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert readme.index("pip install fp16lint") < readme.index("make demo")
+    [commands] = [b for b in blocks(REPO / "README.md", "sh") if "make demo" in b]
+    assert "make demo" in commands and "make test" in commands
+    assert (
+        "fp16lint.toml` / `.fp16lint.toml`, which take the same keys **at the top level**" in readme
+    )

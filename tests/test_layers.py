@@ -4,6 +4,7 @@ lazy and type-only alike), read with ``ast``, points to its own row or a row abo
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -17,6 +18,7 @@ RUNTIME_MODEL = ("fp16lint.runtime.report", "fp16lint.runtime.records", "fp16lin
 RUNTIME_RENDERERS = ("fp16lint.runtime.text", "fp16lint.runtime.html")
 
 
+@functools.cache
 def layer_table() -> list[tuple[str, list[str], str]]:
     """``(layer, [paths], torch column)`` per row, top row (the lowest layer) first."""
     lines = (REPO / "DEVELOPERS.md").read_text(encoding="utf-8").splitlines()

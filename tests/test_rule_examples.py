@@ -55,6 +55,8 @@ def test_invalid_example_is_flagged(rule, example: Invalid, tmp_path):
     assert got == Counter(example.expect), [f"{f.span.start.line}: {f.message}" for f in findings]
     for finding in findings:
         assert finding.message.endswith("."), finding.message
+        assert finding.severity in rule.all_severities(), "`fp16lint rules` must list it"
+        assert finding.help and finding.help.endswith("."), "the advice goes in `help`"
 
 
 @pytest.mark.parametrize(

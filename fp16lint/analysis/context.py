@@ -55,6 +55,7 @@ class PendingReport:
     applicability: Applicability | None
     related: tuple[tuple[str, cst.CSTNode | None, str], ...]
     severity: Severity | None = None  # None: the rule's
+    help: str | None = None  # what to do about it (the message says what is wrong)
     stack: tuple[cst.CSTNode, ...] = ()  # the walk's position when reported (see _resolve)
 
 
@@ -176,8 +177,10 @@ class ProjectReport:
         related: Iterable[tuple[str, list[int] | Span, str]] = (),
         fix: Fix | None = None,
         severity: Severity | None = None,
+        help: str | None = None,
     ) -> None:
-        """``severity`` overrides the rule's for a finding the rule grades (FP202)."""
+        """``severity`` overrides the rule's for a finding the rule grades (FP202); ``help``
+        says what to do (the message says what is wrong)."""
         self.findings.append(
             Finding(
                 rule.code,
@@ -191,5 +194,6 @@ class ProjectReport:
                     Related(p, s if isinstance(s, Span) else span_of(s), m) for p, s, m in related
                 ),
                 rule.url(),
+                help=help,
             )
         )

@@ -83,6 +83,13 @@ def _positional(
     return positional[index] if index < len(positional) else None
 
 
+def _root_name(call: cst.Call, names) -> str | None:
+    """``rsqrt``/``sqrt`` for ``torch.rsqrt(...)``, ``t.sqrt()``: the root a norm takes."""
+    qualname = names.qualname(call.func)
+    name = qualname.removeprefix("torch.") if qualname else _method_name(call)
+    return name if name in ("rsqrt", "sqrt") else None
+
+
 def _method_name(call: cst.Call) -> str | None:
     return call.func.attr.value if type(call.func) is cst.Attribute else None
 
@@ -101,6 +108,8 @@ class HazardTracker(Tracker):
         # Per function: names bound to a square, and to a reported reduction of one.
         self._squares: list[dict[str, tuple[cst.CSTNode, cst.BaseExpression, int | None]]] = [{}]
         self._norm_vars: list[set[str]] = [set()]
+        # Per function: norm variables whose FP203 fix waits for its rsqrt/sqrt (see _cast_back).
+        self._pending_fixes: list[dict[str, tuple[int, str]]] = [{}]
 
     # --- where we are ----------------------------------------------------------------------
     def _owner(self) -> tuple[str | None, str | None]:
@@ -115,10 +124,12 @@ class HazardTracker(Tracker):
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._squares.append({})
         self._norm_vars.append(set())
+        self._pending_fixes.append({})
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._squares.pop()
         self._norm_vars.pop()
+        self._drop_pending_fixes()
 
     # --- protection ------------------------------------------------------------------------
     def _autocast_protects(self, op: UnsafeOp, inplace: bool) -> bool:
@@ -222,6 +233,7 @@ class HazardTracker(Tracker):
 
     # --- ops -------------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
+        self._root_of_norm(node)
         if self._norm(node):
             return
         qualname = self.ctx.names.qualname(node.func)
@@ -539,14 +551,56 @@ class HazardTracker(Tracker):
         fields: dict[str, Any] = {"text": self._text(call)}
         base_text = dotted(base)
         if bound is None and base_text is not None:
-            fields["fix"] = [self.ctx.span_ref(square), f"{base_text}.float().pow(2)"]
+            fields["fix"] = [[self.ctx.span_ref(square), f"{base_text}.float().pow(2)"]]
             fields["fixed"] = f"{base_text}.float().pow(2)"
-        self._record("FP203", call, dt, **fields)
+        index = self._record("FP203", call, dt, **fields)
+        if "fix" in fields and index >= 0:
+            self._cast_back(index, base_text)
         self._consumed.add(id(square))
         if pending is not None and pending >= 0:
             self.ops[pending]["dropped"] = True  # the FP202 on ``sq = x.pow(2)`` is this FP203
         self._mark_norm_var()
         return True
+
+    # The FP203 fix squares in float32 and casts the ``rsqrt``/``sqrt`` built on the reduction
+    # back to the input's dtype: without that cast, whatever the norm meets afterwards turns
+    # float32 (an fp16 ``Linear`` then raises). No such call in the function: no fix.
+    def _cast_back(self, index: int, base: str) -> None:
+        """Add the cast-back edit to record ``index`` when the root is around the reduction,
+        else wait for it (``_root_of_norm``)."""
+        for node in reversed(self.ctx.stack):
+            if type(node) is cst.Call and _root_name(node, self.ctx.names) is not None:
+                self._add_cast_back(index, node, base)
+                return
+            if type(node) in (cst.SimpleStatementLine, cst.FunctionDef):
+                break
+        for node in reversed(self.ctx.stack):
+            if type(node) is cst.Assign and len(node.targets) == 1:
+                target = node.targets[0].target
+                if type(target) is cst.Name:
+                    self._pending_fixes[-1][target.value] = (index, base)
+                    return
+            if type(node) in (cst.SimpleStatementLine, cst.FunctionDef):
+                break
+        self.ops[index].pop("fix")
+
+    def _root_of_norm(self, call: cst.Call) -> None:
+        """``torch.rsqrt(var + eps)`` of a pending FP203 fix: its cast-back edit."""
+        pending = self._pending_fixes[-1]
+        if not pending or _root_name(call, self.ctx.names) is None:
+            return
+        for node in walk(call):
+            if type(node) is cst.Name and node.value in pending:
+                index, base = pending.pop(node.value)
+                self._add_cast_back(index, call, base)
+                return
+
+    def _add_cast_back(self, index: int, call: cst.Call, base: str) -> None:
+        self.ops[index]["fix"].append([self.ctx.span_ref(call), f".to({base}.dtype)", "after"])
+
+    def _drop_pending_fixes(self) -> None:
+        for index, _ in self._pending_fixes.pop().values():
+            self.ops[index].pop("fix", None)
 
     def _mark_norm_var(self) -> None:
         """``var = x.pow(2).mean(-1)``: later ``rsqrt(var + eps)`` is part of this finding."""
@@ -584,4 +638,5 @@ class HazardTracker(Tracker):
         self._record("FP204", call, dt, op=qualname, text=self._text(call))
 
     def leave_Module(self, node: cst.Module) -> None:
+        self._drop_pending_fixes()
         self.ctx.facts["ops"] = [r for r in self.ops if not r.pop("dropped", False)]

@@ -2,13 +2,16 @@
 
 Read from the project root (the folder of the config file, or the working folder):
 ``pyproject.toml`` (``[project] dependencies`` and ``optional-dependencies``),
-``requirements*.txt``, and ``setup.cfg`` (``[options] install_requires`` and
-``[options.extras_require]``). Nothing is imported or fetched, and a file that cannot be read or
-parsed counts as absent: unknown stays unknown.
+``requirements*.txt``, ``setup.cfg`` (``[options] install_requires`` and
+``[options.extras_require]``), and ``setup.py`` (the literal ``install_requires`` and
+``extras_require`` of its ``setup(...)`` call, or a module-level list they name). Nothing is
+imported, run or fetched, and a file that cannot be read or parsed counts as absent: unknown
+stays unknown.
 """
 
 from __future__ import annotations
 
+import ast
 import configparser
 import re
 import sys
@@ -70,6 +73,7 @@ def _requirements(root: Path) -> Iterator[str]:
     for path in listed:
         yield from _requirements_txt(path)
     yield from _setup_cfg(root / "setup.cfg")
+    yield from _setup_py(root / "setup.py")
 
 
 def _read(path: Path) -> str | None:
@@ -121,3 +125,43 @@ def _setup_cfg(path: Path) -> Iterator[str]:
         values += [value for _, value in parser.items("options.extras_require")]
     for value in values:
         yield from (line.strip() for line in value.splitlines() if line.strip())
+
+
+def _setup_py(path: Path) -> Iterator[str]:
+    text = _read(path) if path.is_file() else None
+    if text is None:
+        return
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError):
+        return
+    lists = {  # NAME = [...] at module level, for install_requires=NAME
+        target.id: node.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func  # setup(...) or setuptools.setup(...)
+        if getattr(func, "id", None) != "setup" and getattr(func, "attr", None) != "setup":
+            continue
+        for keyword in node.keywords:
+            value = keyword.value
+            if isinstance(value, ast.Name):
+                value = lists.get(value.id, value)
+            if keyword.arg == "install_requires":
+                yield from _literal_strings(value)
+            elif keyword.arg == "extras_require" and isinstance(value, ast.Dict):
+                for group in value.values:
+                    yield from _literal_strings(group)
+
+
+def _literal_strings(node: ast.expr) -> list[str]:
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [
+            e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+        ]
+    return []

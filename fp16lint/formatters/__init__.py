@@ -29,6 +29,10 @@ class FormatContext:
     unsafe_fixes: bool = False
     _lines: dict[str, list[str]] = field(default_factory=dict)
 
+    def use_text(self, path: str, text: str) -> None:
+        """Take ``path``'s lines from ``text`` (standard input, an editor buffer), not the disk."""
+        self._lines[path] = split_lines(text)
+
     def source_line(self, path: str, line: int, cell: int | None = None) -> str | None:
         """The text of ``line`` in ``path`` (or in its notebook ``cell``), read lazily once per
         file, or None."""
@@ -57,6 +61,11 @@ def printable(path: str) -> str:
     start a line that looks like another finding), and bytes that are not UTF-8 as ``\\xff``."""
     text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
+
+
+def with_help(finding: Finding) -> str:
+    """The message and its help as one text, for formats with a single text field."""
+    return f"{finding.message} {finding.help}" if finding.help else finding.message
 
 
 def location(path: str, span: Span) -> str:

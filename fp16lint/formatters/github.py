@@ -8,7 +8,7 @@ from the cell, not from the file), with the cell in the message.
 from __future__ import annotations
 
 from fp16lint.findings import Finding, Severity
-from fp16lint.formatters import FormatContext, location
+from fp16lint.formatters import FormatContext, location, with_help
 
 _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
@@ -32,7 +32,7 @@ def annotation(finding: Finding) -> str:
             ("endColumn", str(span.end.column)),
         ]
     head = ",".join(f"{key}={_property(value)}" for key, value in props)
-    body = f"{location(finding.path, span)}: {finding.code} {finding.message}"
+    body = f"{location(finding.path, span)}: {finding.code} {with_help(finding)}"
     return f"::{_LEVEL[finding.severity]} {head}::{_data(body)}"
 
 

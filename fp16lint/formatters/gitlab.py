@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fp16lint.findings import Finding, Severity
-from fp16lint.formatters import FormatContext, location
+from fp16lint.formatters import FormatContext, location, with_help
 
 _SEVERITY = {Severity.ERROR: "major", Severity.WARNING: "minor", Severity.INFO: "info"}
 
@@ -29,7 +29,7 @@ def format_gitlab(findings: list[Finding], ctx: FormatContext) -> str:
         ).hexdigest()
         seen[base] += 1
         span = finding.span
-        description = f"{finding.code} {finding.message}"
+        description = f"{finding.code} {with_help(finding)}"
         if span.cell is None:
             lines = {"begin": span.start.line, "end": span.end.line}
         else:  # notebook: GitLab's lines are the file's, so point at the file and name the cell

@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from fp16lint.findings import Finding
-from fp16lint.formatters import FormatContext, location
+from fp16lint.formatters import FormatContext, location, with_help
 
 
 def format_junit(findings: list[Finding], ctx: FormatContext) -> str:
@@ -25,7 +25,7 @@ def format_junit(findings: list[Finding], ctx: FormatContext) -> str:
             if finding.span.cell is None:
                 case.set("line", str(finding.span.start.line))
             failure = ET.SubElement(case, "failure", message=finding.message, type=finding.code)
-            failure.text = f"{location(path, finding.span)}: {finding.code} {finding.message}"
+            failure.text = f"{location(path, finding.span)}: {finding.code} {with_help(finding)}"
     if not findings:
         suite = ET.SubElement(
             root, "testsuite", name="fp16lint", tests="1", failures="0", errors="0"

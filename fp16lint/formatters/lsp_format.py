@@ -44,7 +44,8 @@ def lsp_range(path: str, span: Span, line_text: LineText, encoding: str) -> dict
 
 
 def diagnostic(finding: Finding, line_text: LineText, encoding: str = "utf-16") -> dict[str, Any]:
-    """One ``Diagnostic``; ``data`` carries the rule name, the fix and the notebook cell."""
+    """One ``Diagnostic``; ``data`` carries the rule name, the help (shown in the hover), the
+    fix and the notebook cell."""
     out: dict[str, Any] = {
         "range": lsp_range(finding.path, finding.span, line_text, encoding),
         "severity": SEVERITY[finding.severity],
@@ -66,6 +67,8 @@ def diagnostic(finding: Finding, line_text: LineText, encoding: str = "utf-16") 
             for r in finding.related
         ]
     data: dict[str, Any] = {"name": finding.name}
+    if finding.help:
+        data["help"] = finding.help
     if finding.fix is not None:
         data["fix"] = finding.fix.to_dict()
     if finding.span.cell is not None:

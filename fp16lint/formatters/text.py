@@ -1,8 +1,11 @@
-"""Ruff-style text: ``path:line:col: CODE [*] message``, with a source frame in ``full``."""
+"""Ruff-style text: ``path:line:col: CODE [*] message``, with a source frame in ``full``.
+
+A severity other than ``warning`` (the common case) is shown after the code, ``FP202 (info)``,
+so that what JSON and the GitHub format carry is visible in the terminal too."""
 
 from __future__ import annotations
 
-from fp16lint.findings import Finding
+from fp16lint.findings import Finding, Severity
 from fp16lint.fixes import is_applicable
 from fp16lint.formatters import FormatContext, location
 
@@ -15,7 +18,8 @@ def _header(finding: Finding, ctx: FormatContext) -> str:
     code = finding.code
     if ctx.color:
         where, code = f"{_BOLD}{where}{_RESET}", f"{_BOLD}{_RED}{code}{_RESET}"
-    return f"{where} {code}{marker} {finding.message}"
+    severity = "" if finding.severity is Severity.WARNING else f" ({finding.severity.value})"
+    return f"{where} {code}{severity}{marker} {finding.message}"
 
 
 def format_concise(findings: list[Finding], ctx: FormatContext) -> str:
@@ -43,9 +47,11 @@ def format_full(findings: list[Finding], ctx: FormatContext) -> str:
             ]
         for related in finding.related:
             lines.append(f"  = note: {related.message} ({location(related.path, related.span)})")
+        if finding.help:
+            lines.append(f"  = help: {finding.help}")
         if finding.fix is not None:
             kind = "" if finding.fix.applicability.value == "safe" else " (unsafe)"
-            lines.append(f"  = help: {finding.fix.message}{kind}")
+            lines.append(f"  = fix: {finding.fix.message}{kind}")
         if finding.detail:
             lines.append(finding.detail.rstrip())
         blocks.append("\n".join(lines) + "\n")

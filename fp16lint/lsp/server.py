@@ -500,9 +500,10 @@ def build_server() -> Fp16lintServer:
             hit = hit or diag.range
             rule = rule_by_code(finding.code)
             summary = rule.summary if rule is not None else ""
+            help_line = f"**Help:** {finding.help}\n\n" if finding.help else ""
             parts.append(
                 f"**{finding.code}** `{finding.name}` ({finding.severity.value})\n\n"
-                f"{finding.message}\n\n{summary}\n\n[Rule documentation]({finding.url})"
+                f"{finding.message}\n\n{help_line}{summary}\n\n[Rule documentation]({finding.url})"
             )
         if not parts:
             return None

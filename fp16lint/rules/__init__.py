@@ -31,6 +31,9 @@ class EngineCode:
     def url(self) -> str:
         return DOCS_URL.format(code=self.code)
 
+    def all_severities(self) -> tuple[Severity, ...]:
+        return (self.severity,)
+
 
 SYNTAX_ERROR = EngineCode(
     "FP000",

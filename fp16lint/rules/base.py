@@ -49,6 +49,8 @@ class Rule:
     code: ClassVar[str]
     name: ClassVar[str]
     severity: ClassVar[Severity]
+    # Every severity the rule can report, when it grades findings (``rules`` lists them).
+    severities: ClassVar[tuple[Severity, ...]] = ()
     enabled_by_default: ClassVar[bool] = True
     fix: ClassVar[Applicability | None] = None  # the best fix the rule offers, if any
     # Substrings one of which a file must contain for this rule to find anything in it.
@@ -77,6 +79,12 @@ class Rule:
         return DOCS_URL.format(code=cls.code)
 
     @classmethod
+    def all_severities(cls) -> tuple[Severity, ...]:
+        """The rule's severity first, then the others it can report."""
+        others = sorted(set(cls.severities) - {cls.severity}, key=list(Severity).index)
+        return (cls.severity, *others)
+
+    @classmethod
     def handler_names(cls) -> Iterable[str]:
         return (n for n in dir(cls) if n.startswith(("visit_", "leave_")))
 
@@ -90,10 +98,12 @@ class Rule:
         applicability: Applicability | None = None,
         related: Iterable[tuple[str, cst.CSTNode | None, str]] = (),
         severity: Severity | None = None,
+        help: str | None = None,
     ) -> None:
-        """Report ``message`` at ``node``; ``edits`` form the fix (``applicability`` default:
-        the rule's ``fix``). ``related`` items are (path, node-in-this-file or None, message).
-        ``severity`` overrides the rule's for a case the rule grades lower (FP108)."""
+        """Report ``message`` (one sentence: what is wrong) at ``node``; ``help`` says what to
+        do. ``edits`` form the fix (``applicability`` default: the rule's ``fix``).
+        ``related`` items are (path, node-in-this-file or None, message). ``severity``
+        overrides the rule's for a case the rule grades lower (FP108)."""
         self.ctx.report(
             self,
             node,
@@ -103,6 +113,7 @@ class Rule:
             applicability=applicability or self.fix,
             related=tuple(related),
             severity=severity,
+            help=help,
         )
 
     # Project-wide rules override this; it runs once, after every file is summarised.

@@ -20,19 +20,15 @@ from fp16lint.analysis.receivers import Kind, ReceiverTracker
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 
-_ALTERNATIVE = (
-    "keep the weights in float32 and run the forward pass under "
-    '`torch.autocast(device_type="cuda", dtype=torch.float16)`, or use bfloat16'
+HELP = (
+    "Keep the weights in float32 and run the forward pass under "
+    '`torch.autocast(device_type="cuda", dtype=torch.float16)`, or use bfloat16.'
 )
 
 
 def message(call_text: str, maybe: bool, what: str = "the whole model") -> str:
     when = MAYBE_WORDING if maybe else ""
-    return (
-        f"`{call_text}` converts {what} to float16{when}: every floating-point parameter and "
-        "buffer, BatchNorm running statistics included, so it runs in pure fp16 with no float32 "
-        f"master weights; {_ALTERNATIVE}."
-    )
+    return f"`{call_text}` casts {what} to float16{when}: pure fp16, no float32 master weights."
 
 
 def is_model_cast(site: CastSite, ctx) -> bool:
@@ -183,7 +179,7 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
         site = cast_of(node, self.ctx.names)
         if site is None or not is_model_cast(site, self.ctx):
             return
-        self.report(node, message(short_code(self.ctx, node), site.dtype.maybe))
+        self.report(node, message(short_code(self.ctx, node), site.dtype.maybe), help=HELP)
 
     @classmethod
     def check_project(cls, project, report) -> None:
@@ -210,4 +206,5 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
                     cast["span"],
                     text,
                     related=[(where[0], where[1], f"`{name}` is an nn.Module defined here")],
+                    help=HELP,
                 )

@@ -120,13 +120,14 @@ x = x.half()
         edits = []
         if type(receiver) is cst.Name and not self._is_parameter_loop_target(receiver):
             edits = [NodeEdit(node, f"{receiver.value} = {self.ctx.code(call)}")]
-            advice = f"assign it: `{receiver.value} = {text}`"
+            advice = f"Assign it: `{receiver.value} = {text}`."
         else:
-            advice = "assign the result where it is needed"
+            advice = "Assign the result where it is needed."
         self.report(
             call,
-            f"`{text}` returns a new tensor and the statement throws it away, so "
-            f"`{short_code(self.ctx, receiver)}` keeps its dtype and device; {advice}.",
+            f"`{text}` returns a new tensor that is thrown away: "
+            f"`{short_code(self.ctx, receiver)}` keeps its dtype and device.",
+            help=advice,
             edits=edits,
             fix_message="Assign the converted tensor back",
         )

@@ -204,13 +204,12 @@ for batch in tqdm(DataLoader(images, batch_size=8, shuffle=True)):
         line = self._line(model.node)
         self.report(
             node,
-            f"`{model.key or short_code(self.ctx, node.func)}` is cast to float16"
-            f"{when_maybe(model.dtype)} ({line}) but `{short_code(self.ctx, value)}` is still "
-            "float32 here, so its first layer raises a dtype mismatch (`Input type (float) and "
-            "bias type (c10::Half) should be the same`, `mat1 and mat2 must have the same "
-            "dtype`); convert the input to the model's dtype or keep the model in float32 and "
-            "run it under `torch.autocast`.",
+            f"`{model.key or short_code(self.ctx, node.func)}` is float16"
+            f"{when_maybe(model.dtype)} ({line}) but its input `{short_code(self.ctx, value)}` "
+            "is float32: a dtype mismatch error.",
             related=[(self.ctx.path, model.node, "the cast")],
+            help="Convert the input to the model's dtype, or keep the model in float32 and run "
+            "it under `torch.autocast` (the error: `mat1 and mat2 must have the same dtype`).",
         )
 
     def _line(self, node: cst.CSTNode) -> str:

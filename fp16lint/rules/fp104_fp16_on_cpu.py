@@ -13,8 +13,8 @@ from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 
 _MODEL_ADVICE = (
-    "several ops have no float16 CPU kernel (`torch.quantile`, `torch.fft`, `torch.linalg` "
-    "solves and decompositions raise), so keep the model in float32 or use bfloat16 on the CPU"
+    "Keep the model in float32 or use bfloat16 on the CPU: several ops have no float16 CPU "
+    "kernel (`torch.quantile`, `torch.fft`, `torch.linalg` solves and decompositions raise)."
 )
 
 
@@ -135,9 +135,11 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         self.report(
             placed[1],
             f"`{short_code(self.ctx, placed[1])}` puts `{model.key}`, {model.spelling}"
-            f"{when_maybe(model.dtype)}, on the CPU, where it runs (`{short_code(self.ctx, node, 40)}`): "
-            f"{_MODEL_ADVICE}.",
-            related=[(self.ctx.path, node, "run on the CPU here")],
+            f"{when_maybe(model.dtype)}, on the CPU, where it runs.",
+            related=[
+                (self.ctx.path, node, f"run on the CPU here: `{short_code(self.ctx, node, 40)}`")
+            ],
+            help=_MODEL_ADVICE,
         )
 
     # --- CPU autocast -----------------------------------------------------------------------
@@ -156,7 +158,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             return
         self.report(
             expr,
-            f"CPU autocast with float16{when_maybe(region.dtype)} uses bfloat16's op lists, so "
-            "softmax, layer_norm and log_softmax run in float16 instead of float32 as under "
-            "CUDA autocast; use `dtype=torch.bfloat16` on the CPU.",
+            f"CPU autocast with float16{when_maybe(region.dtype)} runs softmax and layer_norm in "
+            "float16 (CUDA autocast runs them in float32).",
+            help="Use `dtype=torch.bfloat16` on the CPU: CPU autocast uses bfloat16's op lists.",
         )

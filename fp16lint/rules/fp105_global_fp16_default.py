@@ -86,8 +86,7 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
             return
         self.report(
             node,
-            f"`{qualname}` makes float16 the default{when_maybe(fact)}: every tensor and layer "
-            "parameter created afterwards without a dtype is float16, so the whole program runs "
-            "in pure fp16; keep the float32 default and use `torch.autocast` for float16 "
-            "compute.",
+            f"`{qualname}` makes float16 the default{when_maybe(fact)}: the whole program runs "
+            "in pure fp16.",
+            help="Keep the float32 default and use `torch.autocast` for float16 compute.",
         )

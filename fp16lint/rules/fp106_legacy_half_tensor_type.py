@@ -97,9 +97,9 @@ x = x.to(torch.float16)
             if legacy is not None:
                 self.report(
                     node,
-                    f"`.type({legacy})` uses the legacy tensor-type API: it also changes the "
-                    "device to the type's and, on a module, converts integer buffers to float16; "
-                    "use `.to(torch.float16)` (with the device you mean).",
+                    f"`.type({legacy})` is the legacy tensor-type API: it also moves the device "
+                    "and converts a module's integer buffers.",
+                    help="Use `.to(torch.float16)` (with the device you mean).",
                 )
 
     def _legacy_name(self, arg: cst.BaseExpression) -> str | None:
@@ -119,8 +119,8 @@ x = x.to(torch.float16)
         new = "torch.empty(..., dtype=torch.float16" + (', device="cuda")' if cuda else ")")
         self.report(
             node,
-            f"`{qualname}(...)` is a legacy constructor that mixes up sizes and data; use "
-            f"`{new}` for sizes or `torch.tensor(data, dtype=torch.float16)` for values.",
+            f"`{qualname}(...)` is a legacy constructor that mixes up sizes and data.",
+            help=f"Use `{new}` for sizes or `torch.tensor(data, dtype=torch.float16)` for values.",
             edits=edits,
             fix_message="Use `torch.empty` / `torch.tensor` with `dtype=torch.float16`",
         )

@@ -18,10 +18,11 @@ from fp16lint.analysis.training import Frame, TrainingTracker
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 
-_WHY_AUTOCAST = (
-    "autocast expects float32 weights (it runs matmuls in float16 and keeps softmax, norms and "
-    "losses in float32), so float16 weights leave no float32 master copy"
+_DROP_CAST = (
+    "Drop the cast and keep autocast: it expects float32 weights (it runs matmuls in float16 "
+    "and keeps softmax, norms and losses in float32)."
 )
+_KEEP_FP32 = "Keep the model in float32 and run the forward pass under `torch.autocast`."
 _WHY_SCALER = '"Attempting to unscale FP16 gradients"'
 _HEADER = "import torch\nimport torch.nn as nn\n\n\n"
 _NET = _HEADER + "class Net(nn.Module):\n    def forward(self, x):\n        return x\n\n\n"
@@ -239,12 +240,14 @@ with torch.autocast("cuda", dtype=torch.float16):
                     index.is_module(t) for t in index.targets(cast["ctor"])
                 ):
                     continue
+                message, help_text = _flow_message(use, cast_path, cast, via)
                 report.add(
                     cls,
                     path,
                     use["span"],
-                    _flow_message(use, cast_path, cast, via),
+                    message,
                     related=[(cast_path, cast["span"], "cast to float16 here")],
+                    help=help_text,
                 )
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
@@ -257,50 +260,61 @@ with torch.autocast("cuda", dtype=torch.float16):
         for cast in frame.casts:
             if cast.how != "cast":
                 continue
-            name = f"`{cast.key}`" if cast.key else "the model"
+            name = f"`{cast.key}`" if cast.key else "The model"
             when = when_maybe(cast.dtype)
             uses = [(c, r) for m, c, r in frame.autocast_calls if m.node is cast.node]
             steps = [c for m, c in frame.scaler_steps if m.node is cast.node]
             if cast.under_autocast:
                 message = (
-                    f"{name} is cast to float16{when} inside an fp16 autocast region: "
-                    f"{_WHY_AUTOCAST}; keep the model in float32 and let autocast cast per op."
+                    f"{name} is cast to float16{when} inside an fp16 autocast region: no "
+                    "float32 master weights."
                 )
+                help_text = _DROP_CAST
                 related = []
             elif uses:
                 call = uses[0][0]
                 message = (
-                    f"{name} is cast to float16{when} here and run under fp16 autocast "
-                    f"(`{short_code(self.ctx, call, 40)}`): {_WHY_AUTOCAST}; drop the cast "
-                    "and keep autocast."
+                    f"{name} is cast to float16{when} and run under fp16 autocast: no float32 "
+                    "master weights."
                 )
-                related = [(self.ctx.path, call, "run under fp16 autocast here")]
+                help_text = _DROP_CAST
+                related = [
+                    (
+                        self.ctx.path,
+                        call,
+                        f"run under fp16 autocast: `{short_code(self.ctx, call, 40)}`",
+                    )
+                ]
             elif steps:
                 message = (
-                    f"{name} is cast to float16{when} here and its optimizer is stepped by a "
-                    f"GradScaler (`{short_code(self.ctx, steps[0], 40)}`), which raises "
-                    f"{_WHY_SCALER}; keep the model in float32 and run the forward pass under "
-                    "`torch.autocast`."
+                    f"{name} is cast to float16{when} and stepped by a GradScaler, which raises "
+                    f"{_WHY_SCALER}."
                 )
-                related = [(self.ctx.path, steps[0], "GradScaler step")]
+                help_text = _KEEP_FP32
+                related = [
+                    (
+                        self.ctx.path,
+                        steps[0],
+                        f"GradScaler step: `{short_code(self.ctx, steps[0], 40)}`",
+                    )
+                ]
             else:
                 continue
-            self.report(cast.node, message, related=related)
+            self.report(cast.node, message, related=related, help=help_text)
 
 
-def _flow_message(use: dict[str, Any], path: str, cast: dict[str, Any], via: str | None) -> str:
+def _flow_message(
+    use: dict[str, Any], path: str, cast: dict[str, Any], via: str | None
+) -> tuple[str, str]:
+    """The message and the help of a finding where the cast model is used."""
     when = MAYBE_WORDING if cast["maybe"] else ""
     held = f"a model cast to float16{when} (`{cast['call']}` at {path}:{cast['span'][0]})"
     if via is not None:
         held = f"the result of `{short(via)}()`, {held}"
     holder = use["holder"]
     if use["kind"] == "autocast":
-        return (
-            f"`{holder}` runs under fp16 autocast here but holds {held}: {_WHY_AUTOCAST}; drop "
-            "the cast and keep autocast."
-        )
+        return f"`{holder}` runs under fp16 autocast but holds {held}.", _DROP_CAST
     return (
-        f"`{use['text']}` steps the parameters of `{holder}` with a GradScaler, but `{holder}` "
-        f"holds {held}, so the GradScaler raises {_WHY_SCALER}; keep the model in float32 and "
-        "run the forward pass under `torch.autocast`."
+        f"`{use['text']}` steps `{holder}`, {held}: the GradScaler raises {_WHY_SCALER}.",
+        _KEEP_FP32,
     )

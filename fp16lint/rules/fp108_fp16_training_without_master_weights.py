@@ -28,8 +28,8 @@ EMA_CLASSES = frozenset(
     }
 )
 _RECOMMEND = (
-    "keep float32 weights and train under `torch.autocast(..., dtype=torch.float16)` with a "
-    "`GradScaler`, or use bfloat16"
+    "Keep float32 weights and train under `torch.autocast(..., dtype=torch.float16)` with a "
+    "`GradScaler`, or use bfloat16."
 )
 
 
@@ -37,6 +37,7 @@ class Fp16TrainingWithoutMasterWeights(Rule):
     code = "FP108"
     name = "fp16-training-without-master-weights"
     severity = Severity.ERROR
+    severities = (Severity.ERROR, Severity.WARNING)  # warning: fp16 autocast without a scaler
     tokens = ("optim", "Ema", "EMA", "Averaged", "backward")
     requires = (ReceiverTracker, AutocastTracker, TrainingTracker, PipelineTracker)
 
@@ -293,12 +294,16 @@ def main(unet, controlnet, loader):
             name = f"`{model.key}`" if model.key else "a model"
             self.report(
                 node,
-                f"`{short_code(self.ctx, node.func)}` optimizes the parameters of {name}, "
-                f"{model.spelling}{when_maybe(model.dtype)} "
-                f"(`{short_code(self.ctx, model.node, 40)}`): pure-fp16 training loses updates "
-                "below float16 resolution, gradients underflow, and a GradScaler raises "
-                f'"Attempting to unscale FP16 gradients"; {_RECOMMEND}.',
-                related=[(self.ctx.path, model.node, "made float16 here")],
+                f"`{short_code(self.ctx, node.func)}` trains {name}, {model.spelling}"
+                f"{when_maybe(model.dtype)}: small updates and gradients are lost.",
+                related=[
+                    (
+                        self.ctx.path,
+                        model.node,
+                        f"made float16 here: `{short_code(self.ctx, model.node, 40)}`",
+                    )
+                ],
+                help=_RECOMMEND,
             )
             return
         recast = self.ctx.get(PipelineTracker).recast(node)
@@ -313,22 +318,18 @@ def main(unet, controlnet, loader):
             self.report(
                 node,
                 f"`{short_code(self.ctx, node)}` keeps an EMA copy of the model in float16"
-                f"{when_maybe(site.dtype)}: each update adds (1 - decay) times the difference, "
-                "which rounds away below float16 resolution, so the average stops moving; keep "
-                "the EMA weights in float32.",
+                f"{when_maybe(site.dtype)}: its updates round away and it stops moving.",
+                help="Keep the EMA weights in float32.",
             )
 
     def _recast(self, node: cst.Call, recast: Recast) -> None:
         shared = recast.shared
         self.report(
             node,
-            f"`{short_code(self.ctx, node)}` converts `{shared.key}` to float16 in place"
-            f"{when_maybe(recast.dtype)}: the pipeline holds that very module (given as "
-            f"`{shared.keyword}=`), which `{short_code(self.ctx, recast.optimizer.func)}` "
-            "trains, so training resumes on float16 parameters, updates below float16 "
-            'resolution are lost, and a GradScaler raises "Attempting to unscale FP16 '
-            'gradients"; give the pipeline a copy, or only move it (`.to(device)`) and run '
-            "validation under `torch.autocast`.",
+            f"`{short_code(self.ctx, node)}` casts the trained `{shared.key}` to float16 in place"
+            f"{when_maybe(recast.dtype)}: training resumes on float16 weights.",
+            help=f"The pipeline holds that very module (`{shared.keyword}=`): give it a copy, or "
+            "only move it (`.to(device)`) and validate under `torch.autocast`.",
             related=[
                 (self.ctx.path, shared.value, "the pipeline is given the module here"),
                 (self.ctx.path, recast.optimizer, "the optimizer over its parameters"),
@@ -347,10 +348,10 @@ def main(unet, controlnet, loader):
         for call, region in frame.backward_calls:
             self.report(
                 call,
-                f"`{short_code(self.ctx, call)}` backpropagates a loss computed under fp16 "
-                "autocast with no GradScaler in this function: float16 gradients below about "
-                "3e-8 underflow to 0; scale the loss with `torch.amp.GradScaler` "
-                "(`scaler.scale(loss).backward()`, `scaler.step(optimizer)`), or use bfloat16.",
+                f"`{short_code(self.ctx, call)}` backpropagates an fp16 autocast loss with no "
+                "GradScaler: small gradients underflow to 0.",
+                help="Scale the loss with `torch.amp.GradScaler` (`scaler.scale(loss).backward()`,"
+                " `scaler.step(optimizer)`), or use bfloat16.",
                 related=[(self.ctx.path, region.node, "the fp16 autocast region")],
                 severity=Severity.WARNING,
             )

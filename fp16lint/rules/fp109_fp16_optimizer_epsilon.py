@@ -114,11 +114,9 @@ optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         name = f"`{model.key}`" if model.key else "the model"
         self.report(
             node,
-            f"`{short_code(self.ctx, node.func)}` over the float16 parameters of {name}"
-            f"{when_maybe(model.dtype)} uses {text}, which is 0 in float16: where a gradient is "
-            "0 or its square underflows, the update divides by zero and writes NaN or inf into "
-            "the weights; keep float32 master weights (autocast) or pass an eps of at least "
-            "1e-4.",
+            f"`{short_code(self.ctx, node.func)}` over float16 {name}{when_maybe(model.dtype)} "
+            f"uses {text}, which is 0 in float16: NaN or inf updates.",
+            help="Keep float32 master weights (autocast) or pass an eps of at least 1e-4.",
             related=[(self.ctx.path, model.node, f"{model.spelling} here")],
         )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fp16lint.analysis.index import ModelFacts, index_of
-from fp16lint.data.amp_ops import UnsafeLayer
+from fp16lint.data.amp_ops import UNSAFE_LAYERS, UnsafeLayer
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 from fp16lint.rules.fp2xx_common import INHERITANCE_PROJECT, LIBRARY_PROJECT, MODEL_HEADER
@@ -25,6 +25,7 @@ class Fp16UnsafeLayer(Rule):
     code = "FP201"
     name = "fp16-unsafe-layer"
     severity = Severity.WARNING
+    severities = tuple({layer.risk.severity for layer in UNSAFE_LAYERS.values()})
     runtime_confirmable = "yes: max |x|, inf/NaN and error at that layer"
     requires = (ModelFacts,)
 
@@ -128,9 +129,9 @@ with torch.autocast("cuda", dtype=torch.float16):
                 cls,
                 layer.path,
                 list(layer.span),
-                f"{layer.label} runs in float16 because {reason.because()}: {risk.risk.what}; keep "
-                "it in float32, for example by running the model under `torch.autocast` "
-                "instead of casting it.",
+                f"{layer.label} runs in float16 because {reason.because()}: {risk.risk.what}.",
                 related=reason.related(),
+                help="Keep it in float32, for example by running the model under "
+                "`torch.autocast` instead of casting it.",
                 severity=risk.risk.severity,
             )

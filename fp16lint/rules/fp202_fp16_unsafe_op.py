@@ -31,6 +31,7 @@ class Fp16UnsafeOp(Rule):
     code = "FP202"
     name = "fp16-unsafe-op"
     severity = Severity.WARNING
+    severities = tuple({risk.severity for risk in RISKS.values()})
     runtime_confirmable = "yes: overflow, inf/NaN and error at that line"
     requires = (ModelFacts,)
 
@@ -168,9 +169,9 @@ def forward(self, logits):
                 cls,
                 layer.path,
                 list(layer.span),
-                f"{layer.label} runs in float16 because {reason.because()}: {risk.what}; "
-                f"{hint(op.name)}.",
+                f"{layer.label} runs in float16 because {reason.because()}: {risk.what}.",
                 related=reason.related(),
+                help=hint(op.name),
                 severity=risk.severity,
             )
         for path, record, reason in op_sites(project, cls.code):
@@ -179,7 +180,8 @@ def forward(self, logits):
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` {where(record, reason)}: {what}; {hint(record['op'])}.",
+                f"`{record['text']}` {where(record, reason)}: {what}.",
                 related=reason.related() if reason else (),
+                help=hint(record["op"]),
                 severity=severity,
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fp16lint.analysis.context import span_of
 from fp16lint.analysis.index import ModelFacts
-from fp16lint.findings import Applicability, Edit, Fix, Severity
+from fp16lint.findings import Applicability, Edit, Fix, Severity, Span
 from fp16lint.rules.base import Invalid, Rule
 from fp16lint.rules.fp2xx_common import (
     INHERITANCE_PROJECT,
@@ -26,6 +26,12 @@ _RMS = (
     "\n"
     "\n"
 )  # the reduction is on line 12
+
+
+def _edit(span: list[int], text: str, where: str = "replace") -> Edit:
+    """An edit of the fix record: replace the span, or insert ``text`` after it."""
+    found = span_of(span)
+    return Edit(Span(found.end, found.end), text) if where == "after" else Edit(found, text)
 
 
 class Fp16ManualNormOverflow(Rule):
@@ -67,9 +73,14 @@ def forward(self, x):
 """
     fix_docs = (
         "Unsafe: squares in float32 (`x.float().pow(2)`) where the squared value is a plain "
-        "name or attribute. The reduction's result becomes float32, so whatever it meets "
-        "afterwards is promoted to float32 too; cast the normalised result back with "
-        "`.to(x.dtype)`."
+        "name or attribute, and casts the `torch.rsqrt(...)`/`torch.sqrt(...)` (or "
+        "`.rsqrt()`/`.sqrt()`) built on the reduction back with `.to(x.dtype)` — in the same "
+        "expression or, through the variable holding the reduction, later in the same "
+        "function. Without that cast the norm's output turns float32 and the next float16 "
+        "layer raises `mat1 and mat2 must have the same dtype`. `rsqrt` of a float32 mean "
+        "of float16 squares is at least 1/65504, so it fits float16 (only a row of near-zeros "
+        "with an `eps` below 2.3e-10 gives more than 65504, as the original did). A norm "
+        "whose reduction meets no such root gets no fix. tests/fixes/ runs both versions."
     )
     references = (
         "https://github.com/huggingface/transformers/pull/10956",
@@ -104,7 +115,10 @@ def forward(self, x):
         Invalid(
             _RMS.format(square="x.pow(2)") + "norm = RMSNorm(8).half()\n",
             (("FP203", 12),),
-            fixed=_RMS.format(square="x.float().pow(2)") + "norm = RMSNorm(8).half()\n",
+            fixed=_RMS.format(square="x.float().pow(2)").replace(
+                "(var + 1e-6)", "(var + 1e-6).to(x.dtype)"
+            )
+            + "norm = RMSNorm(8).half()\n",
         ),
         # `x * x` is not an autocast op: float16 under autocast too.
         Invalid(
@@ -114,7 +128,8 @@ def forward(self, x):
             (("FP203", 7),),
             fixed="import torch\nimport torch.nn.functional as F\n\n"
             "def rms(x, w):\n    with torch.autocast('cuda'):\n        h = F.linear(x, w)\n"
-            "        return h * torch.rsqrt((h.float().pow(2)).mean(-1, keepdim=True) + 1e-6)\n",
+            "        return h * torch.rsqrt((h.float().pow(2)).mean(-1, keepdim=True) + 1e-6)"
+            ".to(h.dtype)\n",
         ),
         # autocast(enabled=False) without an upcast inside.
         Invalid(
@@ -147,11 +162,14 @@ def forward(self, x):
     def check_project(cls, project, report) -> None:
         for path, record, reason in op_sites(project, cls.code):
             fix = None
-            suggestion = "upcast with `.float()` before squaring"
+            suggestion = "Upcast with `.float()` before squaring"
             if "fix" in record:
-                span, text = record["fix"]
-                fix = Fix("Square in float32", Applicability.UNSAFE, (Edit(span_of(span), text),))
-                suggestion = f"square in float32 (`{record['fixed']}`)"
+                fix = Fix(
+                    "Square in float32 and cast the root back",
+                    Applicability.UNSAFE,
+                    tuple(_edit(*edit) for edit in record["fix"]),
+                )
+                suggestion = f"Square in float32 (`{record['fixed']}`)"
             if reason is not None:
                 context = f" in {place(record)} (float16 because {reason.because()})"
             else:
@@ -160,9 +178,9 @@ def forward(self, x):
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` squares float16 values{context}: once |x| reaches 255.97 the "
-                "square is inf, and a norm built on it divides by inf and silently turns the "
-                f"row into zeros; {suggestion} and cast the result back.",
+                f"`{record['text']}` squares float16 values{context}: inf once |x| reaches 255.97, "
+                "and the norm turns the row into zeros.",
                 related=reason.related() if reason else (),
+                help=f"{suggestion} and cast the result back.",
                 fix=fix,
             )

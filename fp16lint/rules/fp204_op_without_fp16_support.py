@@ -102,7 +102,7 @@ def forward(self, x):
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` {where(record, reason)}: `{record['op']}` {behaviour}; "
-                "upcast its input with `.float()` first.",
+                f"`{record['text']}` {where(record, reason)}: `{record['op']}` {behaviour}.",
                 related=reason.related() if reason else (),
+                help="Upcast its input with `.float()` first.",
             )

@@ -97,13 +97,13 @@ MODEL_HEADER = "import torch\nimport torch.nn.functional as F\nfrom torch import
 
 
 def hint(op_name: str) -> str:
-    """What to do instead, for an op."""
+    """What to do instead, for an op (a finding's help)."""
     op = OPS_BY_NAME.get(op_name)
     if op is not None and op.dtype_kwarg:
-        return "pass `dtype=torch.float32` (or upcast its input with `.float()`)"
+        return "Pass `dtype=torch.float32` (or upcast its input with `.float()`)."
     if op is not None and op.risk in ("loss", "squares", "poisson"):
-        return "compute the loss on `.float()` inputs"
-    return "upcast its input with `.float()` first and cast the result back"
+        return "Compute the loss on `.float()` inputs."
+    return "Upcast its input with `.float()` first and cast the result back."
 
 
 def place(record: dict[str, Any]) -> str:

@@ -8,7 +8,10 @@ import libcst as cst
 
 from fp16lint.analysis.constants import Constant
 from fp16lint.analysis.context import NodeEdit
-from fp16lint.analysis.sinks import ConstantSinks, Sink
+from fp16lint.analysis.mask_use import mask_use
+from fp16lint.analysis.names import dotted
+from fp16lint.analysis.sinks import CLAMP_METHODS, ConstantSinks, Sink
+from fp16lint.data.mask_fills import ADDITIVE_FP16_FILL_TEXT, DTYPE_MAX, MaskUse
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
 
@@ -58,11 +61,31 @@ def outcome(sink: Sink, code: Callable[[cst.CSTNode], str]) -> str:
 
 
 def fix_edits(rule: Rule, sink: Sink) -> list[NodeEdit]:
-    """Replace the constant with the target's ``finfo`` limit, when the target is evident."""
+    """Replace the constant with a value safe for the target's use, when the target is evident:
+    its ``finfo`` limit for a mask filled into the scores before a softmax (and for bounds),
+    ``-1e4`` in float16 (the constant elsewhere) for a mask added to the scores later or
+    whose use is not seen (``data.mask_fills``)."""
     torch = rule.ctx.names.local_name_for("torch")
     if not sink.dtype_expr or torch is None:
         return []
+    if sink.constant.value < 0 and sink.operation not in CLAMP_METHODS:
+        written = dotted(sink.target) if sink.target is not None else None
+        if mask_use(rule.ctx.stack, rule.ctx.names, written) is not MaskUse.FILL:
+            return [NodeEdit(sink.node, additive_text(sink, rule.ctx.code, torch))]
     return [NodeEdit(sink.node, finfo_text(sink, rule.ctx.code, torch))]
+
+
+def additive_text(sink: Sink, code: Callable[[cst.CSTNode], str], torch: str) -> str:
+    """``-1e4 if mask.dtype == torch.float16 else -1e9``: a value that survives being added to
+    float16 scores, and the constant as written for every other dtype (the tensor's own limit
+    when the constant is beyond float32's range too)."""
+    dtype = sink.dtype_expr or ""
+    if dtype.rsplit(".", 1)[-1] in ("float16", "half"):
+        return ADDITIVE_FP16_FILL_TEXT
+    other = code(sink.node)
+    if abs(sink.constant.value) > DTYPE_MAX["float32"]:  # float64's limit: float32 raises too
+        other = finfo_text(sink, code, torch)
+    return f"{ADDITIVE_FP16_FILL_TEXT} if {dtype} == {torch}.float16 else {other}"
 
 
 def related(rule: Rule, constant: Constant) -> list[tuple[str, cst.CSTNode, str]]:
@@ -106,13 +129,28 @@ scores = scores.masked_fill(mask == 0, -1e9)
 """
     use_instead = """\
 scores = torch.matmul(q, k.transpose(-1, -2))
-scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
+scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)  # then softmax(scores)
+# a mask added to the scores later needs a value that survives the addition in float16:
+attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 else -1e9)
 """
     fix_docs = (
-        "Unsafe: replaces the constant with `torch.finfo(<tensor>.dtype).min` (or `.max`) when "
-        "the tensor written into is a plain name or attribute. In float32 the value changes "
-        "from the constant to float32's limit, which is why the fix is not safe; the mask "
-        "still does its job in every dtype."
+        "Unsafe, when the tensor written into is a plain name or attribute; the value depends "
+        "on how that tensor is used (fp16lint/data/mask_fills.py, checked by "
+        "tests/facts/test_mask_fills.py):\n\n"
+        "- *fill-then-softmax*: the scores themselves are filled and then go to a softmax "
+        "(`scores = scores.masked_fill(m, -1e9)` ... `scores.softmax(-1)`): "
+        "`torch.finfo(scores.dtype).min`. Nothing is added to it, so it masks in every dtype "
+        "and a fully masked row comes out uniform. In float32 the value changes from the "
+        "constant to float32's limit.\n"
+        "- *additive*: the result is added to the scores later (`scores + attn_mask`, "
+        "`attn_weights += attn_mask`, `attn_mask=` of `scaled_dot_product_attention`), or its "
+        "use is not seen in the function (returned, stored): "
+        "`-1e4 if attn_mask.dtype == torch.float16 else -1e8` (the original constant "
+        "outside float16). `finfo(float16).min` would be wrong here: plus any score below -16 "
+        "it rounds to `-inf`, and a fully masked row becomes NaN; `-1e4` stays finite for "
+        "scores above -55504 and still gives masked places weight 0.\n"
+        "- `clamp` bounds and positive values: `torch.finfo(<tensor>.dtype).min`/`.max`.\n\n"
+        "Arithmetic masks (`(1.0 - mask) * -1e9`) are not fixed automatically."
     )
     references = ("https://pytorch.org/docs/stable/type_info.html#torch.finfo",)
     runtime_confirmable = "yes"
@@ -158,11 +196,31 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
         "    return x.masked_fill(mask, value)\n",
     )
     invalid = (
+        # Filled into the scores, then softmax: the dtype's own limit.
+        Invalid(
+            "import torch\ndef f(scores, mask):\n    scores = scores.masked_fill(mask == 0, -1e9)\n"
+            "    return scores.softmax(-1)\n",
+            (("FP301", 3),),
+            fixed="import torch\ndef f(scores, mask):\n"
+            "    scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)\n"
+            "    return scores.softmax(-1)\n",
+        ),
+        # An additive mask (added to the scores later): -1e4 in float16, as written elsewhere.
+        Invalid(
+            "import torch\ndef f(scores, attn_mask, m):\n"
+            "    attn_mask = attn_mask.masked_fill(m, -1e8)\n"
+            "    return torch.softmax(scores + attn_mask, -1)\n",
+            (("FP301", 3),),
+            fixed="import torch\ndef f(scores, attn_mask, m):\n"
+            "    attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 "
+            "else -1e8)\n    return torch.softmax(scores + attn_mask, -1)\n",
+        ),
+        # Returned: its use is not seen, so the value that is safe for both uses.
         Invalid(
             "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask == 0, -1e9)\n",
             (("FP301", 3),),
-            fixed="import torch\ndef f(scores, mask):\n"
-            "    return scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)\n",
+            fixed="import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask == 0, "
+            "-1e4 if scores.dtype == torch.float16 else -1e9)\n",
         ),
         # A module constant, reported at the use.
         Invalid(
@@ -170,7 +228,8 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             "    scores.masked_fill_(mask, NEG_INF)\n    return scores\n",
             (("FP301", 5),),
             fixed="import torch\nNEG_INF = -1e9\n\ndef f(scores, mask):\n"
-            "    scores.masked_fill_(mask, torch.finfo(scores.dtype).min)\n    return scores\n",
+            "    scores.masked_fill_(mask, -1e4 if scores.dtype == torch.float16 else NEG_INF)\n"
+            "    return scores\n",
         ),
         # A class attribute set in __init__.
         Invalid(
@@ -182,7 +241,8 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             fixed="import torch\nfrom torch import nn\n\nclass Attention(nn.Module):\n"
             "    def __init__(self):\n        super().__init__()\n        self.neg = -1e9\n\n"
             "    def forward(self, q, k, mask):\n        scores = torch.matmul(q, k)\n"
-            "        return torch.where(mask, scores, torch.finfo(scores.dtype).min)\n",
+            "        return torch.where(mask, scores, -1e4 if scores.dtype == torch.float16 "
+            "else self.neg)\n",
         ),
         # Arithmetic with a tensor: silent -inf.
         Invalid(
@@ -196,7 +256,8 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             "    logits[..., banned] = value\n    return logits\n",
             (("FP301", 3),),
             fixed="import torch\ndef ban(logits: torch.Tensor, banned, value=float('-1e10')):\n"
-            "    logits[..., banned] = torch.finfo(logits.dtype).min\n    return logits\n",
+            "    logits[..., banned] = -1e4 if logits.dtype == torch.float16 else value\n"
+            "    return logits\n",
         ),
         # A 0-dim tensor kept as a mask buffer, and literal arithmetic.
         Invalid(
@@ -214,9 +275,11 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             "    return y.masked_fill(bias < 0, torch.finfo(torch.float16).min - 100)\n",
             (("FP301", 3), ("FP301", 4), ("FP301", 4), ("FP301", 5)),
             fixed="import torch\ndef f(x, n):\n"
-            "    bias = torch.full((n, n), torch.finfo(x.dtype).min, dtype=x.dtype)\n"
+            "    bias = torch.full((n, n), -1e4 if x.dtype == torch.float16 else -1e9, "
+            "dtype=x.dtype)\n"
             "    y = x.clamp(torch.finfo(x.dtype).min, torch.finfo(x.dtype).max)\n"
-            "    return y.masked_fill(bias < 0, torch.finfo(y.dtype).min)\n",
+            "    return y.masked_fill(bias < 0, -1e4 if y.dtype == torch.float16 "
+            "else torch.finfo(torch.float16).min - 100)\n",
         ),
         # A tensor of constants cast to the activations' dtype.
         Invalid(
@@ -225,7 +288,8 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             "    return hidden + bias\n",
             (("FP301", 3),),
             fixed="import torch\ndef f(mask, hidden):\n"
-            "    bias = torch.where(mask > 0, 0.0, torch.finfo(hidden.dtype).min).to(hidden.dtype)\n"
+            "    bias = torch.where(mask > 0, 0.0, -1e4 if hidden.dtype == torch.float16 "
+            "else -1e10).to(hidden.dtype)\n"
             "    return hidden + bias\n",
         ),
         # Under the float16 branch of a dtype test.
@@ -234,7 +298,8 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             "        x = x.masked_fill(mask, -1e5)\n    return x\n",
             (("FP301", 4),),
             fixed="import torch\ndef f(x, mask):\n    if x.dtype == torch.float16:\n"
-            "        x = x.masked_fill(mask, torch.finfo(x.dtype).min)\n    return x\n",
+            "        x = x.masked_fill(mask, -1e4 if x.dtype == torch.float16 else -1e5)\n"
+            "    return x\n",
         ),
     )
 
@@ -245,12 +310,14 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
                 continue  # a dtype's limit: FP302
             if not (constant.overflows_fill if sink.raises else constant.overflows):
                 continue
-            finfo = finfo_text(sink, self.ctx.code)
+            edits = fix_edits(self, sink)
+            finfo = edits[0].content if edits else finfo_text(sink, self.ctx.code)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is outside float16's range (±65504): "
-                f"{outcome(sink, self.ctx.code)}; use `{finfo}`.",
-                edits=fix_edits(self, sink),
+                f"{outcome(sink, self.ctx.code)}.",
+                help=f"Use `{finfo}`.",
+                edits=edits,
                 fix_message=f"Use `{finfo}`",
                 related=related(self, constant),
             )

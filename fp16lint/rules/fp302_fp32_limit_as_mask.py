@@ -50,9 +50,14 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
 """
     fix_docs = (
         "Safe for a float32 limit written by a fill, `torch.where`, `clamp` or assignment into "
-        "a tensor that is a plain name or attribute: `torch.finfo(<tensor>.dtype).min` is the "
-        "same number for float32 tensors. Unsafe for float64 and bfloat16 limits (the value "
-        "changes for float32 tensors). Arithmetic masks are not fixed automatically."
+        "a tensor that is a plain name or attribute: the value written is the same number for "
+        "float32 tensors. As FP301's fix, it is `torch.finfo(<tensor>.dtype).min` when the "
+        "tensor is filled and then goes to a softmax, and "
+        "`-1e4 if <tensor>.dtype == torch.float16 else <the limit>` (float64's limits, which "
+        "float32 cannot hold either: the tensor's own limit) when it is added to the "
+        "scores later or its use is not seen (`finfo(float16).min` plus a score below -16 "
+        "is `-inf`). Unsafe for float64 and bfloat16 limits (the value may change for "
+        "float32 tensors). Arithmetic masks are not fixed automatically."
     )
     references = ("https://pytorch.org/docs/stable/type_info.html#torch.finfo",)
     runtime_confirmable = "yes"
@@ -77,12 +82,21 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
         "    return x.masked_fill(mask, torch.finfo(dtype).min)\n",
     )
     invalid = (
+        # Filled into the scores, then softmax: the tensor's own limit.
+        Invalid(
+            "import torch\ndef f(scores, mask):\n"
+            "    return torch.softmax(scores.masked_fill(mask, torch.finfo(torch.float32).min), -1)\n",
+            (("FP302", 3),),
+            fixed="import torch\ndef f(scores, mask):\n"
+            "    return torch.softmax(scores.masked_fill(mask, torch.finfo(scores.dtype).min), -1)\n",
+        ),
+        # Returned (perhaps added to scores later): -1e4 in float16, unchanged otherwise.
         Invalid(
             "import torch\ndef f(scores, mask):\n"
             "    return scores.masked_fill(mask, torch.finfo(torch.float32).min)\n",
             (("FP302", 3),),
-            fixed="import torch\ndef f(scores, mask):\n"
-            "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+            fixed="import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, "
+            "-1e4 if scores.dtype == torch.float16 else torch.finfo(torch.float32).min)\n",
         ),
         # Another spelling of float32, through a module constant.
         Invalid(
@@ -90,7 +104,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             "    return th.where(mask, MASK, scores)\n",
             (("FP302", 5),),
             fixed="import torch as th\nMASK = th.finfo(th.float).min\n\ndef f(scores, mask):\n"
-            "    return th.where(mask, th.finfo(scores.dtype).min, scores)\n",
+            "    return th.where(mask, -1e4 if scores.dtype == th.float16 else MASK, scores)\n",
         ),
         # numpy's and sys's limits: the value changes for float32, so the fix is unsafe.
         Invalid(
@@ -98,14 +112,16 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             "    return scores.masked_fill(mask, np.finfo(np.float32).min)\n",
             (("FP302", 4),),
             fixed="import numpy as np\nimport torch\ndef f(scores, mask):\n"
-            "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+            "    return scores.masked_fill(mask, -1e4 if scores.dtype == torch.float16 "
+            "else np.finfo(np.float32).min)\n",
         ),
         Invalid(
             "import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
             "    logits[:, banned] = -sys.float_info.max\n",
             (("FP302", 4),),
             fixed="import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
-            "    logits[:, banned] = torch.finfo(logits.dtype).min\n",
+            "    logits[:, banned] = -1e4 if logits.dtype == torch.float16 "
+            "else torch.finfo(logits.dtype).min\n",
         ),
         # An additive mask built from the limit: silent -inf, no automatic fix.
         Invalid(
@@ -125,7 +141,8 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             "    def __init__(self, fill=torch.finfo(torch.float32).min):\n"
             "        super().__init__()\n        self.fill = fill\n\n"
             "    def forward(self, scores, mask):\n"
-            "        return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+            "        return scores.masked_fill(mask, -1e4 if scores.dtype == torch.float16 "
+            "else self.fill)\n",
         ),
         # Kept as a 0-dim mask buffer.
         Invalid(
@@ -141,13 +158,15 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             constant = sink.constant
             if constant.limit is None:
                 continue
-            finfo = finfo_text(sink, self.ctx.code)
+            edits = fix_edits(self, sink)
+            finfo = edits[0].content if edits else finfo_text(sink, self.ctx.code)
             safe = constant.limit is DType.FP32
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is {constant.limit.value}'s limit, outside "
-                f"float16's range (±65504): {outcome(sink, self.ctx.code)}; use `{finfo}`.",
-                edits=fix_edits(self, sink),
+                f"float16's range (±65504): {outcome(sink, self.ctx.code)}.",
+                help=f"Use `{finfo}`.",
+                edits=edits,
                 fix_message=f"Use `{finfo}`",
                 applicability=Applicability.SAFE if safe else Applicability.UNSAFE,
                 related=related(self, constant),

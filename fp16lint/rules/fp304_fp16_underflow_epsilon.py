@@ -168,7 +168,12 @@ def normalize(x):
 
     def _check(self, node: cst.CSTNode) -> None:
         for sink in self.ctx.get(ConstantSinks).epsilons(node):
-            self.report(sink.node, self._message(sink), related=related(self, sink.constant))
+            self.report(
+                sink.node,
+                self._message(sink),
+                related=related(self, sink.constant),
+                help="Compute this in float32, or use an eps float16 can hold (at least 6.1e-05).",
+            )
 
     def _message(self, sink: Sink) -> str:
         target = sink.target_text(self.ctx.code)
@@ -184,9 +189,6 @@ def normalize(x):
         else:
             who = f"`{target}`" if target else "the tensor"
             effect = f"`{sink.operation}` lets zeros of {who} through in float16"
-        return (
-            f"{value} {_rounded(sink.constant.value)}, so {effect}; compute this in float32, "
-            "or use an eps float16 can hold (at least 6.1e-05)."
-        )
+        return f"{value} {_rounded(sink.constant.value)}, so {effect}."
 
     visit_Call = visit_BinaryOperation = _check

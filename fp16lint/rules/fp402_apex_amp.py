@@ -18,9 +18,7 @@ from fp16lint.data.apex_amp import (
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 
-_UNMAINTAINED = (
-    "part of NVIDIA apex's mixed precision, deprecated in favour of `torch.amp` and unmaintained"
-)
+_UNMAINTAINED = "NVIDIA apex's mixed precision, deprecated in favour of `torch.amp`"
 
 
 def _apex_module(name: str | None) -> str | None:
@@ -151,12 +149,12 @@ scaler.update()
     def _report_import(self, node: cst.CSTNode, module: str) -> None:
         if module == "apex.fp16_utils":
             instead = (
-                "keep the model and optimizer in float32 and use `torch.autocast` with "
-                '`torch.amp.GradScaler("cuda")`'
+                "Keep the model and optimizer in float32 and use `torch.autocast` with "
+                '`torch.amp.GradScaler("cuda")`.'
             )
         else:
-            instead = f"use {NATIVE_AMP}"
-        self.report(node, f"`{module}` is {_UNMAINTAINED}; {instead}.")
+            instead = f"Use {NATIVE_AMP}."
+        self.report(node, f"`{module}` is {_UNMAINTAINED}.", help=instead)
 
     # --- calls ----------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
@@ -166,23 +164,23 @@ scaler.update()
             if level is None:
                 self.report(
                     node,
-                    f"`amp.initialize` is {_UNMAINTAINED}; its `opt_level` is computed here, "
-                    f'so map it by hand: "O1" is autocast plus GradScaler, "O2" and "O3" cast '
-                    "the model to float16 and are better replaced by a float32 model under "
-                    "autocast.",
+                    f"`amp.initialize` is {_UNMAINTAINED}.",
+                    help='Its `opt_level` is computed here, so map it by hand: "O1" is autocast '
+                    'plus GradScaler, "O2" and "O3" cast the model to float16 and are better '
+                    "replaced by a float32 model under autocast.",
                 )
                 return
             self.report(
                 node,
-                f'`amp.initialize` (opt_level "{level}") is {_UNMAINTAINED}; "{level}" is '
-                f"{OPT_LEVELS[level]}.",
+                f'`amp.initialize` (opt_level "{level}") is {_UNMAINTAINED}.',
+                help=f'"{level}" is {OPT_LEVELS[level]}.',
             )
         elif qualname in SCALE_LOSS:
             self.report(
                 node,
-                f"`amp.scale_loss` is {_UNMAINTAINED}; scale with `torch.amp.GradScaler`: "
-                "`scaler.scale(loss).backward()`, then `scaler.step(optimizer)` and "
-                "`scaler.update()`.",
+                f"`amp.scale_loss` is {_UNMAINTAINED}.",
+                help="Scale with `torch.amp.GradScaler`: `scaler.scale(loss).backward()`, then "
+                "`scaler.step(optimizer)` and `scaler.update()`.",
             )
 
     def _opt_level(self, call: cst.Call) -> str | None:

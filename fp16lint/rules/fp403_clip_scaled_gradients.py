@@ -249,9 +249,8 @@ scaler.update()
         scaler = self.ctx.code(scale.func.value) if scale is not None else "scaler"
         self.report(
             clip,
-            f"`{self.ctx.code(clip.func)}` clips gradients that are still multiplied by the "
-            f"GradScaler's loss scale (no `{scaler}.unscale_(optimizer)` since the scaled "
-            "backward), so the threshold is compared with scaled values; call "
-            f"`{scaler}.unscale_(optimizer)` before clipping.",
+            f"`{self.ctx.code(clip.func)}` clips gradients still multiplied by the loss scale.",
+            help=f"Call `{scaler}.unscale_(optimizer)` before clipping: no unscale since the "
+            "scaled backward, so the threshold is compared with scaled values.",
             related=[(self.ctx.path, backward, "the scaled backward pass")],
         )

@@ -110,9 +110,8 @@ scaler.scale(loss).backward()
             return
         self.report(
             node,
-            f"`{self.ctx.code(func)}(...)` runs inside an autocast region, and PyTorch "
-            "recommends autocast around the forward pass and loss only (backward ops already "
-            "run in the dtype autocast chose for their forward ops); call it after the "
-            "autocast block ends.",
+            f"`{self.ctx.code(func)}(...)` runs inside an autocast region.",
+            help="Call it after the autocast block ends: PyTorch recommends autocast around the "
+            "forward pass and loss only (backward ops run in their forward ops' dtype).",
             related=[(self.ctx.path, region.node, "the autocast region")],
         )

@@ -189,10 +189,9 @@ optimizer.step()
         if all(_definite(r, DType.BF16) for r in regions):
             self.report(
                 call,
-                "This GradScaler scales a loss computed under bfloat16 autocast, which has "
-                "float32's exponent range and needs no loss scaling (the scaler only adds work "
-                "and skipped steps); drop the scaler and call `loss.backward()` and "
-                "`optimizer.step()` directly.",
+                "This GradScaler scales a bfloat16 autocast loss, which needs no loss scaling.",
+                help="Drop the scaler and call `loss.backward()` and `optimizer.step()`: "
+                "bfloat16 has float32's exponent range (the scaler only adds skipped steps).",
                 related=[(self.ctx.path, region.node, "the bfloat16 autocast region")],
             )
         elif all(_definite(r, DType.FP16, "cpu") for r in regions) and all(
@@ -200,8 +199,8 @@ optimizer.step()
         ):
             self.report(
                 call,
-                "This is a CUDA GradScaler but autocast runs on CPU, and on a machine without "
-                "CUDA it warns and disables itself, leaving the float16 loss unscaled; create "
-                'it with `torch.amp.GradScaler("cpu")`.',
+                "A CUDA GradScaler with CPU autocast: without CUDA it disables itself.",
+                help='Create it with `torch.amp.GradScaler("cpu")`: the float16 loss is '
+                "otherwise left unscaled.",
                 related=[(self.ctx.path, region.node, "the CPU autocast region")],
             )

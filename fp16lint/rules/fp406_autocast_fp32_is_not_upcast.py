@@ -125,16 +125,13 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         dtype = f"torch.{region.dtype.dtype.value}"
         if region.device is not None:
             what = (
-                f"{region.device.upper()} autocast accepts only bfloat16 and float16, so with "
-                f"dtype={dtype} it warns and disables itself and ops in the block run in their "
-                "inputs' dtype (16-bit tensors stay 16-bit)"
+                f"{region.device.upper()} autocast with dtype={dtype} disables itself: 16-bit "
+                "tensors stay 16-bit"
             )
-            instead = f'use `torch.autocast("{region.device}", enabled=False)`'
+            instead = f'Use `torch.autocast("{region.device}", enabled=False)`'
         else:
             what = (
-                f"autocast with dtype={dtype} is not a float32 region: on every device but "
-                "CUDA it warns and disables itself, and ops in the block run in their inputs' "
-                "dtype (16-bit tensors stay 16-bit)"
+                f"autocast with dtype={dtype} is not a float32 region: off CUDA it disables itself"
             )
-            instead = "use `torch.autocast(device_type, enabled=False)`"
-        self.report(node, f"{what}; {instead} and call `.float()` on the inputs.")
+            instead = "Use `torch.autocast(device_type, enabled=False)`"
+        self.report(node, f"{what}.", help=f"{instead} and call `.float()` on the inputs.")

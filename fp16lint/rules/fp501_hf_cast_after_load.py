@@ -25,7 +25,7 @@ _DTYPE_KEYWORDS = ("dtype", "torch_dtype")
 # Per file: the transformers fixes written with ``dtype=``, and their ``torch_dtype=`` text for a
 # project whose requirements admit a transformers before 4.56 (chosen in the project pass).
 _FIX_FACT = "fp501_dtype_fixes"
-_ADVICE = "pass the dtype to `{name}.from_pretrained(..., {keyword}=...)` instead"
+_ADVICE = "Pass the dtype to `{name}.from_pretrained(..., {keyword}=...)` instead."
 
 
 class HfCastAfterLoad(Rule):
@@ -164,30 +164,27 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
         if follows_fp16_data(self.ctx.stack, self.ctx.names):
             return
         edits = self._fix(site, load)
+        message, help_text = self._message(site, load)
         self.report(
             node,
-            self._message(site, load),
+            message,
+            help=help_text,
             edits=edits,
             fix_message="Load the model in float16 with the dtype argument",
         )
 
-    def _message(self, site: CastSite, load: HfLoad) -> str:
+    def _message(self, site: CastSite, load: HfLoad) -> tuple[str, str]:
+        """The message and the help."""
         name = load.qualname.rsplit(".", 1)[-1]
         call = short_code(self.ctx, site.call)
         when = when_maybe(site.dtype)
         if load.keep_in_fp32:
             kept = ", ".join(f"`{m}`" for m in load.keep_in_fp32)
-            lost = f"the modules `{name}` keeps in float32 when loaded in float16 ({kept})"
+            lost = f"its float32 modules ({kept})"
         else:
-            lost = (
-                "the modules the model keeps in float32 when loaded in float16 (its "
-                "`_keep_in_fp32_modules`, such as T5's `wo`)"
-            )
+            lost = "its float32 modules (`_keep_in_fp32_modules`)"
         advice = _ADVICE.format(name=name, keyword=self._dtype_keyword(load))
-        return (
-            f"`{call}` converts a model from `from_pretrained` to float16{when}, {lost} "
-            f"included; {advice}."
-        )
+        return f"`{call}` casts a `from_pretrained` model to float16{when}, {lost} too.", advice
 
     # --- the fix ----------------------------------------------------------------------------
     def _fix(self, site: CastSite, load: HfLoad) -> list[NodeEdit]:
@@ -269,17 +266,17 @@ def _old_transformers(project) -> bool:
 
 def _with_torch_dtype(project, finding: Finding) -> Finding:
     """``finding`` advising (and fixing with) ``torch_dtype=`` instead of ``dtype=``."""
-    message = finding.message.replace(", dtype=...)`", ", torch_dtype=...)`")
+    help_text = (finding.help or "").replace(", dtype=...)`", ", torch_dtype=...)`") or None
     fix = finding.fix
     summary = project.summaries.get(finding.path)
     if fix is None or summary is None:
-        return replace(finding, message=message)
+        return replace(finding, help=help_text)
     start = finding.span.start
     for record in summary.facts.get(_FIX_FACT, ()):
         if record["span"][:2] == [start.line, start.column]:
             (edit,) = fix.edits
             fix = replace(fix, edits=(replace(edit, content=record["torch_dtype"]),))
-    return replace(finding, message=message, fix=fix)
+    return replace(finding, help=help_text, fix=fix)
 
 
 def _is_dtype(arg: cst.Arg, site: CastSite) -> bool:

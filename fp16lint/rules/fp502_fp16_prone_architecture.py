@@ -207,8 +207,9 @@ args = Seq2SeqTrainingArguments("out", bf16=True)
             entry = load.entry
             self.report(
                 load.call,
-                f"{entry.subject} is {how}, and {entry.cause}; {instead}.",
+                f"{entry.subject} is {how}, and {entry.cause}.",
                 related=[(self.ctx.path, node, note)] if node is not None else [],
+                help=f"{instead[0].upper()}{instead[1:]}.",
             )
 
     def _trigger(self, load: _Load, scope: _Scope):
@@ -219,7 +220,7 @@ args = Seq2SeqTrainingArguments("out", bf16=True)
             if target is load.call:
                 how = f"cast to float16{when_maybe(dtype)}"
                 if entry.load_keeps_fp32:
-                    how += " whole, including the layers `from_pretrained` keeps in float32"
+                    how += " whole, float32-kept layers too"
                     bf16 = (
                         f"load it with `{load.keyword}=torch.float16` instead of casting, or use "
                         "bfloat16"

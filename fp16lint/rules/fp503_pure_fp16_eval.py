@@ -85,10 +85,8 @@ args = TrainingArguments("out", bf16=True, bf16_full_eval=True)
             if option.casts_model:
                 self.report(
                     option.arg,
-                    "`fp16_full_eval=True` makes Trainer cast the whole model to float16 "
-                    "(`model.to(dtype=torch.float16)`, in place) and evaluate it without "
-                    "autocast, so activations above 65504 become inf and eval metrics can "
-                    "drift or turn NaN; drop it (with `fp16=True` the float32 model is "
-                    "evaluated under autocast) or use `bf16_full_eval=True` where bfloat16 is "
-                    "available.",
+                    "`fp16_full_eval=True` evaluates the whole model in pure float16: inf or "
+                    "NaN eval metrics.",
+                    help="Drop it (with `fp16=True` the float32 model is evaluated under "
+                    "autocast) or use `bf16_full_eval=True` where bfloat16 is available.",
                 )

@@ -1,16 +1,18 @@
 """``fp16lint runtime``: lint PATHS, run the named targets, join the two, report.
 
 Registered into the main group lazily by the lead (``main.add_command(runtime_command)``). Importing
-this module imports click only; torch is imported when the command runs.
+this module imports click only; torch is imported only by the child process that runs the targets.
 
 Exit codes: 0 nothing confirmed; 1 a target (or a finding) is confirmed unsafe; 2 errors (torch
-missing, no targets, a factory raising, inputs that do not fit, out of memory, ...). Errors of one
-target do not stop the others.
+missing, no targets, a bad option or config value, an unknown or unavailable device, a factory
+raising, inputs that do not fit, out of memory, a target that exits or times out, ...); 130
+interrupted (Ctrl-C). Errors of one target do not stop the others.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -22,7 +24,9 @@ import click
 
 from fp16lint.findings import Finding
 
-EXIT_OK, EXIT_CONFIRMED, EXIT_ERROR = 0, 1, 2
+from .targets import SEED_MAX, SEED_MIN
+
+EXIT_OK, EXIT_CONFIRMED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _install_message() -> str:
@@ -57,6 +61,16 @@ def _progress(i: int, n: int, name: str, status: str, err: TextIO) -> None:
     print(f"[{bar}] {i}/{n} {name}: {status}", file=err, flush=True)
 
 
+def _html_problem(html_path: str) -> str | None:
+    """Why the HTML report cannot be written there, found before any target runs."""
+    folder = Path(html_path).parent
+    if not folder.is_dir():
+        return f"--html {html_path}: the folder {folder} does not exist"
+    if not os.access(folder, os.W_OK):
+        return f"--html {html_path}: the folder {folder} is not writable"
+    return None
+
+
 def run_runtime(
     paths: Sequence[str] = (),
     specs: Sequence[Any] = (),
@@ -68,10 +82,16 @@ def run_runtime(
     html_path: str | None = None,
     seed: int | None = None,
     root: str | os.PathLike[str] | None = None,
+    timeout: float | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """The command's body, callable with already-parsed target specs (``targets.TargetSpec``)."""
+    """The command's body, callable with already-parsed target specs (``targets.TargetSpec``).
+
+    The targets run in a child process (``isolate``), ``timeout`` seconds per step (default
+    ``isolate.DEFAULT_TIMEOUT``; 0: no limit). This process imports neither torch nor the
+    project's code, so the static lint cannot be shadowed by a project module.
+    """
     out = out or sys.stdout
     err = err or sys.stderr
     from . import torch_available
@@ -80,11 +100,9 @@ def run_runtime(
         print(_install_message(), file=err)
         return EXIT_ERROR
     from .html import render_html
+    from .isolate import DEFAULT_TIMEOUT, ChildRunner, RunSettings, SetupError
     from .join import join
-    from .records import Thresholds
     from .report import Report
-    from .runner import CudaRequiredError, RunOptions, run_target
-    from .targets import add_import_paths, resolve
     from .text import format_reports
 
     if root is None:
@@ -93,7 +111,6 @@ def run_runtime(
         config = find_config(Path(paths[0]) if paths else Path("."))
         root = config.parent if config else Path.cwd()
     root_path = Path(root)
-    add_import_paths(os.getcwd(), root_path)
     if not specs:
         print(
             "fp16lint runtime: no targets. Name one with --target pkg.mod:make_model [--inputs "
@@ -102,45 +119,43 @@ def run_runtime(
             file=err,
         )
         return EXIT_ERROR
+    if html_path and (problem := _html_problem(html_path)):
+        print(f"fp16lint runtime: {problem}", file=err)
+        return EXIT_ERROR
 
-    findings = _lint(paths, err) if paths else None
-
-    resolved = []
-    for spec in specs:
-        resolved.extend(resolve(spec, root_path))
+    devices = [device] if device else list(dict.fromkeys(s.device for s in specs))
+    settings = RunSettings(device, require_cuda, backward, seed)
     reports: list[Report] = []
-    n = len(resolved)
-    for i, target in enumerate(resolved):
-        _progress(i, n, target.name, "running", err)
-        t0 = time.perf_counter()
-        if target.error:
-            report = Report(
-                name=target.name, factory=target.label, error=target.error, error_kind="target"
-            )
-        else:
-            opts = RunOptions(
-                device=device or target.device,
-                require_cuda=require_cuda,
-                backward=backward,
-                seed=seed if seed is not None else (target.seed or 0),
-                thresholds=Thresholds(),
-            )
-            try:
-                report = run_target(
-                    target.factory,
-                    target.inputs,
-                    name=target.name,
-                    options=opts,
-                    factory_label=target.label,
+    try:
+        with ChildRunner(
+            root_path,
+            settings,
+            devices,
+            timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
+            err=err,
+        ) as child:
+            child.start()  # torch is imported there while this process lints
+            findings = _lint(paths, err) if paths else None
+            child.wait_setup()
+            planned = [t for k, spec in enumerate(specs) for t in child.resolve(k, spec)]
+            n = len(planned)
+            for i, target in enumerate(planned):
+                _progress(i, n, target.name, "running", err)
+                t0 = time.perf_counter()
+                report = child.check(target, specs[target.spec_index])
+                reports.append(report)
+                status = f"error ({report.error_kind})" if report.error else report.verdict
+                _progress(
+                    i + 1, n, target.name, f"{status} in {time.perf_counter() - t0:.1f}s", err
                 )
-            except CudaRequiredError as exc:
-                print(f"fp16lint runtime: {exc}", file=err)
-                return EXIT_ERROR
-        reports.append(report)
-        status = f"error ({report.error_kind})" if report.error else report.verdict
-        _progress(i + 1, n, target.name, f"{status} in {time.perf_counter() - t0:.1f}s", err)
-        if report.error:
-            print(f"fp16lint runtime: {target.name}: {report.error}", file=err)
+                if report.error:
+                    print(f"fp16lint runtime: {target.name}: {report.error}", file=err)
+    except SetupError as exc:
+        print(f"fp16lint runtime: {exc}", file=err)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("fp16lint runtime: interrupted", file=err)
+        return EXIT_INTERRUPTED
 
     # finding paths are as the linter printed them: relative to the working directory
     joined = (
@@ -160,7 +175,11 @@ def run_runtime(
     else:
         out.write(format_reports(reports, joined) + "\n")
     if html_path:
-        Path(html_path).write_text(render_html(reports, joined), encoding="utf-8")
+        try:
+            Path(html_path).write_text(render_html(reports, joined), encoding="utf-8")
+        except OSError as exc:
+            print(f"fp16lint runtime: cannot write the HTML report: {exc}", file=err)
+            return EXIT_ERROR
         print(f"fp16lint runtime: HTML report written to {html_path}", file=err)
 
     if any(r.error for r in reports):
@@ -211,9 +230,17 @@ def run_runtime(
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(SEED_MIN, SEED_MAX),
     default=None,
     help="Seed for the factory, the inputs and every run (default 0).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Stop a target whose import or check takes longer (default 600; 0: no limit; "
+    "config: timeout).",
 )
 def runtime_command(
     paths: tuple[str, ...],
@@ -225,6 +252,7 @@ def runtime_command(
     output_format: str,
     html_path: str | None,
     seed: int | None,
+    timeout: float | None,
 ) -> None:
     """Run models in fp32, fp16, fp16 autocast and bf16 and confirm the static findings in PATHS.
 
@@ -238,18 +266,26 @@ def runtime_command(
         sys.exit(EXIT_ERROR)
     from fp16lint.config import ConfigError, load_settings
 
-    from .targets import TargetSpec, TargetSpecError, targets_from_table
+    from .targets import TargetSpec, TargetSpecError, targets_from_table, timeout_from_table
 
     if inputs and targets and len(inputs) not in (1, len(targets)):
         raise click.UsageError("give one --inputs for all targets or one per --target")
     if inputs and not targets:
         raise click.UsageError("--inputs needs --target")
+    if timeout is not None and math.isnan(timeout):
+        raise click.BadParameter("not a number of seconds", param_hint="--timeout")
     try:
         settings = load_settings(None, Path(paths[0]) if paths else Path("."))
     except ConfigError as exc:
         click.echo(f"fp16lint runtime: {exc}", err=True)
         sys.exit(EXIT_ERROR)
     root = settings.root
+    try:
+        if timeout is None:
+            timeout = timeout_from_table(settings.runtime)
+    except TargetSpecError as exc:
+        click.echo(f"fp16lint runtime: {exc}", err=True)
+        sys.exit(EXIT_ERROR)
     if targets:
         specs = [
             TargetSpec(
@@ -276,6 +312,7 @@ def runtime_command(
         html_path=html_path,
         seed=seed,
         root=root,
+        timeout=timeout,
     )
     sys.exit(code)
 

@@ -90,13 +90,47 @@ def resolve_device(
     if device is None:
         dev = torch.device("cuda") if cuda else torch.device("cpu")
     else:
-        dev = torch.device(device)
+        dev = _parse_device(device)
         if dev.type == "cuda" and not cuda:
             raise TargetError("device", f"device {device!r} requested but CUDA is not available")
+        _check_available(dev, device)
     if require_cuda and dev.type != "cuda":
         raise CudaRequiredError(f"CUDA was required but device {device!r} was forced")
     note = CPU_NOTE if dev.type == "cpu" else None
     return dev, note
+
+
+def _parse_device(device: Any) -> torch.device:
+    if not isinstance(device, (str, torch.device)):
+        raise TargetError(
+            "device", f"device must be a string such as 'cpu' or 'cuda', not {device!r}"
+        )
+    try:
+        return torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise TargetError(
+            "device", f"unknown device {device!r}: use cpu, cuda, cuda:N or another torch device"
+        ) from exc
+
+
+def _check_available(dev: torch.device, device: Any) -> None:
+    """A device this machine or torch build lacks, said before any target runs: one tensor
+    allocated there answers for every device type (cuda:N, mps, xpu, a plug-in's)."""
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise TargetError(
+            "device",
+            f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) "
+            "are visible",
+        )
+    if dev.type == "meta":
+        raise TargetError("device", "the meta device holds no values: nothing to check there")
+    try:
+        torch.empty(1, device=dev)
+    except Exception as exc:
+        first = str(exc).split(". ")[0]  # backends explain at length
+        raise TargetError(
+            "device", f"device {device!r} is not usable here: {type(exc).__name__}: {first}"
+        ) from exc
 
 
 def device_name(dev: torch.device) -> str:

@@ -66,23 +66,61 @@ def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") 
             raise TargetSpecError(
                 f'[tool.fp16lint.runtime] targets[{i}] needs a factory = "pkg.mod:make_model"'
             )
-        unknown = set(item) - {"factory", "inputs", "name", "device", "seed"}
+        unknown = set(item) - set(_KEY_TYPES)
         if unknown:
             raise TargetSpecError(
                 f"[tool.fp16lint.runtime] targets[{i}]: unknown key(s) {', '.join(sorted(unknown))}"
             )
-        seed = item.get("seed")
+        for key, value in item.items():
+            wanted, example = _KEY_TYPES[key]
+            if type(value) is not wanted:  # not isinstance: a bool is not a seed
+                what = "an integer" if wanted is int else "a string"
+                raise TargetSpecError(
+                    f"[tool.fp16lint.runtime] targets[{i}]: {key} must be {what} "
+                    f"({key} = {example}), not {value!r}"
+                )
+        if "seed" in item and not SEED_MIN <= item["seed"] <= SEED_MAX:
+            raise TargetSpecError(
+                f"[tool.fp16lint.runtime] targets[{i}]: seed must be within "
+                f"[{SEED_MIN}, {SEED_MAX}] (torch.manual_seed's range), not {item['seed']}"
+            )
         out.append(
             TargetSpec(
-                factory=str(item["factory"]),
+                factory=item["factory"],
                 inputs=item.get("inputs"),
                 name=item.get("name"),
                 device=item.get("device"),
-                seed=int(seed) if seed is not None else None,
+                seed=item.get("seed"),
                 source=source,
             )
         )
     return out
+
+
+#: the seeds torch.manual_seed accepts
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
+
+# each target key's type, with an example for the message
+_KEY_TYPES: dict[str, tuple[type, str]] = {
+    "factory": (str, '"pkg.mod:make_model"'),
+    "inputs": (str, '"pkg.mod:example_inputs"'),
+    "name": (str, '"tiny"'),
+    "device": (str, '"cpu"'),
+    "seed": (int, "0"),
+}
+
+
+def timeout_from_table(table: dict[str, Any] | None) -> float | None:
+    """``timeout`` of ``[tool.fp16lint.runtime]`` (seconds, 0: no limit), or None when unset."""
+    value = (table or {}).get("timeout")
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not value >= 0:
+        raise TargetSpecError(
+            f"[tool.fp16lint.runtime] timeout must be a number of seconds >= 0 (timeout = 600; "
+            f"0: no limit), not {value!r}"
+        )
+    return float(value)
 
 
 def add_import_paths(*paths: str | os.PathLike[str]) -> None:

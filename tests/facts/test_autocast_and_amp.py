@@ -139,6 +139,24 @@ def test_torch_amp_gradscaler_exists():
     assert scaler.is_enabled()
 
 
+def test_every_fp401_replacement_exists_with_its_device_argument(caught_warnings):
+    """Each ``torch.amp`` replacement FP401 writes exists in the installed torch (newer than
+    every ``since`` of data/deprecated_amp.py) and takes the device as the fix passes it."""
+    from fp16lint.data.deprecated_amp import DEPRECATED
+
+    installed = tuple(int(n) for n in torch.__version__.split("+")[0].split(".")[:2])
+    for rep in DEPRECATED.values():
+        assert installed >= rep.since
+        new = getattr(torch.amp, rep.new.rsplit(".", 1)[1])
+        if rep.kind == "decorator":
+            assert callable(new(device_type=rep.device)(lambda ctx, x: x))
+        elif rep.kind == "scaler":
+            assert isinstance(new(rep.device, init_scale=1024), torch.amp.GradScaler)
+        else:
+            with new(rep.device, enabled=False):
+                pass
+
+
 def _fp16_model_and_scaled_backward(device: str):
     model = nn.Linear(4, 4).to(device).half()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)

@@ -177,6 +177,7 @@ async def test_hover_shows_the_rules_short_docs(editor: Editor):
     assert (
         "Deprecated `torch.cuda.amp` / `torch.cpu.amp` API; use `torch.amp` with a device." in text
     )
+    assert '**Help:** Use `torch.amp.autocast("cuda", ...)`.' in text
     assert DOCS in text
     nothing = await editor.client.text_document_hover_async(
         types.HoverParams(types.TextDocumentIdentifier(uri), types.Position(0, 1))
