@@ -2,16 +2,21 @@
 
 Data, never code: entries are parsed with ``json``, checked field by field and rebuilt through
 ``FileSummary.from_dict``; anything that does not parse, does not match its key or has a wrong
-shape is ignored (and recomputed), never trusted and never a crash. There is one entry per
-linted path, so the cache does not grow with every edit. Writes go through a temp file and a
-rename, so concurrent runs never see half an entry; the last writer wins.
+shape is ignored (and recomputed), never trusted and never a crash. An entry's ``key`` is
+sealed with its summary (a hash of both), so a hand-edited summary (facts of the wrong type
+that the project pass would trip on) is a miss too. There is one entry per linted path, so the
+cache does not grow with every edit. Writes go through a temp file and a rename, so concurrent
+runs never see half an entry; the last writer wins. Nothing inside the cache folder is reached
+through a symbolic link (a project could ship ``.fp16lint_cache/v2`` pointing anywhere).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from functools import cache
 from pathlib import Path
@@ -30,8 +35,8 @@ _CACHEDIR_TAG = (
 
 
 def cache_dir(root: Path) -> Path:
-    env = os.environ.get(CACHE_DIR_ENV)
-    return Path(env) if env else root / ".fp16lint_cache"
+    env = os.environ.get(CACHE_DIR_ENV)  # the user's choice: its links are followed once here
+    return Path(env).resolve() if env else root / ".fp16lint_cache"
 
 
 @cache
@@ -78,8 +83,15 @@ class Cache:
 
     def get(self, path: str, key: str) -> FileSummary | None:
         try:
-            entry: Any = json.loads(self._entry(path).read_bytes())
-            if not isinstance(entry, dict) or entry.get("key") != key:
+            target = self._entry(path)
+            if not all(_real_dir(p) for p in (self.folder.parent, self.folder, target.parent)):
+                return None
+            fd = os.open(target, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+            with open(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return None
+                entry: Any = json.loads(handle.read())
+            if not isinstance(entry, dict) or entry.get("key") != _seal(key, entry["summary"]):
                 return None
             summary = FileSummary.from_dict(entry["summary"])
             return summary if _well_formed(summary, path) else None
@@ -90,8 +102,9 @@ class Cache:
         try:
             self._prepare()
             target = self._entry(path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            payload = json.dumps({"key": key, "summary": summary.to_dict()}, separators=(",", ":"))
+            _make_real_dir(target.parent)
+            data = summary.to_dict()
+            payload = json.dumps({"key": _seal(key, data), "summary": data}, separators=(",", ":"))
             fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -104,15 +117,46 @@ class Cache:
             return  # a cache that cannot be written only costs time
 
     def _prepare(self) -> None:
-        if self._ready:
-            return
-        root = self.folder.parent
-        root.mkdir(parents=True, exist_ok=True)
-        for name, text in ((".gitignore", _GITIGNORE), ("CACHEDIR.TAG", _CACHEDIR_TAG)):
-            marker = root / name
-            if not marker.exists():
-                marker.write_text(text, encoding="utf-8")
-        self._ready = True
+        """The cache folder, its markers and the version folder, as real folders and files;
+        OSError (no writes) where one of them is a symbolic link or not a folder."""
+        if not self._ready:
+            root = self.folder.parent
+            root.parent.mkdir(parents=True, exist_ok=True)
+            _make_real_dir(root)
+            for name, text in ((".gitignore", _GITIGNORE), ("CACHEDIR.TAG", _CACHEDIR_TAG)):
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW
+                try:
+                    fd = os.open(root / name, flags, 0o644)
+                except FileExistsError:  # a link there is left alone, never written through
+                    continue
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+            _make_real_dir(self.folder)
+            self._ready = True
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _make_real_dir(path: Path) -> None:
+    """Create ``path`` (its parent is checked already); OSError if it is not a real folder."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
+    if not _real_dir(path):
+        raise NotADirectoryError(f"{path} is not a folder (a symbolic link?)")
+
+
+def _seal(key: str, summary: Any) -> str:
+    """The stored key: the entry's key bound to the summary it holds."""
+    payload = json.dumps(summary, separators=(",", ":"))
+    return hashlib.sha256(f"{key}\0{payload}".encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _well_formed(summary: FileSummary, path: str) -> bool:

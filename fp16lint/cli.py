@@ -216,10 +216,15 @@ def _check_paths(targets: list[Path], settings, options, show: _Show, exit_zero:
 def _check_stdin(name: str, settings, options, show: _Show, exit_zero: bool) -> int:
     """Standard input as the file ``name``: ranges and source frames come from the text read,
     ``--diff`` prints its diff and ``--fix`` the fixed text (as Ruff does)."""
-    from fp16lint.runner import lint_text
+    from fp16lint import source
+    from fp16lint.runner import lint_stdin
 
-    text = sys.stdin.read()
-    result = lint_text(text, name, settings, options)
+    data = sys.stdin.buffer.read()
+    try:  # decoded as a file is (cookie, BOM); bytes that do not decode are an FP000
+        text = source.decode(data).text
+    except source.SourceError:
+        text = data.decode("utf-8", "replace")
+    result = lint_stdin(data, name, settings, options)
     if options.fix and not options.diff:
         for message in result.errors:
             click.echo(f"error: {message}", err=True)

@@ -63,13 +63,14 @@ def _has_table(pyproject: Path) -> bool:
 
 def _read_table(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # editors may add a BOM
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: malformed TOML: {exc}") from exc
     if path.name == "pyproject.toml":
-        data = data.get("tool", {}).get("fp16lint", {})
+        tool = data.get("tool", {})  # `tool = "x"` is valid TOML, and not ours to judge
+        data = tool.get("fp16lint", {}) if isinstance(tool, dict) else {}
     elif isinstance(data.get("tool"), dict) and "fp16lint" in data["tool"]:
         raise ConfigError(
             f"{path}: `{path.name}` takes top-level keys (`select = [...]`); the "

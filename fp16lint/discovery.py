@@ -46,8 +46,21 @@ class Discovery:
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, why), found but unusable
 
 
-def _spec(patterns: tuple[str, ...]) -> pathspec.PathSpec:
-    return pathspec.GitIgnoreSpec.from_lines(patterns)
+def gitignore_spec(patterns: tuple[str, ...] | list[str]) -> pathspec.PathSpec:
+    """Patterns with ``.gitignore`` semantics. A line pathspec refuses but git accepts (``!``,
+    a lone ``\\``) matches nothing, as in git, rather than failing the run."""
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(patterns)
+    except Exception:  # pathspec raises several types for patterns it cannot compile
+        return pathspec.GitIgnoreSpec.from_lines([p for p in patterns if _compiles(p)])
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        pathspec.GitIgnoreSpec.from_lines([pattern])
+    except Exception:
+        return False
+    return True
 
 
 def _gitignore(folder: Path) -> pathspec.PathSpec | None:
@@ -55,7 +68,7 @@ def _gitignore(folder: Path) -> pathspec.PathSpec | None:
         lines = (folder / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return None
-    return _spec(tuple(lines))
+    return gitignore_spec(lines)
 
 
 class _Filter:
@@ -64,7 +77,7 @@ class _Filter:
 
     def __init__(self, settings: Settings, suffixes: tuple[str, ...]):
         self.root = settings.root.resolve().as_posix()
-        self.excludes = _spec(settings.exclude + settings.extend_exclude)
+        self.excludes = gitignore_spec(settings.exclude + settings.extend_exclude)
         self.gitignore = settings.respect_gitignore
         self.suffixes = suffixes
 
@@ -124,6 +137,8 @@ def discover(
                 if key not in seen:
                     seen.add(key)
                     result.files.append(found)
+        elif not path.is_file():  # a FIFO named x.py blocks a read, /dev/zero never ends
+            result.skipped.append((path, "not a regular file"))
         else:
             key = os.path.realpath(path)
             if key not in seen:

@@ -14,6 +14,7 @@ Cells are numbered from 1 counting every cell (markdown included), as the notebo
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import re
@@ -22,13 +23,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fp16lint import source
+from fp16lint import json_spans, source
 from fp16lint.findings import Edit, Finding, Fix, Position, Span
 
 MARKER = "# fp16lint: next notebook cell\n"
 PLACEHOLDER = "pass  # fp16lint: IPython syntax"
 PYTHON_CELL_MAGICS = frozenset({"time", "timeit", "capture", "prun", "debug", "python", "python3"})
-_MAGIC = re.compile(r"^\s*(?:[%!]|\?)|^\s*[\w.,\s\[\]()*]+=\s*[%!]")
+# The target of ``x = !ls`` starts with a non-space (``\s*`` then a class holding ``\s`` would
+# backtrack quadratically on a long line of spaces).
+_MAGIC = re.compile(r"^\s*(?:[%!]|\?)|^\s*[\w.,\[\]()*][\w.,\s\[\]()*]*=\s*[%!]")
 _HELP = re.compile(r"^\s*[\w.\[\]()]+\?{1,2}\s*$")
 
 
@@ -90,51 +93,51 @@ def _python_of(cell: _Cell) -> str:
     return "".join(out)
 
 
-def _cell_source(cell: dict[str, Any]) -> str:
+def _cell_source(cell: dict[str, Any], number: int) -> str:
     value = cell.get("source", "")
-    return "".join(value) if isinstance(value, list) else str(value)
+    if isinstance(value, list) and all(isinstance(line, str) for line in value):
+        return "".join(value)
+    if isinstance(value, str):
+        return value
+    raise source.SourceError(f"not a valid notebook: the source of cell {number} is not text")
+
+
+def _table(data: Any, key: str) -> dict[str, Any]:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _is_python(data: dict[str, Any]) -> bool:
-    meta = data.get("metadata") or {}
-    language = (meta.get("kernelspec") or {}).get("language") or (
-        meta.get("language_info") or {}
-    ).get("name")
+    meta = _table(data, "metadata")
+    language = _table(meta, "kernelspec").get("language") or _table(meta, "language_info").get(
+        "name"
+    )
     return language is None or str(language).lower().startswith("python")
-
-
-def _json_style(raw: str, data: Any) -> dict[str, Any]:
-    """The ``json.dumps`` options that reproduce ``raw`` exactly (nbformat's by default)."""
-    for indent in (1, 2, 4, None):
-        for ensure_ascii in (False, True):
-            for separators in ((",", ": "), (", ", ": "), (",", ":")):
-                style = {"indent": indent, "ensure_ascii": ensure_ascii, "separators": separators}
-                dumped = json.dumps(data, **style)
-                if raw in (dumped, dumped + "\n"):
-                    return {**style, "newline": raw.endswith("\n")}
-    return {"indent": 1, "ensure_ascii": False, "separators": (",", ": "), "newline": True}
 
 
 class Notebook:
     """A parsed notebook. ``text`` is the Python the engine lints; ``encode`` writes a fixed
     ``text`` back (the runner treats a Notebook like a ``source.Source``)."""
 
-    def __init__(self, raw: str):
+    def __init__(self, raw: str, bom: bool = False):
         try:
             self.data = json.loads(raw)
         except ValueError as exc:
             raise source.SourceError(f"not a valid notebook: {exc}") from exc
+        except RecursionError as exc:
+            raise source.SourceError("not a valid notebook: nested too deeply") from exc
         cells = self.data.get("cells") if isinstance(self.data, dict) else None
         if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
             raise source.SourceError("not a valid notebook: no list of cells")
         self.raw = raw
+        self.bom = bom
         self.cells: list[_Cell] = []
         parts: list[str] = []
         line = 1
         for number, cell in enumerate(cells, start=1):
-            text = _cell_source(cell)
             if cell.get("cell_type") != "code" or not _is_python(self.data):
                 continue
+            text = _cell_source(cell, number)
             first = text.lstrip().split("\n", 1)[0]
             if first.startswith("%%") and first[2:].split(" ", 1)[0] not in PYTHON_CELL_MAGICS:
                 continue
@@ -145,6 +148,10 @@ class Notebook:
             parts.append(python)
             line += entry.lines + 1  # the marker line
         self.text = MARKER.join(parts)
+        try:
+            self.text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # "\ud800" is valid JSON
+            raise source.SourceError("not a valid notebook: a lone surrogate in a cell") from exc
 
     # --- positions -----------------------------------------------------------------------------
     def _cell_at(self, line: int) -> _Cell | None:
@@ -167,21 +174,40 @@ class Notebook:
 
     # --- writing back ----------------------------------------------------------------------------
     def encode(self, text: str) -> bytes:
-        """The notebook file with ``text``'s cells written back into their ``source``."""
+        """The notebook file with ``text``'s cells written back: only the bytes of the
+        ``source`` values a fix changed are replaced, and the result is read back to check."""
         parts = text.split(MARKER)
         if len(parts) != len(self.cells):
             raise source.SourceError("a fix changed the cell structure; nothing was written")
-        data = json.loads(self.raw)  # a fresh copy: outputs and metadata as read
+        spans = json_spans.cell_sources(self.raw)
+        changed: dict[int, str] = {}
+        pieces, end = [], 0
         for cell, part in zip(self.cells, parts, strict=True):
             restored = self._restore(cell, part)
             if restored == cell.text:
                 continue
-            target = data["cells"][cell.number - 1]
-            as_list = isinstance(target.get("source"), list)
-            target["source"] = restored.splitlines(keepends=True) if as_list else restored
-        style = _json_style(self.raw, json.loads(self.raw))
-        newline = style.pop("newline")
-        return (json.dumps(data, **style) + ("\n" if newline else "")).encode("utf-8")
+            span = spans[cell.number - 1] if cell.number <= len(spans) else None
+            if span is None:
+                raise source.SourceError("cannot find a changed cell's source; nothing was written")
+            changed[cell.number] = restored
+            pieces += [self.raw[end : span[0]], json_spans.render_source(self.raw, span, restored)]
+            end = span[1]
+        new = "".join([*pieces, self.raw[end:]])
+        self._verify(new, changed)
+        return (codecs.BOM_UTF8 if self.bom else b"") + new.encode("utf-8")
+
+    def _verify(self, new: str, changed: dict[int, str]) -> None:
+        """Read the new text back: every cell holds what it held, or its fixed source."""
+        before = json.loads(self.raw, parse_constant=str)["cells"]  # NaN == NaN here
+        after = json.loads(new, parse_constant=str).get("cells")
+        ok = isinstance(after, list) and len(after) == len(before)
+        for number, (old, cell) in enumerate(zip(before, after or [], strict=False), start=1):
+            if number in changed:
+                ok = ok and _cell_source(cell, number) == changed[number]
+                old = {**old, "source": cell.get("source")}
+            ok = ok and old == cell
+        if not ok:
+            raise source.SourceError("the fixed notebook did not read back; nothing was written")
 
     def diff(self, path: str, text: str) -> str:
         """A fixed ``text`` as a unified diff per changed cell, in the cell's own lines, under
@@ -221,7 +247,7 @@ def decode(path: Path, data: bytes) -> source.Source | Notebook:
     """What to lint in a file: a notebook's code cells, or the Python source."""
     if path.suffix == ".ipynb":
         try:
-            return Notebook(data.decode("utf-8-sig"))
+            return Notebook(data.decode("utf-8-sig"), data.startswith(codecs.BOM_UTF8))
         except UnicodeDecodeError as exc:
             raise source.SourceError(f"not a valid notebook: {exc.reason}") from exc
     return source.decode(data)
@@ -229,7 +255,7 @@ def decode(path: Path, data: bytes) -> source.Source | Notebook:
 
 def read(path: Path) -> source.Source | Notebook:
     try:
-        data = path.read_bytes()
+        data, _ = source.read_regular(path)
     except OSError as exc:
         raise source.SourceError(f"cannot read file: {exc.strerror or exc}") from exc
     return decode(path, data)

@@ -7,24 +7,21 @@ and unwritable files become ``errors`` (exit code 2).
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import traceback
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import libcst as cst
-import pathspec
 
-from fp16lint import fixes, notebook, source
+from fp16lint import fixes, isolation, notebook, source, writing
 from fp16lint.analysis.context import FileSummary
 from fp16lint.cache import Cache, cache_dir
 from fp16lint.config import enabled_codes
-from fp16lint.discovery import discover
+from fp16lint.discovery import discover, gitignore_spec
 from fp16lint.engine import FILE_LEVEL, engine_finding, lint_source
 from fp16lint.findings import Finding
 from fp16lint.parsing import parse_module
@@ -41,6 +38,9 @@ MAX_FIX_ROUNDS = 10
 # warning, like Semgrep's ``--max-target-bytes``; the largest file in torch is 1.4 MB.
 MAX_FILE_CHARS = 2_000_000
 FILE_TIME_LIMIT = 60.0  # CPU seconds per file before FP999 "timed out"
+# Wall seconds per file before its worker is killed: libcst's native parser, where the CPU
+# limit cannot interrupt it, can run for minutes on one long operator chain.
+FILE_WALL_LIMIT = 120.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class Options:
     prefilter: bool = True  # skip rules (and files) whose tokens do not occur (issue 9)
     max_file_chars: int = MAX_FILE_CHARS
     time_limit: float | None = FILE_TIME_LIMIT
+    wall_limit: float | None = FILE_WALL_LIMIT
 
 
 @dataclass
@@ -67,6 +68,10 @@ class LintResult:
     fixed_text: str | None = None  # lint_text with fixes: the fixed buffer
 
 
+# A file as read: where it is, what it holds, and its stamp (to detect edits before writing).
+_Read = tuple[Path, source.Source | notebook.Notebook, writing.Stamp]
+
+
 @dataclass(frozen=True)
 class _Job:
     path: str  # as displayed and reported
@@ -75,9 +80,35 @@ class _Job:
     is_package: bool
 
 
+_real_folders: dict[str, str] = {}
+
+
+def _real_folder(folder: str) -> str:
+    """``os.path.realpath`` of an absolute folder, one ``lstat`` per folder not seen before: a
+    file's real path costs O(its depth) system calls, so a run over a 2,000-level tree would
+    cost millions of them (minutes) if each file's path were resolved afresh."""
+    pending: list[str] = []
+    while folder not in _real_folders:
+        parent, name = os.path.split(folder)
+        if parent == folder or not name or os.path.islink(folder):
+            _real_folders[folder] = os.path.realpath(folder)
+            break
+        pending.append(name)
+        folder = parent
+    real = _real_folders[folder]
+    for name in reversed(pending):
+        folder = os.path.join(folder, name)
+        real = _real_folders[folder] = os.path.join(real, name)
+    return real
+
+
 def module_name_for(path: Path) -> tuple[str, bool]:
     """Dotted module name from the enclosing packages (folders with ``__init__.py``)."""
-    path = path.resolve()
+    folder, name = os.path.split(os.path.abspath(path))
+    if os.path.islink(os.path.join(folder, name)):
+        path = path.resolve()
+    else:
+        path = Path(_real_folder(folder), name)
     is_package = path.stem == "__init__"
     parts = [] if is_package else [path.stem]
     folder = path.parent
@@ -136,10 +167,6 @@ def _lint_job(job: _Job) -> FileSummary:
         )
 
 
-def _lint_chunk(chunk: list[_Job]) -> list[FileSummary]:
-    return [_lint_job(job) for job in chunk]
-
-
 def _chunks(jobs: list[_Job], workers: int) -> list[list[int]]:
     """Job indices in chunks, largest files first: big files go alone at the start and the
     run ends with small chunks of small files, so no core idles while another finishes a big
@@ -160,66 +187,37 @@ def _chunks(jobs: list[_Job], workers: int) -> list[list[int]]:
     return chunks
 
 
-def _pool(workers: int, settings: _WorkerSettings) -> ProcessPoolExecutor:
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    return ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(settings,)
+def _for_workers(rules: list[type[Rule]], options: Options) -> _WorkerSettings:
+    return _WorkerSettings(
+        tuple(rule.code for rule in rules), options.prefilter, options.time_limit
     )
 
 
-def _lint_jobs(jobs: list[_Job], settings: _WorkerSettings, workers: int) -> list[FileSummary]:
-    if workers <= 1 or len(jobs) < 2 * workers:
-        _init_worker(settings)
-        return [_lint_job(job) for job in jobs]
-    results: dict[int, FileSummary] = {}
-    queue = deque(_chunks(jobs, workers))
-    suspects: list[list[int]] = []
-    while queue:
-        in_flight: dict[Future, list[int]] = {}
-        try:
-            with _pool(workers, settings) as pool:
-                while queue or in_flight:
-                    # Two chunks per worker in flight: workers never wait for the next chunk,
-                    # and if one dies (a crash in libcst's native parser), only the chunks in
-                    # flight are suspects.
-                    while queue and len(in_flight) < 2 * workers:
-                        chunk = queue.popleft()
-                        in_flight[pool.submit(_lint_chunk, [jobs[i] for i in chunk])] = chunk
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        results.update(zip(in_flight[future], future.result(), strict=True))
-                        del in_flight[future]
-        except BrokenProcessPool:
-            suspects.extend(in_flight.values())
-    for chunk in suspects:
-        results.update(_isolated([jobs[i] for i in chunk], chunk, settings))
-    return [results[i] for i in range(len(jobs))]
+def lost_summary(job: _Job | Any, why: str) -> FileSummary:
+    """The summary of a file (``job.path``) whose worker died on it or ran past the
+    wall-clock limit."""
+    if why == isolation.TIMED_OUT:
+        message = (
+            "Linting this file ran past fp16lint's wall-clock limit (a runaway parse) and was "
+            "stopped; the file was not linted."
+        )
+    else:
+        message = (
+            "fp16lint's worker process died on this file (a crash in libcst's native "
+            "parser, or out of memory); the file was not linted."
+        )
+    return FileSummary(job.path, [engine_finding(INTERNAL_ERROR, job.path, FILE_LEVEL, message)])
 
 
-def _isolated(
-    chunk: list[_Job], indices: list[int], settings: _WorkerSettings
-) -> dict[int, FileSummary]:
-    """Lint the files of a chunk whose worker died one at a time, each in a worker of its own
-    as long as they pass, so that the file that kills a worker is the only one reported."""
-    results: dict[int, FileSummary] = {}
-    pending = deque(zip(indices, chunk, strict=True))
-    while pending:
-        try:
-            with _pool(1, settings) as pool:
-                while pending:
-                    index, job = pending[0]
-                    results[index] = pool.submit(_lint_job, job).result()
-                    pending.popleft()
-        except BrokenProcessPool:
-            index, job = pending.popleft()
-            message = (
-                "fp16lint's worker process died on this file (a crash in libcst's native "
-                "parser, or out of memory); the file was not linted."
-            )
-            results[index] = FileSummary(
-                job.path, [engine_finding(INTERNAL_ERROR, job.path, FILE_LEVEL, message)]
-            )
-    return results
+def _lint_jobs(
+    jobs: list[_Job], settings: _WorkerSettings, workers: int, wall_limit: float | None
+) -> list[FileSummary]:
+    """Every file in a worker process (see ``isolation``), whatever ``workers`` is."""
+    if not jobs:
+        return []
+    workers = min(workers, len(jobs))
+    with isolation.Workers(workers, _lint_job, _init_worker, (settings,)) as pool:
+        return pool.run(jobs, _chunks(jobs, workers), wall_limit, lost_summary)
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -227,8 +225,7 @@ class _PerFileIgnores:
     def __init__(self, settings: Settings):
         self.root = settings.root.resolve()
         self.rules = [
-            (pathspec.GitIgnoreSpec.from_lines([glob]), codes)
-            for glob, codes in settings.per_file_ignores.items()
+            (gitignore_spec([glob]), codes) for glob, codes in settings.per_file_ignores.items()
         ]
 
     def codes_for(self, path: Path) -> tuple[str, ...]:
@@ -262,13 +259,13 @@ def lint_paths(
         salt = repr((sorted(r.code for r in rules), _settings_key(settings), options.prefilter))
         cache = Cache(cache_dir(settings.root), salt)
 
-    sources: dict[str, tuple[Path, source.Source | notebook.Notebook]] = {}
+    sources: dict[str, _Read] = {}
     summaries: dict[str, FileSummary] = {}
     jobs: list[tuple[_Job, str | None]] = []
     for path in found.files:
         shown = display_path(path)
         try:
-            data = path.read_bytes()
+            data, info = source.read_regular(path)
             decoded = notebook.decode(path, data)
         except OSError as exc:
             summaries[shown] = _read_error(
@@ -286,7 +283,7 @@ def lint_paths(
                 f"{limit:g} million limit for one file."
             )
             continue
-        sources[shown] = (path, decoded)
+        sources[shown] = (path, decoded, writing.Stamp.of(data, info))
         module_name, is_package = module_name_for(path)
         key = cache.key(shown, data, f"{module_name}\0{is_package}") if cache else None
         cached = cache.get(shown, key) if cache and key else None
@@ -296,10 +293,9 @@ def lint_paths(
         jobs.append((_Job(shown, decoded.text, module_name, is_package), key))
 
     workers = options.jobs or os.cpu_count() or 1
-    worker_settings = _WorkerSettings(
-        tuple(rule.code for rule in rules), options.prefilter, options.time_limit
+    linted = _lint_jobs(
+        [j for j, _ in jobs], _for_workers(rules, options), workers, options.wall_limit
     )
-    linted = _lint_jobs([j for j, _ in jobs], worker_settings, workers)
     for (job, key), summary in zip(jobs, linted, strict=True):
         summaries[job.path] = summary
         if cache and key:
@@ -309,7 +305,7 @@ def lint_paths(
 
     used: set[tuple[str, int, str]] = set()
     findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings, used)
-    texts = {k: d.text for k, (_, d) in sources.items()}
+    texts = {k: d.text for k, (_, d, _) in sources.items()}
     findings += _unused_noqa(summaries, used, texts, rules)
     if options.fix or options.diff:
         problems = _fix(findings, sources, rules, settings, options, result)
@@ -320,7 +316,7 @@ def lint_paths(
             _count_resolved(result, result.fixed_by, findings, after.findings)
             findings = after.findings
         findings = [*findings, *problems]
-    notebooks = {k: d for k, (_, d) in sources.items() if isinstance(d, notebook.Notebook)}
+    notebooks = {k: d for k, (_, d, _) in sources.items() if isinstance(d, notebook.Notebook)}
     result.findings = notebook.to_cells(sorted(findings, key=lambda f: f.sort_key), notebooks)
     return result
 
@@ -387,13 +383,15 @@ def _filter(
 
 def _fix(
     findings: list[Finding],
-    sources: dict[str, tuple[Path, source.Source | notebook.Notebook]],
+    sources: dict[str, _Read],
     rules: list[type[Rule]],
     settings: Settings,
     options: Options,
     result: LintResult,
 ) -> list[Finding]:
-    """Apply fixes file by file (re-linting each until stable) and write or diff them.
+    """Apply fixes file by file (re-linting each until stable), then diff or write them: every
+    file's bytes are computed (and refused, for an encoding that does not round-trip) before
+    the first is written.
 
     Returns findings the fixing itself produced (a fix that would break a file)."""
     by_path: dict[str, list[Finding]] = {}
@@ -401,10 +399,11 @@ def _fix(
         if finding.path in sources:
             by_path.setdefault(finding.path, []).append(finding)
     problems: list[Finding] = []
+    writes: list[tuple[str, bytes, Counter[str]]] = []
     for path, items in by_path.items():
         if not any(fixes.is_applicable(f.fix, options.unsafe_fixes) for f in items):
             continue
-        file_path, original = sources[path]
+        _, original, _ = sources[path]
         fixed: Counter[str] = Counter()
         text, _, problem = fix_text(path, original.text, items, rules, settings, options, fixed)
         if problem:
@@ -420,12 +419,19 @@ def _fix(
             result.fixed += fixed.total()
             result.fixed_by[path] = fixed
             continue
+        if isinstance(original, source.Source) and not original.round_trips:
+            result.errors.append(
+                f"{path}: its {original.encoding!r} encoding does not give back the bytes "
+                "read, so fixes are not written (remove or correct the coding cookie)"
+            )
+            continue
         try:
-            data = original.encode(text)
+            writes.append((path, original.encode(text), fixed))
         except source.SourceError as exc:  # a notebook whose cells a fix would merge
             result.errors.append(f"{path}: {exc}")
-            continue
-        error = _write(file_path, data)
+    for path, data, fixed in writes:
+        file_path, _, stamp = sources[path]
+        error = writing.write_fixed(file_path, data, stamp)
         if error:
             result.errors.append(f"{path}: {error}; fixes not written")
         else:
@@ -553,11 +559,24 @@ def lint_text(text: str, path: str, settings: Settings, options: Options = Optio
     return result
 
 
+def lint_stdin(
+    data: bytes, path: str, settings: Settings, options: Options = Options()
+) -> LintResult:
+    """Standard input, decoded as a file is (coding cookie, BOM): bytes that do not decode are
+    an FP000 finding, as for a file, not an internal error."""
+    try:
+        text = source.decode(data).text
+    except source.SourceError as exc:
+        return LintResult(findings=_read_error(path, exc).findings, files=1)
+    return lint_text(text, path, settings, options)
+
+
 def _lint_buffer(
     path: str, text: str, rules: list[type[Rule]], settings: Settings, options: Options
 ) -> list[Finding]:
     """One buffer's findings, project pass and unused ``# noqa`` included."""
-    summaries = {path: _lint_one(path, text, rules, options)}
+    job = _Job(path, text, *module_name_for(Path(path)))  # in a worker, as files are
+    summaries = {path: _lint_jobs([job], _for_workers(rules, options), 1, options.wall_limit)[0]}
     used: set[tuple[str, int, str]] = set()
     findings = _filter(summaries, run_project(summaries.values(), rules, settings), settings, used)
     return findings + _unused_noqa(summaries, used, {path: text}, rules)

@@ -11,6 +11,7 @@ import codecs
 import difflib
 import os
 import re
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +28,20 @@ class Source:
     text: str
     encoding: str = "utf-8"
     bom: bool = False
+    # Whether encoding the text gives back the bytes read: only then may a fix be written
+    # (``unicode_escape`` would put the file on one line, ``utf-8-sig`` add a BOM, ``idna``
+    # raise half-way through a run).
+    round_trips: bool = True
 
     def diff(self, path: str, text: str) -> str:
         """A fixed ``text`` as a unified diff against this source."""
         return unified_diff(path, self.text, text)
 
     def encode(self, text: str) -> bytes:
-        data = text.encode(self.encoding)
+        try:
+            data = text.encode(self.encoding)
+        except (UnicodeError, LookupError, ValueError) as exc:
+            raise SourceError(f"cannot encode as {self.encoding}: {exc}") from exc
         return codecs.BOM_UTF8 + data if self.bom else data
 
 
@@ -59,18 +67,42 @@ def decode(data: bytes) -> Source:
         codec = codecs.lookup(encoding)
     except LookupError as exc:
         raise SourceError(f"unknown encoding {encoding!r} in coding cookie") from exc
+    if not getattr(codec, "_is_text_encoding", True):  # rot13, base64, zlib...: as CPython
+        raise SourceError(f"{encoding!r} in the coding cookie is not a text encoding")
     if bom and codec.name != "utf-8":
         raise SourceError(f"UTF-8 BOM with a {encoding!r} coding cookie")
     try:
         text = data.decode(codec.name)
     except UnicodeDecodeError as exc:
         raise SourceError(f"cannot decode as {encoding}: {exc.reason} at byte {exc.start}") from exc
-    return Source(text, codec.name, bom)
+    except (UnicodeError, LookupError, ValueError, TypeError) as exc:  # punycode, undefined...
+        raise SourceError(f"cannot decode as {encoding}: {exc}") from exc
+    if not isinstance(text, str):
+        raise SourceError(f"{encoding!r} in the coding cookie is not a text encoding")
+    return Source(text, codec.name, bom, _round_trips(text, codec.name, data))
+
+
+def _round_trips(text: str, encoding: str, data: bytes) -> bool:
+    if encoding == "utf-8":
+        return True  # the decode succeeded: UTF-8 always gives the same bytes back
+    try:
+        return text.encode(encoding) == data
+    except (UnicodeError, LookupError, ValueError):
+        return False
+
+
+def read_regular(path: Path) -> tuple[bytes, os.stat_result]:
+    """A regular file's bytes and the ``stat`` taken before reading them. Anything else (a FIFO
+    named ``x.py`` would block the read, a link to ``/dev/zero`` never end it) is refused."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise SourceError("not a regular file (a FIFO or a device?); the file was not read")
+    return path.read_bytes(), info
 
 
 def read(path: Path) -> Source:
     try:
-        data = path.read_bytes()
+        data, _ = read_regular(path)
     except OSError as exc:
         raise SourceError(f"cannot read file: {exc.strerror or exc}") from exc
     return decode(data)

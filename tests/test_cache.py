@@ -28,17 +28,41 @@ def project(in_tmp, monkeypatch):
     return in_tmp
 
 
+class _Seen:
+    """File names the engine linted, logged to a file: it runs in worker processes."""
+
+    def __init__(self, log: Path):
+        self.log = log
+        self.clear()
+
+    def names(self) -> list[str]:
+        return self.log.read_text(encoding="utf-8").split()
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def __eq__(self, other) -> bool:
+        return self.names() == list(other)
+
+    def clear(self) -> None:
+        self.log.write_text("", encoding="utf-8")
+
+    def add(self, name: str) -> None:
+        with open(self.log, "a", encoding="utf-8") as handle:
+            handle.write(name + "\n")
+
+
 @pytest.fixture
-def linted(monkeypatch):
+def linted(monkeypatch, tmp_path_factory):
     """Paths the engine actually linted (cache misses) during the test."""
-    seen: list[str] = []
+    seen = _Seen(tmp_path_factory.mktemp("seen") / "linted.log")
     real = engine.lint_source
 
     def counting(path, *args, **kwargs):
-        seen.append(Path(path).name)
+        seen.add(Path(path).name)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "lint_source", counting)
+    monkeypatch.setattr(runner, "lint_source", counting)  # workers fork with it
     return seen
 
 

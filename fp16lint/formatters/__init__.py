@@ -53,6 +53,16 @@ class FormatContext:
         return lines[line - 1] if 0 < line <= len(lines) else None
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(path: str) -> str:
+    """``path`` with control characters escaped (a newline in a file name would otherwise
+    start a line that looks like another finding), and bytes that are not UTF-8 as ``\\xff``."""
+    text = path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
+
+
 def with_help(finding: Finding) -> str:
     """The message and its help as one text, for formats with a single text field."""
     return f"{finding.message} {finding.help}" if finding.help else finding.message
@@ -61,7 +71,7 @@ def with_help(finding: Finding) -> str:
 def location(path: str, span: Span) -> str:
     """``path:line:col``, or ``notebook.ipynb:cell 3:line:col`` in a notebook."""
     cell = f"cell {span.cell}:" if span.cell is not None else ""
-    return f"{path}:{cell}{span.start.line}:{span.start.column}"
+    return f"{printable(path)}:{cell}{span.start.line}:{span.start.column}"
 
 
 Formatter = Callable[[list[Finding], FormatContext], str]

@@ -24,7 +24,9 @@ def format_gitlab(findings: list[Finding], ctx: FormatContext) -> str:
     for finding in findings:
         path = Path(finding.path).as_posix()
         base = f"{path}\0{finding.code}\0{finding.message}"
-        fingerprint = hashlib.sha256(f"{base}\0{seen[base]}".encode()).hexdigest()
+        fingerprint = hashlib.sha256(
+            f"{base}\0{seen[base]}".encode("utf-8", "surrogateescape")  # non-UTF-8 file names
+        ).hexdigest()
         seen[base] += 1
         span = finding.span
         description = f"{finding.code} {with_help(finding)}"

@@ -9,6 +9,7 @@ notebook file (its lines count from a cell, which SARIF cannot express) and name
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
@@ -25,9 +26,13 @@ _LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "
 
 def _artifact(path: str) -> dict[str, Any]:
     pure = PurePath(path)
-    if pure.is_absolute():
+    if pure.is_absolute() and os.name != "posix":
         return {"uri": Path(path).as_uri()}
-    return {"uri": quote(pure.as_posix(), safe="/"), "uriBaseId": SRCROOT}
+    # A file name that is not valid UTF-8 is quoted byte by byte, as the file system has it.
+    quoted = quote(pure.as_posix().encode("utf-8", "surrogateescape"), safe="/")
+    if pure.is_absolute():
+        return {"uri": "file://" + quoted}
+    return {"uri": quoted, "uriBaseId": SRCROOT}
 
 
 def _region(span: Span) -> dict[str, int]:

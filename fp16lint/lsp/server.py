@@ -15,6 +15,7 @@ import functools
 import gc
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -60,7 +61,7 @@ class _Protocol(LanguageServerProtocol):
 class Fp16lintServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("fp16lint", __version__, protocol_cls=_Protocol)
-        self.session = Session()
+        self.session = Session(isolate=True)
         self.debounce = DEBOUNCE
         self.worker = ThreadPoolExecutor(1, thread_name_prefix="fp16lint-lint")
         self.uris: dict[str, str] = {}  # path -> the URI the client uses for it
@@ -515,4 +516,10 @@ def build_server() -> Fp16lintServer:
 def serve() -> None:
     """Run the server on standard input/output until the client says ``exit``."""
     logging.basicConfig(level=logging.WARNING, format="fp16lint-lsp %(levelname)s %(message)s")
-    build_server().start_io()
+    server = build_server()
+    try:
+        server.start_io()  # returns on `exit` (pygls swallows its SystemExit) or end of input
+    finally:
+        server.session.shutdown()
+    # The LSP spec: exit code 0 after a `shutdown` request, 1 without one.
+    sys.exit(0 if server.protocol._shutdown else 1)

@@ -11,24 +11,24 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fp16lint import notebook, source
+from fp16lint import isolation, notebook, source, suppression
 from fp16lint.analysis.context import FileSummary
 from fp16lint.config import ConfigError, find_config, load_settings
 from fp16lint.discovery import discover
-from fp16lint.engine import lint_source
 from fp16lint.findings import Finding
-from fp16lint.lsp import incremental
-from fp16lint.positions import KnownOffsets
+from fp16lint.lsp import worker
 from fp16lint.project import run_project
 from fp16lint.rules.base import Rule
 from fp16lint.runner import (
+    MAX_FILE_CHARS,
     Options,
     _filter,
     _read_error,
     fix_text,
+    lost_summary,
     module_name_for,
     selected_rules,
 )
@@ -66,14 +66,22 @@ class Linted:
 
 
 class Session:
-    def __init__(self, roots: list[Path] | None = None):
+    """``isolate``: parse and lint in a worker process (the server does; in-process, the trees
+    kept for re-use are visible as ``parsed`` and ``offsets``)."""
+
+    def __init__(self, roots: list[Path] | None = None, isolate: bool = False):
         self.roots = [root.resolve() for root in roots or []]
         self.documents: dict[str, Document] = {}
         self.summaries: dict[str, FileSummary] = {}  # open buffers and indexed files
         self.notebooks: dict[str, notebook.Notebook] = {}  # indexed notebooks, for positions
         self.linted: dict[str, Linted] = {}
-        self.parsed: dict[str, incremental.Parsed] = {}  # open buffers' trees, for re-use
-        self.offsets: dict[str, KnownOffsets] = {}  # where their reported nodes were found
+        self._trees = worker.Trees({}, {})
+        self.parsed = self._trees.parsed  # open buffers' trees, for re-use
+        self.offsets = self._trees.offsets  # where their reported nodes were found
+        self._workers: isolation.Workers | None = None
+        if isolate:
+            self._workers = isolation.Workers(1, worker.handle, method="forkserver")
+        self._closed: list[str] = []  # buffers the worker may forget
         self._configs: dict[str, Config] = {}
         self._config_of_dir: dict[str, str] = {}
         self._group: dict[str, str] = {}  # path -> config key
@@ -118,8 +126,8 @@ class Session:
         """Forget the buffer; the file on disk (if any) goes back into the project index.
         Returns the open documents whose findings changed."""
         self.documents.pop(path, None)
-        self.parsed.pop(path, None)
-        self.offsets.pop(path, None)
+        self._trees.forget(path)
+        self._closed.append(path)
         self.linted.pop(path, None)
         self.summaries.pop(path, None)
         key = self._group.pop(path, None)
@@ -159,7 +167,7 @@ class Session:
             return
         if isinstance(decoded, notebook.Notebook):
             self.notebooks[path] = decoded
-        self._store(path, self._summarize(path, decoded.text, config), config)
+        self._store(path, self._summarize(path, decoded.text, config, buffer=False), config)
 
     def drop_file(self, path: str) -> None:
         self.notebooks.pop(path, None)
@@ -167,23 +175,27 @@ class Session:
             self.summaries.pop(path, None)
             self._group.pop(path, None)
 
-    def _summarize(
-        self, path: str, text: str, config: Config, parsed: incremental.Parsed | None = None
-    ) -> FileSummary:
+    def _summarize(self, path: str, text: str, config: Config, buffer: bool) -> FileSummary:
+        if len(text) > MAX_FILE_CHARS:  # libcst needs ~500 bytes of memory per character
+            message = (
+                f"{path}: not linted: {len(text) / 1e6:.1f} million characters is over the "
+                f"{MAX_FILE_CHARS / 1e6:g} million limit for one file."
+            )
+            self.errors.append(message)
+            return FileSummary(path, noqa=suppression.scan(text))
         module_name, is_package = module_name_for(Path(path))
-        known = None
-        if parsed is not None:
-            known = self.offsets.setdefault(path, KnownOffsets())
-            known.move_to(parsed.module, parsed.bounds)
-        return lint_source(
-            path,
-            text,
-            config.rules,
-            module_name=module_name,
-            is_package=is_package,
-            module=parsed.module if parsed is not None else None,
-            known_offsets=known,
-        )
+        codes = tuple(rule.code for rule in config.rules)
+        request = worker.Request(path, text, codes, module_name, is_package, buffer)
+        if self._workers is None:
+            return worker.summarize(request, config.rules, self._trees)
+        request = replace(request, forget=tuple(self._closed))
+        self._closed.clear()
+        limit = worker.EDITOR_WALL_LIMIT
+        return self._workers.run([request], [[0]], limit, lost_summary)[0]
+
+    def shutdown(self) -> None:
+        if self._workers is not None:
+            self._workers.close()
 
     def _store(self, path: str, summary: FileSummary, config: Config) -> None:
         previous = self.summaries.get(path)
@@ -206,10 +218,7 @@ class Session:
         if done is not None and done.version == doc.version and done.text == doc.text:
             return []
         config = self.config_for(path)
-        parsed = incremental.parse(doc.text, self.parsed.pop(path, None))
-        if parsed is not None:
-            self.parsed[path] = parsed
-        self._store(path, self._summarize(path, doc.text, config, parsed), config)
+        self._store(path, self._summarize(path, doc.text, config, buffer=True), config)
         changed = self.join(config.key, fresh=doc)
         return changed if path in changed else [path, *changed]
 

@@ -9,6 +9,7 @@ runs the same checks for longer (the figure in the issue 10 note).
 
 from __future__ import annotations
 
+import encodings.aliases
 import os
 import sys
 from pathlib import Path
@@ -132,3 +133,107 @@ def test_random_bytes_through_the_runner(tmp_path_factory, data):
 
     result = lint_paths([root], Settings(root=root), Options(jobs=1, use_cache=False))
     assert not [f for f in result.findings if f.code == "FP999"]
+
+
+# --- issue 21: the input classes that once crashed or hung the run -------------------------
+FIXABLE = "import torch\nwith torch.cuda.amp.autocast():\n    y = 1\n"
+
+
+def _fresh(tmp_path_factory, name: str) -> Path:
+    root = tmp_path_factory.getbasetemp() / name
+    if root.exists():
+        for path in root.iterdir():
+            path.unlink()
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@settings(FUZZ, max_examples=max(6, EXAMPLES_PER_TEST // 4))
+@given(
+    st.sampled_from(["and", "or", "+", "*", "|", "if x else"]),
+    st.integers(1, 1500),
+    st.sampled_from([" ", "\n    "]),
+)
+def test_long_operator_chains_cost_at_most_their_file(tmp_path_factory, op, terms, gap):
+    chain = f"{gap}{op} ".join(["a"] * terms)
+    text = f"{FIXABLE}x = ({chain})\n"
+    result = lint_text(text, "chain.py", Settings(root=tmp_path_factory.getbasetemp()))
+    codes = {f.code for f in result.findings}
+    assert codes <= {"FP401", "FP000", "FP999"}
+    assert "FP401" in codes or codes & {"FP000", "FP999"}
+
+
+CODECS = sorted(
+    {*encodings.aliases.aliases.values(), "rot13", "undefined", "idna"}
+    | {"utf-8-sig", "unicode_escape", "raw_unicode_escape", "punycode", "nonsense"}
+)
+
+
+@settings(FUZZ, max_examples=max(10, EXAMPLES_PER_TEST // 2))
+@given(st.sampled_from(CODECS), st.binary(max_size=40))
+def test_coding_cookies_never_crash_and_fixes_round_trip(tmp_path_factory, codec, noise):
+    from fp16lint import source
+    from fp16lint.runner import lint_paths
+
+    root = _fresh(tmp_path_factory, "cookies")
+    data = f"# coding: {codec}\n".encode() + FIXABLE.encode() + b"# " + noise + b"\n"
+    (root / "c.py").write_bytes(data)
+    options = Options(jobs=1, use_cache=False, fix=True)
+    result = lint_paths([root], Settings(root=root), options)
+    assert not [f for f in result.findings if f.code == "FP999"]
+    after = (root / "c.py").read_bytes()
+    if after != data:  # written: it decodes, and the fix is in the text
+        assert "torch.amp.autocast" in source.decode(after).text
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(FUZZ, max_examples=max(10, EXAMPLES_PER_TEST // 2))
+@given(
+    _JSON,
+    st.sampled_from([None, 1, 2, "\t"]),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([FIXABLE, FIXABLE.splitlines(keepends=True), [1], None]),
+)
+def test_notebooks_fix_only_their_cell_sources(tmp_path_factory, junk, indent, ascii_, crlf, code):
+    import json
+
+    from fp16lint.runner import lint_paths
+
+    root = _fresh(tmp_path_factory, "notebooks")
+    cells = [{"cell_type": "code", "metadata": {"junk": junk}, "outputs": [junk], "source": code}]
+    raw = json.dumps({"cells": cells, "metadata": junk}, indent=indent, ensure_ascii=ascii_)
+    data = (raw.replace("\n", "\r\n") if crlf else raw).encode()
+    (root / "n.ipynb").write_bytes(data)
+    result = lint_paths([root], Settings(root=root), Options(jobs=1, use_cache=False, fix=True))
+    assert not [f for f in result.findings if f.code == "FP999"]
+    after = (root / "n.ipynb").read_bytes()
+    if after != data:
+        before, now = json.loads(data), json.loads(after)
+        assert "torch.amp.autocast" in "".join(now["cells"][0]["source"])
+        now["cells"][0]["source"] = before["cells"][0]["source"]
+        assert now == before
+        assert after.count(b"\r\n") >= data.count(b"\r\n")
+
+
+@settings(FUZZ, max_examples=max(10, EXAMPLES_PER_TEST // 2))
+@given(st.lists(st.text(alphabet="!\\[]*?/a. #-", max_size=8), max_size=6))
+def test_gitignore_patterns_never_abort_the_run(tmp_path_factory, lines):
+    from fp16lint.runner import lint_paths
+
+    root = _fresh(tmp_path_factory, "gitignore")
+    (root / ".gitignore").write_text("\n".join(lines) + "\n")
+    (root / "a.py").write_text(FIXABLE)
+    settings_ = Settings(
+        root=root, exclude=tuple(lines), per_file_ignores={p: ("FP4",) for p in lines}
+    )
+    result = lint_paths([root], settings_, Options(jobs=1, use_cache=False))
+    assert {f.code for f in result.findings} <= {"FP401"}
