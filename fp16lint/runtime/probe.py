@@ -44,7 +44,8 @@ from .tensors import (
 )
 
 #: The functional ops and tensor methods the probe records (``func.__name__`` as torch reports
-#: it; ``a + b`` arrives as ``add``, ``x ** 2`` as ``pow``). One place to edit.
+#: it; ``a + b`` arrives as ``add``, ``a - b`` as ``sub``, ``1 - a`` as ``__rsub__``, ``x ** 2``
+#: as ``pow``). One place to edit.
 OPS_OF_INTEREST: tuple[str, ...] = (
     # reductions and normalisation
     "softmax",
@@ -74,6 +75,8 @@ OPS_OF_INTEREST: tuple[str, ...] = (
     "__mul__",
     "add",
     "__add__",
+    "sub",
+    "__rsub__",
     "masked_fill",
     # matrix products
     "matmul",
@@ -120,36 +123,70 @@ def _absolute(filename: str) -> str:
     return filename if filename.startswith("<") else os.path.abspath(filename)
 
 
+def is_installed(path: str) -> bool:
+    """Inside an installed package (site-packages / dist-packages): not code the user edits."""
+    return any(
+        m in path for m in (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+    )
+
+
+_forward_sites: dict[type, tuple[str, int] | None] = {}
+
+
+def forward_site(cls: type) -> tuple[str, int] | None:
+    """(file, line) of ``cls.forward``'s definition: where a module-level failure is placed."""
+    if cls not in _forward_sites:
+        site = None
+        fwd = getattr(cls, "forward", None)
+        try:
+            fn = inspect.getsourcefile(fwd)  # type: ignore[arg-type]
+            line = inspect.getsourcelines(fwd)[1]  # type: ignore[arg-type]
+            if fn:
+                site = (_absolute(fn), line)
+        except (TypeError, OSError):
+            site = None
+        _forward_sites[cls] = site
+    return _forward_sites[cls]
+
+
 class SiteFinder:
-    """The first stack frame outside torch and fp16lint: (file, line). Cached per file name."""
+    """The first stack frame outside torch and fp16lint, below ``boundary`` (the frame that runs
+    the model): (file, line), or None when there is none. Frames above the boundary (the CLI,
+    the user's ``check()`` call) are never a place in the model. Cached per file name."""
 
     def __init__(self) -> None:
         self._prefixes = _skip_prefixes()
         # file name -> its absolute path, or None for torch's and fp16lint's own files.
         # Absolute at first sight: a relative co_filename means nothing after a chdir.
         self._files: dict[str, str | None] = {}
+        self.boundary: Any = None
 
-    def find(self, depth: int = 1) -> tuple[str, int]:
+    def find(self, depth: int = 1) -> tuple[str, int] | None:
         f = sys._getframe(depth + 1)
         files = self._files
-        while f is not None:
+        boundary = self.boundary
+        while f is not None and f is not boundary:
             fn = f.f_code.co_filename
             if fn not in files:
                 files[fn] = None if fn.startswith(self._prefixes) else _absolute(fn)
             if files[fn] is not None:
                 return files[fn], f.f_lineno
             f = f.f_back
-        return "<unknown>", 0
+        return None
 
     def from_traceback(self, tb) -> tuple[str, int] | None:
-        """The last frame of a traceback outside torch and fp16lint (where the failing call was)."""
-        found = None
+        """Where the failing call was: the last frame of a traceback outside torch and fp16lint,
+        preferring code the user edits over installed packages."""
+        found = installed = None
         while tb is not None:
             fn = tb.tb_frame.f_code.co_filename
             if not fn.startswith(self._prefixes):
-                found = (fn, tb.tb_lineno)
+                if is_installed(fn):
+                    installed = (_absolute(fn), tb.tb_lineno)
+                else:
+                    found = (_absolute(fn), tb.tb_lineno)
             tb = tb.tb_next
-        return found
+        return found or installed
 
 
 class ReferenceStore:
@@ -368,7 +405,27 @@ class Probe(TorchFunctionMode):
         self._handles.clear()
         self._cache.clear()
 
+    def _module_site(self, module: torch.nn.Module | None = None) -> tuple[str, int]:
+        """The ``forward`` of the innermost running module (user code first): where a failure
+        with no frame of the model's own code is placed."""
+        mods = [f.module for f in reversed(self._stack)]
+        if module is not None:
+            mods.insert(0, module)
+        sites = [s for s in (forward_site(type(m)) for m in mods) if s is not None]
+        for site in sites:
+            if not site[0].startswith(self._sites._prefixes) and not is_installed(site[0]):
+                return site
+        for site in sites:
+            if not site[0].startswith(self._sites._prefixes):
+                return site
+        return sites[0] if sites else ("<unknown>", 0)
+
+    def _site(self, depth: int) -> tuple[str, int]:
+        return self._sites.find(depth + 1) or self._module_site()
+
     def __enter__(self):
+        # the frame that enters the probe runs the model: frames above it are not the model's
+        self._sites.boundary = sys._getframe(1)
         self.attach()
         try:
             return super().__enter__()
@@ -385,6 +442,7 @@ class Probe(TorchFunctionMode):
                     self._internal("comparison", err)
             return super().__exit__(exc_type, exc, tb)
         finally:
+            self._sites.boundary = None
             self.detach()
 
     def _internal(self, where: str, exc: BaseException) -> None:
@@ -548,7 +606,7 @@ class Probe(TorchFunctionMode):
         idx = self._mod_counts.get(info.qualname, 0)
         self._mod_counts[info.qualname] = idx + 1
         self._order += 1
-        call_file, call_line = self._sites.find(2)
+        call_file, call_line = self._sites.find(2) or self._module_site(module)
         summ = self._summarize((args, kwargs))
         rec = ModuleRecord(
             run=self.run,
@@ -662,10 +720,10 @@ class Probe(TorchFunctionMode):
                 return func(*args, **kwargs)
             except Exception:
                 if self.error_site is None:
-                    file, line = self._sites.find(1)
+                    file, line = self._site(1)
                     self.error_site = (file, line, str(name))
                 raise
-        file, line = self._sites.find(1)
+        file, line = self._site(1)
         site = (file, line, name)
         occ = self._op_counts.get(site, 0)
         self._op_counts[site] = occ + 1

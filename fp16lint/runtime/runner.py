@@ -361,6 +361,10 @@ def _grad_stats(
             min_nz = vals[7] if min_nz is None else min(min_nz, vals[7])
         if nzc and base is not g:
             per_param.append((name, int(vals[5]) / nzc))
+            if vals[5]:
+                gs.param_underflow[name] = int(vals[5]) / nzc
+        if vals[3] or vals[4]:
+            gs.param_nonfinite[name] = int(vals[3]) + int(vals[4])
     if gs.n_params == 0:
         gs.note = "no parameter received a gradient (do the outputs depend on the parameters?)"
         return gs

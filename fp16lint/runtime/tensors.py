@@ -172,11 +172,18 @@ def tensor_stat(t: torch.Tensor, mask_context: bool = False) -> TStat:
     else:
         clamped = torch.zeros((), device=t.device)
     vals = torch.stack(
-        [max_abs.double(), nan.sum().double(), inf.sum().double(), clamped.double()]
+        [
+            max_abs.double(),
+            nan.sum().double(),
+            inf.sum().double(),
+            clamped.double(),
+            valid.sum().double(),
+        ]
     ).tolist()
     return TStat(
         numel=n,
-        max_abs=float(vals[0]),
+        # no finite value at all (an all-NaN output): no magnitude, never "max |x| 0"
+        max_abs=float(vals[0]) if vals[4] else None,
         n_nan=int(vals[1]),
         n_inf=int(vals[2]),
         clamped=int(vals[3]),
@@ -392,7 +399,8 @@ def compare(
     if cosine:
         dot, ny = vals[i], vals[i + 1]
         if math.isfinite(dot) and math.isfinite(ny) and ny > 0 and den > 0:
-            out.cosine = dot / (ny * den)
+            # float32 sums can put |cos| a hair above 1: a cosine is never shown above 1
+            out.cosine = max(-1.0, min(1.0, dot / (ny * den)))
         elif kept > 0:
             out.cosine = math.nan
     return out

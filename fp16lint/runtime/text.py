@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .join import JOINED_CODES, JoinResult
 from .records import NOT_OBSERVED, RUN_FP32, VERDICT_RANK
-from .report import Report, fmt_headroom, fmt_num, fmt_pct, short_path
+from .report import Report, fmt_headroom, fmt_max, fmt_pct, short_path
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
@@ -67,7 +67,7 @@ def _runs_table(report: Report) -> str:
             [
                 name + mark,
                 _trim(rec.label, 40),
-                fmt_num(out.max_abs if out else None),
+                fmt_max(out.max_abs, out.n_inf, out.n_nan) if out else "-",
                 fmt_headroom(out.headroom if out else None),
                 f"{out.n_inf}/{out.n_nan}" if out else "-",
                 str(out.clamped) if out else "-",
@@ -120,8 +120,8 @@ def _places_table(report: Report, max_places: int) -> tuple[str, int, int]:
                 ",".join(d.replace("float", "f").replace("bf16", "bf16") for d in fig.dtypes)
                 or "-",
                 str(fig.calls),
-                fmt_num(ref.max_abs if ref else None),
-                fmt_num(fig.max_abs),
+                ref.max_text if ref else "-",
+                fig.max_text,
                 fmt_headroom(fig.headroom),
                 str(fig.inf_created),
                 str(fig.nan_created),
