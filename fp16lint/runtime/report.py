@@ -120,6 +120,16 @@ def is_user_file(path: str | None) -> bool:
     )
 
 
+def weights_line(report: Report) -> str:
+    """Trained or random, and where the weights came from: a verdict depends on it."""
+    if report.weights == "trained":
+        return f"trained ({report.weights_source})" if report.weights_source else "trained"
+    return (
+        "random (nothing loaded by the factory: random weights miss a trained model's outliers, "
+        "so a clean run does not clear fp16)"
+    )
+
+
 # -- places --------------------------------------------------------------------------------------
 
 

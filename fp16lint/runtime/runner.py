@@ -33,6 +33,7 @@ from .records import (
 )
 from .report import Report
 from .tensors import compare, dtype_name, iter_named_tensors, map_tensors, summarize
+from .weights import WeightsError, load_checkpoint, pretrained_source, watch_loads
 
 CPU_NOTE = (
     "CPU run: CPU float16 kernels differ from CUDA's, and CPU autocast float16 uses bfloat16's op "
@@ -73,6 +74,8 @@ class RunOptions:
     #: disagrees), "always", "never" (True means "auto")
     local_check: bool | str = "auto"
     max_reference_bytes: int = 1 << 30
+    #: a state_dict file loaded into the factory's model (trained weights)
+    checkpoint: str | None = None
 
 
 # -- devices -------------------------------------------------------------------------------------
@@ -246,15 +249,25 @@ def main_dtype(model: torch.nn.Module) -> torch.dtype:
     return max(counts, key=counts.get)
 
 
-def _make_model(factory: Any) -> torch.nn.Module:
+def _make_model(factory: Any, report: Report | None = None) -> torch.nn.Module:
+    """Build the model; ``report.weights`` says whether it holds trained weights."""
     if isinstance(factory, torch.nn.Module):
+        if report is not None and (src := pretrained_source(factory)):
+            report.weights, report.weights_source = "trained", src
         return factory
     if not callable(factory):
         raise TargetError("factory", f"the factory is not callable: {type(factory).__name__}")
     try:
-        model = factory()
+        with watch_loads() as loads:
+            model = factory()
+    except WeightsError as exc:
+        raise TargetError("weights", str(exc)) from exc
     except Exception as exc:
         raise TargetError("factory", f"the factory raised {_short_error(exc)}") from exc
+    if report is not None and isinstance(model, torch.nn.Module):
+        src = pretrained_source(model) or (loads[0] if loads else None)
+        if src:
+            report.weights, report.weights_source = "trained", src
     if isinstance(model, tuple) and model and isinstance(model[0], torch.nn.Module):
         model = model[0]
     if not isinstance(model, torch.nn.Module):
@@ -302,6 +315,17 @@ def _factory_file(factory: Any, model: torch.nn.Module | None) -> str | None:
         except (TypeError, OSError):
             return None
     return None
+
+
+def _factory_lines(factory: Any) -> tuple[int, int] | None:
+    """First and last line of a factory function (a class or module spans no lines here)."""
+    if not inspect.isfunction(factory):
+        return None
+    try:
+        lines, start = inspect.getsourcelines(factory)
+    except (TypeError, OSError):
+        return None
+    return start, start + len(lines) - 1
 
 
 # -- one run -------------------------------------------------------------------------------------
@@ -567,9 +591,16 @@ def run_target(
     model = None
     try:
         torch.manual_seed(opts.seed)
-        model = _make_model(factory)
+        model = _make_model(factory, report)
+        if opts.checkpoint:
+            try:
+                report.weights_source = load_checkpoint(model, opts.checkpoint)
+            except WeightsError as exc:
+                raise TargetError("weights", str(exc)) from exc
+            report.weights = "trained"
         report.model_class = type(model).__name__
         report.factory_file = _factory_file(factory, model)
+        report.factory_lines = _factory_lines(factory)
         if report.name == "model":
             report.name = type(model).__name__
         torch.manual_seed(opts.seed)
@@ -697,9 +728,11 @@ def _run_all(
                 raise TargetError(
                     "oom", f"out of memory preparing the {plan.name} model on {dev}"
                 ) from exc
-            if plan.name == RUN_FP32:
+            if plan.name in (RUN_FP32, report.prepared):
+                # a model that refuses the cast is a set-up problem, not an fp16 failure
                 raise TargetError(
-                    "model", f"preparing the fp32 model failed: {_short_error(exc)}"
+                    "model",
+                    f"preparing the {plan.name} model ({plan.label}) failed: {_short_error(exc)}",
                 ) from exc
             report.runs[plan.name] = RunRecord(
                 name=plan.name,

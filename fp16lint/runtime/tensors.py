@@ -6,6 +6,7 @@ case (a single ``aminmax``), so the probe stays within a few times the plain for
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -68,7 +69,18 @@ def flat_tensors(
     elif isinstance(obj, (tuple, list)):  # namedtuples and other subclasses
         for v in obj:
             flat_tensors(v, masked, out, depth + 1)
+    elif is_dataclass_instance(obj):
+        flat_tensors(dataclass_items(obj), masked, out, depth + 1)
     return out
+
+
+def is_dataclass_instance(obj: object) -> bool:
+    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+
+
+def dataclass_items(obj: object) -> dict[str, object]:
+    """A plain ``@dataclass`` output's fields (``ModelOutput`` is a Mapping, read as one)."""
+    return {f.name: getattr(obj, f.name, None) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
 
 
 def iter_named_tensors(
@@ -88,6 +100,8 @@ def iter_named_tensors(
         for i, value in enumerate(obj):
             name = f"{prefix}.{i}" if prefix else str(i)
             yield from iter_named_tensors(value, name, depth + 1)
+    elif is_dataclass_instance(obj):
+        yield from iter_named_tensors(dataclass_items(obj), prefix, depth)
 
 
 def map_tensors(obj: object, fn, depth: int = 0) -> object:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .join import JOINED_CODES, JoinResult
 from .records import NOT_OBSERVED, RUN_FP32, VERDICT_RANK
-from .report import Report, fmt_headroom, fmt_max, fmt_pct, short_path
+from .report import Report, fmt_headroom, fmt_max, fmt_pct, short_path, weights_line
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
@@ -187,6 +187,7 @@ def format_report(report: Report, max_places: int = 25) -> str:
         title += f" ({report.factory})"
     out = [title, "=" * len(title)]
     out.append(f"device: {report.device}")
+    out.append(f"weights: {weights_line(report)}")
     if report.device_note:
         out.append(f"NOTE: {report.device_note}")
     if report.inputs:
