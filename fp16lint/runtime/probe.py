@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from fp16lint.data.mask_fills import is_limit_fill
+
 from .records import ModuleRecord, OpRecord
 from .tensors import (
     Summary,
@@ -313,6 +315,17 @@ class _Pending:
         self.r = r
         self.numel = y.numel()
         self.targets: list[tuple[Any, str]] = []
+
+
+def _limit_fill(name: str, args: tuple, kwargs: dict, out: Any) -> bool:
+    """``masked_fill(m, torch.finfo(dtype).min)``: the dtype's own limit written as a mask value
+    (data/mask_fills.py), never an overflowed activation."""
+    if name not in ("masked_fill", "masked_fill_") or not isinstance(out, torch.Tensor):
+        return False
+    value = args[2] if len(args) > 2 else kwargs.get("value")
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    return isinstance(value, (int, float)) and is_limit_fill(float(value), dtype_name(out.dtype))
 
 
 class Probe(TorchFunctionMode):
@@ -752,7 +765,9 @@ class Probe(TorchFunctionMode):
 
     def _record_op(self, func, name, file, line, occ, args, kwargs, out) -> None:
         in_summ = self._summarize((args, kwargs), skip_params=True)
-        out_summ = self._summarize(out, mask_context=in_summ.mask_context)
+        out_summ = self._summarize(
+            out, mask_context=in_summ.mask_context or _limit_fill(name, args, kwargs, out)
+        )
         if not out_summ.acts:
             return  # integer results (mask sums, indices) or masks: not activations
         rec = OpRecord(

@@ -391,9 +391,12 @@ def compare(
         parts.append((torch.isinf(y) & torch.isfinite(r)).sum().double())
         parts.append((torch.isnan(y) & ~torch.isnan(r)).sum().double())
     if cosine:
-        yy = torch.where(keep, y, zero)
-        parts.append((yy * rr).sum().double())
-        parts.append(torch.linalg.vector_norm(yy).double())
+        # in float64: float32 sums over many values drift by more than cos's distance to 1
+        yy = torch.where(keep, y, zero).double()
+        r64 = rr.double()
+        parts.append((yy * r64).sum())
+        parts.append(torch.linalg.vector_norm(yy))
+        parts.append(torch.linalg.vector_norm(r64))
     vals = torch.stack(parts).tolist()
     num, den, under, nzc, kept = vals[:5]
     out = Comparison()
@@ -411,10 +414,10 @@ def compare(
         out.nan_created = int(vals[i + 1])
         i += 2
     if cosine:
-        dot, ny = vals[i], vals[i + 1]
-        if math.isfinite(dot) and math.isfinite(ny) and ny > 0 and den > 0:
+        dot, ny, nr = vals[i], vals[i + 1], vals[i + 2]
+        if math.isfinite(dot) and math.isfinite(ny) and ny > 0 and nr > 0:
             # float32 sums can put |cos| a hair above 1: a cosine is never shown above 1
-            out.cosine = max(-1.0, min(1.0, dot / (ny * den)))
+            out.cosine = max(-1.0, min(1.0, dot / (ny * nr)))
         elif kept > 0:
             out.cosine = math.nan
     return out
