@@ -337,19 +337,24 @@ def _state_mark(x: float, y: float, v: float, color: str) -> str:
 
 
 def _legend() -> str:
+    # text symbols, not SVG: the page's only pictures are its two charts
     items = [
-        (_state_mark(10, 10, math.inf, "#dc2626"), "inf created here"),
-        (_state_mark(10, 10, math.nan, "#dc2626"), "NaN created here"),
-        (_state_mark(10, 10, -math.inf, "#6b7280"), "poisoned: inf/NaN from upstream"),
-    ] + [(_marker(RUN_MARKERS[r], 10, 10, RUN_COLORS[r], filled=True), r) for r in RUN_MARKERS]
+        ("✕", "#dc2626", "inf created here"),
+        ("◆", "#dc2626", "NaN created here"),
+        ("◌", "#6b7280", "poisoned: inf/NaN from upstream"),
+        *((RUN_SYMBOLS[r], RUN_COLORS[r], r) for r in RUN_MARKERS),
+    ]
     return (
         '<p class="legend">'
         + "".join(
-            f'<span><svg width="20" height="20" viewBox="0 0 20 20">{mark}</svg>{escape(text)}</span>'
-            for mark, text in items
+            f'<span><b style="color:{color};font-size:15px">{mark}</b>{escape(text)}</span>'
+            for mark, color, text in items
         )
         + "</p>"
     )
+
+
+RUN_SYMBOLS = {"fp32": "○", "fp16": "●", "autocast-fp16": "■", "bf16": "▲"}
 
 
 def _runs_table(report: Report) -> str:

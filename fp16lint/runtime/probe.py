@@ -93,6 +93,7 @@ OPS_OF_INTEREST: tuple[str, ...] = (
 )
 
 _NORM_HINTS = ("norm",)
+_STACK_ELEMS = 4 << 20
 _MAX_ERROR_TEXT = 300
 
 
@@ -191,21 +192,44 @@ class SiteFinder:
         return found or installed
 
 
+_sample_indices: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def sample_index(numel: int, device: torch.device) -> torch.Tensor:
+    """``ReferenceStore.SAMPLE`` fixed pseudo-random positions (sorted) of a flattened tensor of
+    ``numel`` values: random, not strided, so that no channel or head is over-represented."""
+    key = (numel, str(device))
+    idx = _sample_indices.get(key)
+    if idx is None:
+        g = torch.Generator().manual_seed(numel)
+        idx = torch.randint(0, numel, (ReferenceStore.SAMPLE,), generator=g).sort().values
+        idx = _sample_indices[key] = idx.to(device)
+    return idx
+
+
 class ReferenceStore:
     """What the fp32 run saw, keyed by module call or op occurrence, for the later runs.
 
-    Tensors are kept by reference (no copy) with their in-place version: a reference modified in
-    place later in the fp32 run is dropped at lookup instead of giving a wrong figure.
+    Tensors of up to ``SAMPLE`` values are kept by reference (no copy) with their in-place
+    version: a reference modified in place later in the fp32 run is dropped at lookup instead of
+    giving a wrong figure. Larger tensors are kept as a fixed random sample of ``SAMPLE``
+    positions (the same positions for every tensor of that size, in every run): the error
+    figures against them are estimates, and the store holds a bounded slice of the activations
+    instead of all of them (issue 19: the runs never hold a model copy plus every activation).
     """
+
+    SAMPLE = 1 << 16
 
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.full = False
-        self._tensors: dict[tuple, list[tuple[torch.Tensor, int, bool]]] = {}
+        # key -> [(tensor or sample, version, clean, shape, sampled)]
+        self._tensors: dict[tuple, list[tuple[torch.Tensor, int, bool, torch.Size, bool]]] = {}
         # every tensor held once (the same object under several keys compares once, see Probe);
         # comparisons run under no_grad, so tensors of a backward run are held as they are
         self._held: dict[int, torch.Tensor] = {}
+        self._samples: dict[int, tuple[Any, torch.Tensor]] = {}
         self.stats: dict[tuple, tuple[int, int, int]] = {}  # inf created, nan created, zero rows
 
     def put(self, key: tuple, tensors: list[torch.Tensor], clean: list[bool]) -> None:
@@ -213,6 +237,18 @@ class ReferenceStore:
             return
         entries = []
         for t, c in zip(tensors, clean, strict=True):
+            if t.numel() > self.SAMPLE:
+                hit = self._samples.get(id(t))
+                if hit is None or hit[0]() is not t:
+                    sample = t.detach().reshape(-1)[sample_index(t.numel(), t.device)]
+                    if self.bytes + nbytes(sample) > self.max_bytes:
+                        self.full = True
+                        return
+                    self.bytes += nbytes(sample)
+                    hit = (weakref.ref(t), sample)
+                    self._samples[id(t)] = hit
+                entries.append((hit[1], -2, c, t.shape, True))
+                continue
             # one detached object per tensor, so that equal pairs compare once (see Probe)
             if id(t) not in self._held:
                 size = nbytes(t)
@@ -221,19 +257,20 @@ class ReferenceStore:
                     return
                 self.bytes += size
                 self._held[id(t)] = t
-            entries.append((t, version(t), c))
+            entries.append((t, version(t), c, t.shape, False))
         self._tensors[key] = entries
 
-    def get(self, key: tuple) -> list[tuple[torch.Tensor, bool]] | None:
-        """[(tensor, clean)] or None; None also when a tensor was modified in place since."""
+    def get(self, key: tuple) -> list[tuple[torch.Tensor, bool, torch.Size, bool]] | None:
+        """[(tensor or sample, clean, shape, sampled)] or None; None also when a tensor kept by
+        reference was modified in place since."""
         entry = self._tensors.get(key)
         if entry is None:
             return None
         out = []
-        for t, ver, clean in entry:
-            if version(t) != ver:
+        for t, ver, clean, shape, sampled in entry:
+            if not sampled and version(t) != ver:
                 return None
-            out.append((t, clean))
+            out.append((t, clean, shape, sampled))
         return out
 
     def __contains__(self, key: tuple) -> bool:
@@ -242,6 +279,7 @@ class ReferenceStore:
     def clear(self) -> None:
         self._tensors.clear()
         self._held.clear()
+        self._samples.clear()
         self.stats.clear()
         self.bytes = 0
 
@@ -345,7 +383,7 @@ class Probe(TorchFunctionMode):
         store: ReferenceStore | None = None,
         reference: ReferenceStore | None = None,
         options: ProbeOptions | None = None,
-        max_queue_bytes: int = 1 << 30,
+        max_queue_bytes: int = 64 << 20,
     ) -> None:
         super().__init__()
         self.model = model
@@ -499,7 +537,7 @@ class Probe(TorchFunctionMode):
         self,
         acts: list[torch.Tensor],
         stats: list[TStat],
-        ref: list[tuple[torch.Tensor, bool]] | None,
+        ref: list[tuple[torch.Tensor, bool, torch.Size, bool]] | None,
         mask_context: bool,
         target: Any,
         kind: str,
@@ -508,15 +546,19 @@ class Probe(TorchFunctionMode):
         if not ref or len(ref) != len(acts):
             return
         valid = self.options.valid
-        for y, st, (r, r_clean) in zip(acts, stats, ref, strict=True):
-            if y.shape != r.shape or y.numel() == 0:
+        for y, st, (r, r_clean, shape, sampled) in zip(acts, stats, ref, strict=True):
+            if y.shape != shape or y.numel() == 0:
                 continue
             key = (id(y), version(y), id(r))
             pending = self._queue_index.get(key)
             if pending is not None:
                 pending.targets.append((target, kind))
                 continue
-            if not (r_clean and is_clean(st, mask_context)):
+            clean = r_clean and is_clean(st, mask_context)
+            if sampled:
+                self._compare_sample(y, r, clean, key, target, kind)
+                continue
+            if not clean:
                 cmp = compare(y, r, valid)
                 if cmp is not None:
                     self._assign(target, kind, cmp.rel_error, cmp.underflow)
@@ -539,6 +581,33 @@ class Probe(TorchFunctionMode):
             if self._queue_bytes > self.max_queue_bytes:
                 with torch.no_grad():
                     self.flush()
+
+    def _compare_sample(
+        self, y: torch.Tensor, r: torch.Tensor, clean: bool, key: tuple, target: Any, kind: str
+    ) -> None:
+        """Compare ``y`` at the store's sampled positions (padding positions zeroed in both)."""
+        idx = sample_index(y.numel(), y.device)
+        ys = y.detach().reshape(-1)[idx].float()
+        rs = r.float()
+        pv = padding_view(self.options.valid, y.shape)
+        if pv is not None:
+            keep = pv.expand(y.shape).reshape(-1)[idx]
+            zero = torch.zeros((), dtype=torch.float32, device=ys.device)
+            ys, rs = torch.where(keep, ys, zero), torch.where(keep, rs, zero)
+        if not clean:
+            cmp = compare(ys, rs)
+            if cmp is not None:
+                self._assign(target, kind, cmp.rel_error, cmp.underflow)
+            return
+        pending = _Pending(ys, rs)
+        pending.targets.append((target, kind))
+        self._queue.append(pending)
+        self._queue_index[key] = pending
+        self._keep.append(y)
+        self._queue_bytes += ys.numel() * 4
+        if self._queue_bytes > self.max_queue_bytes:
+            with torch.no_grad():
+                self.flush()
 
     def flush(self) -> None:
         """Compute the queued comparisons in one batch, then the deferred fp32 recomputations."""
@@ -564,9 +633,17 @@ class Probe(TorchFunctionMode):
         # synchronisation for the whole queue
         f64 = torch.float64
         norm = torch.linalg.vector_norm
+        # chunks of at most _STACK_ELEMS values: stacking copies its inputs, and the difference
+        # and masks cost as much again, so an unbounded stack would hold the run's activations
+        # several times over
         groups: dict[tuple, list[_Pending]] = {}
         for p in queue:
-            groups.setdefault((tuple(p.y.shape), p.y.device), []).append(p)
+            key = (tuple(p.y.shape), p.y.device)
+            chunk = groups.setdefault(key, [])
+            if chunk and (len(chunk) + 1) * p.numel > _STACK_ELEMS:
+                groups[(*key, len(groups))] = chunk[:]
+                chunk.clear()
+            chunk.append(p)
         order: list[_Pending] = []
         parts = []
         for members in groups.values():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import inspect
 import math
 import platform
@@ -286,6 +287,37 @@ def _copy_model(model: torch.nn.Module) -> torch.nn.Module:
         ) from exc
 
 
+def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+    """A copy of ``model`` with its floating parameters and buffers in ``dtype`` (what
+    ``copy.deepcopy(model).to(dtype)`` gives), built tensor by tensor: a tensor already in
+    ``dtype`` is shared, not copied, and no full-precision copy is ever made first. The runs
+    then hold the model plus at most one cast copy (issue 19: never two full models).
+
+    The model's own cast method (``half``, ``bfloat16``, ``float``) is then called on the copy:
+    a no-op on tensors already in ``dtype``, but a class that refuses the cast (transformers
+    refuses ``.half()`` on quantized models) raises as it would in the user's code."""
+    memo: dict[int, Any] = {}
+    with torch.no_grad():
+        for t in (*model.parameters(), *model.buffers()):
+            if id(t) in memo:
+                continue
+            data = t.detach()
+            if data.is_floating_point():
+                data = data.to(dtype)
+            if isinstance(t, torch.nn.Parameter):
+                memo[id(t)] = torch.nn.Parameter(data, requires_grad=t.requires_grad)
+            else:  # buffers are small and may be updated in place: never shared
+                memo[id(t)] = data.clone() if data.dtype == t.dtype else data
+    try:
+        copied = copy.deepcopy(model, memo)
+    except Exception as exc:
+        raise TargetError(
+            "model", f"the model cannot be copied (copy.deepcopy): {_short_error(exc)}"
+        ) from exc
+    cast = {torch.float16: "half", torch.bfloat16: "bfloat16", torch.float32: "float"}
+    return getattr(copied, cast[dtype])() if dtype in cast else copied.to(dtype)
+
+
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
         return True
@@ -294,6 +326,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _free(dev: torch.device) -> None:
+    gc.collect()  # a run's model copy can sit in reference cycles (HF modules, hooks)
     if dev.type == "cuda":
         with contextlib.suppress(Exception):
             torch.cuda.empty_cache()
@@ -447,7 +480,10 @@ def _execute(
     with torch.no_grad():
         for n, t in (*model.named_parameters(), *model.named_buffers()):
             if t is not None and t.is_floating_point() and t.numel():
-                bad = int((~torch.isfinite(t)).sum())
+                # in slices: a mask of a whole embedding table would cost as much as the table
+                bad = sum(
+                    int((~torch.isfinite(c)).sum()) for c in t.detach().reshape(-1).split(1 << 20)
+                )
                 if bad:
                     rec.nonfinite_params[n] = bad
     in_dtype = torch.float32 if plan.autocast else plan.dtype
@@ -654,13 +690,19 @@ def _run_all(
     fp32_source = model
 
     def fp32_model() -> torch.nn.Module:
-        return _copy_model(fp32_source).float().to(dev)
+        return cast_copy(fp32_source, torch.float32).to(dev)
 
     plans: list[_RunPlan] = [_RunPlan(RUN_FP32, "fp32 reference", torch.float32, False, fp32_model)]
     if prepared_dtype == torch.float16:
         label = "as prepared (float16 weights" + (", mixed" if mixed else "") + ")"
         plans.append(
-            _RunPlan(RUN_FP16, label, torch.float16, False, lambda: _copy_model(model).to(dev))
+            _RunPlan(
+                RUN_FP16,
+                label,
+                torch.float16,
+                False,
+                lambda: cast_copy(model, torch.float16).to(dev),
+            )
         )
         report.prepared = RUN_FP16
     else:
@@ -674,7 +716,7 @@ def _run_all(
             label = ".half()"
 
             def fp16_model() -> torch.nn.Module:
-                return _copy_model(fp32_source).half().to(dev)
+                return cast_copy(fp32_source, torch.float16).to(dev)
 
         plans.append(_RunPlan(RUN_FP16, label, torch.float16, False, fp16_model))
         report.prepared = RUN_BF16 if prepared_dtype == torch.bfloat16 else RUN_FP16
@@ -691,7 +733,7 @@ def _run_all(
                     "as prepared (bfloat16 weights)",
                     torch.bfloat16,
                     False,
-                    lambda: _copy_model(model).to(dev),
+                    lambda: cast_copy(model, torch.bfloat16).to(dev),
                 )
             )
         else:
@@ -701,7 +743,7 @@ def _run_all(
                     ".to(torch.bfloat16)",
                     torch.bfloat16,
                     False,
-                    lambda: fp32_model().to(torch.bfloat16),
+                    lambda: cast_copy(fp32_source, torch.bfloat16).to(dev),
                 )
             )
     elif RUN_BF16 in opts.runs:
