@@ -326,7 +326,7 @@ def verdicts(device: str | None) -> list:
 
 # -- cost of a full check against plain forwards (issue 19 item 8) ----------------------------
 
-COST_MODELS = ("gpt2", "gpt2-medium", "timm-vit_small")
+COST_MODELS = ("gpt2", "gpt2-medium", "timm-vit_small_patch16_224", "vit-base")
 
 
 def cost_model(name: str):
@@ -338,6 +338,13 @@ def cost_model(name: str):
         medium = dict(n_embd=1024, n_layer=24, n_head=16) if name == "gpt2-medium" else {}
         model = GPT2Model(GPT2Config(**medium)).eval()
         return model, ((torch.randint(0, 50257, (1, 128)),), {})
+    if name == "vit-base":
+        # timm needs torchvision at import (timm/layers/create_norm.py); where it is missing, a
+        # ViT-B/16 of the same shape from transformers stands in
+        from transformers import ViTConfig, ViTModel
+
+        model = ViTModel(ViTConfig()).eval()
+        return model, ((torch.randn(2, 3, 224, 224),), {})
     if name.startswith("timm-"):
         import timm
 

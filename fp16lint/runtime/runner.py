@@ -477,6 +477,15 @@ def _execute(
     )
     rec.params = {n: dtype_name(p.dtype) for n, p in model.named_parameters()}
     rec.buffers = {n: dtype_name(b.dtype) for n, b in model.named_buffers() if b is not None}
+    if not plan.autocast and plan.name != RUN_FP32 and not plan.label.startswith("as prepared"):
+        kept = [n for n, p in model.named_parameters() if p.dtype == torch.float32]
+        if kept:
+            # accelerate's CPU/disk offload keeps weights outside the modules: no cast reaches them
+            rec.notes.append(
+                f"the cast left {len(kept)} parameter(s) in float32 (e.g. {kept[0]}): offloaded "
+                "weights (accelerate device_map with cpu/disk entries) are not cast; load the "
+                "model with dtype= instead"
+            )
     with torch.no_grad():
         for n, t in (*model.named_parameters(), *model.named_buffers()):
             if t is not None and t.is_floating_point() and t.numel():
