@@ -5,11 +5,14 @@
 - FP201 (layers): by class and attribute: the class around the finding's line and the ``self.x``
   it assigns; matched to modules whose parent has that class and whose attribute is ``x``.
 - FP101/FP501 (and FP502/FP503): by the model: the verdict of the run as the code prepares it, for
-  the targets whose factory lives in the finding's file or whose model class the message names.
+  the targets whose factory function holds the finding's line (else: built in the finding's file,
+  or of the model class the message names).
 
-Verdicts: ``confirmed``, ``at-risk``, ``not-observed`` (ran, with the headroom figures),
-``not-reached`` (nothing ran there). Places that overflowed, made inf/NaN or raised without any
-finding on their line are listed as missed. Torch is not imported here.
+Any other finding on the line of a raise or a confirmed op is joined there too.
+
+Verdicts: ``confirmed``, ``at-risk``, ``poisoned`` (inf/NaN from upstream), ``not-observed`` (ran,
+with the headroom figures), ``not-reached`` (nothing ran there). Confirmed places and raises
+without any finding on their line are listed as missed. Torch is not imported here.
 """
 
 from __future__ import annotations

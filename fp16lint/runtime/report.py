@@ -235,7 +235,12 @@ class PlaceFigures:
                 reasons.append(f"relative error {fmt_pct(self.local_rel_error)} created {where}")
             if self.grad_nonfinite:
                 reasons.append(f"{self.grad_nonfinite} inf/NaN gradient values in its parameters")
-            if self.grad_underflow is not None and self.grad_underflow >= thr.heavy_underflow:
+            if (
+                run == RUN_FP16
+                and self.grad_underflow is not None
+                and self.grad_underflow >= thr.heavy_underflow
+            ):
+                # pure fp16: a GradScaler refuses fp16 parameters, nothing brings these back
                 reasons.append(
                     f"gradient underflow: {fmt_pct(self.grad_underflow)} of its parameters' "
                     "non-zero fp32 gradients are 0 here"
@@ -271,6 +276,15 @@ class PlaceFigures:
                 and self.local_underflow >= thr.heavy_underflow
             ):
                 risk.append(f"{fmt_pct(self.local_underflow)} of non-zero values flush to zero")
+            if (
+                run not in (RUN_FP32, RUN_FP16)
+                and self.grad_underflow is not None
+                and self.grad_underflow >= thr.heavy_underflow
+            ):
+                risk.append(
+                    f"gradient underflow {fmt_pct(self.grad_underflow)} without loss scaling: "
+                    "needs a GradScaler"
+                )
             if risk:
                 verdict = AT_RISK
                 reasons.extend(risk)

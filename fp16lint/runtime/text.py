@@ -262,7 +262,7 @@ def format_join(joined: JoinResult) -> str:
         out.append(table(["verdict", "code", "where", "targets", "evidence"], rows))
     out.append("")
     if joined.missed:
-        out.append("missed (overflow, inf/NaN or a raise with no finding on the line):")
+        out.append("missed (a confirmed place or a raise with no finding on its line):")
         rows = []
         for m in joined.missed:
             scope = "" if m.in_linted_paths in (None, True) else " (outside the linted paths)"
@@ -277,7 +277,7 @@ def format_join(joined: JoinResult) -> str:
             )
         out.append(table(["where", "op", "target", "run", "why"], rows))
     else:
-        out.append("missed: none (every overflow, inf/NaN or raise seen has a finding on its line)")
+        out.append("missed: none (every confirmed place and raise has a finding on its line)")
     return "\n".join(out)
 
 

@@ -200,6 +200,9 @@ def test_gradient_underflow_changes_verdict_places_and_exit_code():
     assert fc1.verdict("fp16") == "confirmed"
     assert "gradient underflow" in "; ".join(fc1.runs["fp16"].reasons)
     assert not r.ok
+    # under autocast (fp32 weights) the cure is loss scaling: at risk, and the advice says so
+    assert fc1.verdict("autocast-fp16") == "at-risk"
+    assert "GradScaler" in r.recommendation().text
     fwd = rt.check_target(m.TinyGradients, m.example_inputs, name="fwd")
     assert fwd.run_verdict("fp16")[0] != "confirmed"  # the forward alone is fine
     res = CliRunner().invoke(
