@@ -427,6 +427,7 @@ def cost(names: list[str], threads: int | None) -> list[dict]:
             "notes": ck["notes"],
         }
         rows.append(row)
+        print(json.dumps(row), flush=True)  # each model as soon as it is measured
     print(
         f"{'model':<16} {'4 plain fwd':>11} {'check':>9} {'time x':>7} "
         f"{'fp32 fwd peak':>14} {'check peak':>11} {'mem x':>6}  verdict"
