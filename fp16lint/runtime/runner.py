@@ -287,7 +287,7 @@ def _copy_model(model: torch.nn.Module) -> torch.nn.Module:
         ) from exc
 
 
-def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
+def cast_copy(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:
     """A copy of ``model`` with its floating parameters and buffers in ``dtype`` (what
     ``copy.deepcopy(model).to(dtype)`` gives), built tensor by tensor: a tensor already in
     ``dtype`` is shared, not copied, and no full-precision copy is ever made first. The runs
@@ -302,7 +302,7 @@ def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
             if id(t) in memo:
                 continue
             data = t.detach()
-            if data.is_floating_point():
+            if dtype is not None and data.is_floating_point():
                 data = data.to(dtype)
             if isinstance(t, torch.nn.Parameter):
                 memo[id(t)] = torch.nn.Parameter(data, requires_grad=t.requires_grad)
@@ -314,6 +314,8 @@ def cast_copy(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
         raise TargetError(
             "model", f"the model cannot be copied (copy.deepcopy): {_short_error(exc)}"
         ) from exc
+    if dtype is None:  # as prepared: every dtype kept (T5's fp32 `wo` next to fp16 weights)
+        return copied
     cast = {torch.float16: "half", torch.bfloat16: "bfloat16", torch.float32: "float"}
     return getattr(copied, cast[dtype])() if dtype in cast else copied.to(dtype)
 
@@ -710,7 +712,7 @@ def _run_all(
                 label,
                 torch.float16,
                 False,
-                lambda: cast_copy(model, torch.float16).to(dev),
+                lambda: cast_copy(model, None).to(dev),
             )
         )
         report.prepared = RUN_FP16
@@ -742,7 +744,7 @@ def _run_all(
                     "as prepared (bfloat16 weights)",
                     torch.bfloat16,
                     False,
-                    lambda: cast_copy(model, torch.bfloat16).to(dev),
+                    lambda: cast_copy(model, None).to(dev),
                 )
             )
         else:
