@@ -1,6 +1,7 @@
 """Runtime companion benchmark: probe overhead, and fp16 vs fp32 on a real trained model.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_runtime.py [--repeat 20] [--json out.json]
+    .venv/bin/python benchmarks/bench_runtime.py --cost [gpt2 gpt2-medium timm-vit_small] --threads 2
 
 1. Instrumentation overhead: forward time with the full probe (module hooks, op mode, reference
    comparisons and fp32 recomputation of reduced-precision ops) against the plain forward, for the
@@ -323,6 +324,124 @@ def verdicts(device: str | None) -> list:
     return reports
 
 
+# -- cost of a full check against plain forwards (issue 19 item 8) ----------------------------
+
+COST_MODELS = ("gpt2", "gpt2-medium", "timm-vit_small_patch16_224", "vit-base")
+
+
+def cost_model(name: str):
+    """A model built from a config with random weights (no download) and its inputs."""
+    torch.manual_seed(0)
+    if name.startswith("gpt2"):
+        from transformers import GPT2Config, GPT2Model
+
+        medium = dict(n_embd=1024, n_layer=24, n_head=16) if name == "gpt2-medium" else {}
+        model = GPT2Model(GPT2Config(**medium)).eval()
+        return model, ((torch.randint(0, 50257, (1, 128)),), {})
+    if name == "vit-base":
+        # timm needs torchvision at import (timm/layers/create_norm.py); where it is missing, a
+        # ViT-B/16 of the same shape from transformers stands in
+        from transformers import ViTConfig, ViTModel
+
+        model = ViTModel(ViTConfig()).eval()
+        return model, ((torch.randn(2, 3, 224, 224),), {})
+    if name.startswith("timm-"):
+        import timm
+
+        model = timm.create_model(name.removeprefix("timm-"), pretrained=False).eval()
+        return model, ((torch.randn(2, 3, 224, 224),), {})
+    raise SystemExit(f"unknown model {name}")
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _cost_child(mode: str, name: str) -> dict:
+    """One measurement in a fresh process (peak RSS is per process)."""
+    model, (args, kwargs) = cost_model(name)
+    base = _peak_rss_mb()
+    out: dict = {"mode": mode, "model": name, "rss_after_build_mb": base}
+    t0 = time.perf_counter()
+    if mode == "plain-fp32":
+        with torch.no_grad():
+            model(*args, **kwargs)
+        out["forward_s"] = time.perf_counter() - t0
+    elif mode == "plain-4":
+        # the same four forwards the check runs, each on its own model as a user would cast it
+        times = {}
+        with torch.no_grad():
+            t = time.perf_counter()
+            model(*args, **kwargs)
+            times["fp32"] = time.perf_counter() - t
+            with torch.autocast("cpu", dtype=torch.float16):
+                t = time.perf_counter()
+                model(*args, **kwargs)
+                times["autocast-fp16"] = time.perf_counter() - t
+            for label, dtype in (("bf16", torch.bfloat16), ("fp16", torch.float16)):
+                model = model.to(dtype)  # in place: the plain side holds one model
+                a = tuple(x.to(dtype) if x.is_floating_point() else x for x in args)
+                t = time.perf_counter()
+                model(*a, **kwargs)
+                times[label] = time.perf_counter() - t
+        out["forwards_s"] = times
+        out["forward_s"] = sum(times.values())
+    else:
+        import fp16lint.runtime as rt
+
+        report = rt.check(model, *args, **kwargs)
+        out["check_s"] = time.perf_counter() - t0
+        out["forward_s"] = sum(r.duration_s for r in report.runs.values())
+        out["verdict"] = report.verdict
+        out["notes"] = report.notes
+    out["peak_rss_mb"] = _peak_rss_mb()
+    return out
+
+
+def cost(names: list[str], threads: int | None) -> list[dict]:
+    import subprocess
+
+    rows = []
+    for name in names:
+        got = {}
+        for mode in ("plain-fp32", "plain-4", "check"):
+            cmd = [sys.executable, __file__, "--cost-child", mode, name]
+            if threads:
+                cmd += ["--threads", str(threads)]
+            run = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if run.returncode != 0:
+                raise SystemExit(f"{name} {mode} failed:\n{run.stderr[-3000:]}")
+            got[mode] = json.loads(run.stdout.strip().splitlines()[-1])
+        p1, p4, ck = got["plain-fp32"], got["plain-4"], got["check"]
+        row = {
+            "model": name,
+            "plain_4_forwards_s": p4["forward_s"],
+            "check_s": ck["check_s"],
+            "time_ratio": ck["check_s"] / p4["forward_s"],
+            "plain_fp32_peak_mb": p1["peak_rss_mb"],
+            "check_peak_mb": ck["peak_rss_mb"],
+            "memory_ratio": ck["peak_rss_mb"] / p1["peak_rss_mb"],
+            "verdict": ck["verdict"],
+            "notes": ck["notes"],
+        }
+        rows.append(row)
+        print(json.dumps(row), flush=True)  # each model as soon as it is measured
+    print(
+        f"{'model':<16} {'4 plain fwd':>11} {'check':>9} {'time x':>7} "
+        f"{'fp32 fwd peak':>14} {'check peak':>11} {'mem x':>6}  verdict"
+    )
+    for r in rows:
+        print(
+            f"{r['model']:<16} {r['plain_4_forwards_s']:>10.2f}s {r['check_s']:>8.2f}s "
+            f"{r['time_ratio']:>6.2f}x {r['plain_fp32_peak_mb']:>11.0f} MB {r['check_peak_mb']:>8.0f} MB "
+            f"{r['memory_ratio']:>5.2f}x  {r['verdict']}"
+        )
+    print("targets: time <= 5x, memory <= 1.6x (peak RSS of the process, build included)")
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=20)
@@ -331,9 +450,24 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--verdicts", action="store_true", help="print the verdict table and stop")
     ap.add_argument("--device", default=None)
+    ap.add_argument(
+        "--cost",
+        nargs="*",
+        metavar="MODEL",
+        help=f"full check vs four plain forwards, time and peak RSS ({', '.join(COST_MODELS)})",
+    )
+    ap.add_argument("--cost-child", nargs=2, metavar=("MODE", "MODEL"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.cost_child:
+        print(json.dumps(_cost_child(*args.cost_child)))
+        return 0
+    if args.cost is not None:
+        rows = cost(args.cost or list(COST_MODELS), args.threads)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2))
+        return 0
     if args.verdicts:
         verdicts(args.device)
         return 0

@@ -172,6 +172,8 @@ def run_runtime(
         }
         json.dump(data, out, indent=2, allow_nan=False)
         out.write("\n")
+    elif output_format == "html":
+        out.write(render_html(reports, joined))
     else:
         out.write(format_reports(reports, joined) + "\n")
     if html_path:
@@ -219,7 +221,31 @@ def run_runtime(
     help="Also run backward (sum loss): gradient underflow, GradScaler need.",
 )
 @click.option(
-    "--output-format", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--output-format",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--hf-model",
+    "hf_models",
+    multiple=True,
+    metavar="PATH",
+    help="A local Hugging Face model folder or diffusers pipeline folder, built with "
+    "from_pretrained(PATH, dtype=--hf-dtype): trained weights. Repeatable.",
+)
+@click.option(
+    "--hf-dtype",
+    type=click.Choice(["float16", "bfloat16", "float32"]),
+    default="float16",
+    show_default=True,
+    help="The dtype your code passes to from_pretrained (float32: the check casts with .half()).",
+)
+@click.option(
+    "--checkpoint",
+    default=None,
+    metavar="FILE",
+    help="A state_dict file (torch.save or .safetensors) loaded into each --target's model.",
 )
 @click.option(
     "--html",
@@ -250,6 +276,9 @@ def runtime_command(
     require_cuda: bool,
     backward: bool,
     output_format: str,
+    hf_models: tuple[str, ...],
+    hf_dtype: str,
+    checkpoint: str | None,
     html_path: str | None,
     seed: int | None,
     timeout: float | None,
@@ -286,16 +315,17 @@ def runtime_command(
     except TargetSpecError as exc:
         click.echo(f"fp16lint runtime: {exc}", err=True)
         sys.exit(EXIT_ERROR)
-    if targets:
+    if targets or hf_models:
         specs = [
             TargetSpec(
                 factory=t,
                 inputs=(inputs[i] if len(inputs) == len(targets) else inputs[0])
                 if inputs
                 else None,
+                checkpoint=checkpoint,
             )
             for i, t in enumerate(targets)
-        ]
+        ] + [TargetSpec(hf_model=h, hf_dtype=hf_dtype) for h in hf_models]
     else:
         try:
             specs = targets_from_table(settings.runtime, source=str(settings.source))

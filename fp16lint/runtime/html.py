@@ -11,8 +11,8 @@ import math
 from collections.abc import Sequence
 from html import escape
 
-from .records import AT_RISK, CONFIRMED, FP16_MAX, NOT_OBSERVED, NOT_REACHED, RUN_FP32
-from .report import Report, fmt_headroom, fmt_num, fmt_pct, short_path
+from .records import AT_RISK, CONFIRMED, FP16_MAX, NOT_OBSERVED, NOT_REACHED, POISONED, RUN_FP32
+from .report import Report, fmt_headroom, fmt_max, fmt_num, fmt_pct, short_path, weights_line
 
 RUN_COLORS = {
     "fp32": "#6b7280",
@@ -20,7 +20,13 @@ RUN_COLORS = {
     "autocast-fp16": "#059669",
     "bf16": "#9333ea",
 }
-VERDICT_CLASS = {CONFIRMED: "v-conf", AT_RISK: "v-risk", NOT_OBSERVED: "v-ok", NOT_REACHED: "v-nr"}
+VERDICT_CLASS = {
+    CONFIRMED: "v-conf",
+    AT_RISK: "v-risk",
+    POISONED: "v-poison",
+    NOT_OBSERVED: "v-ok",
+    NOT_REACHED: "v-nr",
+}
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#111827;background:#f9fafb}
@@ -44,8 +50,16 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px}
 .error{background:#fef2f2;border-left:4px solid #dc2626;padding:6px 10px;margin:8px 0}
 .rec{background:#eff6ff;border-left:4px solid #2563eb;padding:8px 12px;margin:10px 0}
 .meta{color:#4b5563;font-size:13px;margin:2px 0}
-.chart{overflow-x:auto}
-.scroll{overflow-x:auto}
+.chart,.scroll{overflow-x:auto;max-width:100%}
+section.target{min-width:0;overflow:hidden}
+.v-poison{background:#ede9fe;color:#5b21b6}
+.legend{font-size:12px;color:#374151;display:flex;flex-wrap:wrap;gap:14px;margin:4px 0}
+.legend span{display:inline-flex;align-items:center;gap:4px}
+.banner{border-radius:8px;padding:12px 16px;margin:0 0 18px;border:2px solid #d1d5db;background:#fff}
+.banner h1{margin:0 0 8px}
+.banner .row{display:flex;gap:12px;align-items:baseline;margin:4px 0;font-size:15px}
+.banner .big{font-size:16px;font-weight:700;padding:2px 12px;border-radius:6px;white-space:nowrap}
+.banner .change{font-family:ui-monospace,Menlo,monospace;font-size:13px}
 svg text{font-family:system-ui,sans-serif}
 """
 
@@ -88,7 +102,7 @@ def _chart_series(
             )
             i = index.get(k)
             if i is not None:
-                vals[i] = math.inf if (m.n_inf or m.inf_created) else (m.max_abs or 0.0)
+                vals[i] = _point(m)
         series[name] = vals
     bins = 1
     if len(keys) > 300:
@@ -104,6 +118,18 @@ def _chart_series(
     return labels, series, bins
 
 
+def _point(m) -> float:
+    """A record as one chart value: inf where inf was made, NaN where NaN was made, -inf where
+    inf/NaN only passed through (poisoned), else max |x| (0 for an all-zero output)."""
+    if m.inf_created:
+        return math.inf
+    if m.nan_created:
+        return math.nan
+    if m.n_inf or m.n_nan:
+        return -math.inf
+    return m.max_abs or 0.0
+
+
 def _chart(report: Report, kind: str = "module") -> str:
     labels, series, bins = _chart_series(report, kind)
     n = len(labels)
@@ -111,7 +137,7 @@ def _chart(report: Report, kind: str = "module") -> str:
     if n == 0:
         return f'<p class="meta">no {what} recorded</p>'
     finite = [
-        v for vals in series.values() for v in vals if v is not None and v > 0 and math.isfinite(v)
+        v for vals in series.values() for v in vals if v is not None and math.isfinite(v) and v > 0
     ]
     lo = math.floor(math.log10(min(finite))) if finite else -2
     hi = math.ceil(math.log10(max(finite))) if finite else 5
@@ -119,7 +145,7 @@ def _chart(report: Report, kind: str = "module") -> str:
     hi = max(hi, 6)
     shown = [lab if len(lab) <= 34 else "…" + lab[-33:] for lab in labels]
     longest = max(len(lab) for lab in shown)
-    w_plot = max(640, min(1400, 14 * n))
+    w_plot = max(640, min(1400, 8 * n))
     left, right, top = 70, 150, 52
     ph = 300
     zero_band = 30  # below the log axis: calls whose output was all zeros
@@ -132,7 +158,7 @@ def _chart(report: Report, kind: str = "module") -> str:
         return left + (w_plot * (i + 0.5) / n)
 
     def y_of(v: float) -> float:
-        if math.isinf(v):
+        if math.isinf(v) or math.isnan(v):
             return inf_y
         if v <= 0:
             return zero_y
@@ -185,7 +211,7 @@ def _chart(report: Report, kind: str = "module") -> str:
         f"{report.thresholds.risk_factor:g}x headroom</text>"
     )
     out.append(
-        f'<text x="{left + w_plot + 6}" y="{inf_y + 4}" font-size="12" fill="#dc2626">inf</text>'
+        f'<text x="{left + w_plot + 6}" y="{inf_y + 4}" font-size="12" fill="#dc2626">inf / NaN</text>'
     )
     out.append(
         f'<text x="{left + w_plot + 6}" y="{zero_y + 4:.1f}" font-size="12" fill="#6b7280">all zeros</text>'
@@ -207,16 +233,15 @@ def _chart(report: Report, kind: str = "module") -> str:
     order = [r for r in series if r != report.prepared] + (
         [report.prepared] if report.prepared in series else []
     )
-    sizes = {0: 6.0, 1: 4.8, 2: 3.8, 3: 2.8}
-    for s_i, name in enumerate(order):
+    for name in order:
         vals = series[name]
         color = RUN_COLORS.get(name, "#111827")
         last = name == report.prepared
-        dash = ' stroke-dasharray="4,3"' if name == RUN_FP32 else ""
-        width_line = 2.2 if last else 1.4
+        dash = f' stroke-dasharray="{RUN_DASHES[name]}"' if RUN_DASHES.get(name) else ""
+        width_line = 2.2 if last else 1.6
         seg: list[str] = []
         for i, v in enumerate([*vals, None]):
-            if v is None:
+            if v is None or not math.isfinite(v):
                 if len(seg) > 1:
                     out.append(
                         f'<polyline fill="none" stroke="{color}" stroke-width="{width_line}"{dash} '
@@ -225,31 +250,34 @@ def _chart(report: Report, kind: str = "module") -> str:
                 seg = []
                 continue
             seg.append(f"{x_of(i):.1f},{y_of(v):.1f}")
-        r = 2.8 if last else sizes.get(s_i, 3.0)
         for i, v in enumerate(vals):
             if v is None:
                 continue
             x, y = x_of(i), y_of(v)
-            if math.isinf(v):
-                tip = f"{labels[i]} [{name}]: inf"
+            if not math.isfinite(v):
+                state = "inf created" if v == math.inf else "NaN created"
+                if v == -math.inf:
+                    state = "poisoned (inf/NaN from upstream)"
                 out.append(
-                    f'<g><title>{escape(tip)}</title><path d="M{x - 5:.1f},{y - 5:.1f} l10,10 m0,-10 l-10,10" '
-                    f'stroke="{color}" stroke-width="2.2"/></g>'
+                    f"<g><title>{escape(f'{labels[i]} [{name}]: {state}')}</title>"
+                    + _state_mark(x, y, v, color)
+                    + "</g>"
                 )
                 continue
             hr = fmt_headroom(FP16_MAX / v) if v > 0 else "unbounded"
             tip = f"{labels[i]} [{name}]: max |x| {fmt_num(v)}; headroom {hr}"
-            fill = color if last else "#ffffff"
             out.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{fill}" stroke="{color}" stroke-width="1.4">'
-                f"<title>{escape(tip)}</title></circle>"
+                f"<g><title>{escape(tip)}</title>"
+                + _marker(RUN_MARKERS.get(name, "circle"), x, y, color, filled=last)
+                + "</g>"
             )
     for s_i, name in enumerate(series):
         color = RUN_COLORS.get(name, "#111827")
-        dash = ' stroke-dasharray="4,3"' if name == RUN_FP32 else ""
+        dash = f' stroke-dasharray="{RUN_DASHES[name]}"' if RUN_DASHES.get(name) else ""
         lx = left + 200 * s_i
         out.append(
             f'<line x1="{lx}" y1="14" x2="{lx + 24}" y2="14" stroke="{color}" stroke-width="2.5"{dash}/>'
+            + _marker(RUN_MARKERS.get(name, "circle"), lx + 12, 14, color, filled=True)
         )
         label = name + (" (as prepared)" if name == report.prepared else "")
         out.append(
@@ -260,10 +288,73 @@ def _chart(report: Report, kind: str = "module") -> str:
     if bins > 1:
         note += f" (each point the max of {bins} calls)"
     note += (
-        "; hover a point for its figures. Above the red line fp16 overflows; a cross marks inf; the grey "
-        "band at the bottom holds outputs that were all zeros.</p>"
+        "; hover a point for its figures. Above the red line fp16 overflows; the grey band at the "
+        "bottom holds outputs that were all zeros.</p>"
     )
-    return '<div class="chart">' + "".join(out) + "</div>" + note
+    return '<div class="chart">' + "".join(out) + "</div>" + _legend() + note
+
+
+RUN_DASHES = {"fp32": "7,4", "autocast-fp16": "2,3", "bf16": "9,3,2,3"}
+RUN_MARKERS = {"fp32": "circle", "fp16": "dot", "autocast-fp16": "square", "bf16": "triangle"}
+
+
+def _marker(shape: str, x: float, y: float, color: str, filled: bool = False) -> str:
+    """One run's point: a shape per run, so that coinciding lines stay distinguishable."""
+    fill = color if filled or shape == "dot" else "#ffffff"
+    if shape == "square":
+        return (
+            f'<rect x="{x - 3.5:.1f}" y="{y - 3.5:.1f}" width="7" height="7" fill="{fill}" '
+            f'stroke="{color}" stroke-width="1.4"/>'
+        )
+    if shape == "triangle":
+        return (
+            f'<path d="M{x:.1f},{y - 4.5:.1f} l4.5,8 h-9 z" fill="{fill}" stroke="{color}" '
+            'stroke-width="1.4"/>'
+        )
+    r = 3.0 if shape == "dot" else 6.0
+    return (
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{r}" fill="{fill}" stroke="{color}" '
+        'stroke-width="1.4"/>'
+    )
+
+
+def _state_mark(x: float, y: float, v: float, color: str) -> str:
+    """inf created: a cross; NaN created: a diamond; poisoned (inherited): a hollow ring."""
+    if v == math.inf:
+        return (
+            f'<path d="M{x - 5:.1f},{y - 5:.1f} l10,10 m0,-10 l-10,10" stroke="{color}" '
+            'stroke-width="2.4"/>'
+        )
+    if math.isnan(v):
+        return (
+            f'<path d="M{x:.1f},{y - 6:.1f} l6,6 l-6,6 l-6,-6 z" fill="{color}" stroke="#111827" '
+            'stroke-width="0.8"/>'
+        )
+    return (
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="none" stroke="{color}" '
+        'stroke-width="1.6" stroke-dasharray="2,2"/>'
+    )
+
+
+def _legend() -> str:
+    # text symbols, not SVG: the page's only pictures are its two charts
+    items = [
+        ("✕", "#dc2626", "inf created here"),
+        ("◆", "#dc2626", "NaN created here"),
+        ("◌", "#6b7280", "poisoned: inf/NaN from upstream"),
+        *((RUN_SYMBOLS[r], RUN_COLORS[r], r) for r in RUN_MARKERS),
+    ]
+    return (
+        '<p class="legend">'
+        + "".join(
+            f'<span><b style="color:{color};font-size:15px">{mark}</b>{escape(text)}</span>'
+            for mark, color, text in items
+        )
+        + "</p>"
+    )
+
+
+RUN_SYMBOLS = {"fp32": "○", "fp16": "●", "autocast-fp16": "■", "bf16": "▲"}
 
 
 def _runs_table(report: Report) -> str:
@@ -283,7 +374,7 @@ def _runs_table(report: Report) -> str:
             cells += ['<td class="n">-</td>'] * 6
         else:
             cells += [
-                f'<td class="n">{fmt_num(out.max_abs)}</td>',
+                f'<td class="n">{fmt_max(out.max_abs, out.n_inf, out.n_nan)}</td>',
                 f'<td class="n">{fmt_headroom(out.headroom)}</td>',
                 f'<td class="n">{out.n_inf} / {out.n_nan}</td>',
                 f'<td class="n">{out.clamped}</td>',
@@ -299,15 +390,11 @@ def _runs_table(report: Report) -> str:
             why = f"raised: {rec.error}"
         cells.append(f"<td>{escape(why)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return "<table>" + "".join(rows) + "</table>"
+    return '<div class="scroll"><table>' + "".join(rows) + "</table></div>"
 
 
 def _max_cell(fig) -> str:
-    if fig is None:
-        return "-"
-    if fig.n_inf:
-        return "inf"
-    return fmt_num(fig.max_abs)
+    return "-" if fig is None else fig.max_text
 
 
 def _places_table(report: Report, limit: int = 60) -> str:
@@ -403,6 +490,7 @@ def _target_section(report: Report) -> str:
     if report.factory:
         parts.append(f'<p class="meta">factory <code>{escape(report.factory)}</code></p>')
     parts.append(f'<p class="meta">device: {escape(report.device)}; seed {report.seed}</p>')
+    parts.append(f'<p class="meta">weights: {escape(weights_line(report))}</p>')
     if report.device_note:
         parts.append(f'<div class="note">{escape(report.device_note)}</div>')
     if report.inputs:
@@ -451,7 +539,7 @@ def _join_section(joined) -> str:
                 f"<td><code>{escape(short_path(f.path))}:{f.span.start.line}</code></td>"
                 f"<td>{escape(', '.join(j.targets))}</td><td>{escape(j.evidence)}</td></tr>"
             )
-        parts.append("<table>" + "".join(rows) + "</table>")
+        parts.append('<div class="scroll"><table>' + "".join(rows) + "</table></div>")
     else:
         parts.append('<p class="meta">no runtime-checkable finding</p>')
     parts.append("<h3>Missed by the linter</h3>")
@@ -469,19 +557,41 @@ def _join_section(joined) -> str:
     return "".join(parts)
 
 
+def page_verdict(report: Report) -> tuple[str, str]:
+    """(word, css class) for the banner: unsafe, at risk, safe; "not cleared" on random weights."""
+    if report.error:
+        return "error", "v-nr"
+    v = report.verdict
+    if v == CONFIRMED:
+        return "unsafe", "v-conf"
+    if v == AT_RISK:
+        return "at risk", "v-risk"
+    if report.weights != "trained":
+        return "not cleared (random weights)", "v-risk"
+    return "safe", "v-ok"
+
+
+def _banner(reports: Sequence[Report], title: str) -> str:
+    """The page's first lines: per target the verdict and the one thing to change."""
+    rows = []
+    for r in reports:
+        word, cls = page_verdict(r)
+        rec = r.recommendation()
+        change = rec.lines[0] if rec.lines else ""
+        what = f"change <span class='change'>{escape(change)}</span>: " if change else ""
+        text = rec.text.split(" [", 1)[0]
+        text = text if len(text) <= 200 else text[:197] + "..."
+        rows.append(
+            f'<div class="row"><span class="big {cls}">{escape(word.upper())}</span>'
+            f"<b>{escape(r.name)}</b><span>{what}{escape(text)}</span></div>"
+        )
+    return f'<div class="banner"><h1>{escape(title)}</h1>' + "".join(rows) + "</div>"
+
+
 def render_html(
     reports: Sequence[Report], joined=None, title: str = "fp16lint runtime report"
 ) -> str:
-    body = [f"<h1>{escape(title)}</h1>"]
-    if len(reports) > 1:
-        rows = ["<tr><th>target</th><th>verdict</th><th>recommendation</th></tr>"]
-        for r in reports:
-            v = NOT_REACHED if r.error else r.verdict
-            rows.append(
-                f"<tr><td>{escape(r.name)}</td><td>{_badge(v, 'error' if r.error else None)}</td>"
-                f"<td>{escape(r.recommendation().text)}</td></tr>"
-            )
-        body.append("<table>" + "".join(rows) + "</table>")
+    body = [_banner(reports, title)]
     for r in reports:
         body.append(_target_section(r))
     body.append(_join_section(joined))

@@ -237,7 +237,7 @@ class ChildRunner:
     def resolve(self, spec_index: int, spec: TargetSpec) -> list[Planned]:
         """Import what ``spec`` names, in the child; an import that fails, hangs or exits is one
         planned target with its error."""
-        label = spec.factory
+        label = spec.factory or f"--hf-model {spec.hf_model}"
         try:
             status, value = self._step(("resolve", spec_index, spec, str(self.root)), label)
         except _StepFailed as exc:
@@ -396,7 +396,7 @@ class _Server:
         if not self.project_added:
             add_import_paths(os.getcwd(), root)
             self.project_added = True
-        label = spec.factory
+        label = spec.factory or f"--hf-model {spec.hf_model}"
         try:
             targets = resolve(spec, root)
         except BaseException as exc:  # a target's exit is its error, not ours
@@ -419,6 +419,7 @@ class _Server:
             backward=settings.backward,
             seed=settings.seed if settings.seed is not None else (target.seed or 0),
             thresholds=Thresholds(),
+            checkpoint=target.checkpoint,
         )
         try:
             return run_target(

@@ -5,11 +5,14 @@
 - FP201 (layers): by class and attribute: the class around the finding's line and the ``self.x``
   it assigns; matched to modules whose parent has that class and whose attribute is ``x``.
 - FP101/FP501 (and FP502/FP503): by the model: the verdict of the run as the code prepares it, for
-  the targets whose factory lives in the finding's file or whose model class the message names.
+  the targets whose factory function holds the finding's line (else: built in the finding's file,
+  or of the model class the message names).
 
-Verdicts: ``confirmed``, ``at-risk``, ``not-observed`` (ran, with the headroom figures),
-``not-reached`` (nothing ran there). Places that overflowed, made inf/NaN or raised without any
-finding on their line are listed as missed. Torch is not imported here.
+Any other finding on the line of a raise or a confirmed op is joined there too.
+
+Verdicts: ``confirmed``, ``at-risk``, ``poisoned`` (inf/NaN from upstream), ``not-observed`` (ran,
+with the headroom figures), ``not-reached`` (nothing ran there). Confirmed places and raises
+without any finding on their line are listed as missed. Torch is not imported here.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 from fp16lint.findings import Finding
 
 from .records import AT_RISK, CONFIRMED, NOT_OBSERVED, NOT_REACHED, VERDICT_RANK
-from .report import Place, Report, fmt_headroom, fmt_num, fmt_pct
+from .report import Place, Report, fmt_headroom, fmt_max, fmt_pct, short_path
 
 #: joined by line: unsafe ops, hand-written norms, and constants fp16 cannot hold (an overflowing
 #: fill value raises or saturates at that line; an epsilon that rounds to 0 underflows there)
@@ -185,11 +188,11 @@ def _evidence(pl: Place, run: str, report: Report) -> str:
         return f"{head}: " + "; ".join(fig.reasons)
     ref = pl.runs.get("fp32")
     parts = [
-        f"max |x| {fmt_num(fig.max_abs)}",
+        f"max |x| {fig.max_text}",
         f"headroom {fmt_headroom(fig.headroom)}",
     ]
     if ref is not None and ref.max_abs is not None:
-        parts.append(f"fp32 max |x| {fmt_num(ref.max_abs)} (headroom {fmt_headroom(ref.headroom)})")
+        parts.append(f"fp32 max |x| {ref.max_text} (headroom {fmt_headroom(ref.headroom)})")
     if fig.local_rel_error is not None:
         parts.append(f"error here {fmt_pct(fig.local_rel_error)}")
     if fig.rel_error is not None:
@@ -257,18 +260,42 @@ def join(
                 if pl.file:
                     mods_by_call.setdefault(norm_path(pl.file, root), []).append((r, pl))
 
+    raises_by_file: dict[str, list[Report]] = {}
+    for r in ok_reports:
+        rec = r.runs.get(r.prepared)
+        if rec is not None and rec.error and rec.error_site:
+            raises_by_file.setdefault(norm_path(rec.error_site[0], root), []).append(r)
+
     for f in findings:
-        if f.code not in JOINED_CODES:
-            continue
         fpath = norm_path(f.path, root)
         lo, hi = f.span.start.line, max(f.span.start.line, f.span.end.line)
+        raised = [
+            r
+            for r in raises_by_file.get(fpath, [])
+            if lo <= r.runs[r.prepared].error_site[1] <= hi  # type: ignore[index]
+        ]
+        if f.code not in JOINED_CODES:
+            # any finding on the line of a raise or a confirmed op is judged there too
+            matches = [
+                (r, p)
+                for r, p in ops_by_file.get(fpath, [])
+                if lo <= (p.line or 0) <= hi and p.verdict(r.prepared) == CONFIRMED
+            ]
+            if raised:
+                result.joined.append(_join_raise(f, raised))
+            elif matches:
+                result.joined.append(_join_places(f, matches, reports, "op"))
+            continue
         if f.code in OP_CODES:
             matches = [(r, p) for r, p in ops_by_file.get(fpath, []) if lo <= (p.line or 0) <= hi]
             if not matches:
                 matches = [
                     (r, p) for r, p in mods_by_call.get(fpath, []) if lo <= (p.line or 0) <= hi
                 ]
-            result.joined.append(_join_places(f, matches, reports, "op"))
+            if raised and not any(p.verdict(r.prepared) == CONFIRMED for r, p in matches):
+                result.joined.append(_join_raise(f, raised))
+            else:
+                result.joined.append(_join_places(f, matches, reports, "op"))
         elif f.code in LAYER_CODES:
             cls, attr = layer_of_line(fpath, lo)
             matches = _layer_matches(modules, cls, attr, fpath, root)
@@ -285,6 +312,16 @@ def join(
 
     result.missed = _missed(findings, ok_reports, root, linted_paths)
     return result
+
+
+def _join_raise(f: Finding, reports: Sequence[Report]) -> JoinedFinding:
+    """A finding on the line where a target's prepared run raised: confirmed there."""
+    r = reports[0]
+    rec = r.runs[r.prepared]
+    file, line, op = rec.error_site  # type: ignore[misc]
+    evidence = f"{r.name}/{r.prepared}: raised at {short_path(file)}:{line}"
+    evidence += f" ({op}): {rec.error}" if op else f": {rec.error}"
+    return JoinedFinding(f, CONFIRMED, evidence, targets=sorted({x.name for x in reports}))
 
 
 def _layer_matches(
@@ -319,14 +356,24 @@ def _layer_matches(
 def _join_model(
     f: Finding, fpath: str, reports: Sequence[Report], root: str | None
 ) -> JoinedFinding:
-    # A target stands for the finding's model only when it is built in the finding's file or
-    # is of the class the message names: another model's run proves nothing about this one.
+    # A target stands for the finding's model only when its factory function holds the
+    # finding's line, or (no factory does) when it is built in the finding's file or is of the
+    # class the message names: another model's run proves nothing about this one.
+    line = f.span.start.line
+    in_file = [r for r in reports if r.factory_file and norm_path(r.factory_file, root) == fpath]
     chosen = [
-        r
-        for r in reports
-        if (r.factory_file and norm_path(r.factory_file, root) == fpath)
-        or (r.model_class and f"`{r.model_class}`" in f.message)
+        r for r in in_file if r.factory_lines and r.factory_lines[0] <= line <= r.factory_lines[1]
     ]
+    if not chosen:
+        chosen = [
+            r
+            for r in in_file
+            if not r.factory_lines or (r.model_class and f"`{r.model_class}`" in f.message)
+        ] + [
+            r
+            for r in reports
+            if r not in in_file and r.model_class and f"`{r.model_class}`" in f.message
+        ]
     ran = [r for r in chosen if not r.error]
     if not ran:
         why = "; ".join(f"{r.name}: {r.error}" for r in chosen) or "no target builds this model"
@@ -347,7 +394,8 @@ def _join_model(
         kept = [n for n, dt in run.params.items() if dt != main]
         evidence += f"; not {main}: " + ", ".join(kept[:4]) + (" ..." if len(kept) > 4 else "")
     if verdict == NOT_OBSERVED and run.output is not None:
-        evidence += f"; output max |x| {fmt_num(run.output.max_abs)} (headroom {fmt_headroom(run.output.headroom)})"
+        out = run.output
+        evidence += f"; output max |x| {fmt_max(out.max_abs, out.n_inf, out.n_nan)} (headroom {fmt_headroom(out.headroom)})"
     return JoinedFinding(f, verdict, evidence, targets=[r.name for r in ran])
 
 
@@ -379,7 +427,7 @@ def _missed(
             if pl.kind != "op" or not pl.file:
                 continue
             fig = pl.runs[run]
-            if not (fig.inf_created or fig.nan_created or fig.clamped or fig.raised):
+            if fig.verdict != CONFIRMED:
                 continue
             p = norm_path(pl.file, root)
             if pl.line in lines.get(p, ()):
@@ -388,11 +436,7 @@ def _missed(
             if key in seen:
                 continue
             seen.add(key)
-            reasons = [
-                x
-                for x in fig.reasons
-                if "inf" in x or "NaN" in x or "clamped" in x or "raised" in x
-            ]
+            reasons = list(fig.reasons)
             out.append(
                 MissedPlace(r.name, run, pl.file, pl.line or 0, str(pl.op), reasons, in_linted(p))
             )

@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from fp16lint.data.mask_fills import is_limit_fill
+
 from .records import ModuleRecord, OpRecord
 from .tensors import (
     Summary,
@@ -44,7 +46,8 @@ from .tensors import (
 )
 
 #: The functional ops and tensor methods the probe records (``func.__name__`` as torch reports
-#: it; ``a + b`` arrives as ``add``, ``x ** 2`` as ``pow``). One place to edit.
+#: it; ``a + b`` arrives as ``add``, ``a - b`` as ``sub``, ``1 - a`` as ``__rsub__``, ``x ** 2``
+#: as ``pow``). One place to edit.
 OPS_OF_INTEREST: tuple[str, ...] = (
     # reductions and normalisation
     "softmax",
@@ -74,6 +77,8 @@ OPS_OF_INTEREST: tuple[str, ...] = (
     "__mul__",
     "add",
     "__add__",
+    "sub",
+    "__rsub__",
     "masked_fill",
     # matrix products
     "matmul",
@@ -88,6 +93,7 @@ OPS_OF_INTEREST: tuple[str, ...] = (
 )
 
 _NORM_HINTS = ("norm",)
+_STACK_ELEMS = 4 << 20
 _MAX_ERROR_TEXT = 300
 
 
@@ -120,53 +126,110 @@ def _absolute(filename: str) -> str:
     return filename if filename.startswith("<") else os.path.abspath(filename)
 
 
+def is_installed(path: str) -> bool:
+    """Inside an installed package (site-packages / dist-packages): not code the user edits."""
+    return any(
+        m in path for m in (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+    )
+
+
+_forward_sites: dict[type, tuple[str, int] | None] = {}
+
+
+def forward_site(cls: type) -> tuple[str, int] | None:
+    """(file, line) of ``cls.forward``'s definition: where a module-level failure is placed."""
+    if cls not in _forward_sites:
+        site = None
+        fwd = getattr(cls, "forward", None)
+        try:
+            fn = inspect.getsourcefile(fwd)  # type: ignore[arg-type]
+            line = inspect.getsourcelines(fwd)[1]  # type: ignore[arg-type]
+            if fn:
+                site = (_absolute(fn), line)
+        except (TypeError, OSError):
+            site = None
+        _forward_sites[cls] = site
+    return _forward_sites[cls]
+
+
 class SiteFinder:
-    """The first stack frame outside torch and fp16lint: (file, line). Cached per file name."""
+    """The first stack frame outside torch and fp16lint, below ``boundary`` (the frame that runs
+    the model): (file, line), or None when there is none. Frames above the boundary (the CLI,
+    the user's ``check()`` call) are never a place in the model. Cached per file name."""
 
     def __init__(self) -> None:
         self._prefixes = _skip_prefixes()
         # file name -> its absolute path, or None for torch's and fp16lint's own files.
         # Absolute at first sight: a relative co_filename means nothing after a chdir.
         self._files: dict[str, str | None] = {}
+        self.boundary: Any = None
 
-    def find(self, depth: int = 1) -> tuple[str, int]:
+    def find(self, depth: int = 1) -> tuple[str, int] | None:
         f = sys._getframe(depth + 1)
         files = self._files
-        while f is not None:
+        boundary = self.boundary
+        while f is not None and f is not boundary:
             fn = f.f_code.co_filename
             if fn not in files:
                 files[fn] = None if fn.startswith(self._prefixes) else _absolute(fn)
             if files[fn] is not None:
                 return files[fn], f.f_lineno
             f = f.f_back
-        return "<unknown>", 0
+        return None
 
     def from_traceback(self, tb) -> tuple[str, int] | None:
-        """The last frame of a traceback outside torch and fp16lint (where the failing call was)."""
-        found = None
+        """Where the failing call was: the last frame of a traceback outside torch and fp16lint,
+        preferring code the user edits over installed packages."""
+        found = installed = None
         while tb is not None:
             fn = tb.tb_frame.f_code.co_filename
             if not fn.startswith(self._prefixes):
-                found = (fn, tb.tb_lineno)
+                if is_installed(fn):
+                    installed = (_absolute(fn), tb.tb_lineno)
+                else:
+                    found = (_absolute(fn), tb.tb_lineno)
             tb = tb.tb_next
-        return found
+        return found or installed
+
+
+_sample_indices: dict[tuple[int, str], torch.Tensor] = {}
+
+
+def sample_index(numel: int, device: torch.device) -> torch.Tensor:
+    """``ReferenceStore.SAMPLE`` fixed pseudo-random positions (sorted) of a flattened tensor of
+    ``numel`` values: random, not strided, so that no channel or head is over-represented."""
+    key = (numel, str(device))
+    idx = _sample_indices.get(key)
+    if idx is None:
+        g = torch.Generator().manual_seed(numel)
+        idx = torch.randint(0, numel, (ReferenceStore.SAMPLE,), generator=g).sort().values
+        idx = _sample_indices[key] = idx.to(device)
+    return idx
 
 
 class ReferenceStore:
     """What the fp32 run saw, keyed by module call or op occurrence, for the later runs.
 
-    Tensors are kept by reference (no copy) with their in-place version: a reference modified in
-    place later in the fp32 run is dropped at lookup instead of giving a wrong figure.
+    Tensors of up to ``SAMPLE`` values are kept by reference (no copy) with their in-place
+    version: a reference modified in place later in the fp32 run is dropped at lookup instead of
+    giving a wrong figure. Larger tensors are kept as a fixed random sample of ``SAMPLE``
+    positions (the same positions for every tensor of that size, in every run): the error
+    figures against them are estimates, and the store holds a bounded slice of the activations
+    instead of all of them (issue 19: the runs never hold a model copy plus every activation).
     """
+
+    SAMPLE = 1 << 16
 
     def __init__(self, max_bytes: int = 1 << 30) -> None:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.full = False
-        self._tensors: dict[tuple, list[tuple[torch.Tensor, int, bool]]] = {}
+        # key -> [(tensor or sample, version, clean, shape, sampled)]
+        self._tensors: dict[tuple, list[tuple[torch.Tensor, int, bool, torch.Size, bool]]] = {}
         # every tensor held once (the same object under several keys compares once, see Probe);
         # comparisons run under no_grad, so tensors of a backward run are held as they are
         self._held: dict[int, torch.Tensor] = {}
+        self._samples: dict[int, tuple[Any, torch.Tensor]] = {}
         self.stats: dict[tuple, tuple[int, int, int]] = {}  # inf created, nan created, zero rows
 
     def put(self, key: tuple, tensors: list[torch.Tensor], clean: list[bool]) -> None:
@@ -174,6 +237,18 @@ class ReferenceStore:
             return
         entries = []
         for t, c in zip(tensors, clean, strict=True):
+            if t.numel() > self.SAMPLE:
+                hit = self._samples.get(id(t))
+                if hit is None or hit[0]() is not t:
+                    sample = t.detach().reshape(-1)[sample_index(t.numel(), t.device)]
+                    if self.bytes + nbytes(sample) > self.max_bytes:
+                        self.full = True
+                        return
+                    self.bytes += nbytes(sample)
+                    hit = (weakref.ref(t), sample)
+                    self._samples[id(t)] = hit
+                entries.append((hit[1], -2, c, t.shape, True))
+                continue
             # one detached object per tensor, so that equal pairs compare once (see Probe)
             if id(t) not in self._held:
                 size = nbytes(t)
@@ -182,19 +257,20 @@ class ReferenceStore:
                     return
                 self.bytes += size
                 self._held[id(t)] = t
-            entries.append((t, version(t), c))
+            entries.append((t, version(t), c, t.shape, False))
         self._tensors[key] = entries
 
-    def get(self, key: tuple) -> list[tuple[torch.Tensor, bool]] | None:
-        """[(tensor, clean)] or None; None also when a tensor was modified in place since."""
+    def get(self, key: tuple) -> list[tuple[torch.Tensor, bool, torch.Size, bool]] | None:
+        """[(tensor or sample, clean, shape, sampled)] or None; None also when a tensor kept by
+        reference was modified in place since."""
         entry = self._tensors.get(key)
         if entry is None:
             return None
         out = []
-        for t, ver, clean in entry:
-            if version(t) != ver:
+        for t, ver, clean, shape, sampled in entry:
+            if not sampled and version(t) != ver:
                 return None
-            out.append((t, clean))
+            out.append((t, clean, shape, sampled))
         return out
 
     def __contains__(self, key: tuple) -> bool:
@@ -203,6 +279,7 @@ class ReferenceStore:
     def clear(self) -> None:
         self._tensors.clear()
         self._held.clear()
+        self._samples.clear()
         self.stats.clear()
         self.bytes = 0
 
@@ -278,6 +355,17 @@ class _Pending:
         self.targets: list[tuple[Any, str]] = []
 
 
+def _limit_fill(name: str, args: tuple, kwargs: dict, out: Any) -> bool:
+    """``masked_fill(m, torch.finfo(dtype).min)``: the dtype's own limit written as a mask value
+    (data/mask_fills.py), never an overflowed activation."""
+    if name not in ("masked_fill", "masked_fill_") or not isinstance(out, torch.Tensor):
+        return False
+    value = args[2] if len(args) > 2 else kwargs.get("value")
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    return isinstance(value, (int, float)) and is_limit_fill(float(value), dtype_name(out.dtype))
+
+
 class Probe(TorchFunctionMode):
     """Use as a context manager around one forward (and backward) run of ``model``.
 
@@ -295,7 +383,7 @@ class Probe(TorchFunctionMode):
         store: ReferenceStore | None = None,
         reference: ReferenceStore | None = None,
         options: ProbeOptions | None = None,
-        max_queue_bytes: int = 1 << 30,
+        max_queue_bytes: int = 64 << 20,
     ) -> None:
         super().__init__()
         self.model = model
@@ -368,7 +456,27 @@ class Probe(TorchFunctionMode):
         self._handles.clear()
         self._cache.clear()
 
+    def _module_site(self, module: torch.nn.Module | None = None) -> tuple[str, int]:
+        """The ``forward`` of the innermost running module (user code first): where a failure
+        with no frame of the model's own code is placed."""
+        mods = [f.module for f in reversed(self._stack)]
+        if module is not None:
+            mods.insert(0, module)
+        sites = [s for s in (forward_site(type(m)) for m in mods) if s is not None]
+        for site in sites:
+            if not site[0].startswith(self._sites._prefixes) and not is_installed(site[0]):
+                return site
+        for site in sites:
+            if not site[0].startswith(self._sites._prefixes):
+                return site
+        return sites[0] if sites else ("<unknown>", 0)
+
+    def _site(self, depth: int) -> tuple[str, int]:
+        return self._sites.find(depth + 1) or self._module_site()
+
     def __enter__(self):
+        # the frame that enters the probe runs the model: frames above it are not the model's
+        self._sites.boundary = sys._getframe(1)
         self.attach()
         try:
             return super().__enter__()
@@ -385,6 +493,7 @@ class Probe(TorchFunctionMode):
                     self._internal("comparison", err)
             return super().__exit__(exc_type, exc, tb)
         finally:
+            self._sites.boundary = None
             self.detach()
 
     def _internal(self, where: str, exc: BaseException) -> None:
@@ -428,7 +537,7 @@ class Probe(TorchFunctionMode):
         self,
         acts: list[torch.Tensor],
         stats: list[TStat],
-        ref: list[tuple[torch.Tensor, bool]] | None,
+        ref: list[tuple[torch.Tensor, bool, torch.Size, bool]] | None,
         mask_context: bool,
         target: Any,
         kind: str,
@@ -437,15 +546,19 @@ class Probe(TorchFunctionMode):
         if not ref or len(ref) != len(acts):
             return
         valid = self.options.valid
-        for y, st, (r, r_clean) in zip(acts, stats, ref, strict=True):
-            if y.shape != r.shape or y.numel() == 0:
+        for y, st, (r, r_clean, shape, sampled) in zip(acts, stats, ref, strict=True):
+            if y.shape != shape or y.numel() == 0:
                 continue
             key = (id(y), version(y), id(r))
             pending = self._queue_index.get(key)
             if pending is not None:
                 pending.targets.append((target, kind))
                 continue
-            if not (r_clean and is_clean(st, mask_context)):
+            clean = r_clean and is_clean(st, mask_context)
+            if sampled:
+                self._compare_sample(y, r, clean, key, target, kind)
+                continue
+            if not clean:
                 cmp = compare(y, r, valid)
                 if cmp is not None:
                     self._assign(target, kind, cmp.rel_error, cmp.underflow)
@@ -468,6 +581,33 @@ class Probe(TorchFunctionMode):
             if self._queue_bytes > self.max_queue_bytes:
                 with torch.no_grad():
                     self.flush()
+
+    def _compare_sample(
+        self, y: torch.Tensor, r: torch.Tensor, clean: bool, key: tuple, target: Any, kind: str
+    ) -> None:
+        """Compare ``y`` at the store's sampled positions (padding positions zeroed in both)."""
+        idx = sample_index(y.numel(), y.device)
+        ys = y.detach().reshape(-1)[idx].float()
+        rs = r.float()
+        pv = padding_view(self.options.valid, y.shape)
+        if pv is not None:
+            keep = pv.expand(y.shape).reshape(-1)[idx]
+            zero = torch.zeros((), dtype=torch.float32, device=ys.device)
+            ys, rs = torch.where(keep, ys, zero), torch.where(keep, rs, zero)
+        if not clean:
+            cmp = compare(ys, rs)
+            if cmp is not None:
+                self._assign(target, kind, cmp.rel_error, cmp.underflow)
+            return
+        pending = _Pending(ys, rs)
+        pending.targets.append((target, kind))
+        self._queue.append(pending)
+        self._queue_index[key] = pending
+        self._keep.append(y)
+        self._queue_bytes += ys.numel() * 4
+        if self._queue_bytes > self.max_queue_bytes:
+            with torch.no_grad():
+                self.flush()
 
     def flush(self) -> None:
         """Compute the queued comparisons in one batch, then the deferred fp32 recomputations."""
@@ -493,9 +633,17 @@ class Probe(TorchFunctionMode):
         # synchronisation for the whole queue
         f64 = torch.float64
         norm = torch.linalg.vector_norm
+        # chunks of at most _STACK_ELEMS values: stacking copies its inputs, and the difference
+        # and masks cost as much again, so an unbounded stack would hold the run's activations
+        # several times over
         groups: dict[tuple, list[_Pending]] = {}
         for p in queue:
-            groups.setdefault((tuple(p.y.shape), p.y.device), []).append(p)
+            key = (tuple(p.y.shape), p.y.device)
+            chunk = groups.setdefault(key, [])
+            if chunk and (len(chunk) + 1) * p.numel > _STACK_ELEMS:
+                groups[(*key, len(groups))] = chunk[:]
+                chunk.clear()
+            chunk.append(p)
         order: list[_Pending] = []
         parts = []
         for members in groups.values():
@@ -548,7 +696,7 @@ class Probe(TorchFunctionMode):
         idx = self._mod_counts.get(info.qualname, 0)
         self._mod_counts[info.qualname] = idx + 1
         self._order += 1
-        call_file, call_line = self._sites.find(2)
+        call_file, call_line = self._sites.find(2) or self._module_site(module)
         summ = self._summarize((args, kwargs))
         rec = ModuleRecord(
             run=self.run,
@@ -662,10 +810,10 @@ class Probe(TorchFunctionMode):
                 return func(*args, **kwargs)
             except Exception:
                 if self.error_site is None:
-                    file, line = self._sites.find(1)
+                    file, line = self._site(1)
                     self.error_site = (file, line, str(name))
                 raise
-        file, line = self._sites.find(1)
+        file, line = self._site(1)
         site = (file, line, name)
         occ = self._op_counts.get(site, 0)
         self._op_counts[site] = occ + 1
@@ -694,7 +842,9 @@ class Probe(TorchFunctionMode):
 
     def _record_op(self, func, name, file, line, occ, args, kwargs, out) -> None:
         in_summ = self._summarize((args, kwargs), skip_params=True)
-        out_summ = self._summarize(out, mask_context=in_summ.mask_context)
+        out_summ = self._summarize(
+            out, mask_context=in_summ.mask_context or _limit_fill(name, args, kwargs, out)
+        )
         if not out_summ.acts:
             return  # integer results (mask sums, indices) or masks: not activations
         rec = OpRecord(

@@ -1,8 +1,10 @@
 """Plain records of what the probe saw: one per module call, one per op call, one per run.
 
 This module never imports torch, so reports can be loaded, joined and formatted without it.
-Floats that are not finite (an infinite relative error) serialise as the strings ``"inf"`` and
-``"nan"``; a headroom of ``None`` means "nothing non-zero was seen" (unbounded headroom).
+Numeric JSON fields are numbers or ``null``: a float that is not finite (an infinite relative
+error) is written as ``null`` with a flag next to it, ``"<field>_nonfinite": "inf" | "-inf" |
+"nan"``, read back by ``from_dict``. A headroom of ``None`` means "nothing non-zero was seen"
+(unbounded); a headroom of 0 means the values were inf/NaN.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ FP16_CLAMP_VALUES = (64512.0, 65504.0)
 BF16_MAX = 3.3895313892515355e38
 
 CONFIRMED = "confirmed"
+#: inf/NaN arrived from upstream: the place is not the cause, but its figures are not to be trusted
+POISONED = "poisoned"
 AT_RISK = "at-risk"
 NOT_OBSERVED = "not-observed"
 NOT_REACHED = "not-reached"
-VERDICT_RANK = {CONFIRMED: 3, AT_RISK: 2, NOT_OBSERVED: 1, NOT_REACHED: 0}
+VERDICT_RANK = {CONFIRMED: 4, AT_RISK: 3, POISONED: 2, NOT_OBSERVED: 1, NOT_REACHED: 0}
 
 #: Run names, in the order reports show them.
 RUN_FP32 = "fp32"
@@ -49,23 +53,41 @@ class Thresholds:
         return FP16_MAX / self.risk_factor
 
 
-def clean_float(value: float | None) -> float | str | None:
-    """JSON-safe float: ``inf``/``nan`` become strings."""
-    if value is None:
+def nonfinite_flag(value: float | None) -> str | None:
+    """``"inf"``, ``"-inf"`` or ``"nan"`` for a float that is not finite, else None."""
+    if value is None or math.isfinite(value):
         return None
     if math.isnan(value):
         return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
+    return "inf" if value > 0 else "-inf"
+
+
+def clean_float(value: float | None) -> float | None:
+    """JSON-safe number: a non-finite float becomes None (see :func:`put_float` for the flag)."""
+    if value is None or not math.isfinite(value):
+        return None
     return value
 
 
+def put_float(data: dict[str, Any], key: str, value: float | None) -> None:
+    """``data[key] = value`` as JSON allows: null plus ``<key>_nonfinite`` when not finite."""
+    data[key] = clean_float(value)
+    flag = nonfinite_flag(value)
+    if flag is not None:
+        data[f"{key}_nonfinite"] = flag
+
+
+def get_float(data: dict[str, Any], key: str) -> float | None:
+    """The float :func:`put_float` wrote (older reports held the flag strings in place)."""
+    flag = data.get(f"{key}_nonfinite")
+    if flag is not None:
+        return float(flag)
+    value = data.get(key)
+    return None if value is None else float(value)
+
+
 def read_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return float(value)
-    return float(value)
+    return None if value is None else float(value)
 
 
 def headroom(max_abs: float | None) -> float | None:
@@ -77,11 +99,22 @@ def headroom(max_abs: float | None) -> float | None:
     return FP16_MAX / max_abs
 
 
+def place_headroom(
+    max_abs: float | None, n_inf: int, n_nan: int, inf_created: int = 0
+) -> float | None:
+    """Headroom of a place: 0 where inf was made, or where nothing but inf/NaN came out (an
+    all-NaN output has no headroom, it is not "unbounded"); inf passed through next to finite
+    values (a -inf mask) does not hide the finite figure."""
+    if inf_created or ((n_inf or n_nan) and not max_abs):
+        return 0.0
+    return headroom(max_abs)
+
+
 def _record_to_dict(record: Any) -> dict[str, Any]:
     data = asdict(record)
-    for key, value in data.items():
+    for key, value in list(data.items()):
         if isinstance(value, float):
-            data[key] = clean_float(value)
+            put_float(data, key, value)
     return data
 
 
@@ -93,6 +126,9 @@ def _record_from_dict(cls: type, data: dict[str, Any]) -> Any:
             continue
         if isinstance(value, str) and value in ("inf", "-inf", "nan"):
             value = float(value)
+        flag = data.get(f"{key}_nonfinite")
+        if flag is not None:
+            value = float(flag)
         kwargs[key] = value
     return cls(**kwargs)
 
@@ -127,9 +163,7 @@ class OpRecord:
 
     @property
     def headroom(self) -> float | None:
-        if self.inf_created or (self.n_inf and not self.max_abs):
-            return 0.0
-        return headroom(self.max_abs)
+        return place_headroom(self.max_abs, self.n_inf, self.n_nan, self.inf_created)
 
     @property
     def site(self) -> tuple[str, int, str]:
@@ -137,7 +171,7 @@ class OpRecord:
 
     def to_dict(self) -> dict[str, Any]:
         data = _record_to_dict(self)
-        data["headroom"] = clean_float(self.headroom)
+        put_float(data, "headroom", self.headroom)
         return data
 
     @classmethod
@@ -183,13 +217,11 @@ class ModuleRecord:
 
     @property
     def headroom(self) -> float | None:
-        if self.inf_created or (self.n_inf and not self.max_abs):
-            return 0.0
-        return headroom(self.max_abs)
+        return place_headroom(self.max_abs, self.n_inf, self.n_nan, self.inf_created)
 
     def to_dict(self) -> dict[str, Any]:
         data = _record_to_dict(self)
-        data["headroom"] = clean_float(self.headroom)
+        put_float(data, "headroom", self.headroom)
         return data
 
     @classmethod
@@ -216,10 +248,14 @@ class GradStats:
     gradscaler_needed: bool = False
     note: str | None = None
     worst_params: list[tuple[str, float]] = field(default_factory=list)
+    #: per parameter: the fraction of non-zero fp32 gradient values that are 0 here (> 0 only),
+    #: and its inf/NaN gradient values; the report puts them on the owning module's place
+    param_underflow: dict[str, float] = field(default_factory=dict)
+    param_nonfinite: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = _record_to_dict(self)
-        data["worst_params"] = [[n, clean_float(v)] for n, v in self.worst_params]
+        data["worst_params"] = [[n, clean_float(v)] for n, v in self.worst_params]  # finite
         return data
 
     @classmethod
@@ -244,13 +280,13 @@ class OutputStats:
 
     @property
     def headroom(self) -> float | None:
-        if self.n_inf:
+        if self.n_inf or self.n_nan:
             return 0.0
         return headroom(self.max_abs)
 
     def to_dict(self) -> dict[str, Any]:
         data = _record_to_dict(self)
-        data["headroom"] = clean_float(self.headroom)
+        put_float(data, "headroom", self.headroom)
         return data
 
     @classmethod

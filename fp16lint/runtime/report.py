@@ -11,12 +11,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from fp16lint.data.amp_ops import AUTOCAST_FP16_OPS, AUTOCAST_FP32_OPS, OPS_BY_NAME
+
 from .records import (
     AT_RISK,
     CONFIRMED,
     FP16_MAX,
     NOT_OBSERVED,
     NOT_REACHED,
+    POISONED,
     RUN_AUTOCAST,
     RUN_BF16,
     RUN_FP16,
@@ -27,8 +30,9 @@ from .records import (
     OpRecord,
     RunRecord,
     Thresholds,
-    clean_float,
     headroom,
+    place_headroom,
+    put_float,
 )
 
 REPORT_VERSION = 1
@@ -52,11 +56,22 @@ def fmt_num(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def fmt_max(max_abs: float | None, n_inf: int = 0, n_nan: int = 0) -> str:
+    """max |x| as every output shows it: the finite figure, and inf/NaN when present (an
+    all-NaN output reads "NaN", never 0)."""
+    flags = "/".join(f for f, n in (("inf", n_inf), ("NaN", n_nan)) if n)
+    if not flags:
+        return fmt_num(max_abs)
+    if not max_abs:
+        return flags
+    return f"{fmt_num(max_abs)} +{flags}"
+
+
 def fmt_headroom(value: float | None) -> str:
     if value is None:
         return "unbounded"
     if value == 0:
-        return "0x (inf)"
+        return "0x (inf/NaN)"
     if value >= 1e4:
         return f"{value:.1e}x"
     return f"{value:.3g}x"
@@ -105,6 +120,16 @@ def is_user_file(path: str | None) -> bool:
     )
 
 
+def weights_line(report: Report) -> str:
+    """Trained or random, and where the weights came from: a verdict depends on it."""
+    if report.weights == "trained":
+        return f"trained ({report.weights_source})" if report.weights_source else "trained"
+    return (
+        "random (nothing loaded by the factory: random weights miss a trained model's outliers, "
+        "so a clean run does not clear fp16)"
+    )
+
+
 # -- places --------------------------------------------------------------------------------------
 
 
@@ -137,16 +162,21 @@ class PlaceFigures:
     rel_error_in: float | None = None
     underflow: float | None = None
     raised: str | None = None
+    #: backward: the worst gradient underflow of the module's own parameters, inf/NaN in them
+    grad_underflow: float | None = None
+    grad_nonfinite: int = 0
+    #: confirmed only because CPU autocast keeps in float16 an op CUDA autocast runs in float32
+    cpu_only: bool = False
     verdict: str = NOT_OBSERVED
     reasons: list[str] = field(default_factory=list)
 
     @property
     def headroom(self) -> float | None:
-        # inf made here, or nothing but inf (inherited): no headroom; inf passed through next to
-        # finite values (a -inf mask, log(0) in position buckets) does not hide the finite figure
-        if self.inf_created or (self.n_inf and not self.max_abs):
-            return 0.0
-        return headroom(self.max_abs)
+        return place_headroom(self.max_abs, self.n_inf, self.n_nan, self.inf_created)
+
+    @property
+    def max_text(self) -> str:
+        return fmt_max(self.max_abs, self.n_inf, self.n_nan)
 
     def _add_call(self, r: OpRecord | ModuleRecord) -> None:
         """The figures op and module records share."""
@@ -203,9 +233,30 @@ class PlaceFigures:
             if self.local_rel_error is not None and self.local_rel_error > thr.rel_error:
                 where = "by this op" if kind == "op" else "in this module"
                 reasons.append(f"relative error {fmt_pct(self.local_rel_error)} created {where}")
+            if self.grad_nonfinite:
+                reasons.append(f"{self.grad_nonfinite} inf/NaN gradient values in its parameters")
+            if (
+                run == RUN_FP16
+                and self.grad_underflow is not None
+                and self.grad_underflow >= thr.heavy_underflow
+            ):
+                # pure fp16: a GradScaler refuses fp16 parameters, nothing brings these back
+                reasons.append(
+                    f"gradient underflow: {fmt_pct(self.grad_underflow)} of its parameters' "
+                    "non-zero fp32 gradients are 0 here"
+                )
             if reasons:
                 verdict = CONFIRMED
-        if verdict != CONFIRMED:
+            else:
+                # inf/NaN that arrived from upstream (and that the fp32 run does not have here)
+                ref_inf = fp32.n_inf if fp32 is not None else 0
+                ref_nan = fp32.n_nan if fp32 is not None else 0
+                if self.n_inf > ref_inf or self.n_nan > ref_nan:
+                    verdict = POISONED
+                    reasons.append(
+                        f"poisoned: {self.n_inf} inf / {self.n_nan} NaN arrived from upstream"
+                    )
+        if verdict not in (CONFIRMED, POISONED):
             risk: list[str] = []
             # magnitude matters where values are (or would be) float16: the fp32 run as the
             # prediction, the fp16 and autocast runs where this place's outputs are fp16
@@ -225,6 +276,15 @@ class PlaceFigures:
                 and self.local_underflow >= thr.heavy_underflow
             ):
                 risk.append(f"{fmt_pct(self.local_underflow)} of non-zero values flush to zero")
+            if (
+                run not in (RUN_FP32, RUN_FP16)
+                and self.grad_underflow is not None
+                and self.grad_underflow >= thr.heavy_underflow
+            ):
+                risk.append(
+                    f"gradient underflow {fmt_pct(self.grad_underflow)} without loss scaling: "
+                    "needs a GradScaler"
+                )
             if risk:
                 verdict = AT_RISK
                 reasons.extend(risk)
@@ -232,26 +292,33 @@ class PlaceFigures:
         self.reasons = reasons
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "calls": self.calls,
             "dtypes": list(self.dtypes),
-            "max_abs": clean_float(self.max_abs),
-            "headroom": clean_float(self.headroom),
             "n_inf": self.n_inf,
             "n_nan": self.n_nan,
             "inf_created": self.inf_created,
             "nan_created": self.nan_created,
             "clamped": self.clamped,
             "new_zero_rows": self.new_zero_rows,
-            "local_rel_error": clean_float(self.local_rel_error),
-            "local_underflow": clean_float(self.local_underflow),
-            "rel_error": clean_float(self.rel_error),
-            "rel_error_in": clean_float(self.rel_error_in),
-            "underflow": clean_float(self.underflow),
             "raised": self.raised,
+            "grad_nonfinite": self.grad_nonfinite,
+            "cpu_only": self.cpu_only,
             "verdict": self.verdict,
             "reasons": list(self.reasons),
         }
+        for key in (
+            "grad_underflow",
+            "max_abs",
+            "headroom",
+            "local_rel_error",
+            "local_underflow",
+            "rel_error",
+            "rel_error_in",
+            "underflow",
+        ):
+            put_float(data, key, getattr(self, key))
+        return data
 
 
 @dataclass
@@ -321,6 +388,72 @@ class Place:
         }
 
 
+def _param_module_figures(by_key: dict[tuple, Place], param: str, run: str) -> PlaceFigures | None:
+    """The figures of the module that owns parameter ``param`` ("a.b.weight" -> "a.b")."""
+    owner = param.rpartition(".")[0]
+    pl = by_key.get(("module", owner))
+    return pl.runs.get(run) if pl is not None else None
+
+
+def cpu_autocast_differs(op: str | None) -> bool:
+    """CUDA fp16 autocast runs ``op`` in float32, CPU fp16 autocast keeps it in float16
+    (data/amp_ops.py, FACTS §4): a failure of it under CPU autocast says nothing about CUDA."""
+    if not op:
+        return False
+    name = op.strip("_")
+    if op not in AUTOCAST_FP32_OPS and name not in AUTOCAST_FP32_OPS:
+        return False
+    known = OPS_BY_NAME.get(name)
+    return not (known is not None and known.cpu_fp32)
+
+
+def _mark_cpu_only(places: list[Place]) -> None:
+    """Mark autocast-run places that fail only because of CPU autocast's op lists: ops CUDA
+    autocast runs in float32, and modules whose confirmed ops are all such ops."""
+    run = RUN_AUTOCAST
+    bad_ops: dict[str, list[bool]] = {}
+    for pl in places:
+        fig = pl.runs.get(run)
+        if pl.kind != "op" or fig is None or fig.verdict != CONFIRMED:
+            continue
+        fig.cpu_only = cpu_autocast_differs(pl.op)
+        if fig.cpu_only:
+            fig.reasons.insert(0, f"CPU-only: CUDA autocast runs {pl.op} in float32")
+        bad_ops.setdefault(pl.module or "", []).append(fig.cpu_only)
+    # an unlisted op (div, add: it runs in its inputs' dtype) next to a CPU-only failure in
+    # the same module would get float32 inputs on CUDA: CPU-only too
+    for pl in places:
+        fig = pl.runs.get(run)
+        if (
+            pl.kind == "op"
+            and fig is not None
+            and fig.verdict == CONFIRMED
+            and not fig.cpu_only
+            and pl.op not in AUTOCAST_FP16_OPS
+            and any(bad_ops.get(pl.module or "", []))
+        ):
+            fig.cpu_only = True
+            fig.reasons.insert(
+                0, "CPU-only: its inputs come from ops CUDA autocast runs in float32"
+            )
+            flags = bad_ops[pl.module or ""]
+            flags[flags.index(False)] = True
+    for pl in places:
+        fig = pl.runs.get(run)
+        if pl.kind != "module" or fig is None or fig.verdict != CONFIRMED or fig.raised:
+            continue
+        prefix = (pl.module or "") + "."
+        inside = [
+            flag
+            for mod, flags in bad_ops.items()
+            if mod == pl.module or mod.startswith(prefix) or not pl.module
+            for flag in flags
+        ]
+        if inside and all(inside):
+            fig.cpu_only = True
+            fig.reasons.insert(0, "CPU-only: its failing ops run in float32 under CUDA autocast")
+
+
 @dataclass
 class Recommendation:
     action: str  # keep | upcast-lines | autocast | bf16 | fp32 | fix-error
@@ -345,7 +478,12 @@ class Report:
     name: str
     factory: str | None = None
     factory_file: str | None = None
+    #: first and last line of the factory function in ``factory_file`` (None for a class)
+    factory_lines: tuple[int, int] | None = None
     model_class: str | None = None
+    #: "trained" (from_pretrained, a checkpoint, load_state_dict in the factory) or "random"
+    weights: str = "random"
+    weights_source: str | None = None
     device: str = "cpu"
     device_note: str | None = None
     seed: int = 0
@@ -404,12 +542,26 @@ class Report:
                     pl.param_dtypes = dict(m.param_dtypes)
                     pl.order = m.order
                 pl.runs.setdefault(run_name, PlaceFigures()).add_module(m)
+        for run_name in self.run_names():
+            grads = self.runs[run_name].grads
+            if grads is None:
+                continue
+            for pname, value in grads.param_underflow.items():
+                fig = _param_module_figures(by_key, pname, run_name)
+                if fig is not None:
+                    fig.grad_underflow = _max(fig.grad_underflow, value)
+            for pname, count in grads.param_nonfinite.items():
+                fig = _param_module_figures(by_key, pname, run_name)
+                if fig is not None:
+                    fig.grad_nonfinite += count
         thr = self.thresholds
         for pl in by_key.values():
             fp32 = pl.runs.get(RUN_FP32)
             for run_name, fig in pl.runs.items():
                 fig.judge(run_name, thr, fp32, pl.kind)
         self._places = list(by_key.values())
+        if self.device.startswith("cpu") and RUN_AUTOCAST in self.runs:
+            _mark_cpu_only(self._places)
         return self._places
 
     def invalidate(self) -> None:
@@ -464,6 +616,10 @@ class Report:
                 verdict = fig.verdict
         n_conf = sum(1 for pl in self.places() if pl.verdict(run) == CONFIRMED)
         n_risk = sum(1 for pl in self.places() if pl.verdict(run) == AT_RISK)
+        n_poisoned = sum(1 for pl in self.places() if pl.verdict(run) == POISONED)
+        if n_poisoned and verdict != CONFIRMED:
+            # inf/NaN in the run, created where no recorded place saw it happen
+            verdict = CONFIRMED
         ref = self.runs.get(RUN_FP32)
         out = rec.output
         if run != RUN_FP32 and out is not None:
@@ -477,8 +633,37 @@ class Report:
             if out.rel_error is not None and out.rel_error > self.thresholds.rel_error:
                 verdict = CONFIRMED
                 reasons.append(f"output error {fmt_pct(out.rel_error)} against fp32")
+        grads = rec.grads
+        if run != RUN_FP32 and grads is not None:
+            if grads.n_inf or grads.n_nan:
+                verdict = CONFIRMED
+                reasons.append(f"gradients hold {grads.n_inf} inf / {grads.n_nan} NaN")
+            if grads.gradscaler_needed:
+                share = fmt_pct(
+                    grads.underflow if grads.underflow is not None else grads.below_fp16_subnormal
+                )
+                if run == RUN_FP16:
+                    # a GradScaler refuses fp16 parameters: nothing rescues these gradients
+                    verdict = CONFIRMED
+                    reasons.append(f"gradient underflow {share} (GradScaler refuses fp16 params)")
+                else:
+                    if VERDICT_RANK[verdict] < VERDICT_RANK[AT_RISK]:
+                        verdict = AT_RISK
+                    reasons.append(f"gradient underflow {share}: needs a GradScaler")
+        n_cpu = sum(
+            1 for pl in self.places() if pl.verdict(run) == CONFIRMED and pl.runs[run].cpu_only
+        )
+        if n_cpu and n_cpu == n_conf and verdict == CONFIRMED and not new_bad:
+            # every failure comes from CPU autocast's op lists: never confirmed for CUDA
+            verdict = AT_RISK
+            reasons.insert(0, f"{n_cpu} place(s) confirmed on CPU only (see below)")
+            note = self.cuda_autocast_note()
+            if note:
+                reasons.append(note)
         if n_conf:
             reasons.insert(0, f"{n_conf} confirmed place(s)")
+        if n_poisoned:
+            reasons.append(f"{n_poisoned} place(s) poisoned by inf/NaN from upstream")
         if n_risk:
             reasons.append(f"{n_risk} place(s) at risk")
         return verdict, reasons
@@ -517,6 +702,53 @@ class Report:
 
     # -- recommendation -----------------------------------------------------------------------
 
+    def _weights_caveat(self) -> str:
+        if self.weights == "trained":
+            return ""
+        return (
+            "; the weights are random: they do not reproduce a trained model's outliers, so this "
+            "does not clear fp16. Rerun with trained weights (--hf-model PATH, --checkpoint FILE, "
+            "or a factory that loads them)"
+        )
+
+    def _failures(self, run: str) -> list[str]:
+        """Every raise and confirmed place of a run, as "where (what)": user code first."""
+        rec = self.runs.get(run)
+        out: list[str] = []
+        if rec is not None and rec.error:
+            if rec.error_site:
+                f, ln, op = rec.error_site
+                out.append(f"{short_path(f)}:{ln} ({op or 'raise'}: {rec.error})")
+            else:
+                out.append(f"raise: {rec.error}")
+        places = [
+            pl
+            for pl in self.sorted_places(run)
+            if pl.verdict(run) == CONFIRMED and (pl.kind == "op" or pl.is_leaf)
+        ]
+        places.sort(key=lambda pl: not is_user_file(pl.file))
+        out.extend(f"{pl.where} ({pl.what})" for pl in places)
+        return out
+
+    def cuda_autocast_note(self) -> str | None:
+        """What CUDA autocast would do where a CPU autocast failure is CPU-only."""
+        ops = sorted(
+            {
+                str(pl.op)
+                for pl in self.places()
+                if RUN_AUTOCAST in pl.runs
+                and pl.runs[RUN_AUTOCAST].cpu_only
+                and cpu_autocast_differs(pl.op)
+            }
+        )
+        if not ops:
+            return None
+        return (
+            f"CUDA autocast runs {', '.join(ops)} in float32 (CPU autocast kept them in float16): "
+            "the autocast failures here are CPU-only and not confirmed for CUDA; confirm on CUDA "
+            "(benchmarks/cuda_check.sh)"
+        )
+
     def recommendation(self) -> Recommendation:
         if self.error:
             return Recommendation("fix-error", f"fix the target first: {self.error}")
@@ -525,56 +757,93 @@ class Report:
         keep_text = (
             "keep .half()" if prep_label == ".half()" else f"keep the {prep} model ({prep_label})"
         )
+        caveat = self._weights_caveat()
         v, _ = self.run_verdict(prep)
         ac = self.run_verdict(RUN_AUTOCAST)[0] if RUN_AUTOCAST in self.runs else None
         bf = self.run_verdict(RUN_BF16)[0] if RUN_BF16 in self.runs else None
+        cuda_note = self.cuda_autocast_note()
+        grads = self.runs[prep].grads if prep in self.runs else None
         alternatives = []
         if ac and ac != CONFIRMED and prep != RUN_AUTOCAST:
-            alternatives.append(
-                "switch to autocast (fp32 weights under torch.autocast(dtype=torch.float16))"
-            )
+            alt = "switch to autocast (fp32 weights under torch.autocast(dtype=torch.float16))"
+            if grads is not None and grads.gradscaler_needed:
+                alt += " with a torch.amp.GradScaler"
+            if cuda_note:
+                alt += f"; {cuda_note}"
+            alternatives.append(alt)
         if bf and bf != CONFIRMED and prep != RUN_BF16:
             alternatives.append("use bf16 (model.to(torch.bfloat16))")
         if v == NOT_OBSERVED:
+            if caveat:
+                return Recommendation(
+                    "retest-trained",
+                    "no overflow, inf/NaN or large error seen" + caveat,
+                    alternatives=alternatives,
+                )
             return Recommendation(
                 "keep",
-                f"{keep_text}: no overflow, inf/NaN or large error seen",
+                f"{keep_text}: no overflow, inf/NaN or large error seen (trained weights)",
                 alternatives=alternatives,
+            )
+        if v == AT_RISK:
+            risky = [pl for pl in self.sorted_places(prep) if pl.verdict(prep) == AT_RISK]
+            names = ", ".join(f"{pl.where} ({pl.what})" for pl in risky[:3])
+            head = f"{keep_text}, but" if not caveat else "nothing confirmed, but"
+            return Recommendation(
+                "keep" if not caveat else "retest-trained",
+                f"{head} {len(risky)} place(s) are within "
+                f"{self.thresholds.risk_factor:g}x of the fp16 limit or flush to zero: {names}"
+                + caveat,
+                lines=[pl.where for pl in risky[:10]],
+                alternatives=alternatives,
+            )
+        failures = self._failures(prep)
+        listed = "; ".join(failures[:8]) + (
+            f" (+{len(failures) - 8} more)" if len(failures) > 8 else ""
+        )
+        where = f" [{prep} fails at: {listed}]" if listed else ""
+        if grads is not None and grads.gradscaler_needed and prep == RUN_FP16:
+            where += (
+                f" [gradients: {fmt_pct(grads.underflow or grads.below_fp16_subnormal)} flush to "
+                "zero; a GradScaler is needed and refuses fp16 parameters]"
             )
         confirmed = [
             pl
             for pl in self.sorted_places(prep)
             if pl.kind == "op" and pl.verdict(prep) == CONFIRMED
         ]
-        if v == AT_RISK:
-            risky = [pl for pl in self.sorted_places(prep) if pl.verdict(prep) == AT_RISK]
-            names = ", ".join(f"{pl.where} ({pl.what})" for pl in risky[:3])
-            return Recommendation(
-                "keep",
-                f"{keep_text}, but {len(risky)} place(s) are within "
-                f"{self.thresholds.risk_factor:g}x of the fp16 limit or flush to zero: {names}",
-                lines=[pl.where for pl in risky[:10]],
-                alternatives=alternatives,
-            )
+        rec_prep = self.runs.get(prep)
+        raised_user = bool(
+            rec_prep is not None
+            and rec_prep.error
+            and rec_prep.error_site
+            and is_user_file(rec_prep.error_site[0])
+        )
         user = [pl for pl in confirmed if is_user_file(pl.file)]
         other = [pl for pl in confirmed if not is_user_file(pl.file)]
         lines = sorted({pl.where for pl in user})
-        cpu_note = ""
-        if self.device_note and ac == CONFIRMED:
-            cpu_note = " (CPU autocast keeps pow/softmax/sum in fp16; on CUDA autocast may pass)"
-        if user and not other and len(lines) <= 5:
-            ops = ", ".join(f"{pl.where} ({pl.op})" for pl in user[:5])
+        if raised_user:
+            f, ln, _op = rec_prep.error_site  # type: ignore[union-attr,misc]
+            lines = sorted({*lines, f"{short_path(f)}:{ln}"})
+        cpu_note = f" ({cuda_note})" if cuda_note else ""
+        if (user or raised_user) and not other and len(lines) <= 5:
             return Recommendation(
                 "upcast-lines",
-                f"upcast the named lines (compute them in float32, e.g. x.float()...; .to(dtype) after): {ops}",
+                "upcast the named lines (compute them in float32, e.g. x.float()...; .to(dtype) "
+                f"after): {', '.join(lines)}" + where,
                 lines=lines,
                 alternatives=alternatives,
             )
         if ac and ac != CONFIRMED:
+            text = (
+                "switch to autocast: keep fp32 weights and run under torch.autocast(device_type, "
+                "dtype=torch.float16)"
+            )
+            if grads is not None and grads.gradscaler_needed:
+                text += " with a torch.amp.GradScaler"
             return Recommendation(
                 "autocast",
-                "switch to autocast: keep fp32 weights and run under torch.autocast(device_type, "
-                "dtype=torch.float16)",
+                text + cpu_note + where,
                 lines=lines,
                 alternatives=[a for a in alternatives if not a.startswith("switch")],
             )
@@ -582,17 +851,22 @@ class Report:
             return Recommendation(
                 "bf16",
                 "use bf16 (model.to(torch.bfloat16)): fp16 and fp16 autocast both fail here"
-                + cpu_note,
+                + cpu_note
+                + where,
                 lines=lines,
             )
         if lines:
             return Recommendation(
                 "upcast-lines",
                 "upcast the named lines (every reduced-precision mode fails): "
-                + ", ".join(lines[:5]),
+                + ", ".join(lines[:5])
+                + cpu_note
+                + where,
                 lines=lines,
             )
-        return Recommendation("fp32", "keep fp32: fp16, autocast and bf16 all fail" + cpu_note)
+        return Recommendation(
+            "fp32", "keep fp32: fp16, autocast and bf16 all fail" + cpu_note + where
+        )
 
     # -- serialisation ------------------------------------------------------------------------
 
@@ -606,6 +880,9 @@ class Report:
             "name": self.name,
             "factory": self.factory,
             "factory_file": self.factory_file,
+            "factory_lines": list(self.factory_lines) if self.factory_lines else None,
+            "weights": self.weights,
+            "weights_source": self.weights_source,
             "model_class": self.model_class,
             "device": self.device,
             "device_note": self.device_note,
@@ -639,6 +916,9 @@ class Report:
             name=data["name"],
             factory=data.get("factory"),
             factory_file=data.get("factory_file"),
+            factory_lines=tuple(data["factory_lines"]) if data.get("factory_lines") else None,  # type: ignore[arg-type]
+            weights=data.get("weights", "random"),
+            weights_source=data.get("weights_source"),
             model_class=data.get("model_class"),
             device=data.get("device", "cpu"),
             device_note=data.get("device_note"),

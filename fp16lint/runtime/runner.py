@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import inspect
 import math
 import platform
@@ -33,6 +34,7 @@ from .records import (
 )
 from .report import Report
 from .tensors import compare, dtype_name, iter_named_tensors, map_tensors, summarize
+from .weights import WeightsError, load_checkpoint, pretrained_source, watch_loads
 
 CPU_NOTE = (
     "CPU run: CPU float16 kernels differ from CUDA's, and CPU autocast float16 uses bfloat16's op "
@@ -73,6 +75,8 @@ class RunOptions:
     #: disagrees), "always", "never" (True means "auto")
     local_check: bool | str = "auto"
     max_reference_bytes: int = 1 << 30
+    #: a state_dict file loaded into the factory's model (trained weights)
+    checkpoint: str | None = None
 
 
 # -- devices -------------------------------------------------------------------------------------
@@ -280,15 +284,25 @@ def main_dtype(model: torch.nn.Module) -> torch.dtype:
     return max(counts, key=counts.get)
 
 
-def _make_model(factory: Any) -> torch.nn.Module:
+def _make_model(factory: Any, report: Report | None = None) -> torch.nn.Module:
+    """Build the model; ``report.weights`` says whether it holds trained weights."""
     if isinstance(factory, torch.nn.Module):
+        if report is not None and (src := pretrained_source(factory)):
+            report.weights, report.weights_source = "trained", src
         return factory
     if not callable(factory):
         raise TargetError("factory", f"the factory is not callable: {type(factory).__name__}")
     try:
-        model = factory()
+        with watch_loads() as loads:
+            model = factory()
+    except WeightsError as exc:
+        raise TargetError("weights", str(exc)) from exc
     except Exception as exc:
         raise TargetError("factory", f"the factory raised {_short_error(exc)}") from exc
+    if report is not None and isinstance(model, torch.nn.Module):
+        src = pretrained_source(model) or (loads[0] if loads else None)
+        if src:
+            report.weights, report.weights_source = "trained", src
     if isinstance(model, tuple) and model and isinstance(model[0], torch.nn.Module):
         model = model[0]
     if not isinstance(model, torch.nn.Module):
@@ -307,6 +321,39 @@ def _copy_model(model: torch.nn.Module) -> torch.nn.Module:
         ) from exc
 
 
+def cast_copy(model: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:
+    """A copy of ``model`` with its floating parameters and buffers in ``dtype`` (what
+    ``copy.deepcopy(model).to(dtype)`` gives), built tensor by tensor: a tensor already in
+    ``dtype`` is shared, not copied, and no full-precision copy is ever made first. The runs
+    then hold the model plus at most one cast copy (issue 19: never two full models).
+
+    The model's own cast method (``half``, ``bfloat16``, ``float``) is then called on the copy:
+    a no-op on tensors already in ``dtype``, but a class that refuses the cast (transformers
+    refuses ``.half()`` on quantized models) raises as it would in the user's code."""
+    memo: dict[int, Any] = {}
+    with torch.no_grad():
+        for t in (*model.parameters(), *model.buffers()):
+            if id(t) in memo:
+                continue
+            data = t.detach()
+            if dtype is not None and data.is_floating_point():
+                data = data.to(dtype)
+            if isinstance(t, torch.nn.Parameter):
+                memo[id(t)] = torch.nn.Parameter(data, requires_grad=t.requires_grad)
+            else:  # buffers are small and may be updated in place: never shared
+                memo[id(t)] = data.clone() if data.dtype == t.dtype else data
+    try:
+        copied = copy.deepcopy(model, memo)
+    except Exception as exc:
+        raise TargetError(
+            "model", f"the model cannot be copied (copy.deepcopy): {_short_error(exc)}"
+        ) from exc
+    if dtype is None:  # as prepared: every dtype kept (T5's fp32 `wo` next to fp16 weights)
+        return copied
+    cast = {torch.float16: "half", torch.bfloat16: "bfloat16", torch.float32: "float"}
+    return getattr(copied, cast[dtype])() if dtype in cast else copied.to(dtype)
+
+
 def _is_oom(exc: BaseException) -> bool:
     if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
         return True
@@ -315,6 +362,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def _free(dev: torch.device) -> None:
+    gc.collect()  # a run's model copy can sit in reference cycles (HF modules, hooks)
     if dev.type == "cuda":
         with contextlib.suppress(Exception):
             torch.cuda.empty_cache()
@@ -336,6 +384,17 @@ def _factory_file(factory: Any, model: torch.nn.Module | None) -> str | None:
         except (TypeError, OSError):
             return None
     return None
+
+
+def _factory_lines(factory: Any) -> tuple[int, int] | None:
+    """First and last line of a factory function (a class or module spans no lines here)."""
+    if not inspect.isfunction(factory):
+        return None
+    try:
+        lines, start = inspect.getsourcelines(factory)
+    except (TypeError, OSError):
+        return None
+    return start, start + len(lines) - 1
 
 
 # -- one run -------------------------------------------------------------------------------------
@@ -395,6 +454,10 @@ def _grad_stats(
             min_nz = vals[7] if min_nz is None else min(min_nz, vals[7])
         if nzc and base is not g:
             per_param.append((name, int(vals[5]) / nzc))
+            if vals[5]:
+                gs.param_underflow[name] = int(vals[5]) / nzc
+        if vals[3] or vals[4]:
+            gs.param_nonfinite[name] = int(vals[3]) + int(vals[4])
     if gs.n_params == 0:
         gs.note = "no parameter received a gradient (do the outputs depend on the parameters?)"
         return gs
@@ -450,10 +513,22 @@ def _execute(
     )
     rec.params = {n: dtype_name(p.dtype) for n, p in model.named_parameters()}
     rec.buffers = {n: dtype_name(b.dtype) for n, b in model.named_buffers() if b is not None}
+    if not plan.autocast and plan.name != RUN_FP32 and not plan.label.startswith("as prepared"):
+        kept = [n for n, p in model.named_parameters() if p.dtype == torch.float32]
+        if kept:
+            # accelerate's CPU/disk offload keeps weights outside the modules: no cast reaches them
+            rec.notes.append(
+                f"the cast left {len(kept)} parameter(s) in float32 (e.g. {kept[0]}): offloaded "
+                "weights (accelerate device_map with cpu/disk entries) are not cast; load the "
+                "model with dtype= instead"
+            )
     with torch.no_grad():
         for n, t in (*model.named_parameters(), *model.named_buffers()):
             if t is not None and t.is_floating_point() and t.numel():
-                bad = int((~torch.isfinite(t)).sum())
+                # in slices: a mask of a whole embedding table would cost as much as the table
+                bad = sum(
+                    int((~torch.isfinite(c)).sum()) for c in t.detach().reshape(-1).split(1 << 20)
+                )
                 if bad:
                     rec.nonfinite_params[n] = bad
     in_dtype = torch.float32 if plan.autocast else plan.dtype
@@ -597,9 +672,16 @@ def run_target(
     model = None
     try:
         torch.manual_seed(opts.seed)
-        model = _make_model(factory)
+        model = _make_model(factory, report)
+        if opts.checkpoint:
+            try:
+                report.weights_source = load_checkpoint(model, opts.checkpoint)
+            except WeightsError as exc:
+                raise TargetError("weights", str(exc)) from exc
+            report.weights = "trained"
         report.model_class = type(model).__name__
         report.factory_file = _factory_file(factory, model)
+        report.factory_lines = _factory_lines(factory)
         if report.name == "model":
             report.name = type(model).__name__
         torch.manual_seed(opts.seed)
@@ -653,13 +735,19 @@ def _run_all(
     fp32_source = model
 
     def fp32_model() -> torch.nn.Module:
-        return _copy_model(fp32_source).float().to(dev)
+        return cast_copy(fp32_source, torch.float32).to(dev)
 
     plans: list[_RunPlan] = [_RunPlan(RUN_FP32, "fp32 reference", torch.float32, False, fp32_model)]
     if prepared_dtype == torch.float16:
         label = "as prepared (float16 weights" + (", mixed" if mixed else "") + ")"
         plans.append(
-            _RunPlan(RUN_FP16, label, torch.float16, False, lambda: _copy_model(model).to(dev))
+            _RunPlan(
+                RUN_FP16,
+                label,
+                torch.float16,
+                False,
+                lambda: cast_copy(model, None).to(dev),
+            )
         )
         report.prepared = RUN_FP16
     else:
@@ -673,7 +761,7 @@ def _run_all(
             label = ".half()"
 
             def fp16_model() -> torch.nn.Module:
-                return _copy_model(fp32_source).half().to(dev)
+                return cast_copy(fp32_source, torch.float16).to(dev)
 
         plans.append(_RunPlan(RUN_FP16, label, torch.float16, False, fp16_model))
         report.prepared = RUN_BF16 if prepared_dtype == torch.bfloat16 else RUN_FP16
@@ -690,7 +778,7 @@ def _run_all(
                     "as prepared (bfloat16 weights)",
                     torch.bfloat16,
                     False,
-                    lambda: _copy_model(model).to(dev),
+                    lambda: cast_copy(model, None).to(dev),
                 )
             )
         else:
@@ -700,7 +788,7 @@ def _run_all(
                     ".to(torch.bfloat16)",
                     torch.bfloat16,
                     False,
-                    lambda: fp32_model().to(torch.bfloat16),
+                    lambda: cast_copy(fp32_source, torch.bfloat16).to(dev),
                 )
             )
     elif RUN_BF16 in opts.runs:
@@ -727,9 +815,11 @@ def _run_all(
                 raise TargetError(
                     "oom", f"out of memory preparing the {plan.name} model on {dev}"
                 ) from exc
-            if plan.name == RUN_FP32:
+            if plan.name in (RUN_FP32, report.prepared):
+                # a model that refuses the cast is a set-up problem, not an fp16 failure
                 raise TargetError(
-                    "model", f"preparing the fp32 model failed: {_short_error(exc)}"
+                    "model",
+                    f"preparing the {plan.name} model ({plan.label}) failed: {_short_error(exc)}",
                 ) from exc
             report.runs[plan.name] = RunRecord(
                 name=plan.name,

@@ -31,12 +31,17 @@ class TargetSpecError(Exception):
 
 @dataclass
 class TargetSpec:
-    factory: str
+    factory: str | None = None
     inputs: str | None = None
     name: str | None = None
     device: str | None = None
     seed: int | None = None
     source: str = "cli"
+    #: a local Hugging Face model or diffusers pipeline folder, built with from_pretrained
+    hf_model: str | None = None
+    hf_dtype: str = "float16"
+    #: a state_dict file loaded into the factory's model
+    checkpoint: str | None = None
 
 
 @dataclass
@@ -48,6 +53,7 @@ class ResolvedTarget:
     device: str | None = None
     seed: int | None = None
     error: str | None = None
+    checkpoint: str | None = None
 
 
 def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") -> list[TargetSpec]:
@@ -62,9 +68,10 @@ def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") 
         if isinstance(item, str):
             out.append(TargetSpec(factory=item, source=source))
             continue
-        if not isinstance(item, dict) or "factory" not in item:
+        if not isinstance(item, dict) or not ("factory" in item or "hf_model" in item):
             raise TargetSpecError(
-                f'[tool.fp16lint.runtime] targets[{i}] needs a factory = "pkg.mod:make_model"'
+                f'[tool.fp16lint.runtime] targets[{i}] needs a factory = "pkg.mod:make_model" '
+                'or an hf_model = "path/to/folder"'
             )
         unknown = set(item) - set(_KEY_TYPES)
         if unknown:
@@ -86,12 +93,15 @@ def targets_from_table(table: dict[str, Any] | None, source: str = "pyproject") 
             )
         out.append(
             TargetSpec(
-                factory=item["factory"],
+                factory=str(item["factory"]) if "factory" in item else None,
                 inputs=item.get("inputs"),
                 name=item.get("name"),
                 device=item.get("device"),
                 seed=item.get("seed"),
                 source=source,
+                hf_model=item.get("hf_model"),
+                hf_dtype=str(item.get("hf_dtype", "float16")),
+                checkpoint=item.get("checkpoint"),
             )
         )
     return out
@@ -107,6 +117,9 @@ _KEY_TYPES: dict[str, tuple[type, str]] = {
     "name": (str, '"tiny"'),
     "device": (str, '"cpu"'),
     "seed": (int, "0"),
+    "hf_model": (str, '"path/to/model-folder"'),
+    "hf_dtype": (str, '"float16"'),
+    "checkpoint": (str, '"weights.pt"'),
 }
 
 
@@ -210,6 +223,9 @@ def auto_classes(module: Any) -> list[type]:
 
 def resolve(spec: TargetSpec, root: Path) -> list[ResolvedTarget]:
     """Import what the spec names and return its target(s); errors are kept per target."""
+    if spec.hf_model:
+        return [_resolve_hf(spec, root)]
+    assert spec.factory is not None
     label = spec.factory
     try:
         obj = load_object(spec.factory, root)
@@ -251,4 +267,22 @@ def resolve(spec: TargetSpec, root: Path) -> list[ResolvedTarget]:
                 )
             ]
     name = spec.name or spec.factory.rsplit(":", 1)[-1]
-    return [ResolvedTarget(name, label, obj, inputs, spec.device, spec.seed)]
+    return [
+        ResolvedTarget(name, label, obj, inputs, spec.device, spec.seed, checkpoint=spec.checkpoint)
+    ]
+
+
+def _resolve_hf(spec: TargetSpec, root: Path) -> ResolvedTarget:
+    from .weights import WeightsError, hf_factory
+
+    path = Path(spec.hf_model or "")
+    if not path.is_absolute():
+        path = root / path if (root / path).exists() else path.resolve()
+    label = f"--hf-model {spec.hf_model} (dtype={spec.hf_dtype})"
+    name = spec.name or path.name
+    try:
+        factory, guessed = hf_factory(str(path), spec.hf_dtype)
+        inputs = load_object(spec.inputs, root) if spec.inputs else guessed
+    except (WeightsError, TargetSpecError) as exc:
+        return ResolvedTarget(name, label, None, None, spec.device, spec.seed, error=str(exc))
+    return ResolvedTarget(name, label, factory, inputs, spec.device, spec.seed)

@@ -6,6 +6,7 @@ case (a single ``aminmax``), so the probe stays within a few times the plain for
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -68,7 +69,18 @@ def flat_tensors(
     elif isinstance(obj, (tuple, list)):  # namedtuples and other subclasses
         for v in obj:
             flat_tensors(v, masked, out, depth + 1)
+    elif is_dataclass_instance(obj):
+        flat_tensors(dataclass_items(obj), masked, out, depth + 1)
     return out
+
+
+def is_dataclass_instance(obj: object) -> bool:
+    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)
+
+
+def dataclass_items(obj: object) -> dict[str, object]:
+    """A plain ``@dataclass`` output's fields (``ModelOutput`` is a Mapping, read as one)."""
+    return {f.name: getattr(obj, f.name, None) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
 
 
 def iter_named_tensors(
@@ -88,6 +100,8 @@ def iter_named_tensors(
         for i, value in enumerate(obj):
             name = f"{prefix}.{i}" if prefix else str(i)
             yield from iter_named_tensors(value, name, depth + 1)
+    elif is_dataclass_instance(obj):
+        yield from iter_named_tensors(dataclass_items(obj), prefix, depth)
 
 
 def map_tensors(obj: object, fn, depth: int = 0) -> object:
@@ -172,11 +186,18 @@ def tensor_stat(t: torch.Tensor, mask_context: bool = False) -> TStat:
     else:
         clamped = torch.zeros((), device=t.device)
     vals = torch.stack(
-        [max_abs.double(), nan.sum().double(), inf.sum().double(), clamped.double()]
+        [
+            max_abs.double(),
+            nan.sum().double(),
+            inf.sum().double(),
+            clamped.double(),
+            valid.sum().double(),
+        ]
     ).tolist()
     return TStat(
         numel=n,
-        max_abs=float(vals[0]),
+        # no finite value at all (an all-NaN output): no magnitude, never "max |x| 0"
+        max_abs=float(vals[0]) if vals[4] else None,
         n_nan=int(vals[1]),
         n_inf=int(vals[2]),
         clamped=int(vals[3]),
@@ -370,9 +391,12 @@ def compare(
         parts.append((torch.isinf(y) & torch.isfinite(r)).sum().double())
         parts.append((torch.isnan(y) & ~torch.isnan(r)).sum().double())
     if cosine:
-        yy = torch.where(keep, y, zero)
-        parts.append((yy * rr).sum().double())
-        parts.append(torch.linalg.vector_norm(yy).double())
+        # in float64: float32 sums over many values drift by more than cos's distance to 1
+        yy = torch.where(keep, y, zero).double()
+        r64 = rr.double()
+        parts.append((yy * r64).sum())
+        parts.append(torch.linalg.vector_norm(yy))
+        parts.append(torch.linalg.vector_norm(r64))
     vals = torch.stack(parts).tolist()
     num, den, under, nzc, kept = vals[:5]
     out = Comparison()
@@ -390,9 +414,10 @@ def compare(
         out.nan_created = int(vals[i + 1])
         i += 2
     if cosine:
-        dot, ny = vals[i], vals[i + 1]
-        if math.isfinite(dot) and math.isfinite(ny) and ny > 0 and den > 0:
-            out.cosine = dot / (ny * den)
+        dot, ny, nr = vals[i], vals[i + 1], vals[i + 2]
+        if math.isfinite(dot) and math.isfinite(ny) and ny > 0 and nr > 0:
+            # float32 sums can put |cos| a hair above 1: a cosine is never shown above 1
+            out.cosine = max(-1.0, min(1.0, dot / (ny * nr)))
         elif kept > 0:
             out.cosine = math.nan
     return out

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .join import JOINED_CODES, JoinResult
 from .records import NOT_OBSERVED, RUN_FP32, VERDICT_RANK
-from .report import Report, fmt_headroom, fmt_num, fmt_pct, short_path
+from .report import Report, fmt_headroom, fmt_max, fmt_pct, short_path, weights_line
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> str:
@@ -67,7 +67,7 @@ def _runs_table(report: Report) -> str:
             [
                 name + mark,
                 _trim(rec.label, 40),
-                fmt_num(out.max_abs if out else None),
+                fmt_max(out.max_abs, out.n_inf, out.n_nan) if out else "-",
                 fmt_headroom(out.headroom if out else None),
                 f"{out.n_inf}/{out.n_nan}" if out else "-",
                 str(out.clamped) if out else "-",
@@ -120,8 +120,8 @@ def _places_table(report: Report, max_places: int) -> tuple[str, int, int]:
                 ",".join(d.replace("float", "f").replace("bf16", "bf16") for d in fig.dtypes)
                 or "-",
                 str(fig.calls),
-                fmt_num(ref.max_abs if ref else None),
-                fmt_num(fig.max_abs),
+                ref.max_text if ref else "-",
+                fig.max_text,
                 fmt_headroom(fig.headroom),
                 str(fig.inf_created),
                 str(fig.nan_created),
@@ -187,6 +187,7 @@ def format_report(report: Report, max_places: int = 25) -> str:
         title += f" ({report.factory})"
     out = [title, "=" * len(title)]
     out.append(f"device: {report.device}")
+    out.append(f"weights: {weights_line(report)}")
     if report.device_note:
         out.append(f"NOTE: {report.device_note}")
     if report.inputs:
@@ -261,7 +262,7 @@ def format_join(joined: JoinResult) -> str:
         out.append(table(["verdict", "code", "where", "targets", "evidence"], rows))
     out.append("")
     if joined.missed:
-        out.append("missed (overflow, inf/NaN or a raise with no finding on the line):")
+        out.append("missed (a confirmed place or a raise with no finding on its line):")
         rows = []
         for m in joined.missed:
             scope = "" if m.in_linted_paths in (None, True) else " (outside the linted paths)"
@@ -276,7 +277,7 @@ def format_join(joined: JoinResult) -> str:
             )
         out.append(table(["where", "op", "target", "run", "why"], rows))
     else:
-        out.append("missed: none (every overflow, inf/NaN or raise seen has a finding on its line)")
+        out.append("missed: none (every confirmed place and raise has a finding on its line)")
     return "\n".join(out)
 
 

@@ -38,7 +38,9 @@ def test_planted_exits_1_twin_exits_0(tmp_path, monkeypatch):
         ]
     )
     assert good.exit_code == 0, good.output
-    assert "keep .half()" in good.stdout
+    # random weights never earn "keep .half()" (issue 19): the verdict says so instead
+    assert "keep .half()" not in good.stdout
+    assert "the weights are random" in good.stdout
 
 
 def test_json_and_html_outputs(tmp_path, monkeypatch):

@@ -99,8 +99,10 @@ def test_recommendations(reports, planted_path):
     rec = bad.recommendation()
     assert rec.action == "upcast-lines"
     assert any(f"planted.py:{line}" in x for x in rec.lines)
-    assert twin.recommendation().action == "keep"
-    assert "keep .half()" in twin.recommendation().text
+    # nothing seen, but on random weights: not a blessing (issue 19 item 3)
+    assert twin.recommendation().action == "retest-trained"
+    assert "weights are random" in twin.recommendation().text
+    assert "keep .half()" not in twin.recommendation().text
 
 
 def test_text_report(reports):
