@@ -20,10 +20,10 @@ from fp16lint.settings import Settings
 @dataclass
 class ProjectResult:
     """The project pass' output: new findings, and per-file findings it completed
-    (``replaced``: original -> amended copy)."""
+    (``replaced``: original -> amended copy, or None for one the project facts rule out)."""
 
     findings: list[Finding] = field(default_factory=list)
-    replaced: dict[Finding, Finding] = field(default_factory=dict)
+    replaced: dict[Finding, Finding | None] = field(default_factory=dict)  # None: dropped
 
 
 def _internal_error(rule: type[Rule], settings: Settings, exc: Exception) -> Finding:

@@ -356,7 +356,7 @@ def _filter(
     out = []
     by_path: dict[str, list[Finding]] = {}
     per_file = (project.replaced.get(f, f) for s in summaries.values() for f in s.findings)
-    for finding in [*per_file, *project.findings]:
+    for finding in [*(f for f in per_file if f is not None), *project.findings]:
         by_path.setdefault(finding.path, []).append(finding)
     for path, items in by_path.items():
         summary = summaries.get(path)

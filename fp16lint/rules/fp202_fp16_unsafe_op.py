@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fp16lint.analysis.exposure import related, with_chain
 from fp16lint.analysis.index import ModelFacts, index_of
 from fp16lint.data.amp_ops import OPS_BY_MODULE, RISKS
 from fp16lint.findings import Severity
@@ -173,13 +174,16 @@ def forward(self, logits):
                 related=reason.related(),
                 severity=risk.severity,
             )
-        for path, record, reason in op_sites(project, cls.code):
+        for path, record, reason, chain in op_sites(project, cls.code):
             severity, what = risk_of(record)
             report.add(
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` {where(record, reason)}: {what}; {hint(record['op'])}.",
-                related=reason.related() if reason else (),
+                with_chain(
+                    f"`{record['text']}` {where(record, reason)}: {what}; {hint(record['op'])}.",
+                    chain,
+                ),
+                related=[*(reason.related() if reason else ()), *related(chain)],
                 severity=severity,
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fp16lint.analysis.context import span_of
+from fp16lint.analysis.exposure import related, with_chain
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.findings import Applicability, Edit, Fix, Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -145,7 +146,7 @@ def forward(self, x):
 
     @classmethod
     def check_project(cls, project, report) -> None:
-        for path, record, reason in op_sites(project, cls.code):
+        for path, record, reason, chain in op_sites(project, cls.code):
             fix = None
             suggestion = "upcast with `.float()` before squaring"
             if "fix" in record:
@@ -160,9 +161,12 @@ def forward(self, x):
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` squares float16 values{context}: once |x| reaches 255.97 the "
-                "square is inf, and a norm built on it divides by inf and silently turns the "
-                f"row into zeros; {suggestion} and cast the result back.",
-                related=reason.related() if reason else (),
+                with_chain(
+                    f"`{record['text']}` squares float16 values{context}: once |x| reaches "
+                    "255.97 the square is inf, and a norm built on it divides by inf and silently "
+                    f"turns the row into zeros; {suggestion} and cast the result back.",
+                    chain,
+                ),
+                related=[*(reason.related() if reason else ()), *related(chain)],
                 fix=fix,
             )

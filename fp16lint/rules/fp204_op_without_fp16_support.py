@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fp16lint.analysis.exposure import related, with_chain
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.data.amp_ops import NO_FP16_SUPPORT
 from fp16lint.findings import Severity
@@ -96,13 +97,16 @@ def forward(self, x):
 
     @classmethod
     def check_project(cls, project, report) -> None:
-        for path, record, reason in op_sites(project, cls.code):
+        for path, record, reason, chain in op_sites(project, cls.code):
             behaviour = NO_FP16_SUPPORT[record["op"]].behaviour
             report.add(
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` {where(record, reason)}: `{record['op']}` {behaviour}; "
-                "upcast its input with `.float()` first.",
-                related=reason.related() if reason else (),
+                with_chain(
+                    f"`{record['text']}` {where(record, reason)}: `{record['op']}` {behaviour}; "
+                    "upcast its input with `.float()` first.",
+                    chain,
+                ),
+                related=[*(reason.related() if reason else ()), *related(chain)],
             )

@@ -8,6 +8,8 @@ import libcst as cst
 
 from fp16lint.analysis.constants import Constant
 from fp16lint.analysis.context import NodeEdit
+from fp16lint.analysis.exposure import ExposureTracker, judged
+from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks, Sink
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -75,7 +77,7 @@ class Fp16OverflowConstant(Rule):
     severity = Severity.ERROR
     fix = Applicability.UNSAFE
     tokens = TOKENS
-    requires = (ConstantSinks,)
+    requires = (ConstantSinks, ExposureTracker, ModelFacts)
 
     summary = (
         "A constant beyond float16's range (±65504) is written into or combined with a tensor."
@@ -163,6 +165,7 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             (("FP301", 3),),
             fixed="import torch\ndef f(scores, mask):\n"
             "    return scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)\n",
+            assume_fp16=True,
         ),
         # A module constant, reported at the use.
         Invalid(
@@ -171,6 +174,7 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             (("FP301", 5),),
             fixed="import torch\nNEG_INF = -1e9\n\ndef f(scores, mask):\n"
             "    scores.masked_fill_(mask, torch.finfo(scores.dtype).min)\n    return scores\n",
+            assume_fp16=True,
         ),
         # A class attribute set in __init__.
         Invalid(
@@ -183,12 +187,14 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             "    def __init__(self):\n        super().__init__()\n        self.neg = -1e9\n\n"
             "    def forward(self, q, k, mask):\n        scores = torch.matmul(q, k)\n"
             "        return torch.where(mask, scores, torch.finfo(scores.dtype).min)\n",
+            assume_fp16=True,
         ),
         # Arithmetic with a tensor: silent -inf.
         Invalid(
             "import torch\ndef f(scores, mask: torch.Tensor):\n"
             "    return scores + (1.0 - mask) * -1e9\n",
             (("FP301", 3),),
+            assume_fp16=True,
         ),
         # Subscript assignment, with float("1e10") and a parameter default.
         Invalid(
@@ -197,6 +203,7 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             (("FP301", 3),),
             fixed="import torch\ndef ban(logits: torch.Tensor, banned, value=float('-1e10')):\n"
             "    logits[..., banned] = torch.finfo(logits.dtype).min\n    return logits\n",
+            assume_fp16=True,
         ),
         # A 0-dim tensor kept as a mask buffer, and literal arithmetic.
         Invalid(
@@ -217,6 +224,7 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             "    bias = torch.full((n, n), torch.finfo(x.dtype).min, dtype=x.dtype)\n"
             "    y = x.clamp(torch.finfo(x.dtype).min, torch.finfo(x.dtype).max)\n"
             "    return y.masked_fill(bias < 0, torch.finfo(y.dtype).min)\n",
+            assume_fp16=True,
         ),
         # A tensor of constants cast to the activations' dtype.
         Invalid(
@@ -246,6 +254,8 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             if not (constant.overflows_fill if sink.raises else constant.overflows):
                 continue
             finfo = finfo_text(sink, self.ctx.code)
+            weak = self.ctx.get(ConstantSinks).only_by_exposure(sink)
+            self.ctx.get(ExposureTracker).note(self.code, sink.node, sink.target, weak)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is outside float16's range (±65504): "
@@ -256,3 +266,7 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
             )
 
     visit_Call = visit_BinaryOperation = visit_AugAssign = visit_Assign = _check
+
+    @classmethod
+    def amend(cls, project, finding):
+        return judged(project, finding)

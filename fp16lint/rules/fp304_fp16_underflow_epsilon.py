@@ -5,6 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from fp16lint.analysis.constants import FP16_ZERO_UP_TO
+from fp16lint.analysis.exposure import ExposureTracker, judged
+from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks, Sink
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -35,7 +37,7 @@ class Fp16UnderflowEpsilon(Rule):
     name = "fp16-underflow-epsilon"
     severity = Severity.WARNING
     tokens = ("torch", "Tensor", "tensor", "clamp", "clip", "sqrt", "log", "normalize")
-    requires = (ConstantSinks,)
+    requires = (ConstantSinks, ExposureTracker, ModelFacts)
 
     summary = (
         "An epsilon below float16's smallest subnormal (5.96e-08) keeps nothing away from zero."
@@ -125,17 +127,20 @@ def normalize(x):
         Invalid(
             "import torch\ndef f(x):\n    return x / (x.norm(dim=-1, keepdim=True) + 1e-12)\n",
             (("FP304", 3),),
+            assume_fp16=True,
         ),
         # A parameter default and a module constant, reported at the use.
         Invalid(
             "import torch\ndef iou(a: torch.Tensor, b, eps=1e-12):\n"
             "    union = a.sum() + b\n    return a.sum() / (union + eps)\n",
             (("FP304", 4),),
+            assume_fp16=True,
         ),
         Invalid(
             "import torch\nEPS = 1e-15\n\ndef entropy(p: torch.Tensor):\n"
             "    return -(p * torch.log(p + EPS)).sum()\n",
             (("FP304", 5),),
+            assume_fp16=True,
         ),
         # A hand-written norm with eps kept on the module.
         Invalid(
@@ -145,18 +150,21 @@ def normalize(x):
             "        var = x.pow(2).mean(-1, keepdim=True)\n"
             "        return x / torch.sqrt(var + self.eps)\n",
             (("FP304", 11),),
+            assume_fp16=True,
         ),
         # clamp bounds and rsqrt.
         Invalid(
             "import torch\ndef f(x: torch.Tensor):\n    y = x.clamp(min=1e-10).log()\n"
             "    z = torch.clamp_min(x, 1e-20)\n    return (x.abs() + 1e-9).rsqrt() + y + z\n",
             (("FP304", 3), ("FP304", 4), ("FP304", 5)),
+            assume_fp16=True,
         ),
         # The eps of helpers that compute in the input's dtype.
         Invalid(
             "import torch.nn.functional as F\ndef f(x, y):\n"
             "    return F.normalize(x, dim=-1, eps=1e-12), F.cosine_similarity(x, y, -1, 1e-8)\n",
             (("FP304", 3), ("FP304", 3)),
+            assume_fp16=True,
         ),
         # A power, and under the float16 branch of a dtype test.
         Invalid(
@@ -167,8 +175,14 @@ def normalize(x):
     )
 
     def _check(self, node: cst.CSTNode) -> None:
-        for sink in self.ctx.get(ConstantSinks).epsilons(node):
+        exposure, sinks = self.ctx.get(ExposureTracker), self.ctx.get(ConstantSinks)
+        for sink in sinks.epsilons(node):
+            exposure.note(self.code, sink.node, sink.target, sinks.only_by_exposure(sink))
             self.report(sink.node, self._message(sink), related=related(self, sink.constant))
+
+    @classmethod
+    def amend(cls, project, finding):
+        return judged(project, finding)
 
     def _message(self, sink: Sink) -> str:
         target = sink.target_text(self.ctx.code)
