@@ -48,6 +48,9 @@ from fp16lint.analysis.tree import walk
 from fp16lint.findings import Finding, Position, Related, Span
 
 _MAX_CHAIN = 8
+# What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
+# judged on the exposure add these to their ``tokens``, so files with origins are read.
+ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16")
 _NOT_CALLEES = ("torch.", "builtins.", "numpy.", "math.", "typing.", "functools.", "os.")
 
 
@@ -336,7 +339,7 @@ class ExposureTracker(Tracker):
         dt = self.flow.dtype(value)
         if dt.safe:
             return None
-        if origin is not None or dt.is16:
+        if origin is not None or dt.is16 or self._model_call_in_autocast(value):
             return {"origin": origin or self._origin_of(value)}
         if deps and self.frame.key is not None:
             return {"params": sorted(deps)}

@@ -72,6 +72,13 @@ def forward(self, logits):
     references = ("https://pytorch.org/docs/stable/amp.html#autocast-op-reference",)
 
     valid = (
+        # A helper called only inside an fp16 autocast region: autocast runs its exp in float32.
+        {
+            "helpers.py": "def scores(logits):\n    return logits.exp()\n",
+            "infer.py": "import torch\nfrom helpers import scores\n\n\ndef run(model, x):\n"
+            "    with torch.autocast('cuda', dtype=torch.float16):\n"
+            "        return scores(model(x))\n",
+        },
         # Never cast.
         _model("        return torch.softmax(x, -1).exp()", "model = Net()\n"),
         # Only run under autocast.
@@ -116,6 +123,16 @@ def forward(self, logits):
         "with torch.autocast('cuda'):\n    y = x.softmax(-1).log()\n",
     )
     invalid = (
+        # The same helper called on the region's output after it ends.
+        Invalid(
+            {
+                "helpers.py": "def scores(logits):\n    return logits.exp()\n",
+                "infer.py": "import torch\nfrom helpers import scores\n\n\ndef run(model, x):\n"
+                "    with torch.autocast('cuda', dtype=torch.float16):\n"
+                "        out = model(x)\n    return scores(out)\n",
+            },
+            (("FP202", "helpers.py", 2),),
+        ),
         Invalid(LIBRARY_PROJECT, (("FP202", "lib/mylib/models/blocks.py", 16),)),
         Invalid(INHERITANCE_PROJECT, (("FP202", "models.py", 15),)),
         # Local flow: float16 by construction, then unprotected.

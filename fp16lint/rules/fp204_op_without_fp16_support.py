@@ -55,6 +55,10 @@ def forward(self, x):
     references = ("https://pytorch.org/docs/stable/amp.html#autocast-op-reference",)
 
     valid = (
+        # The same utility given float32.
+        "import torch\n\n\ndef clip_outliers(x, q=0.99):\n"
+        "    limit = torch.quantile(x.abs(), q)\n    return x.clamp(-limit, limit)\n\n\n"
+        "def sample(latents):\n    return clip_outliers(latents.half().float())\n",
         # Never cast.
         _NET.format(op="torch.quantile(x, 0.5)") + "model = Net()\n",
         # Upcast first.
@@ -71,6 +75,14 @@ def forward(self, x):
         "import torch\n\nx = torch.randn(16)\ninv = torch.linalg.inv(x.view(4, 4))\n",
     )
     invalid = (
+        # A utility reached by float16 latents, outside any module's forward.
+        Invalid(
+            "import torch\n\n\ndef clip_outliers(x, q=0.99):\n"
+            "    limit = torch.quantile(x.abs(), q)\n    return x.clamp(-limit, limit)\n\n\n"
+            "def sample(latents):\n    latents = latents.half()\n"
+            "    return clip_outliers(latents)\n",
+            (("FP204", 5),),
+        ),
         Invalid(LIBRARY_PROJECT, (("FP204", "lib/mylib/models/blocks.py", 15),)),
         Invalid(INHERITANCE_PROJECT, (("FP204", "models.py", 15),)),
         Invalid(_NET.format(op="x.quantile(0.5)") + "model = Net().half()\n", (("FP204", 8),)),

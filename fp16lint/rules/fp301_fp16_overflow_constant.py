@@ -8,7 +8,7 @@ import libcst as cst
 
 from fp16lint.analysis.constants import Constant
 from fp16lint.analysis.context import NodeEdit
-from fp16lint.analysis.exposure import ExposureTracker, judged
+from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks, Sink
 from fp16lint.findings import Applicability, Severity
@@ -76,7 +76,7 @@ class Fp16OverflowConstant(Rule):
     name = "fp16-overflow-constant"
     severity = Severity.ERROR
     fix = Applicability.UNSAFE
-    tokens = TOKENS
+    tokens = (*TOKENS, *ORIGIN_TOKENS)
     requires = (ConstantSinks, ExposureTracker, ModelFacts)
 
     summary = (
@@ -120,6 +120,10 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
     runtime_confirmable = "yes"
 
     valid = (
+        # The logits are upcast before the mask is written.
+        "import torch\n\n\ndef ban(logits, banned):\n    logits[..., banned] = -1e10\n"
+        "    return logits\n\n\ndef generate(model, ids, banned):\n    model = model.half()\n"
+        "    return ban(model(ids).float(), banned)\n",
         # Values float16 can hold, and infinities.
         "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, -10000.0)\n",
         "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, float('-inf'))\n",
@@ -160,6 +164,13 @@ scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)
         "    return x.masked_fill(mask, value)\n",
     )
     invalid = (
+        # A subscript store on the logits of a half model, in a helper it calls.
+        Invalid(
+            "import torch\n\n\ndef ban(logits, banned):\n    logits[..., banned] = -1e10\n"
+            "    return logits\n\n\ndef generate(model, ids, banned):\n    model = model.half()\n"
+            "    return ban(model(ids), banned)\n",
+            (("FP301", 5),),
+        ),
         Invalid(
             "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask == 0, -1e9)\n",
             (("FP301", 3),),

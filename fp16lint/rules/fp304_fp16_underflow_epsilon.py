@@ -5,7 +5,7 @@ from __future__ import annotations
 import libcst as cst
 
 from fp16lint.analysis.constants import FP16_ZERO_UP_TO
-from fp16lint.analysis.exposure import ExposureTracker, judged
+from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks, Sink
 from fp16lint.findings import Severity
@@ -36,7 +36,17 @@ class Fp16UnderflowEpsilon(Rule):
     code = "FP304"
     name = "fp16-underflow-epsilon"
     severity = Severity.WARNING
-    tokens = ("torch", "Tensor", "tensor", "clamp", "clip", "sqrt", "log", "normalize")
+    tokens = (
+        "torch",
+        "Tensor",
+        "tensor",
+        "clamp",
+        "clip",
+        "sqrt",
+        "log",
+        "normalize",
+        *ORIGIN_TOKENS,
+    )
     requires = (ConstantSinks, ExposureTracker, ModelFacts)
 
     summary = (
@@ -72,6 +82,13 @@ def normalize(x):
     runtime_confirmable = "yes"
 
     valid = (
+        # Only ever sees float32: a buffer made at init, an output upcast after autocast.
+        "import torch\nfrom torch import nn\n\n\ndef unit(x):\n"
+        "    return x / (x.norm(dim=-1, keepdim=True) + 1e-12)\n\n\n"
+        "class Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.register_buffer('basis', unit(torch.randn(8, 4)))\n\n\n"
+        "def embed(model, batch):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+        "        out = model(batch)\n    return unit(out.float())\n",
         # Norm layers keep eps in float32; optimizer eps is FP109's; tolerances are not sinks.
         "import torch\nfrom torch import nn\nnorm = nn.LayerNorm(64, eps=1e-12)\n"
         "y = torch.nn.functional.layer_norm(torch.randn(2, 64), (64,), eps=1e-12)\n",
@@ -124,6 +141,40 @@ def normalize(x):
         "    return torch.log(p.clamp(min=torch.finfo(p.dtype).tiny, max=float('inf')))\n",
     )
     invalid = (
+        # An IoU helper in another file, reached from an fp16 autocast region through a loss
+        # object's __call__.
+        Invalid(
+            {
+                "loss.py": "import torch\n\n\ndef box_iou(a, b, eps=1e-9):\n"
+                "    inter = torch.min(a[..., 2], b[..., 2]) * torch.min(a[..., 3], b[..., 3])\n"
+                "    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter + eps\n"
+                "    return inter / union\n\n\nclass BoxLoss:\n"
+                "    def __call__(self, pred, target):\n"
+                "        return (1 - box_iou(pred, target)).mean()\n",
+                "train.py": "import torch\nfrom loss import BoxLoss\n\n\n"
+                "def fit(model, loader):\n    criterion = BoxLoss()\n"
+                "    for images, boxes in loader:\n"
+                "        with torch.autocast('cuda', dtype=torch.float16):\n"
+                "            loss = criterion(model(images), boxes)\n        loss.backward()\n",
+            },
+            (("FP304", "loss.py", 6),),
+        ),
+        # `values, indices = torch.max(...)` keeps float16 in the values.
+        Invalid(
+            "import torch\n\n\ndef rescale(scores):\n"
+            "    high, _ = torch.max(scores, dim=1, keepdim=True)\n"
+            "    low, _ = torch.min(scores, dim=1, keepdim=True)\n"
+            "    return (scores - low) / (high - low + 1e-8)\n\n\n"
+            "def step(model, batch):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+            "        return rescale(model(batch))\n",
+            (("FP304", 7),),
+        ),
+        # A local-variable epsilon on a tensor made float16.
+        Invalid(
+            "import torch\n\n\ndef pool(model, x):\n    h = model(x).half()\n"
+            "    epsilon = 1e-8\n    return h / (h.sum(-1, keepdim=True) + epsilon)\n",
+            (("FP304", 7),),
+        ),
         Invalid(
             "import torch\ndef f(x):\n    return x / (x.norm(dim=-1, keepdim=True) + 1e-12)\n",
             (("FP304", 3),),
