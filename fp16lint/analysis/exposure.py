@@ -93,6 +93,7 @@ class ExposureTracker(Tracker):
         self.calls: list[dict[str, Any]] = []
         self.sites: list[dict[str, Any]] = []
         self.prefix = f"{ctx.module_name}." if ctx.module_name else ""
+        self.torch_attributes: set[str] = set()  # ``self.x = nn.Linear(...)`` in this file
 
     @property
     def frame(self) -> _Frame:
@@ -133,6 +134,10 @@ class ExposureTracker(Tracker):
         deps: frozenset[str] = frozenset()
         origin = None
         frame = self.frame
+        if not frame.deps and not frame.origins:
+            return deps, origin
+        if type(expr) is cst.Name:
+            return frame.deps.get(expr.value, deps), frame.origins.get(expr.value)
         for node in walk(expr):
             if type(node) is cst.Name:
                 found = frame.deps.get(node.value)
@@ -248,6 +253,17 @@ class ExposureTracker(Tracker):
 
     def leave_Assign(self, node: cst.Assign) -> None:
         self._assign([t.target for t in node.targets], node.value)
+        value = node.value
+        if self.frame.cls is not None and type(value) is cst.Call:
+            for target in node.targets:
+                place = target.target
+                if (
+                    type(place) is cst.Attribute
+                    and type(place.value) is cst.Name
+                    and place.value.value == "self"
+                    and (self.ctx.names.qualname(value.func) or "").startswith("torch.")
+                ):
+                    self.torch_attributes.add(place.attr.value)
 
     def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
@@ -303,8 +319,16 @@ class ExposureTracker(Tracker):
         return name
 
     def visit_Call(self, node: cst.Call) -> None:
+        if not node.args:
+            return
         func = node.func
-        if type(func) is cst.Attribute and func.attr.value == "to":
+        if type(func) is cst.Attribute and (
+            func.attr.value == "to"
+            or (type(func.value) is cst.Name and func.attr.value in self.torch_attributes)
+        ):
+            return  # a device move, or a torch module kept on ``self`` (``self.proj(x)``)
+        callee = self._callee(func)
+        if callee is None:
             return
         args = []
         position = 0
@@ -318,9 +342,6 @@ class ExposureTracker(Tracker):
             if state is not None:
                 args.append([slot, state])
         if not args:
-            return
-        callee = self._callee(func)
-        if callee is None:
             return
         record = {"callee": callee, "span": self.ctx.span_ref(node), "args": args}
         if self.frame.key is not None:
