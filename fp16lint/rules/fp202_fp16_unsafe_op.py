@@ -50,6 +50,9 @@ class Fp16UnsafeOp(Rule):
         "protected when it runs under an enabled autocast region that puts it on its float32 "
         "list (CUDA's, or CPU's much shorter one), when its input is upcast, when it is given "
         "`dtype=torch.float32`, or under a dtype guard."
+        " In helpers outside a model (losses, utilities, schedulers), an op is reported when "
+        "float16 is passed to it through calls (with the chain), and protected when every "
+        "such call sits in an autocast region that runs the op in float32."
     )
     why = (
         "Autocast keeps these ops in float32 because float16's range (max 65504, nothing "

@@ -36,6 +36,8 @@ class OpWithoutFp16Support(Rule):
         "outputs included: autocast does not cover these ops), or an activation in the "
         "`forward` (and the methods it calls) of a model class that a pure float16 cast "
         "reaches, or of any module class with `assume-fp16`. An upcast protects them."
+        " In helpers outside a model (losses, utilities, schedulers), an op is "
+        "reported when float16 is passed to it through calls (with the chain)."
     )
     why = (
         "These ops raise on float16 input instead of computing: `quantile` rejects it "

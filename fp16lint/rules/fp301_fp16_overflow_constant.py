@@ -93,7 +93,12 @@ class Fp16OverflowConstant(Rule):
         "infinities, `torch.finfo(x.dtype).min`, numpy and plain Python numbers, tensors whose "
         "dtype is evidently not float16 (`x.float()`, integer masks), and branches of a dtype "
         "test that exclude float16 (`-1e9 if x.dtype == torch.float32 else -1e4`) are left "
-        "alone. `torch.finfo(torch.float32).min` and its kin are FP302's."
+        "alone. `torch.finfo(torch.float32).min` and its kin are FP302's. "
+        "In default mode a site on a tensor is reported only where float16 can reach it — "
+        "made float16 in the function, a model's output in an fp16 autocast region, or passed "
+        "in from such a place through calls across functions and files (a loss object's "
+        "`__call__`, a helper) — and the message ends with where it comes from, the chain "
+        "listed as related locations; `assume-fp16` keeps every site on a tensor."
     )
     why = (
         "float16's largest finite value is 65504. Fill-style ops check the value and raise "
