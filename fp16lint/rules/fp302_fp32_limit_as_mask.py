@@ -5,6 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from fp16lint.analysis.dtypes import DType
+from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
+from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -23,8 +25,8 @@ class Fp32LimitAsMask(Rule):
     name = "fp32-limit-as-mask"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    tokens = TOKENS
-    requires = (ConstantSinks,)
+    tokens = (*TOKENS, *ORIGIN_TOKENS)
+    requires = (ConstantSinks, ExposureTracker, ModelFacts)
 
     summary = "A float32 (or float64) limit is used as a mask value; use the tensor's own `finfo`."
     what = (
@@ -32,7 +34,8 @@ class Fp32LimitAsMask(Rule):
         "float64 and bfloat16), `np.finfo(np.float32).min` and `sys.float_info.max`, directly "
         "or through a name, class attribute or parameter default, where they are written into "
         "or combined with a tensor — the same places as FP301. When FP301 would fire on the "
-        "same expression, only FP302 is raised."
+        "same expression, only FP302 is raised. In default mode only where float16 can reach the tensor (the "
+        "message ends with the chain from its origin); `assume-fp16` keeps every site."
     )
     why = (
         'The limit of a fixed dtype is meant as "the most negative number", but it is only '
@@ -58,6 +61,9 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
     runtime_confirmable = "yes"
 
     valid = (
+        # Scores this code builds in float32.
+        "import torch\n\n\ndef band(n, keep):\n    scores = torch.zeros(n, n, dtype=torch.float32)\n"
+        "    return scores.masked_fill(~keep, torch.finfo(torch.float32).min)\n",
         "import torch\ndef f(scores, mask):\n"
         "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
         "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, float('-inf'))\n",
@@ -77,12 +83,22 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
         "    return x.masked_fill(mask, torch.finfo(dtype).min)\n",
     )
     invalid = (
+        # float32's minimum written into scores of a variable dtype that an fp16 autocast
+        # region passes in.
+        Invalid(
+            "import torch\n\n\ndef mask_scores(scores, keep):\n"
+            "    return scores.masked_fill(~keep, torch.finfo(torch.float32).min)\n\n\n"
+            "def step(model, x, keep):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+            "        return mask_scores(model(x), keep)\n",
+            (("FP302", 5),),
+        ),
         Invalid(
             "import torch\ndef f(scores, mask):\n"
             "    return scores.masked_fill(mask, torch.finfo(torch.float32).min)\n",
             (("FP302", 3),),
             fixed="import torch\ndef f(scores, mask):\n"
             "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+            assume_fp16=True,
         ),
         # Another spelling of float32, through a module constant.
         Invalid(
@@ -91,6 +107,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             (("FP302", 5),),
             fixed="import torch as th\nMASK = th.finfo(th.float).min\n\ndef f(scores, mask):\n"
             "    return th.where(mask, th.finfo(scores.dtype).min, scores)\n",
+            assume_fp16=True,
         ),
         # numpy's and sys's limits: the value changes for float32, so the fix is unsafe.
         Invalid(
@@ -99,6 +116,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             (("FP302", 4),),
             fixed="import numpy as np\nimport torch\ndef f(scores, mask):\n"
             "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+            assume_fp16=True,
         ),
         Invalid(
             "import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
@@ -106,12 +124,14 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             (("FP302", 4),),
             fixed="import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
             "    logits[:, banned] = torch.finfo(logits.dtype).min\n",
+            assume_fp16=True,
         ),
         # An additive mask built from the limit: silent -inf, no automatic fix.
         Invalid(
             "import torch\ndef f(mask: torch.Tensor):\n"
             "    return (1.0 - mask) * torch.finfo(torch.float32).min\n",
             (("FP302", 3),),
+            assume_fp16=True,
         ),
         # A class attribute and a parameter default.
         Invalid(
@@ -126,6 +146,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             "        super().__init__()\n        self.fill = fill\n\n"
             "    def forward(self, scores, mask):\n"
             "        return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
+            assume_fp16=True,
         ),
         # Kept as a 0-dim mask buffer.
         Invalid(
@@ -143,6 +164,8 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
                 continue
             finfo = finfo_text(sink, self.ctx.code)
             safe = constant.limit is DType.FP32
+            weak = self.ctx.get(ConstantSinks).only_by_exposure(sink)
+            self.ctx.get(ExposureTracker).note(self.code, sink.node, sink.target, weak)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is {constant.limit.value}'s limit, outside "
@@ -154,3 +177,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             )
 
     visit_Call = visit_BinaryOperation = visit_AugAssign = visit_Assign = _check
+
+    @classmethod
+    def amend(cls, project, finding):
+        return judged(project, finding)
