@@ -183,3 +183,11 @@ def test_sink_examples_without_float16_origins_stay_quiet_in_library_mode():
             if isinstance(example, str) and not any(t in example for t in ORIGIN_TOKENS):
                 found = lint_code(example, select=(rule.code,), assume_fp16=True).findings
                 assert found == [], (rule.code, example)
+
+
+def test_shapes_unpacked_from_a_float16_tensor_are_numbers():
+    code = (
+        "import torch\n\n\ndef attend(q):\n    q = q.half()\n    b, n, d = q.shape\n"
+        "    scale = d ** -0.25\n    return q * scale / (n + 1e-8)\n"
+    )
+    assert lint_code(code, select=("FP202", "FP304")).findings == []

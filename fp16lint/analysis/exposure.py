@@ -43,7 +43,7 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.flow import FlowTracker, returns_index_pair
+from fp16lint.analysis.flow import FlowTracker, is_shape, returns_index_pair
 from fp16lint.analysis.tree import walk
 from fp16lint.findings import Finding, Position, Related, Span
 
@@ -236,6 +236,10 @@ class ExposureTracker(Tracker):
                 )
 
     def _assign(self, targets: list[cst.BaseExpression], value: cst.BaseExpression) -> None:
+        if is_shape(value):
+            for target in targets:
+                self._bind(target, frozenset(), None)  # ``b, n, d = q.shape``: numbers
+            return
         deps, origin = self._sources(value)
         dt = self.flow.dtype(value)
         if dt.safe:
