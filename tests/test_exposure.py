@@ -191,3 +191,14 @@ def test_shapes_unpacked_from_a_float16_tensor_are_numbers():
         "    scale = d ** -0.25\n    return q * scale / (n + 1e-8)\n"
     )
     assert lint_code(code, select=("FP202", "FP304")).findings == []
+
+
+def test_sizes_and_flags_computed_from_a_float16_tensor_carry_no_float16():
+    code = (
+        "import torch\n\n\ndef scale(x, n, fused):\n    return x.float() / (n + 1e-8)\n\n\n"
+        "def run(x):\n    x = x.half()\n    n = x.shape[0]\n"
+        "    fused = not x.requires_grad and int(x.size(0)) == 1\n"
+        "    return scale(x, n, fused)\n"
+    )
+    assert lint_code(code, select=("FP304",)).findings == []
+    assert lint_code(code.replace("x.float() / (n", "x.float() / (x"), select=("FP304",)).findings

@@ -44,13 +44,15 @@ import libcst as cst
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.flow import FlowTracker, is_shape, returns_index_pair
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.tree import children
 from fp16lint.findings import Finding, Position, Related, Span
 
 _MAX_CHAIN = 8
 # What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
 # judged on the exposure add these to their ``tokens``, so files with origins are read.
 ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16")
+_NOT_TENSOR_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
+_NOT_FLOAT_EXPRESSIONS = (cst.Comparison, cst.BooleanOperation, cst.Lambda)
 _NOT_CALLEES = ("torch.", "builtins.", "numpy.", "math.", "typing.", "functools.", "os.")
 
 
@@ -130,21 +132,33 @@ class ExposureTracker(Tracker):
 
     # --- what a value depends on ----------------------------------------------------------
     def _sources(self, expr: cst.BaseExpression) -> tuple[frozenset[str], dict[str, Any] | None]:
-        """The parameters ``expr`` depends on, and the origin of a float16 name in it."""
+        """The parameters ``expr`` depends on, and the origin of a float16 name in it. Parts
+        that are no float tensor do not count: attribute names, ``x.shape``/``x.dtype``,
+        ``x.size()``, comparisons and ``and``/``or``/``not`` (``int(x.shape[0]) == 1``)."""
         deps: frozenset[str] = frozenset()
         origin = None
         frame = self.frame
         if not frame.deps and not frame.origins:
             return deps, origin
-        if type(expr) is cst.Name:
-            return frame.deps.get(expr.value, deps), frame.origins.get(expr.value)
-        for node in walk(expr):
-            if type(node) is cst.Name:
+        stack: list[cst.CSTNode] = [expr]
+        while stack:
+            node = stack.pop()
+            kind = type(node)
+            if kind is cst.Name:
                 found = frame.deps.get(node.value)
                 if found:
                     deps = deps | found
                 if origin is None:
                     origin = frame.origins.get(node.value)
+            elif kind is cst.Attribute:
+                if node.attr.value not in _NOT_TENSOR_ATTRIBUTES:
+                    stack.append(node.value)
+            elif not (
+                kind in _NOT_FLOAT_EXPRESSIONS
+                or is_shape(node)
+                or (kind is cst.UnaryOperation and type(node.operator) is cst.Not)
+            ):
+                stack.extend(children(node))
         return deps, origin
 
     def _step(self, node: cst.CSTNode, what: str, text: str = "") -> dict[str, Any]:
