@@ -20,10 +20,11 @@ from fp16lint.settings import Settings
 @dataclass
 class ProjectResult:
     """The project pass' output: new findings, and per-file findings it completed
-    (``replaced``: original -> amended copy, or None for one the project shows is not one)."""
+    (``replaced``: original -> amended copy, or None for a finding the project pass withdraws:
+    FP101's deliberate casts, FP301/FP304 sites float16 does not reach)."""
 
     findings: list[Finding] = field(default_factory=list)
-    replaced: dict[Finding, Finding | None] = field(default_factory=dict)
+    replaced: dict[Finding, Finding | None] = field(default_factory=dict)  # None: dropped
 
 
 def _internal_error(rule: type[Rule], settings: Settings, exc: Exception) -> Finding:

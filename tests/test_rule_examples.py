@@ -19,11 +19,11 @@ def _cases(kind: str):
             yield pytest.param(rule, example, id=f"{rule.code}-{kind}-{index}")
 
 
-def _findings(rule, example, tmp_path):
+def _findings(rule, example, tmp_path, assume_fp16=False):
     if isinstance(example, str):
-        result = lint_code(example, select=(rule.code,))
+        result = lint_code(example, select=(rule.code,), assume_fp16=assume_fp16)
     else:
-        result = lint_project(tmp_path, dict(example), select=(rule.code,))
+        result = lint_project(tmp_path, dict(example), select=(rule.code,), assume_fp16=assume_fp16)
     internal = [f for f in result.findings if f.code in ("FP000", "FP999")]
     assert not internal, [f.message for f in internal]
     return [f for f in result.findings if f.code == rule.code]
@@ -43,7 +43,7 @@ def test_valid_example_is_quiet(rule, example, tmp_path):
 
 @pytest.mark.parametrize(("rule", "example"), list(_cases("invalid")))
 def test_invalid_example_is_flagged(rule, example: Invalid, tmp_path):
-    findings = _findings(rule, example.code, tmp_path)
+    findings = _findings(rule, example.code, tmp_path, example.assume_fp16)
     if isinstance(example.code, str):
         got = Counter((f.code, f.span.start.line) for f in findings)
     else:
@@ -64,15 +64,17 @@ def test_invalid_example_is_flagged(rule, example: Invalid, tmp_path):
     [p for p in _cases("invalid") if p.values[1].fixed is not None],
 )
 def test_fix_gives_expected_code_and_is_idempotent(rule, example: Invalid):
-    result = lint_code(example.code, select=(rule.code,), **{})
-    fixed = _apply(rule, example.code)
+    result = lint_code(example.code, select=(rule.code,), assume_fp16=example.assume_fp16)
+    fixed = _apply(rule, example.code, example.assume_fp16)
     assert fixed == example.fixed
     cst.parse_module(fixed)
-    assert _apply(rule, fixed) == fixed, "a second --fix run changed the file again"
+    assert _apply(rule, fixed, example.assume_fp16) == fixed, (
+        "a second --fix run changed the file again"
+    )
     assert result.findings
 
 
-def _apply(rule, code: str) -> str:
+def _apply(rule, code: str, assume_fp16: bool = False) -> str:
     from pathlib import Path
 
     from fp16lint.runner import Options, lint_text
@@ -81,7 +83,7 @@ def _apply(rule, code: str) -> str:
     result = lint_text(
         code,
         "example.py",
-        Settings(root=Path.cwd(), select=(rule.code,)),
+        Settings(root=Path.cwd(), select=(rule.code,), assume_fp16=assume_fp16),
         Options(fix=True, unsafe_fixes=True),
     )
     return result.fixed_text

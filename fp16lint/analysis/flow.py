@@ -136,6 +136,33 @@ _TENSOR_ANNOTATIONS = frozenset(
 )
 
 
+# Calls returning ``(values, indices)``: the values keep the input's dtype, the indices are int64.
+INDEX_PAIRS = frozenset(
+    {"max", "min", "sort", "topk", "kthvalue", "median", "mode", "cummax", "cummin", "nanmedian"}
+)
+
+
+def returns_index_pair(expr: cst.BaseExpression) -> bool:
+    """``x.max(dim)``, ``torch.topk(x, k)``...: unpacked as ``values, indices``."""
+    return (
+        type(expr) is cst.Call
+        and type(expr.func) is cst.Attribute
+        and expr.func.attr.value in INDEX_PAIRS
+        and bool(expr.args)
+    )
+
+
+def is_shape(expr: cst.BaseExpression) -> bool:
+    """``x.shape`` or ``x.size()``: Python ints (``b, n, d = q.shape`` unpacks numbers)."""
+    if type(expr) is cst.Attribute:
+        return expr.attr.value == "shape"
+    return (
+        type(expr) is cst.Call
+        and type(expr.func) is cst.Attribute
+        and expr.func.attr.value == "size"
+    )
+
+
 def _is_upcast(expr: cst.BaseExpression, names) -> bool:
     """``x.float()``, ``x.to(torch.float32)``, ``x.type(torch.float32)`` written in place."""
     site = cast_of(expr, names) if type(expr) is cst.Call else None
@@ -291,7 +318,9 @@ class FlowTracker(Tracker):
                 self.frame.dtype_vars[target.value] = dtype_of_value
         elif type(target) in (cst.Tuple, cst.List):
             # unpacking ``q, k, v = qkv.chunk(3)``: activations stay activations
-            element_dt = Dt.ACT if value.is16 or value is Dt.ACT else Dt.UNKNOWN
+            element_dt = Dt.ACT if value.is16 or value is Dt.ACT else value
+            if element_dt is not Dt.SCALAR and element_dt is not Dt.ACT:
+                element_dt = Dt.UNKNOWN
             for element in target.elements:
                 inner = element.value
                 self._set(inner.value if type(inner) is cst.StarredElement else inner, element_dt)
@@ -306,8 +335,16 @@ class FlowTracker(Tracker):
     def leave_Assign(self, node: cst.Assign) -> None:
         value = self.dtype(node.value)
         source = self._dtype_source(node.value)
+        pair = returns_index_pair(node.value)
         for target in node.targets:
-            self._set(target.target, value, source)
+            place = target.target
+            if type(place) in (cst.Tuple, cst.List) and is_shape(node.value):
+                self._set(place, Dt.SCALAR)
+            elif pair and type(place) in (cst.Tuple, cst.List) and len(place.elements) == 2:
+                self._set(place.elements[0].value, value)  # values, indices = x.max(-1)
+                self._set(place.elements[1].value, Dt.INT)
+            else:
+                self._set(place, value, source)
 
     def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:

@@ -31,6 +31,7 @@ import libcst as cst
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.dtypes import DType
+from fp16lint.analysis.exposure import ExposureTracker, Local, Pending, Verdict
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.names import dotted
@@ -97,13 +98,15 @@ def _method_name(call: cst.Call) -> str | None:
 class HazardTracker(Tracker):
     """Collects the unprotected FP2xx op sites of a file into ``ctx.facts["ops"]``."""
 
-    requires = (FlowTracker, AutocastTracker, ReceiverTracker)
+    requires = (FlowTracker, AutocastTracker, ReceiverTracker, ExposureTracker)
 
     def __init__(self, ctx):
         super().__init__(ctx)
         self.ops: list[dict[str, Any]] = []
         ctx.facts["ops"] = self.ops
         self.flow: FlowTracker = ctx.get(FlowTracker)
+        self.exposure: ExposureTracker = ctx.get(ExposureTracker)
+        self._why: Verdict = None  # the exposure of the operand ``_input`` last judged
         self._consumed: set[int] = set()  # square nodes reported as part of an FP203
         # Per function: names bound to a square, and to a reported reduction of one.
         self._squares: list[dict[str, tuple[cst.CSTNode, cst.BaseExpression, int | None]]] = [{}]
@@ -185,10 +188,17 @@ class HazardTracker(Tracker):
         if type(expr) is cst.Name and expr.value in ("self", "cls"):
             return None
         dt = self.flow.dtype(expr)
-        if dt.safe or dt is Dt.UNKNOWN:
+        if dt.safe:
             return None
+        self._why = why = self.exposure.judge(expr)
+        if dt is Dt.UNKNOWN:
+            if isinstance(why, Local):
+                return Dt.MAYBE16  # a model's output in an fp16 autocast region
+            if not isinstance(why, Pending):
+                return None
+            dt = Dt.ACT  # float16 when the function's caller passes float16 (the project pass)
         if dt is Dt.ACT:
-            if self._owner()[0] is None:
+            if self._owner()[0] is None and not isinstance(why, Pending):
                 return None
             if type(expr) in (cst.Name, cst.Attribute):
                 if dotted(expr) is not None and self.ctx.names.qualname(expr) is not None:
@@ -206,7 +216,8 @@ class HazardTracker(Tracker):
         **fields: Any,
     ) -> int:
         owner, method = self._owner()
-        if not dt.is16 and owner is None:
+        why = self._why
+        if not dt.is16 and owner is None and not isinstance(why, Pending):
             return -1
         record = {
             "rule": rule,
@@ -217,6 +228,10 @@ class HazardTracker(Tracker):
             "maybe": dt is Dt.MAYBE16,
             **fields,
         }
+        if isinstance(why, Local) and dt.is16:
+            record["origin"] = why.origin
+        elif isinstance(why, Pending):
+            record["fn"], record["params"] = why.key, list(why.params)
         self.ops.append(record)
         return len(self.ops) - 1
 
@@ -331,6 +346,7 @@ class HazardTracker(Tracker):
         elif type(node.operator) is cst.Divide and _literal_number(node.left) is not None:
             dt = self.flow.dtype(node.right)  # 1 / x: only on a known float16 tensor
             if dt.is16 and not self._autocast_protects(RTRUEDIV, False) and not self._guarded():
+                self._why = self.exposure.judge(node.right)
                 self._record(
                     "FP202",
                     node,
@@ -534,6 +550,9 @@ class HazardTracker(Tracker):
                 return False
             square, base, pending = bound
             dt = self.flow.dtype(operand)  # the square's own dtype, kept by the flow
+            self._why = self.exposure.judge(operand)
+            if dt is Dt.UNKNOWN and isinstance(self._why, Pending):
+                dt = Dt.ACT
         elif found is None:
             return False
         else:

@@ -28,9 +28,11 @@ from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.calls import argument
 from fp16lint.analysis.constants import SCALAR_TENSORS, Constant, ConstantTracker
 from fp16lint.analysis.dtypes import dtype_of
+from fp16lint.analysis.exposure import ExposureTracker
 from fp16lint.analysis.guards import in_non_fp16_branch
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
+from fp16lint.analysis.tree import walk
 from fp16lint.analysis.value_dtypes import ValueDtypes
 
 # method -> (position of the value argument, its keyword); all raise on overflow in fp16.
@@ -114,10 +116,12 @@ class ConstantSinks(Tracker):
     """``ctx.get(ConstantSinks).values(node)`` / ``.epsilons(node)`` for a Call,
     BinaryOperation, Assign or AugAssign node at the current point of the walk."""
 
-    requires = (ConstantTracker, ReceiverTracker)
+    requires = (ConstantTracker, ReceiverTracker, ExposureTracker)
 
     def __init__(self, ctx):
         super().__init__(ctx)
+        self.exposure: ExposureTracker = ctx.get(ExposureTracker)
+        self.by_exposure: set[int] = set()
         self.names = ctx.names
         self.constants: ConstantTracker = ctx.get(ConstantTracker)
         self.receivers: ReceiverTracker = ctx.get(ReceiverTracker)
@@ -133,9 +137,20 @@ class ConstantSinks(Tracker):
         if expr is None or self.value_of(expr) is not None:
             return False
         kind = self.receivers.kind_of(expr)
-        if kind is Kind.MODULE or (evident and kind is not Kind.TENSOR):
+        if kind is Kind.MODULE:
             return False
+        if evident and kind is not Kind.TENSOR:
+            # not seen to be a tensor here, but float16 values reach it (or may, through the
+            # function's parameters: the project pass keeps it only when they do)
+            if self.exposure.judge(expr) is None or not self.dtypes.may_be_fp16(expr):
+                return False
+            self.by_exposure.add(id(expr))
+            return True
         return self.dtypes.may_be_fp16(expr)
+
+    def only_by_exposure(self, sink: Sink) -> bool:
+        """The sink's target was taken for a tensor only because float16 may reach it."""
+        return sink.target is not None and id(sink.target) in self.by_exposure
 
     def _guarded(self) -> bool:
         """Under a dtype test that excludes fp16, or in a function that computes in fp32."""
@@ -359,10 +374,33 @@ class ConstantSinks(Tracker):
                 and constant.underflows
                 and self._fp16_tensor(other, evident=True)
             ):
-                use = self._zero_guarded_use()
+                use = self._zero_guarded_use() or self._named_then_guarded(node)
                 if use is not None:
                     return self._sink(value, use, other)
         return []
+
+    def _named_then_guarded(self, node: cst.BinaryOperation) -> str | None:
+        """``union = a + b - inter + eps`` then ``inter / union`` (or ``log(union)``) later in
+        the function: the sum is kept away from zero for that use."""
+        stack = self.ctx.stack
+        if len(stack) < 3 or type(stack[-2]) is not cst.Assign or stack[-2].value is not node:
+            return None
+        targets = stack[-2].targets
+        if len(targets) != 1 or type(targets[0].target) is not cst.Name:
+            return None
+        name = targets[0].target.value
+        function = next((n for n in reversed(stack) if type(n) is cst.FunctionDef), None)
+        if function is None:
+            return None
+        for found in walk(function.body):
+            if (
+                type(found) is cst.BinaryOperation
+                and type(found.operator) is cst.Divide
+                and type(found.right) is cst.Name
+                and found.right.value == name
+            ):
+                return "a denominator"
+        return None
 
     def _zero_guarded_use(self) -> str | None:
         """How the expression on top of the stack is used: ``a denominator``, ``log``,

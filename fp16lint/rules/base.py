@@ -38,11 +38,14 @@ class Invalid:
     ``expect`` lists ``(code, line)`` — or ``(code, path, line)`` for a project — that the
     example must produce, no more and no fewer for this rule's code. ``fixed`` is the expected
     source after applying this rule's fixes (unsafe ones included), for single-file examples.
+    ``assume_fp16`` lints the example in library mode (a library function whose callers are
+    not in the example).
     """
 
     code: Example
     expect: tuple[tuple, ...]
     fixed: str | None = None
+    assume_fp16: bool = False
 
 
 class Rule:
@@ -123,8 +126,8 @@ class Rule:
 
     # Rules whose per-file findings need project facts to be complete (FP101/FP501 list what
     # is fp16-unsafe inside the cast model) override this; it runs in the project pass. None
-    # withdraws a finding the project shows is not one (FP101: a deliberate cast of a model
-    # with nothing unsafe inside).
+    # withdraws the finding (FP101: a deliberate cast of a model with nothing unsafe inside;
+    # FP301/FP304: float16 does not reach the site).
     @classmethod
     def amend(cls, project: Project, finding: Finding) -> Finding | None:
         return finding

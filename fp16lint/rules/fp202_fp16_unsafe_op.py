@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fp16lint.analysis.exposure import related, with_chain
 from fp16lint.analysis.index import ModelFacts, index_of
 from fp16lint.data.amp_ops import OPS_BY_MODULE, RISKS
 from fp16lint.findings import Severity
@@ -50,6 +51,9 @@ class Fp16UnsafeOp(Rule):
         "protected when it runs under an enabled autocast region that puts it on its float32 "
         "list (CUDA's, or CPU's much shorter one), when its input is upcast, when it is given "
         "`dtype=torch.float32`, or under a dtype guard."
+        " In helpers outside a model (losses, utilities, schedulers), an op is reported when "
+        "float16 is passed to it through calls (with the chain), and protected when every "
+        "such call sits in an autocast region that runs the op in float32."
     )
     why = (
         "Autocast keeps these ops in float32 because float16's range (max 65504, nothing "
@@ -72,6 +76,13 @@ def forward(self, logits):
     references = ("https://pytorch.org/docs/stable/amp.html#autocast-op-reference",)
 
     valid = (
+        # A helper called only inside an fp16 autocast region: autocast runs its exp in float32.
+        {
+            "helpers.py": "def scores(logits):\n    return logits.exp()\n",
+            "infer.py": "import torch\nfrom helpers import scores\n\n\ndef run(model, x):\n"
+            "    with torch.autocast('cuda', dtype=torch.float16):\n"
+            "        return scores(model(x))\n",
+        },
         # Never cast.
         _model("        return torch.softmax(x, -1).exp()", "model = Net()\n"),
         # Only run under autocast.
@@ -116,6 +127,16 @@ def forward(self, logits):
         "with torch.autocast('cuda'):\n    y = x.softmax(-1).log()\n",
     )
     invalid = (
+        # The same helper called on the region's output after it ends.
+        Invalid(
+            {
+                "helpers.py": "def scores(logits):\n    return logits.exp()\n",
+                "infer.py": "import torch\nfrom helpers import scores\n\n\ndef run(model, x):\n"
+                "    with torch.autocast('cuda', dtype=torch.float16):\n"
+                "        out = model(x)\n    return scores(out)\n",
+            },
+            (("FP202", "helpers.py", 2),),
+        ),
         Invalid(LIBRARY_PROJECT, (("FP202", "lib/mylib/models/blocks.py", 16),)),
         Invalid(INHERITANCE_PROJECT, (("FP202", "models.py", 15),)),
         # Local flow: float16 by construction, then unprotected.
@@ -174,14 +195,14 @@ def forward(self, logits):
                 help=hint(op.name),
                 severity=risk.severity,
             )
-        for path, record, reason in op_sites(project, cls.code):
+        for path, record, reason, chain in op_sites(project, cls.code):
             severity, what = risk_of(record)
             report.add(
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` {where(record, reason)}: {what}.",
-                related=reason.related() if reason else (),
+                with_chain(f"`{record['text']}` {where(record, reason)}: {what}.", chain),
+                related=[*(reason.related() if reason else ()), *related(chain)],
                 help=hint(record["op"]),
                 severity=severity,
             )

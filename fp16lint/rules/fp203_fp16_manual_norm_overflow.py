@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fp16lint.analysis.context import span_of
+from fp16lint.analysis.exposure import related, with_chain
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.findings import Applicability, Edit, Fix, Severity, Span
 from fp16lint.rules.base import Invalid, Rule
@@ -160,7 +161,7 @@ def forward(self, x):
 
     @classmethod
     def check_project(cls, project, report) -> None:
-        for path, record, reason in op_sites(project, cls.code):
+        for path, record, reason, chain in op_sites(project, cls.code):
             fix = None
             suggestion = "Upcast with `.float()` before squaring"
             if "fix" in record:
@@ -178,9 +179,12 @@ def forward(self, x):
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` squares float16 values{context}: inf once |x| reaches 255.97, "
-                "and the norm turns the row into zeros.",
-                related=reason.related() if reason else (),
+                with_chain(
+                    f"`{record['text']}` squares float16 values{context}: inf once |x| reaches "
+                    "255.97, and the norm turns the row into zeros.",
+                    chain,
+                ),
+                related=[*(reason.related() if reason else ()), *related(chain)],
                 help=f"{suggestion} and cast the result back.",
                 fix=fix,
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fp16lint.analysis.exposure import related, with_chain
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.data.amp_ops import NO_FP16_SUPPORT
 from fp16lint.findings import Severity
@@ -35,6 +36,8 @@ class OpWithoutFp16Support(Rule):
         "outputs included: autocast does not cover these ops), or an activation in the "
         "`forward` (and the methods it calls) of a model class that a pure float16 cast "
         "reaches, or of any module class with `assume-fp16`. An upcast protects them."
+        " In helpers outside a model (losses, utilities, schedulers), an op is "
+        "reported when float16 is passed to it through calls (with the chain)."
     )
     why = (
         "These ops raise on float16 input instead of computing: `quantile` rejects it "
@@ -54,6 +57,10 @@ def forward(self, x):
     references = ("https://pytorch.org/docs/stable/amp.html#autocast-op-reference",)
 
     valid = (
+        # The same utility given float32.
+        "import torch\n\n\ndef clip_outliers(x, q=0.99):\n"
+        "    limit = torch.quantile(x.abs(), q)\n    return x.clamp(-limit, limit)\n\n\n"
+        "def sample(latents):\n    return clip_outliers(latents.half().float())\n",
         # Never cast.
         _NET.format(op="torch.quantile(x, 0.5)") + "model = Net()\n",
         # Upcast first.
@@ -70,6 +77,14 @@ def forward(self, x):
         "import torch\n\nx = torch.randn(16)\ninv = torch.linalg.inv(x.view(4, 4))\n",
     )
     invalid = (
+        # A utility reached by float16 latents, outside any module's forward.
+        Invalid(
+            "import torch\n\n\ndef clip_outliers(x, q=0.99):\n"
+            "    limit = torch.quantile(x.abs(), q)\n    return x.clamp(-limit, limit)\n\n\n"
+            "def sample(latents):\n    latents = latents.half()\n"
+            "    return clip_outliers(latents)\n",
+            (("FP204", 5),),
+        ),
         Invalid(LIBRARY_PROJECT, (("FP204", "lib/mylib/models/blocks.py", 15),)),
         Invalid(INHERITANCE_PROJECT, (("FP204", "models.py", 15),)),
         Invalid(_NET.format(op="x.quantile(0.5)") + "model = Net().half()\n", (("FP204", 8),)),
@@ -96,13 +111,16 @@ def forward(self, x):
 
     @classmethod
     def check_project(cls, project, report) -> None:
-        for path, record, reason in op_sites(project, cls.code):
+        for path, record, reason, chain in op_sites(project, cls.code):
             behaviour = NO_FP16_SUPPORT[record["op"]].behaviour
             report.add(
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` {where(record, reason)}: `{record['op']}` {behaviour}.",
-                related=reason.related() if reason else (),
+                with_chain(
+                    f"`{record['text']}` {where(record, reason)}: `{record['op']}` {behaviour}.",
+                    chain,
+                ),
+                related=[*(reason.related() if reason else ()), *related(chain)],
                 help="Upcast its input with `.float()` first.",
             )

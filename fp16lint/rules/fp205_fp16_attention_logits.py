@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from fp16lint.analysis.attention import AttentionTracker
+from fp16lint.analysis.exposure import Chain, related, with_chain
 from fp16lint.analysis.index import ModelFacts, Reason
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -39,18 +40,20 @@ _SCALED = (
 )
 
 
-def fp16_attention_sites(project: Any) -> Iterator[tuple[str, dict[str, Any], Reason | None]]:
+def fp16_attention_sites(
+    project: Any,
+) -> Iterator[tuple[str, dict[str, Any], Reason | None, Chain | None]]:
     """The logit sites that run in float16: local float16 or fp16 autocast, methods of classes
     that run in float16 (the project index), and in library mode free functions' inputs.
 
-    The one place FP205 asks "is this float16?", so that it can move to the shared exposure
-    analysis (issue 17) without touching the rule."""
+    The one place FP205 asks "is this float16?": the FP2xx op sites (the project index and the
+    shared exposure analysis, with its chain), plus library mode's free functions."""
     yield from op_sites(project, "FP205")
     if getattr(project.settings, "assume_fp16", False):
         for path, summary in project.summaries.items():
             for record in summary.facts.get("ops", ()):
                 if record["rule"] == "FP205" and record.get("function"):
-                    yield path, record, None
+                    yield path, record, None, None
 
 
 def _where(record: dict[str, Any], reason: Reason | None) -> str:
@@ -180,7 +183,7 @@ with torch.autocast("cuda", dtype=torch.float16):
     @classmethod
     def check_project(cls, project, report) -> None:
         seen: set[tuple[str, tuple]] = set()
-        for path, record, reason in fp16_attention_sites(project):
+        for path, record, reason, chain in fp16_attention_sites(project):
             key = (path, tuple(record["span"]))
             if key in seen:
                 continue
@@ -190,10 +193,13 @@ with torch.autocast("cuda", dtype=torch.float16):
                 cls,
                 path,
                 record["span"],
-                f"`{record['text']}` computes attention logits {_where(record, reason)}: a "
-                "q·kᵀ dot product above 65504 becomes inf and the softmax row NaN"
-                f"{_SCALED if scaled else ''}.",
+                with_chain(
+                    f"`{record['text']}` computes attention logits {_where(record, reason)}: a "
+                    "q·kᵀ dot product above 65504 becomes inf and the softmax row NaN"
+                    f"{_SCALED if scaled else ''}.",
+                    chain,
+                ),
                 help=_HINT,
-                related=reason.related() if reason else (),
+                related=[*(reason.related() if reason else ()), *related(chain)],
                 severity=Severity.INFO if scaled else None,
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from fp16lint.analysis.exposure import Chain, exposure_of
 from fp16lint.analysis.index import Reason, index_of, short
 from fp16lint.data.amp_ops import OPS_BY_NAME, RISKS
 
@@ -119,14 +120,34 @@ def where(record: dict[str, Any], reason: Reason | None) -> str:
     return f"in {place(record)} runs on float16 because {reason.because()}"
 
 
-def op_sites(project: Any, rule: str) -> Iterator[tuple[str, dict[str, Any], Reason | None]]:
-    """The FP2xx op sites of ``rule`` that run in float16, each once."""
+def op_sites(
+    project: Any, rule: str
+) -> Iterator[tuple[str, dict[str, Any], Reason | None, Chain | None]]:
+    """The FP2xx op sites of ``rule`` that run in float16, each once: in a method a float16
+    class runs (with the reason), or on a value float16 reaches (with its exposure chain:
+    made float16 in the same function, or passed in by calls from elsewhere)."""
+    index, exposure = index_of(project), exposure_of(project)
     seen: set[tuple[str, tuple]] = set()
-    for path, record, reason in index_of(project).resident_ops():
+    for path, record, reason in index.resident_ops():
         key = (path, tuple(record["span"]))
         if record["rule"] == rule and key not in seen:
             seen.add(key)
-            yield path, record, reason
+            yield path, record, reason, None if reason else exposure.record_chain(path, record)
+    for path, record in index.ops:
+        key = (path, tuple(record["span"]))
+        if record["rule"] == rule and "fn" in record and key not in seen:
+            chain = exposure.record_chain(path, record)
+            if chain is not None and not _autocast_protects(record, chain):
+                seen.add(key)
+                yield path, record, None, chain
+
+
+def _autocast_protects(record: dict[str, Any], chain: Chain) -> bool:
+    """The site's function is called inside an autocast region that runs its op in float32."""
+    op = OPS_BY_NAME.get(record.get("op", ""))
+    if chain.autocast is None or op is None:
+        return False
+    return op.cpu_fp32 if chain.autocast == "cpu" else op.cuda_fp32
 
 
 def risk_of(record: dict[str, Any]):

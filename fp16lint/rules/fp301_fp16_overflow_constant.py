@@ -8,6 +8,8 @@ import libcst as cst
 
 from fp16lint.analysis.constants import Constant
 from fp16lint.analysis.context import NodeEdit
+from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
+from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.mask_use import mask_use
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.sinks import CLAMP_METHODS, ConstantSinks, Sink
@@ -97,8 +99,8 @@ class Fp16OverflowConstant(Rule):
     name = "fp16-overflow-constant"
     severity = Severity.ERROR
     fix = Applicability.UNSAFE
-    tokens = TOKENS
-    requires = (ConstantSinks,)
+    tokens = (*TOKENS, *ORIGIN_TOKENS)
+    requires = (ConstantSinks, ExposureTracker, ModelFacts)
 
     summary = (
         "A constant beyond float16's range (±65504) is written into or combined with a tensor."
@@ -114,7 +116,12 @@ class Fp16OverflowConstant(Rule):
         "infinities, `torch.finfo(x.dtype).min`, numpy and plain Python numbers, tensors whose "
         "dtype is evidently not float16 (`x.float()`, integer masks), and branches of a dtype "
         "test that exclude float16 (`-1e9 if x.dtype == torch.float32 else -1e4`) are left "
-        "alone. `torch.finfo(torch.float32).min` and its kin are FP302's."
+        "alone. `torch.finfo(torch.float32).min` and its kin are FP302's. "
+        "In default mode a site on a tensor is reported only where float16 can reach it — "
+        "made float16 in the function, a model's output in an fp16 autocast region, or passed "
+        "in from such a place through calls across functions and files (a loss object's "
+        "`__call__`, a helper) — and the message ends with where it comes from, the chain "
+        "listed as related locations; `assume-fp16` keeps every site on a tensor."
     )
     why = (
         "float16's largest finite value is 65504. Fill-style ops check the value and raise "
@@ -156,6 +163,10 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
     runtime_confirmable = "yes"
 
     valid = (
+        # The logits are upcast before the mask is written.
+        "import torch\n\n\ndef ban(logits, banned):\n    logits[..., banned] = -1e10\n"
+        "    return logits\n\n\ndef generate(model, ids, banned):\n    model = model.half()\n"
+        "    return ban(model(ids).float(), banned)\n",
         # Values float16 can hold, and infinities.
         "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, -10000.0)\n",
         "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, float('-inf'))\n",
@@ -204,6 +215,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             fixed="import torch\ndef f(scores, mask):\n"
             "    scores = scores.masked_fill(mask == 0, torch.finfo(scores.dtype).min)\n"
             "    return scores.softmax(-1)\n",
+            assume_fp16=True,
         ),
         # An additive mask (added to the scores later): -1e4 in float16, as written elsewhere.
         Invalid(
@@ -214,6 +226,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             fixed="import torch\ndef f(scores, attn_mask, m):\n"
             "    attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 "
             "else -1e8)\n    return torch.softmax(scores + attn_mask, -1)\n",
+            assume_fp16=True,
         ),
         # Returned: its use is not seen, so the value that is safe for both uses.
         Invalid(
@@ -221,6 +234,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             (("FP301", 3),),
             fixed="import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask == 0, "
             "-1e4 if scores.dtype == torch.float16 else -1e9)\n",
+            assume_fp16=True,
         ),
         # A module constant, reported at the use.
         Invalid(
@@ -230,6 +244,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             fixed="import torch\nNEG_INF = -1e9\n\ndef f(scores, mask):\n"
             "    scores.masked_fill_(mask, -1e4 if scores.dtype == torch.float16 else NEG_INF)\n"
             "    return scores\n",
+            assume_fp16=True,
         ),
         # A class attribute set in __init__.
         Invalid(
@@ -243,12 +258,14 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "    def forward(self, q, k, mask):\n        scores = torch.matmul(q, k)\n"
             "        return torch.where(mask, scores, -1e4 if scores.dtype == torch.float16 "
             "else self.neg)\n",
+            assume_fp16=True,
         ),
         # Arithmetic with a tensor: silent -inf.
         Invalid(
             "import torch\ndef f(scores, mask: torch.Tensor):\n"
             "    return scores + (1.0 - mask) * -1e9\n",
             (("FP301", 3),),
+            assume_fp16=True,
         ),
         # Subscript assignment, with float("1e10") and a parameter default.
         Invalid(
@@ -258,6 +275,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             fixed="import torch\ndef ban(logits: torch.Tensor, banned, value=float('-1e10')):\n"
             "    logits[..., banned] = -1e4 if logits.dtype == torch.float16 else value\n"
             "    return logits\n",
+            assume_fp16=True,
         ),
         # A 0-dim tensor kept as a mask buffer, and literal arithmetic.
         Invalid(
@@ -280,6 +298,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "    y = x.clamp(torch.finfo(x.dtype).min, torch.finfo(x.dtype).max)\n"
             "    return y.masked_fill(bias < 0, -1e4 if y.dtype == torch.float16 "
             "else torch.finfo(torch.float16).min - 100)\n",
+            assume_fp16=True,
         ),
         # A tensor of constants cast to the activations' dtype.
         Invalid(
@@ -301,6 +320,13 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "        x = x.masked_fill(mask, -1e4 if x.dtype == torch.float16 else -1e5)\n"
             "    return x\n",
         ),
+        # A subscript store on the logits of a half model, in a helper it calls.
+        Invalid(
+            "import torch\n\n\ndef ban(logits, banned):\n    logits[..., banned] = -1e10\n"
+            "    return logits\n\n\ndef generate(model, ids, banned):\n    model = model.half()\n"
+            "    return ban(model(ids), banned)\n",
+            (("FP301", 5),),
+        ),
     )
 
     def _check(self, node: cst.CSTNode) -> None:
@@ -312,6 +338,8 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
                 continue
             edits = fix_edits(self, sink)
             finfo = edits[0].content if edits else finfo_text(sink, self.ctx.code)
+            weak = self.ctx.get(ConstantSinks).only_by_exposure(sink)
+            self.ctx.get(ExposureTracker).note(self.code, sink.node, sink.target, weak)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is outside float16's range (±65504): "
@@ -323,3 +351,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             )
 
     visit_Call = visit_BinaryOperation = visit_AugAssign = visit_Assign = _check
+
+    @classmethod
+    def amend(cls, project, finding):
+        return judged(project, finding)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from fp16lint.analysis.dtypes import DType
+from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
+from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks
 from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -23,8 +25,8 @@ class Fp32LimitAsMask(Rule):
     name = "fp32-limit-as-mask"
     severity = Severity.WARNING
     fix = Applicability.SAFE
-    tokens = TOKENS
-    requires = (ConstantSinks,)
+    tokens = (*TOKENS, *ORIGIN_TOKENS)
+    requires = (ConstantSinks, ExposureTracker, ModelFacts)
 
     summary = "A float32 (or float64) limit is used as a mask value; use the tensor's own `finfo`."
     what = (
@@ -32,7 +34,8 @@ class Fp32LimitAsMask(Rule):
         "float64 and bfloat16), `np.finfo(np.float32).min` and `sys.float_info.max`, directly "
         "or through a name, class attribute or parameter default, where they are written into "
         "or combined with a tensor — the same places as FP301. When FP301 would fire on the "
-        "same expression, only FP302 is raised."
+        "same expression, only FP302 is raised. In default mode only where float16 can reach the tensor (the "
+        "message ends with the chain from its origin); `assume-fp16` keeps every site."
     )
     why = (
         'The limit of a fixed dtype is meant as "the most negative number", but it is only '
@@ -63,6 +66,9 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
     runtime_confirmable = "yes"
 
     valid = (
+        # Scores this code builds in float32.
+        "import torch\n\n\ndef band(n, keep):\n    scores = torch.zeros(n, n, dtype=torch.float32)\n"
+        "    return scores.masked_fill(~keep, torch.finfo(torch.float32).min)\n",
         "import torch\ndef f(scores, mask):\n"
         "    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)\n",
         "import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, float('-inf'))\n",
@@ -89,6 +95,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             (("FP302", 3),),
             fixed="import torch\ndef f(scores, mask):\n"
             "    return torch.softmax(scores.masked_fill(mask, torch.finfo(scores.dtype).min), -1)\n",
+            assume_fp16=True,
         ),
         # Returned (perhaps added to scores later): -1e4 in float16, unchanged otherwise.
         Invalid(
@@ -97,6 +104,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             (("FP302", 3),),
             fixed="import torch\ndef f(scores, mask):\n    return scores.masked_fill(mask, "
             "-1e4 if scores.dtype == torch.float16 else torch.finfo(torch.float32).min)\n",
+            assume_fp16=True,
         ),
         # Another spelling of float32, through a module constant.
         Invalid(
@@ -105,6 +113,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             (("FP302", 5),),
             fixed="import torch as th\nMASK = th.finfo(th.float).min\n\ndef f(scores, mask):\n"
             "    return th.where(mask, -1e4 if scores.dtype == th.float16 else MASK, scores)\n",
+            assume_fp16=True,
         ),
         # numpy's and sys's limits: the value changes for float32, so the fix is unsafe.
         Invalid(
@@ -114,6 +123,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             fixed="import numpy as np\nimport torch\ndef f(scores, mask):\n"
             "    return scores.masked_fill(mask, -1e4 if scores.dtype == torch.float16 "
             "else np.finfo(np.float32).min)\n",
+            assume_fp16=True,
         ),
         Invalid(
             "import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
@@ -122,12 +132,14 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             fixed="import sys\nimport torch\ndef f(logits: torch.Tensor, banned):\n"
             "    logits[:, banned] = -1e4 if logits.dtype == torch.float16 "
             "else torch.finfo(logits.dtype).min\n",
+            assume_fp16=True,
         ),
         # An additive mask built from the limit: silent -inf, no automatic fix.
         Invalid(
             "import torch\ndef f(mask: torch.Tensor):\n"
             "    return (1.0 - mask) * torch.finfo(torch.float32).min\n",
             (("FP302", 3),),
+            assume_fp16=True,
         ),
         # A class attribute and a parameter default.
         Invalid(
@@ -143,6 +155,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             "    def forward(self, scores, mask):\n"
             "        return scores.masked_fill(mask, -1e4 if scores.dtype == torch.float16 "
             "else self.fill)\n",
+            assume_fp16=True,
         ),
         # Kept as a 0-dim mask buffer.
         Invalid(
@@ -150,6 +163,15 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             "    def __init__(self):\n        super().__init__()\n"
             "        self.register_buffer('neg', torch.tensor(torch.finfo(torch.float32).min))\n",
             (("FP302", 7),),
+        ),
+        # float32's minimum written into scores of a variable dtype that an fp16 autocast
+        # region passes in.
+        Invalid(
+            "import torch\n\n\ndef mask_scores(scores, keep):\n"
+            "    return scores.masked_fill(~keep, torch.finfo(torch.float32).min)\n\n\n"
+            "def step(model, x, keep):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+            "        return mask_scores(model(x), keep)\n",
+            (("FP302", 5),),
         ),
     )
 
@@ -161,6 +183,8 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             edits = fix_edits(self, sink)
             finfo = edits[0].content if edits else finfo_text(sink, self.ctx.code)
             safe = constant.limit is DType.FP32
+            weak = self.ctx.get(ConstantSinks).only_by_exposure(sink)
+            self.ctx.get(ExposureTracker).note(self.code, sink.node, sink.target, weak)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is {constant.limit.value}'s limit, outside "
@@ -173,3 +197,7 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             )
 
     visit_Call = visit_BinaryOperation = visit_AugAssign = visit_Assign = _check
+
+    @classmethod
+    def amend(cls, project, finding):
+        return judged(project, finding)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import libcst as cst
 
 from fp16lint.analysis.constants import FP16_ZERO_UP_TO
+from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
+from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks, Sink
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -34,8 +36,18 @@ class Fp16UnderflowEpsilon(Rule):
     code = "FP304"
     name = "fp16-underflow-epsilon"
     severity = Severity.WARNING
-    tokens = ("torch", "Tensor", "tensor", "clamp", "clip", "sqrt", "log", "normalize")
-    requires = (ConstantSinks,)
+    tokens = (
+        "torch",
+        "Tensor",
+        "tensor",
+        "clamp",
+        "clip",
+        "sqrt",
+        "log",
+        "normalize",
+        *ORIGIN_TOKENS,
+    )
+    requires = (ConstantSinks, ExposureTracker, ModelFacts)
 
     summary = (
         "An epsilon below float16's smallest subnormal (5.96e-08) keeps nothing away from zero."
@@ -49,7 +61,12 @@ class Fp16UnderflowEpsilon(Rule):
         "dtype. Not raised for the `eps` of norm layers (LayerNorm, GroupNorm, BatchNorm, "
         "RMSNorm: their kernels keep it in float32), for tolerances (`atol`, `rtol`), learning "
         "rates, or optimizer `eps` (FP109), nor where the tensor is evidently float32 "
-        "(`x.float().pow(2).mean()`)."
+        "(`x.float().pow(2).mean()`). "
+        "In default mode a site on a tensor is reported only where float16 can reach it — "
+        "made float16 in the function, a model's output in an fp16 autocast region, or passed "
+        "in from such a place through calls across functions and files (a loss object's "
+        "`__call__`, a helper) — and the message ends with where it comes from, the chain "
+        "listed as related locations; `assume-fp16` keeps every site on a tensor."
     )
     why = (
         "float16's smallest subnormal is 2**-24 ≈ 5.96e-08 and anything below about 2.98e-08 "
@@ -70,6 +87,13 @@ def normalize(x):
     runtime_confirmable = "yes"
 
     valid = (
+        # Only ever sees float32: a buffer made at init, an output upcast after autocast.
+        "import torch\nfrom torch import nn\n\n\ndef unit(x):\n"
+        "    return x / (x.norm(dim=-1, keepdim=True) + 1e-12)\n\n\n"
+        "class Head(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.register_buffer('basis', unit(torch.randn(8, 4)))\n\n\n"
+        "def embed(model, batch):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+        "        out = model(batch)\n    return unit(out.float())\n",
         # Norm layers keep eps in float32; optimizer eps is FP109's; tolerances are not sinks.
         "import torch\nfrom torch import nn\nnorm = nn.LayerNorm(64, eps=1e-12)\n"
         "y = torch.nn.functional.layer_norm(torch.randn(2, 64), (64,), eps=1e-12)\n",
@@ -122,20 +146,57 @@ def normalize(x):
         "    return torch.log(p.clamp(min=torch.finfo(p.dtype).tiny, max=float('inf')))\n",
     )
     invalid = (
+        # An IoU helper in another file, reached from an fp16 autocast region through a loss
+        # object's __call__.
+        Invalid(
+            {
+                "loss.py": "import torch\n\n\ndef box_iou(a, b, eps=1e-9):\n"
+                "    inter = torch.min(a[..., 2], b[..., 2]) * torch.min(a[..., 3], b[..., 3])\n"
+                "    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter + eps\n"
+                "    return inter / union\n\n\nclass BoxLoss:\n"
+                "    def __call__(self, pred, target):\n"
+                "        return (1 - box_iou(pred, target)).mean()\n",
+                "train.py": "import torch\nfrom loss import BoxLoss\n\n\n"
+                "def fit(model, loader):\n    criterion = BoxLoss()\n"
+                "    for images, boxes in loader:\n"
+                "        with torch.autocast('cuda', dtype=torch.float16):\n"
+                "            loss = criterion(model(images), boxes)\n        loss.backward()\n",
+            },
+            (("FP304", "loss.py", 6),),
+        ),
+        # `values, indices = torch.max(...)` keeps float16 in the values.
+        Invalid(
+            "import torch\n\n\ndef rescale(scores):\n"
+            "    high, _ = torch.max(scores, dim=1, keepdim=True)\n"
+            "    low, _ = torch.min(scores, dim=1, keepdim=True)\n"
+            "    return (scores - low) / (high - low + 1e-8)\n\n\n"
+            "def step(model, batch):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+            "        return rescale(model(batch))\n",
+            (("FP304", 7),),
+        ),
+        # A local-variable epsilon on a tensor made float16.
+        Invalid(
+            "import torch\n\n\ndef pool(model, x):\n    h = model(x).half()\n"
+            "    epsilon = 1e-8\n    return h / (h.sum(-1, keepdim=True) + epsilon)\n",
+            (("FP304", 7),),
+        ),
         Invalid(
             "import torch\ndef f(x):\n    return x / (x.norm(dim=-1, keepdim=True) + 1e-12)\n",
             (("FP304", 3),),
+            assume_fp16=True,
         ),
         # A parameter default and a module constant, reported at the use.
         Invalid(
             "import torch\ndef iou(a: torch.Tensor, b, eps=1e-12):\n"
             "    union = a.sum() + b\n    return a.sum() / (union + eps)\n",
             (("FP304", 4),),
+            assume_fp16=True,
         ),
         Invalid(
             "import torch\nEPS = 1e-15\n\ndef entropy(p: torch.Tensor):\n"
             "    return -(p * torch.log(p + EPS)).sum()\n",
             (("FP304", 5),),
+            assume_fp16=True,
         ),
         # A hand-written norm with eps kept on the module.
         Invalid(
@@ -145,18 +206,21 @@ def normalize(x):
             "        var = x.pow(2).mean(-1, keepdim=True)\n"
             "        return x / torch.sqrt(var + self.eps)\n",
             (("FP304", 11),),
+            assume_fp16=True,
         ),
         # clamp bounds and rsqrt.
         Invalid(
             "import torch\ndef f(x: torch.Tensor):\n    y = x.clamp(min=1e-10).log()\n"
             "    z = torch.clamp_min(x, 1e-20)\n    return (x.abs() + 1e-9).rsqrt() + y + z\n",
             (("FP304", 3), ("FP304", 4), ("FP304", 5)),
+            assume_fp16=True,
         ),
         # The eps of helpers that compute in the input's dtype.
         Invalid(
             "import torch.nn.functional as F\ndef f(x, y):\n"
             "    return F.normalize(x, dim=-1, eps=1e-12), F.cosine_similarity(x, y, -1, 1e-8)\n",
             (("FP304", 3), ("FP304", 3)),
+            assume_fp16=True,
         ),
         # A power, and under the float16 branch of a dtype test.
         Invalid(
@@ -167,13 +231,19 @@ def normalize(x):
     )
 
     def _check(self, node: cst.CSTNode) -> None:
-        for sink in self.ctx.get(ConstantSinks).epsilons(node):
+        exposure, sinks = self.ctx.get(ExposureTracker), self.ctx.get(ConstantSinks)
+        for sink in sinks.epsilons(node):
+            exposure.note(self.code, sink.node, sink.target, sinks.only_by_exposure(sink))
             self.report(
                 sink.node,
                 self._message(sink),
                 related=related(self, sink.constant),
                 help="Compute this in float32, or use an eps float16 can hold (at least 6.1e-05).",
             )
+
+    @classmethod
+    def amend(cls, project, finding):
+        return judged(project, finding)
 
     def _message(self, sink: Sink) -> str:
         target = sink.target_text(self.ctx.code)

@@ -1,0 +1,606 @@
+"""Float16 exposure: can a value be float16 at run time, and why.
+
+Rules ask this instead of guessing from local syntax. The answer comes with a *chain*: the
+source locations from a float16 origin to the value (``.half()`` of a model, an fp16 autocast
+region, a tensor made float16) through the calls that carry it, across functions and files.
+
+Per file, ``ExposureTracker`` follows, in each top-level function and method of a top-level
+class, which parameters every local name depends on (assignments, tuple unpacking, ``for``
+targets, augmented assignments) and which names hold float16 (``analysis.flow`` says so, or a
+model is called inside an fp16 autocast region, whose output layer autocast runs in float16).
+A later reassignment replaces a name's state only for the code after it (the walk is in source
+order). Its JSON-able facts:
+
+- ``ctx.facts["functions"]``: ``{key: [parameter, ...]}`` (``module.func``,
+  ``module.Class.method``; ``self`` left out);
+- ``ctx.facts["calls"]``: calls that pass float16 values or parameters on
+  (``{"callee": [kind, name], "in": key, "span": ..., "args": [[slot, state], ...]}``, kind
+  ``f`` a function, ``i`` an instance made by ``Class(...)`` (its ``__call__`` or
+  ``forward`` runs), ``s`` ``self.name(...)`` (a method, or a submodule the class keeps);
+  slot an int or a keyword; state
+  ``{"origin": step}`` or ``{"params": [...]}``);
+- ``ctx.facts["exposure"]``: sites that per-file rules reported and the project pass judges
+  (``{"rule", "span", "origin"}`` or ``{"rule", "span", "fn", "params"}``).
+
+``ExposureTracker.judge(expr)`` answers at the node in hand: ``None`` (float16 is not seen to
+reach it), ``Local`` (float16 by this function's own flow, with its origin) or ``Pending``
+(float16 when a parameter of the enclosing function is; the project pass decides).
+
+The project pass (``exposure_of(project)``) seeds the parameters of methods that a class made
+float16 runs (``analysis.index``: casts, or every module class with ``assume-fp16``) and of the
+callees of calls that pass float16 values, then follows the calls that pass parameters on,
+to a fixed point. ``chain_for(key, params)`` gives the ``Chain``; ``with_chain`` appends its
+clause to a message and ``Chain.related()`` lists its steps as related locations.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any
+
+import libcst as cst
+
+from fp16lint.analysis.autocast import AutocastTracker
+from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.flow import FlowTracker, is_shape, returns_index_pair
+from fp16lint.analysis.tree import children
+from fp16lint.findings import Finding, Position, Related, Span
+
+_MAX_CHAIN = 8
+# What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
+# judged on the exposure add these to their ``tokens``, so files with origins are read.
+ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16")
+_NOT_TENSOR_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
+_NOT_FLOAT_EXPRESSIONS = (cst.Comparison, cst.BooleanOperation, cst.Lambda)
+_NOT_CALLEES = ("torch.", "builtins.", "numpy.", "math.", "typing.", "functools.", "os.")
+
+
+@dataclass(frozen=True)
+class Local:
+    """Float16 by this function's own flow; ``origin`` is a step fact (see ``_step``)."""
+
+    origin: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Float16 when one of ``params`` of the function ``key`` is (the project pass decides)."""
+
+    key: str
+    params: tuple[str, ...]
+
+
+Verdict = Local | Pending | None
+
+
+@dataclass
+class _Frame:
+    key: str | None  # the function's key; None for the module and nested functions
+    deps: dict[str, frozenset[str]]
+    origins: dict[str, dict[str, Any]]
+    cls: str | None = None  # in a method: its class
+
+
+class ExposureTracker(Tracker):
+    """``ctx.get(ExposureTracker).judge(expr)``; records the call facts of the project join."""
+
+    requires = (FlowTracker, AutocastTracker)
+
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self.flow: FlowTracker = ctx.get(FlowTracker)
+        self.frames = [_Frame(None, {}, {})]
+        self.functions: dict[str, list[str]] = {}
+        self.calls: list[dict[str, Any]] = []
+        self.sites: list[dict[str, Any]] = []
+        self.prefix = f"{ctx.module_name}." if ctx.module_name else ""
+        self.torch_attributes: set[str] = set()  # ``self.x = nn.Linear(...)`` in this file
+
+    @property
+    def frame(self) -> _Frame:
+        return self.frames[-1]
+
+    # --- scopes ------------------------------------------------------------------------------
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        scopes = self.ctx.names.scopes
+        params = [*node.params.posonly_params, *node.params.params]
+        key = cls = None
+        if len(scopes) == 2:
+            key = self.prefix + node.name.value
+        elif len(scopes) == 3 and scopes[1].kind == "class":
+            cls = self.prefix + scopes[1].node.name.value
+            key = f"{cls}.{node.name.value}"
+            if params and not any(
+                type(d.decorator) is cst.Name and d.decorator.value == "staticmethod"
+                for d in node.decorators
+            ):
+                params = params[1:]
+        names = [p.name.value for p in [*params, *node.params.kwonly_params]]
+        if key is not None:
+            self.functions[key] = names
+        self.frames.append(_Frame(key, {n: frozenset((n,)) for n in names}, {}, cls))
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self.frames.pop()
+
+    def visit_Lambda(self, node: cst.Lambda) -> None:
+        self.frames.append(_Frame(None, {}, {}))
+
+    def leave_Lambda(self, node: cst.Lambda) -> None:
+        self.frames.pop()
+
+    # --- what a value depends on ----------------------------------------------------------
+    def _sources(self, expr: cst.BaseExpression) -> tuple[frozenset[str], dict[str, Any] | None]:
+        """The parameters ``expr`` depends on, and the origin of a float16 name in it. Parts
+        that are no float tensor do not count: attribute names, ``x.shape``/``x.dtype``,
+        ``x.size()``, comparisons and ``and``/``or``/``not`` (``int(x.shape[0]) == 1``)."""
+        deps: frozenset[str] = frozenset()
+        origin = None
+        frame = self.frame
+        if not frame.deps and not frame.origins:
+            return deps, origin
+        stack: list[cst.CSTNode] = [expr]
+        while stack:
+            node = stack.pop()
+            kind = type(node)
+            if kind is cst.Name:
+                found = frame.deps.get(node.value)
+                if found:
+                    deps = deps | found
+                if origin is None:
+                    origin = frame.origins.get(node.value)
+            elif kind is cst.Attribute:
+                if node.attr.value not in _NOT_TENSOR_ATTRIBUTES:
+                    stack.append(node.value)
+            elif not (
+                kind in _NOT_FLOAT_EXPRESSIONS
+                or is_shape(node)
+                or (kind is cst.UnaryOperation and type(node.operator) is cst.Not)
+            ):
+                stack.extend(children(node))
+        return deps, origin
+
+    def _step(self, node: cst.CSTNode, what: str, text: str = "") -> dict[str, Any]:
+        step: dict[str, Any] = {"what": what, "span": self.ctx.span_ref(node)}
+        if text:
+            step["text"] = text
+        return step
+
+    def _origin_of(self, expr: cst.BaseExpression) -> dict[str, Any] | None:
+        """Where a value made float16 at ``expr`` comes from (an autocast region or ``expr``)."""
+        region = self.ctx.get(AutocastTracker).current
+        if region is not None and region.is_fp16 and region.lowers_precision:
+            stack = self.ctx.stack
+            for index in range(len(stack) - 1, -1, -1):
+                if type(stack[index]) in (cst.With, cst.FunctionDef):
+                    span = self.ctx.span_ref(region.node, within=tuple(stack[: index + 1]))
+                    return {"what": "autocast", "span": span}
+        text = self.ctx.code(expr)
+        return self._step(expr, "value", text if len(text) <= 30 and "\n" not in text else "")
+
+    def _model_call_in_autocast(self, expr: cst.BaseExpression) -> bool:
+        """``model(x)`` / ``self.model(x)`` in an fp16 autocast region: its output layer
+        (linear, conv) is on autocast's float16 list."""
+        if type(expr) is not cst.Call:
+            return False
+        region = self.ctx.get(AutocastTracker).current
+        if region is None or not region.is_fp16 or not region.lowers_precision:
+            return False
+        func = expr.func
+        if type(func) is cst.Name:
+            return (self.ctx.names.qualname(func) or "").startswith(_NOT_CALLEES) is False
+        return (
+            type(func) is cst.Attribute
+            and type(func.value) is cst.Name
+            and (func.value.value in ("self", "model"))
+        )
+
+    def judge(self, expr: cst.BaseExpression | None) -> Verdict:
+        """Can ``expr`` be float16 here, and why (see the module docstring)."""
+        if expr is None:
+            return None
+        dt = self.flow.dtype(expr)
+        if dt.safe:
+            return None
+        deps, origin = self._sources(expr)
+        if dt.is16:
+            return Local(origin or self._origin_of(expr))
+        if origin is not None:
+            return Local(origin)
+        if deps and self.frame.key is not None:
+            return Pending(self.frame.key, tuple(sorted(deps)))
+        return None
+
+    def note(
+        self, rule: str, node: cst.CSTNode, target: cst.BaseExpression | None, weak: bool = False
+    ) -> None:
+        """Note a site a per-file rule reports at ``node`` on the value ``target`` (when one
+        expression is it), for ``judged`` to keep with its chain or drop in the project pass.
+        ``weak``: the site stands only if float16 reaches it, in library mode too."""
+        if target is None:
+            return
+        site: dict[str, Any] = {"rule": rule, "span": self.ctx.span_ref(node)}
+        if weak:
+            site["weak"] = True
+        verdict = self.judge(target)
+        if isinstance(verdict, Local):
+            site["origin"] = verdict.origin
+        elif isinstance(verdict, Pending):
+            site["fn"], site["params"] = verdict.key, list(verdict.params)
+        self.sites.append(site)
+
+    # --- bindings --------------------------------------------------------------------------
+    def _bind(self, target: cst.BaseExpression, deps: frozenset[str], origin: Any) -> None:
+        frame = self.frame
+        if type(target) is cst.Name:
+            if deps:
+                frame.deps[target.value] = deps
+            else:
+                frame.deps.pop(target.value, None)
+            if origin is not None:
+                frame.origins[target.value] = origin
+            else:
+                frame.origins.pop(target.value, None)
+        elif type(target) in (cst.Tuple, cst.List):
+            for element in target.elements:
+                inner = element.value
+                self._bind(
+                    inner.value if type(inner) is cst.StarredElement else inner, deps, origin
+                )
+
+    def _assign(self, targets: list[cst.BaseExpression], value: cst.BaseExpression) -> None:
+        if is_shape(value):
+            for target in targets:
+                self._bind(target, frozenset(), None)  # ``b, n, d = q.shape``: numbers
+            return
+        deps, origin = self._sources(value)
+        dt = self.flow.dtype(value)
+        if dt.safe:
+            origin = None
+        elif origin is None and (dt.is16 or self._model_call_in_autocast(value)):
+            origin = self._origin_of(value)
+        pairs = returns_index_pair(value)
+        for target in targets:
+            if pairs and type(target) in (cst.Tuple, cst.List) and target.elements:
+                self._bind(target.elements[0].value, deps, origin)
+                for element in target.elements[1:]:
+                    self._bind(element.value, frozenset(), None)  # indices
+            else:
+                self._bind(target, deps, origin)
+
+    def leave_Assign(self, node: cst.Assign) -> None:
+        self._assign([t.target for t in node.targets], node.value)
+        value = node.value
+        if self.frame.cls is not None and type(value) is cst.Call:
+            for target in node.targets:
+                place = target.target
+                if (
+                    type(place) is cst.Attribute
+                    and type(place.value) is cst.Name
+                    and place.value.value == "self"
+                    and (self.ctx.names.qualname(value.func) or "").startswith("torch.")
+                ):
+                    self.torch_attributes.add(place.attr.value)
+
+    def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None:
+            self._assign([node.target], node.value)
+
+    def leave_AugAssign(self, node: cst.AugAssign) -> None:
+        if type(node.target) is cst.Name:
+            deps, origin = self._sources(node.value)
+            name = node.target.value
+            frame = self.frame
+            if deps:
+                frame.deps[name] = frame.deps.get(name, frozenset()) | deps
+            if origin is not None and name not in frame.origins:
+                frame.origins[name] = origin
+
+    def visit_For(self, node: cst.For) -> None:
+        deps, origin = self._sources(node.iter)
+        self._bind(node.target, deps, origin)
+
+    # --- calls ------------------------------------------------------------------------------
+    def _callee(self, func: cst.BaseExpression) -> list[str] | None:
+        if type(func) is cst.Name:
+            bindings = self.ctx.names.bindings(func.value) or []
+            if bindings and all(type(b.node) in (cst.FunctionDef, cst.ClassDef) for b in bindings):
+                if (
+                    len(self.ctx.names.scopes) > 1
+                    and self.ctx.names.scope_of(func.value) is not (self.ctx.names.scopes[0])
+                ):
+                    return None  # a nested function
+                return ["f", self.prefix + func.value]
+            values = self.ctx.names.values(func.value)
+            if len(values) == 1 and type(values[0]) is cst.Call:
+                made = self._qualified(values[0].func)
+                return ["i", made] if made is not None else None
+            made = self._qualified(func)
+            return ["f", made] if made is not None else None
+        if type(func) is cst.Attribute and type(func.value) is cst.Name:
+            if func.value.value == "self":
+                cls = self.frame.cls
+                return ["s", f"{cls}.{func.attr.value}"] if cls is not None else None
+            made = self._qualified(func)
+            return ["f", made] if made is not None else None
+        return None
+
+    def _qualified(self, func: cst.BaseExpression) -> str | None:
+        if type(func) is cst.Name:
+            bindings = self.ctx.names.bindings(func.value) or []
+            if bindings and all(type(b.node) in (cst.FunctionDef, cst.ClassDef) for b in bindings):
+                return self.prefix + func.value
+        name = self.ctx.names.qualname(func)
+        if name is None or name.startswith(_NOT_CALLEES):
+            return None
+        return name
+
+    def visit_Call(self, node: cst.Call) -> None:
+        if not node.args:
+            return
+        func = node.func
+        if type(func) is cst.Attribute and (
+            func.attr.value == "to"
+            or (type(func.value) is cst.Name and func.attr.value in self.torch_attributes)
+        ):
+            return  # a device move, or a torch module kept on ``self`` (``self.proj(x)``)
+        callee = self._callee(func)
+        if callee is None:
+            return
+        args = []
+        position = 0
+        for arg in node.args:
+            if arg.star:
+                break
+            slot: int | str = position if arg.keyword is None else arg.keyword.value
+            if arg.keyword is None:
+                position += 1
+            state = self._state(arg.value)
+            if state is not None:
+                args.append([slot, state])
+        if not args:
+            return
+        record = {"callee": callee, "span": self.ctx.span_ref(node), "args": args}
+        if self.frame.key is not None:
+            record["in"] = self.frame.key
+        region = self.ctx.get(AutocastTracker).current
+        if region is not None and region.is_fp16 and region.lowers_precision:
+            record["autocast"] = region.device or "cuda"
+        self.calls.append(record)
+
+    def _state(self, value: cst.BaseExpression) -> dict[str, Any] | None:
+        if type(value) in (cst.Integer, cst.Float, cst.SimpleString, cst.Lambda):
+            return None
+        deps, origin = self._sources(value)
+        if not deps and origin is None and not self._maybe_origin(value):
+            return None
+        dt = self.flow.dtype(value)
+        if dt.safe:
+            return None
+        if origin is not None or dt.is16 or self._model_call_in_autocast(value):
+            return {"origin": origin or self._origin_of(value)}
+        if deps and self.frame.key is not None:
+            return {"params": sorted(deps)}
+        return None
+
+    def _maybe_origin(self, value: cst.BaseExpression) -> bool:
+        """Cheap test before asking the flow: a call or attribute may make float16 inline."""
+        return type(value) in (cst.Call, cst.BinaryOperation, cst.Subscript, cst.Attribute)
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if self.functions:
+            self.ctx.facts["functions"] = self.functions
+        if self.calls:
+            self.ctx.facts["calls"] = self.calls
+        if self.sites:
+            self.ctx.facts["exposure"] = self.sites
+
+
+# --- the project join -----------------------------------------------------------------------
+Step = tuple[str, tuple[int, ...], str]  # (path, span, what happens there)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """How float16 reaches a value: ``steps[0]`` is the origin, the rest the calls carrying
+    it. ``autocast`` names the device of the enabled autocast region the first call sits in
+    (the callees then run under it too, so ops on its float32 list are protected)."""
+
+    steps: tuple[Step, ...]
+    autocast: str | None = None
+
+    def then(self, step: Step, autocast: str | None) -> Chain:
+        inside = self.autocast if len(self.steps) > 1 else autocast
+        return Chain((*self.steps, step), inside)
+
+    @property
+    def clause(self) -> str:
+        """The short clause a finding's message ends with: "float16 here: called from the
+        autocast region at train.py:316"."""
+        verb = "called from" if len(self.steps) > 1 else "from"
+        return f"float16 here: {verb} {self.steps[0][2]}"
+
+    def related(self) -> list[tuple[str, list[int], str]]:
+        """The chain as related locations: the origin, then each call that carries float16
+        (an origin with no place, ``assume-fp16``, is left out)."""
+        path, span, label = self.steps[0]
+        out = [(path, list(span), f"float16 origin: {label}")] if path else []
+        return out + [(p, list(s), label) for p, s, label in self.steps[1:]]
+
+
+def _label(path: str, step: dict[str, Any]) -> str:
+    line = step["span"][0]
+    if step["what"] == "autocast":
+        return f"the autocast region at {path}:{line}"
+    if step.get("text"):
+        return f"`{step['text']}` at {path}:{line}"
+    return f"a float16 value at {path}:{line}"
+
+
+def origin_chain(path: str, step: dict[str, Any]) -> Chain:
+    """The one-step chain of a value made float16 in this file."""
+    return Chain(((path, tuple(step["span"]), _label(path, step)),))
+
+
+def with_chain(message: str, chain: Chain | None) -> str:
+    """``message`` with the chain's clause appended: the one place every rule formats it."""
+    if chain is None:
+        return message
+    return f"{message.rstrip('.')}; {chain.clause}."
+
+
+def related(chain: Chain | None) -> list[tuple[str, list[int], str]]:
+    return chain.related() if chain is not None else []
+
+
+class Exposure:
+    """Which parameters of which functions can be float16, each with its chain."""
+
+    def __init__(self, project: Any):
+        from fp16lint.analysis.index import index_of  # the index's trackers read this module
+
+        self.index = index_of(project)
+        self.functions: dict[str, list[str]] = {}
+        self.calls_in: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        self.exposed: dict[str, dict[str, Chain]] = {}
+        self.sites: dict[tuple[str, str, int, int], tuple[str, dict[str, Any]]] = {}
+        seeds: list[tuple[str, dict[str, Any]]] = []
+        for path, summary in project.summaries.items():
+            facts = summary.facts
+            self.functions.update(facts.get("functions", {}))
+            for call in facts.get("calls", ()):
+                if "in" in call:
+                    self.calls_in.setdefault(call["in"], []).append((path, call))
+                seeds.append((path, call))
+            for site in facts.get("exposure", ()):
+                self.sites[(site["rule"], path, site["span"][0], site["span"][1])] = (path, site)
+        queue: deque[str] = deque()
+        for cls, reason in self.index.resident.items():
+            if reason.cast is None:
+                step: Step = ("", (1, 1, 1, 1), "`assume-fp16`")
+            else:
+                cast, root = reason.cast, reason.root.rsplit(".", 1)[-1]
+                label = f"{cast.spelling} of `{root}` at {cast.path}:{cast.span[0]}"
+                step = (cast.path, tuple(cast.span), label)
+            for owner, method in self.index.reached(cls):
+                key = f"{owner}.{method}"
+                for param in self.functions.get(key, ()):
+                    self._expose(key, param, Chain((step,)), queue)
+        for path, call in seeds:
+            for slot, state in call["args"]:
+                if "origin" in state:
+                    self._pass(path, call, slot, origin_chain(path, state["origin"]), queue)
+        while queue:
+            key = queue.popleft()
+            for path, call in self.calls_in.get(key, ()):
+                for slot, state in call["args"]:
+                    chain = self.chain_for(key, state.get("params", ()))
+                    if chain is not None and len(chain.steps) < _MAX_CHAIN:
+                        self._pass(path, call, slot, chain, queue)
+
+    def _expose(self, key: str, param: str, chain: Chain, queue: deque[str]) -> None:
+        params = self.exposed.setdefault(key, {})
+        known = params.get(param)
+        # a chain outside autocast wins over one inside (it protects fewer ops), once
+        if known is None or (known.autocast is not None and chain.autocast is None):
+            params[param] = chain
+            queue.append(key)
+
+    def resolve(self, callee: list[str]) -> str | None:
+        """The function key a call's callee stands for."""
+        kind, name = callee
+        index = self.index
+        if kind == "s":
+            owner, _, method = name.rpartition(".")
+            owner = index.canonical(owner)
+            found = index.find_method(owner, method)
+            if found is not None:
+                return f"{found[0]}.{found[1]}"
+            made = [t for _, sub in index.subs_of(owner) if sub["attr"] == method
+                    for t in index.targets(sub["cls"])]  # fmt: skip
+            return self._called(made[0]) if len(made) == 1 else None
+        name = index.canonical(name)
+        if kind == "f" and name in self.functions:
+            return name
+        return self._called(name) if kind == "i" else None
+
+    def _called(self, cls: str) -> str | None:
+        """The method that calling an instance of ``cls`` runs: ``__call__``, else ``forward``."""
+        if cls not in self.index.classes:
+            return None
+        for method in ("__call__", "forward"):
+            found = self.index.find_method(cls, method)
+            if found is not None:
+                return f"{found[0]}.{found[1]}"
+        return None
+
+    def _pass(
+        self, path: str, call: dict[str, Any], slot: int | str, chain: Chain, queue: deque[str]
+    ) -> None:
+        key = self.resolve(call["callee"])
+        if key is None:
+            return
+        params = self.functions.get(key, [])
+        if isinstance(slot, int):
+            param = params[slot] if slot < len(params) else None
+        else:
+            param = slot if slot in params else None
+        if param is not None:
+            owner, _, name = key.rpartition(".")
+            if owner in self.index.classes:
+                name = f"{owner.rsplit('.', 1)[-1]}.{name}"
+            step = (path, tuple(call["span"]), f"float16 passed to `{name}` here")
+            self._expose(key, param, chain.then(step, call.get("autocast")), queue)
+
+    def chain_for(self, key: str | None, params: Any) -> Chain | None:
+        """The chain by which one of ``params`` of function ``key`` can be float16, or None."""
+        exposed = self.exposed.get(key or "")
+        if not exposed:
+            return None
+        for param in params:
+            if param in exposed:
+                return exposed[param]
+        return None
+
+    def site(self, rule: str, path: str, line: int, column: int) -> tuple[str, Chain | None]:
+        """For a site a per-file rule noted: ("" not noted, "noted", or "weak"; its chain)."""
+        found = self.sites.get((rule, path, line, column))
+        if found is None:
+            return "", None
+        where, site = found
+        noted = "weak" if site.get("weak") else "noted"
+        if "origin" in site:
+            return noted, origin_chain(where, site["origin"])
+        return noted, self.chain_for(site.get("fn"), site.get("params", ()))
+
+    def record_chain(self, path: str, record: dict[str, Any]) -> Chain | None:
+        """The chain of an op site fact (``analysis.hazards``)."""
+        if "origin" in record:
+            return origin_chain(path, record["origin"])
+        return self.chain_for(record.get("fn"), record.get("params", ()))
+
+
+def exposure_of(project: Any) -> Exposure:
+    """The one exposure join every project rule shares."""
+    return project.derived("exposure", Exposure)
+
+
+def judged(project: Any, finding: Finding) -> Finding | None:
+    """A per-file finding whose site was noted (``ExposureTracker.note``) judged on the
+    exposure: with its chain when float16 reaches it; dropped when not, unless
+    ``assume-fp16`` (library mode keeps every site, as a library's callers are unseen)."""
+    start = finding.span.start
+    noted, chain = exposure_of(project).site(finding.code, finding.path, start.line, start.column)
+    if not noted:
+        return finding
+    if chain is None:
+        library = getattr(project.settings, "assume_fp16", False)
+        return finding if library and noted != "weak" else None
+    extra = tuple(
+        Related(path, Span(Position(*span[:2]), Position(*span[2:4])), message)
+        for path, span, message in chain.related()
+    )
+    return replace(
+        finding, message=with_chain(finding.message, chain), related=finding.related + extra
+    )
