@@ -33,3 +33,20 @@ def lint_project_folder(root: Path, **kwargs):
     return lint_paths(
         [root], Settings(root=root, **kwargs), Options(jobs=1, use_cache=False)
     ).findings
+
+
+def run_cli(*args: str, stdin: str | None = None):
+    """``fp16lint ARGS`` in this process (click's runner), with ``stdin`` as standard input."""
+    from click.testing import CliRunner
+
+    from fp16lint.cli import main
+
+    return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
+
+
+def write(name: str, text: str) -> Path:
+    """Write ``text`` to ``name`` (relative to the working folder), making its folders."""
+    path = Path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -12,9 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
-from fp16lint.cli import main
+from lintutil import run_cli as run
+from lintutil import write
 
 BAD = "import torch\n\nwith torch.cuda.amp.autocast():\n    y = 1\n"
 FIXED = 'import torch\n\nwith torch.amp.autocast("cuda"):\n    y = 1\n'
@@ -31,17 +30,6 @@ def _isolated(in_tmp, monkeypatch):
     monkeypatch.delenv("FP16LINT_CACHE_DIR", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
     return in_tmp
-
-
-def run(*args: str, stdin: str | None = None):
-    return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
-
-
-def write(name: str, text: str) -> Path:
-    path = Path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 # --- standard input: ranges, frames, --diff and --fix from the text given -----------------

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from lintutil import run_cli as run
+from lintutil import write
 
 from fp16lint import __version__
-from fp16lint.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 BAD = "import torch\n\nwith torch.cuda.amp.autocast():\n    y = 1\n"
@@ -29,17 +29,6 @@ def _isolated(in_tmp, monkeypatch):
     monkeypatch.delenv("FP16LINT_CACHE_DIR", raising=False)
     monkeypatch.delenv("NO_COLOR", raising=False)
     return in_tmp
-
-
-def run(*args: str, stdin: str | None = None):
-    return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
-
-
-def write(name: str, text: str) -> Path:
-    path = Path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-    return path
 
 
 def test_version():
