@@ -107,6 +107,9 @@ class HazardTracker(Tracker):
         self.flow: FlowTracker = ctx.get(FlowTracker)
         self.exposure: ExposureTracker = ctx.get(ExposureTracker)
         self._why: Verdict = None  # the exposure of the operand ``_input`` last judged
+        # The operand's dtype is unknown and only its dependence on a parameter made it a
+        # candidate: reported where a chain shows float16 reaching it, never on residence alone.
+        self._inferred = False
         self._consumed: set[int] = set()  # square nodes reported as part of an FP203
         # Per function: names bound to a square, and to a reported reduction of one.
         self._squares: list[dict[str, tuple[cst.CSTNode, cst.BaseExpression, int | None]]] = [{}]
@@ -191,12 +194,14 @@ class HazardTracker(Tracker):
         if dt.safe:
             return None
         self._why = why = self.exposure.judge(expr)
+        self._inferred = False
         if dt is Dt.UNKNOWN:
             if isinstance(why, Local):
                 return Dt.MAYBE16  # a model's output in an fp16 autocast region
             if not isinstance(why, Pending):
                 return None
             dt = Dt.ACT  # float16 when the function's caller passes float16 (the project pass)
+            self._inferred = True
         if dt is Dt.ACT:
             if self._owner()[0] is None and not isinstance(why, Pending):
                 return None
@@ -232,6 +237,8 @@ class HazardTracker(Tracker):
             record["origin"] = why.origin
         elif isinstance(why, Pending):
             record["fn"], record["params"] = why.key, list(why.params)
+            if self._inferred:
+                record["inferred"] = True
         self.ops.append(record)
         return len(self.ops) - 1
 

@@ -127,14 +127,17 @@ def op_sites(
     class runs (with the reason), or on a value float16 reaches (with its exposure chain:
     made float16 in the same function, or passed in by calls from elsewhere)."""
     index, exposure = index_of(project), exposure_of(project)
+    library = getattr(project.settings, "assume_fp16", False)
     seen: set[tuple[str, tuple]] = set()
     for path, record, reason in index.resident_ops():
         key = (path, tuple(record["span"]))
-        if record["rule"] == rule and key not in seen:
+        if record["rule"] == rule and key not in seen and not record.get("inferred"):
             seen.add(key)
             yield path, record, reason, None if reason else exposure.record_chain(path, record)
     for path, record in index.ops:
         key = (path, tuple(record["span"]))
+        if library and record.get("inferred") and record.get("owner"):
+            continue  # library mode makes every forward's inputs float16: integer ones too
         if record["rule"] == rule and "fn" in record and key not in seen:
             chain = exposure.record_chain(path, record)
             if chain is not None and not _autocast_protects(record, chain):
