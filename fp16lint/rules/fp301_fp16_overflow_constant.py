@@ -62,6 +62,17 @@ def outcome(sink: Sink, code: Callable[[cst.CSTNode], str]) -> str:
     return f"`{sink.operation}` with {who} gives {sign} when {who} is float16{nan}"
 
 
+def noted_fix(rule: Rule, sink: Sink) -> tuple[list[NodeEdit], str]:
+    """``sink``'s fix edits and the value advised for it; notes the site for the exposure join
+    (the project pass keeps it only where float16 reaches it, outside library mode)."""
+    sinks = rule.ctx.get(ConstantSinks)
+    rule.ctx.get(ExposureTracker).note(
+        rule.code, sink.node, sink.target, sinks.only_by_exposure(sink)
+    )
+    edits = fix_edits(rule, sink)
+    return edits, edits[0].content if edits else finfo_text(sink, rule.ctx.code)
+
+
 def fix_edits(rule: Rule, sink: Sink) -> list[NodeEdit]:
     """Replace the constant with a value safe for the target's use, when the target is evident:
     its ``finfo`` limit for a mask filled into the scores before a softmax (and for bounds),
@@ -336,10 +347,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
                 continue  # a dtype's limit: FP302
             if not (constant.overflows_fill if sink.raises else constant.overflows):
                 continue
-            edits = fix_edits(self, sink)
-            finfo = edits[0].content if edits else finfo_text(sink, self.ctx.code)
-            weak = self.ctx.get(ConstantSinks).only_by_exposure(sink)
-            self.ctx.get(ExposureTracker).note(self.code, sink.node, sink.target, weak)
+            edits, finfo = noted_fix(self, sink)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is outside float16's range (±65504): "

@@ -12,8 +12,7 @@ from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
 from fp16lint.rules.fp301_fp16_overflow_constant import (
     TOKENS,
-    finfo_text,
-    fix_edits,
+    noted_fix,
     outcome,
     quoted_value,
     related,
@@ -180,11 +179,8 @@ scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
             constant = sink.constant
             if constant.limit is None:
                 continue
-            edits = fix_edits(self, sink)
-            finfo = edits[0].content if edits else finfo_text(sink, self.ctx.code)
+            edits, finfo = noted_fix(self, sink)
             safe = constant.limit is DType.FP32
-            weak = self.ctx.get(ConstantSinks).only_by_exposure(sink)
-            self.ctx.get(ExposureTracker).note(self.code, sink.node, sink.target, weak)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is {constant.limit.value}'s limit, outside "
