@@ -40,6 +40,8 @@ def bound(source: str):
         ("torch.stack([x.sigmoid(), y.tanh(), z.cos()]).sum(0)\n", (-3.0, 3.0)),
         ("torch.cos(x).abs().mean(-1)\n", (0.0, 1.0)),
         ("-torch.sigmoid(x)\n", (-1.0, 0.0)),
+        ("F.normalize(x, dim=-1).pow(2).mean(-1)\n", (0.0, 1.0)),
+        ("torch.square(x.tanh() * 3)\n", (0.0, 9.0)),
     ],
 )
 def test_bounded(source, expected):

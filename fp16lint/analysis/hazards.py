@@ -586,6 +586,8 @@ class HazardTracker(Tracker):
             dt = self._input(base)
         if dt is None or dt.safe or dt is Dt.UNKNOWN:
             return False
+        if finite_in_float16(self.magnitudes.bound(call)):
+            return False  # ``F.normalize(x).pow(2).mean(-1)``: at most 1
         is_pow = not (type(square) is cst.BinaryOperation and type(square.operator) is cst.Multiply)
         is_pow = is_pow and not (
             type(square) is cst.Call and "square" in self.ctx.code(square.func)

@@ -172,6 +172,9 @@ class Magnitudes:
         if name in VALUE_PRESERVING or name in WITHIN_RANGE:
             return self.bound(operand, depth + 1)
         inner = self.bound(operand, depth + 1)
+        if name in ("pow", "square") and inner is not None:
+            exponent = 2.0 if name == "square" else _number(_argument(call, offset, "exponent"))
+            return power(inner, exponent) if exponent is not None else None
         if name in ("log", "log1p", "sqrt", "exp") and inner is not None:
             shift = 1.0 if name == "log1p" else 0.0
             low, high = inner[0] + shift, inner[1] + shift
