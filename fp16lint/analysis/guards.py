@@ -42,7 +42,8 @@ _VERSION_FLAG = re.compile(
 )
 
 
-def _caught(handler: cst.ExceptHandler) -> set[str]:
+def caught(handler: cst.ExceptHandler) -> set[str]:
+    """The exception names (last dotted part) an ``except`` clause catches."""
     if handler.type is None:
         return {"BaseException"}
     items = handler.type.elements if type(handler.type) is cst.Tuple else [handler.type]
@@ -81,7 +82,7 @@ def in_compat_fallback(stack: Sequence[cst.CSTNode], names: NameResolver | None 
     """Whether the innermost node of ``stack`` sits in a fallback branch (``names`` lets a
     test be a name bound to a version test)."""
     for index, node in enumerate(stack[:-1]):
-        if type(node) is cst.ExceptHandler and _caught(node) & _FALLBACK_EXCEPTIONS:
+        if type(node) is cst.ExceptHandler and caught(node) & _FALLBACK_EXCEPTIONS:
             return True
         if (
             type(node) in (cst.If, cst.IfExp)

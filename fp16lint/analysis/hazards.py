@@ -14,7 +14,8 @@ analysis asks what the op's input is (``analysis.flow``) and whether the op is p
 - it sits under a dtype guard (``if x.dtype == torch.float16:`` or a branch where the tested
   value is not float16);
 - its input is bounded so that nothing overflows (``exp(x - x.max(...))``, a power inside
-  ``tanh``).
+  ``tanh``; ``analysis.magnitude``'s bounds: ``(sigmoid(x) * 2) ** 2``, ``log(p.clamp(min=1e-4))``);
+- it is a sum whose only use is ``.backward()``: its gradient is ones whatever its value.
 
 Unprotected sites are recorded as ``ctx.facts["ops"]`` (JSON-able): those whose input is
 float16 in this function (``local``), and those whose input is unknown inside a method of a
@@ -34,6 +35,7 @@ from fp16lint.analysis.dtypes import DType
 from fp16lint.analysis.exposure import ExposureTracker, Local, Pending, Verdict
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
+from fp16lint.analysis.magnitude import Interval, Magnitudes, finite_in_float16, power
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
 from fp16lint.analysis.tree import walk
@@ -55,10 +57,10 @@ _MAXIMA = frozenset(
      "adaptive_max_pool3d"}
 )  # fmt: skip
 _LOG_PROBABILITIES = frozenset({"log_softmax", "logsigmoid"})
-_BOUNDED_BY_ONE = frozenset(
-    {"sin", "cos", "tanh", "sigmoid", "softmax", "erf", "softsign", "hardtanh", "cosine_similarity"}
-)
-_NONNEGATIVE = frozenset({"abs", "relu", "softplus", "square", "exp", "sigmoid", "norm"})
+# Below these, the op's result is finite in float16 (data/amp_ops.py RISKS; FACTS.md §2).
+_EXP_LIMIT = 11.09  # exp(11.09) < 65504 < exp(11.1)
+_COSH_LIMIT = 11.78
+_SMALLEST = {"log": 6e-8, "rsqrt": 6e-8, "reciprocal": 1.53e-5}
 
 
 def _literal_number(expr: cst.BaseExpression | None) -> float | None:
@@ -106,6 +108,7 @@ class HazardTracker(Tracker):
         ctx.facts["ops"] = self.ops
         self.flow: FlowTracker = ctx.get(FlowTracker)
         self.exposure: ExposureTracker = ctx.get(ExposureTracker)
+        self.magnitudes = Magnitudes(ctx.names)
         self._why: Verdict = None  # the exposure of the operand ``_input`` last judged
         # The operand's dtype is unknown and only its dependence on a parameter made it a
         # candidate: reported where a chain shows float16 reaching it, never on residence alone.
@@ -162,27 +165,45 @@ class HazardTracker(Tracker):
             if arg.keyword is None or arg.keyword.value == "dtype"
         )
 
-    def _bounded_below(self, operand: cst.BaseExpression | None, risk: str) -> bool:
-        """``log(x.clamp(min=1e-5))``: a lower bound float16 holds keeps log/rsqrt finite
-        (and 1/x for bounds of at least 1.53e-5)."""
-        if type(operand) is not cst.Call:
+    def _cannot_overflow(
+        self, risk: str, operand: cst.BaseExpression | None, result: cst.BaseExpression
+    ) -> bool:
+        """The operand's (or for a sum the result's) bound keeps the op finite in float16:
+        ``exp`` of at most 11.09, a power or sum of bounded values, ``log``/``rsqrt``/``1/x``
+        of values float16 holds away from 0."""
+        if risk == "sum":
+            return finite_in_float16(self.magnitudes.bound(result)) or self._only_differentiated()
+        found = self.magnitudes.bound(operand)
+        if found is None:
             return False
-        name = self.ctx.names.qualname(operand.func) or _method_name(operand) or ""
-        short = name.rsplit(".", 1)[-1]
-        if short not in ("clamp", "clip", "clamp_min", "clamp_", "clamp_min_"):
-            return False
-        is_method = self.ctx.names.qualname(operand.func) is None
-        position = 0 if is_method else 1
-        bound = _literal_number(_positional(operand, position, "min"))
-        needed = 1.53e-5 if risk == "reciprocal" else 6e-8
-        return bound is not None and bound >= needed
+        if risk == "exp":
+            return found[1] <= _EXP_LIMIT
+        if risk == "cosh":
+            return max(abs(found[0]), abs(found[1])) <= _COSH_LIMIT
+        if risk in _SMALLEST:
+            return found[0] >= _SMALLEST[risk] or (risk == "reciprocal" and found[1] <= -1.53e-5)
+        return False
 
-    def _bounded_base(self, base: cst.BaseExpression | None) -> bool:
-        """``torch.sin(x).pow(2)``: a power of a function bounded by 1 cannot overflow."""
-        if type(base) is not cst.Call:
+    def _power_bounded(self, base: cst.BaseExpression | None, exponent: float | None) -> bool:
+        """``(sigmoid(x) * 2) ** 2``: a power of a bounded base that stays below 65504."""
+        found: Interval | None = self.magnitudes.bound(base)
+        if found is None:
             return False
-        name = self.ctx.names.qualname(base.func) or _method_name(base) or ""
-        return name.rsplit(".", 1)[-1] in _BOUNDED_BY_ONE
+        if exponent is None:  # any exponent: only a base within [-1, 1] is safe
+            return found[0] >= -1 and found[1] <= 1
+        return finite_in_float16(power(found, exponent))
+
+    def _only_differentiated(self) -> bool:
+        """``(...).sum().backward()``: the sum's gradient is ones whatever its value (an inf
+        total included: tests/facts/test_op_ranges.py), so its overflow harms nothing."""
+        stack = self.ctx.stack
+        return (
+            len(stack) >= 3
+            and type(stack[-2]) is cst.Attribute
+            and stack[-2].attr.value == "backward"
+            and type(stack[-3]) is cst.Call
+            and stack[-3].func is stack[-2]
+        )
 
     def _input(self, expr: cst.BaseExpression | None) -> Dt | None:
         """The input's dtype, or None when the op cannot be a float16 hazard here."""
@@ -281,6 +302,7 @@ class HazardTracker(Tracker):
             return
         what = None
         risk = op.risk
+        exponent = None
         if op.name in ("pow", "square"):
             exponent = (
                 2.0
@@ -294,9 +316,9 @@ class HazardTracker(Tracker):
                 risk = "pow_any"
         if op.risk == "exp" and self._bounded_exp(operand):
             return
-        if op.risk in ("log", "rsqrt", "reciprocal") and self._bounded_below(operand, op.risk):
+        if op.name in ("pow", "square") and self._power_bounded(operand, exponent):
             return
-        if op.risk == "pow" and self._bounded_base(operand):
+        if self._cannot_overflow(op.risk, operand, node):
             return
         if op.risk == "log" and self._stable_sum_of_exps(operand):
             return
@@ -333,9 +355,9 @@ class HazardTracker(Tracker):
             dt = self._input(node.left)
             if dt is None or self.flow.dtype(node).safe or self._autocast_protects(POW, False):
                 return  # ``x ** wide`` promotes to float32
-            if self._bounded_base(node.left):
-                return
             exponent = _literal_number(node.right)
+            if self._power_bounded(node.left, exponent):
+                return
             what = self._pow_risk(exponent)
             if what == "" or self._saturated() or self._guarded():
                 return
@@ -455,12 +477,8 @@ class HazardTracker(Tracker):
                 and self._is_maximum(node.right)
             ):
                 return True
-        if type(arg) is cst.UnaryOperation and type(arg.operator) is cst.Minus:
-            inner = arg.expression
-            if type(inner) is cst.Call:
-                name = self.ctx.names.qualname(inner.func) or _method_name(inner) or ""
-                return name.rsplit(".", 1)[-1] in _NONNEGATIVE
-        return False
+        found = self.magnitudes.bound(arg)  # ``exp(-x.abs())``, ``exp(-sigmoid(x))``
+        return found is not None and found[1] <= 0
 
     def _stable_sum_of_exps(self, arg: cst.BaseExpression | None) -> bool:
         """``log(s)`` where ``s`` sums ``exp(x - max)`` terms (a hand-written logsumexp): the
@@ -568,6 +586,8 @@ class HazardTracker(Tracker):
             dt = self._input(base)
         if dt is None or dt.safe or dt is Dt.UNKNOWN:
             return False
+        if finite_in_float16(self.magnitudes.bound(call)):
+            return False  # ``F.normalize(x).pow(2).mean(-1)``: at most 1
         is_pow = not (type(square) is cst.BinaryOperation and type(square.operator) is cst.Multiply)
         is_pow = is_pow and not (
             type(square) is cst.Call and "square" in self.ctx.code(square.func)

@@ -86,7 +86,8 @@ class Sink:
     (``masked_fill``, ``torch.where``, ``*``, ``a subscript assignment``, ``sqrt``...);
     ``raises`` tells fill-style ops (an exception in fp16) from silent ones (±inf);
     ``dtype_expr`` is the expression whose ``finfo`` fits the target (``x.dtype`` text), when
-    a fix can write it.
+    a fix can write it; ``subject`` is ``x`` when a fill takes ``x``'s dtype
+    (``torch.full(s, -1e9, dtype=x.dtype)``): whether float16 reaches ``x`` decides the site.
     """
 
     node: cst.BaseExpression
@@ -95,6 +96,7 @@ class Sink:
     target: cst.BaseExpression | None
     raises: bool = False
     dtype_expr: str | None = None
+    subject: cst.BaseExpression | None = None
 
     def target_text(self, code) -> str | None:
         """The target's source when it is short enough to quote."""
@@ -102,6 +104,13 @@ class Sink:
             return None
         text = code(self.target)
         return text if len(text) <= 40 and "\n" not in text else None
+
+
+def _dtype_subject(dtype: cst.BaseExpression | None) -> cst.BaseExpression | None:
+    """``x`` in ``dtype=x.dtype``."""
+    if type(dtype) is cst.Attribute and dtype.attr.value == "dtype":
+        return dtype.value
+    return None
 
 
 def _positional(call: cst.Call, index: int, keyword: str | None) -> cst.BaseExpression | None:
@@ -196,7 +205,9 @@ class ConstantSinks(Tracker):
         constant = self.value_of(expr)
         return constant is not None and (constant.limit is not None or constant.overflows_fill)
 
-    def _sink(self, expr, operation, target, *, raises=False, fixable=False, dtype_expr=None):
+    def _sink(
+        self, expr, operation, target, *, raises=False, fixable=False, dtype_expr=None, subject=None
+    ):
         """A one-element list for a constant ``expr``; ``fixable`` uses write the target's
         ``finfo`` (``dtype_expr``, or ``<target>.dtype``) in place of the constant."""
         constant = self.value_of(expr)
@@ -204,7 +215,7 @@ class ConstantSinks(Tracker):
             return []
         if fixable and dtype_expr is None:
             dtype_expr = self._dtype_expr(target)
-        return [Sink(expr, constant, operation, target, raises, dtype_expr)]
+        return [Sink(expr, constant, operation, target, raises, dtype_expr, subject)]
 
     def _call_values(self, call: cst.Call) -> list[Sink]:
         func = call.func
@@ -271,7 +282,10 @@ class ConstantSinks(Tracker):
             dtype_text = self._dtype_expr(target)
         else:
             return []  # torch.full without dtype= makes the default dtype (float32)
-        return self._sink(value, qualname, target, raises=True, dtype_expr=dtype_text)
+        subject = _dtype_subject(dtype)
+        return self._sink(
+            value, qualname, target, raises=True, dtype_expr=dtype_text, subject=subject
+        )
 
     def _cast_of_constants(self, call: cst.Call, method: str, made: cst.BaseExpression):
         """``torch.where(m > 0, 0.0, -1e10).to(h.dtype)``, ``torch.tensor(-1e9).half()``:

@@ -208,9 +208,14 @@ class ValueDtypes:
         return self._dtype_class_of(dtype) == _MAYBE
 
     def _dtype_class_of(self, dtype: cst.BaseExpression) -> str:
-        """The class of a tensor made with ``dtype=<dtype>``."""
+        """The class of a tensor made with ``dtype=<dtype>`` (``dtype=q.dtype``: ``q``'s, when
+        the code shows it, e.g. ``q = q.float()``)."""
         if self.names.qualname(dtype) in _INTEGER_DTYPES:
             return _OTHER
+        if type(dtype) is cst.Attribute and dtype.attr.value == "dtype":
+            subject = self._dtype_class(dtype.value, 0, {})
+            if subject != _MAYBE:
+                return subject
         fact = dtype_of(dtype, self.names)
         return _MAYBE if fact is None or fact.is_fp16 or fact.maybe else _WIDE
 

@@ -62,7 +62,10 @@ class Fp16UnsafeOp(Rule):
         "result that overflows above 65504. The built-in softmax, log_softmax and norm kernels "
         "accumulate in float32, so for them only inputs that already overflowed (inf gives "
         "NaN) and the float16 rounding of the result are at risk: those findings are `info`, "
-        "as are sums, which small reductions of bounded values never overflow."
+        "as are sums, which small reductions of bounded values never overflow. Values that cannot "
+        "reach the limit are not reported: outputs of sigmoid, softmax, tanh, cos, "
+        "`F.normalize`, `clamp` with limits, and arithmetic on them (`(sigmoid(x) * 2) ** 2` is "
+        "at most 4), and sums whose only use is `.backward()`."
     )
     example = """\
 def forward(self, logits):          # in a model cast with .half()
@@ -122,6 +125,13 @@ def forward(self, logits):
         "p = torch.exp(x - x.amax(-1, keepdim=True))\n"
         "g = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))\n"
         "n = (x > 0).sum()\n",
+        # Bounded values (analysis.magnitude): powers of sigmoids, a log of at least 1, a sum of
+        # a written-out count of bounded terms; a sum that only feeds backward() (its gradient
+        # is ones whatever its value).
+        "import torch\n\nx = torch.randn(8, dtype=torch.float16)\n"
+        "wh = (x.sigmoid() * 2) ** 2\nxy, rest = x.sigmoid().split(4)\nb = (rest * 2) ** 2\n"
+        "p = torch.log(x.sigmoid() + 1)\ns = torch.stack([x.sigmoid(), x.tanh()]).sum(0)\n"
+        "x.requires_grad_()\n(x * 3).sum().backward()\n",
         # Under CUDA autocast these run in float32 even on float16 inputs.
         "import torch\n\nx = torch.randn(8, dtype=torch.float16)\n"
         "with torch.autocast('cuda'):\n    y = x.softmax(-1).log()\n",
@@ -144,6 +154,12 @@ def forward(self, logits):
             "import torch\n\nx = torch.randn(8, dtype=torch.float16)\ny = x.exp()\n"
             "z = torch.log(y) + x ** 3\nc = (y * 2).cumsum(0)\n",
             (("FP202", 4), ("FP202", 5), ("FP202", 5), ("FP202", 6)),
+        ),
+        # A bound too wide for the op: exp of up to 20, a sum of sigmoids of unknown count.
+        Invalid(
+            "import torch\n\nx = torch.randn(8, dtype=torch.float16)\n"
+            "y = (x.tanh() * 20).exp()\nt = x.sigmoid().sum()\n",
+            (("FP202", 4), ("FP202", 5)),
         ),
         # autocast(enabled=False) without an upcast inside: matmul made float16 under autocast.
         Invalid(

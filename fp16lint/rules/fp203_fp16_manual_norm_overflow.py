@@ -52,7 +52,8 @@ class Fp16ManualNormOverflow(Rule):
         "reaches, or of any module class with `assume-fp16`. `torch.rsqrt(var + eps)` "
         "on the result is part of the same finding. An upcast before squaring protects it; "
         "so does CUDA autocast for `pow`/`**` (not for `x * x`, which autocast leaves in "
-        "float16)."
+        "float16). Squares of bounded values (`torch.tanh(x).pow(2).mean(-1)`, at most 1: "
+        "`analysis.magnitude`) are not reported."
     )
     why = (
         "Squares overflow float16 once |x| reaches 255.97; the mean of a row holding one inf "
@@ -91,6 +92,8 @@ def forward(self, x):
     valid = (
         # Never cast.
         _RMS.format(square="x.pow(2)") + "norm = RMSNorm(8)\n",
+        # Squares of bounded values (analysis.magnitude): the mean is at most 1.
+        _RMS.format(square="torch.tanh(x).pow(2)") + "norm = RMSNorm(8).half()\n",
         # Upcast first (T5LayerNorm).
         _RMS.format(square="x.to(torch.float32).pow(2)") + "norm = RMSNorm(8).half()\n",
         # Only run under autocast.

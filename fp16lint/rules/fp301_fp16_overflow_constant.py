@@ -66,9 +66,8 @@ def noted_fix(rule: Rule, sink: Sink) -> tuple[list[NodeEdit], str]:
     """``sink``'s fix edits and the value advised for it; notes the site for the exposure join
     (the project pass keeps it only where float16 reaches it, outside library mode)."""
     sinks = rule.ctx.get(ConstantSinks)
-    rule.ctx.get(ExposureTracker).note(
-        rule.code, sink.node, sink.target, sinks.only_by_exposure(sink)
-    )
+    subject = sink.target if sink.target is not None else sink.subject
+    rule.ctx.get(ExposureTracker).note(rule.code, sink.node, subject, sinks.only_by_exposure(sink))
     edits = fix_edits(rule, sink)
     return edits, edits[0].content if edits else finfo_text(sink, rule.ctx.code)
 
@@ -174,6 +173,9 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
     runtime_confirmable = "yes"
 
     valid = (
+        # A fill in the dtype of a value the code upcast just above.
+        "import torch\ndef f(q, n):\n    q = q.float()\n"
+        "    return torch.full((n,), -1e9, dtype=q.dtype, device=q.device)\n",
         # The logits are upcast before the mask is written.
         "import torch\n\n\ndef ban(logits, banned):\n    logits[..., banned] = -1e10\n"
         "    return logits\n\n\ndef generate(model, ids, banned):\n    model = model.half()\n"

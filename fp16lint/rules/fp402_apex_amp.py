@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import libcst as cst
 
 from fp16lint.analysis.calls import argument
 from fp16lint.analysis.dtypes import string_value
+from fp16lint.analysis.guards import caught
 from fp16lint.analysis.names import dotted
 from fp16lint.data.apex_amp import (
     APEX_MODULES,
@@ -19,6 +22,19 @@ from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 
 _UNMAINTAINED = "NVIDIA apex's mixed precision, deprecated in favour of `torch.amp`"
+_MISSING_MODULE = frozenset({"ImportError", "ModuleNotFoundError"})
+_NATIVE_AMP = ("torch.amp.", "torch.cuda.amp.", "torch.cpu.amp.", "torch.autocast")
+
+
+@dataclass
+class _Site:
+    """A finding waiting for the end of the file (whether apex is an option is known then)."""
+
+    node: cst.CSTNode
+    message: str
+    help: str
+    in_class: bool = False  # a use inside a class (a choice a user makes by building it)
+    registered: bool = False  # ... decorated: registered for selection by configuration
 
 
 def _apex_module(name: str | None) -> str | None:
@@ -41,7 +57,11 @@ class ApexAmp(Rule):
         "Finds imports of `apex.amp` and `apex.fp16_utils` (`from apex import amp`, "
         "`import apex.amp as amp`, `from apex.fp16_utils import FP16_Optimizer`), calls of "
         "`amp.initialize(...)` (the message maps its `opt_level` to the `torch.amp` "
-        "equivalent) and `amp.scale_loss(...)`, in every spelling."
+        "equivalent) and `amp.scale_loss(...)`, in every spelling. An optional apex — "
+        "imported in `try: ... except ImportError` and used only by classes that offer it as "
+        "one choice (registered for selection by configuration, or defined next to torch's "
+        "own AMP in the same file) — is the user's opt-in and is not reported; unconditional "
+        "reliance on apex is."
     )
     why = (
         "apex's AMP predates PyTorch's native mixed precision and is deprecated in its favour; "
@@ -85,6 +105,18 @@ scaler.update()
         "import torch.amp as amp\nwith amp.autocast('cuda'):\n    pass\n",
         "def initialize(model, opt_level):\n    return model\n"
         "model = initialize(model, opt_level='O2')\n",
+        # An optional dependency offered as one choice: apex is imported only if installed and
+        # used by a class that sits next to a native-AMP alternative (or is registered for
+        # selection by configuration); the user picks it.
+        "import torch\ntry:\n    from apex import amp\nexcept ImportError:\n    amp = None\n\n\n"
+        "class ApexScaler:\n    def __call__(self, loss, optimizer):\n"
+        "        with amp.scale_loss(loss, optimizer) as scaled:\n            scaled.backward()\n\n\n"
+        "class NativeScaler:\n    def __init__(self):\n"
+        "        self.scaler = torch.amp.GradScaler('cuda')\n",
+        "try:\n    import apex.amp as apex_amp\nexcept ImportError:\n    apex_amp = None\n\n\n"
+        "@WRAPPERS.register_module()\nclass ApexWrapper(Wrapper):\n"
+        "    def setup(self, model, optimizer):\n"
+        "        return apex_amp.initialize(model, optimizer, opt_level='O1')\n",
         # accelerate does the scaling itself.
         "from accelerate import Accelerator\naccelerator = Accelerator(mixed_precision='fp16')\n"
         "with accelerator.autocast():\n    loss = model(x)\naccelerator.backward(loss)\n",
@@ -112,6 +144,14 @@ scaler.update()
             "        with torch.no_grad():\n            pass\n        scaled.backward()\n",
             (("FP402", 2), ("FP402", 7)),
         ),
+        # Optional, but the class is the only training path: nothing else is offered.
+        Invalid(
+            "try:\n    from apex import amp\nexcept ImportError:\n    amp = None\n\n\n"
+            "class Trainer:\n    def step(self, loss, optimizer):\n"
+            "        with amp.scale_loss(loss, optimizer) as scaled:\n"
+            "            scaled.backward()\n",
+            (("FP402", 2), ("FP402", 9)),
+        ),
         Invalid(
             "from apex.fp16_utils import FP16_Optimizer, network_to_half\n\n"
             "model = network_to_half(model)\n"
@@ -125,12 +165,19 @@ scaler.update()
         ),
     )
 
+    def __init__(self, ctx):
+        super().__init__(ctx)
+        self._imports: list[_Site] = []
+        self._calls: list[_Site] = []
+        self._all_optional = True  # every apex import sits in ``try: ... except ImportError``
+        self._native = False  # the file also offers torch's own AMP
+
     # --- imports --------------------------------------------------------------------------
     def visit_Import(self, node: cst.Import) -> None:
         for alias in node.names:
             module = _apex_module(dotted(alias.name))
             if module is not None:
-                self._report_import(alias, module)
+                self._import(alias, module)
 
     def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
         if node.relative or node.module is None or type(node.names) is cst.ImportStar:
@@ -138,15 +185,15 @@ scaler.update()
         base = dotted(node.module)
         module = _apex_module(base)
         if module is not None:
-            self._report_import(node, module)
+            self._import(node, module)
             return
         if base == "apex":
             for alias in node.names:
                 module = _apex_module(f"apex.{dotted(alias.name)}")
                 if module is not None:
-                    self._report_import(alias, module)
+                    self._import(alias, module)
 
-    def _report_import(self, node: cst.CSTNode, module: str) -> None:
+    def _import(self, node: cst.CSTNode, module: str) -> None:
         if module == "apex.fp16_utils":
             instead = (
                 "Keep the model and optimizer in float32 and use `torch.autocast` with "
@@ -154,34 +201,64 @@ scaler.update()
             )
         else:
             instead = f"Use {NATIVE_AMP}."
-        self.report(node, f"`{module}` is {_UNMAINTAINED}.", help=instead)
+        self._all_optional = self._all_optional and self._in_optional_import()
+        self._imports.append(_Site(node, f"`{module}` is {_UNMAINTAINED}.", instead))
+
+    def _in_optional_import(self) -> bool:
+        """In the body of a ``try`` whose handler catches a missing module."""
+        stack = self.ctx.stack
+        for index, node in enumerate(stack[:-1]):
+            if type(node) is cst.Try and stack[index + 1] is node.body:
+                return any(caught(h) & _MISSING_MODULE for h in node.handlers)
+        return False
 
     # --- calls ----------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
         qualname = self.ctx.names.qualname(node.func)
-        if qualname in INITIALIZE:
+        if qualname is None:
+            return
+        if qualname.startswith(_NATIVE_AMP):
+            self._native = True
+        elif qualname in INITIALIZE:
             level = self._opt_level(node)
             if level is None:
-                self.report(
+                self._call(
                     node,
                     f"`amp.initialize` is {_UNMAINTAINED}.",
-                    help='Its `opt_level` is computed here, so map it by hand: "O1" is autocast '
+                    'Its `opt_level` is computed here, so map it by hand: "O1" is autocast '
                     'plus GradScaler, "O2" and "O3" cast the model to float16 and are better '
                     "replaced by a float32 model under autocast.",
                 )
-                return
-            self.report(
-                node,
-                f'`amp.initialize` (opt_level "{level}") is {_UNMAINTAINED}.',
-                help=f'"{level}" is {OPT_LEVELS[level]}.',
-            )
+            else:
+                self._call(
+                    node,
+                    f'`amp.initialize` (opt_level "{level}") is {_UNMAINTAINED}.',
+                    f'"{level}" is {OPT_LEVELS[level]}.',
+                )
         elif qualname in SCALE_LOSS:
-            self.report(
+            self._call(
                 node,
                 f"`amp.scale_loss` is {_UNMAINTAINED}.",
-                help="Scale with `torch.amp.GradScaler`: `scaler.scale(loss).backward()`, then "
+                "Scale with `torch.amp.GradScaler`: `scaler.scale(loss).backward()`, then "
                 "`scaler.step(optimizer)` and `scaler.update()`.",
             )
+
+    def _call(self, node: cst.Call, message: str, instead: str) -> None:
+        classes = [n for n in self.ctx.stack if type(n) is cst.ClassDef]
+        registered = any(c.decorators for c in classes)
+        self._calls.append(_Site(node, message, instead, bool(classes), registered))
+
+    def leave_Module(self, node: cst.Module) -> None:
+        """An optional apex (imported only if installed) used only by classes offered as one
+        choice — registered for selection by configuration, or next to torch's own AMP — is
+        the user's opt-in, not a defect; any other use reports every site."""
+        optional = self._all_optional and all(
+            site.in_class and (site.registered or self._native) for site in self._calls
+        )
+        if optional:
+            return
+        for site in (*self._imports, *self._calls):
+            self.report(site.node, site.message, help=site.help)
 
     def _opt_level(self, call: cst.Call) -> str | None:
         """The literal opt_level (apex's default when absent), None when computed."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import libcst as cst
 
 from fp16lint.analysis.autocast import AUTOCAST_CALLS, autocast_region
+from fp16lint.analysis.casts import cast_of
 from fp16lint.analysis.dtypes import DType
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -27,7 +28,9 @@ class AutocastFp32IsNotUpcast(Rule):
         "Finds autocast calls (every spelling, as a `with` item, a decorator or a value) whose "
         "`dtype` is surely `torch.float32` (or float64), that are not `enabled=False`, and "
         'whose device is not CUDA: `"cpu"` (or another device) written out, or a device '
-        "taken from the data (`x.device.type`), as device-generic code does."
+        "taken from the data (`x.device.type`), as device-generic code does. A block whose "
+        "statements only call torch functions on upcast inputs (`a.float()`, "
+        "`b.to(torch.float32)`) computes in float32 either way and is not reported."
     )
     why = (
         "Autocast only lowers precision. On CPU, MPS, XPU and the other non-CUDA devices it "
@@ -71,6 +74,12 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         "import torch\n\ndef run(model, x, fp16):\n"
         "    dtype = torch.float16 if fp16 else torch.float32\n"
         "    with torch.autocast(x.device.type, dtype=dtype):\n        return model(x)\n",
+        # The block upcasts every input of the torch functions it calls: nothing depends on
+        # the region.
+        "import torch\n\ndef rope(freqs, pos):\n"
+        "    with torch.autocast(freqs.device.type, torch.float32):\n"
+        "        freqs = torch.einsum('nd,dhf->nhf', pos.to(torch.float32), freqs.float())\n"
+        "    return torch.cos(freqs)\n",
         # accelerate's autocast takes no dtype.
         "from accelerate import Accelerator\naccelerator = Accelerator(mixed_precision='fp16')\n"
         "with accelerator.autocast():\n    y = model(x)\n",
@@ -122,6 +131,8 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             return
         if region.enabled is False and not region.unsupported_dtype:
             return  # enabled=False: the dtype does not matter
+        if self._block_upcasts_itself(node):
+            return
         dtype = f"torch.{region.dtype.dtype.value}"
         if region.device is not None:
             what = (
@@ -135,3 +146,39 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             )
             instead = "Use `torch.autocast(device_type, enabled=False)`"
         self.report(node, f"{what}.", help=f"{instead} and call `.float()` on the inputs.")
+
+    def _block_upcasts_itself(self, call: cst.Call) -> bool:
+        """``with autocast(..., float32): y = torch.einsum(s, a.float(), b.to(torch.float32))``:
+        each statement calls a torch function on literals and upcast tensors only, so the
+        block computes in float32 whether or not the region disables itself."""
+        stack = self.ctx.stack
+        if len(stack) < 3 or type(stack[-2]) is not cst.WithItem or type(stack[-3]) is not cst.With:
+            return False
+        body = stack[-3].body
+        if type(body) is not cst.IndentedBlock:
+            return False
+        for line in body.body:
+            if type(line) is not cst.SimpleStatementLine:
+                return False
+            for statement in line.body:
+                value = getattr(statement, "value", None)
+                if type(statement) not in (cst.Assign, cst.Return, cst.Expr) or not (
+                    self._upcast_torch_call(value)
+                ):
+                    return False
+        return True
+
+    def _upcast_torch_call(self, value: cst.BaseExpression | None) -> bool:
+        if type(value) is not cst.Call:
+            return False
+        if not (self.ctx.names.qualname(value.func) or "").startswith("torch."):
+            return False
+        for arg in value.args:
+            if type(arg.value) in (cst.SimpleString, cst.Integer, cst.Float):
+                continue
+            site = cast_of(arg.value, self.ctx.names) if type(arg.value) is cst.Call else None
+            if site is None or site.dtype is None or site.dtype.maybe:
+                return False
+            if site.dtype.dtype not in _WIDE:
+                return False
+        return True

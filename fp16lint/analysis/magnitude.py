@@ -1,0 +1,231 @@
+"""Magnitude facts: bounds on a value, so that an overflow rule does not report what cannot
+reach float16's limit (65504).
+
+``bound(expr, names)`` is an interval ``(low, high)`` the value surely lies in, or None when
+nothing is known. It is built from literals, from functions with a bounded output
+(``data.op_ranges``: sigmoid, softmax, tanh, cos, ``F.normalize``...), ``clamp`` with literal
+limits, comparisons and ``~mask`` (0 or 1), and carried through interval arithmetic
+(``(sigmoid(x) * 2) ** 2`` lies in [0, 4]; ``log(x + 1)`` of a non-negative x in [0, ...]),
+shape and dtype changes, ``split``/``chunk`` unpacking, range-preserving reductions (mean,
+amax) and names bound (every binding) to a bounded value. A sum is bounded by its terms'
+bound times their count where the count is written out (``torch.stack([a, b, c]).sum(0)``).
+Only what holds for every finite input is a bound; ``data.op_ranges`` lists the functions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import libcst as cst
+
+from fp16lint.analysis.names import NameResolver
+from fp16lint.data.op_ranges import (
+    FLOAT16_MAX,
+    NONNEGATIVE,
+    OUTPUT_RANGES,
+    VALUE_PRESERVING,
+    WITHIN_RANGE,
+)
+
+Interval = tuple[float, float]
+_MAX_DEPTH = 8  # nested calls and names followed; bounds are asked only at op sites
+_UNIT = (0.0, 1.0)
+_CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_max"})
+_STACKS = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
+
+
+def finite_in_float16(interval: Interval | None) -> bool:
+    """Whether every value of ``interval`` is below float16's overflow threshold."""
+    return interval is not None and max(abs(interval[0]), abs(interval[1])) <= FLOAT16_MAX
+
+
+def power(base: Interval, exponent: float) -> Interval | None:
+    """The range of ``x ** exponent`` for x in ``base``."""
+    low, high = base
+    if exponent == int(exponent) and exponent >= 0:
+        ends = (_pow(low, exponent), _pow(high, exponent))
+        if exponent % 2 == 0 and low <= 0 <= high:
+            return 0.0, max(ends)
+        return min(ends), max(ends)
+    if low >= 0 and exponent >= 0:
+        return _pow(low, exponent), _pow(high, exponent)
+    return None
+
+
+def _pow(value: float, exponent: float) -> float:
+    try:
+        return value**exponent
+    except OverflowError:
+        return math.copysign(math.inf, value) if exponent % 2 else math.inf
+
+
+def _number(expr: cst.BaseExpression) -> float | None:
+    if type(expr) in (cst.Integer, cst.Float):
+        try:
+            return float(expr.evaluated_value)  # type: ignore[union-attr]
+        except (ValueError, OverflowError):
+            return None
+    if type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Minus:
+        inner = _number(expr.expression)
+        return -inner if inner is not None else None
+    return None
+
+
+def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | None:
+    for arg in call.args:
+        if arg.keyword is not None and arg.keyword.value == keyword:
+            return arg.value
+    positional = [a.value for a in call.args if a.keyword is None and not a.star]
+    return positional[index] if index < len(positional) else None
+
+
+def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | None:
+    kind = type(op)
+    if kind is cst.Add:
+        return a[0] + b[0], a[1] + b[1]
+    if kind is cst.Subtract:
+        return a[0] - b[1], a[1] - b[0]
+    if kind is cst.Multiply:
+        products = [0.0 if x == 0 or y == 0 else x * y for x in a for y in b]
+        return min(products), max(products)
+    if kind is cst.Divide and b[0] == b[1] and b[0] != 0:
+        return _arithmetic(cst.Multiply(), a, (1 / b[0], 1 / b[0]))
+    return None
+
+
+class Magnitudes:
+    """Bounds of expressions in the file being analysed (``names`` resolves what they call)."""
+
+    def __init__(self, names: NameResolver):
+        self.names = names
+
+    def bound(self, expr: cst.BaseExpression | None, depth: int = 0) -> Interval | None:
+        if expr is None or depth > _MAX_DEPTH:
+            return None
+        number = _number(expr)
+        if number is not None:
+            return number, number
+        kind = type(expr)
+        if kind is cst.Comparison:
+            return _UNIT
+        if kind is cst.UnaryOperation:
+            if type(expr.operator) in (cst.BitInvert, cst.Not):
+                return _UNIT if self.bound(expr.expression, depth + 1) == _UNIT else None
+            inner = self.bound(expr.expression, depth + 1)
+            if type(expr.operator) is cst.Minus and inner is not None:
+                return -inner[1], -inner[0]
+            return inner if type(expr.operator) is cst.Plus else None
+        if kind is cst.BinaryOperation:
+            return self._binary(expr, depth)
+        if kind is cst.Subscript:
+            return self.bound(expr.value, depth + 1)
+        if kind is cst.Call:
+            return self._call(expr, depth)
+        if kind is cst.Name:
+            return self._name(expr.value, depth)
+        return None
+
+    def _binary(self, expr: cst.BinaryOperation, depth: int) -> Interval | None:
+        left = self.bound(expr.left, depth + 1)
+        if left is None:
+            return None
+        if type(expr.operator) is cst.Power:
+            exponent = _number(expr.right)
+            return power(left, exponent) if exponent is not None else None
+        right = self.bound(expr.right, depth + 1)
+        return _arithmetic(expr.operator, left, right) if right is not None else None
+
+    def _name(self, name: str, depth: int) -> Interval | None:
+        """Every binding of ``name`` bounded: their union (a tuple target takes the bound of
+        the ``split``/``chunk``/``unbind`` it unpacks)."""
+        bindings = self.names.bindings(name)
+        if not bindings:
+            return None
+        lows, highs = [], []
+        for binding in bindings:
+            value = binding.value
+            if value is None and binding.qualname is None and type(binding.node) is cst.Assign:
+                targets = binding.node.targets
+                if type(targets[0].target) in (cst.Tuple, cst.List):
+                    value = binding.node.value  # the pieces hold the whole's values
+            found = self.bound(value, depth + 1) if binding.qualname is None else None
+            if found is None:
+                return None
+            lows.append(found[0])
+            highs.append(found[1])
+        return min(lows), max(highs)
+
+    def _call(self, call: cst.Call, depth: int) -> Interval | None:
+        qualname = self.names.qualname(call.func)
+        is_method = qualname is None and type(call.func) is cst.Attribute
+        if qualname is None and not is_method:
+            return None
+        name = qualname.rsplit(".", 1)[-1] if qualname else call.func.attr.value  # type: ignore[union-attr]
+        operand = call.func.value if is_method else _argument(call, 0, "input")  # type: ignore[union-attr]
+        offset = 0 if is_method else 1
+        if qualname in _STACKS:
+            return self._union(_argument(call, 0, "tensors"), depth)
+        if name in OUTPUT_RANGES and not (name == "hardtanh" and len(call.args) > offset):
+            return OUTPUT_RANGES[name]
+        if name in _CLAMPS:
+            return self._clamp(call, name, operand, offset, depth)
+        if name in VALUE_PRESERVING or name in WITHIN_RANGE:
+            return self.bound(operand, depth + 1)
+        inner = self.bound(operand, depth + 1)
+        if name in ("pow", "square") and inner is not None:
+            exponent = 2.0 if name == "square" else _number(_argument(call, offset, "exponent"))
+            return power(inner, exponent) if exponent is not None else None
+        if name in ("log", "log1p", "sqrt", "exp") and inner is not None:
+            shift = 1.0 if name == "log1p" else 0.0
+            low, high = inner[0] + shift, inner[1] + shift
+            if name == "exp":
+                return math.exp(min(low, 709.0)), math.exp(min(high, 709.0))
+            if low <= 0:
+                return None  # -inf/NaN at 0: not a bound
+            return (math.log(low), math.log(high)) if name != "sqrt" else (low**0.5, high**0.5)
+        if name == "abs" and inner is not None:
+            top = max(abs(inner[0]), abs(inner[1]))
+            return (0.0 if inner[0] <= 0 <= inner[1] else min(map(abs, inner))), top
+        if name in NONNEGATIVE:
+            return 0.0, math.inf
+        if name == "sum" and inner is not None:
+            count = self.count(operand) if _number(_argument(call, offset, "dim")) == 0 else None
+            return (inner[0] * count, inner[1] * count) if count is not None else None
+        return None
+
+    def _union(self, items: cst.BaseExpression | None, depth: int) -> Interval | None:
+        if type(items) not in (cst.List, cst.Tuple):
+            return None
+        elements = items.elements  # type: ignore[union-attr]
+        if any(type(e) is cst.StarredElement for e in elements):
+            return None
+        found = [self.bound(e.value, depth + 1) for e in elements]
+        if not found or any(f is None for f in found):
+            return None
+        return min(f[0] for f in found), max(f[1] for f in found)  # type: ignore[index]
+
+    def _clamp(self, call, name, operand, offset, depth) -> Interval | None:
+        inner = self.bound(operand, depth + 1) or (-math.inf, math.inf)
+        low = _number(_argument(call, offset, "min")) if name != "clamp_max" else None
+        high_index = offset + (0 if name == "clamp_max" else 1)
+        high = _number(_argument(call, high_index, "max")) if name != "clamp_min" else None
+        result = (
+            max(inner[0], low) if low is not None else inner[0],
+            min(inner[1], high) if high is not None else inner[1],
+        )
+        return None if result == (-math.inf, math.inf) else result
+
+    def count(self, expr: cst.BaseExpression | None) -> int | None:
+        """How many terms a reduction over dimension 0 of ``expr`` adds, when written out:
+        ``torch.stack([a, b, c])``."""
+        if type(expr) is not cst.Call or self.names.qualname(expr.func) != "torch.stack":
+            return None
+        if _number(_argument(expr, 1, "dim")) not in (None, 0):
+            return None
+        items = _argument(expr, 0, "tensors")
+        if type(items) in (cst.List, cst.Tuple) and not any(
+            type(e) is cst.StarredElement
+            for e in items.elements  # type: ignore[union-attr]
+        ):
+            return len(items.elements)  # type: ignore[union-attr]
+        return None
