@@ -162,7 +162,7 @@ class AttentionTracker(Tracker):
             return "fp16"
         if any(dt.safe for dt in dts):
             return None  # integer or scalar operands: not attention logits
-        if any(dt is Dt.ACT for dt in dts) and _owner_of(self.ctx.stack, None)[0] is not None:
+        if any(dt.act for dt in dts) and _owner_of(self.ctx.stack, None)[0] is not None:
             return "activation"
         if len(self.ctx.names.scopes) > 1 and self.ctx.names.scopes[-1].kind == "function":
             return "function"
