@@ -43,11 +43,12 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.flow import FlowTracker, is_shape, returns_index_pair
+from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
 from fp16lint.analysis.tree import children
 from fp16lint.findings import Finding, Position, Related, Span
 
 _MAX_CHAIN = 8
+AUTOCAST = "@autocast"  # the pseudo-parameter "this function runs under fp16 autocast"
 # What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
 # judged on the exposure add these to their ``tokens``, so files with origins are read.
 ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16")
@@ -65,10 +66,13 @@ class Local:
 
 @dataclass(frozen=True)
 class Pending:
-    """Float16 when one of ``params`` of the function ``key`` is (the project pass decides)."""
+    """Float16 when one of ``params`` of the function ``key`` is (the project pass decides).
+    ``AUTOCAST`` among them: when the function runs under fp16 autocast. ``not_under_autocast``:
+    an autocast float32 op made the value, so only a chain outside autocast makes it float16."""
 
     key: str
     params: tuple[str, ...]
+    not_under_autocast: bool = False
 
 
 Verdict = Local | Pending | None
@@ -96,6 +100,11 @@ class ExposureTracker(Tracker):
         self.sites: list[dict[str, Any]] = []
         self.prefix = f"{ctx.module_name}." if ctx.module_name else ""
         self.torch_attributes: set[str] = set()  # ``self.x = nn.Linear(...)`` in this file
+        # the call graph: per function key, the project callees it calls outside autocast
+        # regions (``[kind, name, *span]``, once each); calls made inside fp16 regions
+        self.callees: dict[str, list[list[Any]]] = {}
+        self._callee_seen: set[tuple[str, str, str]] = set()
+        self.autocast_calls: list[dict[str, Any]] = []
 
     @property
     def frame(self) -> _Frame:
@@ -167,8 +176,8 @@ class ExposureTracker(Tracker):
             step["text"] = text
         return step
 
-    def _origin_of(self, expr: cst.BaseExpression) -> dict[str, Any] | None:
-        """Where a value made float16 at ``expr`` comes from (an autocast region or ``expr``)."""
+    def _region_step(self) -> dict[str, Any] | None:
+        """The step of the enabled fp16 autocast region around the node, if any."""
         region = self.ctx.get(AutocastTracker).current
         if region is not None and region.is_fp16 and region.lowers_precision:
             stack = self.ctx.stack
@@ -176,6 +185,13 @@ class ExposureTracker(Tracker):
                 if type(stack[index]) in (cst.With, cst.FunctionDef):
                     span = self.ctx.span_ref(region.node, within=tuple(stack[: index + 1]))
                     return {"what": "autocast", "span": span}
+        return None
+
+    def _origin_of(self, expr: cst.BaseExpression) -> dict[str, Any] | None:
+        """Where a value made float16 at ``expr`` comes from (an autocast region or ``expr``)."""
+        region = self._region_step()
+        if region is not None:
+            return region
         text = self.ctx.code(expr)
         return self._step(expr, "value", text if len(text) <= 30 and "\n" not in text else "")
 
@@ -208,8 +224,11 @@ class ExposureTracker(Tracker):
             return Local(origin or self._origin_of(expr))
         if origin is not None:
             return Local(origin)
-        if deps and self.frame.key is not None:
-            return Pending(self.frame.key, tuple(sorted(deps)))
+        key = self.frame.key
+        if key is not None and dt is Dt.AC16:
+            return Pending(key, tuple(sorted(deps | {AUTOCAST})))
+        if deps and key is not None:
+            return Pending(key, tuple(sorted(deps)), dt is Dt.AC32)
         return None
 
     def note(
@@ -228,6 +247,8 @@ class ExposureTracker(Tracker):
             site["origin"] = verdict.origin
         elif isinstance(verdict, Pending):
             site["fn"], site["params"] = verdict.key, list(verdict.params)
+            if verdict.not_under_autocast:
+                site["no_autocast"] = True
         self.sites.append(site)
 
     # --- bindings --------------------------------------------------------------------------
@@ -337,8 +358,6 @@ class ExposureTracker(Tracker):
         return name
 
     def visit_Call(self, node: cst.Call) -> None:
-        if not node.args:
-            return
         func = node.func
         if type(func) is cst.Attribute and (
             func.attr.value == "to"
@@ -347,6 +366,9 @@ class ExposureTracker(Tracker):
             return  # a device move, or a torch module kept on ``self`` (``self.proj(x)``)
         callee = self._callee(func)
         if callee is None:
+            return
+        self._graph(node, callee)
+        if not node.args:
             return
         args = []
         position = 0
@@ -369,6 +391,28 @@ class ExposureTracker(Tracker):
             record["autocast"] = region.device or "cuda"
         self.calls.append(record)
 
+    def _graph(self, node: cst.Call, callee: list[str]) -> None:
+        """Record the call in the call graph: a seed when inside an fp16 autocast region,
+        nothing inside a region that turns it off (or runs bfloat16)."""
+        region = self.ctx.get(AutocastTracker).current
+        if region is not None:
+            step = self._region_step()
+            if step is not None:
+                self.autocast_calls.append(
+                    {
+                        "callee": callee,
+                        "span": self.ctx.span_ref(node),
+                        "region": step["span"],
+                        "device": region.device or "cuda",
+                    }
+                )
+            return
+        key = next((f.key for f in reversed(self.frames) if f.key is not None), None)
+        if key is None or (key, *callee) in self._callee_seen:
+            return
+        self._callee_seen.add((key, *callee))
+        self.callees.setdefault(key, []).append([*callee, *self.ctx.span_ref(node)])
+
     def _state(self, value: cst.BaseExpression) -> dict[str, Any] | None:
         if type(value) in (cst.Integer, cst.Float, cst.SimpleString, cst.Lambda):
             return None
@@ -380,13 +424,28 @@ class ExposureTracker(Tracker):
             return None
         if origin is not None or dt.is16 or self._model_call_in_autocast(value):
             return {"origin": origin or self._origin_of(value)}
-        if deps and self.frame.key is not None:
-            return {"params": sorted(deps)}
+        if self.frame.key is None:
+            return None
+        if dt is Dt.AC16:
+            return {"params": sorted(deps | {AUTOCAST})}
+        if deps:
+            return (
+                {"params": sorted(deps), "no_autocast": True}
+                if dt is Dt.AC32
+                else {"params": sorted(deps)}
+            )
         return None
 
     def _maybe_origin(self, value: cst.BaseExpression) -> bool:
-        """Cheap test before asking the flow: a call or attribute may make float16 inline."""
-        return type(value) in (cst.Call, cst.BinaryOperation, cst.Subscript, cst.Attribute)
+        """Cheap test before asking the flow: a call or attribute may make float16 inline, a
+        name may hold a value float16 under autocast."""
+        return type(value) in (
+            cst.Call,
+            cst.BinaryOperation,
+            cst.Subscript,
+            cst.Attribute,
+            cst.Name,
+        )
 
     def leave_Module(self, node: cst.Module) -> None:
         if self.functions:
@@ -395,6 +454,10 @@ class ExposureTracker(Tracker):
             self.ctx.facts["calls"] = self.calls
         if self.sites:
             self.ctx.facts["exposure"] = self.sites
+        if self.callees:
+            self.ctx.facts["callees"] = self.callees
+        if self.autocast_calls:
+            self.ctx.facts["autocast_calls"] = self.autocast_calls
 
 
 # --- the project join -----------------------------------------------------------------------
@@ -465,7 +528,10 @@ class Exposure:
         self.calls_in: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self.exposed: dict[str, dict[str, Chain]] = {}
         self.sites: dict[tuple[str, str, int, int], tuple[str, dict[str, Any]]] = {}
+        self.callees: dict[str, tuple[str, list[list[Any]]]] = {}
         seeds: list[tuple[str, dict[str, Any]]] = []
+        regions: list[tuple[str, dict[str, Any]]] = []
+        entries: list[tuple[str, dict[str, Any]]] = []
         for path, summary in project.summaries.items():
             facts = summary.facts
             self.functions.update(facts.get("functions", {}))
@@ -475,7 +541,14 @@ class Exposure:
                 seeds.append((path, call))
             for site in facts.get("exposure", ()):
                 self.sites[(site["rule"], path, site["span"][0], site["span"][1])] = (path, site)
+            for key, called in facts.get("callees", {}).items():
+                self.callees[key] = (path, called)
+            regions.extend((path, call) for call in facts.get("autocast_calls", ()))
+            entries.extend(
+                (path, e) for e in facts.get("fp16_entries", ()) if e["kind"] == "autocast"
+            )
         queue: deque[str] = deque()
+        self._autocast_seeds(regions, entries, queue)
         for cls, reason in self.index.resident.items():
             if reason.cast is None:
                 step: Step = ("", (1, 1, 1, 1), "`assume-fp16`")
@@ -495,9 +568,48 @@ class Exposure:
             key = queue.popleft()
             for path, call in self.calls_in.get(key, ()):
                 for slot, state in call["args"]:
-                    chain = self.chain_for(key, state.get("params", ()))
+                    chain = self.chain_for(
+                        key, state.get("params", ()), state.get("no_autocast", False)
+                    )
                     if chain is not None and len(chain.steps) < _MAX_CHAIN:
                         self._pass(path, call, slot, chain, queue)
+            under = self.exposed.get(key, {}).get(AUTOCAST)
+            if under is not None and len(under.steps) < _MAX_CHAIN and key in self.callees:
+                path, called = self.callees[key]
+                for kind, name, *span in called:
+                    self._run_under(path, [kind, name], span, under, queue)
+
+    def _autocast_seeds(
+        self,
+        regions: list[tuple[str, dict[str, Any]]],
+        entries: list[tuple[str, dict[str, Any]]],
+        queue: deque[str],
+    ) -> None:
+        """Functions that run under fp16 autocast: callees of calls made in an enabled fp16
+        region, and the methods a framework's fp16 switch runs under it (``fp16_entries``)."""
+        for path, call in regions:
+            step = {"what": "autocast", "span": call["region"]}
+            origin = Chain(((path, tuple(call["region"]), _label(path, step)),), call["device"])
+            self._run_under(path, call["callee"], call["span"], origin, queue)
+        for path, entry in entries:
+            step = entry["step"]
+            label = f"`{step['text']}` at {path}:{step['span'][0]}"
+            origin = Chain(((path, tuple(step["span"]), label),), "cuda")
+            cls = self.index.canonical(entry["target"][1])
+            for method in entry.get("methods", ()):
+                found = self.index.find_method(cls, method)
+                if found is not None:
+                    self._expose(f"{found[0]}.{found[1]}", AUTOCAST, origin, queue)
+
+    def _run_under(
+        self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
+    ) -> None:
+        """The function ``callee`` stands for runs under the autocast of ``chain``."""
+        key = self.resolve(callee)
+        if key is None:
+            return
+        step = (path, tuple(span), f"`{_short_key(key, self.index)}` runs under autocast here")
+        self._expose(key, AUTOCAST, chain.then(step, chain.autocast), queue)
 
     def _expose(self, key: str, param: str, chain: Chain, queue: deque[str]) -> None:
         params = self.exposed.setdefault(key, {})
@@ -526,9 +638,15 @@ class Exposure:
         return self._called(name) if kind == "i" else None
 
     def _called(self, cls: str) -> str | None:
-        """The method that calling an instance of ``cls`` runs: ``__call__``, else ``forward``."""
+        """The method that calling an instance of ``cls`` runs: ``__call__``, else ``forward``
+        (``cls`` may be a function that returns an instance: ``model = build_model()``)."""
         if cls not in self.index.classes:
-            return None
+            made = self.index.targets(cls)
+            if len(made) != 1:
+                return None
+            cls = next(iter(made))
+            if cls not in self.index.classes:
+                return None
         for method in ("__call__", "forward"):
             found = self.index.find_method(cls, method)
             if found is not None:
@@ -547,20 +665,20 @@ class Exposure:
         else:
             param = slot if slot in params else None
         if param is not None:
-            owner, _, name = key.rpartition(".")
-            if owner in self.index.classes:
-                name = f"{owner.rsplit('.', 1)[-1]}.{name}"
+            name = _short_key(key, self.index)
             step = (path, tuple(call["span"]), f"float16 passed to `{name}` here")
             self._expose(key, param, chain.then(step, call.get("autocast")), queue)
 
-    def chain_for(self, key: str | None, params: Any) -> Chain | None:
-        """The chain by which one of ``params`` of function ``key`` can be float16, or None."""
+    def chain_for(self, key: str | None, params: Any, outside: bool = False) -> Chain | None:
+        """The chain by which one of ``params`` of function ``key`` can be float16, or None;
+        ``outside``: only a chain outside autocast (the value is float32 under it)."""
         exposed = self.exposed.get(key or "")
         if not exposed:
             return None
         for param in params:
-            if param in exposed:
-                return exposed[param]
+            chain = exposed.get(param)
+            if chain is not None and not (outside and chain.autocast is not None):
+                return chain
         return None
 
     def site(self, rule: str, path: str, line: int, column: int) -> tuple[str, Chain | None]:
@@ -572,13 +690,21 @@ class Exposure:
         noted = "weak" if site.get("weak") else "noted"
         if "origin" in site:
             return noted, origin_chain(where, site["origin"])
-        return noted, self.chain_for(site.get("fn"), site.get("params", ()))
+        return noted, self.record_chain(where, site)
 
     def record_chain(self, path: str, record: dict[str, Any]) -> Chain | None:
         """The chain of an op site fact (``analysis.hazards``)."""
         if "origin" in record:
             return origin_chain(path, record["origin"])
-        return self.chain_for(record.get("fn"), record.get("params", ()))
+        return self.chain_for(
+            record.get("fn"), record.get("params", ()), record.get("no_autocast", False)
+        )
+
+
+def _short_key(key: str, index: Any) -> str:
+    """``Class.method`` for a method, ``function`` for a function."""
+    owner, _, name = key.rpartition(".")
+    return f"{owner.rsplit('.', 1)[-1]}.{name}" if owner in index.classes else name
 
 
 def exposure_of(project: Any) -> Exposure:

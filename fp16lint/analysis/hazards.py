@@ -202,6 +202,8 @@ class HazardTracker(Tracker):
                 return None
             dt = Dt.ACT  # float16 when the function's caller passes float16 (the project pass)
             self._inferred = True
+        elif dt.act:
+            dt = Dt.ACT  # under autocast too, the verdict (``Pending``) says when
         if dt is Dt.ACT:
             if self._owner()[0] is None and not isinstance(why, Pending):
                 return None
@@ -237,6 +239,8 @@ class HazardTracker(Tracker):
             record["origin"] = why.origin
         elif isinstance(why, Pending):
             record["fn"], record["params"] = why.key, list(why.params)
+            if why.not_under_autocast:
+                record["no_autocast"] = True
             if self._inferred:
                 record["inferred"] = True
         self.ops.append(record)

@@ -122,11 +122,26 @@ def forward(self, logits):
         "p = torch.exp(x - x.amax(-1, keepdim=True))\n"
         "g = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))\n"
         "n = (x > 0).sum()\n",
+        # A forward run under fp16 autocast: its float16 matmul output goes through ops on
+        # autocast's float32 list.
+        _model(
+            "        h = x @ x.transpose(-2, -1)\n        return torch.softmax(h, -1).log()",
+            "model = Net()\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
+        ),
         # Under CUDA autocast these run in float32 even on float16 inputs.
         "import torch\n\nx = torch.randn(8, dtype=torch.float16)\n"
         "with torch.autocast('cuda'):\n    y = x.softmax(-1).log()\n",
     )
     invalid = (
+        # A forward run under fp16 autocast: the matmul's output is float16 there, and
+        # `torch.square` is not on autocast's float32 list.
+        Invalid(
+            _model(
+                "        h = x @ x.transpose(-2, -1)\n        return torch.square(h)",
+                "model = Net()\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
+            ),
+            (("FP202", 12),),
+        ),
         # The same helper called on the region's output after it ends.
         Invalid(
             {

@@ -134,6 +134,11 @@ def normalize(x):
         "        self.filters = torch.from_numpy(np.asarray(filters, dtype=np.float32))\n\n"
         "    def forward(self, spec: torch.Tensor):\n        mel = self.filters @ spec\n"
         "        return mel.clamp(min=1e-10).log10()\n",
+        # Under fp16 autocast, softmax (on autocast's float32 list) outputs float32.
+        "import torch\nimport torch.nn.functional as F\n\n\ndef nll(logits, target):\n"
+        "    return -(torch.log(F.softmax(logits, -1) + 1e-8) * target).sum()\n\n\n"
+        "def step(model, x, y):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+        "        return nll(model(x), y)\n",
         # Not keeping anything away from zero.
         "import torch\ndef f(x):\n    return x.norm(dim=-1) + 1e-12\n",
         # A dtype guard.
@@ -146,6 +151,16 @@ def normalize(x):
         "    return torch.log(p.clamp(min=torch.finfo(p.dtype).tiny, max=float('inf')))\n",
     )
     invalid = (
+        # A forward run under fp16 autocast: the Linear's output is float16 there.
+        Invalid(
+            "import torch\nfrom torch import nn\n\n\nclass Gate(nn.Module):\n"
+            "    def __init__(self, d):\n        super().__init__()\n"
+            "        self.proj = nn.Linear(d, d)\n\n    def forward(self, x):\n"
+            "        h = self.proj(x)\n"
+            "        return torch.sigmoid(h) / (h.abs().mean(-1, keepdim=True) + 1e-8)\n\n\n"
+            "model = Gate(8)\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
+            (("FP304", 12),),
+        ),
         # An IoU helper in another file, reached from an fp16 autocast region through a loss
         # object's __call__.
         Invalid(
