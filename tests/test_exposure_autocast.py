@@ -198,7 +198,8 @@ def test_fp16_entries_of_a_framework_switch_put_methods_under_autocast(tmp_path)
         "methods": ["forward", "training_step"],
         "step": {"what": "switch", "span": [3, 10, 3, 40], "text": "Trainer(precision=16)"},
     }
-    cast_entry = {"kind": "cast", "target": ["c", "lit.Lit"]}  # another analysis': ignored
+    # a casting switch is the index's (the class becomes resident), not an autocast seed
+    cast_entry = {"kind": "cast", "target": ["c", "lit.Lit"], "step": {**entry["step"]}}
     summaries.append(
         FileSummary("fit.py", facts={"fp16_entries": [entry, cast_entry]}, parsed=True)
     )

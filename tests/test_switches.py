@@ -233,3 +233,78 @@ def test_a_switch_gated_by_a_flag_says_so(tmp_path):
 )
 def test_no_switch_no_finding(tmp_path, switch):
     assert _findings(tmp_path, switch) == []
+
+
+# --- end to end: the exposure runs the handed-over model's methods under fp16 autocast ---------
+SCORER = (
+    "import torch\n"
+    "from torch import nn\n"
+    "\n"
+    "\n"
+    "class Scorer(nn.Module):\n"
+    "    def __init__(self):\n"
+    "        super().__init__()\n"
+    "        self.proj = nn.Linear(8, 8)\n"
+    "\n"
+    "    def {method}(self, x, labels=None):\n"
+    "        z = self.proj(x)\n"
+    "        return (z / (z.abs().amax(dim=-1, keepdim=True) + 1e-8)).sum()\n"  # line 12
+)
+_HF = "from transformers import HfArgumentParser, Trainer, TrainingArguments\n"
+_PL = "import lightning.pytorch as pl\n"
+_ACC = "from accelerate import Accelerator\n"
+
+
+def _e2e(tmp_path, method: str, imports: str, switch: str):
+    train = f"{imports}from model import Scorer\n\n\ndef main(loader):\n{switch}"
+    files = {"model.py": SCORER.format(method=method), "train.py": train}
+    result = lint_project(tmp_path, files, select=("FP304",))
+    return [(f.path.rsplit("/", 1)[-1], f.span.start.line, _PLACE.sub("", f.message))
+            for f in result.findings]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "imports", "on", "off"),
+    [
+        (
+            "forward",
+            _HF,
+            "    Trainer(model=Scorer(), args=TrainingArguments('o', fp16=True)).train()\n",
+            "    Trainer(model=Scorer(), args=TrainingArguments('o', bf16=True)).train()\n",
+        ),
+        (
+            "forward",
+            _ACC,
+            "    model = Accelerator(mixed_precision='fp16').prepare(Scorer())\n",
+            "    model = Accelerator(mixed_precision='no').prepare(Scorer())\n",
+        ),
+        (
+            "training_step",
+            _PL,
+            "    pl.Trainer(precision='16-mixed').fit(Scorer())\n",
+            "    pl.Trainer(precision=32).fit(Scorer())\n",
+        ),
+    ],
+)
+def test_a_hazard_in_a_model_a_switch_runs_under_autocast(tmp_path, method, imports, on, off):
+    (finding,) = _e2e(tmp_path / "on", method, imports, on)
+    assert finding[:2] == ("model.py", 12)
+    assert finding[2].endswith("; float16 here: from `" + _text_of(on) + "` at train.py:6.")
+    assert _e2e(tmp_path / "off", method, imports, off) == []
+
+
+def _text_of(switch: str) -> str:
+    if "TrainingArguments" in switch:
+        return "Trainer(fp16=True)"
+    if "Accelerator" in switch:
+        return 'Accelerator(mixed_precision="fp16")'
+    return 'Trainer(precision="16-mixed")'
+
+
+def test_the_chain_names_the_command_line_option(tmp_path):
+    switch = (
+        "    (args,) = HfArgumentParser((TrainingArguments,)).parse_args_into_dataclasses()\n"
+        "    Trainer(model=Scorer(), args=args).train()\n"
+    )
+    (finding,) = _e2e(tmp_path, "forward", _HF, switch)
+    assert finding[2].endswith("from `Trainer(fp16=True)` at train.py:7 when --fp16 is given.")

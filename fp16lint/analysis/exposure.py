@@ -44,6 +44,7 @@ import libcst as cst
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
+from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
 from fp16lint.analysis.tree import children
 from fp16lint.findings import Finding, Position, Related, Span
 
@@ -51,7 +52,7 @@ _MAX_CHAIN = 8
 AUTOCAST = "@autocast"  # the pseudo-parameter "this function runs under fp16 autocast"
 # What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
 # judged on the exposure add these to their ``tokens``, so files with origins are read.
-ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16")
+ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16", *SWITCH_TOKENS)
 _NOT_TENSOR_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
 _NOT_FLOAT_EXPRESSIONS = (cst.Comparison, cst.BooleanOperation, cst.Lambda)
 _NOT_CALLEES = ("torch.", "builtins.", "numpy.", "math.", "typing.", "functools.", "os.")
@@ -594,12 +595,14 @@ class Exposure:
         for path, entry in entries:
             step = entry["step"]
             label = f"`{step['text']}` at {path}:{step['span'][0]}"
+            if "when" in entry:
+                label += f" when {entry['when']} is given"
             origin = Chain(((path, tuple(step["span"]), label),), "cuda")
-            cls = self.index.canonical(entry["target"][1])
-            for method in entry.get("methods", ()):
-                found = self.index.find_method(cls, method)
-                if found is not None:
-                    self._expose(f"{found[0]}.{found[1]}", AUTOCAST, origin, queue)
+            for cls in sorted(self.index.targets(entry["target"][1])):  # a class or a builder
+                for method in entry.get("methods", ()):
+                    found = self.index.find_method(cls, method)
+                    if found is not None:
+                        self._expose(f"{found[0]}.{found[1]}", AUTOCAST, origin, queue)
 
     def _run_under(
         self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]

@@ -18,7 +18,7 @@ command-line option is given (an argparse ``store_true`` flag, or a choice of on
 ``HfArgumentParser`` over ``TrainingArguments`` gives every script ``--fp16``). A switch set
 from anything else the file does not show is unknown, and not an origin.
 
-Only files that name a framework are read (``_TOKENS``); the rest cost one substring search.
+Only files that name a framework are read (``TOKENS``); the rest cost one substring search.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from fp16lint.analysis.receivers import unwrap_chain
 from fp16lint.analysis.tree import walk
 from fp16lint.data import fp16_switches as table
 
-_TOKENS = ("Trainer", "Accelerator", "Fabric", "deepspeed")
+TOKENS = ("Trainer", "Accelerator", "Fabric", "deepspeed")  # a framework is named
 _LOADERS = frozenset({"from_pretrained", "from_config", "load_from_checkpoint"})
 _MAX_DEPTH = 3
 
@@ -50,7 +50,7 @@ class SwitchTracker(Tracker):
 
     def __init__(self, ctx):
         super().__init__(ctx)
-        self.on = any(token in ctx.text for token in _TOKENS)
+        self.on = any(token in ctx.text for token in TOKENS)
         self.entries: list[dict[str, Any]] = []
         self._options: dict[str, cst.Call] | None = None  # argparse dest -> add_argument call
 
