@@ -308,3 +308,24 @@ def test_the_chain_names_the_command_line_option(tmp_path):
     )
     (finding,) = _e2e(tmp_path, "forward", _HF, switch)
     assert finding[2].endswith("from `Trainer(fp16=True)` at train.py:7 when --fp16 is given.")
+
+
+def test_a_cast_under_a_command_line_flag_says_when(tmp_path):
+    train = (
+        "import argparse\nfrom models import Net\n\n\ndef main():\n"
+        "    p = argparse.ArgumentParser()\n    p.add_argument('--half', action='store_true')\n"
+        "    model = Net(8)\n    if p.parse_args().half:\n        model.half()\n"
+    )
+    result = lint_project(tmp_path, {"models.py": MODELS, "train.py": train}, select=("FP2",))
+    messages = [_PLACE.sub("", f.message) for f in result.findings]
+    assert len(messages) == 2
+    assert all("`.half()` at train.py:10 when --half is given" in m for m in messages)
+
+
+def test_a_builder_function_resolves_to_its_class(tmp_path):
+    found = _findings(
+        tmp_path,
+        "def build():\n    return Net(8)\n\n\n"
+        "def run():\n    pl.Trainer(precision='16-true').fit(build())\n",
+    )
+    assert [f[:3] for f in found] == [("FP201", "models.py", 9), ("FP203", "models.py", 13)]

@@ -555,7 +555,7 @@ class Exposure:
                 step: Step = ("", (1, 1, 1, 1), "`assume-fp16`")
             else:
                 cast, root = reason.cast, reason.root.rsplit(".", 1)[-1]
-                label = f"{cast.spelling} of `{root}` at {cast.path}:{cast.span[0]}"
+                label = f"{cast.spelling} of `{root}` at {cast.path}:{cast.span[0]}{cast.given}"
                 step = (cast.path, tuple(cast.span), label)
             for owner, method in self.index.reached(cls):
                 key = f"{owner}.{method}"

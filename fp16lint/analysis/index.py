@@ -320,7 +320,7 @@ class Cast:
     autocast: bool  # cast inside an autocast region, or the model only runs under one
     ctor: str | None
     text: str = ""  # a framework's switch (``method == "switch"``): how it reads
-    when: str = ""  # the switch is on when this command-line option is given
+    when: str = ""  # a command-line option turns it on (``if args.half:``, a switch's option)
     keeps_buffers: bool = False  # DeepSpeed casts parameters only (buffers keep their dtype)
 
     @property
@@ -330,6 +330,11 @@ class Cast:
         return {"half": "`.half()`", "to": "`.to(torch.float16)`"}.get(
             self.method, f"`.{self.method}(...)`"
         )
+
+    @property
+    def given(self) -> str:
+        """ " when --half is given" for a cast a command-line flag turns on."""
+        return f" when {self.when} is given" if self.when else ""
 
     @classmethod
     def of_switch(cls, path: str, entry: dict[str, Any]) -> Cast:
@@ -355,16 +360,15 @@ class Reason:
         if self.cast is None:
             return "`assume-fp16` treats every module class as running in float16"
         cast = self.cast
+        where = f"{cast.path}:{cast.span[0]}{cast.given}"
         if cast.method == "switch":
-            when = f" when {cast.when} is given" if cast.when else ""
-            where = f"{cast.path}:{cast.span[0]}"
-            return f"`{short(self.root)}` is cast to float16 by {cast.spelling} at {where}{when}"
+            return f"`{short(self.root)}` is cast to float16 by {cast.spelling} at {where}"
         verb = (
             "may be cast to float16 (when mixed precision is fp16)"
             if self.cast.maybe
             else "is cast"
         )
-        return f"`{short(self.root)}` {verb} with {self.cast.spelling} at {self.cast.path}:{self.cast.span[0]}"
+        return f"`{short(self.root)}` {verb} with {self.cast.spelling} at {where}"
 
     def related(self) -> list[tuple[str, list[int], str]]:
         if self.cast is None:
@@ -456,6 +460,7 @@ class ProjectIndex:
                         record.get("maybe", False),
                         record.get("autocast", False) or record.get("runs_under_autocast", False),
                         record.get("ctor"),
+                        when=record.get("when", ""),
                     )
                 )
             index.ops.extend((path, record) for record in facts.get("ops", ()))

@@ -29,7 +29,7 @@ import libcst as cst
 
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.calls import argument, literal_bool
-from fp16lint.analysis.casts import constructor_of
+from fp16lint.analysis.casts import CastFacts, constructor_of
 from fp16lint.analysis.dtypes import string_value
 from fp16lint.analysis.hf_config import is_training_arguments
 from fp16lint.analysis.receivers import unwrap_chain
@@ -48,14 +48,23 @@ _ON: State = (True, None)
 class SwitchTracker(Tracker):
     """Records ``fp16_entries`` (see the module docstring)."""
 
+    requires = (CastFacts,)
+
     def __init__(self, ctx):
         super().__init__(ctx)
         self.on = any(token in ctx.text for token in TOKENS)
         self.entries: list[dict[str, Any]] = []
         self._options: dict[str, cst.Call] | None = None  # argparse dest -> add_argument call
+        self._casts = 0  # cast facts seen
 
     # --- events -------------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
+        casts = self.ctx.facts.get("casts")
+        if casts and len(casts) > self._casts:  # CastFacts recorded ``node`` as a cast
+            self._casts = len(casts)
+            when = self._gate()
+            if when is not None:
+                casts[-1]["when"] = when
         if not self.on:
             return
         func = node.func
@@ -76,6 +85,20 @@ class SwitchTracker(Tracker):
     def leave_Module(self, node: cst.Module) -> None:
         if self.entries:
             self.ctx.facts["fp16_entries"] = self.entries
+
+    def _gate(self) -> str | None:
+        """The command-line flag an enclosing ``if args.half:`` turns the current node on
+        with (a ``store_true`` option of this file), if any."""
+        stack = self.ctx.stack
+        for index in range(len(stack) - 2, -1, -1):
+            node = stack[index]
+            if type(node) is cst.If and stack[index + 1] is node.body:
+                state = self._flag(node.test) if type(node.test) is cst.Attribute else None
+                if state is not None and state[1] is not None:
+                    return state[1]
+            elif type(node) in (cst.FunctionDef, cst.ClassDef):
+                return None
+        return None
 
     # --- each framework ---------------------------------------------------------------------
     def _hf_trainer(self, call: cst.Call) -> None:
@@ -150,7 +173,7 @@ class SwitchTracker(Tracker):
 
     def _accelerate(self, call: cst.Call) -> None:
         maker = self._construction(call.func.value, table.ACCELERATORS)  # type: ignore[attr-defined]
-        if maker is None or literal_bool(argument(maker, "cpu"), False) is not False:
+        if maker is None or literal_bool(argument(maker, "cpu"), False) is True:
             return
         state = self._choice(argument(maker, "mixed_precision"), {table.ACCELERATE_FP16})
         if state is None:
@@ -294,10 +317,7 @@ class SwitchTracker(Tracker):
         when: str | None,
         params_only: bool = False,
     ) -> None:
-        for model in models:
-            target = self._target(model)
-            if target is None:
-                continue
+        for target in sorted({t for model in models for t in self._targets(model)}):
             entry: dict[str, Any] = {"kind": kind, "target": ["c", target]}
             if kind == table.AUTOCAST:
                 entry["methods"] = list(methods)
@@ -308,28 +328,29 @@ class SwitchTracker(Tracker):
                 entry["params_only"] = True  # DeepSpeed: buffers keep their dtype
             self.entries.append(entry)
 
-    def _target(self, model: cst.BaseExpression, depth: int = 0) -> str | None:
-        """What made ``model``, when that is project code: ``Net(...)``,
-        ``Net.from_pretrained(...)``, a name bound to one (bindings that hand the same model
-        back, ``model, opt = accelerator.prepare(model, opt)``, are looked through)."""
+    def _targets(self, model: cst.BaseExpression, depth: int = 0) -> set[str]:
+        """What may have made ``model``, where that is project code: ``Net(...)``,
+        ``Net.from_pretrained(...)``, or what a name is bound to (each binding; bindings
+        that hand the same model back, ``model, opt = accelerator.prepare(model, opt)``, are
+        looked through)."""
         inner = unwrap_chain(model)
         if type(inner) is cst.Call:
             func = inner.func
             if type(func) is cst.Attribute and func.attr.value in _LOADERS:
-                return _project(constructor_of(cst.Call(func.value), self.ctx))
-            return _project(constructor_of(inner, self.ctx))
+                inner = cst.Call(func.value)  # Net.from_pretrained(...): Net
+            made = _project(constructor_of(inner, self.ctx))
+            return {made} if made is not None else set()
         if type(inner) is not cst.Name or depth >= _MAX_DEPTH:
-            return None
-        made = set()
+            return set()
+        found: set[str] = set()
         for binding in self.ctx.names.bindings(inner.value) or ():
             node = binding.node
             value = binding.value if binding.value is not None else getattr(node, "value", None)
-            if type(value) is cst.Call and _passes(value, inner.value):
-                continue  # model = DDP(model); model, opt = accelerator.prepare(model, opt)
-            if binding.value is None:
-                return None
-            made.add(self._target(binding.value, depth + 1))
-        return made.pop() if len(made) == 1 else None
+            if binding.value is not None and not (
+                type(value) is cst.Call and _passes(value, inner.value)
+            ):
+                found |= self._targets(binding.value, depth + 1)
+        return found
 
 
 def _passes(call: cst.Call, name: str) -> bool:
