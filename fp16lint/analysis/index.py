@@ -26,7 +26,11 @@ each fp16 cast converts (``Encoder().half()``, ``m = build_model(); m.to(torch.f
 following a function's return through up to four calls); and which classes are
 **fp16-resident** — reached by a cast that is not under autocast, directly or as a (transitive,
 inherited) submodule — with the cast that makes them so. With ``assume-fp16`` every module class
-is resident. A class from a package outside the linted paths is simply unknown.
+is resident. A framework's switch that casts the model it is handed (``fp16_entries`` of kind
+``cast``, ``analysis.switches``: DeepSpeed fp16, Lightning ``"16-true"``, ``fp16_full_eval``)
+makes its class resident as a cast would, after the casts; it is no cast call, so the cast rules
+(FP101, FP108) never see it, and DeepSpeed's, which keeps buffers, spares BatchNorm's running
+statistics. A class from a package outside the linted paths is simply unknown.
 """
 
 from __future__ import annotations
