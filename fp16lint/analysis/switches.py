@@ -77,9 +77,7 @@ class SwitchTracker(Tracker):
                 self._lightning(node, method)
             elif method in table.ACCELERATE_PREPARE:
                 self._accelerate(node)
-        if (qualname or self.ctx.code(func)).endswith("Trainer") and (
-            qualname not in table.LIGHTNING_TRAINERS
-        ):
+        if _last_name(func).endswith("Trainer") and qualname not in table.LIGHTNING_TRAINERS:
             self._hf_trainer(node)
 
     def leave_Module(self, node: cst.Module) -> None:
@@ -109,7 +107,7 @@ class SwitchTracker(Tracker):
         found = self._training_arguments(args)
         if found is None:
             return
-        name = self.ctx.code(call.func).rsplit(".", 1)[-1]
+        name = _last_name(call.func)
         for option, (kind, when, deepspeed) in found.items():
             text = f"{name}({option}=True)"
             self._add(kind, [model], table.HF_TRAINER_METHODS, call, text, when, deepspeed)
@@ -361,6 +359,13 @@ def _project(qualname: str | None) -> str | None:
     if qualname is None or qualname.startswith(table.LIBRARY_PACKAGES):
         return None
     return qualname
+
+
+def _last_name(func: cst.BaseExpression) -> str:
+    """``Trainer`` for ``Trainer`` and ``transformers.Trainer``."""
+    if type(func) is cst.Attribute:
+        return func.attr.value
+    return func.value if type(func) is cst.Name else ""
 
 
 def _text(call: cst.Call, keyword: str) -> str | None:
