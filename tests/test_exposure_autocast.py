@@ -214,3 +214,20 @@ def test_fp16_entries_of_a_framework_switch_put_methods_under_autocast(tmp_path)
     # without the entry the site is dropped: nothing shows it runs in float16
     alone = run_project(summaries[:-1], selected_rules(settings), settings)
     assert list(alone.replaced.values()) == [None]
+
+
+def test_the_call_chain_is_bounded():
+    """A function reached through more calls than a chain holds (``_MAX_CHAIN``) is not put
+    under autocast: its chain could not be shown."""
+    helpers = "".join(
+        f"def f{i}(x):\n    h = x @ x\n    f{i + 1}(x)\n    return h / (h.abs() + 1e-8)\n\n\n"
+        for i in range(1, 10)
+    )
+    code = (
+        "import torch\n\n\n" + helpers + "def f10(x):\n    return x\n\n\n"
+        "def main(x):\n    with torch.autocast('cuda'):\n        f1(x)\n"
+    )
+    found = lint_code(code, select=("FP304",)).findings
+    reached = [(f.span.start.line - 4) // 6 + 1 for f in found]
+    assert reached == [1, 2, 3, 4, 5, 6, 7]
+    assert all(len(f.related) <= 8 for f in found)

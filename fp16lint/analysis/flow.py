@@ -542,8 +542,10 @@ class FlowTracker(Tracker):
         if inside is not None:
             return inside
         found = computed()
-        if self.ctx.get(AutocastTracker).current is None and not (found.is16 or found.safe):
-            return Dt.AC16
+        if self.ctx.get(AutocastTracker).current is None and not (
+            found.is16 or found in (Dt.INT, Dt.SCALAR)
+        ):
+            return Dt.AC16  # upcast inputs too: autocast casts them back to float16
         return found
 
     def _autocast32(self, computed: Dt) -> Dt:
