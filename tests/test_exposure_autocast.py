@@ -231,3 +231,18 @@ def test_the_call_chain_is_bounded():
     reached = [(f.span.start.line - 4) // 6 + 1 for f in found]
     assert reached == [1, 2, 3, 4, 5, 6, 7]
     assert all(len(f.related) <= 8 for f in found)
+
+
+def test_a_model_wrapped_after_construction_is_still_resolved():
+    code = (
+        "import torch\nfrom torch import nn\n"
+        "from torch.nn.parallel import DistributedDataParallel as DDP\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.proj = nn.Linear(4, 4)\n\n    def forward(self, x):\n"
+        "        h = self.proj(x)\n        return h / (h.abs() + 1e-8)\n\n\n"
+        "def train(x):\n    model = Net()\n    model = torch.compile(DDP(model))\n"
+        "    with torch.autocast('cuda'):\n        return model(x)\n"
+    )
+    (finding,) = lint_code(code, select=("FP304",)).findings
+    assert finding.span.start.line == 13
+    assert finding.related[-1].message == "`Net.forward` runs under autocast here"

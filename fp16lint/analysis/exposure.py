@@ -334,9 +334,10 @@ class ExposureTracker(Tracker):
                     return None  # a nested function
                 return ["f", self.prefix + func.value]
             values = self.ctx.names.values(func.value)
-            if len(values) == 1 and type(values[0]) is cst.Call:
-                made = self._qualified(values[0].func)
-                return ["i", made] if made is not None else None
+            if values and all(type(v) is cst.Call for v in values):
+                # ``model = Net()`` (then maybe ``model = DDP(model)``, ``torch.compile``...)
+                made = {self._qualified(v.func) for v in values} - {None}
+                return ["i", made.pop()] if len(made) == 1 else None
             made = self._qualified(func)
             return ["f", made] if made is not None else None
         if type(func) is cst.Attribute and type(func.value) is cst.Name:
