@@ -246,3 +246,36 @@ def test_a_model_wrapped_after_construction_is_still_resolved():
     (finding,) = lint_code(code, select=("FP304",)).findings
     assert finding.span.start.line == 13
     assert finding.related[-1].message == "`Net.forward` runs under autocast here"
+
+
+NET = (
+    "import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+    "    def __init__(self):\n        super().__init__()\n        self.proj = nn.Linear(4, 4)\n\n"
+    "    def forward(self, x):\n        h = self.proj(x)\n"
+    "        return h / (h.abs() + 1e-8)\n"  # line 12
+)
+
+
+def test_a_model_passed_as_an_argument_or_kept_on_a_trainer_is_resolved(tmp_path):
+    train = (
+        "import torch\nfrom net import Net\n\n\ndef fit(model, x):\n"
+        "    with torch.autocast('cuda'):\n        return model(x)\n\n\n"
+        "class Trainer:\n    def __init__(self, model):\n        self.model = model\n\n"
+        "    def step(self, x):\n        with torch.autocast('cuda'):\n"
+        "            return self.model(x)\n"
+    )
+    by_function = train + "\n\nfit(Net().cuda(), 1)\n"
+    result = lint_project(tmp_path / "a", {"net.py": NET, "train.py": by_function})
+    (finding,) = [f for f in result.findings if f.code == "FP304"]
+    assert finding.span.start.line == 12
+    assert [(r.path.rsplit("/", 1)[-1], r.span.start.line) for r in finding.related] == [
+        ("train.py", 6),
+        ("train.py", 7),
+    ]
+    by_attribute = train + "\n\nnet = Net()\nTrainer(net).step(1)\n"
+    result = lint_project(tmp_path / "b", {"net.py": NET, "train.py": by_attribute})
+    (finding,) = [f for f in result.findings if f.code == "FP304"]
+    assert finding.related[0].span.start.line == 15
+    # no caller says what the model is: nothing is reported
+    result = lint_project(tmp_path / "c", {"net.py": NET, "train.py": train})
+    assert [f for f in result.findings if f.code == "FP304"] == []
