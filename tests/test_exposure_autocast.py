@@ -279,3 +279,45 @@ def test_a_model_passed_as_an_argument_or_kept_on_a_trainer_is_resolved(tmp_path
     # no caller says what the model is: nothing is reported
     result = lint_project(tmp_path / "c", {"net.py": NET, "train.py": train})
     assert [f for f in result.findings if f.code == "FP304"] == []
+
+
+def test_a_method_under_a_switch_passes_autocast_on_to_its_helpers(tmp_path):
+    """``unit`` runs under the switch's autocast too: ``norm`` (float32 list) is protected and
+    its output is float32, so neither FP202 nor FP304 reports; a plain op is reported."""
+    model = (
+        "import torch\nfrom torch import nn\n\n\ndef unit(x):\n"
+        "    return x / (x.norm(dim=-1, keepdim=True) + 1e-12) + x / (x.abs() + 1e-9)\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.proj = nn.Linear(4, 4)\n\n    def forward(self, x):\n"
+        "        return unit(self.proj(x))\n"
+    )
+    settings = Settings(root=tmp_path, select=("FP202", "FP304"))
+    summaries = _summaries({"model.py": model}, tmp_path, settings)
+    entry = {
+        "kind": "autocast",
+        "target": ["c", "model.Net"],
+        "methods": ["forward"],
+        "step": {"what": "switch", "span": [3, 1, 3, 30], "text": "Accelerator(fp16)"},
+    }
+    summaries.append(FileSummary("fit.py", facts={"fp16_entries": [entry]}, parsed=True))
+    result = run_project(summaries, selected_rules(settings), settings)
+    kept = [f for f in [*result.replaced.values(), *result.findings] if f is not None]
+    assert [(f.code, f.span.start.line, f.span.start.column) for f in kept] == [("FP304", 6, 72)]
+
+
+def test_submodules_run_under_autocast_however_they_are_called(tmp_path):
+    model = (
+        "import torch\nfrom torch import nn\n\n\nclass Norm(nn.Module):\n"
+        "    def forward(self, x):\n        h = self(x) if False else x @ x\n"
+        "        return h / (h.var(-1, keepdim=True) + 1e-8)\n\n\n"  # line 8
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.blocks = nn.ModuleList([Norm() for _ in range(2)])\n\n"
+        "    def forward(self, x):\n        for block in self.blocks:\n"
+        "            x = block(x)\n        return x\n\n\n"
+        "net = Net()\nwith torch.autocast('cuda'):\n    net(1)\n"
+    )
+    result = lint_project(tmp_path, {"model.py": model}, select=("FP304",))
+    (finding,) = result.findings
+    assert finding.span.start.line == 8
+    assert finding.related[-1].message == "`Norm.forward` runs under autocast as a submodule"
+    assert finding.related[-1].span.start.line == 14

@@ -148,3 +148,10 @@ def test_values_float16_or_float32_under_autocast(body, expected):
 def test_a_free_function_input_through_a_float32_list_op():
     code = "def f(x):\n    probe(x)\n    probe(F.softmax(x, -1))\n    probe(torch.matmul(x, x))\n"
     assert dtypes(code) == [Dt.UNKNOWN, Dt.AC32, Dt.AC16]
+
+
+def test_calling_the_module_itself_is_its_output_layer():
+    """``self(batch)`` in a LightningModule step runs ``forward``: under fp16 autocast its
+    output layer (a Linear, a conv) gives float16, as ``model(x)`` in a region does."""
+    body = "        probe(self(x))\n        probe(self.helper(x))\n"
+    assert dtypes(_NET.format(body=body)) == [Dt.AC16, Dt.ACT]

@@ -544,7 +544,9 @@ class Chain:
     autocast: str | None = None
 
     def then(self, step: Step, autocast: str | None) -> Chain:
-        inside = self.autocast if len(self.steps) > 1 else autocast
+        """The chain carried on by the call ``step`` (made in a region of ``autocast``); a
+        chain that starts at an autocast region or switch stays under it."""
+        inside = self.autocast if len(self.steps) > 1 or self.autocast else autocast
         return Chain((*self.steps, step), inside)
 
     @property
@@ -650,10 +652,13 @@ class Exposure:
                     if chain is not None and len(chain.steps) < _MAX_CHAIN:
                         self._pass(path, call, slot, chain, queue)
             under = self.exposed.get(key, {}).get(AUTOCAST)
-            if under is not None and len(under.steps) < _MAX_CHAIN and key in self.callees:
+            if under is None or len(under.steps) >= _MAX_CHAIN:
+                continue
+            if key in self.callees:
                 path, called = self.callees[key]
                 for kind, name, *span in called:
                     self._run_under(path, [kind, name], span, under, queue)
+            self._submodules_under(key, under, queue)
 
     def _autocast_seeds(
         self,
@@ -676,6 +681,21 @@ class Exposure:
                 found = self.index.find_method(cls, method)
                 if found is not None:
                     self._expose(f"{found[0]}.{found[1]}", AUTOCAST, origin, queue)
+
+    def _submodules_under(self, key: str, chain: Chain, queue: deque[str]) -> None:
+        """A module whose ``forward`` runs under autocast runs its submodules under it too,
+        however it calls them (``for block in self.blocks: x = block(x)``)."""
+        owner, _, method = key.rpartition(".")
+        if method != "forward" or owner not in self.index.classes:
+            return
+        for defining, sub in self.index.subs_of(owner):
+            path = self.index.classes[defining].path
+            for made in self.index.targets(sub["cls"]):
+                found = self._called(made) if made in self.index.classes else None
+                if found is not None:
+                    label = f"`{_short_key(found, self.index)}` runs under autocast as a submodule"
+                    step = (path, tuple(sub["span"]), label)
+                    self._expose(found, AUTOCAST, chain.then(step, chain.autocast), queue)
 
     def _run_under(
         self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]

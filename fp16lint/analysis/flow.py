@@ -601,6 +601,8 @@ class FlowTracker(Tracker):
                 return self._opaque(call, depth)  # a submodule or helper method of the model
             return self._method(call, func.attr.value, func.value, depth)
         if type(func) is cst.Name:
+            if func.value == self.frame.self_name:  # ``self(x)``: the model's output layer
+                return self._autocast16(lambda: self._opaque(call, depth))
             callee = self._name(func)
             if callee.is16:
                 return callee  # calling a float16 model
