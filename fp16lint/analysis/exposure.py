@@ -240,11 +240,18 @@ class ExposureTracker(Tracker):
         return None
 
     def note(
-        self, rule: str, node: cst.CSTNode, target: cst.BaseExpression | None, weak: bool = False
+        self,
+        rule: str,
+        node: cst.CSTNode,
+        target: cst.BaseExpression | None,
+        weak: bool = False,
+        protected: bool = False,
     ) -> None:
         """Note a site a per-file rule reports at ``node`` on the value ``target`` (when one
         expression is it), for ``judged`` to keep with its chain or drop in the project pass.
-        ``weak``: the site stands only if float16 reaches it, in library mode too."""
+        ``weak``: the site stands only if float16 reaches it, in library mode too.
+        ``protected``: an op on autocast's float32 list runs the site (``F.normalize``'s eps),
+        so only float16 from outside autocast counts."""
         if target is None:
             return
         site: dict[str, Any] = {"rule": rule, "span": self.ctx.span_ref(node)}
@@ -255,7 +262,7 @@ class ExposureTracker(Tracker):
             site["origin"] = verdict.origin
         elif isinstance(verdict, Pending):
             site["fn"], site["params"] = verdict.key, list(verdict.params)
-            if verdict.not_under_autocast:
+            if verdict.not_under_autocast or protected:
                 site["no_autocast"] = True
         self.sites.append(site)
 
