@@ -321,3 +321,15 @@ def test_submodules_run_under_autocast_however_they_are_called(tmp_path):
     assert finding.span.start.line == 8
     assert finding.related[-1].message == "`Norm.forward` runs under autocast as a submodule"
     assert finding.related[-1].span.start.line == 14
+
+
+def test_an_op_cuda_autocast_runs_in_float32_is_protected_in_a_helper(tmp_path):
+    helper = "import torch\n\n\ndef dist(q, k):\n    return torch.cdist(q, k)\n"
+    run = (
+        "import torch\nfrom helper import dist\n\n\ndef f(q, k):\n    q = q.cuda().half()\n"
+        "    with torch.autocast('cuda', dtype=torch.float16):\n        a = dist(q, k)\n"
+        "    return a, dist(q, k)\n"
+    )
+    result = lint_project(tmp_path, {"helper.py": helper, "run.py": run}, select=("FP204",))
+    (finding,) = result.findings  # the call outside the region only
+    assert finding.related[-1].span.start.line == 9
