@@ -155,3 +155,11 @@ def test_calling_the_module_itself_is_its_output_layer():
     output layer (a Linear, a conv) gives float16, as ``model(x)`` in a region does."""
     body = "        probe(self(x))\n        probe(self.helper(x))\n"
     assert dtypes(_NET.format(body=body)) == [Dt.AC16, Dt.ACT]
+
+
+def test_custom_fwd_with_cast_inputs_runs_with_autocast_off():
+    body = (
+        "        return x\n\n    @torch.amp.custom_fwd(device_type='cuda', cast_inputs=torch.float32)\n"
+        "    def head(self, x):\n        probe(x @ x)\n        probe(self.proj(x).sum())\n"
+    )
+    assert dtypes(_NET.format(body=body)) == [Dt.WIDE, Dt.UNKNOWN]
