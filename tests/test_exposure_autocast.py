@@ -215,3 +215,122 @@ def test_fp16_entries_of_a_framework_switch_put_methods_under_autocast(tmp_path)
     # without the entry the site is dropped: nothing shows it runs in float16
     alone = run_project(summaries[:-1], selected_rules(settings), settings)
     assert list(alone.replaced.values()) == [None]
+
+
+def test_the_call_chain_is_bounded():
+    """A function reached through more calls than a chain holds (``_MAX_CHAIN``) is not put
+    under autocast: its chain could not be shown."""
+    helpers = "".join(
+        f"def f{i}(x):\n    h = x @ x\n    f{i + 1}(x)\n    return h / (h.abs() + 1e-8)\n\n\n"
+        for i in range(1, 10)
+    )
+    code = (
+        "import torch\n\n\n" + helpers + "def f10(x):\n    return x\n\n\n"
+        "def main(x):\n    with torch.autocast('cuda'):\n        f1(x)\n"
+    )
+    found = lint_code(code, select=("FP304",)).findings
+    reached = [(f.span.start.line - 4) // 6 + 1 for f in found]
+    assert reached == [1, 2, 3, 4, 5, 6, 7]
+    assert all(len(f.related) <= 8 for f in found)
+
+
+def test_a_model_wrapped_after_construction_is_still_resolved():
+    code = (
+        "import torch\nfrom torch import nn\n"
+        "from torch.nn.parallel import DistributedDataParallel as DDP\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.proj = nn.Linear(4, 4)\n\n    def forward(self, x):\n"
+        "        h = self.proj(x)\n        return h / (h.abs() + 1e-8)\n\n\n"
+        "def train(x):\n    model = Net()\n    model = torch.compile(DDP(model))\n"
+        "    with torch.autocast('cuda'):\n        return model(x)\n"
+    )
+    (finding,) = lint_code(code, select=("FP304",)).findings
+    assert finding.span.start.line == 13
+    assert finding.related[-1].message == "`Net.forward` runs under autocast here"
+
+
+NET = (
+    "import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+    "    def __init__(self):\n        super().__init__()\n        self.proj = nn.Linear(4, 4)\n\n"
+    "    def forward(self, x):\n        h = self.proj(x)\n"
+    "        return h / (h.abs() + 1e-8)\n"  # line 12
+)
+
+
+def test_a_model_passed_as_an_argument_or_kept_on_a_trainer_is_resolved(tmp_path):
+    train = (
+        "import torch\nfrom net import Net\n\n\ndef fit(model, x):\n"
+        "    with torch.autocast('cuda'):\n        return model(x)\n\n\n"
+        "class Trainer:\n    def __init__(self, model):\n        self.model = model\n\n"
+        "    def step(self, x):\n        with torch.autocast('cuda'):\n"
+        "            return self.model(x)\n"
+    )
+    by_function = train + "\n\nfit(Net().cuda(), 1)\n"
+    result = lint_project(tmp_path / "a", {"net.py": NET, "train.py": by_function})
+    (finding,) = [f for f in result.findings if f.code == "FP304"]
+    assert finding.span.start.line == 12
+    assert [(r.path.rsplit("/", 1)[-1], r.span.start.line) for r in finding.related] == [
+        ("train.py", 6),
+        ("train.py", 7),
+    ]
+    by_attribute = train + "\n\nnet = Net()\nTrainer(net).step(1)\n"
+    result = lint_project(tmp_path / "b", {"net.py": NET, "train.py": by_attribute})
+    (finding,) = [f for f in result.findings if f.code == "FP304"]
+    assert finding.related[0].span.start.line == 15
+    # no caller says what the model is: nothing is reported
+    result = lint_project(tmp_path / "c", {"net.py": NET, "train.py": train})
+    assert [f for f in result.findings if f.code == "FP304"] == []
+
+
+def test_a_method_under_a_switch_passes_autocast_on_to_its_helpers(tmp_path):
+    """``unit`` runs under the switch's autocast too: ``norm`` (float32 list) is protected and
+    its output is float32, so neither FP202 nor FP304 reports; a plain op is reported."""
+    model = (
+        "import torch\nfrom torch import nn\n\n\ndef unit(x):\n"
+        "    return x / (x.norm(dim=-1, keepdim=True) + 1e-12) + x / (x.abs() + 1e-9)\n\n\n"
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.proj = nn.Linear(4, 4)\n\n    def forward(self, x):\n"
+        "        return unit(self.proj(x))\n"
+    )
+    settings = Settings(root=tmp_path, select=("FP202", "FP304"))
+    summaries = _summaries({"model.py": model}, tmp_path, settings)
+    entry = {
+        "kind": "autocast",
+        "target": ["c", "model.Net"],
+        "methods": ["forward"],
+        "step": {"what": "switch", "span": [3, 1, 3, 30], "text": "Accelerator(fp16)"},
+    }
+    summaries.append(FileSummary("fit.py", facts={"fp16_entries": [entry]}, parsed=True))
+    result = run_project(summaries, selected_rules(settings), settings)
+    kept = [f for f in [*result.replaced.values(), *result.findings] if f is not None]
+    assert [(f.code, f.span.start.line, f.span.start.column) for f in kept] == [("FP304", 6, 72)]
+
+
+def test_submodules_run_under_autocast_however_they_are_called(tmp_path):
+    model = (
+        "import torch\nfrom torch import nn\n\n\nclass Norm(nn.Module):\n"
+        "    def forward(self, x):\n        h = self(x) if False else x @ x\n"
+        "        return h / (h.var(-1, keepdim=True) + 1e-8)\n\n\n"  # line 8
+        "class Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+        "        self.blocks = nn.ModuleList([Norm() for _ in range(2)])\n\n"
+        "    def forward(self, x):\n        for block in self.blocks:\n"
+        "            x = block(x)\n        return x\n\n\n"
+        "net = Net()\nwith torch.autocast('cuda'):\n    net(1)\n"
+    )
+    result = lint_project(tmp_path, {"model.py": model}, select=("FP304",))
+    (finding,) = result.findings
+    assert finding.span.start.line == 8
+    assert finding.related[-1].message == "`Norm.forward` runs under autocast as a submodule"
+    assert finding.related[-1].span.start.line == 14
+
+
+def test_an_op_cuda_autocast_runs_in_float32_is_protected_in_a_helper(tmp_path):
+    helper = "import torch\n\n\ndef dist(q, k):\n    return torch.cdist(q, k)\n"
+    run = (
+        "import torch\nfrom helper import dist\n\n\ndef f(q, k):\n    q = q.cuda().half()\n"
+        "    with torch.autocast('cuda', dtype=torch.float16):\n        a = dist(q, k)\n"
+        "    return a, dist(q, k)\n"
+    )
+    result = lint_project(tmp_path, {"helper.py": helper, "run.py": run}, select=("FP204",))
+    (finding,) = result.findings  # the call outside the region only
+    assert finding.related[-1].span.start.line == 9

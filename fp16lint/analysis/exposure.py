@@ -44,6 +44,7 @@ import libcst as cst
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
+from fp16lint.analysis.names import dotted
 from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
 from fp16lint.analysis.tree import children
 from fp16lint.findings import Finding, Position, Related, Span
@@ -56,6 +57,8 @@ ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16", *SWITCH_TOKENS)
 _NOT_TENSOR_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
 _NOT_FLOAT_EXPRESSIONS = (cst.Comparison, cst.BooleanOperation, cst.Lambda)
 _NOT_CALLEES = ("torch.", "builtins.", "numpy.", "math.", "typing.", "functools.", "os.")
+# methods that return the module they are called on
+_KEEP_INSTANCE = frozenset({"to", "cuda", "cpu", "train", "eval", "float", "requires_grad_"})
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,11 @@ class ExposureTracker(Tracker):
         self.callees: dict[str, list[list[Any]]] = {}
         self._callee_seen: set[tuple[str, str, str]] = set()
         self.autocast_calls: list[dict[str, Any]] = []
+        # which project instance a parameter or attribute holds: ``self.model = model`` in
+        # ``__init__`` (class -> {attribute: parameter}); calls passing instances
+        # (``Trainer(GaussianDiffusion(...))``, ``train(model)`` with ``model = Net()``)
+        self.attr_params: dict[str, dict[str, str]] = {}
+        self.instance_args: list[list[Any]] = []
 
     @property
     def frame(self) -> _Frame:
@@ -233,11 +241,18 @@ class ExposureTracker(Tracker):
         return None
 
     def note(
-        self, rule: str, node: cst.CSTNode, target: cst.BaseExpression | None, weak: bool = False
+        self,
+        rule: str,
+        node: cst.CSTNode,
+        target: cst.BaseExpression | None,
+        weak: bool = False,
+        protected: bool = False,
     ) -> None:
         """Note a site a per-file rule reports at ``node`` on the value ``target`` (when one
         expression is it), for ``judged`` to keep with its chain or drop in the project pass.
-        ``weak``: the site stands only if float16 reaches it, in library mode too."""
+        ``weak``: the site stands only if float16 reaches it, in library mode too.
+        ``protected``: an op on autocast's float32 list runs the site (``F.normalize``'s eps),
+        so only float16 from outside autocast counts."""
         if target is None:
             return
         site: dict[str, Any] = {"rule": rule, "span": self.ctx.span_ref(node)}
@@ -248,7 +263,7 @@ class ExposureTracker(Tracker):
             site["origin"] = verdict.origin
         elif isinstance(verdict, Pending):
             site["fn"], site["params"] = verdict.key, list(verdict.params)
-            if verdict.not_under_autocast:
+            if verdict.not_under_autocast or protected:
                 site["no_autocast"] = True
         self.sites.append(site)
 
@@ -294,6 +309,17 @@ class ExposureTracker(Tracker):
     def leave_Assign(self, node: cst.Assign) -> None:
         self._assign([t.target for t in node.targets], node.value)
         value = node.value
+        frame = self.frame
+        if (
+            type(value) is cst.Name
+            and frame.cls is not None
+            and frame.key == f"{frame.cls}.__init__"
+            and value.value in self.functions[frame.key]
+        ):
+            for target in node.targets:
+                place = target.target
+                if type(place) is cst.Attribute and dotted(place.value) == "self":
+                    self.attr_params.setdefault(frame.cls, {})[place.attr.value] = value.value
         if self.frame.cls is not None and type(value) is cst.Call:
             for target in node.targets:
                 place = target.target
@@ -334,10 +360,12 @@ class ExposureTracker(Tracker):
                 ):
                     return None  # a nested function
                 return ["f", self.prefix + func.value]
-            values = self.ctx.names.values(func.value)
-            if len(values) == 1 and type(values[0]) is cst.Call:
-                made = self._qualified(values[0].func)
-                return ["i", made] if made is not None else None
+            made = self._instance(func)
+            if made is not None:
+                return ["i", made]
+            key = self.frame.key
+            if key is not None and func.value in self.functions[key] and len(bindings) == 1:
+                return ["p", f"{key}:{func.value}"]  # ``def train(model): model(x)``
             made = self._qualified(func)
             return ["f", made] if made is not None else None
         if type(func) is cst.Attribute and type(func.value) is cst.Name:
@@ -347,6 +375,29 @@ class ExposureTracker(Tracker):
             made = self._qualified(func)
             return ["f", made] if made is not None else None
         return None
+
+    def _instance(self, name: cst.Name) -> str | None:
+        """What ``name`` holds when every value bound to it is a call: the project callables
+        made it, alternatives joined by ``|`` (``model = Net().to(device)``, then maybe
+        ``model = DDP(model)``; the project pass keeps the project classes)."""
+        values = self.ctx.names.values(name.value)
+        if not values or not all(type(v) is cst.Call for v in values):
+            return None
+        made = {self._made_by(value) for value in values} - {None}
+        return "|".join(sorted(made)) if made else None  # type: ignore[arg-type]
+
+    def _made_by(self, call: cst.Call) -> str | None:
+        """The project callable a call runs, through ``Net().to(device)`` (same instance)."""
+        while (
+            type(call.func) is cst.Attribute
+            and type(call.func.value) is cst.Call
+            and call.func.attr.value in _KEEP_INSTANCE
+        ):
+            call = call.func.value
+        return self._qualified(call.func)
+
+    def _owner_key(self) -> str | None:
+        return next((f.key for f in reversed(self.frames) if f.key is not None), None)
 
     def _qualified(self, func: cst.BaseExpression) -> str | None:
         if type(func) is cst.Name:
@@ -371,6 +422,7 @@ class ExposureTracker(Tracker):
         self._graph(node, callee)
         if not node.args:
             return
+        self._instance_args(node, callee)
         args = []
         position = 0
         for arg in node.args:
@@ -408,11 +460,32 @@ class ExposureTracker(Tracker):
                     }
                 )
             return
-        key = next((f.key for f in reversed(self.frames) if f.key is not None), None)
+        key = self._owner_key()
         if key is None or (key, *callee) in self._callee_seen:
             return
         self._callee_seen.add((key, *callee))
         self.callees.setdefault(key, []).append([*callee, *self.ctx.span_ref(node)])
+
+    def _instance_args(self, node: cst.Call, callee: list[str]) -> None:
+        """Record the arguments of ``node`` that are project instances (``Trainer(model)``)."""
+        if callee[0] == "p":
+            return
+        found = []
+        position = 0
+        for arg in node.args:
+            if arg.star:
+                break
+            slot: int | str = position if arg.keyword is None else arg.keyword.value
+            if arg.keyword is None:
+                position += 1
+            value = arg.value
+            made = self._instance(value) if type(value) is cst.Name else None
+            if made is None and type(value) is cst.Call:
+                made = self._made_by(value)  # ``Trainer(Net())``
+            if made is not None:
+                found.append([slot, made])
+        if found:
+            self.instance_args.append([callee, found])
 
     def _state(self, value: cst.BaseExpression) -> dict[str, Any] | None:
         if type(value) in (cst.Integer, cst.Float, cst.SimpleString, cst.Lambda):
@@ -459,6 +532,10 @@ class ExposureTracker(Tracker):
             self.ctx.facts["callees"] = self.callees
         if self.autocast_calls:
             self.ctx.facts["autocast_calls"] = self.autocast_calls
+        if self.attr_params:
+            self.ctx.facts["attr_params"] = self.attr_params
+        if self.instance_args:
+            self.ctx.facts["instance_args"] = self.instance_args
 
 
 # --- the project join -----------------------------------------------------------------------
@@ -475,7 +552,9 @@ class Chain:
     autocast: str | None = None
 
     def then(self, step: Step, autocast: str | None) -> Chain:
-        inside = self.autocast if len(self.steps) > 1 else autocast
+        """The chain carried on by the call ``step`` (made in a region of ``autocast``); a
+        chain that starts at an autocast region or switch stays under it."""
+        inside = self.autocast if len(self.steps) > 1 or self.autocast else autocast
         return Chain((*self.steps, step), inside)
 
     @property
@@ -530,6 +609,8 @@ class Exposure:
         self.exposed: dict[str, dict[str, Chain]] = {}
         self.sites: dict[tuple[str, str, int, int], tuple[str, dict[str, Any]]] = {}
         self.callees: dict[str, tuple[str, list[list[Any]]]] = {}
+        self.attr_params: dict[str, dict[str, str]] = {}
+        instance_args: list[list[Any]] = []
         seeds: list[tuple[str, dict[str, Any]]] = []
         regions: list[tuple[str, dict[str, Any]]] = []
         entries: list[tuple[str, dict[str, Any]]] = []
@@ -545,9 +626,13 @@ class Exposure:
             for key, called in facts.get("callees", {}).items():
                 self.callees[key] = (path, called)
             regions.extend((path, call) for call in facts.get("autocast_calls", ()))
+            self.attr_params.update(facts.get("attr_params", {}))
+            instance_args.extend(facts.get("instance_args", ()))
             entries.extend(
                 (path, e) for e in facts.get("fp16_entries", ()) if e["kind"] == "autocast"
             )
+        self.instances: dict[tuple[str, str], set[str]] = {}
+        self.instances = self._instances(instance_args)
         queue: deque[str] = deque()
         self._autocast_seeds(regions, entries, queue)
         for cls, reason in self.index.resident.items():
@@ -575,10 +660,13 @@ class Exposure:
                     if chain is not None and len(chain.steps) < _MAX_CHAIN:
                         self._pass(path, call, slot, chain, queue)
             under = self.exposed.get(key, {}).get(AUTOCAST)
-            if under is not None and len(under.steps) < _MAX_CHAIN and key in self.callees:
+            if under is None or len(under.steps) >= _MAX_CHAIN:
+                continue
+            if key in self.callees:
                 path, called = self.callees[key]
                 for kind, name, *span in called:
                     self._run_under(path, [kind, name], span, under, queue)
+            self._submodules_under(key, under, queue)
 
     def _autocast_seeds(
         self,
@@ -604,6 +692,21 @@ class Exposure:
                     if found is not None:
                         self._expose(f"{found[0]}.{found[1]}", AUTOCAST, origin, queue)
 
+    def _submodules_under(self, key: str, chain: Chain, queue: deque[str]) -> None:
+        """A module whose ``forward`` runs under autocast runs its submodules under it too,
+        however it calls them (``for block in self.blocks: x = block(x)``)."""
+        owner, _, method = key.rpartition(".")
+        if method != "forward" or owner not in self.index.classes:
+            return
+        for defining, sub in self.index.subs_of(owner):
+            path = self.index.classes[defining].path
+            for made in self.index.targets(sub["cls"]):
+                found = self._called(made) if made in self.index.classes else None
+                if found is not None:
+                    label = f"`{_short_key(found, self.index)}` runs under autocast as a submodule"
+                    step = (path, tuple(sub["span"]), label)
+                    self._expose(found, AUTOCAST, chain.then(step, chain.autocast), queue)
+
     def _run_under(
         self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
     ) -> None:
@@ -622,10 +725,53 @@ class Exposure:
             params[param] = chain
             queue.append(key)
 
+    def _instances(self, records: list[list[Any]]) -> dict[tuple[str, str], set[str]]:
+        """``(function key, parameter) -> project classes`` passed to it as instances."""
+        out: dict[tuple[str, str], set[str]] = {}
+        for callee, args in records:
+            key = self._target(callee)
+            params = self.functions.get(key or "")
+            if not params:
+                continue
+            for slot, made in args:
+                param = (
+                    slot if isinstance(slot, str) else params[slot] if slot < len(params) else None
+                )
+                classes = self._classes(made)
+                if param in params and classes:
+                    out.setdefault((key, param), set()).update(classes)
+        return out
+
+    def _target(self, callee: list[str]) -> str | None:
+        """The function a call runs, constructors (``__init__``) included."""
+        if callee[0] in ("f", "i"):
+            for name in callee[1].split("|"):
+                name = self.index.canonical(name)
+                if name in self.index.classes:
+                    found = self.index.find_method(name, "__init__")
+                    return f"{found[0]}.{found[1]}" if found is not None else None
+        return self.resolve(callee)
+
+    def _classes(self, made: str) -> set[str]:
+        """The project classes a call of one of ``made`` (``a|b``) makes."""
+        found: set[str] = set()
+        for name in made.split("|"):
+            found |= {t for t in self.index.targets(name) if t in self.index.classes}
+        return found
+
+    def _held(self, key: str, param: str) -> str | None:
+        """The project class the parameter holds, when all callers agree on one."""
+        classes = self.instances.get((key, param), set())
+        return next(iter(classes)) if len(classes) == 1 else None
+
     def resolve(self, callee: list[str]) -> str | None:
         """The function key a call's callee stands for."""
         kind, name = callee
         index = self.index
+        if kind == "p":  # a parameter holding an instance: ``def train(model): model(x)``
+            key, _, param = name.partition(":")
+            held = self._held(key, param)
+            return self._called(held) if held is not None else None
         if kind == "s":
             owner, _, method = name.rpartition(".")
             owner = index.canonical(owner)
@@ -634,11 +780,22 @@ class Exposure:
                 return f"{found[0]}.{found[1]}"
             made = [t for _, sub in index.subs_of(owner) if sub["attr"] == method
                     for t in index.targets(sub["cls"])]  # fmt: skip
-            return self._called(made[0]) if len(made) == 1 else None
-        name = index.canonical(name)
-        if kind == "f" and name in self.functions:
-            return name
-        return self._called(name) if kind == "i" else None
+            if len(made) == 1:
+                return self._called(made[0])
+            for cls in index.mro(owner):  # ``self.model = model`` in ``__init__``
+                param = self.attr_params.get(cls, {}).get(method)
+                if param is not None:
+                    held = self._held(f"{cls}.__init__", param)
+                    return self._called(held) if held is not None else None
+            return None
+        if kind == "f" and index.canonical(name) in self.functions:
+            return index.canonical(name)
+        if kind == "i":
+            for alternative in name.split("|"):
+                found = self._called(index.canonical(alternative))
+                if found is not None:
+                    return found
+        return None
 
     def _called(self, cls: str) -> str | None:
         """The method that calling an instance of ``cls`` runs: ``__call__``, else ``forward``

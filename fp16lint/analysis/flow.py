@@ -244,6 +244,7 @@ class Frame:
     dtype_vars: dict[str, Dt] = field(default_factory=dict)  # name = x.dtype: x's dtype then
     branches: list[tuple[dict, dict, list]] = field(default_factory=list)
     self_name: str | None = None  # in a method: its first parameter
+    autocast_off: bool = False  # ``@custom_fwd(cast_inputs=...)``: runs with autocast off
 
     def snapshot(self) -> tuple[dict, dict]:
         return dict(self.values), dict(self.dtype_vars)
@@ -287,6 +288,7 @@ class FlowTracker(Tracker):
                 frame.self_name = params[0].name.value
                 params = params[1:]
             inputs = self._cast_inputs(node)
+            frame.autocast_off = inputs is not Dt.ACT
             upcast = self.upcast_params[-1].get(node.name.value, set()) if not static else set()
             for index, param in enumerate([*params, *node.params.kwonly_params]):
                 if index in upcast:
@@ -542,8 +544,8 @@ class FlowTracker(Tracker):
         if inside is not None:
             return inside
         found = computed()
-        if self.ctx.get(AutocastTracker).current is None and not (found.is16 or found.safe):
-            return Dt.AC16
+        if self._may_run_under_autocast() and not (found.is16 or found in (Dt.INT, Dt.SCALAR)):
+            return Dt.AC16  # upcast inputs too: autocast casts them back to float16
         return found
 
     def _autocast32(self, computed: Dt) -> Dt:
@@ -554,12 +556,18 @@ class FlowTracker(Tracker):
             return computed
         region = self.ctx.get(AutocastTracker).current
         if region is None:
+            if not self._may_run_under_autocast():
+                return computed
             if computed.act or (computed is Dt.UNKNOWN and self._in_free_function()):
                 return Dt.AC32
             return computed
         if region.is_fp16 and region.device != "cpu":
             return Dt.WIDE
         return computed
+
+    def _may_run_under_autocast(self) -> bool:
+        """Outside any region, where a caller's autocast may still be on."""
+        return self.ctx.get(AutocastTracker).current is None and not self.frame.autocast_off
 
     def _in_free_function(self) -> bool:
         return len(self.frames) > 1 and self.frame.self_name is None
@@ -599,6 +607,8 @@ class FlowTracker(Tracker):
                 return self._opaque(call, depth)  # a submodule or helper method of the model
             return self._method(call, func.attr.value, func.value, depth)
         if type(func) is cst.Name:
+            if func.value == self.frame.self_name:  # ``self(x)``: the model's output layer
+                return self._autocast16(lambda: self._opaque(call, depth))
             callee = self._name(func)
             if callee.is16:
                 return callee  # calling a float16 model

@@ -8,6 +8,7 @@ from fp16lint.analysis.constants import FP16_ZERO_UP_TO
 from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks, Sink
+from fp16lint.data.amp_ops import AUTOCAST_FP32_OPS
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 from fp16lint.rules.fp301_fp16_overflow_constant import quoted_value, related
@@ -24,6 +25,10 @@ _CONSEQUENCES = {
     "normalize": "a zero vector is divided by 0 and gives NaN",
     "cosine_similarity": "a zero vector gives NaN",
 }
+
+# Helpers that apply their eps inside an op on CUDA autocast's float32 list: under fp16
+# autocast they compute in float32, so only float16 from outside autocast reaches the eps.
+_AUTOCAST_FP32_HELPERS = frozenset({"normalize", "cosine_similarity"}) & AUTOCAST_FP32_OPS
 
 
 def _rounded(value: float) -> str:
@@ -134,6 +139,11 @@ def normalize(x):
         "        self.filters = torch.from_numpy(np.asarray(filters, dtype=np.float32))\n\n"
         "    def forward(self, spec: torch.Tensor):\n        mel = self.filters @ spec\n"
         "        return mel.clamp(min=1e-10).log10()\n",
+        # F.normalize called only under fp16 autocast runs in float32 (autocast's list).
+        "import torch\nimport torch.nn.functional as F\n\n\ndef unit(x):\n"
+        "    return F.normalize(x, dim=-1, eps=1e-12)\n\n\n"
+        "def embed(model, x):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+        "        return unit(model(x))\n",
         # Under fp16 autocast, softmax (on autocast's float32 list) outputs float32.
         "import torch\nimport torch.nn.functional as F\n\n\ndef nll(logits, target):\n"
         "    return -(torch.log(F.softmax(logits, -1) + 1e-8) * target).sum()\n\n\n"
@@ -248,7 +258,13 @@ def normalize(x):
     def _check(self, node: cst.CSTNode) -> None:
         exposure, sinks = self.ctx.get(ExposureTracker), self.ctx.get(ConstantSinks)
         for sink in sinks.epsilons(node):
-            exposure.note(self.code, sink.node, sink.target, sinks.only_by_exposure(sink))
+            exposure.note(
+                self.code,
+                sink.node,
+                sink.target,
+                sinks.only_by_exposure(sink),
+                protected=sink.operation in _AUTOCAST_FP32_HELPERS,
+            )
             self.report(
                 sink.node,
                 self._message(sink),
