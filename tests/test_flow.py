@@ -107,3 +107,59 @@ def test_method_inputs_are_activations():
         Dt.WIDE,
         Dt.UNKNOWN,
     ]  # fmt: skip
+
+
+# Under fp16 autocast (issue 17): float16 ops outside a region make AC16, float32-list ops AC32;
+# inside a CUDA region, the float32 list's outputs are float32.
+_NET = (
+    "class Net(torch.nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+    "        self.proj = torch.nn.Linear(4, 4)\n        self.norm = torch.nn.LayerNorm(4)\n\n"
+    "    def forward(self, x):\n{body}"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "        h = self.proj(x)\n        probe(h)\n        probe(torch.sigmoid(h) + 1e-8)\n"
+            "        probe(h.softmax(-1))\n        probe(self.norm(h))\n        probe(h ** 2)\n"
+            "        probe(h.float() @ h.float())\n        probe(h.argmax(-1))\n"
+            "        probe(h + torch.softmax(h, -1))\n        probe(h + x)\n",
+            [Dt.AC16, Dt.AC16, Dt.AC32, Dt.AC32, Dt.AC32, Dt.AC16, Dt.INT, Dt.AC32, Dt.ACT],
+        ),
+        (
+            "        q, k = self.proj(x).chunk(2, -1)\n        probe(q)\n"
+            "        with torch.autocast('cuda', dtype=torch.float16):\n"
+            "            h = self.proj(x)\n            probe(h)\n            probe(h.sum(-1))\n"
+            "            probe(torch.log(h.softmax(-1) + 1e-8))\n"
+            "        with torch.autocast('cpu', dtype=torch.float16):\n"
+            "            probe(torch.softmax(x @ x, -1))\n"
+            "        with torch.autocast('cuda', enabled=False):\n"
+            "            probe(x.float() @ x.float())\n",
+            [Dt.AC16, Dt.F16, Dt.WIDE, Dt.WIDE, Dt.F16, Dt.WIDE],
+        ),
+    ],
+)
+def test_values_float16_or_float32_under_autocast(body, expected):
+    assert dtypes(_NET.format(body=body)) == expected
+
+
+def test_a_free_function_input_through_a_float32_list_op():
+    code = "def f(x):\n    probe(x)\n    probe(F.softmax(x, -1))\n    probe(torch.matmul(x, x))\n"
+    assert dtypes(code) == [Dt.UNKNOWN, Dt.AC32, Dt.AC16]
+
+
+def test_calling_the_module_itself_is_its_output_layer():
+    """``self(batch)`` in a LightningModule step runs ``forward``: under fp16 autocast its
+    output layer (a Linear, a conv) gives float16, as ``model(x)`` in a region does."""
+    body = "        probe(self(x))\n        probe(self.helper(x))\n"
+    assert dtypes(_NET.format(body=body)) == [Dt.AC16, Dt.ACT]
+
+
+def test_custom_fwd_with_cast_inputs_runs_with_autocast_off():
+    body = (
+        "        return x\n\n    @torch.amp.custom_fwd(device_type='cuda', cast_inputs=torch.float32)\n"
+        "    def head(self, x):\n        probe(x @ x)\n        probe(self.proj(x).sum())\n"
+    )
+    assert dtypes(_NET.format(body=body)) == [Dt.WIDE, Dt.UNKNOWN]

@@ -25,6 +25,11 @@ there):
 - ``function``: the operands are a free function's inputs (``eager_attention_forward(module,
   query, key, ...)``): float16 only in library mode.
 
+Outside any autocast region, ``activation``, ``function`` and ``upcast`` sites are also float16
+whenever their function runs under fp16 autocast (autocast runs the product in float16 whatever
+its inputs): their op record carries the ``@autocast`` pseudo-parameter of
+``analysis.exposure``, which the project pass resolves from the callers.
+
 ``ctx.facts["attention"]`` keeps every site (``span``, ``text``, ``status``) and the number
 of ``F.scaled_dot_product_attention`` calls (``sdpa``), for measurements. Unprotected sites are
 also recorded as FP205 op sites in ``ctx.facts["ops"]`` (``analysis.hazards``' format, with
@@ -40,6 +45,7 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.exposure import AUTOCAST
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted
@@ -79,7 +85,7 @@ class AttentionTracker(Tracker):
         self.sites: list[dict[str, Any]] = []
         self.sdpa = 0
         # id(product node) -> (node, status, stack at the product), per function
-        self._products: list[dict[int, tuple[cst.CSTNode, str, tuple]]] = [{}]
+        self._products: list[dict[int, tuple[cst.CSTNode, str, tuple, bool, bool]]] = [{}]
         self._done: set[int] = set()
         self.active = "softmax" in ctx.text or "Softmax" in ctx.text  # else nothing to find
 
@@ -162,7 +168,7 @@ class AttentionTracker(Tracker):
             return "fp16"
         if any(dt.safe for dt in dts):
             return None  # integer or scalar operands: not attention logits
-        if any(dt is Dt.ACT for dt in dts) and _owner_of(self.ctx.stack, None)[0] is not None:
+        if any(dt.act for dt in dts) and _owner_of(self.ctx.stack, None)[0] is not None:
             return "activation"
         if len(self.ctx.names.scopes) > 1 and self.ctx.names.scopes[-1].kind == "function":
             return "function"
@@ -194,7 +200,8 @@ class AttentionTracker(Tracker):
         status = self._status(operands)
         if status is not None:
             scaled = any(self._scaled(op) for op in operands[:2])
-            self._products[-1][id(node)] = (node, status, tuple(self.ctx.stack), scaled)
+            free = self.ctx.get(AutocastTracker).current is None  # autocast may run it
+            self._products[-1][id(node)] = (node, status, tuple(self.ctx.stack), scaled, free)
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if self.active and type(node.operator) is cst.MatrixMultiply:
@@ -283,14 +290,15 @@ class AttentionTracker(Tracker):
 
     # --- recording ---------------------------------------------------------------------------
     def _site(self, found: tuple) -> None:
-        node, status, stack, scaled = found
+        node, status, stack, scaled, free = found
         if id(node) in self._done:
             return
         self._done.add(id(node))
         span = self.ctx.span_ref(node, stack)
         text = self.hazards._text(node) if type(node) is cst.Call else _short(self.ctx.code(node))
         self.sites.append({"span": span, "text": text, "status": status})
-        if status in ("upcast", "sdpa"):
+        key = self.hazards.exposure.frame.key if free else None
+        if status == "sdpa" or (status == "upcast" and key is None):
             return
         owner, method = _owner_of(stack, self.ctx.module_name)
         record = {
@@ -308,6 +316,8 @@ class AttentionTracker(Tracker):
             record["scaled"] = True
         if status == "function":
             record["function"] = _function_of(stack)
+        if key is not None and status != "fp16":
+            record["fn"], record["params"] = key, [AUTOCAST]
         self.hazards.ops.append(record)
 
     def leave_Module(self, node: cst.Module) -> None:

@@ -43,17 +43,22 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.flow import FlowTracker, is_shape, returns_index_pair
+from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
+from fp16lint.analysis.names import dotted
+from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
 from fp16lint.analysis.tree import children
 from fp16lint.findings import Finding, Position, Related, Span
 
 _MAX_CHAIN = 8
+AUTOCAST = "@autocast"  # the pseudo-parameter "this function runs under fp16 autocast"
 # What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
 # judged on the exposure add these to their ``tokens``, so files with origins are read.
-ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16")
+ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16", *SWITCH_TOKENS)
 _NOT_TENSOR_ATTRIBUTES = frozenset({"shape", "dtype", "device", "ndim", "is_cuda", "requires_grad"})
 _NOT_FLOAT_EXPRESSIONS = (cst.Comparison, cst.BooleanOperation, cst.Lambda)
 _NOT_CALLEES = ("torch.", "builtins.", "numpy.", "math.", "typing.", "functools.", "os.")
+# methods that return the module they are called on
+_KEEP_INSTANCE = frozenset({"to", "cuda", "cpu", "train", "eval", "float", "requires_grad_"})
 
 
 @dataclass(frozen=True)
@@ -65,10 +70,13 @@ class Local:
 
 @dataclass(frozen=True)
 class Pending:
-    """Float16 when one of ``params`` of the function ``key`` is (the project pass decides)."""
+    """Float16 when one of ``params`` of the function ``key`` is (the project pass decides).
+    ``AUTOCAST`` among them: when the function runs under fp16 autocast. ``not_under_autocast``:
+    an autocast float32 op made the value, so only a chain outside autocast makes it float16."""
 
     key: str
     params: tuple[str, ...]
+    not_under_autocast: bool = False
 
 
 Verdict = Local | Pending | None
@@ -96,6 +104,16 @@ class ExposureTracker(Tracker):
         self.sites: list[dict[str, Any]] = []
         self.prefix = f"{ctx.module_name}." if ctx.module_name else ""
         self.torch_attributes: set[str] = set()  # ``self.x = nn.Linear(...)`` in this file
+        # the call graph: per function key, the project callees it calls outside autocast
+        # regions (``[kind, name, *span]``, once each); calls made inside fp16 regions
+        self.callees: dict[str, list[list[Any]]] = {}
+        self._callee_seen: set[tuple[str, str, str]] = set()
+        self.autocast_calls: list[dict[str, Any]] = []
+        # which project instance a parameter or attribute holds: ``self.model = model`` in
+        # ``__init__`` (class -> {attribute: parameter}); calls passing instances
+        # (``Trainer(GaussianDiffusion(...))``, ``train(model)`` with ``model = Net()``)
+        self.attr_params: dict[str, dict[str, str]] = {}
+        self.instance_args: list[list[Any]] = []
 
     @property
     def frame(self) -> _Frame:
@@ -167,8 +185,8 @@ class ExposureTracker(Tracker):
             step["text"] = text
         return step
 
-    def _origin_of(self, expr: cst.BaseExpression) -> dict[str, Any] | None:
-        """Where a value made float16 at ``expr`` comes from (an autocast region or ``expr``)."""
+    def _region_step(self) -> dict[str, Any] | None:
+        """The step of the enabled fp16 autocast region around the node, if any."""
         region = self.ctx.get(AutocastTracker).current
         if region is not None and region.is_fp16 and region.lowers_precision:
             stack = self.ctx.stack
@@ -176,6 +194,13 @@ class ExposureTracker(Tracker):
                 if type(stack[index]) in (cst.With, cst.FunctionDef):
                     span = self.ctx.span_ref(region.node, within=tuple(stack[: index + 1]))
                     return {"what": "autocast", "span": span}
+        return None
+
+    def _origin_of(self, expr: cst.BaseExpression) -> dict[str, Any] | None:
+        """Where a value made float16 at ``expr`` comes from (an autocast region or ``expr``)."""
+        region = self._region_step()
+        if region is not None:
+            return region
         text = self.ctx.code(expr)
         return self._step(expr, "value", text if len(text) <= 30 and "\n" not in text else "")
 
@@ -208,16 +233,26 @@ class ExposureTracker(Tracker):
             return Local(origin or self._origin_of(expr))
         if origin is not None:
             return Local(origin)
-        if deps and self.frame.key is not None:
-            return Pending(self.frame.key, tuple(sorted(deps)))
+        key = self.frame.key
+        if key is not None and dt is Dt.AC16:
+            return Pending(key, tuple(sorted(deps | {AUTOCAST})))
+        if deps and key is not None:
+            return Pending(key, tuple(sorted(deps)), dt is Dt.AC32)
         return None
 
     def note(
-        self, rule: str, node: cst.CSTNode, target: cst.BaseExpression | None, weak: bool = False
+        self,
+        rule: str,
+        node: cst.CSTNode,
+        target: cst.BaseExpression | None,
+        weak: bool = False,
+        protected: bool = False,
     ) -> None:
         """Note a site a per-file rule reports at ``node`` on the value ``target`` (when one
         expression is it), for ``judged`` to keep with its chain or drop in the project pass.
-        ``weak``: the site stands only if float16 reaches it, in library mode too."""
+        ``weak``: the site stands only if float16 reaches it, in library mode too.
+        ``protected``: an op on autocast's float32 list runs the site (``F.normalize``'s eps),
+        so only float16 from outside autocast counts."""
         if target is None:
             return
         site: dict[str, Any] = {"rule": rule, "span": self.ctx.span_ref(node)}
@@ -228,6 +263,8 @@ class ExposureTracker(Tracker):
             site["origin"] = verdict.origin
         elif isinstance(verdict, Pending):
             site["fn"], site["params"] = verdict.key, list(verdict.params)
+            if verdict.not_under_autocast or protected:
+                site["no_autocast"] = True
         self.sites.append(site)
 
     # --- bindings --------------------------------------------------------------------------
@@ -272,6 +309,17 @@ class ExposureTracker(Tracker):
     def leave_Assign(self, node: cst.Assign) -> None:
         self._assign([t.target for t in node.targets], node.value)
         value = node.value
+        frame = self.frame
+        if (
+            type(value) is cst.Name
+            and frame.cls is not None
+            and frame.key == f"{frame.cls}.__init__"
+            and value.value in self.functions[frame.key]
+        ):
+            for target in node.targets:
+                place = target.target
+                if type(place) is cst.Attribute and dotted(place.value) == "self":
+                    self.attr_params.setdefault(frame.cls, {})[place.attr.value] = value.value
         if self.frame.cls is not None and type(value) is cst.Call:
             for target in node.targets:
                 place = target.target
@@ -312,10 +360,12 @@ class ExposureTracker(Tracker):
                 ):
                     return None  # a nested function
                 return ["f", self.prefix + func.value]
-            values = self.ctx.names.values(func.value)
-            if len(values) == 1 and type(values[0]) is cst.Call:
-                made = self._qualified(values[0].func)
-                return ["i", made] if made is not None else None
+            made = self._instance(func)
+            if made is not None:
+                return ["i", made]
+            key = self.frame.key
+            if key is not None and func.value in self.functions[key] and len(bindings) == 1:
+                return ["p", f"{key}:{func.value}"]  # ``def train(model): model(x)``
             made = self._qualified(func)
             return ["f", made] if made is not None else None
         if type(func) is cst.Attribute and type(func.value) is cst.Name:
@@ -325,6 +375,29 @@ class ExposureTracker(Tracker):
             made = self._qualified(func)
             return ["f", made] if made is not None else None
         return None
+
+    def _instance(self, name: cst.Name) -> str | None:
+        """What ``name`` holds when every value bound to it is a call: the project callables
+        made it, alternatives joined by ``|`` (``model = Net().to(device)``, then maybe
+        ``model = DDP(model)``; the project pass keeps the project classes)."""
+        values = self.ctx.names.values(name.value)
+        if not values or not all(type(v) is cst.Call for v in values):
+            return None
+        made = {self._made_by(value) for value in values} - {None}
+        return "|".join(sorted(made)) if made else None  # type: ignore[arg-type]
+
+    def _made_by(self, call: cst.Call) -> str | None:
+        """The project callable a call runs, through ``Net().to(device)`` (same instance)."""
+        while (
+            type(call.func) is cst.Attribute
+            and type(call.func.value) is cst.Call
+            and call.func.attr.value in _KEEP_INSTANCE
+        ):
+            call = call.func.value
+        return self._qualified(call.func)
+
+    def _owner_key(self) -> str | None:
+        return next((f.key for f in reversed(self.frames) if f.key is not None), None)
 
     def _qualified(self, func: cst.BaseExpression) -> str | None:
         if type(func) is cst.Name:
@@ -337,8 +410,6 @@ class ExposureTracker(Tracker):
         return name
 
     def visit_Call(self, node: cst.Call) -> None:
-        if not node.args:
-            return
         func = node.func
         if type(func) is cst.Attribute and (
             func.attr.value == "to"
@@ -348,6 +419,10 @@ class ExposureTracker(Tracker):
         callee = self._callee(func)
         if callee is None:
             return
+        self._graph(node, callee)
+        if not node.args:
+            return
+        self._instance_args(node, callee)
         args = []
         position = 0
         for arg in node.args:
@@ -369,6 +444,49 @@ class ExposureTracker(Tracker):
             record["autocast"] = region.device or "cuda"
         self.calls.append(record)
 
+    def _graph(self, node: cst.Call, callee: list[str]) -> None:
+        """Record the call in the call graph: a seed when inside an fp16 autocast region,
+        nothing inside a region that turns it off (or runs bfloat16)."""
+        region = self.ctx.get(AutocastTracker).current
+        if region is not None:
+            step = self._region_step()
+            if step is not None:
+                self.autocast_calls.append(
+                    {
+                        "callee": callee,
+                        "span": self.ctx.span_ref(node),
+                        "region": step["span"],
+                        "device": region.device or "cuda",
+                    }
+                )
+            return
+        key = self._owner_key()
+        if key is None or (key, *callee) in self._callee_seen:
+            return
+        self._callee_seen.add((key, *callee))
+        self.callees.setdefault(key, []).append([*callee, *self.ctx.span_ref(node)])
+
+    def _instance_args(self, node: cst.Call, callee: list[str]) -> None:
+        """Record the arguments of ``node`` that are project instances (``Trainer(model)``)."""
+        if callee[0] == "p":
+            return
+        found = []
+        position = 0
+        for arg in node.args:
+            if arg.star:
+                break
+            slot: int | str = position if arg.keyword is None else arg.keyword.value
+            if arg.keyword is None:
+                position += 1
+            value = arg.value
+            made = self._instance(value) if type(value) is cst.Name else None
+            if made is None and type(value) is cst.Call:
+                made = self._made_by(value)  # ``Trainer(Net())``
+            if made is not None:
+                found.append([slot, made])
+        if found:
+            self.instance_args.append([callee, found])
+
     def _state(self, value: cst.BaseExpression) -> dict[str, Any] | None:
         if type(value) in (cst.Integer, cst.Float, cst.SimpleString, cst.Lambda):
             return None
@@ -380,13 +498,28 @@ class ExposureTracker(Tracker):
             return None
         if origin is not None or dt.is16 or self._model_call_in_autocast(value):
             return {"origin": origin or self._origin_of(value)}
-        if deps and self.frame.key is not None:
-            return {"params": sorted(deps)}
+        if self.frame.key is None:
+            return None
+        if dt is Dt.AC16:
+            return {"params": sorted(deps | {AUTOCAST})}
+        if deps:
+            return (
+                {"params": sorted(deps), "no_autocast": True}
+                if dt is Dt.AC32
+                else {"params": sorted(deps)}
+            )
         return None
 
     def _maybe_origin(self, value: cst.BaseExpression) -> bool:
-        """Cheap test before asking the flow: a call or attribute may make float16 inline."""
-        return type(value) in (cst.Call, cst.BinaryOperation, cst.Subscript, cst.Attribute)
+        """Cheap test before asking the flow: a call or attribute may make float16 inline, a
+        name may hold a value float16 under autocast."""
+        return type(value) in (
+            cst.Call,
+            cst.BinaryOperation,
+            cst.Subscript,
+            cst.Attribute,
+            cst.Name,
+        )
 
     def leave_Module(self, node: cst.Module) -> None:
         if self.functions:
@@ -395,6 +528,14 @@ class ExposureTracker(Tracker):
             self.ctx.facts["calls"] = self.calls
         if self.sites:
             self.ctx.facts["exposure"] = self.sites
+        if self.callees:
+            self.ctx.facts["callees"] = self.callees
+        if self.autocast_calls:
+            self.ctx.facts["autocast_calls"] = self.autocast_calls
+        if self.attr_params:
+            self.ctx.facts["attr_params"] = self.attr_params
+        if self.instance_args:
+            self.ctx.facts["instance_args"] = self.instance_args
 
 
 # --- the project join -----------------------------------------------------------------------
@@ -411,7 +552,9 @@ class Chain:
     autocast: str | None = None
 
     def then(self, step: Step, autocast: str | None) -> Chain:
-        inside = self.autocast if len(self.steps) > 1 else autocast
+        """The chain carried on by the call ``step`` (made in a region of ``autocast``); a
+        chain that starts at an autocast region or switch stays under it."""
+        inside = self.autocast if len(self.steps) > 1 or self.autocast else autocast
         return Chain((*self.steps, step), inside)
 
     @property
@@ -465,7 +608,12 @@ class Exposure:
         self.calls_in: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self.exposed: dict[str, dict[str, Chain]] = {}
         self.sites: dict[tuple[str, str, int, int], tuple[str, dict[str, Any]]] = {}
+        self.callees: dict[str, tuple[str, list[list[Any]]]] = {}
+        self.attr_params: dict[str, dict[str, str]] = {}
+        instance_args: list[list[Any]] = []
         seeds: list[tuple[str, dict[str, Any]]] = []
+        regions: list[tuple[str, dict[str, Any]]] = []
+        entries: list[tuple[str, dict[str, Any]]] = []
         for path, summary in project.summaries.items():
             facts = summary.facts
             self.functions.update(facts.get("functions", {}))
@@ -475,13 +623,24 @@ class Exposure:
                 seeds.append((path, call))
             for site in facts.get("exposure", ()):
                 self.sites[(site["rule"], path, site["span"][0], site["span"][1])] = (path, site)
+            for key, called in facts.get("callees", {}).items():
+                self.callees[key] = (path, called)
+            regions.extend((path, call) for call in facts.get("autocast_calls", ()))
+            self.attr_params.update(facts.get("attr_params", {}))
+            instance_args.extend(facts.get("instance_args", ()))
+            entries.extend(
+                (path, e) for e in facts.get("fp16_entries", ()) if e["kind"] == "autocast"
+            )
+        self.instances: dict[tuple[str, str], set[str]] = {}
+        self.instances = self._instances(instance_args)
         queue: deque[str] = deque()
+        self._autocast_seeds(regions, entries, queue)
         for cls, reason in self.index.resident.items():
             if reason.cast is None:
                 step: Step = ("", (1, 1, 1, 1), "`assume-fp16`")
             else:
                 cast, root = reason.cast, reason.root.rsplit(".", 1)[-1]
-                label = f"{cast.spelling} of `{root}` at {cast.path}:{cast.span[0]}"
+                label = f"{cast.spelling} of `{root}` at {cast.path}:{cast.span[0]}{cast.given}"
                 step = (cast.path, tuple(cast.span), label)
             for owner, method in self.index.reached(cls):
                 key = f"{owner}.{method}"
@@ -495,9 +654,68 @@ class Exposure:
             key = queue.popleft()
             for path, call in self.calls_in.get(key, ()):
                 for slot, state in call["args"]:
-                    chain = self.chain_for(key, state.get("params", ()))
+                    chain = self.chain_for(
+                        key, state.get("params", ()), state.get("no_autocast", False)
+                    )
                     if chain is not None and len(chain.steps) < _MAX_CHAIN:
                         self._pass(path, call, slot, chain, queue)
+            under = self.exposed.get(key, {}).get(AUTOCAST)
+            if under is None or len(under.steps) >= _MAX_CHAIN:
+                continue
+            if key in self.callees:
+                path, called = self.callees[key]
+                for kind, name, *span in called:
+                    self._run_under(path, [kind, name], span, under, queue)
+            self._submodules_under(key, under, queue)
+
+    def _autocast_seeds(
+        self,
+        regions: list[tuple[str, dict[str, Any]]],
+        entries: list[tuple[str, dict[str, Any]]],
+        queue: deque[str],
+    ) -> None:
+        """Functions that run under fp16 autocast: callees of calls made in an enabled fp16
+        region, and the methods a framework's fp16 switch runs under it (``fp16_entries``)."""
+        for path, call in regions:
+            step = {"what": "autocast", "span": call["region"]}
+            origin = Chain(((path, tuple(call["region"]), _label(path, step)),), call["device"])
+            self._run_under(path, call["callee"], call["span"], origin, queue)
+        for path, entry in entries:
+            step = entry["step"]
+            label = f"`{step['text']}` at {path}:{step['span'][0]}"
+            if "when" in entry:
+                label += f" when {entry['when']} is given"
+            origin = Chain(((path, tuple(step["span"]), label),), "cuda")
+            for cls in sorted(self.index.targets(entry["target"][1])):  # a class or a builder
+                for method in entry.get("methods", ()):
+                    found = self.index.find_method(cls, method)
+                    if found is not None:
+                        self._expose(f"{found[0]}.{found[1]}", AUTOCAST, origin, queue)
+
+    def _submodules_under(self, key: str, chain: Chain, queue: deque[str]) -> None:
+        """A module whose ``forward`` runs under autocast runs its submodules under it too,
+        however it calls them (``for block in self.blocks: x = block(x)``)."""
+        owner, _, method = key.rpartition(".")
+        if method != "forward" or owner not in self.index.classes:
+            return
+        for defining, sub in self.index.subs_of(owner):
+            path = self.index.classes[defining].path
+            for made in self.index.targets(sub["cls"]):
+                found = self._called(made) if made in self.index.classes else None
+                if found is not None:
+                    label = f"`{_short_key(found, self.index)}` runs under autocast as a submodule"
+                    step = (path, tuple(sub["span"]), label)
+                    self._expose(found, AUTOCAST, chain.then(step, chain.autocast), queue)
+
+    def _run_under(
+        self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
+    ) -> None:
+        """The function ``callee`` stands for runs under the autocast of ``chain``."""
+        key = self.resolve(callee)
+        if key is None:
+            return
+        step = (path, tuple(span), f"`{_short_key(key, self.index)}` runs under autocast here")
+        self._expose(key, AUTOCAST, chain.then(step, chain.autocast), queue)
 
     def _expose(self, key: str, param: str, chain: Chain, queue: deque[str]) -> None:
         params = self.exposed.setdefault(key, {})
@@ -507,10 +725,53 @@ class Exposure:
             params[param] = chain
             queue.append(key)
 
+    def _instances(self, records: list[list[Any]]) -> dict[tuple[str, str], set[str]]:
+        """``(function key, parameter) -> project classes`` passed to it as instances."""
+        out: dict[tuple[str, str], set[str]] = {}
+        for callee, args in records:
+            key = self._target(callee)
+            params = self.functions.get(key or "")
+            if not params:
+                continue
+            for slot, made in args:
+                param = (
+                    slot if isinstance(slot, str) else params[slot] if slot < len(params) else None
+                )
+                classes = self._classes(made)
+                if param in params and classes:
+                    out.setdefault((key, param), set()).update(classes)
+        return out
+
+    def _target(self, callee: list[str]) -> str | None:
+        """The function a call runs, constructors (``__init__``) included."""
+        if callee[0] in ("f", "i"):
+            for name in callee[1].split("|"):
+                name = self.index.canonical(name)
+                if name in self.index.classes:
+                    found = self.index.find_method(name, "__init__")
+                    return f"{found[0]}.{found[1]}" if found is not None else None
+        return self.resolve(callee)
+
+    def _classes(self, made: str) -> set[str]:
+        """The project classes a call of one of ``made`` (``a|b``) makes."""
+        found: set[str] = set()
+        for name in made.split("|"):
+            found |= {t for t in self.index.targets(name) if t in self.index.classes}
+        return found
+
+    def _held(self, key: str, param: str) -> str | None:
+        """The project class the parameter holds, when all callers agree on one."""
+        classes = self.instances.get((key, param), set())
+        return next(iter(classes)) if len(classes) == 1 else None
+
     def resolve(self, callee: list[str]) -> str | None:
         """The function key a call's callee stands for."""
         kind, name = callee
         index = self.index
+        if kind == "p":  # a parameter holding an instance: ``def train(model): model(x)``
+            key, _, param = name.partition(":")
+            held = self._held(key, param)
+            return self._called(held) if held is not None else None
         if kind == "s":
             owner, _, method = name.rpartition(".")
             owner = index.canonical(owner)
@@ -519,16 +780,33 @@ class Exposure:
                 return f"{found[0]}.{found[1]}"
             made = [t for _, sub in index.subs_of(owner) if sub["attr"] == method
                     for t in index.targets(sub["cls"])]  # fmt: skip
-            return self._called(made[0]) if len(made) == 1 else None
-        name = index.canonical(name)
-        if kind == "f" and name in self.functions:
-            return name
-        return self._called(name) if kind == "i" else None
+            if len(made) == 1:
+                return self._called(made[0])
+            for cls in index.mro(owner):  # ``self.model = model`` in ``__init__``
+                param = self.attr_params.get(cls, {}).get(method)
+                if param is not None:
+                    held = self._held(f"{cls}.__init__", param)
+                    return self._called(held) if held is not None else None
+            return None
+        if kind == "f" and index.canonical(name) in self.functions:
+            return index.canonical(name)
+        if kind == "i":
+            for alternative in name.split("|"):
+                found = self._called(index.canonical(alternative))
+                if found is not None:
+                    return found
+        return None
 
     def _called(self, cls: str) -> str | None:
-        """The method that calling an instance of ``cls`` runs: ``__call__``, else ``forward``."""
+        """The method that calling an instance of ``cls`` runs: ``__call__``, else ``forward``
+        (``cls`` may be a function that returns an instance: ``model = build_model()``)."""
         if cls not in self.index.classes:
-            return None
+            made = self.index.targets(cls)
+            if len(made) != 1:
+                return None
+            cls = next(iter(made))
+            if cls not in self.index.classes:
+                return None
         for method in ("__call__", "forward"):
             found = self.index.find_method(cls, method)
             if found is not None:
@@ -547,20 +825,20 @@ class Exposure:
         else:
             param = slot if slot in params else None
         if param is not None:
-            owner, _, name = key.rpartition(".")
-            if owner in self.index.classes:
-                name = f"{owner.rsplit('.', 1)[-1]}.{name}"
+            name = _short_key(key, self.index)
             step = (path, tuple(call["span"]), f"float16 passed to `{name}` here")
             self._expose(key, param, chain.then(step, call.get("autocast")), queue)
 
-    def chain_for(self, key: str | None, params: Any) -> Chain | None:
-        """The chain by which one of ``params`` of function ``key`` can be float16, or None."""
+    def chain_for(self, key: str | None, params: Any, outside: bool = False) -> Chain | None:
+        """The chain by which one of ``params`` of function ``key`` can be float16, or None;
+        ``outside``: only a chain outside autocast (the value is float32 under it)."""
         exposed = self.exposed.get(key or "")
         if not exposed:
             return None
         for param in params:
-            if param in exposed:
-                return exposed[param]
+            chain = exposed.get(param)
+            if chain is not None and not (outside and chain.autocast is not None):
+                return chain
         return None
 
     def site(self, rule: str, path: str, line: int, column: int) -> tuple[str, Chain | None]:
@@ -572,13 +850,21 @@ class Exposure:
         noted = "weak" if site.get("weak") else "noted"
         if "origin" in site:
             return noted, origin_chain(where, site["origin"])
-        return noted, self.chain_for(site.get("fn"), site.get("params", ()))
+        return noted, self.record_chain(where, site)
 
     def record_chain(self, path: str, record: dict[str, Any]) -> Chain | None:
         """The chain of an op site fact (``analysis.hazards``)."""
         if "origin" in record:
             return origin_chain(path, record["origin"])
-        return self.chain_for(record.get("fn"), record.get("params", ()))
+        return self.chain_for(
+            record.get("fn"), record.get("params", ()), record.get("no_autocast", False)
+        )
+
+
+def _short_key(key: str, index: Any) -> str:
+    """``Class.method`` for a method, ``function`` for a function."""
+    owner, _, name = key.rpartition(".")
+    return f"{owner.rsplit('.', 1)[-1]}.{name}" if owner in index.classes else name
 
 
 def exposure_of(project: Any) -> Exposure:

@@ -5,7 +5,8 @@ A value is float16 after ``.half()``, ``.to(torch.float16)``, a factory with
 ``dtype=torch.float16``, arithmetic on float16 values (with Python numbers or integer tensors),
 a call of something cast to float16 (``model = Net().half(); out = model(x)``), and, inside an
 fp16 autocast region, the outputs of autocast's float16 ops (``matmul``, ``linear``, ``bmm``...:
-float16 again even when their inputs were upcast). It stops being float16 after ``.float()``,
+float16 again even when their inputs were upcast), while the outputs of its float32 ops
+(``softmax``, ``sum``, ``exp``..., CUDA's list) there are float32. It stops being float16 after ``.float()``,
 ``.double()``, ``.to(torch.float32)``, ``.type(torch.float32)`` or an op given
 ``dtype=torch.float32``. Factories without a dtype make float32 (the default dtype) or integer
 tensors; comparisons make bool tensors.
@@ -15,6 +16,12 @@ from them — by torch ops, submodule calls, helpers they are passed to — are 
 (``ACT``): their dtype is not seen here, but it is the model's own, so they are float16 when the
 class runs in float16 (``analysis.index`` decides). Anything else not seen being made
 (attributes, results of unrelated calls) is ``UNKNOWN`` and never reported.
+
+Outside any autocast region, an autocast float16 op (or a ``self.proj = nn.Linear(...)`` layer
+called) makes ``AC16``: an activation that is float16 whenever the function runs under fp16
+autocast (``analysis.exposure`` decides whether it does, from the callers); elementwise ops keep
+it. An autocast float32 op on such a value (or on an activation) makes ``AC32``: an activation
+that is float32 under fp16 autocast. Both are activations (``act``) to everything else.
 
 The analysis follows statements in source order as the engine walks them: branches of an ``if``
 are joined (float16 on one branch only is *may-be* float16), a dtype guard pins a name on each
@@ -36,7 +43,12 @@ from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.tree import children, walk
-from fp16lint.data.amp_ops import AUTOCAST_FP16_OPS
+from fp16lint.data.amp_ops import (
+    AUTOCAST_FP16_MODULES,
+    AUTOCAST_FP16_OPS,
+    AUTOCAST_FP32_MODULES,
+    AUTOCAST_FP32_OPS,
+)
 
 _MAX_DEPTH = 40
 
@@ -48,6 +60,8 @@ class Dt(str, Enum):
     INT = "int"  # integer or bool tensor
     SCALAR = "scalar"  # Python number
     ACT = "activation"  # derived from a method's inputs: the model's dtype
+    AC16 = "float16 under autocast"  # an activation, and float16 under fp16 autocast
+    AC32 = "float32 under autocast"  # an activation, but float32 under fp16 autocast
     UNKNOWN = "unknown"
 
     @property
@@ -58,6 +72,11 @@ class Dt(str, Enum):
     def safe(self) -> bool:
         """Surely not float16."""
         return self in (Dt.WIDE, Dt.INT, Dt.SCALAR)
+
+    @property
+    def act(self) -> bool:
+        """An activation: the model's dtype (``AC16``/``AC32`` say more under autocast)."""
+        return self in (Dt.ACT, Dt.AC16, Dt.AC32)
 
 
 def _from_fact(fact: DTypeFact | None) -> Dt:
@@ -76,6 +95,10 @@ def join(a: Dt, b: Dt) -> Dt:
         return Dt.MAYBE16
     if a.safe and b.safe:
         return Dt.WIDE if Dt.WIDE in (a, b) else Dt.UNKNOWN if {a, b} == {Dt.INT, Dt.SCALAR} else a
+    if Dt.AC16 in (a, b):
+        return Dt.AC16  # float16 under autocast on one branch
+    if a.act and b.act:
+        return Dt.ACT
     return Dt.UNKNOWN
 
 
@@ -83,15 +106,21 @@ def promote(a: Dt, b: Dt) -> Dt:
     """The dtype of ``a <op> b`` for elementwise arithmetic (torch's type promotion; a float16
     tensor meeting a float32 one is unknown, since a 0-dim float32 tensor does not promote it).
     An upcast value meeting an unknown one (``variance + self.eps``) stays wide: either the
-    unknown is a number or a tensor of at most its width, or the code mixes dtypes knowingly."""
+    unknown is a number or a tensor of at most its width, or the code mixes dtypes knowingly.
+    Under autocast, ``AC16`` with numbers stays float16 and with a float32 tensor does not."""
     if a is Dt.SCALAR and b is Dt.SCALAR:
         return Dt.SCALAR
     for x, y in ((a, b), (b, a)):
-        if x.is16 and (y.is16 or y in (Dt.SCALAR, Dt.INT, Dt.ACT)):
+        if x.is16 and (y.is16 or y in (Dt.SCALAR, Dt.INT) or y.act):
             return Dt.MAYBE16 if Dt.MAYBE16 in (x, y) else Dt.F16
-        if x is Dt.WIDE and y in (Dt.WIDE, Dt.SCALAR, Dt.INT, Dt.ACT, Dt.UNKNOWN):
+        if x is Dt.WIDE and (y in (Dt.WIDE, Dt.SCALAR, Dt.INT, Dt.UNKNOWN) or y.act):
             return Dt.WIDE
-        if x is Dt.ACT and y in (Dt.ACT, Dt.SCALAR, Dt.INT, Dt.UNKNOWN):
+        if x in (Dt.AC16, Dt.AC32) and y in (x, Dt.SCALAR, Dt.INT):
+            return x
+        if x is Dt.AC32 and y is Dt.AC16:
+            return Dt.AC32  # float16 and float32 tensors make float32
+    for x, y in ((a, b), (b, a)):
+        if x.act and (y.act or y in (Dt.SCALAR, Dt.INT, Dt.UNKNOWN)):
             return Dt.ACT
     if a is Dt.INT and b is Dt.INT:
         return Dt.INT
@@ -100,7 +129,7 @@ def promote(a: Dt, b: Dt) -> Dt:
 
 def carries(values: list[Dt]) -> Dt:
     """What an opaque call returns given its arguments: an activation when one goes in."""
-    return Dt.ACT if any(v.is16 or v is Dt.ACT for v in values) else Dt.UNKNOWN
+    return Dt.ACT if any(v.is16 or v.act for v in values) else Dt.UNKNOWN
 
 
 # Factories without a dtype argument: float ones make the default dtype (float32).
@@ -174,14 +203,26 @@ def _is_upcast(expr: cst.BaseExpression, names) -> bool:
     )
 
 
-def _upcast_params(cls: cst.ClassDef, names) -> dict[str, set[int]]:
+def _class_facts(cls: cst.ClassDef, names) -> tuple[dict[str, set[int]], dict[str, str]]:
     """For each method, the positional parameters (after ``self``) that every
-    ``self.method(...)`` call in the class passes upcast (``self._norm(x.float())``)."""
+    ``self.method(...)`` call in the class passes upcast (``self._norm(x.float())``); and the
+    attributes kept as a torch layer on autocast's float16 (``"16"``: ``self.proj =
+    nn.Linear(...)``) or float32 (``"32"``: ``nn.LayerNorm``) list."""
     found: dict[str, list[set[int]]] = {}
+    layers: dict[str, str] = {}
     stack: list[cst.CSTNode] = [cls.body]
     while stack:  # every node of the body, in any order (a plain loop: this runs ahead of
         node = stack.pop()  # the walk on every class, so it must cost little)
         stack += children(node)
+        if type(node) is cst.Assign and type(node.value) is cst.Call:
+            made = names.qualname(node.value.func)
+            kind = "16" if made in AUTOCAST_FP16_MODULES else "32"
+            if made in AUTOCAST_FP16_MODULES or made in AUTOCAST_FP32_MODULES:
+                for target in node.targets:
+                    place = target.target
+                    if type(place) is cst.Attribute and dotted(place.value) == "self":
+                        layers[place.attr.value] = kind
+            continue
         if not (
             type(node) is cst.Call
             and type(node.func) is cst.Attribute
@@ -192,7 +233,7 @@ def _upcast_params(cls: cst.ClassDef, names) -> dict[str, set[int]]:
         positional = [a.value for a in node.args if a.keyword is None and not a.star]
         upcast = {i for i, value in enumerate(positional) if _is_upcast(value, names)}
         found.setdefault(node.func.attr.value, []).append(upcast)
-    return {name: set.intersection(*calls) for name, calls in found.items()}
+    return {name: set.intersection(*calls) for name, calls in found.items()}, layers
 
 
 @dataclass
@@ -203,6 +244,7 @@ class Frame:
     dtype_vars: dict[str, Dt] = field(default_factory=dict)  # name = x.dtype: x's dtype then
     branches: list[tuple[dict, dict, list]] = field(default_factory=list)
     self_name: str | None = None  # in a method: its first parameter
+    autocast_off: bool = False  # ``@custom_fwd(cast_inputs=...)``: runs with autocast off
 
     def snapshot(self) -> tuple[dict, dict]:
         return dict(self.values), dict(self.dtype_vars)
@@ -217,8 +259,10 @@ class FlowTracker(Tracker):
         super().__init__(ctx)
         self.frames: list[Frame] = [Frame()]
         self._memo: dict[int, Dt] = {}
-        # per enclosing class: method -> positions of parameters every caller upcasts
+        # per enclosing class: method -> positions of parameters every caller upcasts; and
+        # attribute -> "16"/"32" for torch layers on autocast's lists (``_class_facts``)
         self.upcast_params: list[dict[str, set[int]]] = [{}]
+        self.layer_kinds: list[dict[str, str]] = [{}]
 
     @property
     def frame(self) -> Frame:
@@ -226,10 +270,13 @@ class FlowTracker(Tracker):
 
     # --- scopes ------------------------------------------------------------------------------
     def visit_ClassDef(self, node: cst.ClassDef) -> None:
-        self.upcast_params.append(_upcast_params(node, self.ctx.names))
+        upcast, layers = _class_facts(node, self.ctx.names)
+        self.upcast_params.append(upcast)
+        self.layer_kinds.append(layers)
 
     def leave_ClassDef(self, node: cst.ClassDef) -> None:
         self.upcast_params.pop()
+        self.layer_kinds.pop()
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         frame = Frame()
@@ -241,6 +288,7 @@ class FlowTracker(Tracker):
                 frame.self_name = params[0].name.value
                 params = params[1:]
             inputs = self._cast_inputs(node)
+            frame.autocast_off = inputs is not Dt.ACT
             upcast = self.upcast_params[-1].get(node.name.value, set()) if not static else set()
             for index, param in enumerate([*params, *node.params.kwonly_params]):
                 if index in upcast:
@@ -318,8 +366,8 @@ class FlowTracker(Tracker):
                 self.frame.dtype_vars[target.value] = dtype_of_value
         elif type(target) in (cst.Tuple, cst.List):
             # unpacking ``q, k, v = qkv.chunk(3)``: activations stay activations
-            element_dt = Dt.ACT if value.is16 or value is Dt.ACT else value
-            if element_dt is not Dt.SCALAR and element_dt is not Dt.ACT:
+            element_dt = Dt.ACT if value.is16 or value in (Dt.ACT, Dt.AC32) else value
+            if element_dt not in (Dt.SCALAR, Dt.ACT, Dt.AC16):
                 element_dt = Dt.UNKNOWN
             for element in target.elements:
                 inner = element.value
@@ -466,13 +514,16 @@ class FlowTracker(Tracker):
         return Dt.UNKNOWN
 
     def _binary(self, expr: cst.BinaryOperation, depth: int) -> Dt:
-        if type(expr.operator) is cst.MatrixMultiply:
-            if self._fp16_autocast() is not None:
-                return self._fp16_autocast()
-            return promote(self._eval(expr.left, depth), self._eval(expr.right, depth))
+        operator = type(expr.operator)
+        if operator is cst.MatrixMultiply:
+            return self._autocast16(
+                lambda: promote(self._eval(expr.left, depth), self._eval(expr.right, depth))
+            )
         left, right = self._eval(expr.left, depth), self._eval(expr.right, depth)
-        if type(expr.operator) is cst.Divide and left is Dt.INT and right in (Dt.INT, Dt.SCALAR):
+        if operator is cst.Divide and left is Dt.INT and right in (Dt.INT, Dt.SCALAR):
             return Dt.WIDE  # true division of integers gives the default float dtype
+        if operator is cst.Power or (operator is cst.Divide and left is Dt.SCALAR):
+            return self._autocast32(promote(left, right))  # ``__pow__``, ``__rtruediv__``
         return promote(left, right)
 
     def _fp16_autocast(self) -> Dt | None:
@@ -485,6 +536,46 @@ class FlowTracker(Tracker):
         if region.dtype.dtype is DType.FP16:
             return Dt.MAYBE16 if region.dtype.maybe or region.enabled is None else Dt.F16
         return None
+
+    def _autocast16(self, computed) -> Dt:
+        """The output of an op on autocast's float16 list, ``computed()`` from its inputs
+        where autocast does not run it: float16 in an fp16 region, ``AC16`` outside any."""
+        inside = self._fp16_autocast()
+        if inside is not None:
+            return inside
+        found = computed()
+        if self._may_run_under_autocast() and not (found.is16 or found in (Dt.INT, Dt.SCALAR)):
+            return Dt.AC16  # upcast inputs too: autocast casts them back to float16
+        return found
+
+    def _autocast32(self, computed: Dt) -> Dt:
+        """The output of an op on CUDA autocast's float32 list, given its inputs' dtype:
+        float32 in an fp16 region (CUDA or unknown device), ``AC32`` for an activation (or a
+        free function's input) outside any region."""
+        if computed in (Dt.INT, Dt.SCALAR, Dt.WIDE):
+            return computed
+        region = self.ctx.get(AutocastTracker).current
+        if region is None:
+            if not self._may_run_under_autocast():
+                return computed
+            if computed.act or (computed is Dt.UNKNOWN and self._in_free_function()):
+                return Dt.AC32
+            return computed
+        if region.is_fp16 and region.device != "cpu":
+            return Dt.WIDE
+        return computed
+
+    def _may_run_under_autocast(self) -> bool:
+        """Outside any region, where a caller's autocast may still be on."""
+        return self.ctx.get(AutocastTracker).current is None and not self.frame.autocast_off
+
+    def _in_free_function(self) -> bool:
+        return len(self.frames) > 1 and self.frame.self_name is None
+
+    def _layer(self, attribute: str) -> str | None:
+        """``"16"``/``"32"`` for ``self.<attribute>`` kept as a torch layer on autocast's
+        float16/float32 list."""
+        return self.layer_kinds[-1].get(attribute)
 
     def _explicit_dtype(self, call: cst.Call) -> Dt | None:
         for arg in call.args:
@@ -508,9 +599,16 @@ class FlowTracker(Tracker):
         func = call.func
         if type(func) is cst.Attribute:
             if type(func.value) is cst.Name and func.value.value == self.frame.self_name:
+                kind = self._layer(func.attr.value)
+                if kind == "16":
+                    return self._autocast16(lambda: self._opaque(call, depth))
+                if kind == "32":
+                    return self._autocast32(self._opaque(call, depth))
                 return self._opaque(call, depth)  # a submodule or helper method of the model
             return self._method(call, func.attr.value, func.value, depth)
         if type(func) is cst.Name:
+            if func.value == self.frame.self_name:  # ``self(x)``: the model's output layer
+                return self._autocast16(lambda: self._opaque(call, depth))
             callee = self._name(func)
             if callee.is16:
                 return callee  # calling a float16 model
@@ -546,19 +644,23 @@ class FlowTracker(Tracker):
             fill = [a.value for a in call.args if a.keyword is None][1:2]
             return self._eval(fill[0], depth) if fill and type(fill[0]) is cst.Float else Dt.UNKNOWN
         if short in AUTOCAST_FP16_OPS:
-            inside = self._fp16_autocast()
-            if inside is not None:
-                return inside
-            args = [self._eval(a.value, depth) for a in call.args if a.keyword is None][:2]
-            if short == "einsum" or not args:
-                return Dt.UNKNOWN
-            return args[0] if len(args) == 1 else promote(args[0], args[1])
+            return self._autocast16(lambda: self._fp16_op_inputs(call, short, depth))
         if short in _INT_RESULTS:
             return Dt.INT
         if qualname in _LIKE_FACTORIES or qualname.count(".") <= 3:
             first = self._first_arg(call)
-            return self._eval(first, depth) if first is not None else Dt.UNKNOWN
+            found = self._eval(first, depth) if first is not None else Dt.UNKNOWN
+            if qualname.startswith("torch.linalg."):
+                short = f"linalg_{short}"
+            return self._autocast32(found) if short in AUTOCAST_FP32_OPS else found
         return Dt.UNKNOWN
+
+    def _fp16_op_inputs(self, call: cst.Call, short: str, depth: int) -> Dt:
+        """What an autocast float16 op makes from its inputs where autocast does not run."""
+        args = [self._eval(a.value, depth) for a in call.args if a.keyword is None][:2]
+        if short == "einsum" or not args:
+            return Dt.UNKNOWN
+        return args[0] if len(args) == 1 else promote(args[0], args[1])
 
     def _method(self, call: cst.Call, method: str, receiver: cst.BaseExpression, depth: int) -> Dt:
         if method in _SCALAR_RESULTS:
@@ -571,8 +673,10 @@ class FlowTracker(Tracker):
             return self._conversion(call, receiver, depth)
         if method == "type_as" and call.args:
             return self._eval(call.args[0].value, depth)
-        if method in AUTOCAST_FP16_OPS and self._fp16_autocast() is not None:
-            return self._fp16_autocast()
+        if method in AUTOCAST_FP16_OPS:
+            return self._autocast16(lambda: self._eval(receiver, depth))
+        if method in AUTOCAST_FP32_OPS:
+            return self._autocast32(self._eval(receiver, depth))
         return self._eval(receiver, depth)
 
     def _conversion(self, call: cst.Call, receiver: cst.BaseExpression, depth: int) -> Dt:

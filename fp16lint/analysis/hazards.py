@@ -32,7 +32,7 @@ import libcst as cst
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.dtypes import DType
-from fp16lint.analysis.exposure import ExposureTracker, Local, Pending, Verdict
+from fp16lint.analysis.exposure import AUTOCAST, ExposureTracker, Local, Pending, Verdict
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.magnitude import Interval, Magnitudes, finite_in_float16, power
@@ -223,6 +223,11 @@ class HazardTracker(Tracker):
                 return None
             dt = Dt.ACT  # float16 when the function's caller passes float16 (the project pass)
             self._inferred = True
+        elif dt.act:
+            # float16 under autocast (or an autocast float32 op's output): when it depends on
+            # no parameter (``self.w @ self.v``), only a chain reports it, not residence
+            self._inferred = isinstance(why, Pending) and set(why.params) <= {AUTOCAST}
+            dt = Dt.ACT
         if dt is Dt.ACT:
             if self._owner()[0] is None and not isinstance(why, Pending):
                 return None
@@ -258,6 +263,8 @@ class HazardTracker(Tracker):
             record["origin"] = why.origin
         elif isinstance(why, Pending):
             record["fn"], record["params"] = why.key, list(why.params)
+            if why.not_under_autocast:
+                record["no_autocast"] = True
             if self._inferred:
                 record["inferred"] = True
         self.ops.append(record)

@@ -19,8 +19,7 @@ import libcst as cst
 
 from fp16lint.analysis.dtypes import string_value
 from fp16lint.analysis.names import NameResolver
-
-ACCELERATORS = frozenset({"accelerate.Accelerator", "accelerate.accelerator.Accelerator"})
+from fp16lint.data.fp16_switches import ACCELERATORS
 
 
 @dataclass(frozen=True)

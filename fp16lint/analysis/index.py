@@ -26,7 +26,11 @@ each fp16 cast converts (``Encoder().half()``, ``m = build_model(); m.to(torch.f
 following a function's return through up to four calls); and which classes are
 **fp16-resident** — reached by a cast that is not under autocast, directly or as a (transitive,
 inherited) submodule — with the cast that makes them so. With ``assume-fp16`` every module class
-is resident. A class from a package outside the linted paths is simply unknown.
+is resident. A framework's switch that casts the model it is handed (``fp16_entries`` of kind
+``cast``, ``analysis.switches``: DeepSpeed fp16, Lightning ``"16-true"``, ``fp16_full_eval``)
+makes its class resident as a cast would, after the casts; it is no cast call, so the cast rules
+(FP101, FP108) never see it, and DeepSpeed's, which keeps buffers, spares BatchNorm's running
+statistics. A class from a package outside the linted paths is simply unknown.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from fp16lint.analysis.dtypes import DType
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted, self_attribute
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
+from fp16lint.analysis.switches import SwitchTracker
 from fp16lint.analysis.tree import walk
 from fp16lint.data.amp_ops import (
     FP32_ACCUMULATING_NORMS,
@@ -65,7 +70,7 @@ _PARTIAL = frozenset({"functools.partial"})
 class ModelFacts(Tracker):
     """Adds ``subs``, ``methods``, ``returns`` and ``aliases`` to the cast/class facts."""
 
-    requires = (CastFacts, HazardTracker, AutocastTracker)
+    requires = (CastFacts, HazardTracker, AutocastTracker, SwitchTracker)
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -318,12 +323,33 @@ class Cast:
     maybe: bool
     autocast: bool  # cast inside an autocast region, or the model only runs under one
     ctor: str | None
+    text: str = ""  # a framework's switch (``method == "switch"``): how it reads
+    when: str = ""  # a command-line option turns it on (``if args.half:``, a switch's option)
+    keeps_buffers: bool = False  # DeepSpeed casts parameters only (buffers keep their dtype)
 
     @property
     def spelling(self) -> str:
+        if self.method == "switch":
+            return f"`{self.text}`"
         return {"half": "`.half()`", "to": "`.to(torch.float16)`"}.get(
             self.method, f"`.{self.method}(...)`"
         )
+
+    @property
+    def given(self) -> str:
+        """ " when --half is given" for a cast a command-line flag turns on."""
+        return f" when {self.when} is given" if self.when else ""
+
+    @classmethod
+    def of_switch(cls, path: str, entry: dict[str, Any]) -> Cast:
+        """A framework's fp16 switch that casts the model it is handed (an ``fp16_entries``
+        fact of ``analysis.switches``: DeepSpeed fp16, Lightning ``"16-true"``,
+        ``fp16_full_eval``)."""
+        step = entry["step"]
+        return cls(
+            path, tuple(step["span"]), "switch", "when" in entry, False, entry["target"][1],
+            step["text"], entry.get("when", ""), entry.get("params_only", False),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -337,19 +363,23 @@ class Reason:
         """Completes "... runs in float16 because ..."."""
         if self.cast is None:
             return "`assume-fp16` treats every module class as running in float16"
+        cast = self.cast
+        where = f"{cast.path}:{cast.span[0]}{cast.given}"
+        if cast.method == "switch":
+            return f"`{short(self.root)}` is cast to float16 by {cast.spelling} at {where}"
         verb = (
             "may be cast to float16 (when mixed precision is fp16)"
             if self.cast.maybe
             else "is cast"
         )
-        return f"`{short(self.root)}` {verb} with {self.cast.spelling} at {self.cast.path}:{self.cast.span[0]}"
+        return f"`{short(self.root)}` {verb} with {self.cast.spelling} at {where}"
 
     def related(self) -> list[tuple[str, list[int], str]]:
         if self.cast is None:
             return []
-        return [
-            (self.cast.path, list(self.cast.span), f"`{short(self.root)}` is cast to float16 here")
-        ]
+        by = f" by {self.cast.spelling}" if self.cast.method == "switch" else ""
+        label = f"`{short(self.root)}` is cast to float16{by} here"
+        return [(self.cast.path, list(self.cast.span), label)]
 
 
 def short(qualname: str) -> str:
@@ -412,6 +442,7 @@ class ProjectIndex:
     @classmethod
     def build(cls, project: Any) -> ProjectIndex:
         index = cls()
+        switches: list[Cast] = []
         for path, summary in project.summaries.items():
             facts = summary.facts
             module = facts.get("module", "")
@@ -433,9 +464,15 @@ class ProjectIndex:
                         record.get("maybe", False),
                         record.get("autocast", False) or record.get("runs_under_autocast", False),
                         record.get("ctor"),
+                        when=record.get("when", ""),
                     )
                 )
             index.ops.extend((path, record) for record in facts.get("ops", ()))
+            switches.extend(
+                Cast.of_switch(path, e)
+                for e in facts.get("fp16_entries", ())
+                if e["kind"] == "cast"
+            )
         if getattr(project.settings, "assume_fp16", False):
             for name in sorted(index.classes):
                 if index.is_module(name):
@@ -443,6 +480,10 @@ class ProjectIndex:
         for cast in index.casts:
             if not cast.autocast:
                 for root in index.targets(cast.ctor):
+                    index._spread(root, Reason(cast, root))
+        for cast in switches:  # after the casts: a class both cast and switched shows its cast
+            for root in index.targets(cast.ctor):
+                if index.is_module(root):
                     index._spread(root, Reason(cast, root))
         return index
 
@@ -607,6 +648,12 @@ class ProjectIndex:
                     found[1] in FP32_ACCUMULATING_NORMS and self._runs_upcast(name, sub["attr"])
                 ):
                     continue
+                if (
+                    reason.cast is not None
+                    and reason.cast.keeps_buffers
+                    and "BatchNorm" in found[1]
+                ):
+                    continue  # its risk is its running statistics, buffers DeepSpeed keeps
                 seen.add(key)
                 made, base, risk = found
                 layer = Layer(owner, sub["attr"], base, key[0], key[1], sub.get("param"), made)

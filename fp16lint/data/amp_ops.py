@@ -48,6 +48,22 @@ AUTOCAST_FP32_OPS = frozenset(
         "rms_norm", "logsumexp", "huber_loss", "linalg_vector_norm", "linalg_matrix_norm",
     }
 )  # fmt: skip
+# torch.nn layers whose forward is one op of those lists (torch/nn/modules/linear.py, conv.py,
+# activation.py, normalization.py, loss.py; 2.13): under CUDA fp16 autocast ``self.proj(x)``
+# with ``self.proj = nn.Linear(...)`` outputs float16, ``self.norm(x)`` (LayerNorm) float32.
+AUTOCAST_FP16_MODULES = frozenset(
+    f"torch.nn.{n}"
+    for n in ("Linear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "LazyConv1d", "LazyConv2d",
+              "LazyConv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "PReLU")
+)  # fmt: skip
+AUTOCAST_FP32_MODULES = frozenset(
+    f"torch.nn.{n}"
+    for n in ("LayerNorm", "GroupNorm", "RMSNorm", "Softmax", "LogSoftmax", "Softmin",
+              "Softplus", "CrossEntropyLoss", "NLLLoss", "MSELoss", "L1Loss", "SmoothL1Loss",
+              "HuberLoss", "BCEWithLogitsLoss", "KLDivLoss", "CosineSimilarity", "PoissonNLLLoss",
+              "CosineEmbeddingLoss", "HingeEmbeddingLoss", "MarginRankingLoss",
+              "MultiLabelMarginLoss", "MultiMarginLoss", "SoftMarginLoss", "TripletMarginLoss")
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -132,11 +132,26 @@ def forward(self, logits):
         "wh = (x.sigmoid() * 2) ** 2\nxy, rest = x.sigmoid().split(4)\nb = (rest * 2) ** 2\n"
         "p = torch.log(x.sigmoid() + 1)\ns = torch.stack([x.sigmoid(), x.tanh()]).sum(0)\n"
         "x.requires_grad_()\n(x * 3).sum().backward()\n",
+        # A forward run under fp16 autocast: its float16 matmul output goes through ops on
+        # autocast's float32 list.
+        _model(
+            "        h = x @ x.transpose(-2, -1)\n        return torch.softmax(h, -1).log()",
+            "model = Net()\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
+        ),
         # Under CUDA autocast these run in float32 even on float16 inputs.
         "import torch\n\nx = torch.randn(8, dtype=torch.float16)\n"
         "with torch.autocast('cuda'):\n    y = x.softmax(-1).log()\n",
     )
     invalid = (
+        # A forward run under fp16 autocast: the matmul's output is float16 there, and
+        # `torch.square` is not on autocast's float32 list.
+        Invalid(
+            _model(
+                "        h = x @ x.transpose(-2, -1)\n        return torch.square(h)",
+                "model = Net()\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
+            ),
+            (("FP202", 12),),
+        ),
         # The same helper called on the region's output after it ends.
         Invalid(
             {

@@ -56,10 +56,10 @@ def fp16_attention_sites(
                     yield path, record, None, None
 
 
-def _where(record: dict[str, Any], reason: Reason | None) -> str:
+def _where(record: dict[str, Any], reason: Reason | None, chain: Chain | None) -> str:
     status = record.get("status")
-    if status == "autocast":
-        return "in float16 inside an fp16 autocast region (autocast runs matmuls in float16)"
+    if status == "autocast" or (reason is None and chain is not None and status != "fp16"):
+        return "in float16 under fp16 autocast (autocast runs matmuls in float16)"
     if status == "fp16":
         return "on float16 tensors"
     if status == "function":
@@ -148,12 +148,30 @@ with torch.autocast("cuda", dtype=torch.float16):
         "import torch\nimport torch.nn.functional as F\n\ndef attend(q, k):\n    q = q.half()\n"
         "    attn = F.normalize(q, dim=-1) @ F.normalize(k.half(), dim=-1).transpose(-2, -1)\n"
         "    return attn.softmax(dim=-1)\n",
+        # Run under fp16 autocast, with SDPA.
+        _ATTENTION.format(body="        return F.scaled_dot_product_attention(q, k, v)\n")
+        + "model = Attention(64)\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
         # bfloat16 autocast.
         "import torch\n\ndef attend(q, k):\n"
         "    with torch.autocast('cuda', dtype=torch.bfloat16):\n"
         "        return torch.softmax(q @ k.transpose(-1, -2), dim=-1)\n",
     )
     invalid = (
+        # A model run under fp16 autocast by its caller: autocast runs q @ kᵀ in float16, even
+        # on upcast q and k.
+        Invalid(
+            _ATTENTION.format(body=_LOGITS)
+            + "model = Attention(64)\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
+            (("FP205", 14),),
+        ),
+        Invalid(
+            _ATTENTION.format(
+                body="        attn = (q.float() @ k.float().transpose(-2, -1)) * self.scale\n"
+                "        return attn.softmax(-1).type_as(v) @ v\n"
+            )
+            + "model = Attention(64)\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
+            (("FP205", 14),),
+        ),
         # A model cast to float16 with a hand-written attention.
         Invalid(
             _ATTENTION.format(body=_LOGITS) + "model = Attention(64).half()\n", (("FP205", 14),)
@@ -194,7 +212,7 @@ with torch.autocast("cuda", dtype=torch.float16):
                 path,
                 record["span"],
                 with_chain(
-                    f"`{record['text']}` computes attention logits {_where(record, reason)}: a "
+                    f"`{record['text']}` computes attention logits {_where(record, reason, chain)}: a "
                     "q·kᵀ dot product above 65504 becomes inf and the softmax row NaN"
                     f"{_SCALED if scaled else ''}.",
                     chain,

@@ -13,7 +13,7 @@ from typing import Any
 
 from fp16lint.analysis.exposure import Chain, exposure_of
 from fp16lint.analysis.index import Reason, index_of, short
-from fp16lint.data.amp_ops import OPS_BY_NAME, RISKS
+from fp16lint.data.amp_ops import AUTOCAST_FP32_OPS, OPS_BY_NAME, RISKS
 
 # A library folder (lib/mylib, two packages deep) and a script that casts its model.
 LIBRARY_PROJECT = {
@@ -147,9 +147,12 @@ def op_sites(
 
 def _autocast_protects(record: dict[str, Any], chain: Chain) -> bool:
     """The site's function is called inside an autocast region that runs its op in float32."""
-    op = OPS_BY_NAME.get(record.get("op", ""))
-    if chain.autocast is None or op is None:
+    name = record.get("op", "")
+    op = OPS_BY_NAME.get(name)
+    if chain.autocast is None:
         return False
+    if op is None:  # an FP204 op (``torch.cdist``): CUDA autocast's list by its name
+        return chain.autocast != "cpu" and name.rsplit(".", 1)[-1] in AUTOCAST_FP32_OPS
     return op.cpu_fp32 if chain.autocast == "cpu" else op.cuda_fp32
 
 

@@ -8,6 +8,7 @@ from fp16lint.analysis.constants import FP16_ZERO_UP_TO
 from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks, Sink
+from fp16lint.data.amp_ops import AUTOCAST_FP32_OPS
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 from fp16lint.rules.fp301_fp16_overflow_constant import quoted_value, related
@@ -24,6 +25,10 @@ _CONSEQUENCES = {
     "normalize": "a zero vector is divided by 0 and gives NaN",
     "cosine_similarity": "a zero vector gives NaN",
 }
+
+# Helpers that apply their eps inside an op on CUDA autocast's float32 list: under fp16
+# autocast they compute in float32, so only float16 from outside autocast reaches the eps.
+_AUTOCAST_FP32_HELPERS = frozenset({"normalize", "cosine_similarity"}) & AUTOCAST_FP32_OPS
 
 
 def _rounded(value: float) -> str:
@@ -134,6 +139,16 @@ def normalize(x):
         "        self.filters = torch.from_numpy(np.asarray(filters, dtype=np.float32))\n\n"
         "    def forward(self, spec: torch.Tensor):\n        mel = self.filters @ spec\n"
         "        return mel.clamp(min=1e-10).log10()\n",
+        # F.normalize called only under fp16 autocast runs in float32 (autocast's list).
+        "import torch\nimport torch.nn.functional as F\n\n\ndef unit(x):\n"
+        "    return F.normalize(x, dim=-1, eps=1e-12)\n\n\n"
+        "def embed(model, x):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+        "        return unit(model(x))\n",
+        # Under fp16 autocast, softmax (on autocast's float32 list) outputs float32.
+        "import torch\nimport torch.nn.functional as F\n\n\ndef nll(logits, target):\n"
+        "    return -(torch.log(F.softmax(logits, -1) + 1e-8) * target).sum()\n\n\n"
+        "def step(model, x, y):\n    with torch.autocast('cuda', dtype=torch.float16):\n"
+        "        return nll(model(x), y)\n",
         # Not keeping anything away from zero.
         "import torch\ndef f(x):\n    return x.norm(dim=-1) + 1e-12\n",
         # A dtype guard.
@@ -146,6 +161,16 @@ def normalize(x):
         "    return torch.log(p.clamp(min=torch.finfo(p.dtype).tiny, max=float('inf')))\n",
     )
     invalid = (
+        # A forward run under fp16 autocast: the Linear's output is float16 there.
+        Invalid(
+            "import torch\nfrom torch import nn\n\n\nclass Gate(nn.Module):\n"
+            "    def __init__(self, d):\n        super().__init__()\n"
+            "        self.proj = nn.Linear(d, d)\n\n    def forward(self, x):\n"
+            "        h = self.proj(x)\n"
+            "        return torch.sigmoid(h) / (h.abs().mean(-1, keepdim=True) + 1e-8)\n\n\n"
+            "model = Gate(8)\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
+            (("FP304", 12),),
+        ),
         # An IoU helper in another file, reached from an fp16 autocast region through a loss
         # object's __call__.
         Invalid(
@@ -233,7 +258,13 @@ def normalize(x):
     def _check(self, node: cst.CSTNode) -> None:
         exposure, sinks = self.ctx.get(ExposureTracker), self.ctx.get(ConstantSinks)
         for sink in sinks.epsilons(node):
-            exposure.note(self.code, sink.node, sink.target, sinks.only_by_exposure(sink))
+            exposure.note(
+                self.code,
+                sink.node,
+                sink.target,
+                sinks.only_by_exposure(sink),
+                protected=sink.operation in _AUTOCAST_FP32_HELPERS,
+            )
             self.report(
                 sink.node,
                 self._message(sink),

@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from fp16lint.data.amp_ops import (
+    AUTOCAST_FP16_MODULES,
     AUTOCAST_FP16_OPS,
+    AUTOCAST_FP32_MODULES,
     AUTOCAST_FP32_OPS,
     NO_FP16_METHODS,
     NO_FP16_SUPPORT,
@@ -351,3 +353,46 @@ def test_layer_risk_holds_in_pure_fp16(name):
     if name.rsplit(".", 1)[1].startswith("Lazy"):
         pytest.skip("a lazy layer is its eager twin once initialised")
     LAYER_CHECKS[name](cls)
+
+
+# --- layers kept on ``self`` (analysis/flow.py: ``self.proj(x)`` under autocast) -------------
+@pytest.mark.parametrize("name", sorted(AUTOCAST_FP16_MODULES))
+def test_fp16_list_layers_output_fp16_under_autocast_from_fp32(name):
+    """nn.Linear/Conv*/PReLU call one op of the float16 list: under (CPU) fp16 autocast their
+    output is float16 for a float32 input and float32 weights."""
+    cls = getattr(nn, name.rsplit(".", 1)[1])
+    if "Conv" in name:
+        dims = int(name[-2])
+        layer, x = cls(2, 2, 1) if "Lazy" not in name else cls(2, 1), torch.randn(1, 2, *[3] * dims)
+    elif name.endswith("PReLU"):
+        layer, x = cls(), torch.randn(2, 3)
+    else:
+        layer, x = (cls(3, 3) if "Lazy" not in name else cls(3)), torch.randn(2, 3)
+    with torch.autocast(CPU, dtype=HALF):
+        out = layer(x)
+    assert out.dtype == HALF and x.dtype == torch.float32
+
+
+# Each float32-list layer and the functional op its forward calls (torch/nn/modules, 2.13).
+_FP32_LAYER_OPS = {
+    "LayerNorm": "layer_norm", "GroupNorm": "group_norm", "RMSNorm": "rms_norm",
+    "Softmax": "softmax", "LogSoftmax": "log_softmax", "Softmin": "softmin",
+    "Softplus": "softplus", "CrossEntropyLoss": "cross_entropy", "NLLLoss": "nll_loss",
+    "MSELoss": "mse_loss", "L1Loss": "l1_loss", "SmoothL1Loss": "smooth_l1_loss",
+    "HuberLoss": "huber_loss", "BCEWithLogitsLoss": "binary_cross_entropy_with_logits",
+    "KLDivLoss": "kl_div", "CosineSimilarity": "cosine_similarity",
+    "PoissonNLLLoss": "poisson_nll_loss", "CosineEmbeddingLoss": "cosine_embedding_loss",
+    "HingeEmbeddingLoss": "hinge_embedding_loss", "MarginRankingLoss": "margin_ranking_loss",
+    "MultiLabelMarginLoss": "multilabel_margin_loss", "MultiMarginLoss": "multi_margin_loss",
+    "SoftMarginLoss": "soft_margin_loss", "TripletMarginLoss": "triplet_margin_loss",
+}  # fmt: skip
+
+
+def test_fp32_list_layers_call_an_op_of_the_cuda_float32_list():
+    """Every layer the flow treats as float32 under CUDA fp16 autocast is a torch.nn class
+    whose forward calls its functional op, and that op is on CUDA autocast's float32 list."""
+    assert {f"torch.nn.{n}" for n in _FP32_LAYER_OPS} == AUTOCAST_FP32_MODULES
+    for name, op in _FP32_LAYER_OPS.items():
+        source = inspect.getsource(getattr(nn, name).forward)
+        assert f"F.{op}(" in source or f"torch.{op}(" in source, name
+        assert op in AUTOCAST_FP32_OPS, op
