@@ -334,3 +334,44 @@ def test_an_op_cuda_autocast_runs_in_float32_is_protected_in_a_helper(tmp_path):
     result = lint_project(tmp_path, {"helper.py": helper, "run.py": run}, select=("FP204",))
     (finding,) = result.findings  # the call outside the region only
     assert finding.related[-1].span.start.line == 9
+
+
+def test_regions_opened_through_a_name_bound_to_the_autocast_callable(tmp_path):
+    """``scope = autocast if amp else nullcontext`` / ``partial(torch.autocast, ...)``, then
+    ``with scope(...)``: the region the call opens (a null alternative makes it may-be)."""
+    opened = {
+        "choice": (
+            "from contextlib import nullcontext\n",
+            "scope = torch.autocast if amp else nullcontext\n",
+            "scope('cuda', dtype=torch.float16)",
+        ),
+        "partial": (
+            "from functools import partial\n",
+            "scope = partial(torch.autocast, 'cuda', dtype=torch.float16)\n",
+            "scope()",
+        ),
+        "alias": ("from torch.cuda.amp import autocast\n", "scope = autocast\n", "scope(True)"),
+    }
+    for name, (imports, binding, call) in opened.items():
+        train = (
+            TRAIN.replace("import torch\n", f"import torch\n{imports}", 1)
+            .replace("model = Net(8)\n", f"model = Net(8)\namp = True\n{binding}")
+            .replace("torch.autocast('cuda', dtype=torch.float16)", call)
+        )
+        result = lint_project(
+            tmp_path / name, {"model.py": MODEL, "loss.py": LOSS, "train.py": train}
+        )
+        assert _where(result.findings) == [("loss.py", 6), ("model.py", 13)], name
+    for name, binding in (
+        ("bf16", "scope = partial(torch.autocast, 'cuda', dtype=torch.bfloat16)\n"),
+        ("opaque", "scope = make_scope()\n"),
+    ):
+        train = (
+            TRAIN.replace("import torch\n", "import torch\nfrom functools import partial\n", 1)
+            .replace("model = Net(8)\n", f"model = Net(8)\n{binding}")
+            .replace("torch.autocast('cuda', dtype=torch.float16)", "scope()")
+        )
+        result = lint_project(
+            tmp_path / name, {"model.py": MODEL, "loss.py": LOSS, "train.py": train}
+        )
+        assert _where(result.findings) == [], name

@@ -3,7 +3,9 @@
 Tracks ``with`` blocks and decorators of every autocast spelling (``torch.autocast``,
 ``torch.amp.autocast``, the deprecated ``torch.cuda.amp``/``torch.cpu.amp`` forms,
 ``accelerator.autocast()``), also through a name bound to one (``ctx = torch.autocast(...)``,
-``ctx = nullcontext() if cpu else torch.autocast(...)``; then ``with ctx:``). Defaults follow
+``ctx = nullcontext() if cpu else torch.autocast(...)``; then ``with ctx:``), and through a name
+bound to the autocast callable itself, called later (``scope = autocast if amp else nullcontext``,
+``scope = partial(torch.autocast, dtype=torch.float16)``; then ``with scope("cuda"):``). Defaults follow
 PyTorch: CUDA autocast runs fp16, CPU autocast bf16 (../shared/FACTS.md §4). ``enabled=False``
 opens a region where autocast is off.
 
@@ -16,7 +18,7 @@ tests/facts/test_autocast_fp32.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import libcst as cst
 
@@ -37,6 +39,7 @@ AUTOCAST_CALLS: dict[str, str | None] = {
 _DEFAULT_DTYPE = {"cuda": DType.FP16, "cpu": DType.BF16}
 _SUPPORTED = (DType.FP16, DType.BF16)
 _NULL_CONTEXTS = frozenset({"contextlib.nullcontext"})
+_NULL_CALLABLES = frozenset({"contextlib.nullcontext", "contextlib.suppress"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,35 @@ def _is_accelerate_autocast(call: cst.Call, ctx) -> bool:
     )
 
 
+def _bound_autocast(func: cst.Name, ctx) -> tuple[cst.BaseExpression, list[cst.Arg], bool] | None:
+    """For a name bound (every time) to the autocast callable, to ``functools.partial`` of it, or
+    to a choice between it and a null context: the autocast callable, the arguments bound ahead
+    of the call's own, and whether a null context is the alternative."""
+    choices: list[cst.BaseExpression] = []
+    for value in ctx.names.values(func.value):
+        if value is None:
+            return None
+        choices.extend((value.body, value.orelse) if type(value) is cst.IfExp else (value,))
+    found: tuple[cst.BaseExpression, list[cst.Arg]] | None = None
+    null = False
+    for choice in choices:
+        bound: list[cst.Arg] = []
+        if (
+            type(choice) is cst.Call
+            and choice.args
+            and ctx.names.qualname(choice.func) == "functools.partial"
+        ):
+            bound, choice = list(choice.args[1:]), choice.args[0].value
+        name = ctx.names.qualname(choice)
+        if name in _NULL_CALLABLES:
+            null = True
+        elif name in AUTOCAST_CALLS and found is None:
+            found = (choice, bound)
+        else:
+            return None
+    return (*found, null) if found is not None else None
+
+
 def autocast_region(call: cst.BaseExpression, ctx, _depth: int = 0) -> Region | None:
     """The region an autocast call opens, or None if ``call`` is not an autocast call.
 
@@ -110,7 +142,15 @@ def autocast_region(call: cst.BaseExpression, ctx, _depth: int = 0) -> Region | 
     qualname = ctx.names.qualname(call.func)
     is_accelerate = qualname is None and _is_accelerate_autocast(call, ctx)
     if qualname not in AUTOCAST_CALLS and not is_accelerate:
-        return None
+        bound = _bound_autocast(call.func, ctx) if type(call.func) is cst.Name else None
+        if bound is None or _depth >= 2:
+            return None
+        func, ahead, null = bound
+        region = autocast_region(call.with_changes(func=func, args=[*ahead, *call.args]), ctx, 2)
+        if region is None:
+            return None
+        enabled = None if null and region.enabled is not False else region.enabled
+        return replace(region, node=call, enabled=enabled)
     implied = AUTOCAST_CALLS.get(qualname) if qualname else None
     if implied is not None or is_accelerate:
         device = implied
