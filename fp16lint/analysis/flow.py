@@ -115,7 +115,7 @@ _INT_RESULTS = frozenset(
     {"argmax", "argmin", "argsort", "nonzero", "searchsorted", "bucketize", "isnan", "isinf",
      "isfinite", "isneginf", "isposinf", "eq", "ne", "gt", "ge", "lt", "le", "logical_and",
      "logical_or", "logical_not", "logical_xor", "any", "all", "count_nonzero", "bincount",
-     "long", "int", "bool", "byte", "short", "char", "multinomial", "randint_like"}
+     "long", "int", "bool", "byte", "short", "char", "multinomial", "randint_like", "one_hot"}
 )  # fmt: skip
 _SCALAR_RESULTS = frozenset(
     {"item", "size", "dim", "numel", "ndimension", "nelement", "tolist", "element_size"}

@@ -24,6 +24,7 @@ float16 (``analysis.index``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import libcst as cst
@@ -59,6 +60,14 @@ _BOUNDED_BY_ONE = frozenset(
     {"sin", "cos", "tanh", "sigmoid", "softmax", "erf", "softsign", "hardtanh", "cosine_similarity"}
 )
 _NONNEGATIVE = frozenset({"abs", "relu", "softplus", "square", "exp", "sigmoid", "norm"})
+# Parameters that by name hold masks, token ids, indices, lengths or counts (``attention_mask``,
+# ``input_ids``, ``seq_lens``, ``is_valid``, ``num_tokens``): callers pass them as bool or
+# integer tensors (the HF docs type ``attention_mask``/``input_ids`` as LongTensor), and a model's
+# ``.half()`` converts its parameters, never its arguments. A value computed only from them is
+# no float16 data, even in library mode, where every method's inputs are otherwise assumed so.
+_NOT_DATA = re.compile(
+    r"(?:^|_)(?:mask|masks|ids|indices|idx|lengths|lens|counts|indicator)$|^(?:is|has|num|n)_"
+)
 
 
 def _literal_number(expr: cst.BaseExpression | None) -> float | None:
@@ -82,6 +91,14 @@ def _positional(
                 return arg.value
     positional = [a.value for a in call.args if a.keyword is None and not a.star]
     return positional[index] if index < len(positional) else None
+
+
+def _has_dim(call: cst.Call, function: bool) -> bool:
+    """A reduction told which dimensions to reduce (``x.sum(-1)``, ``torch.sum(x, dim=1)``)."""
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    return len(positional) > int(function) or any(
+        a.star or (a.keyword is not None and a.keyword.value in ("dim", "axis")) for a in call.args
+    )
 
 
 def _root_name(call: cst.Call, names) -> str | None:
@@ -195,6 +212,8 @@ class HazardTracker(Tracker):
             return None
         self._why = why = self.exposure.judge(expr)
         self._inferred = False
+        if isinstance(why, Pending) and all(_NOT_DATA.search(p) for p in why.params):
+            return None  # only masks, ids, lengths or counts reach it: no float16 data
         if dt is Dt.UNKNOWN:
             if isinstance(why, Local):
                 return Dt.MAYBE16  # a model's output in an fp16 autocast region
@@ -307,6 +326,8 @@ class HazardTracker(Tracker):
         fields = {"op": op.name, "risk": risk, "text": self._text(node)}
         if what:
             fields["what"] = what
+        if op.name in ("sum", "nansum", "var") and not _has_dim(node, method is None):
+            fields["full"] = True  # every element: library mode keeps it (amp_ops)
         index = self._record("FP202", node, dt, **fields)
         if op.name in ("pow", "square") and index >= 0:
             self._pending_square = (node, index)
@@ -341,15 +362,10 @@ class HazardTracker(Tracker):
                 return
             risk = "pow" if exponent is not None else "pow_any"
             text = self.ctx.code(node)
-            self._record(
-                "FP202",
-                node,
-                dt,
-                op="pow",
-                risk=risk,
-                what=what,
-                text=text if len(text) <= 40 else "**",
-            )
+            fields = {"op": "pow", "risk": risk, "text": text if len(text) <= 40 else "**"}
+            if what:  # None: the exponent is unknown, and the risk's own text says so
+                fields["what"] = what
+            self._record("FP202", node, dt, **fields)
         elif type(node.operator) is cst.Divide and _literal_number(node.left) is not None:
             dt = self.flow.dtype(node.right)  # 1 / x: only on a known float16 tensor
             if dt.is16 and not self._autocast_protects(RTRUEDIV, False) and not self._guarded():

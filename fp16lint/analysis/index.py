@@ -436,14 +436,15 @@ class ProjectIndex:
                     )
                 )
             index.ops.extend((path, record) for record in facts.get("ops", ()))
-        if getattr(project.settings, "assume_fp16", False):
-            for name in sorted(index.classes):
-                if index.is_module(name):
-                    index.resident.setdefault(name, Reason(None, name))
         for cast in index.casts:
             if not cast.autocast:
                 for root in index.targets(cast.ctor):
                     index._spread(root, Reason(cast, root))
+        # After the casts: a class a real cast reaches keeps that reason in library mode too.
+        if getattr(project.settings, "assume_fp16", False):
+            for name in sorted(index.classes):
+                if index.is_module(name):
+                    index.resident.setdefault(name, Reason(None, name))
         return index
 
     def _spread(self, root: str, reason: Reason) -> None:

@@ -13,6 +13,7 @@ from fp16lint.rules.fp2xx_common import (
     MODEL_HEADER,
     hint,
     op_sites,
+    quiet,
     risk_of,
     where,
 )
@@ -185,6 +186,8 @@ def forward(self, logits):
             if not isinstance(module, str):
                 continue  # a layer: FP201's
             op = OPS_BY_MODULE[module]
+            if quiet(project, op, reason, None):
+                continue
             risk = RISKS[op.risk]
             report.add(
                 cls,

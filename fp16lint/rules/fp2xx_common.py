@@ -13,7 +13,7 @@ from typing import Any
 
 from fp16lint.analysis.exposure import Chain, exposure_of
 from fp16lint.analysis.index import Reason, index_of, short
-from fp16lint.data.amp_ops import OPS_BY_NAME, RISKS
+from fp16lint.data.amp_ops import OPS_BY_NAME, RISKS, UnsafeOp, quiet_in_library
 
 # A library folder (lib/mylib, two packages deep) and a script that casts its model.
 LIBRARY_PROJECT = {
@@ -120,12 +120,46 @@ def where(record: dict[str, Any], reason: Reason | None) -> str:
     return f"in {place(record)} runs on float16 because {reason.because()}"
 
 
+def assumed(reason: Reason | None, chain: Chain | None) -> bool:
+    """Float16 only by library mode's assumption: the class is resident through
+    ``assume-fp16`` (no cast), or the chain starts there (an origin with no place)."""
+    if reason is not None:
+        return reason.cast is None
+    return chain is not None and not chain.steps[0][0]
+
+
+def quiet(
+    project: Any, op: UnsafeOp | None, reason: Reason | None, chain: Chain | None,
+    risk: str | None = None, full: bool = False,
+) -> bool:  # fmt: skip
+    """Library mode leaves out an ``info`` op site (``amp_ops.quiet_in_library``) where only
+    its assumption makes it float16, unless ``library-info`` asks for them."""
+    settings = project.settings
+    return (
+        op is not None
+        and getattr(settings, "assume_fp16", False)
+        and not getattr(settings, "library_info", False)
+        and quiet_in_library(op, risk or op.risk, full)
+        and assumed(reason, chain)
+    )
+
+
 def op_sites(
     project: Any, rule: str
 ) -> Iterator[tuple[str, dict[str, Any], Reason | None, Chain | None]]:
     """The FP2xx op sites of ``rule`` that run in float16, each once: in a method a float16
     class runs (with the reason), or on a value float16 reaches (with its exposure chain:
-    made float16 in the same function, or passed in by calls from elsewhere)."""
+    made float16 in the same function, or passed in by calls from elsewhere). Library mode's
+    float32-kernel ops are left out (``quiet``)."""
+    for path, record, reason, chain in _op_sites(project, rule):
+        op = OPS_BY_NAME.get(record.get("op", ""))
+        if not quiet(project, op, reason, chain, record.get("risk"), record.get("full", False)):
+            yield path, record, reason, chain
+
+
+def _op_sites(
+    project: Any, rule: str
+) -> Iterator[tuple[str, dict[str, Any], Reason | None, Chain | None]]:
     index, exposure = index_of(project), exposure_of(project)
     library = getattr(project.settings, "assume_fp16", False)
     seen: set[tuple[str, tuple]] = set()
