@@ -55,9 +55,11 @@ class Fp16UnsafeLayer(Rule):
         "inheritance and builder functions. The finding is at the construction line; the cast "
         "is its related location. With `assume-fp16 = true` (library mode) every module class "
         "counts as cast, but the norm layers whose kernels accumulate in float32 (LayerNorm, "
-        "GroupNorm, RMSNorm, BatchNorm, InstanceNorm) are not reported there: hand-written "
-        "norms (FP203) are what fails. A norm that a wrapper runs on `x.float()` "
-        "(`self.norm(x.float())`) is never reported."
+        "GroupNorm, RMSNorm, BatchNorm, InstanceNorm) and the loss layers are not reported "
+        "there unless a real cast reaches them: hand-written norms (FP203) and float16 maths "
+        "(FP202) are what fails. `library-info = true` (`--library-info`) lists them as well. "
+        "A norm that a wrapper runs on `x.float()` (`self.norm(x.float())`, a LayerNorm "
+        "subclass whose `forward` upcasts) is never reported."
     )
     why = (
         "`.half()` converts every floating-point parameter and buffer, BatchNorm's running "
