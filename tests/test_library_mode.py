@@ -87,3 +87,21 @@ def test_norm_wrapper_that_upcasts_is_quiet_with_library_info():
     )
     assert _found(code) == set()
     assert _found(code, library_info=True) == {("FP201", 13)}
+
+
+def test_squared_difference_is_a_loss_in_library_mode():
+    """FP203 keeps hand-written norms and sums of squares, not ``mean((a - b) ** 2)``."""
+    code = (
+        "import torch\nfrom torch import nn\n\n\n"
+        "class Quantizer(nn.Module):\n"
+        "    def forward(self, z, z_q, h):\n"
+        "        loss = torch.mean((z_q.detach() - z) ** 2)\n"
+        "        sq = (h - z) ** 2\n"
+        "        dist = sq.mean(-1) + torch.sum(z**2, dim=1)\n"
+        "        var = h.pow(2).mean(-1, keepdim=True)\n"
+        "        return loss, dist, h * torch.rsqrt(var + 1e-6)\n"
+    )
+    found = lint_code(code, select=("FP203",), assume_fp16=True).findings
+    assert sorted(f.span.start.line for f in found) == [9, 10]
+    found = lint_code(code, select=("FP203",), assume_fp16=True, library_info=True).findings
+    assert sorted(f.span.start.line for f in found) == [7, 9, 9, 10]

@@ -101,6 +101,11 @@ def _has_dim(call: cst.Call, function: bool) -> bool:
     )
 
 
+def _is_difference(expr: cst.BaseExpression) -> bool:
+    """``a - b`` (in parentheses or not)."""
+    return type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Subtract
+
+
 def _root_name(call: cst.Call, names) -> str | None:
     """``rsqrt``/``sqrt`` for ``torch.rsqrt(...)``, ``t.sqrt()``: the root a norm takes."""
     qualname = names.qualname(call.func)
@@ -591,6 +596,8 @@ class HazardTracker(Tracker):
         if (is_pow and self._autocast_protects(POW, False)) or self._guarded():
             return False
         fields: dict[str, Any] = {"text": self._text(call)}
+        if _is_difference(base):
+            fields["residual"] = True  # ``mean((a - b) ** 2)``: a loss or distance, not a norm
         base_text = dotted(base)
         if bound is None and base_text is not None:
             fields["fix"] = [[self.ctx.span_ref(square), f"{base_text}.float().pow(2)"]]

@@ -52,7 +52,9 @@ class Fp16ManualNormOverflow(Rule):
         "reaches, or of any module class with `assume-fp16`. `torch.rsqrt(var + eps)` "
         "on the result is part of the same finding. An upcast before squaring protects it; "
         "so does CUDA autocast for `pow`/`**` (not for `x * x`, which autocast leaves in "
-        "float16)."
+        "float16). In library mode (`assume-fp16`), the square of a difference "
+        "(`torch.mean((z_q - z) ** 2)`, a hand-written `mse_loss` or distance) is left out "
+        "like the losses, unless a real cast reaches it or `library-info = true`."
     )
     why = (
         "Squares overflow float16 once |x| reaches 255.97; the mean of a row holding one inf "

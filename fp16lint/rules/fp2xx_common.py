@@ -152,9 +152,19 @@ def op_sites(
     made float16 in the same function, or passed in by calls from elsewhere). Library mode's
     float32-kernel ops are left out (``quiet``)."""
     for path, record, reason, chain in _op_sites(project, rule):
-        op = OPS_BY_NAME.get(record.get("op", ""))
-        if not quiet(project, op, reason, chain, record.get("risk"), record.get("full", False)):
+        if not _quiet_record(project, record, reason, chain):
             yield path, record, reason, chain
+
+
+def _quiet_record(
+    project: Any, record: dict[str, Any], reason: Reason | None, chain: Chain | None
+) -> bool:
+    if record.get("residual"):
+        # FP203 on a squared difference is the hand-written ``mse_loss`` (or a distance):
+        # library mode leaves it out as it leaves the loss out.
+        return quiet(project, OPS_BY_NAME["mse_loss"], reason, chain)
+    op = OPS_BY_NAME.get(record.get("op", ""))
+    return quiet(project, op, reason, chain, record.get("risk"), record.get("full", False))
 
 
 def _op_sites(
