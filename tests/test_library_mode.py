@@ -90,7 +90,8 @@ def test_norm_wrapper_that_upcasts_is_quiet_with_library_info():
 
 
 def test_squared_difference_is_a_loss_in_library_mode():
-    """FP203 keeps hand-written norms and sums of squares, not ``mean((a - b) ** 2)``."""
+    """FP203 keeps hand-written norms (centred ones too) and sums of squares, not
+    ``mean((a - b) ** 2)``."""
     code = (
         "import torch\nfrom torch import nn\n\n\n"
         "class Quantizer(nn.Module):\n"
@@ -99,9 +100,11 @@ def test_squared_difference_is_a_loss_in_library_mode():
         "        sq = (h - z) ** 2\n"
         "        dist = sq.mean(-1) + torch.sum(z**2, dim=1)\n"
         "        var = h.pow(2).mean(-1, keepdim=True)\n"
-        "        return loss, dist, h * torch.rsqrt(var + 1e-6)\n"
+        "        mu = h.mean(-1, keepdim=True)\n"
+        "        c = ((h - mu) ** 2).mean(-1) + ((h - h.mean(-1)) ** 2).mean(-1)\n"
+        "        return loss, dist, h * torch.rsqrt(var + 1e-6), c\n"
     )
     found = lint_code(code, select=("FP203",), assume_fp16=True).findings
-    assert sorted(f.span.start.line for f in found) == [9, 10]
+    assert sorted(f.span.start.line for f in found) == [9, 10, 12, 12]
     found = lint_code(code, select=("FP203",), assume_fp16=True, library_info=True).findings
-    assert sorted(f.span.start.line for f in found) == [7, 9, 9, 10]
+    assert sorted(f.span.start.line for f in found) == [7, 9, 9, 10, 12, 12]

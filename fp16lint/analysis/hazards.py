@@ -101,11 +101,6 @@ def _has_dim(call: cst.Call, function: bool) -> bool:
     )
 
 
-def _is_difference(expr: cst.BaseExpression) -> bool:
-    """``a - b`` (in parentheses or not)."""
-    return type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Subtract
-
-
 def _root_name(call: cst.Call, names) -> str | None:
     """``rsqrt``/``sqrt`` for ``torch.rsqrt(...)``, ``t.sqrt()``: the root a norm takes."""
     qualname = names.qualname(call.func)
@@ -138,6 +133,9 @@ class HazardTracker(Tracker):
         self._norm_vars: list[set[str]] = [set()]
         # Per function: norm variables whose FP203 fix waits for its rsqrt/sqrt (see _cast_back).
         self._pending_fixes: list[dict[str, tuple[int, str]]] = [{}]
+        # Per function: names bound to a float16 ``var(...)`` (their FP202 record), which a
+        # later ``sqrt``/``rsqrt`` turns into a hand-written norm (FP203).
+        self._var_sites: list[dict[str, int]] = [{}]
 
     # --- where we are ----------------------------------------------------------------------
     def _owner(self) -> tuple[str | None, str | None]:
@@ -153,10 +151,12 @@ class HazardTracker(Tracker):
         self._squares.append({})
         self._norm_vars.append(set())
         self._pending_fixes.append({})
+        self._var_sites.append({})
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._squares.pop()
         self._norm_vars.pop()
+        self._var_sites.pop()
         self._drop_pending_fixes()
 
     # --- protection ------------------------------------------------------------------------
@@ -333,7 +333,12 @@ class HazardTracker(Tracker):
             fields["what"] = what
         if op.name in ("sum", "nansum", "var") and not _has_dim(node, method is None):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
+        if op.name == "var" and self._inside_root():
+            self._record("FP203", node, dt, text=fields["text"])  # ``(x.var(-1) + eps).sqrt()``
+            return
         index = self._record("FP202", node, dt, **fields)
+        if op.name == "var" and index >= 0:
+            self._note_var(index)
         if op.name in ("pow", "square") and index >= 0:
             self._pending_square = (node, index)
 
@@ -514,9 +519,13 @@ class HazardTracker(Tracker):
         names = self._norm_vars[-1]
         return expr is not None and any(
             (type(n) is cst.Name and n.value in names)
-            or (type(n) is cst.Call and self._squared_operand(n) is not None)
+            or (
+                type(n) is cst.Call
+                and (self._squared_operand(n) is not None or _method_name(n) == "var"
+                     or self.ctx.names.qualname(n.func) == "torch.var")
+            )
             for n in walk(expr)
-        )
+        )  # fmt: skip
 
     # --- FP203: hand-written norms ------------------------------------------------------------
     def _square_base(
@@ -549,6 +558,20 @@ class HazardTracker(Tracker):
         ):
             return expr, expr.func.value  # type: ignore[attr-defined]
         return None
+
+    def _is_residual(self, base: cst.BaseExpression) -> bool:
+        """``a - b`` that is no centring (``x - x.mean(...)``, ``x - mu`` with ``mu`` bound to
+        a mean): the squared difference of two tensors, a loss or a distance."""
+        if type(base) is not cst.BinaryOperation or type(base.operator) is not cst.Subtract:
+            return False
+        right = base.right
+        values = self.ctx.names.values(right.value) if type(right) is cst.Name else [right]
+        return not any(
+            type(v) is cst.Call
+            and (self.ctx.names.qualname(v.func) or _method_name(v) or "").rsplit(".", 1)[-1]
+            in ("mean", "nanmean", "median")
+            for v in values or ()
+        )
 
     def _squared_operand(self, call: cst.Call) -> cst.BaseExpression | None:
         """The operand of a ``mean``/``sum`` call when it is a square (or a name bound to one)."""
@@ -596,7 +619,7 @@ class HazardTracker(Tracker):
         if (is_pow and self._autocast_protects(POW, False)) or self._guarded():
             return False
         fields: dict[str, Any] = {"text": self._text(call)}
-        if _is_difference(base):
+        if self._is_residual(base):
             fields["residual"] = True  # ``mean((a - b) ** 2)``: a loss or distance, not a norm
         base_text = dotted(base)
         if bound is None and base_text is not None:
@@ -633,8 +656,37 @@ class HazardTracker(Tracker):
                 break
         self.ops[index].pop("fix")
 
+    def _inside_root(self) -> bool:
+        """The node in hand is inside a ``sqrt``/``rsqrt`` call of the same statement."""
+        for node in reversed(self.ctx.stack[:-1]):
+            if type(node) is cst.Call and _root_name(node, self.ctx.names) is not None:
+                return True
+            if type(node) in (cst.SimpleStatementLine, cst.FunctionDef):
+                return False
+        return False
+
+    def _note_var(self, index: int) -> None:
+        """``var = x.var(-1, keepdim=True)``: wait for the root that makes it a norm."""
+        for node in reversed(self.ctx.stack):
+            if type(node) is cst.Assign and len(node.targets) == 1:
+                target = node.targets[0].target
+                if type(target) is cst.Name:
+                    self._var_sites[-1][target.value] = index
+                    self._norm_vars[-1].add(target.value)  # its rsqrt is part of the finding
+                return
+            if type(node) in (cst.SimpleStatementLine, cst.FunctionDef):
+                return
+
     def _root_of_norm(self, call: cst.Call) -> None:
-        """``torch.rsqrt(var + eps)`` of a pending FP203 fix: its cast-back edit."""
+        """``torch.rsqrt(var + eps)`` of a pending FP203 fix: its cast-back edit; of a
+        float16 ``var(...)``: the norm that makes it an FP203."""
+        variances = self._var_sites[-1]
+        if variances and _root_name(call, self.ctx.names) is not None:
+            for node in walk(call):
+                if type(node) is cst.Name and node.value in variances:
+                    record = self.ops[variances.pop(node.value)]
+                    record["rule"] = "FP203"
+                    del record["op"], record["risk"]
         pending = self._pending_fixes[-1]
         if not pending or _root_name(call, self.ctx.names) is None:
             return

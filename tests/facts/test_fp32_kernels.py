@@ -117,3 +117,16 @@ def test_full_sum_of_activations_overflows_but_a_short_row_does_not():
 def test_one_hot_is_an_integer_tensor():
     """``F.one_hot`` gives int64: counts taken from it are no float16 data (``analysis.flow``)."""
     assert F.one_hot(torch.tensor([0, 2, 1]), 3).dtype == torch.int64
+
+
+def test_variance_norm_in_float16_zeroes_the_row():
+    """``torch.var`` accumulates in float32 but writes float16: activations spread beyond
+    about ±256 (here ±400) give an inf variance, and a hand-written norm built on it (FP203) turns the row
+    into zeros, where ``F.layer_norm`` stays right."""
+    torch.manual_seed(0)
+    x = (torch.randn(4, 64) * 400).to(HALF)
+    var = torch.var(x, dim=1, unbiased=False, keepdim=True)
+    assert torch.isinf(var).all()
+    out = (x - x.mean(1, keepdim=True)) / (var + 1e-5).sqrt()
+    assert (out == 0).all()
+    assert torch.isfinite(F.layer_norm(x, (64,))).all() and F.layer_norm(x, (64,)).abs().max() > 1
