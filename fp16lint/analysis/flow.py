@@ -343,8 +343,50 @@ class FlowTracker(Tracker):
             elif pair and type(place) in (cst.Tuple, cst.List) and len(place.elements) == 2:
                 self._set(place.elements[0].value, value)  # values, indices = x.max(-1)
                 self._set(place.elements[1].value, Dt.INT)
+            elif (unpacked := self._unpacked(place, node.value)) is not None:
+                for element, dt in zip(place.elements, unpacked, strict=True):
+                    self._set(element.value, dt)
             else:
                 self._set(place, value, source)
+
+    def _unpacked(self, place: cst.BaseExpression, value: cst.BaseExpression) -> list[Dt] | None:
+        """Each target's dtype in ``q, k = q.float(), k.float()`` and in
+        ``q, k = [x.to(torch.float32) for x in (q, k)]`` (one ``for`` over a literal)."""
+        if type(place) not in (cst.Tuple, cst.List):
+            return None
+        size = len(place.elements)
+        if any(type(e) is cst.StarredElement for e in place.elements):
+            return None
+        if type(value) in (cst.Tuple, cst.List) and len(value.elements) == size:
+            if any(type(e) is cst.StarredElement for e in value.elements):
+                return None
+            return [self.dtype(e.value) for e in value.elements]
+        if type(value) not in (cst.ListComp, cst.GeneratorExp):
+            return None
+        loop = value.for_in
+        items = loop.iter
+        if (
+            loop.inner_for_in is not None
+            or loop.ifs
+            or type(loop.target) is not cst.Name
+            or type(items) not in (cst.Tuple, cst.List)
+            or len(items.elements) != size
+            or any(type(e) is cst.StarredElement for e in items.elements)
+        ):
+            return None
+        name, values = loop.target.value, self.frame.values
+        saved = values.get(name)
+        out = []
+        for item in items.elements:
+            values[name] = self.dtype(item.value)
+            self._memo.clear()
+            out.append(self.dtype(value.elt))
+        if saved is None:
+            values.pop(name, None)
+        else:
+            values[name] = saved
+        self._memo.clear()
+        return out
 
     def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:
