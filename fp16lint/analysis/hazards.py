@@ -734,9 +734,30 @@ class HazardTracker(Tracker):
     def _no_fp16(self, call: cst.Call, qualname: str, is_method: bool) -> None:
         operand = call.func.value if is_method else _positional(call, 0, "input")  # type: ignore[attr-defined]
         dt = self._input(operand)
+        if dt is None and not self.flow.dtype(operand).safe and self._own_tensor(operand):
+            dt, self._why, self._inferred = Dt.ACT, None, False
         if dt is None or self._guarded():
             return
         self._record("FP204", call, dt, op=qualname, text=self._text(call))
+
+    def _own_tensor(self, operand: cst.BaseExpression | None, depth: int = 0) -> bool:
+        """``self.weight``, ``self.lora_A.weight``, ``eye + (self.r - self.r.t())`` (or a name
+        bound to one) in a method: computed from parameters or buffers of the module, which a
+        float16 cast converts with the class."""
+        if operand is None or depth > 2 or self._owner()[0] is None:
+            return False  # (the caller checked that the operand is not surely float32)
+        receivers = self.ctx.get(ReceiverTracker)
+        for node in walk(operand):
+            kind = type(node)
+            if kind is cst.Attribute:
+                text = dotted(node)
+                if text and text.startswith("self.") and receivers.kind_of(node) is not Kind.MODULE:
+                    return True
+            elif kind is cst.Name and node.value != "self":
+                values = self.ctx.names.values(node.value)
+                if values and len(values) == 1 and self._own_tensor(values[0], depth + 1):
+                    return True
+        return False
 
     def leave_Module(self, node: cst.Module) -> None:
         self._drop_pending_fixes()

@@ -35,7 +35,9 @@ class OpWithoutFp16Support(Rule):
         "is float16: a tensor made float16 in the same function (autocast's `matmul`/`linear` "
         "outputs included: autocast does not cover these ops), or an activation in the "
         "`forward` (and the methods it calls) of a model class that a pure float16 cast "
-        "reaches, or of any module class with `assume-fp16`. An upcast protects them."
+        "reaches, or of any module class with `assume-fp16` — its own parameters and buffers "
+        "(`self.weight`, `self.lora_A.weight`) included, since the cast converts them too. "
+        "An upcast protects them."
         " In helpers outside a model (losses, utilities, schedulers), an op is "
         "reported when float16 is passed to it through calls (with the chain)."
     )
@@ -106,6 +108,15 @@ def forward(self, x):
             "        self.nets = nn.ModuleList([Net() for _ in range(2)])\n\n\n"
             "stack = Stack().half()\n",
             (("FP204", 8),),
+        ),
+        # The module's own weights: `.half()` converts them with the class.
+        Invalid(
+            MODEL_HEADER + "class Adapter(nn.Module):\n    def __init__(self, d):\n"
+            "        super().__init__()\n        self.base = nn.Linear(d, d)\n\n"
+            "    def forward(self, x):\n        w = self.base.weight\n"
+            "        u, s, v = torch.linalg.svd(self.base.weight.float())\n"
+            "        return x @ torch.linalg.qr(w)[0] + u\n\n\nmodel = Adapter(8).half()\n",
+            (("FP204", 14),),
         ),
     )
 
