@@ -108,3 +108,20 @@ def test_squared_difference_is_a_loss_in_library_mode():
     assert sorted(f.span.start.line for f in found) == [9, 10, 12, 12]
     found = lint_code(code, select=("FP203",), assume_fp16=True, library_info=True).findings
     assert sorted(f.span.start.line for f in found) == [7, 9, 9, 10, 12, 12]
+
+
+def test_squared_difference_and_grid_sizes_in_library_mode():
+    """``(logits - target) ** 2`` is a hand-written ``mse_loss``; ``image_grid_thw`` holds
+    integer sizes. A square of one activation stays a warning."""
+    code = (
+        "import torch\nfrom torch import nn\n\n\n"
+        "class Head(nn.Module):\n"
+        "    def forward(self, logits, target, image_grid_thw):\n"
+        "        loss = (logits - target) ** 2 + (logits - target).pow(2)\n"
+        "        n = image_grid_thw.prod(-1)\n"
+        "        return loss, n, logits**2\n"
+    )
+    found = lint_code(code, select=("FP202",), assume_fp16=True).findings
+    assert [f.span.start.line for f in found] == [9]
+    found = lint_code(code, select=("FP202",), assume_fp16=True, library_info=True).findings
+    assert sorted(f.span.start.line for f in found) == [7, 7, 9]

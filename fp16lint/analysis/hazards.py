@@ -60,13 +60,15 @@ _BOUNDED_BY_ONE = frozenset(
     {"sin", "cos", "tanh", "sigmoid", "softmax", "erf", "softsign", "hardtanh", "cosine_similarity"}
 )
 _NONNEGATIVE = frozenset({"abs", "relu", "softplus", "square", "exp", "sigmoid", "norm"})
-# Parameters that by name hold masks, token ids, indices, lengths or counts (``attention_mask``,
-# ``input_ids``, ``seq_lens``, ``is_valid``, ``num_tokens``): callers pass them as bool or
+# Parameters that by name hold masks, token ids, indices, lengths, sizes or counts
+# (``attention_mask``, ``input_ids``, ``seq_lens``, ``image_grid_thw``, ``is_valid``,
+# ``num_tokens``): callers pass them as bool or
 # integer tensors (the HF docs type ``attention_mask``/``input_ids`` as LongTensor), and a model's
 # ``.half()`` converts its parameters, never its arguments. A value computed only from them is
 # no float16 data, even in library mode, where every method's inputs are otherwise assumed so.
 _NOT_DATA = re.compile(
-    r"(?:^|_)(?:mask|masks|ids|indices|idx|lengths|lens|counts|indicator)$|^(?:is|has|num|n)_"
+    r"(?:^|_)(?:mask|masks|ids|indices|idx|lengths|lens|counts|indicator|thw|sizes|shapes)$"
+    r"|^(?:is|has|num|n)_"
 )
 
 
@@ -331,6 +333,8 @@ class HazardTracker(Tracker):
         fields = {"op": op.name, "risk": risk, "text": self._text(node)}
         if what:
             fields["what"] = what
+        if op.name in ("pow", "square") and exponent == 2 and self._is_residual(operand):
+            fields["residual"] = True  # ``(a - b).pow(2)``: a hand-written loss term
         if op.name in ("sum", "nansum", "var") and not _has_dim(node, method is None):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
         if op.name == "var" and self._inside_root():
@@ -373,6 +377,8 @@ class HazardTracker(Tracker):
             risk = "pow" if exponent is not None else "pow_any"
             text = self.ctx.code(node)
             fields = {"op": "pow", "risk": risk, "text": text if len(text) <= 40 else "**"}
+            if exponent == 2 and self._is_residual(node.left):
+                fields["residual"] = True  # ``(logits - target) ** 2``: a hand-written loss term
             if what:  # None: the exponent is unknown, and the risk's own text says so
                 fields["what"] = what
             self._record("FP202", node, dt, **fields)

@@ -56,7 +56,7 @@ class Fp16UnsafeOp(Rule):
         "float16 is passed to it through calls (with the chain), and protected when every "
         "such call sits in an autocast region that runs the op in float32. Values computed "
         "only from parameters named as masks, ids, indices, lengths or counts "
-        "(`attention_mask`, `input_ids`, `num_tokens`) are not float16 data."
+        "(`attention_mask`, `input_ids`, `image_grid_thw`, `num_tokens`) are not float16 data."
         " Library mode (`assume-fp16`), where float16 is assumed rather than seen, reports "
         "the `warning` sites (exp, powers, log, rsqrt, reciprocal, products) and reductions "
         "of every element (`loss.sum()`), and leaves out the `info` ones: softmax, "
@@ -64,7 +64,8 @@ class Fp16UnsafeOp(Rule):
         "losses (autocast runs them in float32; on CPU, though, `cross_entropy` of float16 "
         "logits is inf once the summed per-token loss passes 65504; tests/facts/"
         "test_fp32_kernels.py, run on CPU only), reductions along given "
-        "dimensions (whose extent it cannot see) and powers of an unknown exponent. "
+        "dimensions (whose extent it cannot see), powers of an unknown exponent and squared "
+        "differences (`(logits - target) ** 2`, a hand-written `mse_loss`). "
         "`library-info = true` (`--library-info`) reports those too; a real cast reports them "
         "in either mode."
     )
