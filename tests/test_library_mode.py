@@ -125,3 +125,21 @@ def test_squared_difference_and_grid_sizes_in_library_mode():
     assert [f.span.start.line for f in found] == [9]
     found = lint_code(code, select=("FP202",), assume_fp16=True, library_info=True).findings
     assert sorted(f.span.start.line for f in found) == [7, 7, 9]
+
+
+def test_cpu_only_failures_are_left_out_in_library_mode():
+    """``cdist`` fails on CPU only (as far as checked here); ``quantile`` everywhere."""
+    code = (
+        "import torch\nfrom torch import nn\n\n\n"
+        "class Matcher(nn.Module):\n"
+        "    def forward(self, boxes, targets):\n"
+        "        cost = torch.cdist(boxes, targets, p=1)\n"
+        "        return cost, torch.quantile(boxes, 0.5)\n"
+    )
+    found = lint_code(code, select=("FP204",), assume_fp16=True).findings
+    assert [f.span.start.line for f in found] == [8]
+    found = lint_code(code, select=("FP204",), assume_fp16=True, library_info=True).findings
+    assert sorted(f.span.start.line for f in found) == [7, 8]
+    cast = code + "\n\nmodel = Matcher().half()\n"
+    found = lint_code(cast, select=("FP204",), assume_fp16=True).findings
+    assert sorted(f.span.start.line for f in found) == [7, 8]

@@ -350,8 +350,9 @@ class FlowTracker(Tracker):
                 self._set(place, value, source)
 
     def _unpacked(self, place: cst.BaseExpression, value: cst.BaseExpression) -> list[Dt] | None:
-        """Each target's dtype in ``q, k = q.float(), k.float()`` and in
-        ``q, k = [x.to(torch.float32) for x in (q, k)]`` (one ``for`` over a literal)."""
+        """Each target's dtype in ``q, k = q.float(), k.float()``, in
+        ``q, k = [x.to(torch.float32) for x in (q, k)]`` (one ``for`` over a literal) and in
+        ``u, s, vh = torch.linalg.svd(x.float())``."""
         if type(place) not in (cst.Tuple, cst.List):
             return None
         size = len(place.elements)
@@ -361,6 +362,8 @@ class FlowTracker(Tracker):
             if any(type(e) is cst.StarredElement for e in value.elements):
                 return None
             return [self.dtype(e.value) for e in value.elements]
+        if type(value) is cst.Call and self.dtype(value) is Dt.WIDE:
+            return [Dt.WIDE] * size  # ``u, s, vh = torch.linalg.svd(x.float())``: float32 (or int)
         if type(value) not in (cst.ListComp, cst.GeneratorExp):
             return None
         loop = value.for_in

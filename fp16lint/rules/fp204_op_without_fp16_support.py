@@ -11,6 +11,7 @@ from fp16lint.rules.fp2xx_common import (
     INHERITANCE_PROJECT,
     LIBRARY_PROJECT,
     MODEL_HEADER,
+    library_quiet,
     op_sites,
     where,
 )
@@ -37,7 +38,8 @@ class OpWithoutFp16Support(Rule):
         "`forward` (and the methods it calls) of a model class that a pure float16 cast "
         "reaches, or of any module class with `assume-fp16` — its own parameters and buffers "
         "(`self.weight`, `self.lora_A.weight`) included, since the cast converts them too. "
-        "An upcast protects them."
+        "An upcast protects them. Library mode (`assume-fp16`) leaves out `cdist`/`pdist`, "
+        "whose only failure checked here is CPU's (`library-info = true` shows them)."
         " In helpers outside a model (losses, utilities, schedulers), an op is "
         "reported when float16 is passed to it through calls (with the chain)."
     )
@@ -123,7 +125,10 @@ def forward(self, x):
     @classmethod
     def check_project(cls, project, report) -> None:
         for path, record, reason, chain in op_sites(project, cls.code):
-            behaviour = NO_FP16_SUPPORT[record["op"]].behaviour
+            entry = NO_FP16_SUPPORT[record["op"]]
+            if entry.cpu_only and library_quiet(project, reason, chain):
+                continue
+            behaviour = entry.behaviour
             report.add(
                 cls,
                 path,

@@ -128,19 +128,27 @@ def assumed(reason: Reason | None, chain: Chain | None) -> bool:
     return chain is not None and not chain.steps[0][0]
 
 
+def library_quiet(project: Any, reason: Reason | None, chain: Chain | None) -> bool:
+    """Library mode, without ``library-info``, at a site float16 reaches only by its
+    assumption: where it leaves out what is not established to fail by itself."""
+    settings = project.settings
+    return (
+        getattr(settings, "assume_fp16", False)
+        and not getattr(settings, "library_info", False)
+        and assumed(reason, chain)
+    )
+
+
 def quiet(
     project: Any, op: UnsafeOp | None, reason: Reason | None, chain: Chain | None,
     risk: str | None = None, full: bool = False,
 ) -> bool:  # fmt: skip
     """Library mode leaves out an ``info`` op site (``amp_ops.quiet_in_library``) where only
     its assumption makes it float16, unless ``library-info`` asks for them."""
-    settings = project.settings
     return (
         op is not None
-        and getattr(settings, "assume_fp16", False)
-        and not getattr(settings, "library_info", False)
         and quiet_in_library(op, risk or op.risk, full)
-        and assumed(reason, chain)
+        and library_quiet(project, reason, chain)
     )
 
 
