@@ -112,19 +112,21 @@ def test_squared_difference_is_a_loss_in_library_mode():
 
 def test_squared_difference_and_grid_sizes_in_library_mode():
     """``(logits - target) ** 2`` is a hand-written ``mse_loss``; ``image_grid_thw`` holds
-    integer sizes. A square of one activation stays a warning."""
+    integer sizes, a local ``token_mask`` is a mask. A square of one activation stays a
+    warning, a full sum of an activation is kept."""
     code = (
         "import torch\nfrom torch import nn\n\n\n"
         "class Head(nn.Module):\n"
         "    def forward(self, logits, target, image_grid_thw):\n"
         "        loss = (logits - target) ** 2 + (logits - target).pow(2)\n"
         "        n = image_grid_thw.prod(-1)\n"
-        "        return loss, n, logits**2\n"
+        "        token_mask, _ = self.masks(logits, target)\n"
+        "        return loss, n, logits**2, token_mask.sum(), logits.sum()\n"
     )
     found = lint_code(code, select=("FP202",), assume_fp16=True).findings
-    assert [f.span.start.line for f in found] == [9]
+    assert [f.message.split("`")[1] for f in found] == ["logits**2", "logits.sum()"]
     found = lint_code(code, select=("FP202",), assume_fp16=True, library_info=True).findings
-    assert sorted(f.span.start.line for f in found) == [7, 7, 9]
+    assert sorted(f.span.start.line for f in found) == [7, 7, 10, 10]
 
 
 def test_cpu_only_failures_are_left_out_in_library_mode():

@@ -65,7 +65,8 @@ _NONNEGATIVE = frozenset({"abs", "relu", "softplus", "square", "exp", "sigmoid",
 # ``num_tokens``): callers pass them as bool or
 # integer tensors (the HF docs type ``attention_mask``/``input_ids`` as LongTensor), and a model's
 # ``.half()`` converts its parameters, never its arguments. A value computed only from them is
-# no float16 data, even in library mode, where every method's inputs are otherwise assumed so.
+# no float16 data, even in library mode, where every method's inputs are otherwise assumed so;
+# so is a local name of that form (``video_mask = input_ids == video_token_id``).
 _NOT_DATA = re.compile(
     r"(?:^|_)(?:mask|masks|ids|indices|idx|lengths|lens|counts|indicator|thw|sizes|shapes)$"
     r"|^(?:is|has|num|n)_"
@@ -219,8 +220,10 @@ class HazardTracker(Tracker):
             return None
         self._why = why = self.exposure.judge(expr)
         self._inferred = False
-        if isinstance(why, Pending) and all(_NOT_DATA.search(p) for p in why.params):
-            return None  # only masks, ids, lengths or counts reach it: no float16 data
+        if (type(expr) is cst.Name and _NOT_DATA.search(expr.value)) or (
+            isinstance(why, Pending) and all(_NOT_DATA.search(p) for p in why.params)
+        ):
+            return None  # a mask, ids, lengths or counts, or made only from them: no data
         if dt is Dt.UNKNOWN:
             if isinstance(why, Local):
                 return Dt.MAYBE16  # a model's output in an fp16 autocast region
