@@ -102,12 +102,14 @@ def test_squared_difference_is_a_loss_in_library_mode():
         "        var = h.pow(2).mean(-1, keepdim=True)\n"
         "        mu = h.mean(-1, keepdim=True)\n"
         "        c = ((h - mu) ** 2).mean(-1) + ((h - h.mean(-1)) ** 2).mean(-1)\n"
+        "        diff = z - h\n"
+        "        c = c + torch.pow(diff, 2).mean()\n"
         "        return loss, dist, h * torch.rsqrt(var + 1e-6), c\n"
     )
     found = lint_code(code, select=("FP203",), assume_fp16=True).findings
     assert sorted(f.span.start.line for f in found) == [9, 10, 12, 12]
     found = lint_code(code, select=("FP203",), assume_fp16=True, library_info=True).findings
-    assert sorted(f.span.start.line for f in found) == [7, 9, 9, 10, 12, 12]
+    assert sorted(f.span.start.line for f in found) == [7, 9, 9, 10, 12, 12, 14]
 
 
 def test_squared_difference_and_grid_sizes_in_library_mode():

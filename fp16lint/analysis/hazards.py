@@ -568,9 +568,12 @@ class HazardTracker(Tracker):
             return expr, expr.func.value  # type: ignore[attr-defined]
         return None
 
-    def _is_residual(self, base: cst.BaseExpression) -> bool:
+    def _is_residual(self, base: cst.BaseExpression | None, depth: int = 0) -> bool:
         """``a - b`` that is no centring (``x - x.mean(...)``, ``x - mu`` with ``mu`` bound to
         a mean): the squared difference of two tensors, a loss or a distance."""
+        if type(base) is cst.Name:  # ``diff = a - b`` then ``diff.pow(2).mean()``
+            values = self.ctx.names.values(base.value)
+            return depth < 2 and len(values) == 1 and self._is_residual(values[0], depth + 1)
         if type(base) is not cst.BinaryOperation or type(base.operator) is not cst.Subtract:
             return False
         right = base.right
