@@ -694,10 +694,17 @@ class HazardTracker(Tracker):
         float16 ``var(...)``: the norm that makes it an FP203."""
         variances = self._var_sites[-1]
         if variances and _root_name(call, self.ctx.names) is not None:
-            for node in walk(call):
-                if type(node) is cst.Name and node.value in variances:
+            nodes = list(walk(call))
+            attributes = {id(n.attr) for n in nodes if type(n) is cst.Attribute}
+            for node in nodes:
+                if (
+                    type(node) is cst.Name
+                    and node.value in variances
+                    and id(node) not in attributes
+                ):
                     record = self.ops[variances.pop(node.value)]
                     record["rule"] = "FP203"
+                    record["span"] = self.ctx.span_ref(call)  # where the norm is taken
                     del record["op"], record["risk"]
         pending = self._pending_fixes[-1]
         if not pending or _root_name(call, self.ctx.names) is None:
@@ -766,8 +773,8 @@ class HazardTracker(Tracker):
                 if text and text.startswith("self.") and receivers.kind_of(node) is not Kind.MODULE:
                     return True
             elif kind is cst.Name and node.value != "self":
-                values = self.ctx.names.values(node.value)
-                if values and len(values) == 1 and self._own_tensor(values[0], depth + 1):
+                values = self.ctx.names.values(node.value) or ()
+                if any(self._own_tensor(v, depth + 1) for v in values if v is not None):
                     return True
         return False
 

@@ -168,7 +168,7 @@ def forward(self, x):
             "        mean = torch.mean(x, dim=1, keepdim=True)\n"
             "        y = (x - mean) * torch.rsqrt(x.var(1, keepdim=True) + 1e-5)\n"
             "        return (x - mean) / (var + 1e-5).sqrt() + y\n",
-            (("FP203", 8), ("FP203", 10)),
+            (("FP203", 10), ("FP203", 11)),
             assume_fp16=True,
         ),
     )
