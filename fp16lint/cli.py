@@ -116,6 +116,12 @@ def main() -> None:
 @click.option(
     "--assume-fp16", is_flag=True, default=None, help="Treat every model as fp16 (library mode)."
 )
+@click.option(
+    "--library-info",
+    is_flag=True,
+    default=None,
+    help="With --assume-fp16, report norms, softmax and losses whose kernels compute in float32.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print findings only, no summary.")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks of internal errors.")
 def check(
@@ -139,6 +145,7 @@ def check(
     config: Path | None,
     stdin_filename: str | None,
     assume_fp16: bool | None,
+    library_info: bool | None,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -164,6 +171,7 @@ def check(
             exclude=_codes(exclude),
             extend_exclude=settings.extend_exclude + (_codes(extend_exclude) or ()),
             assume_fp16=assume_fp16,
+            library_info=library_info,
         )
     except ConfigError as exc:
         _fail(str(exc))

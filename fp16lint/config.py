@@ -34,7 +34,11 @@ _LIST_KEYS = {
     "exclude": "exclude",
     "extend-exclude": "extend_exclude",
 }
-_BOOL_KEYS = {"respect-gitignore": "respect_gitignore", "assume-fp16": "assume_fp16"}
+_BOOL_KEYS = {
+    "respect-gitignore": "respect_gitignore",
+    "assume-fp16": "assume_fp16",
+    "library-info": "library_info",
+}
 _CODE_KEYS = ("select", "extend-select", "ignore", "extend-ignore")
 
 

@@ -22,6 +22,8 @@ class Settings:
     extend_exclude: tuple[str, ...] = ()
     respect_gitignore: bool = True
     assume_fp16: bool = False
+    # Library mode: report ops and layers whose kernels compute in float32 as well.
+    library_info: bool = False
     runtime: dict[str, Any] = field(default_factory=dict)
     root: Path = field(default_factory=Path.cwd)  # folder of the config file (or cwd)
     source: Path | None = None  # the config file read, if any

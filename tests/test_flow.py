@@ -72,6 +72,14 @@ def dtypes(code: str) -> list[Dt]:
         ),
         ("with torch.autocast('cuda', dtype=torch.bfloat16):\n    probe(a @ b)\n", [Dt.UNKNOWN]),
         ("with torch.autocast('cuda', enabled=False):\n    probe(a.half() @ b.half())\n", [Dt.F16]),
+        # unpacking a tuple, or a comprehension over a literal, element by element
+        (
+            "q, k = y.half(), z.float()\nprobe(q)\nprobe(k)\n"
+            "a, b = [t.to(torch.float32) for t in (q, k)]\nprobe(a)\nprobe(b)\n"
+            "c, d = (F.pad(t, (0, 1)) for t in (q, k))\nprobe(c)\nprobe(d)\n"
+            "probe(F.one_hot(w, 3))\nu, s, vh = torch.linalg.svd(d)\nprobe(u)\n",
+            [Dt.F16, Dt.WIDE, Dt.WIDE, Dt.WIDE, Dt.F16, Dt.WIDE, Dt.INT, Dt.WIDE],
+        ),
         # unknown stays unknown; an upcast value meeting an unknown one stays wide
         (
             "probe(x)\nprobe(x.float() + eps)\nprobe(x.half() * mask)\n",

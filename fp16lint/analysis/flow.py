@@ -144,7 +144,7 @@ _INT_RESULTS = frozenset(
     {"argmax", "argmin", "argsort", "nonzero", "searchsorted", "bucketize", "isnan", "isinf",
      "isfinite", "isneginf", "isposinf", "eq", "ne", "gt", "ge", "lt", "le", "logical_and",
      "logical_or", "logical_not", "logical_xor", "any", "all", "count_nonzero", "bincount",
-     "long", "int", "bool", "byte", "short", "char", "multinomial", "randint_like"}
+     "long", "int", "bool", "byte", "short", "char", "multinomial", "randint_like", "one_hot"}
 )  # fmt: skip
 _SCALAR_RESULTS = frozenset(
     {"item", "size", "dim", "numel", "ndimension", "nelement", "tolist", "element_size"}
@@ -391,8 +391,55 @@ class FlowTracker(Tracker):
             elif pair and type(place) in (cst.Tuple, cst.List) and len(place.elements) == 2:
                 self._set(place.elements[0].value, value)  # values, indices = x.max(-1)
                 self._set(place.elements[1].value, Dt.INT)
+            elif (unpacked := self._unpacked(place, node.value)) is not None and all(
+                dt.safe or dt.is16 for dt in unpacked
+            ):  # known dtypes only: activations keep the unpacking rule of ``_set``
+                for element, dt in zip(place.elements, unpacked, strict=True):
+                    self._set(element.value, dt)
             else:
                 self._set(place, value, source)
+
+    def _unpacked(self, place: cst.BaseExpression, value: cst.BaseExpression) -> list[Dt] | None:
+        """Each target's dtype in ``q, k = q.float(), k.float()``, in
+        ``q, k = [x.to(torch.float32) for x in (q, k)]`` (one ``for`` over a literal) and in
+        ``u, s, vh = torch.linalg.svd(x.float())``."""
+        if type(place) not in (cst.Tuple, cst.List):
+            return None
+        size = len(place.elements)
+        if any(type(e) is cst.StarredElement for e in place.elements):
+            return None
+        if type(value) in (cst.Tuple, cst.List) and len(value.elements) == size:
+            if any(type(e) is cst.StarredElement for e in value.elements):
+                return None
+            return [self.dtype(e.value) for e in value.elements]
+        if type(value) is cst.Call and self.dtype(value) is Dt.WIDE:
+            return [Dt.WIDE] * size  # ``u, s, vh = torch.linalg.svd(x.float())``: float32 (or int)
+        if type(value) not in (cst.ListComp, cst.GeneratorExp):
+            return None
+        loop = value.for_in
+        items = loop.iter
+        if (
+            loop.inner_for_in is not None
+            or loop.ifs
+            or type(loop.target) is not cst.Name
+            or type(items) not in (cst.Tuple, cst.List)
+            or len(items.elements) != size
+            or any(type(e) is cst.StarredElement for e in items.elements)
+        ):
+            return None
+        name, values = loop.target.value, self.frame.values
+        saved = values.get(name)
+        out = []
+        for item in items.elements:
+            values[name] = self.dtype(item.value)
+            self._memo.clear()
+            out.append(self.dtype(value.elt))
+        if saved is None:
+            values.pop(name, None)
+        else:
+            values[name] = saved
+        self._memo.clear()
+        return out
 
     def leave_AnnAssign(self, node: cst.AnnAssign) -> None:
         if node.value is not None:

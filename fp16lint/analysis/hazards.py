@@ -25,6 +25,7 @@ float16 (``analysis.index``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import libcst as cst
@@ -61,6 +62,17 @@ _LOG_PROBABILITIES = frozenset({"log_softmax", "logsigmoid"})
 _EXP_LIMIT = 11.09  # exp(11.09) < 65504 < exp(11.1)
 _COSH_LIMIT = 11.78
 _SMALLEST = {"log": 6e-8, "rsqrt": 6e-8, "reciprocal": 1.53e-5}
+# Parameters that by name hold masks, token ids, indices, lengths, sizes or counts
+# (``attention_mask``, ``input_ids``, ``seq_lens``, ``image_grid_thw``, ``is_valid``,
+# ``num_tokens``): callers pass them as bool or
+# integer tensors (the HF docs type ``attention_mask``/``input_ids`` as LongTensor), and a model's
+# ``.half()`` converts its parameters, never its arguments. A value computed only from them is
+# no float16 data, even in library mode, where every method's inputs are otherwise assumed so;
+# so is a local name of that form (``video_mask = input_ids == video_token_id``).
+_NOT_DATA = re.compile(
+    r"(?:^|_)(?:mask|masks|ids|indices|idx|lengths|lens|counts|indicator|thw|sizes|shapes)$"
+    r"|^(?:is|has|num|n)_"
+)
 
 
 def _literal_number(expr: cst.BaseExpression | None) -> float | None:
@@ -84,6 +96,14 @@ def _positional(
                 return arg.value
     positional = [a.value for a in call.args if a.keyword is None and not a.star]
     return positional[index] if index < len(positional) else None
+
+
+def _has_dim(call: cst.Call, function: bool) -> bool:
+    """A reduction told which dimensions to reduce (``x.sum(-1)``, ``torch.sum(x, dim=1)``)."""
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    return len(positional) > int(function) or any(
+        a.star or (a.keyword is not None and a.keyword.value in ("dim", "axis")) for a in call.args
+    )
 
 
 def _root_name(call: cst.Call, names) -> str | None:
@@ -119,6 +139,9 @@ class HazardTracker(Tracker):
         self._norm_vars: list[set[str]] = [set()]
         # Per function: norm variables whose FP203 fix waits for its rsqrt/sqrt (see _cast_back).
         self._pending_fixes: list[dict[str, tuple[int, str]]] = [{}]
+        # Per function: names bound to a float16 ``var(...)`` (their FP202 record), which a
+        # later ``sqrt``/``rsqrt`` turns into a hand-written norm (FP203).
+        self._var_sites: list[dict[str, int]] = [{}]
 
     # --- where we are ----------------------------------------------------------------------
     def _owner(self) -> tuple[str | None, str | None]:
@@ -134,10 +157,12 @@ class HazardTracker(Tracker):
         self._squares.append({})
         self._norm_vars.append(set())
         self._pending_fixes.append({})
+        self._var_sites.append({})
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._squares.pop()
         self._norm_vars.pop()
+        self._var_sites.pop()
         self._drop_pending_fixes()
 
     # --- protection ------------------------------------------------------------------------
@@ -216,6 +241,10 @@ class HazardTracker(Tracker):
             return None
         self._why = why = self.exposure.judge(expr)
         self._inferred = False
+        if (type(expr) is cst.Name and _NOT_DATA.search(expr.value)) or (
+            isinstance(why, Pending) and all(_NOT_DATA.search(p) for p in why.params)
+        ):
+            return None  # a mask, ids, lengths or counts, or made only from them: no data
         if dt is Dt.UNKNOWN:
             if isinstance(why, Local):
                 return Dt.MAYBE16  # a model's output in an fp16 autocast region
@@ -336,7 +365,16 @@ class HazardTracker(Tracker):
         fields = {"op": op.name, "risk": risk, "text": self._text(node)}
         if what:
             fields["what"] = what
+        if op.name in ("pow", "square") and exponent == 2 and self._is_residual(operand):
+            fields["residual"] = True  # ``(a - b).pow(2)``: a hand-written loss term
+        if op.name in ("sum", "nansum", "var") and not _has_dim(node, method is None):
+            fields["full"] = True  # every element: library mode keeps it (amp_ops)
+        if op.name == "var" and self._inside_root():
+            self._record("FP203", node, dt, text=fields["text"])  # ``(x.var(-1) + eps).sqrt()``
+            return
         index = self._record("FP202", node, dt, **fields)
+        if op.name == "var" and index >= 0:
+            self._note_var(index)
         if op.name in ("pow", "square") and index >= 0:
             self._pending_square = (node, index)
 
@@ -370,15 +408,12 @@ class HazardTracker(Tracker):
                 return
             risk = "pow" if exponent is not None else "pow_any"
             text = self.ctx.code(node)
-            self._record(
-                "FP202",
-                node,
-                dt,
-                op="pow",
-                risk=risk,
-                what=what,
-                text=text if len(text) <= 40 else "**",
-            )
+            fields = {"op": "pow", "risk": risk, "text": text if len(text) <= 40 else "**"}
+            if exponent == 2 and self._is_residual(node.left):
+                fields["residual"] = True  # ``(logits - target) ** 2``: a hand-written loss term
+            if what:  # None: the exponent is unknown, and the risk's own text says so
+                fields["what"] = what
+            self._record("FP202", node, dt, **fields)
         elif type(node.operator) is cst.Divide and _literal_number(node.left) is not None:
             dt = self.flow.dtype(node.right)  # 1 / x: only on a known float16 tensor
             if dt.is16 and not self._autocast_protects(RTRUEDIV, False) and not self._guarded():
@@ -518,9 +553,13 @@ class HazardTracker(Tracker):
         names = self._norm_vars[-1]
         return expr is not None and any(
             (type(n) is cst.Name and n.value in names)
-            or (type(n) is cst.Call and self._squared_operand(n) is not None)
+            or (
+                type(n) is cst.Call
+                and (self._squared_operand(n) is not None or _method_name(n) == "var"
+                     or self.ctx.names.qualname(n.func) == "torch.var")
+            )
             for n in walk(expr)
-        )
+        )  # fmt: skip
 
     # --- FP203: hand-written norms ------------------------------------------------------------
     def _square_base(
@@ -553,6 +592,23 @@ class HazardTracker(Tracker):
         ):
             return expr, expr.func.value  # type: ignore[attr-defined]
         return None
+
+    def _is_residual(self, base: cst.BaseExpression | None, depth: int = 0) -> bool:
+        """``a - b`` that is no centring (``x - x.mean(...)``, ``x - mu`` with ``mu`` bound to
+        a mean): the squared difference of two tensors, a loss or a distance."""
+        if type(base) is cst.Name:  # ``diff = a - b`` then ``diff.pow(2).mean()``
+            values = self.ctx.names.values(base.value)
+            return depth < 2 and len(values) == 1 and self._is_residual(values[0], depth + 1)
+        if type(base) is not cst.BinaryOperation or type(base.operator) is not cst.Subtract:
+            return False
+        right = base.right
+        values = self.ctx.names.values(right.value) if type(right) is cst.Name else [right]
+        return not any(
+            type(v) is cst.Call
+            and (self.ctx.names.qualname(v.func) or _method_name(v) or "").rsplit(".", 1)[-1]
+            in ("mean", "nanmean", "median")
+            for v in values or ()
+        )
 
     def _squared_operand(self, call: cst.Call) -> cst.BaseExpression | None:
         """The operand of a ``mean``/``sum`` call when it is a square (or a name bound to one)."""
@@ -602,6 +658,8 @@ class HazardTracker(Tracker):
         if (is_pow and self._autocast_protects(POW, False)) or self._guarded():
             return False
         fields: dict[str, Any] = {"text": self._text(call)}
+        if self._is_residual(base):
+            fields["residual"] = True  # ``mean((a - b) ** 2)``: a loss or distance, not a norm
         base_text = dotted(base)
         if bound is None and base_text is not None:
             fields["fix"] = [[self.ctx.span_ref(square), f"{base_text}.float().pow(2)"]]
@@ -637,8 +695,44 @@ class HazardTracker(Tracker):
                 break
         self.ops[index].pop("fix")
 
+    def _inside_root(self) -> bool:
+        """The node in hand is inside a ``sqrt``/``rsqrt`` call of the same statement."""
+        for node in reversed(self.ctx.stack[:-1]):
+            if type(node) is cst.Call and _root_name(node, self.ctx.names) is not None:
+                return True
+            if type(node) in (cst.SimpleStatementLine, cst.FunctionDef):
+                return False
+        return False
+
+    def _note_var(self, index: int) -> None:
+        """``var = x.var(-1, keepdim=True)``: wait for the root that makes it a norm."""
+        for node in reversed(self.ctx.stack):
+            if type(node) is cst.Assign and len(node.targets) == 1:
+                target = node.targets[0].target
+                if type(target) is cst.Name:
+                    self._var_sites[-1][target.value] = index
+                    self._norm_vars[-1].add(target.value)  # its rsqrt is part of the finding
+                return
+            if type(node) in (cst.SimpleStatementLine, cst.FunctionDef):
+                return
+
     def _root_of_norm(self, call: cst.Call) -> None:
-        """``torch.rsqrt(var + eps)`` of a pending FP203 fix: its cast-back edit."""
+        """``torch.rsqrt(var + eps)`` of a pending FP203 fix: its cast-back edit; of a
+        float16 ``var(...)``: the norm that makes it an FP203."""
+        variances = self._var_sites[-1]
+        if variances and _root_name(call, self.ctx.names) is not None:
+            nodes = list(walk(call))
+            attributes = {id(n.attr) for n in nodes if type(n) is cst.Attribute}
+            for node in nodes:
+                if (
+                    type(node) is cst.Name
+                    and node.value in variances
+                    and id(node) not in attributes
+                ):
+                    record = self.ops[variances.pop(node.value)]
+                    record["rule"] = "FP203"
+                    record["span"] = self.ctx.span_ref(call)  # where the norm is taken
+                    del record["op"], record["risk"]
         pending = self._pending_fixes[-1]
         if not pending or _root_name(call, self.ctx.names) is None:
             return
@@ -686,9 +780,30 @@ class HazardTracker(Tracker):
     def _no_fp16(self, call: cst.Call, qualname: str, is_method: bool) -> None:
         operand = call.func.value if is_method else _positional(call, 0, "input")  # type: ignore[attr-defined]
         dt = self._input(operand)
+        if dt is None and not self.flow.dtype(operand).safe and self._own_tensor(operand):
+            dt, self._why, self._inferred = Dt.ACT, None, False
         if dt is None or self._guarded():
             return
         self._record("FP204", call, dt, op=qualname, text=self._text(call))
+
+    def _own_tensor(self, operand: cst.BaseExpression | None, depth: int = 0) -> bool:
+        """``self.weight``, ``self.lora_A.weight``, ``eye + (self.r - self.r.t())`` (or a name
+        bound to one) in a method: computed from parameters or buffers of the module, which a
+        float16 cast converts with the class."""
+        if operand is None or depth > 2 or self._owner()[0] is None:
+            return False  # (the caller checked that the operand is not surely float32)
+        receivers = self.ctx.get(ReceiverTracker)
+        for node in walk(operand):
+            kind = type(node)
+            if kind is cst.Attribute:
+                text = dotted(node)
+                if text and text.startswith("self.") and receivers.kind_of(node) is not Kind.MODULE:
+                    return True
+            elif kind is cst.Name and node.value != "self":
+                values = self.ctx.names.values(node.value) or ()
+                if any(self._own_tensor(v, depth + 1) for v in values if v is not None):
+                    return True
+        return False
 
     def leave_Module(self, node: cst.Module) -> None:
         self._drop_pending_fixes()

@@ -473,10 +473,6 @@ class ProjectIndex:
                 for e in facts.get("fp16_entries", ())
                 if e["kind"] == "cast"
             )
-        if getattr(project.settings, "assume_fp16", False):
-            for name in sorted(index.classes):
-                if index.is_module(name):
-                    index.resident.setdefault(name, Reason(None, name))
         for cast in index.casts:
             if not cast.autocast:
                 for root in index.targets(cast.ctor):
@@ -485,6 +481,11 @@ class ProjectIndex:
             for root in index.targets(cast.ctor):
                 if index.is_module(root):
                     index._spread(root, Reason(cast, root))
+        # After the casts and switches: a class one reaches keeps that reason in library mode too.
+        if getattr(project.settings, "assume_fp16", False):
+            for name in sorted(index.classes):
+                if index.is_module(name):
+                    index.resident.setdefault(name, Reason(None, name))
         return index
 
     def _spread(self, root: str, reason: Reason) -> None:

@@ -16,7 +16,7 @@ Sources:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fp16lint.findings import Severity
 
@@ -149,6 +149,7 @@ class UnsafeOp:
     modules: tuple[str, ...] = ()  # nn classes computing it: torch.nn.Softmax
     cpu_fp32: bool = False  # CPU float16 autocast runs it in float32 (tests/facts)
     dtype_kwarg: bool = False  # takes ``dtype=`` to compute in another dtype
+    loss: bool = False  # a loss function (``F.cross_entropy``) or module (``nn.MSELoss``)
 
     @property
     def cuda_fp32(self) -> bool:
@@ -167,8 +168,9 @@ def _op(name: str, risk: str, *, torch: bool = True, functional: bool = False, m
 
 
 def _loss(name: str, risk: str, *classes: str) -> UnsafeOp:
-    return _op(name, risk, torch=False, functional=True, method=False,
-               modules=tuple(f"torch.nn.{c}" for c in classes), cpu_fp32=True)  # fmt: skip
+    op = _op(name, risk, torch=False, functional=True, method=False,
+             modules=tuple(f"torch.nn.{c}" for c in classes), cpu_fp32=True)  # fmt: skip
+    return replace(op, loss=True)
 
 
 # FP202's ops: autocast's float32 list minus the ops with no float16 hazard worth a finding
@@ -234,6 +236,24 @@ POW = next(op for op in UNSAFE_OPS if op.name == "pow")
 RTRUEDIV = UnsafeOp("__rtruediv__", "reciprocal")  # ``1 / x`` on a float16 tensor
 
 
+# Library mode (``assume-fp16``) assumes float16 where no cast shows it, so it reports what
+# fails by itself (``warning`` risks: exp, powers, log, rsqrt, products) and leaves out, unless
+# ``library-info`` is set, the ``info`` ones: ops whose built-in kernels compute in float32
+# (softmax, log_softmax, the norms, ``F.normalize``, ``cosine_similarity``, ``logsumexp``:
+# finite where the same maths written in float16 overflows, tests/facts/test_fp32_kernels.py),
+# powers of an unknown exponent, and reductions along given dimensions, whose extent it cannot
+# see. A reduction of every element (``loss.sum()``: batch times tokens or pixels) is kept. The
+# losses are left out too: autocast runs them in float32, and the elementwise ones reduce in
+# float32 (tests/facts/test_fp32_kernels.py). On CPU, cross_entropy/nll_loss of float16 logits
+# give inf once the summed per-token loss passes 65504 (same test; CUDA's LossNLL.cu accumulates
+# in float, cited only): a CPU-only hazard that FP104 (float16 on CPU) covers.
+def quiet_in_library(op: UnsafeOp, risk: str, full: bool) -> bool:
+    """An op site library mode does not report by default (see above)."""
+    if op.loss:
+        return True
+    return RISKS[risk].severity is Severity.INFO and not (full and risk in ("sum", "var"))
+
+
 # --- FP201: layers ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class UnsafeLayer:
@@ -286,6 +306,10 @@ FP32_ACCUMULATING_NORMS = frozenset(
 )
 
 
+# Loss layers (``nn.CrossEntropyLoss``...), left out in library mode like the loss functions.
+LOSS_LAYERS = frozenset(c for op in UNSAFE_OPS if op.loss for c in op.modules)
+
+
 # --- FP204: ops with no (or partial) float16 support ------------------------------------------
 @dataclass(frozen=True)
 class NoFp16:
@@ -293,6 +317,11 @@ class NoFp16:
 
     behaviour: str
     checked_on: str  # "cpu": tests/facts/test_amp_ops_table.py runs it on this build's CPU
+    # Its only failure known here is CPU's (cdist/pdist: no CPU float16 kernel; CUDA autocast
+    # lists them, and their CUDA float16 behaviour is not checked here). Library mode, whose
+    # callers' device is unknown, leaves these out unless ``library-info`` is set; a float16
+    # model on CPU is FP104's finding.
+    cpu_only: bool = False
 
 
 _LINALG = NoFp16("raises for float16 input on CPU (no float16 kernel)", "cpu")
@@ -303,8 +332,8 @@ NO_FP16_SUPPORT: dict[str, NoFp16] = {
     "torch.nanquantile": NoFp16("rejects float16 input (`input tensor must be either float or double dtype`)", "cpu"),
     "torch.stft": NoFp16("raises for float16 input on CPU (`MKL FFT doesn't support tensors of type: Half`)", "cpu"),
     "torch.istft": NoFp16("raises for float16 input on CPU (`MKL FFT doesn't support tensors of type: Half`)", "cpu"),
-    "torch.cdist": NoFp16("has no float16 kernel on CPU (`not implemented for 'Half'`)", "cpu"),
-    "torch.nn.functional.pdist": NoFp16("has no float16 kernel on CPU (`not implemented for 'Half'`)", "cpu"),
+    "torch.cdist": NoFp16("has no float16 kernel on CPU (`not implemented for 'Half'`)", "cpu", cpu_only=True),
+    "torch.nn.functional.pdist": NoFp16("has no float16 kernel on CPU (`not implemented for 'Half'`)", "cpu", cpu_only=True),
     **{f"torch.fft.{n}": _FFT for n in (
         "fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2",
         "fftn", "ifftn", "rfftn", "irfftn")},

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from fp16lint.analysis.index import ModelFacts, index_of
-from fp16lint.data.amp_ops import FP32_ACCUMULATING_NORMS, UNSAFE_LAYERS, UnsafeLayer
+from fp16lint.data.amp_ops import (
+    FP32_ACCUMULATING_NORMS,
+    LOSS_LAYERS,
+    UNSAFE_LAYERS,
+    UnsafeLayer,
+)
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
 from fp16lint.rules.fp2xx_common import INHERITANCE_PROJECT, LIBRARY_PROJECT, MODEL_HEADER
@@ -19,6 +24,17 @@ _NET = (
     "\n"
     "\n"
 )  # the LayerNorm is on line 9
+
+
+def _quiet(project, reason, layer: str) -> bool:
+    """Library mode leaves out the norm layers whose kernels accumulate in float32 and the
+    loss layers where only its assumption makes them float16 (``library-info``
+    reports them)."""
+    return (
+        reason.cast is None
+        and layer in FP32_ACCUMULATING_NORMS | LOSS_LAYERS
+        and not getattr(project.settings, "library_info", False)
+    )
 
 
 class Fp16UnsafeLayer(Rule):
@@ -39,9 +55,11 @@ class Fp16UnsafeLayer(Rule):
         "inheritance and builder functions. The finding is at the construction line; the cast "
         "is its related location. With `assume-fp16 = true` (library mode) every module class "
         "counts as cast, but the norm layers whose kernels accumulate in float32 (LayerNorm, "
-        "GroupNorm, RMSNorm, BatchNorm, InstanceNorm) are not reported there: hand-written "
-        "norms (FP203) are what fails. A norm that a wrapper runs on `x.float()` "
-        "(`self.norm(x.float())`) is never reported."
+        "GroupNorm, RMSNorm, BatchNorm, InstanceNorm) and the loss layers are not reported "
+        "there unless a real cast reaches them: hand-written norms (FP203) and float16 maths "
+        "(FP202) are what fails. `library-info = true` (`--library-info`) lists them as well. "
+        "A norm that a wrapper runs on `x.float()` (`self.norm(x.float())`, a LayerNorm "
+        "subclass whose `forward` upcasts) is never reported."
     )
     why = (
         "`.half()` converts every floating-point parameter and buffer, BatchNorm's running "
@@ -133,8 +151,8 @@ with torch.autocast("cuda", dtype=torch.float16):
         for layer, risk, reason in index_of(project).layers():
             if not isinstance(risk, UnsafeLayer):
                 continue  # an op module: FP202's
-            if reason.cast is None and layer.layer in FP32_ACCUMULATING_NORMS:
-                continue  # library mode: the kernel accumulates in float32
+            if _quiet(project, reason, layer.layer):
+                continue
             report.add(
                 cls,
                 layer.path,

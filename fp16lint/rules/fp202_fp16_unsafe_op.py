@@ -13,6 +13,7 @@ from fp16lint.rules.fp2xx_common import (
     MODEL_HEADER,
     hint,
     op_sites,
+    quiet,
     risk_of,
     where,
 )
@@ -53,7 +54,20 @@ class Fp16UnsafeOp(Rule):
         "`dtype=torch.float32`, or under a dtype guard."
         " In helpers outside a model (losses, utilities, schedulers), an op is reported when "
         "float16 is passed to it through calls (with the chain), and protected when every "
-        "such call sits in an autocast region that runs the op in float32."
+        "such call sits in an autocast region that runs the op in float32. Values computed "
+        "only from parameters named as masks, ids, indices, lengths or counts "
+        "(`attention_mask`, `input_ids`, `image_grid_thw`, `num_tokens`) are not float16 data."
+        " Library mode (`assume-fp16`), where float16 is assumed rather than seen, reports "
+        "the `warning` sites (exp, powers, log, rsqrt, reciprocal, products) and reductions "
+        "of every element (`loss.sum()`), and leaves out the `info` ones: softmax, "
+        "log_softmax, the norm and `normalize` kernels (they accumulate in float32), the "
+        "losses (autocast runs them in float32; on CPU, though, `cross_entropy` of float16 "
+        "logits is inf once the summed per-token loss passes 65504; tests/facts/"
+        "test_fp32_kernels.py, run on CPU only), reductions along given "
+        "dimensions (whose extent it cannot see), powers of an unknown exponent and squared "
+        "differences (`(logits - target) ** 2`, a hand-written `mse_loss`). "
+        "`library-info = true` (`--library-info`) reports those too; a real cast reports them "
+        "in either mode."
     )
     why = (
         "Autocast keeps these ops in float32 because float16's range (max 65504, nothing "
@@ -216,6 +230,8 @@ def forward(self, logits):
             if not isinstance(module, str):
                 continue  # a layer: FP201's
             op = OPS_BY_MODULE[module]
+            if quiet(project, op, reason, None):
+                continue
             risk = RISKS[op.risk]
             report.add(
                 cls,

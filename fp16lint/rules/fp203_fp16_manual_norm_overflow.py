@@ -46,14 +46,19 @@ class Fp16ManualNormOverflow(Rule):
     summary = "A hand-written norm squares float16 values, which overflow above 255.97."
     what = (
         "Finds `mean`/`sum` of a square — `x.pow(2).mean(-1)`, `(x * x).mean(-1)`, "
-        "`(x ** 2).sum(-1)`, `torch.mean(x.square())`, a name bound to such a square — whose "
+        "`(x ** 2).sum(-1)`, `torch.mean(x.square())`, a name bound to such a square, and "
+        "`x.var(...)`/`torch.var(...)` under a `sqrt`/`rsqrt` (directly or through a name) — "
+        "whose "
         "input is float16: a tensor made float16 in the same function, or an activation in the "
         "`forward` (and the methods it calls) of a model class that a pure float16 cast "
         "reaches, or of any module class with `assume-fp16`. `torch.rsqrt(var + eps)` "
         "on the result is part of the same finding. An upcast before squaring protects it; "
         "so does CUDA autocast for `pow`/`**` (not for `x * x`, which autocast leaves in "
         "float16). Squares of bounded values (`torch.tanh(x).pow(2).mean(-1)`, at most 1: "
-        "`analysis.magnitude`) are not reported."
+        "`analysis.magnitude`) are not reported. "
+        "In library mode (`assume-fp16`), the square of a difference "
+        "(`torch.mean((z_q - z) ** 2)`, a hand-written `mse_loss` or distance) is left out "
+        "like the losses, unless a real cast reaches it or `library-info = true`."
     )
     why = (
         "Squares overflow float16 once |x| reaches 255.97; the mean of a row holding one inf "
@@ -159,6 +164,16 @@ def forward(self, x):
             "        self.norms = nn.ModuleList([Norm() for _ in range(2)])\n\n\n"
             "net = Net().half()\n",
             (("FP203", 9), ("FP203", 11)),
+        ),
+        # A LayerNorm written with torch.var: its float16 variance is inf past ±256.
+        Invalid(
+            MODEL_HEADER + "class ChanNorm(nn.Module):\n    def forward(self, x):\n"
+            "        var = torch.var(x, dim=1, unbiased=False, keepdim=True)\n"
+            "        mean = torch.mean(x, dim=1, keepdim=True)\n"
+            "        y = (x - mean) * torch.rsqrt(x.var(1, keepdim=True) + 1e-5)\n"
+            "        return (x - mean) / (var + 1e-5).sqrt() + y\n",
+            (("FP203", 10), ("FP203", 11)),
+            assume_fp16=True,
         ),
     )
 

@@ -11,6 +11,7 @@ from fp16lint.rules.fp2xx_common import (
     INHERITANCE_PROJECT,
     LIBRARY_PROJECT,
     MODEL_HEADER,
+    library_quiet,
     op_sites,
     where,
 )
@@ -35,7 +36,10 @@ class OpWithoutFp16Support(Rule):
         "is float16: a tensor made float16 in the same function (autocast's `matmul`/`linear` "
         "outputs included: autocast does not cover these ops), or an activation in the "
         "`forward` (and the methods it calls) of a model class that a pure float16 cast "
-        "reaches, or of any module class with `assume-fp16`. An upcast protects them."
+        "reaches, or of any module class with `assume-fp16` — its own parameters and buffers "
+        "(`self.weight`, `self.lora_A.weight`) included, since the cast converts them too. "
+        "An upcast protects them. Library mode (`assume-fp16`) leaves out `cdist`/`pdist`, "
+        "whose only failure checked here is CPU's (`library-info = true` shows them)."
         " In helpers outside a model (losses, utilities, schedulers), an op is "
         "reported when float16 is passed to it through calls (with the chain)."
     )
@@ -107,12 +111,24 @@ def forward(self, x):
             "stack = Stack().half()\n",
             (("FP204", 8),),
         ),
+        # The module's own weights: `.half()` converts them with the class.
+        Invalid(
+            MODEL_HEADER + "class Adapter(nn.Module):\n    def __init__(self, d):\n"
+            "        super().__init__()\n        self.base = nn.Linear(d, d)\n\n"
+            "    def forward(self, x):\n        w = self.base.weight\n"
+            "        u, s, v = torch.linalg.svd(self.base.weight.float())\n"
+            "        return x @ torch.linalg.qr(w)[0] + u\n\n\nmodel = Adapter(8).half()\n",
+            (("FP204", 14),),
+        ),
     )
 
     @classmethod
     def check_project(cls, project, report) -> None:
         for path, record, reason, chain in op_sites(project, cls.code):
-            behaviour = NO_FP16_SUPPORT[record["op"]].behaviour
+            entry = NO_FP16_SUPPORT[record["op"]]
+            if entry.cpu_only and library_quiet(project, reason, chain):
+                continue
+            behaviour = entry.behaviour
             report.add(
                 cls,
                 path,

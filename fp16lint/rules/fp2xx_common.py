@@ -13,7 +13,7 @@ from typing import Any
 
 from fp16lint.analysis.exposure import Chain, exposure_of
 from fp16lint.analysis.index import Reason, index_of, short
-from fp16lint.data.amp_ops import AUTOCAST_FP32_OPS, OPS_BY_NAME, RISKS
+from fp16lint.data.amp_ops import AUTOCAST_FP32_OPS, OPS_BY_NAME, RISKS, UnsafeOp, quiet_in_library
 
 # A library folder (lib/mylib, two packages deep) and a script that casts its model.
 LIBRARY_PROJECT = {
@@ -120,12 +120,64 @@ def where(record: dict[str, Any], reason: Reason | None) -> str:
     return f"in {place(record)} runs on float16 because {reason.because()}"
 
 
+def assumed(reason: Reason | None, chain: Chain | None) -> bool:
+    """Float16 only by library mode's assumption: the class is resident through
+    ``assume-fp16`` (no cast), or the chain starts there (an origin with no place)."""
+    if reason is not None:
+        return reason.cast is None
+    return chain is not None and not chain.steps[0][0]
+
+
+def library_quiet(project: Any, reason: Reason | None, chain: Chain | None) -> bool:
+    """Library mode, without ``library-info``, at a site float16 reaches only by its
+    assumption: where it leaves out what is not established to fail by itself."""
+    settings = project.settings
+    return (
+        getattr(settings, "assume_fp16", False)
+        and not getattr(settings, "library_info", False)
+        and assumed(reason, chain)
+    )
+
+
+def quiet(
+    project: Any, op: UnsafeOp | None, reason: Reason | None, chain: Chain | None,
+    risk: str | None = None, full: bool = False,
+) -> bool:  # fmt: skip
+    """Library mode leaves out an ``info`` op site (``amp_ops.quiet_in_library``) where only
+    its assumption makes it float16, unless ``library-info`` asks for them."""
+    return (
+        op is not None
+        and quiet_in_library(op, risk or op.risk, full)
+        and library_quiet(project, reason, chain)
+    )
+
+
 def op_sites(
     project: Any, rule: str
 ) -> Iterator[tuple[str, dict[str, Any], Reason | None, Chain | None]]:
     """The FP2xx op sites of ``rule`` that run in float16, each once: in a method a float16
     class runs (with the reason), or on a value float16 reaches (with its exposure chain:
-    made float16 in the same function, or passed in by calls from elsewhere)."""
+    made float16 in the same function, or passed in by calls from elsewhere). Library mode's
+    float32-kernel ops are left out (``quiet``)."""
+    for path, record, reason, chain in _op_sites(project, rule):
+        if not _quiet_record(project, record, reason, chain):
+            yield path, record, reason, chain
+
+
+def _quiet_record(
+    project: Any, record: dict[str, Any], reason: Reason | None, chain: Chain | None
+) -> bool:
+    if record.get("residual"):
+        # FP203 on a squared difference is the hand-written ``mse_loss`` (or a distance):
+        # library mode leaves it out as it leaves the loss out.
+        return quiet(project, OPS_BY_NAME["mse_loss"], reason, chain)
+    op = OPS_BY_NAME.get(record.get("op", ""))
+    return quiet(project, op, reason, chain, record.get("risk"), record.get("full", False))
+
+
+def _op_sites(
+    project: Any, rule: str
+) -> Iterator[tuple[str, dict[str, Any], Reason | None, Chain | None]]:
     index, exposure = index_of(project), exposure_of(project)
     library = getattr(project.settings, "assume_fp16", False)
     seen: set[tuple[str, tuple]] = set()
