@@ -9,9 +9,9 @@ modules, checking one target) has ``timeout`` seconds. After a timeout or a cras
 killed, that target gets an error, and a fresh child takes the remaining targets. A child per
 target would pay the torch import (1-7 s) for every target; a thread cannot be stopped.
 
-The child's ``sys.path`` is the parent's without ``''``; the project (the working directory and
-the config's folder) is added only once torch and the runtime are imported, just before the first
-target is imported. The parent imports neither torch nor the user's code: reports come back
+The child's ``sys.path`` is the parent's without ``''``, plus fp16lint's own folder at the end;
+the project (the working directory and the config's folder) is added only once torch and the
+runtime are imported, just before the first target is imported. The parent imports neither torch nor the user's code: reports come back
 pickled (the report model does not import torch).
 
 Protocol: pickled messages framed by their length, on the child's stdin and stdout, which the
@@ -172,6 +172,12 @@ class ChildRunner:
         fd, self._capture_path = tempfile.mkstemp(prefix="fp16lint-runtime-", suffix=".log")
         self._capture = open(self._capture_path, "rb")  # noqa: SIM115 - closed in close()
         path = [p for p in sys.path if p]
+        # fp16lint's own folder, last: `python -m fp16lint` run in a checkout of fp16lint (an
+        # editable install, a GPU machine with no install) stripped it from the parent's path
+        # as the working directory, after fp16lint itself was imported
+        home = str(Path(__file__).resolve().parents[2])
+        if home not in path:
+            path.append(home)
         boot = (
             f"import sys; sys.path[:] = {path!r}; "
             "from fp16lint.runtime.isolate import child_main; child_main()"

@@ -93,7 +93,9 @@ OPS_OF_INTEREST: tuple[str, ...] = (
 )
 
 _NORM_HINTS = ("norm",)
-_STACK_ELEMS = 4 << 20
+#: values per stacked comparison chunk: the chunk, its difference and their float64 norms cost
+#: about 20 bytes a value, so 1 Mi values keep a flush near 20 MiB
+_STACK_ELEMS = 1 << 20
 _MAX_ERROR_TEXT = 300
 
 
@@ -344,13 +346,16 @@ class ProbeOptions:
 
 
 class _Pending:
-    """One (run tensor, reference tensor) pair waiting for the batched comparison."""
+    """One (run tensor, reference tensor) pair waiting for the batched comparison: ``y`` and
+    ``r`` are the float32 values to compare, ``source`` a weak reference to the run tensor they
+    came from (the queue is keyed by its id: a dead one's id may be reused)."""
 
-    __slots__ = ("numel", "r", "targets", "y")
+    __slots__ = ("numel", "r", "source", "targets", "y")
 
-    def __init__(self, y: torch.Tensor, r: torch.Tensor) -> None:
+    def __init__(self, y: torch.Tensor, r: torch.Tensor, source: torch.Tensor) -> None:
         self.y = y
         self.r = r
+        self.source = weakref.ref(source)
         self.numel = y.numel()
         self.targets: list[tuple[Any, str]] = []
 
@@ -383,7 +388,7 @@ class Probe(TorchFunctionMode):
         store: ReferenceStore | None = None,
         reference: ReferenceStore | None = None,
         options: ProbeOptions | None = None,
-        max_queue_bytes: int = 64 << 20,
+        max_queue_bytes: int = 16 << 20,
     ) -> None:
         super().__init__()
         self.model = model
@@ -408,8 +413,7 @@ class Probe(TorchFunctionMode):
         self._cache: dict[int, tuple[Any, int, bool, TStat]] = {}
         self._queue: list[_Pending] = []
         self._queue_index: dict[tuple[int, int, int], _Pending] = {}
-        self._queue_bytes = 0
-        self._keep: list[Any] = []  # run tensors whose ids key the queue, alive until the flush
+        self._queue_bytes = 0  # queued copies plus what the deferred recomputations hold
         self._deferred_local: list[tuple] = []
         self._names: dict[Any, str | None] = {}
 
@@ -551,7 +555,7 @@ class Probe(TorchFunctionMode):
                 continue
             key = (id(y), version(y), id(r))
             pending = self._queue_index.get(key)
-            if pending is not None:
+            if pending is not None and pending.source() is y:
                 pending.targets.append((target, kind))
                 continue
             clean = r_clean and is_clean(st, mask_context)
@@ -572,15 +576,7 @@ class Probe(TorchFunctionMode):
             else:
                 y32 = yd.float() * pv
                 r32 = r * pv
-            pending = _Pending(y32, r32)
-            pending.targets.append((target, kind))
-            self._queue.append(pending)
-            self._queue_index[key] = pending
-            self._keep.append(y)
-            self._queue_bytes += y32.numel() * 4
-            if self._queue_bytes > self.max_queue_bytes:
-                with torch.no_grad():
-                    self.flush()
+            self._enqueue(_Pending(y32, r32, y), key, target, kind)
 
     def _compare_sample(
         self, y: torch.Tensor, r: torch.Tensor, clean: bool, key: tuple, target: Any, kind: str
@@ -599,21 +595,30 @@ class Probe(TorchFunctionMode):
             if cmp is not None:
                 self._assign(target, kind, cmp.rel_error, cmp.underflow)
             return
-        pending = _Pending(ys, rs)
+        self._enqueue(_Pending(ys, rs, y), key, target, kind)
+
+    def _enqueue(self, pending: _Pending, key: tuple, target: Any, kind: str) -> None:
         pending.targets.append((target, kind))
         self._queue.append(pending)
         self._queue_index[key] = pending
-        self._keep.append(y)
-        self._queue_bytes += ys.numel() * 4
+        self._hold(pending.numel * 4)
+
+    def _hold(self, size: int) -> None:
+        """Count ``size`` more bytes kept for the batch; compute the batch when over budget."""
+        self._queue_bytes += size
         if self._queue_bytes > self.max_queue_bytes:
-            with torch.no_grad():
+            # mid-run: the comparisons are the probe's own arithmetic, never the run's autocast
+            ac = self.options.autocast_device
+            with (
+                torch.no_grad(),
+                torch.autocast(ac, enabled=False) if ac else contextlib.nullcontext(),
+            ):
                 self.flush()
 
     def flush(self) -> None:
         """Compute the queued comparisons in one batch, then the deferred fp32 recomputations."""
         queue, self._queue = self._queue, []
         self._queue_index.clear()
-        self._keep.clear()
         self._queue_bytes = 0
         if queue:
             self._compute(queue)
@@ -893,8 +898,11 @@ class Probe(TorchFunctionMode):
             self._local_check(rec, func, args, kwargs, out, out_summ.acts)
         else:
             # decided after the batched comparison: only where the fp32 run disagrees
-            versions = [version(t) for _, t in flat_tensors((args, kwargs, out))]
+            held = flat_tensors((args, kwargs, out))
+            versions = [version(t) for _, t in held]
             self._deferred_local.append((rec, func, args, kwargs, out, out_summ.acts, versions))
+            # weights stay alive anyway; activations would be freed but for this entry
+            self._hold(sum(nbytes(t) for _, t in held if t.__class__ is not torch.nn.Parameter))
 
     def _local_check(self, rec, func, args, kwargs, out, acts) -> None:
         """Recompute the op in fp32 on the same (upcast) inputs: what this op itself got wrong."""

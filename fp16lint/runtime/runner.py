@@ -547,8 +547,10 @@ def _execute(
             trigger_underflow=min(0.02, opts.thresholds.heavy_underflow / 2),
         ),
     )
+    # no weight-cast cache: it would hold an fp16 copy of every weight next to the fp32 model
+    # for the whole run (two models at once, issue 19); the casts and the results are the same
     ac = (
-        torch.autocast(device_type=dev.type, dtype=torch.float16)
+        torch.autocast(device_type=dev.type, dtype=torch.float16, cache_enabled=False)
         if plan.autocast
         else contextlib.nullcontext()
     )

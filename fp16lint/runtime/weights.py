@@ -91,7 +91,7 @@ def hf_factory(path: str, dtype: str = "float16") -> tuple[Callable[[], torch.nn
         raise WeightsError(f"unknown dtype {dtype!r}: one of {', '.join(_DTYPES)}")
     torch_dtype = _DTYPES[dtype]
     if (folder / "model_index.json").is_file():
-        return _diffusers_factory(folder, torch_dtype), None
+        return _diffusers_factory(folder, torch_dtype)
     if not (folder / "config.json").is_file():
         raise WeightsError(
             f"{path} is not a Hugging Face model folder (no config.json) nor a diffusers "
@@ -126,7 +126,11 @@ def hf_factory(path: str, dtype: str = "float16") -> tuple[Callable[[], torch.nn
     return factory, inputs
 
 
-def _diffusers_factory(folder: Path, dtype: torch.dtype) -> Callable[[], torch.nn.Module]:
+def _diffusers_factory(
+    folder: Path, dtype: torch.dtype
+) -> tuple[Callable[[], torch.nn.Module], Any]:
+    """The pipeline's denoiser (``transformer`` or ``unet``): the model that runs at every step
+    and holds nearly all the weights. Its inputs come from its config (``_diffusers_inputs``)."""
     index = json.loads((folder / "model_index.json").read_text(encoding="utf-8"))
     name = next((n for n in ("transformer", "unet") if n in index), None)
     if name is None:
@@ -143,4 +147,48 @@ def _diffusers_factory(folder: Path, dtype: torch.dtype) -> Callable[[], torch.n
             raise WeightsError(f"diffusers has no {cls_name} ({library}); upgrade diffusers?")
         return cls.from_pretrained(str(folder), subfolder=name, torch_dtype=dtype)
 
-    return factory
+    config_file = folder / name / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    return factory, lambda: _diffusers_inputs(cls_name, config)
+
+
+#: batch of two, two timesteps of the schedule's two ends, 77 text tokens (CLIP's length)
+_TIMESTEPS = (999, 10)
+_TEXT_TOKENS = 77
+
+
+def _diffusers_inputs(cls_name: str, config: dict[str, Any]) -> tuple[tuple, dict]:
+    """``(sample, timestep)`` for a ``UNet2DModel``; with ``encoder_hidden_states`` (and SDXL's
+    ``added_cond_kwargs``) for a ``UNet2DConditionModel``: random latents and text states of the
+    shapes the config gives. Other denoisers need their own inputs callable."""
+    how = (
+        f"{cls_name}: no inputs can be made from its config; name an inputs callable "
+        '(pyproject: {hf_model = "...", inputs = "pkg.mod:example_inputs"})'
+    )
+    if cls_name not in ("UNet2DModel", "UNet2DConditionModel"):
+        raise WeightsError(how)
+    if config.get("class_embed_type") or config.get("num_class_embeds"):
+        raise WeightsError(how + " (class-conditional)")
+    n = len(_TIMESTEPS)
+    size = config.get("sample_size") or 64
+    h, w = (size, size) if isinstance(size, int) else size
+    sample = torch.randn(n, config.get("in_channels", 4), h, w)
+    kwargs: dict[str, Any] = {"timestep": torch.tensor(_TIMESTEPS)}
+    if cls_name == "UNet2DModel":
+        return (sample,), kwargs
+    dim = config.get("encoder_hid_dim") or config.get("cross_attention_dim") or 768
+    if isinstance(dim, (list, tuple)):
+        dim = dim[0]
+    kwargs["encoder_hidden_states"] = torch.randn(n, _TEXT_TOKENS, dim)
+    extra = config.get("addition_embed_type")
+    time_dim = config.get("addition_time_embed_dim") or 0
+    text_dim = (config.get("projection_class_embeddings_input_dim") or 0) - 6 * time_dim
+    if extra == "text_time" and text_dim > 0:
+        # SDXL: pooled text embeddings, and the six image sizes/crops in pixels (latents x 8)
+        kwargs["added_cond_kwargs"] = {
+            "text_embeds": torch.randn(n, text_dim),
+            "time_ids": torch.tensor([[h * 8.0, w * 8.0, 0.0, 0.0, h * 8.0, w * 8.0]] * n),
+        }
+    elif extra:
+        raise WeightsError(how + f" (addition_embed_type {extra!r})")
+    return (sample,), kwargs

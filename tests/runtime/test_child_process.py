@@ -326,3 +326,18 @@ def test_a_result_the_parent_cannot_read_is_an_error_not_a_hang():
     assert got[0] == got[2] == ("ok", None)
     assert got[1][0] == "error" and got[1][1].startswith("its result could not be read: ")
     assert got[3] is None  # end of the stream
+
+
+def test_runs_from_a_checkout_of_fp16lint_itself():
+    """`python -m fp16lint runtime` in fp16lint's own folder (an editable install, or a GPU
+    machine where the checkout is not installed, as benchmarks/cuda_check.sh runs): the parent
+    strips the working directory from sys.path, and the child still finds fp16lint."""
+    root = Path(__file__).resolve().parents[2]
+    planted = "fixtures/runtime/planted.py"
+    out = subprocess.run(
+        [sys.executable, "-m", "fp16lint", "runtime", "--device", "cpu", "--output-format",
+         "json", "--target", f"{planted}:make_upcast", "--inputs", f"{planted}:example_inputs"],
+        cwd=root, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["targets"][0]["error"] is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import weakref
 from pathlib import Path
 
 import torch
@@ -158,3 +159,47 @@ def test_module_raising_is_recorded_and_reraised():
     rec = next(r for r in probe.modules if r.qualname == "boom")
     assert rec.raised and "boom" in rec.raised
     assert not m._forward_hooks and not m.boom._forward_pre_hooks  # hooks removed
+
+
+class _Chain(nn.Module):
+    """Three ops on one large activation (its fp32 reference is kept as a sample): fp16 flushes
+    much of ``x * 1e-6`` to zero, so the fp16 run disagrees with fp32 there and the op is
+    recomputed in fp32 after the batched comparison. ``alive`` counts the earlier outputs still
+    held by someone at the end of forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alive = -1
+
+    def forward(self, x):
+        refs = []
+        for scale in (1e-6, 1e6, 0.5):
+            x = x.mul(scale)
+            refs.append(weakref.ref(x))
+        self.alive = sum(r() is not None for r in refs[:-1])
+        return x
+
+
+def test_a_bounded_batch_frees_activations_and_gives_the_same_figures():
+    """What waits for the batched comparison (queued copies, and the inputs and outputs of the ops
+    that may be recomputed) counts against ``max_queue_bytes``: past it the batch is computed
+    early, so the probe never keeps the run's activations alive (issue 19: 3 x 1 MiB outputs
+    against a 1 MiB budget), and every figure is the one an unbounded batch gives."""
+    torch.manual_seed(0)
+    m32 = _Chain().eval()
+    x = torch.randn(1024, 512)  # 2**19 values: sampled in the reference store
+    store = ReferenceStore()
+    with torch.no_grad(), Probe(m32, "fp32", store=store):
+        m32(x)
+    figures = []
+    for budget in (1 << 30, 1 << 20):
+        m16 = _Chain().eval().half()
+        with torch.no_grad(), Probe(m16, "fp16", reference=store, max_queue_bytes=budget) as p:
+            m16(x.half())
+        assert p.internal_errors == []
+        figures.append([(o.op, o.line, o.rel_error, o.underflow, o.local_rel_error) for o in p.ops])
+        if budget == 1 << 20:
+            assert m16.alive == 0
+    assert figures[0] == figures[1]
+    # the deferred fp32 recomputation ran where fp16 disagreed (the underflowing mul)
+    assert any(local is not None and under > 0.02 for *_, under, local in figures[1])
