@@ -314,8 +314,9 @@ class ConstantSinks(Tracker):
             return []
         dtype_text = self.ctx.code(dtype) if dtype is not None and dotted(dtype) else None
         dtype_text = dtype_text or ("torch.float16" if method == "half" else None)
+        subject = _dtype_subject(dtype)  # ``.to(h.dtype)``: float16 only where ``h`` is
         return [
-            Sink(v, c, "a cast", None, dtype_expr=dtype_text)
+            Sink(v, c, "a cast", None, dtype_expr=dtype_text, subject=subject)
             for v, c in zip(values, constants, strict=True)
         ]
 
