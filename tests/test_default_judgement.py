@@ -1,5 +1,6 @@
-"""Default-mode judgement of sites whose hazard depends on another value: a fill in the dtype of
-``x`` stands where float16 reaches ``x`` (library mode keeps it, as callers are unseen)."""
+"""Default-mode judgement of sites whose hazard depends on another value: a fill in, or constants
+cast to, the dtype of ``x`` stand where float16 reaches ``x`` (library mode keeps them, as callers
+are unseen)."""
 
 from __future__ import annotations
 
@@ -36,3 +37,15 @@ def test_fill_in_the_dtype_of_an_upcast_value_is_quiet_in_both_modes():
     )
     assert _codes(code) == []
     assert _codes(code, assume_fp16=True) == []
+
+
+def test_constants_cast_to_the_dtype_of_a_value_no_float16_reaches_are_quiet_by_default():
+    code = (
+        "import torch\n\n\ndef f(mask, hidden):\n"
+        "    bias = torch.where(mask > 0, 0.0, -1e10).to(hidden.dtype)\n"
+        "    return hidden + bias\n"
+    )
+    assert _codes(code) == []
+    assert _codes(code, assume_fp16=True) == [("FP301", 5)]
+    reached = code + "\n\ndef run(mask, x):\n    return f(mask, x.half())\n"
+    assert _codes(reached) == [("FP301", 5)]

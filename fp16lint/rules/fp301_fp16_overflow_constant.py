@@ -176,10 +176,6 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
         # A fill in the dtype of a value the code upcast just above.
         "import torch\ndef f(q, n):\n    q = q.float()\n"
         "    return torch.full((n,), -1e9, dtype=q.dtype, device=q.device)\n",
-        # A constant tensor cast to the dtype of a value no float16 reaches (default mode).
-        "import torch\ndef f(mask, hidden):\n"
-        "    bias = torch.where(mask > 0, 0.0, -1e10).to(hidden.dtype)\n"
-        "    return hidden + bias\n",
         # The logits are upcast before the mask is written.
         "import torch\n\n\ndef ban(logits, banned):\n    logits[..., banned] = -1e10\n"
         "    return logits\n\n\ndef generate(model, ids, banned):\n    model = model.half()\n"
@@ -318,7 +314,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             assume_fp16=True,
         ),
         # A tensor of constants cast to the activations' dtype (library mode: they may be
-        # float16; default mode needs float16 to reach `hidden`, as in the next example).
+        # float16; default mode needs float16 to reach `hidden`, as in the last example).
         Invalid(
             "import torch\ndef f(mask, hidden):\n"
             "    bias = torch.where(mask > 0, 0.0, -1e10).to(hidden.dtype)\n"
@@ -329,12 +325,6 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "else -1e10).to(hidden.dtype)\n"
             "    return hidden + bias\n",
             assume_fp16=True,
-        ),
-        Invalid(
-            "import torch\n\n\ndef f(mask, hidden):\n"
-            "    bias = torch.where(mask > 0, 0.0, -1e10).to(hidden.dtype)\n"
-            "    return hidden + bias\n\n\ndef run(mask, x):\n    return f(mask, x.half())\n",
-            (("FP301", 5),),
         ),
         # Under the float16 branch of a dtype test.
         Invalid(
@@ -350,6 +340,13 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "import torch\n\n\ndef ban(logits, banned):\n    logits[..., banned] = -1e10\n"
             "    return logits\n\n\ndef generate(model, ids, banned):\n    model = model.half()\n"
             "    return ban(model(ids), banned)\n",
+            (("FP301", 5),),
+        ),
+        # A constant tensor cast to the dtype of a value float16 reaches (default mode).
+        Invalid(
+            "import torch\n\n\ndef f(mask, hidden):\n"
+            "    bias = torch.where(mask > 0, 0.0, -1e10).to(hidden.dtype)\n"
+            "    return hidden + bias\n\n\ndef run(mask, x):\n    return f(mask, x.half())\n",
             (("FP301", 5),),
         ),
     )
