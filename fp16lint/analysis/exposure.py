@@ -61,6 +61,22 @@ _NOT_CALLEES = ("torch.", "builtins.", "numpy.", "math.", "typing.", "functools.
 _KEEP_INSTANCE = frozenset({"to", "cuda", "cpu", "train", "eval", "float", "requires_grad_"})
 
 
+def _slots(call: cst.Call) -> list[tuple[int | str, cst.BaseExpression]]:
+    """The call's arguments up to the first ``*``/``**``, each with its slot: the position of a
+    positional argument, the name of a keyword one."""
+    slots: list[tuple[int | str, cst.BaseExpression]] = []
+    position = 0
+    for arg in call.args:
+        if arg.star:
+            break
+        if arg.keyword is None:
+            slots.append((position, arg.value))
+            position += 1
+        else:
+            slots.append((arg.keyword.value, arg.value))
+    return slots
+
+
 @dataclass(frozen=True)
 class Local:
     """Float16 by this function's own flow; ``origin`` is a step fact (see ``_step``)."""
@@ -424,14 +440,8 @@ class ExposureTracker(Tracker):
             return
         self._instance_args(node, callee)
         args = []
-        position = 0
-        for arg in node.args:
-            if arg.star:
-                break
-            slot: int | str = position if arg.keyword is None else arg.keyword.value
-            if arg.keyword is None:
-                position += 1
-            state = self._state(arg.value)
+        for slot, value in _slots(node):
+            state = self._state(value)
             if state is not None:
                 args.append([slot, state])
         if not args:
@@ -471,14 +481,7 @@ class ExposureTracker(Tracker):
         if callee[0] == "p":
             return
         found = []
-        position = 0
-        for arg in node.args:
-            if arg.star:
-                break
-            slot: int | str = position if arg.keyword is None else arg.keyword.value
-            if arg.keyword is None:
-                position += 1
-            value = arg.value
+        for slot, value in _slots(node):
             made = self._instance(value) if type(value) is cst.Name else None
             if made is None and type(value) is cst.Call:
                 made = self._made_by(value)  # ``Trainer(Net())``
