@@ -525,20 +525,16 @@ class ExposureTracker(Tracker):
         )
 
     def leave_Module(self, node: cst.Module) -> None:
-        if self.functions:
-            self.ctx.facts["functions"] = self.functions
-        if self.calls:
-            self.ctx.facts["calls"] = self.calls
-        if self.sites:
-            self.ctx.facts["exposure"] = self.sites
-        if self.callees:
-            self.ctx.facts["callees"] = self.callees
-        if self.autocast_calls:
-            self.ctx.facts["autocast_calls"] = self.autocast_calls
-        if self.attr_params:
-            self.ctx.facts["attr_params"] = self.attr_params
-        if self.instance_args:
-            self.ctx.facts["instance_args"] = self.instance_args
+        facts = {
+            "functions": self.functions,
+            "calls": self.calls,
+            "exposure": self.sites,
+            "callees": self.callees,
+            "autocast_calls": self.autocast_calls,
+            "attr_params": self.attr_params,
+            "instance_args": self.instance_args,
+        }
+        self.ctx.facts.update((name, value) for name, value in facts.items() if value)
 
 
 # --- the project join -----------------------------------------------------------------------
