@@ -202,3 +202,23 @@ def test_sizes_and_flags_computed_from_a_float16_tensor_carry_no_float16():
     )
     assert lint_code(code, select=("FP304",)).findings == []
     assert lint_code(code.replace("x.float() / (n", "x.float() / (x"), select=("FP304",)).findings
+
+
+def test_a_hugging_face_model_output_loss_is_float32(tmp_path):
+    """``outputs.loss`` of a model call in Hugging Face code is float32 (data.hf_outputs):
+    sums of it are not float16 sums; the same code outside Hugging Face code still is."""
+    helper = (
+        "import torch\n{imp}\n\ndef sp_loss(model, inputs, group):\n"
+        "    outputs = model(**inputs)\n"
+        "    loss = outputs.loss\n"
+        "    gathered = torch.stack(torch.distributed.nn.functional.all_gather(loss, group=group))\n"
+        "    return (gathered * 4).sum()\n"
+    )
+    train = (
+        "import torch\nfrom helper import sp_loss\n\n\ndef main(model, batch, group):\n"
+        "    model.eval()\n    model = model.half()\n    return sp_loss(model, batch, group)\n"
+    )
+    for imp, expected in (("import transformers", []), ("import numpy", [("helper.py", 8)])):
+        files = {"helper.py": helper.format(imp=imp), "train.py": train}
+        result = lint_project(tmp_path / imp.split()[1], files, select=("FP202",))
+        assert _codes(result.findings, "FP202") == expected

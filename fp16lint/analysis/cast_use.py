@@ -20,6 +20,8 @@ the function does with the models it names, and decides once the function's walk
 - **CPU**: the cast, its chain or the model's last move names the CPU;
 - **silent**: a round trip (``model.half().float()``), or a cast of a model, or a submodule of
   one, that this function already cast (one cast reports once);
+- **unreached**: the cast sits under tests of the function's parameters that every caller in
+  the project leaves false (``analysis.call_guards``; the project pass drops it);
 - otherwise **deliberate**: not a defect by itself; the project pass reports it only when the
   model holds something that fails in float16 inference.
 
@@ -35,6 +37,7 @@ from typing import Any
 import libcst as cst
 
 from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.call_guards import param_guards
 from fp16lint.analysis.casts import CastFacts, cast_of
 from fp16lint.analysis.dtypes import DType
 from fp16lint.analysis.guards import follows_fp16_data
@@ -168,6 +171,10 @@ class CastUse(Tracker):
             verdict.defect = TRAINING_PATH
         elif self._on_cpu(site):
             verdict.defect = CPU
+        if fact is not None and not verdict.silent:
+            guarded = param_guards(self.ctx)
+            if guarded is not None:
+                fact["fn"], fact["guards"] = guarded
         frame.casts.append(_Cast(node, key, fact, verdict, self._on_training_path() is False))
 
     def _holder(self) -> str | None:

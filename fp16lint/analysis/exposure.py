@@ -19,6 +19,8 @@ order). Its JSON-able facts:
   ``forward`` runs), ``s`` ``self.name(...)`` (a method, or a submodule the class keeps);
   slot an int or a keyword; state
   ``{"origin": step}`` or ``{"params": [...]}``);
+- ``ctx.facts["arguments"]``: the argument signatures of calls of project functions
+  (``analysis.call_guards``);
 - ``ctx.facts["exposure"]``: sites that per-file rules reported and the project pass judges
   (``{"rule", "span", "origin"}`` or ``{"rule", "span", "fn", "params"}``).
 
@@ -43,9 +45,11 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.call_guards import signature
 from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
+from fp16lint.analysis.switches import argparse_options
 from fp16lint.analysis.tree import children
 from fp16lint.findings import Finding, Position, Related, Span
 
@@ -130,6 +134,9 @@ class ExposureTracker(Tracker):
         # (``Trainer(GaussianDiffusion(...))``, ``train(model)`` with ``model = Net()``)
         self.attr_params: dict[str, dict[str, str]] = {}
         self.instance_args: list[list[Any]] = []
+        # argument signatures of calls of project functions (``analysis.call_guards``)
+        self.arguments: dict[str, dict[str, list[str]]] = {}
+        self._dests: list[str] | None = None  # this file's argparse destinations, when known
 
     @property
     def frame(self) -> _Frame:
@@ -168,7 +175,8 @@ class ExposureTracker(Tracker):
     def _sources(self, expr: cst.BaseExpression) -> tuple[frozenset[str], dict[str, Any] | None]:
         """The parameters ``expr`` depends on, and the origin of a float16 name in it. Parts
         that are no float tensor do not count: attribute names, ``x.shape``/``x.dtype``,
-        ``x.size()``, comparisons and ``and``/``or``/``not`` (``int(x.shape[0]) == 1``)."""
+        ``x.size()``, a Hugging Face model's float32 ``outputs.loss``, comparisons and
+        ``and``/``or``/``not`` (``int(x.shape[0]) == 1``)."""
         deps: frozenset[str] = frozenset()
         origin = None
         frame = self.frame
@@ -185,7 +193,9 @@ class ExposureTracker(Tracker):
                 if origin is None:
                     origin = frame.origins.get(node.value)
             elif kind is cst.Attribute:
-                if node.attr.value not in _NOT_TENSOR_ATTRIBUTES:
+                if node.attr.value not in _NOT_TENSOR_ATTRIBUTES and not (
+                    self.flow.float32_output(node)
+                ):
                     stack.append(node.value)
             elif not (
                 kind in _NOT_FLOAT_EXPRESSIONS
@@ -436,6 +446,8 @@ class ExposureTracker(Tracker):
         if callee is None:
             return
         self._graph(node, callee)
+        if callee[0] == "f":
+            self._arguments(node, callee[1])
         if not node.args:
             return
         self._instance_args(node, callee)
@@ -475,6 +487,19 @@ class ExposureTracker(Tracker):
             return
         self._callee_seen.add((key, *callee))
         self.callees.setdefault(key, []).append([*callee, *self.ctx.span_ref(node)])
+
+    def _arguments(self, node: cst.Call, name: str) -> None:
+        """Record the call's argument signature (``analysis.call_guards``), once each."""
+        if self._dests is None and any(arg.star == "**" for arg in node.args):
+            options, complete = argparse_options(self.ctx.module)  # one walk, when needed
+            self._dests = list(options) if complete else []
+        module, _, function = name.rpartition(".")
+        if module == self.ctx.module_name:
+            module = ""  # this file's own function
+        found = self.arguments.setdefault(module, {}).setdefault(function, [])
+        sig = signature(node, self._dests)
+        if sig not in found:
+            found.append(sig)
 
     def _instance_args(self, node: cst.Call, callee: list[str]) -> None:
         """Record the arguments of ``node`` that are project instances (``Trainer(model)``)."""
@@ -533,6 +558,7 @@ class ExposureTracker(Tracker):
             "autocast_calls": self.autocast_calls,
             "attr_params": self.attr_params,
             "instance_args": self.instance_args,
+            "arguments": self.arguments,
         }
         self.ctx.facts.update((name, value) for name, value in facts.items() if value)
 

@@ -49,6 +49,7 @@ from fp16lint.data.amp_ops import (
     AUTOCAST_FP32_MODULES,
     AUTOCAST_FP32_OPS,
 )
+from fp16lint.data.hf_outputs import FLOAT32_OUTPUTS
 
 _MAX_DEPTH = 40
 
@@ -263,6 +264,15 @@ class FlowTracker(Tracker):
         # attribute -> "16"/"32" for torch layers on autocast's lists (``_class_facts``)
         self.upcast_params: list[dict[str, set[int]]] = [{}]
         self.layer_kinds: list[dict[str, str]] = [{}]
+        # Hugging Face code: transformers itself, or a file that imports it
+        self.hf = ctx.module_name.startswith("transformers.") or (
+            "transformers" in ctx.text
+            and any(
+                (b.qualname or "").startswith("transformers")
+                for found in ctx.names.scopes[0].bindings.values()
+                for b in found
+            )
+        )
 
     @property
     def frame(self) -> Frame:
@@ -546,10 +556,24 @@ class FlowTracker(Tracker):
         if type(expr) is cst.Attribute:
             if expr.attr.value in _SAME_ATTRIBUTES:
                 return self._eval(expr.value, depth)
-            return Dt.UNKNOWN
+            return Dt.WIDE if self.float32_output(expr) else Dt.UNKNOWN
         if type(expr) is cst.Call:
             return self._call(expr, depth)
         return Dt.UNKNOWN
+
+    def float32_output(self, expr: cst.Attribute) -> bool:
+        """``outputs.loss`` / ``model(**batch).loss`` in Hugging Face code: a field of a model's
+        output that is float32 whatever the model's dtype (``data.hf_outputs``)."""
+        if not self.hf or expr.attr.value not in FLOAT32_OUTPUTS:
+            return False
+        value = expr.value
+        if type(value) is cst.Name:
+            values = self.ctx.names.values(value.value)
+            value = values[0] if values and len(values) == 1 else None
+        if type(value) is not cst.Call:
+            return False
+        qualname = self.ctx.names.qualname(value.func) or ""
+        return not qualname.startswith(("torch.", "builtins."))
 
     def _name(self, name: cst.Name) -> Dt:
         found = self.frame.values.get(name.value)

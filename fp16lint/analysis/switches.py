@@ -292,16 +292,7 @@ class SwitchTracker(Tracker):
     def _option(self, dest: str) -> cst.Call | None:
         """The ``add_argument`` call of this file whose destination is ``dest``."""
         if self._options is None:
-            self._options = {}
-            for node in walk(self.ctx.module):
-                if (
-                    type(node) is cst.Call
-                    and type(node.func) is cst.Attribute
-                    and node.func.attr.value == "add_argument"
-                ):
-                    name = _dest(node)
-                    if name is not None:
-                        self._options.setdefault(name, node)
+            self._options = argparse_options(self.ctx.module)[0]
         return self._options.get(dest)
 
     # --- recording ----------------------------------------------------------------------------
@@ -382,6 +373,33 @@ def _literal(expr: cst.BaseExpression) -> str | None:
     if type(expr) is cst.Integer:
         return expr.value
     return string_value(expr)
+
+
+def argparse_options(module: cst.Module) -> tuple[dict[str, cst.Call], bool]:
+    """This file's ``add_argument`` calls by destination, and whether that is every key the
+    parsed namespace holds (no option of unknown destination, no ``set_defaults``)."""
+    options: dict[str, cst.Call] = {}
+    complete = True
+    for node in walk(module):
+        if type(node) is not cst.Call or type(node.func) is not cst.Attribute:
+            continue
+        method = node.func.attr.value
+        if method == "set_defaults":
+            complete = False
+        elif method == "add_argument":
+            name = _dest(node) or _positional_dest(node)
+            if name is None:
+                complete = False
+            else:
+                options.setdefault(name, node)
+    return options, complete
+
+
+def _positional_dest(call: cst.Call) -> str | None:
+    """``parser.add_argument("data")``: a positional option's destination is its name."""
+    first = call.args[0] if call.args and call.args[0].keyword is None else None
+    text = string_value(first.value) if first is not None else None
+    return text if text and not text.startswith("-") else None
 
 
 def _dest(call: cst.Call) -> str | None:

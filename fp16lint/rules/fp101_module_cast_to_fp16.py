@@ -7,6 +7,7 @@ from dataclasses import replace
 import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
+from fp16lint.analysis.call_guards import unreached_cast
 from fp16lint.analysis.cast_use import CastUse, Verdict
 from fp16lint.analysis.casts import (
     CastFacts,
@@ -26,6 +27,14 @@ from fp16lint.rules.base import Invalid, Rule
 HELP = (
     "Keep the weights in float32 and run the forward pass under "
     '`torch.autocast(device_type="cuda", dtype=torch.float16)`, or use bfloat16.'
+)
+
+# A validation helper called by training code: the cast is on line 8.
+_VALIDATE = (
+    "import torch\n\n\ndef run(half=False, model=None):\n    training = model is not None\n"
+    "    if training:\n        device = next(model.parameters()).device\n"
+    "        model.half() if half else model.float()\n\n\n"
+    "def train(net, amp):\n    return run({args})\n"
 )
 
 
@@ -70,7 +79,10 @@ class ModuleCastToFp16(Rule):
         "`exp`, attention logits... listed in the message). A deliberate fp16 inference or "
         "export cast of a model with nothing unsafe inside, a frozen sub-model of a training "
         "script, a `.half().float()` round trip and casts of submodules of a model already "
-        "cast are not reported."
+        "cast are not reported; nor is a cast under tests of the function's parameters "
+        "(`if training:` with `training = model is not None`, `if half:`) that every caller "
+        "in the project leaves false (`run(model=m)` with `half=False` by default; "
+        "`run(**vars(args))` whose options hold no `model`)."
     )
     why = (
         "`Module.half()` and `.to(torch.float16)` convert every floating-point parameter and "
@@ -147,6 +159,8 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
         # Parameters of a model are tensors.
         "import torch\n\ndef f(model):\n    for p in model.parameters():\n"
         "        p.data = p.data.half()\n",
+        # Cast only for a caller that passes a model and a true `half`; the one caller does not.
+        _VALIDATE.format(args="model=net"),
     )
     invalid = (
         # Trained: an optimizer steps its parameters.
@@ -208,6 +222,8 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
             "        if training:\n            self.proj.half()\n",
             (("FP101", 10),),
         ),
+        # ... and here one does.
+        Invalid(_VALIDATE.format(args="model=net, half=amp"), (("FP101", 8),)),
         # Deliberate inference, but the model holds a hand-written norm that overflows.
         Invalid(
             "import torch\nimport torch.nn as nn\n\nclass Net(nn.Module):\n"
@@ -225,9 +241,11 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
     def amend(cls, project, finding):
         """A cast with no defect of its own (``info`` here) stays only when the model holds
         something that fails in float16 inference; then it is a warning."""
+        start = finding.span.start
+        if unreached_cast(project, finding.path, start.line, start.column):
+            return None
         if finding.severity is not Severity.INFO:
             return with_unsafe_contents(project, finding)
-        start = finding.span.start
         inside = unsafe_contents(project, finding.path, [start.line, start.column], inference=True)
         if not inside:
             return None
@@ -272,7 +290,7 @@ with torch.autocast(device_type="cuda", dtype=torch.float16):
             for cast in casts:
                 if cast["receiver"] != "unknown" or cast["loader"] or not cast["ctor"]:
                     continue
-                if cast.get("silent"):
+                if cast.get("silent") or unreached_cast(project, path, *cast["span"][:2]):
                     continue
                 if not classes.is_module(cast["ctor"]):
                     continue
