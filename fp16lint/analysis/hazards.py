@@ -58,6 +58,21 @@ _MAXIMA = frozenset(
      "adaptive_max_pool3d"}
 )  # fmt: skip
 _LOG_PROBABILITIES = frozenset({"log_softmax", "logsigmoid"})
+# What shows a value can be large (library mode asks for it before an exp or a power overflow,
+# where float16 is only assumed): dot products of activations (attention scores, similarity
+# matrices, pairwise distances), and for a power also a projection layer's output.
+_DOT_PRODUCTS = frozenset(
+    {"matmul", "bmm", "mm", "baddbmm", "addmm", "addbmm", "einsum", "cdist", "tensordot"}
+)
+_PROJECTIONS = frozenset(
+    {"linear", "bilinear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+     "conv_transpose3d"}
+)  # fmt: skip
+_PROJECTION_LAYERS = frozenset(
+    f"torch.nn.{c}"
+    for c in ("Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+              "ConvTranspose2d", "ConvTranspose3d")
+)  # fmt: skip
 # Below these, the op's result is finite in float16 (data/amp_ops.py RISKS; FACTS.md §2).
 _EXP_LIMIT = 11.09  # exp(11.09) < 65504 < exp(11.1)
 _COSH_LIMIT = 11.78
@@ -369,6 +384,10 @@ class HazardTracker(Tracker):
             fields["residual"] = True  # ``(a - b).pow(2)``: a hand-written loss term
         if op.name in ("sum", "nansum", "var") and not _has_dim(node, method is None):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
+        if risk in ("exp", "pow") and (
+            (exponent is not None and exponent < 0) or self._large(operand, risk == "pow")
+        ):  # (``x ** -2`` fails near 0: it needs no large argument)
+            fields["large"] = True  # library mode asks for it (amp_ops.quiet_in_library)
         if op.name == "var" and self._inside_root():
             self._record("FP203", node, dt, text=fields["text"])  # ``(x.var(-1) + eps).sqrt()``
             return
@@ -413,6 +432,8 @@ class HazardTracker(Tracker):
                 fields["residual"] = True  # ``(logits - target) ** 2``: a hand-written loss term
             if what:  # None: the exponent is unknown, and the risk's own text says so
                 fields["what"] = what
+            if (exponent is not None and exponent < 0) or self._large(node.left, True):
+                fields["large"] = True
             self._record("FP202", node, dt, **fields)
         elif type(node.operator) is cst.Divide and _literal_number(node.left) is not None:
             dt = self.flow.dtype(node.right)  # 1 / x: only on a known float16 tensor
@@ -547,6 +568,53 @@ class HazardTracker(Tracker):
                 ):
                     return True
         return False
+
+    def _large(self, expr: cst.BaseExpression | None, layers: bool, depth: int = 0) -> bool:
+        """Evidence that ``expr`` can be large: it is computed (here or through the names it
+        reads, in this function) from a dot product of activations, or with ``layers`` from a
+        projection layer's output (``nn.Linear``, ``F.conv2d``). A learned log-scale value,
+        a noise level or a decay has no such evidence."""
+        if expr is None or depth > 3:
+            return False
+        for node in walk(expr):
+            kind = type(node)
+            if kind is cst.BinaryOperation and type(node.operator) is cst.MatrixMultiply:
+                return True
+            if kind is cst.Call:
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                last = name.rsplit(".", 1)[-1]
+                if last in _DOT_PRODUCTS or (layers and self._projection(node, last)):
+                    return True
+            elif kind is cst.Name:
+                values = self.ctx.names.values(node.value) or ()
+                if any(
+                    v is not None and v is not expr and self._large(v, layers, depth + 1)
+                    for v in values
+                ):
+                    return True
+        return False
+
+    def _projection(self, call: cst.Call, last: str) -> bool:
+        """``F.linear(...)``, ``self.proj(x)`` with ``self.proj = nn.Linear(...)``."""
+        if last in _PROJECTIONS and self.ctx.names.qualname(call.func):
+            return True
+        func = call.func
+        if not (
+            type(func) is cst.Attribute
+            and type(func.value) is cst.Name
+            and func.value.value == "self"
+        ):
+            return False
+        owner = next(
+            (s.node.name.value for s in reversed(self.ctx.names.scopes) if s.kind == "class"),
+            None,
+        )
+        receivers = self.ctx.get(ReceiverTracker).receivers
+        values = receivers.attributes.get(owner or "", {}).get(func.attr.value) or ()
+        return any(
+            type(v) is cst.Call and self.ctx.names.qualname(v.func) in _PROJECTION_LAYERS
+            for v in values
+        )
 
     def _from_manual_norm(self, expr: cst.BaseExpression | None) -> bool:
         """``rsqrt(var + eps)`` of an FP203 finding's result: part of that finding."""

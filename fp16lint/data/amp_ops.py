@@ -247,9 +247,16 @@ RTRUEDIV = UnsafeOp("__rtruediv__", "reciprocal")  # ``1 / x`` on a float16 tens
 # float32 (tests/facts/test_fp32_kernels.py). On CPU, cross_entropy/nll_loss of float16 logits
 # give inf once the summed per-token loss passes 65504 (same test; CUDA's LossNLL.cu accumulates
 # in float, cited only): a CPU-only hazard that FP104 (float16 on CPU) covers.
-def quiet_in_library(op: UnsafeOp, risk: str, full: bool) -> bool:
+# An exp or a power overflows only on a large argument: where float16 is assumed, library mode
+# reports them where the argument shows it can be large (``large``: a dot product of
+# activations, or a projection layer's output for a power; ``analysis.hazards``), not on
+# learned log-scales, noise levels, decays and other values nothing shows to be large.
+_NEEDS_LARGE = frozenset({"exp", "pow"})
+
+
+def quiet_in_library(op: UnsafeOp, risk: str, full: bool, large: bool = False) -> bool:
     """An op site library mode does not report by default (see above)."""
-    if op.loss:
+    if op.loss or (risk in _NEEDS_LARGE and not large):
         return True
     return RISKS[risk].severity is Severity.INFO and not (full and risk in ("sum", "var"))
 
