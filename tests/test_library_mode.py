@@ -200,3 +200,113 @@ def test_a_real_cast_keeps_exp_without_evidence():
         ).findings
     }
     assert {("FP202", line) for line in (20, 21, 22)} <= found
+
+
+ROWS = """\
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Loss(nn.Module):
+    def forward(self, x, y, pred, target, mask, probs, w):
+        loss = F.l1_loss(x, y, reduction="none")
+        a = (loss * mask).sum() / mask.sum()
+        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+        b = ce.mean(1).sum()
+        sq = (pred - target) ** 2
+        sq = sq.mean(dim=-1)
+        c = (sq * mask).sum()
+        num = 2 * (x * y).sum(-1)
+        den = x.sum(-1) + y.sum(-1)
+        d = (1 - (num + 1) / (den + 1)).sum()
+        marginal = probs.mean(dim=0)
+        e = torch.exp(-torch.sum(marginal * torch.log(marginal + 1e-3), dim=-1)).sum()
+        torch.sum(w)
+        return a, b, c, d, e, F.logsigmoid(x * y).sum()
+"""
+
+
+def test_full_sums_of_row_statistics_are_info_in_library_mode():
+    """A full sum of per-element losses is kept (lines 9, 21; line 19's log too); a full
+    sum of row means, of dice ratios or of values normalised by a sum (one value per row, of
+    its elements' scale) is an info site; a bare ``torch.sum(w)`` statement is no site."""
+    assert _found(ROWS) == {("FP202", 9), ("FP202", 19), ("FP202", 21)}
+    info = _found(ROWS, library_info=True)
+    assert {("FP202", line) for line in (11, 14, 17)} <= info
+    assert ("FP202", 20) not in info
+    on_19 = {
+        f.message.split("`")[1]
+        for f in lint_code(ROWS, select=("FP202",), assume_fp16=True).findings
+        if f.span.start.line == 19
+    }
+    assert on_19 == {"torch.log(marginal + 1e-3)"}  # the perplexity's sum of row means: info
+
+
+LOGS = """\
+import torch
+from torch import nn
+
+
+class Box(nn.Module):
+    def inverse_sigmoid(self, x, eps=1e-5):
+        x = x.clamp(min=0, max=1)
+        x1 = x.clamp(min=eps)
+        x2 = (1 - x).clamp(min=eps)
+        return torch.log(x1 / x2)
+
+    def entropy(self, t, eps=1e-20):
+        return t.clamp(min=eps).log()
+
+    def binomial(self, p, eps=1e-4):
+        q = (1 - p).clamp(min=eps, max=1.0)
+        p = p.clamp(min=eps, max=1.0)
+        return torch.log(p) + torch.log(q)
+
+    def forward(self, x):
+        return self.inverse_sigmoid(x), self.entropy(x), self.binomial(x)
+"""
+
+
+def test_logs_of_values_held_away_from_zero():
+    """A ratio of two clamps at eps = 1e-5, a clamp at a parameter's default 1e-4 (after a
+    reassignment in the body): no log of 0 in float16. A clamp at 1e-20 rounds to 0: kept."""
+    assert _found(LOGS, library_info=True) == {("FP202", 13)}
+
+
+PROMOTE = """\
+from functools import reduce
+
+import torch
+from torch import nn
+
+
+def rms_norm(x, scale, eps):
+    dtype = reduce(torch.promote_types, (x.dtype, scale.dtype, torch.float32))
+    mean_sq = torch.mean(x.to(dtype)**2, dim=-1, keepdim=True)
+    return x * torch.rsqrt(mean_sq + eps).to(x.dtype)
+
+
+def rms_norm1(x, scale, eps):
+    dtype = torch.promote_types(x.dtype, torch.float32)
+    mean_sq = torch.mean(x.to(dtype)**2, dim=-1, keepdim=True)
+    return x * torch.rsqrt(mean_sq + eps).to(x.dtype)
+
+
+def rms_norm2(x, scale, eps):
+    dtype = torch.promote_types(x.dtype, scale.dtype)
+    mean_sq = torch.mean(x.to(dtype)**2, dim=-1, keepdim=True)
+    return x * torch.rsqrt(mean_sq + eps).to(x.dtype)
+
+
+class M(nn.Module):
+    def forward(self, x):
+        return rms_norm(x, x, 1e-6) + rms_norm1(x, x, 1e-6) + rms_norm2(x, x, 1e-6)
+"""
+
+
+def test_promote_types_with_float32_is_wide():
+    """``x.to(torch.promote_types(x.dtype, torch.float32))`` (k-diffusion's rms_norm) squares
+    at least float32 values; promoting with another tensor's dtype proves nothing."""
+    found = lint_code(PROMOTE, select=("FP203",), assume_fp16=True).findings
+    assert [(f.code, f.span.start.line) for f in found] == [("FP203", 21)]

@@ -15,7 +15,8 @@ analysis asks what the op's input is (``analysis.flow``) and whether the op is p
   value is not float16);
 - its input is bounded so that nothing overflows (``exp(x - x.max(...))``, a power inside
   ``tanh``; ``analysis.magnitude``'s bounds: ``(sigmoid(x) * 2) ** 2``, ``log(p.clamp(min=1e-4))``);
-- it is a sum whose only use is ``.backward()``: its gradient is ones whatever its value.
+- it is a sum whose only use is ``.backward()``: its gradient is ones whatever its value;
+- its result is thrown away (a bare ``torch.sum(w)`` statement).
 
 Unprotected sites are recorded as ``ctx.facts["ops"]`` (JSON-able): those whose input is
 float16 in this function (``local``), and those whose input is unknown inside a method of a
@@ -348,6 +349,8 @@ class HazardTracker(Tracker):
         if op is None or id(node) in self._consumed:
             return
         inplace = method is not None and method.endswith("_")
+        if not inplace and type(self.ctx.stack[-2]) is cst.Expr:
+            return  # a bare ``torch.sum(w)`` statement: its value is thrown away
         dt = self._input(operand)
         if dt is None or self._computes_wide(node, op) or self._autocast_protects(op, inplace):
             return
@@ -382,7 +385,11 @@ class HazardTracker(Tracker):
             fields["what"] = what
         if op.name in ("pow", "square") and exponent == 2 and self._is_residual(operand):
             fields["residual"] = True  # ``(a - b).pow(2)``: a hand-written loss term
-        if op.name in ("sum", "nansum", "var") and not _has_dim(node, method is None):
+        if (
+            op.name in ("sum", "nansum", "var")
+            and not _has_dim(node, method is None)
+            and not self._row_statistic(operand)
+        ):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
         if risk in ("exp", "pow") and (
             (exponent is not None and exponent < 0) or self._large(operand, risk == "pow")
@@ -566,6 +573,47 @@ class HazardTracker(Tracker):
                 if values and all(
                     v is not None and self._has_bounded_exp(v, depth + 1) for v in values
                 ):
+                    return True
+        return False
+
+    def _row_statistic(self, expr: cst.BaseExpression | None, depth: int = 0) -> bool:
+        """``expr`` is computed (here or through the names it reads, in this function) from
+        a mean along a dimension or a value divided by a reduction (``loss.mean(1)``,
+        ``w / w.sum(-1, keepdim=True)``, a dice ratio): one value of its elements' scale per
+        row, so a full sum of it adds rows, not elements. Library mode asks a full sum for
+        elements (per-token, per-pixel losses) before it reports it."""
+        if expr is None or depth > 3:
+            return False
+        for node in walk(expr):
+            kind = type(node)
+            if kind is cst.Call:
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                if name.rsplit(".", 1)[-1] in ("mean", "nanmean") and _has_dim(
+                    node, self.ctx.names.qualname(node.func) is not None
+                ):
+                    return True
+            elif kind is cst.BinaryOperation and type(node.operator) is cst.Divide:
+                if self._reduced(node.right, depth):
+                    return True
+            elif kind is cst.Name:
+                values = self.ctx.names.values(node.value) or ()
+                if any(
+                    v is not None and v is not expr and self._row_statistic(v, depth + 1)
+                    for v in values
+                ):
+                    return True
+        return False
+
+    def _reduced(self, expr: cst.BaseExpression, depth: int) -> bool:
+        """``expr`` holds a sum or mean (``w.sum(-1)``, ``den + 1`` with ``den = a.sum(-1)``)."""
+        for node in walk(expr):
+            if type(node) is cst.Call:
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                if name.rsplit(".", 1)[-1] in _REDUCTIONS:
+                    return True
+            elif type(node) is cst.Name and depth < 3:
+                values = self.ctx.names.values(node.value) or ()
+                if any(v is not None and self._reduced(v, depth + 1) for v in values):
                     return True
         return False
 

@@ -9,6 +9,10 @@ limits, comparisons and ``~mask`` (0 or 1), and carried through interval arithme
 shape and dtype changes, ``split``/``chunk`` unpacking, range-preserving reductions (mean,
 amax) and names bound (every binding) to a bounded value. A sum is bounded by its terms'
 bound times their count where the count is written out (``torch.stack([a, b, c]).sum(0)``).
+A division by a value of known sign is bounded (``x.clamp(min=eps) / (1 - x).clamp(min=eps)``
+lies in [eps, 1/eps] for x in [0, 1]). A ``clamp`` limit may be a name bound to a number (a
+parameter's default: ``def f(x, eps=1e-4)``). A name reassigned in the function's own body
+(``x = x.clamp(0, 1)``, not in a branch or loop) holds that value from there on.
 Only what holds for every finite input is a bound; ``data.op_ranges`` lists the functions.
 """
 
@@ -18,7 +22,8 @@ import math
 
 import libcst as cst
 
-from fp16lint.analysis.names import NameResolver
+from fp16lint.analysis.names import Binding, NameResolver
+from fp16lint.analysis.tree import walk
 from fp16lint.data.op_ranges import (
     FLOAT16_MAX,
     NONNEGATIVE,
@@ -79,6 +84,16 @@ def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | 
     return positional[index] if index < len(positional) else None
 
 
+def _targets(node: cst.CSTNode) -> list[cst.BaseExpression]:
+    """What an assignment statement or a ``for`` binds."""
+    kind = type(node)
+    if kind is cst.Assign:
+        return [t.target for t in node.targets]  # type: ignore[attr-defined]
+    if kind in (cst.AugAssign, cst.AnnAssign, cst.For):
+        return [node.target]  # type: ignore[attr-defined]
+    return []
+
+
 def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | None:
     kind = type(op)
     if kind is cst.Add:
@@ -88,8 +103,8 @@ def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | No
     if kind is cst.Multiply:
         products = [0.0 if x == 0 or y == 0 else x * y for x in a for y in b]
         return min(products), max(products)
-    if kind is cst.Divide and b[0] == b[1] and b[0] != 0:
-        return _arithmetic(cst.Multiply(), a, (1 / b[0], 1 / b[0]))
+    if kind is cst.Divide and (b[0] > 0 or b[1] < 0):  # a divisor of known sign
+        return _arithmetic(cst.Multiply(), a, (1 / b[1], 1 / b[0]))
     return None
 
 
@@ -141,6 +156,8 @@ class Magnitudes:
         bindings = self.names.bindings(name)
         if not bindings:
             return None
+        if len(bindings) > 1 and self._dominates(name, bindings[-1]):
+            bindings = bindings[-1:]
         lows, highs = [], []
         for binding in bindings:
             value = binding.value
@@ -154,6 +171,43 @@ class Magnitudes:
             lows.append(found[0])
             highs.append(found[1])
         return min(lows), max(highs)
+
+    def _dominates(self, name: str, last: Binding) -> bool:
+        """``last`` (the latest binding so far: bindings are recorded as a function is walked)
+        is a plain assignment in the function's own body, so every later use sees it, unless a
+        loop after it rebinds the name (its value would come back round)."""
+        scope = self.names.scope_of(name)
+        if scope is None or type(scope.node) is not cst.FunctionDef or last.value is None:
+            return False
+        body = scope.node.body.body  # type: ignore[union-attr]
+        place = next(
+            (i for i, s in enumerate(body) if type(s) is cst.SimpleStatementLine
+             and any(small is last.node for small in s.body)),
+            None,
+        )  # fmt: skip
+        if place is None:
+            return False
+        return not any(
+            type(n) is cst.Name and n.value == name
+            for statement in body[place + 1 :]
+            if type(statement) in (cst.For, cst.While)
+            for node in walk(statement)
+            for target in _targets(node)
+            for n in walk(target)
+        )
+
+    def _limit(self, expr: cst.BaseExpression | None) -> float | None:
+        """A ``clamp`` limit: a number, or a name every binding of which is that number (an
+        assignment, or a parameter's default)."""
+        number = _number(expr) if expr is not None else None
+        if number is not None or type(expr) is not cst.Name:
+            return number
+        found = set()
+        for binding in self.names.bindings(expr.value) or ():
+            node = binding.node
+            value = node.default if type(node) is cst.Param else binding.value
+            found.add(_number(value) if value is not None else None)
+        return found.pop() if len(found) == 1 else None
 
     def _call(self, call: cst.Call, depth: int) -> Interval | None:
         qualname = self.names.qualname(call.func)
@@ -206,9 +260,9 @@ class Magnitudes:
 
     def _clamp(self, call, name, operand, offset, depth) -> Interval | None:
         inner = self.bound(operand, depth + 1) or (-math.inf, math.inf)
-        low = _number(_argument(call, offset, "min")) if name != "clamp_max" else None
+        low = self._limit(_argument(call, offset, "min")) if name != "clamp_max" else None
         high_index = offset + (0 if name == "clamp_max" else 1)
-        high = _number(_argument(call, high_index, "max")) if name != "clamp_min" else None
+        high = self._limit(_argument(call, high_index, "max")) if name != "clamp_min" else None
         result = (
             max(inner[0], low) if low is not None else inner[0],
             min(inner[1], high) if high is not None else inner[1],
