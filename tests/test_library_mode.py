@@ -310,3 +310,28 @@ def test_promote_types_with_float32_is_wide():
     at least float32 values; promoting with another tensor's dtype proves nothing."""
     found = lint_code(PROMOTE, select=("FP203",), assume_fp16=True).findings
     assert [(f.code, f.span.start.line) for f in found] == [("FP203", 21)]
+
+
+UNIT = """\
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class VQ(nn.Module):
+    def forward(self, hidden_states, h2):
+        encodings = hidden_states.reshape(-1, 8)
+        encodings = F.normalize(encodings)
+        l2_norm = encodings.pow(2).sum(1, keepdim=True)
+        flat = F.normalize(h2, p=2, dim=-1)
+        d = torch.sum(flat**2, dim=1, keepdim=True)
+        e = torch.sum(flat**2, dim=-1, keepdim=True)
+        return l2_norm + d + e
+"""
+
+
+def test_squares_of_normalised_rows_are_bounded():
+    """``F.normalize(x)`` (dim 1), then ``.pow(2).sum(1)``: each row's squares sum to 1, no
+    FP203 (ViT-VQGAN codebook distances). Summed along another dimension: reported."""
+    found = lint_code(UNIT, select=("FP203",), assume_fp16=True).findings
+    assert [(f.code, f.span.start.line) for f in found] == [("FP203", 12)]

@@ -48,6 +48,9 @@ def bound(source: str):
         ("-x.sigmoid() / x.clamp(min=2, max=4)\n", (-0.5, 0.0)),
         # a clamp limit named by a number
         ("eps = 1e-4\nx.clamp(min=eps, max=1.0)\n", (1e-4, 1.0)),
+        # a unit vector's squares, summed along its normalised dimension
+        ("F.normalize(x, dim=-1).pow(2).sum(-1)\n", (0.0, 1.0 + 2**-10)),
+        ("u = F.normalize(x)\ntorch.sum(u * u, dim=1)\n", (0.0, 1.0 + 2**-10)),
     ],
 )
 def test_bounded(source, expected):
@@ -69,6 +72,8 @@ def test_bounded(source, expected):
         "torch.stack([x.sigmoid(), y]).sum(0)\n",
         "x.sigmoid() / x.tanh()\n",  # a divisor that can be 0
         "eps = 1e-4\neps = y\nx.clamp(min=eps, max=1.0) * y\n",
+        "F.normalize(x, dim=-1).pow(2).sum(1)\n",  # another dimension
+        "F.normalize(x, p=1, dim=1).pow(2).sum(1)\n",  # not an L2 norm
     ],
 )
 def test_unbounded(source):

@@ -12,7 +12,8 @@ bound times their count where the count is written out (``torch.stack([a, b, c])
 A division by a value of known sign is bounded (``x.clamp(min=eps) / (1 - x).clamp(min=eps)``
 lies in [eps, 1/eps] for x in [0, 1]). A ``clamp`` limit may be a name bound to a number (a
 parameter's default: ``def f(x, eps=1e-4)``). A name reassigned in the function's own body
-(``x = x.clamp(0, 1)``, not in a branch or loop) holds that value from there on.
+(``x = x.clamp(0, 1)``, not in a branch or loop) holds that value from there on. The squares
+of ``F.normalize(x, dim=d)`` summed along ``d`` are at most 1 (a unit vector's).
 Only what holds for every finite input is a bound; ``data.op_ranges`` lists the functions.
 """
 
@@ -36,6 +37,9 @@ Interval = tuple[float, float]
 _MAX_DEPTH = 8  # nested calls and names followed; bounds are asked only at op sites
 _UNIT = (0.0, 1.0)
 _CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_max"})
+_NORMALIZE = frozenset({"torch.nn.functional.normalize"})
+# A unit vector's squares sum to 1; float16 rounds each square by at most 2**-11 of it.
+_UNIT_SQUARES = 1.0 + 2.0**-10
 _STACKS = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
 
 
@@ -82,6 +86,32 @@ def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | 
             return arg.value
     positional = [a.value for a in call.args if a.keyword is None and not a.star]
     return positional[index] if index < len(positional) else None
+
+
+def _square_base(expr: cst.BaseExpression, names: NameResolver) -> cst.BaseExpression | None:
+    """``u`` of ``u ** 2``, ``u.pow(2)``, ``u.square()``, ``torch.square(u)``, ``u * u``."""
+    if type(expr) is cst.BinaryOperation:
+        if type(expr.operator) is cst.Power and _number(expr.right) == 2:
+            return expr.left
+        same = type(expr.left) is cst.Name and type(expr.right) is cst.Name
+        if type(expr.operator) is cst.Multiply and same and expr.left.value == expr.right.value:
+            return expr.left
+        return None
+    if type(expr) is not cst.Call:
+        return None
+    qualname = names.qualname(expr.func)
+    if qualname in ("torch.square", "torch.pow"):
+        exponent = _argument(expr, 1, "exponent") if qualname == "torch.pow" else None
+        return (
+            _argument(expr, 0, "input")
+            if qualname == "torch.square" or (exponent is not None and _number(exponent) == 2)
+            else None
+        )
+    if qualname is None and type(expr.func) is cst.Attribute:
+        method = expr.func.attr.value
+        if method == "square" or (method == "pow" and _number(_argument(expr, 0, "exponent")) == 2):
+            return expr.func.value
+    return None
 
 
 def _targets(node: cst.CSTNode) -> list[cst.BaseExpression]:
@@ -242,10 +272,35 @@ class Magnitudes:
             return (0.0 if inner[0] <= 0 <= inner[1] else min(map(abs, inner))), top
         if name in NONNEGATIVE:
             return 0.0, math.inf
+        if name == "sum" and self._unit_squares(operand, _argument(call, offset, "dim"), depth):
+            return 0.0, _UNIT_SQUARES
         if name == "sum" and inner is not None:
             count = self.count(operand) if _number(_argument(call, offset, "dim")) == 0 else None
             return (inner[0] * count, inner[1] * count) if count is not None else None
         return None
+
+    def _unit_squares(
+        self, expr: cst.BaseExpression | None, dim: cst.BaseExpression | None, depth: int
+    ) -> bool:
+        """``u.pow(2)`` (``u ** 2``, ``u.square()``, ``u * u``) where ``u`` is
+        ``F.normalize(x, dim=d)`` (p=2), summed along that ``d``: a unit vector's squares."""
+        axis = _number(dim) if dim is not None else None
+        if axis is None or expr is None or depth > _MAX_DEPTH:
+            return False
+        base = _square_base(expr, self.names)
+        while type(base) is cst.Name:
+            bindings = self.names.bindings(base.value) or []
+            if len(bindings) > 1 and self._dominates(base.value, bindings[-1]):
+                bindings = bindings[-1:]
+            if len(bindings) != 1 or bindings[0].value is None:
+                return False
+            base = bindings[0].value
+        if type(base) is not cst.Call or self.names.qualname(base.func) not in _NORMALIZE:
+            return False
+        p = _argument(base, 1, "p")
+        return (p is None or _number(p) == 2) and _number(
+            _argument(base, 2, "dim") or cst.Integer("1")
+        ) == axis
 
     def _union(self, items: cst.BaseExpression | None, depth: int) -> Interval | None:
         if type(items) not in (cst.List, cst.Tuple):

@@ -104,3 +104,12 @@ def test_log_of_a_clamp_is_finite_only_above_float16_tiniest():
     p = torch.tensor([0.0, 1e-9, 0.5, 1.0], dtype=HALF)
     assert torch.isfinite(torch.log(p.clamp(min=1e-4))).all()
     assert torch.log(p.clamp(min=1e-10))[0].item() == -math.inf
+
+
+def test_squares_of_a_normalised_row_sum_to_one_in_float16():
+    """``F.normalize(x, dim=d).pow(2).sum(d)`` is at most 1 + 2**-10 in float16 for any finite
+    input (its rows are unit vectors; each square is rounded by at most 2**-11 of it)."""
+    x = extreme_inputs()
+    for dim in (0, 1, -1):
+        total = F.normalize(x, dim=dim).pow(2).sum(dim)
+        assert total.max().item() <= 1.0 + 2**-10
