@@ -335,3 +335,24 @@ def test_squares_of_normalised_rows_are_bounded():
     FP203 (ViT-VQGAN codebook distances). Summed along another dimension: reported."""
     found = lint_code(UNIT, select=("FP203",), assume_fp16=True).findings
     assert [(f.code, f.span.start.line) for f in found] == [("FP203", 12)]
+
+
+GRAD = """\
+import torch
+from torch import nn
+
+
+class M(nn.Module):
+    def forward(self, x, params):
+        loss = x * 3
+        g = torch.autograd.grad(loss.sum(), params)
+        h = torch.autograd.grad(outputs=loss.sum(), inputs=params)
+        k = torch.autograd.grad(params, loss.sum())
+        return g, h, k, loss.sum()
+"""
+
+
+def test_sums_only_differentiated_by_autograd_grad():
+    """``torch.autograd.grad(loss.sum(), params)``: the sum's gradient is ones whatever its
+    value; as the ``inputs`` of ``grad``, or returned, the sum is reported."""
+    assert _found(GRAD) == {("FP202", 10), ("FP202", 11)}

@@ -59,6 +59,7 @@ _MAXIMA = frozenset(
      "adaptive_max_pool3d"}
 )  # fmt: skip
 _LOG_PROBABILITIES = frozenset({"log_softmax", "logsigmoid"})
+_GRADIENTS = frozenset({"torch.autograd.grad", "torch.autograd.backward"})
 # What shows a value can be large (library mode asks for it before an exp or a power overflow,
 # where float16 is only assumed): dot products of activations (attention scores, similarity
 # matrices, pairwise distances), and for a power also a projection layer's output.
@@ -235,9 +236,20 @@ class HazardTracker(Tracker):
         return finite_in_float16(power(found, exponent))
 
     def _only_differentiated(self) -> bool:
-        """``(...).sum().backward()``: the sum's gradient is ones whatever its value (an inf
-        total included: tests/facts/test_op_ranges.py), so its overflow harms nothing."""
+        """``(...).sum().backward()``, ``torch.autograd.grad(loss.sum(), params)``: the sum's
+        gradient is ones whatever its value (an inf total included: tests/facts/
+        test_op_ranges.py), so its overflow harms nothing."""
         stack = self.ctx.stack
+        if (
+            len(stack) >= 4
+            and type(stack[-2]) is cst.Arg
+            and type(stack[-3]) is cst.Call
+            and self.ctx.names.qualname(stack[-3].func) in _GRADIENTS
+        ):  # ``torch.autograd.grad(loss.sum(), params)``: the outputs' gradients, ones
+            arg = stack[-2]
+            if arg.keyword is None:
+                return arg is stack[-3].args[0]
+            return arg.keyword.value in ("outputs", "tensors")
         return (
             len(stack) >= 3
             and type(stack[-2]) is cst.Attribute

@@ -113,3 +113,12 @@ def test_squares_of_a_normalised_row_sum_to_one_in_float16():
     for dim in (0, 1, -1):
         total = F.normalize(x, dim=dim).pow(2).sum(dim)
         assert total.max().item() <= 1.0 + 2**-10
+
+
+def test_autograd_grad_of_an_overflowed_sum_is_ones():
+    """``torch.autograd.grad(x.sum(), x)`` is ones when the float16 sum is inf, as backward."""
+    x = torch.full((100000,), 2.0, dtype=HALF, requires_grad=True)
+    total = x.sum()
+    assert total.item() == math.inf
+    (grad,) = torch.autograd.grad(total, x)
+    assert torch.equal(grad, torch.ones_like(x))
