@@ -51,6 +51,10 @@ def bound(source: str):
         # a unit vector's squares, summed along its normalised dimension
         ("F.normalize(x, dim=-1).pow(2).sum(-1)\n", (0.0, 1.0 + 2**-10)),
         ("u = F.normalize(x)\ntorch.sum(u * u, dim=1)\n", (0.0, 1.0 + 2**-10)),
+        # sign facts: -exp, -softplus, sums and cumulative sums of non-positive terms
+        ("A = -torch.exp(a)\nA * F.softplus(dt)\n", (-math.inf, 0.0)),
+        ("torch.cumsum(-F.softplus(a), dim=-1)\n", (-math.inf, 0.0)),
+        ("F.logsigmoid(x).sum(-1)\n", (-math.inf, 0.0)),
     ],
 )
 def test_bounded(source, expected):

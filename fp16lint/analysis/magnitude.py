@@ -13,7 +13,8 @@ A division by a value of known sign is bounded (``x.clamp(min=eps) / (1 - x).cla
 lies in [eps, 1/eps] for x in [0, 1]). A ``clamp`` limit may be a name bound to a number (a
 parameter's default: ``def f(x, eps=1e-4)``). A name reassigned in the function's own body
 (``x = x.clamp(0, 1)``, not in a branch or loop) holds that value from there on. The squares
-of ``F.normalize(x, dim=d)`` summed along ``d`` are at most 1 (a unit vector's).
+of ``F.normalize(x, dim=d)`` summed along ``d`` are at most 1 (a unit vector's). A sum or
+cumulative sum of non-positive terms is non-positive (``exp(cumsum(-softplus(a)))`` is at most 1).
 Only what holds for every finite input is a bound; ``data.op_ranges`` lists the functions.
 """
 
@@ -276,7 +277,10 @@ class Magnitudes:
             return 0.0, _UNIT_SQUARES
         if name == "sum" and inner is not None:
             count = self.count(operand) if _number(_argument(call, offset, "dim")) == 0 else None
-            return (inner[0] * count, inner[1] * count) if count is not None else None
+            if count is not None:
+                return inner[0] * count, inner[1] * count
+        if name in ("sum", "cumsum", "nansum") and inner is not None and inner[1] <= 0:
+            return -math.inf, 0.0  # non-positive terms: so is their sum (``cumsum`` of decays)
         return None
 
     def _unit_squares(

@@ -122,3 +122,14 @@ def test_autograd_grad_of_an_overflowed_sum_is_ones():
     assert total.item() == math.inf
     (grad,) = torch.autograd.grad(total, x)
     assert torch.equal(grad, torch.ones_like(x))
+
+
+def test_exp_of_a_cumsum_of_non_positive_terms_is_at_most_one():
+    """A sum or cumsum of non-positive float16 terms (``-exp(A_log) * softplus(dt)``,
+    ``logsigmoid``) is non-positive, -inf at worst, so its exp lies in [0, 1]."""
+    a, dt = extreme_inputs(), extreme_inputs().flip(0)
+    decay = -torch.exp(a.clamp(max=10)) * F.softplus(dt)
+    for total in (decay.cumsum(-1), decay.sum(-1), F.logsigmoid(a).sum(-1)):
+        assert (total <= 0).all()
+        out = torch.exp(total)
+        assert out.min().item() >= 0 and out.max().item() <= 1
