@@ -356,3 +356,13 @@ def test_sums_only_differentiated_by_autograd_grad():
     """``torch.autograd.grad(loss.sum(), params)``: the sum's gradient is ones whatever its
     value; as the ``inputs`` of ``grad``, or returned, the sum is reported."""
     assert _found(GRAD) == {("FP202", 10), ("FP202", 11)}
+
+
+def test_sum_compared_with_zero():
+    """``if d.sum() == 0``: inf keeps the sign, the test comes out the same; ``> 1`` does not."""
+    code = (
+        "import torch\nfrom torch import nn\n\n\nclass M(nn.Module):\n"
+        "    def forward(self, d):\n        if d.sum() == 0:\n            d = d + 1\n"
+        "        return d.sum() > 1\n"
+    )
+    assert _found(code) == {("FP202", 9)}

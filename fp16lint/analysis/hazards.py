@@ -16,6 +16,7 @@ analysis asks what the op's input is (``analysis.flow``) and whether the op is p
 - its input is bounded so that nothing overflows (``exp(x - x.max(...))``, a power inside
   ``tanh``; ``analysis.magnitude``'s bounds: ``(sigmoid(x) * 2) ** 2``, ``log(p.clamp(min=1e-4))``);
 - it is a sum whose only use is ``.backward()``: its gradient is ones whatever its value;
+  or one compared with 0 (inf keeps its sign);
 - its result is thrown away (a bare ``torch.sum(w)`` statement).
 
 Unprotected sites are recorded as ``ctx.facts["ops"]`` (JSON-able): those whose input is
@@ -214,7 +215,11 @@ class HazardTracker(Tracker):
         ``exp`` of at most 11.09, a power or sum of bounded values, ``log``/``rsqrt``/``1/x``
         of values float16 holds away from 0."""
         if risk == "sum":
-            return finite_in_float16(self.magnitudes.bound(result)) or self._only_differentiated()
+            return (
+                finite_in_float16(self.magnitudes.bound(result))
+                or self._only_differentiated()
+                or self._compared_with_zero(result)
+            )
         found = self.magnitudes.bound(operand)
         if found is None:
             return False
@@ -234,6 +239,17 @@ class HazardTracker(Tracker):
         if exponent is None:  # any exponent: only a base within [-1, 1] is safe
             return found[0] >= -1 and found[1] <= 1
         return finite_in_float16(power(found, exponent))
+
+    def _compared_with_zero(self, result: cst.BaseExpression) -> bool:
+        """``if w.sum() == 0:``: an overflow to inf keeps the sum's sign, so a comparison with
+        0 comes out the same."""
+        parent = self.ctx.stack[-2] if len(self.ctx.stack) >= 2 else None
+        return (
+            type(parent) is cst.Comparison
+            and parent.left is result
+            and len(parent.comparisons) == 1
+            and _literal_number(parent.comparisons[0].comparator) == 0
+        )
 
     def _only_differentiated(self) -> bool:
         """``(...).sum().backward()``, ``torch.autograd.grad(loss.sum(), params)``: the sum's

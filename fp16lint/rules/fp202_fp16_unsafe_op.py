@@ -87,7 +87,9 @@ class Fp16UnsafeOp(Rule):
         "`F.normalize`, `clamp` with limits (numbers, or names of one such as a parameter's "
         "default `eps=1e-4`), and arithmetic on them (`(sigmoid(x) * 2) ** 2` is at most 4; "
         "`x.clamp(min=eps) / (1 - x).clamp(min=eps)` is at least eps for x in [0, 1], so its "
-        "log is finite), sums whose only use is `.backward()`, and results thrown away."
+        "log is finite), sums whose only use is `.backward()` or `torch.autograd.grad` (their "
+        "gradient is ones whatever their value) or a comparison with 0, and results thrown "
+        "away."
     )
     example = """\
 def forward(self, logits):          # in a model cast with .half()
