@@ -221,7 +221,7 @@ class Loss(nn.Module):
         den = x.sum(-1) + y.sum(-1)
         d = (1 - (num + 1) / (den + 1)).sum()
         marginal = probs.mean(dim=0)
-        e = torch.exp(-torch.sum(marginal * torch.log(marginal + 1e-3), dim=-1)).sum()
+        e = torch.exp(-torch.sum(marginal * torch.log(marginal + 1e-10), dim=-1)).sum()
         torch.sum(w)
         return a, b, c, d, e, F.logsigmoid(x * y).sum()
 """
@@ -240,7 +240,7 @@ def test_full_sums_of_row_statistics_are_info_in_library_mode():
         for f in lint_code(ROWS, select=("FP202",), assume_fp16=True).findings
         if f.span.start.line == 19
     }
-    assert on_19 == {"torch.log(marginal + 1e-3)"}  # the perplexity's sum of row means: info
+    assert on_19 == {"torch.log(marginal + 1e-10)"}  # the perplexity's sum of row means: info
 
 
 LOGS = """\
@@ -366,3 +366,34 @@ def test_sum_compared_with_zero():
         "        return d.sum() > 1\n"
     )
     assert _found(code) == {("FP202", 9)}
+
+
+NEAR_ZERO = """\
+import torch
+from torch import nn
+
+
+class M(nn.Module):
+    def forward(self, x, sigma, scale, logits, t, eps=1e-10):
+        p = logits.sigmoid()
+        a = (p + 1e-8).log()
+        b = (1 - p + 1e-8).log()
+        c = torch.clamp(x, min=1e-10).log10()
+        d = sigma.log()
+        e = scale.log()
+        f = torch.log(t + eps)
+        g = torch.log(x + 1e-6)
+        h = torch.rsqrt(x + 1e-6)
+        k = torch.log(p)
+        return a, b, c, d, e, f, g, h, k
+"""
+
+
+def test_log_and_rsqrt_need_evidence_of_a_value_near_zero():
+    """Where float16 is only assumed, a log (rsqrt, reciprocal) is reported on a value shown
+    to come near 0: a sigmoid probability, a clamp floor or a guard float16 rounds to 0
+    (1e-8, 1e-10, a parameter's default 1e-10). A noise level, a scale, a value guarded by
+    1e-6 (held by float16): info sites."""
+    assert _found(NEAR_ZERO) == {("FP202", line) for line in (8, 9, 10, 13, 16)}
+    info = {("FP202", line) for line in (11, 12, 14, 15)}
+    assert _found(NEAR_ZERO, library_info=True) == info | _found(NEAR_ZERO)

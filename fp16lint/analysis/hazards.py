@@ -419,6 +419,8 @@ class HazardTracker(Tracker):
             and not self._row_statistic(operand)
         ):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
+        if risk in _SMALLEST and self._small(operand, _SMALLEST[risk]):
+            fields["small"] = True  # library mode asks for it (amp_ops.quiet_in_library)
         if risk in ("exp", "pow") and (
             (exponent is not None and exponent < 0) or self._large(operand, risk == "pow")
         ):  # (``x ** -2`` fails near 0: it needs no large argument)
@@ -603,6 +605,23 @@ class HazardTracker(Tracker):
                 ):
                     return True
         return False
+
+    def _small(self, expr: cst.BaseExpression | None, smallest: float) -> bool:
+        """Evidence that ``expr`` can come near 0 (below ``smallest``): a bound whose low end
+        is there (a sigmoid or softmax probability, ``p.clamp(min=1e-10)``), or a guard float16
+        loses (``x + 1e-8``, ``x + eps`` with ``eps=1e-10``). A noise level, a count or a
+        positive scale has no such evidence."""
+        found = self.magnitudes.bound(expr)
+        if found is not None and found[0] < smallest:
+            return True
+        terms = []
+        while type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Add:
+            terms.append(expr.right)
+            expr = expr.left
+        terms.append(expr)
+        return any(
+            (guard := self.magnitudes.limit(t)) is not None and 0 < guard < smallest for t in terms
+        )
 
     def _row_statistic(self, expr: cst.BaseExpression | None, depth: int = 0) -> bool:
         """``expr`` is computed (here or through the names it reads, in this function) from

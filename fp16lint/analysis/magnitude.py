@@ -227,7 +227,7 @@ class Magnitudes:
             for n in walk(target)
         )
 
-    def _limit(self, expr: cst.BaseExpression | None) -> float | None:
+    def limit(self, expr: cst.BaseExpression | None) -> float | None:
         """A ``clamp`` limit: a number, or a name every binding of which is that number (an
         assignment, or a parameter's default)."""
         number = _number(expr) if expr is not None else None
@@ -319,9 +319,9 @@ class Magnitudes:
 
     def _clamp(self, call, name, operand, offset, depth) -> Interval | None:
         inner = self.bound(operand, depth + 1) or (-math.inf, math.inf)
-        low = self._limit(_argument(call, offset, "min")) if name != "clamp_max" else None
+        low = self.limit(_argument(call, offset, "min")) if name != "clamp_max" else None
         high_index = offset + (0 if name == "clamp_max" else 1)
-        high = self._limit(_argument(call, high_index, "max")) if name != "clamp_min" else None
+        high = self.limit(_argument(call, high_index, "max")) if name != "clamp_min" else None
         result = (
             max(inner[0], low) if low is not None else inner[0],
             min(inner[1], high) if high is not None else inner[1],

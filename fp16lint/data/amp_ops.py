@@ -252,11 +252,18 @@ RTRUEDIV = UnsafeOp("__rtruediv__", "reciprocal")  # ``1 / x`` on a float16 tens
 # activations, or a projection layer's output for a power; ``analysis.hazards``), not on
 # learned log-scales, noise levels, decays and other values nothing shows to be large.
 _NEEDS_LARGE = frozenset({"exp", "pow"})
+# Likewise a log, rsqrt or reciprocal fails only on a value near 0: reported where the value
+# shows it can get there (``small``: a probability or a clamp floor whose bound reaches below
+# float16's smallest, or a guard such as ``+ 1e-8`` that float16 rounds to 0), not on noise
+# levels, scales, counts and other values nothing shows to come near 0.
+_NEEDS_SMALL = frozenset({"log", "rsqrt", "reciprocal"})
 
 
-def quiet_in_library(op: UnsafeOp, risk: str, full: bool, large: bool = False) -> bool:
+def quiet_in_library(
+    op: UnsafeOp, risk: str, full: bool, large: bool = False, small: bool = False
+) -> bool:
     """An op site library mode does not report by default (see above)."""
-    if op.loss or (risk in _NEEDS_LARGE and not large):
+    if op.loss or (risk in _NEEDS_LARGE and not large) or (risk in _NEEDS_SMALL and not small):
         return True
     return RISKS[risk].severity is Severity.INFO and not (full and risk in ("sum", "var"))
 
