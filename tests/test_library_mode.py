@@ -397,3 +397,30 @@ def test_log_and_rsqrt_need_evidence_of_a_value_near_zero():
     assert _found(NEAR_ZERO) == {("FP202", line) for line in (8, 9, 10, 13, 16)}
     info = {("FP202", line) for line in (11, 12, 14, 15)}
     assert _found(NEAR_ZERO, library_info=True) == info | _found(NEAR_ZERO)
+
+
+NORMALIZERS = """\
+import torch
+from torch import nn
+
+
+class M(nn.Module):
+    def forward(self, x, weights, residue_weights, dim=None, eps=1e-8):
+        sum_weights = torch.clamp(weights.sum(dim=dim) if dim else weights.sum(), min=1.0)
+        avg = (x * weights).sum(dim) / sum_weights
+        normed = residue_weights / (eps + residue_weights.sum())
+        total = x.sum()
+        other = total / 2
+        kept = x.sum()
+        return avg, normed, other, kept / x.sum(), kept
+"""
+
+
+def test_full_sums_only_divided_by_are_info():
+    """A full sum only used as a divisor (directly, plus eps, clamped, or through a name only
+    divided by) is a count or total weight: info in library mode. A total divided by 2, or
+    returned, is kept."""
+    found = lint_code(NORMALIZERS, select=("FP202",), assume_fp16=True).findings
+    assert sorted(f.span.start.line for f in found) == [10, 12]
+    info = lint_code(NORMALIZERS, select=("FP202",), assume_fp16=True, library_info=True)
+    assert {7, 9, 13} <= {f.span.start.line for f in info.findings}

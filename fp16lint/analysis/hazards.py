@@ -60,6 +60,7 @@ _MAXIMA = frozenset(
      "adaptive_max_pool3d"}
 )  # fmt: skip
 _LOG_PROBABILITIES = frozenset({"log_softmax", "logsigmoid"})
+_CLAMPS = frozenset({"clamp", "clip", "clamp_min", "max", "maximum"})
 _GRADIENTS = frozenset({"torch.autograd.grad", "torch.autograd.backward"})
 # What shows a value can be large (library mode asks for it before an exp or a power overflow,
 # where float16 is only assumed): dot products of activations (attention scores, similarity
@@ -417,6 +418,7 @@ class HazardTracker(Tracker):
             op.name in ("sum", "nansum", "var")
             and not _has_dim(node, method is None)
             and not self._row_statistic(operand)
+            and not self._normalizer(node)
         ):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
         if risk in _SMALLEST and self._small(operand, _SMALLEST[risk]):
@@ -605,6 +607,59 @@ class HazardTracker(Tracker):
                 ):
                     return True
         return False
+
+    def _normalizer(self, call: cst.Call) -> bool:
+        """A full sum only divided by: ``x / (w.sum() + eps)``, or ``n = w.sum().clamp(min=1)``
+        with ``n`` only a divisor in this function: a count or total weight that normalises
+        something, not a total of per-element values."""
+        child: cst.CSTNode = call
+        for node in reversed(self.ctx.stack[:-1]):
+            kind = type(node)
+            if kind is cst.BinaryOperation:
+                if type(node.operator) is cst.Divide and node.right is child:
+                    return True
+                if type(node.operator) is not cst.Add:
+                    return False
+            elif kind is cst.Call:
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                if node.func is child or name.rsplit(".", 1)[-1] not in _CLAMPS:
+                    return False
+            elif kind is cst.IfExp:
+                if node.test is child:
+                    return False
+            elif kind is cst.Assign:
+                targets = node.targets
+                return (
+                    len(targets) == 1
+                    and type(targets[0].target) is cst.Name
+                    and self._only_divides(targets[0].target.value)
+                )
+            elif kind not in (cst.Arg, cst.Attribute):
+                return False
+            child = node
+        return False
+
+    def _only_divides(self, name: str) -> bool:
+        """Every read of ``name`` in the current function is in a divisor."""
+        scope = self.ctx.names.scopes[-1]
+        if scope.kind != "function" or type(scope.node) is not cst.FunctionDef:
+            return False
+        reads, divisors, targets = set(), set(), set()
+        for node in walk(scope.node.body):
+            kind = type(node)
+            if kind is cst.Name and node.value == name:
+                reads.add(id(node))
+            elif kind is cst.BinaryOperation and type(node.operator) is cst.Divide:
+                divisors |= {
+                    id(n) for n in walk(node.right) if type(n) is cst.Name and n.value == name
+                }
+            elif kind in (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For):
+                for target in (
+                    [t.target for t in node.targets] if kind is cst.Assign else [node.target]
+                ):
+                    targets |= {id(n) for n in walk(target) if type(n) is cst.Name}
+        reads -= targets
+        return bool(reads) and reads <= divisors
 
     def _small(self, expr: cst.BaseExpression | None, smallest: float) -> bool:
         """Evidence that ``expr`` can come near 0 (below ``smallest``): a bound whose low end
