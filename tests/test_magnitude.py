@@ -42,6 +42,19 @@ def bound(source: str):
         ("-torch.sigmoid(x)\n", (-1.0, 0.0)),
         ("F.normalize(x, dim=-1).pow(2).mean(-1)\n", (0.0, 1.0)),
         ("torch.square(x.tanh() * 3)\n", (0.0, 9.0)),
+        # a divisor of known sign (inverse_sigmoid's ratio of two clamps)
+        ("x.sigmoid() / (x.sigmoid() + 1)\n", (0.0, 1.0)),
+        ("x.clamp(min=1e-5, max=1) / (1 - x).clamp(min=1e-5, max=1)\n", (1e-5, 1e5)),
+        ("-x.sigmoid() / x.clamp(min=2, max=4)\n", (-0.5, 0.0)),
+        # a clamp limit named by a number
+        ("eps = 1e-4\nx.clamp(min=eps, max=1.0)\n", (1e-4, 1.0)),
+        # a unit vector's squares, summed along its normalised dimension
+        ("F.normalize(x, dim=-1).pow(2).sum(-1)\n", (0.0, 1.0 + 2**-10)),
+        ("u = F.normalize(x)\ntorch.sum(u * u, dim=1)\n", (0.0, 1.0 + 2**-10)),
+        # sign facts: -exp, -softplus, sums and cumulative sums of non-positive terms
+        ("A = -torch.exp(a)\nA * F.softplus(dt)\n", (-math.inf, 0.0)),
+        ("torch.cumsum(-F.softplus(a), dim=-1)\n", (-math.inf, 0.0)),
+        ("F.logsigmoid(x).sum(-1)\n", (-math.inf, 0.0)),
     ],
 )
 def test_bounded(source, expected):
@@ -61,6 +74,10 @@ def test_bounded(source, expected):
         "F.hardtanh(x, -5.0, 5.0)\n",  # not its default range; limits not read here
         "p = x.sigmoid()\np = p * y\np\n",  # one binding unbounded
         "torch.stack([x.sigmoid(), y]).sum(0)\n",
+        "x.sigmoid() / x.tanh()\n",  # a divisor that can be 0
+        "eps = 1e-4\neps = y\nx.clamp(min=eps, max=1.0) * y\n",
+        "F.normalize(x, dim=-1).pow(2).sum(1)\n",  # another dimension
+        "F.normalize(x, p=1, dim=1).pow(2).sum(1)\n",  # not an L2 norm
     ],
 )
 def test_unbounded(source):
@@ -81,3 +98,43 @@ def test_power_and_float16_limit():
     assert finite_in_float16((0.0, 65504.0))
     assert not finite_in_float16((-70000.0, 0.0))
     assert not finite_in_float16(None)
+
+
+def _function_bound(source: str, name: str):
+    """The bound of ``name`` in function ``f`` right after the statement that assigns it (as
+    the analysis sees it: the function's bindings up to that point)."""
+    module = cst.parse_module(HEAD + source)
+    names = NameResolver(module)
+    function = module.body[-1]
+    assert isinstance(function, cst.FunctionDef)
+    names.push("function", function)
+    names.bind_parameters(function.params)
+    for statement in function.body.body:
+        names.bind_statement(statement)
+        if name in names.scope.bindings:
+            break
+    return Magnitudes(names).bound(cst.Name(name))
+
+
+def test_a_reassignment_in_the_body_holds_from_there_on():
+    """``x = x.clamp(0, 1)`` in the function's own body replaces the parameter's value; in a
+    branch, or with a loop after it that rebinds the name, it does not."""
+    inverse_sigmoid = (
+        "def f(x, eps=1e-5):\n"
+        "    x = x.clamp(min=0, max=1)\n"
+        "    x1 = x.clamp(min=eps)\n"
+        "    x2 = (1 - x).clamp(min=eps)\n"
+        "    r = x1 / x2\n"
+    )
+    assert _function_bound(inverse_sigmoid, "r") == pytest.approx((1e-5, 1e5))
+    branch = "def f(x):\n    if x.any():\n        x = x.clamp(0, 1)\n    r = x\n"
+    assert _function_bound(branch, "r") is None
+    loop = (
+        "def f(x):\n    x = x.clamp(0, 1)\n    r = x\n    for _ in range(2):\n        x = x * 3\n"
+    )
+    assert _function_bound(loop, "r") is None
+    assert _function_bound("def f(x, eps=1e-20):\n    r = x.clamp(min=eps)\n", "r") == (
+        1e-20,
+        math.inf,
+    )
+    assert _function_bound("def f(x, eps):\n    r = x.clamp(min=eps)\n", "r") is None

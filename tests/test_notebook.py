@@ -312,7 +312,8 @@ def test_real_code_as_a_notebook_gives_the_same_findings(tmp_path):
         write(nb_dir / f"f{number}.ipynb", notebook(*cells))
 
     def found(root: Path) -> set[tuple]:
-        settings = Settings(root=root, select=("ALL",), assume_fp16=True)
+        # (library-info too: parity is checked on as many sites as the sample has)
+        settings = Settings(root=root, select=("ALL",), assume_fp16=True, library_info=True)
         result = lint_paths([root], settings, Options(jobs=1, use_cache=False))
         out = set()
         for f in result.findings:

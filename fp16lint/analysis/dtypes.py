@@ -144,6 +144,8 @@ def dtype_of(
     if type(expr) is cst.Subscript:
         table = _dict_values(expr.value, names)
         return _combine(table, names, strings, _depth) if table else None
+    if type(expr) is cst.Call and _promotes_to_float32(expr, names, _depth):
+        return DTypeFact(DType.FP32)  # float32, or float64 when another side is: wide
     if type(expr) is cst.Call and names.qualname(expr.func) == "builtins.getattr":
         args = expr.args
         if len(args) == 2 and names.qualname(args[0].value) in ("torch", "numpy"):
@@ -151,6 +153,29 @@ def dtype_of(
             found = dtype_of_string(text) if text else None
             return DTypeFact(found) if found is not None else None
     return None
+
+
+def _promotes_to_float32(call: cst.Call, names: NameResolver, depth: int) -> bool:
+    """``torch.promote_types(x.dtype, torch.float32)`` or ``functools.reduce(
+    torch.promote_types, (x.dtype, w.dtype, torch.float32))``: at least float32."""
+    qualname = names.qualname(call.func)
+    if qualname == "functools.reduce" and len(call.args) >= 2:
+        if names.qualname(call.args[0].value) != "torch.promote_types":
+            return False
+        items = call.args[1].value
+        if type(items) not in (cst.Tuple, cst.List):
+            return False
+        sides = [e.value for e in items.elements]  # type: ignore[attr-defined]
+    elif qualname == "torch.promote_types":
+        sides = [a.value for a in call.args]
+    else:
+        return False
+    return any(
+        (fact := dtype_of(side, names, _depth=depth + 1)) is not None
+        and fact.dtype in (DType.FP32, DType.FP64)
+        and not fact.maybe
+        for side in sides
+    )
 
 
 def _dict_values(expr: cst.BaseExpression, names: NameResolver) -> list[cst.BaseExpression]:

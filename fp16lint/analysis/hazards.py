@@ -15,7 +15,9 @@ analysis asks what the op's input is (``analysis.flow``) and whether the op is p
   value is not float16);
 - its input is bounded so that nothing overflows (``exp(x - x.max(...))``, a power inside
   ``tanh``; ``analysis.magnitude``'s bounds: ``(sigmoid(x) * 2) ** 2``, ``log(p.clamp(min=1e-4))``);
-- it is a sum whose only use is ``.backward()``: its gradient is ones whatever its value.
+- it is a sum whose only use is ``.backward()``: its gradient is ones whatever its value;
+  or one compared with 0 (inf keeps its sign);
+- its result is thrown away (a bare ``torch.sum(w)`` statement).
 
 Unprotected sites are recorded as ``ctx.facts["ops"]`` (JSON-able): those whose input is
 float16 in this function (``local``), and those whose input is unknown inside a method of a
@@ -58,6 +60,23 @@ _MAXIMA = frozenset(
      "adaptive_max_pool3d"}
 )  # fmt: skip
 _LOG_PROBABILITIES = frozenset({"log_softmax", "logsigmoid"})
+_CLAMPS = frozenset({"clamp", "clip", "clamp_min", "max", "maximum"})
+_GRADIENTS = frozenset({"torch.autograd.grad", "torch.autograd.backward"})
+# What shows a value can be large (library mode asks for it before an exp or a power overflow,
+# where float16 is only assumed): dot products of activations (attention scores, similarity
+# matrices, pairwise distances), and for a power also a projection layer's output.
+_DOT_PRODUCTS = frozenset(
+    {"matmul", "bmm", "mm", "baddbmm", "addmm", "addbmm", "einsum", "cdist", "tensordot"}
+)
+_PROJECTIONS = frozenset(
+    {"linear", "bilinear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+     "conv_transpose3d"}
+)  # fmt: skip
+_PROJECTION_LAYERS = frozenset(
+    f"torch.nn.{c}"
+    for c in ("Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+              "ConvTranspose2d", "ConvTranspose3d")
+)  # fmt: skip
 # Below these, the op's result is finite in float16 (data/amp_ops.py RISKS; FACTS.md §2).
 _EXP_LIMIT = 11.09  # exp(11.09) < 65504 < exp(11.1)
 _COSH_LIMIT = 11.78
@@ -197,7 +216,11 @@ class HazardTracker(Tracker):
         ``exp`` of at most 11.09, a power or sum of bounded values, ``log``/``rsqrt``/``1/x``
         of values float16 holds away from 0."""
         if risk == "sum":
-            return finite_in_float16(self.magnitudes.bound(result)) or self._only_differentiated()
+            return (
+                finite_in_float16(self.magnitudes.bound(result))
+                or self._only_differentiated()
+                or self._compared_with_zero(result)
+            )
         found = self.magnitudes.bound(operand)
         if found is None:
             return False
@@ -218,10 +241,32 @@ class HazardTracker(Tracker):
             return found[0] >= -1 and found[1] <= 1
         return finite_in_float16(power(found, exponent))
 
+    def _compared_with_zero(self, result: cst.BaseExpression) -> bool:
+        """``if w.sum() == 0:``: an overflow to inf keeps the sum's sign, so a comparison with
+        0 comes out the same."""
+        parent = self.ctx.stack[-2] if len(self.ctx.stack) >= 2 else None
+        return (
+            type(parent) is cst.Comparison
+            and parent.left is result
+            and len(parent.comparisons) == 1
+            and _literal_number(parent.comparisons[0].comparator) == 0
+        )
+
     def _only_differentiated(self) -> bool:
-        """``(...).sum().backward()``: the sum's gradient is ones whatever its value (an inf
-        total included: tests/facts/test_op_ranges.py), so its overflow harms nothing."""
+        """``(...).sum().backward()``, ``torch.autograd.grad(loss.sum(), params)``: the sum's
+        gradient is ones whatever its value (an inf total included: tests/facts/
+        test_op_ranges.py), so its overflow harms nothing."""
         stack = self.ctx.stack
+        if (
+            len(stack) >= 4
+            and type(stack[-2]) is cst.Arg
+            and type(stack[-3]) is cst.Call
+            and self.ctx.names.qualname(stack[-3].func) in _GRADIENTS
+        ):  # ``torch.autograd.grad(loss.sum(), params)``: the outputs' gradients, ones
+            arg = stack[-2]
+            if arg.keyword is None:
+                return arg is stack[-3].args[0]
+            return arg.keyword.value in ("outputs", "tensors")
         return (
             len(stack) >= 3
             and type(stack[-2]) is cst.Attribute
@@ -333,6 +378,8 @@ class HazardTracker(Tracker):
         if op is None or id(node) in self._consumed:
             return
         inplace = method is not None and method.endswith("_")
+        if not inplace and type(self.ctx.stack[-2]) is cst.Expr:
+            return  # a bare ``torch.sum(w)`` statement: its value is thrown away
         dt = self._input(operand)
         if dt is None or self._computes_wide(node, op) or self._autocast_protects(op, inplace):
             return
@@ -367,8 +414,19 @@ class HazardTracker(Tracker):
             fields["what"] = what
         if op.name in ("pow", "square") and exponent == 2 and self._is_residual(operand):
             fields["residual"] = True  # ``(a - b).pow(2)``: a hand-written loss term
-        if op.name in ("sum", "nansum", "var") and not _has_dim(node, method is None):
+        if (
+            op.name in ("sum", "nansum", "var")
+            and not _has_dim(node, method is None)
+            and not self._row_statistic(operand)
+            and not self._normalizer(node)
+        ):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
+        if risk in _SMALLEST and self._small(operand, _SMALLEST[risk]):
+            fields["small"] = True  # library mode asks for it (amp_ops.quiet_in_library)
+        if risk in ("exp", "pow") and (
+            (exponent is not None and exponent < 0) or self._large(operand, risk == "pow")
+        ):  # (``x ** -2`` fails near 0: it needs no large argument)
+            fields["large"] = True  # library mode asks for it (amp_ops.quiet_in_library)
         if op.name == "var" and self._inside_root():
             self._record("FP203", node, dt, text=fields["text"])  # ``(x.var(-1) + eps).sqrt()``
             return
@@ -413,6 +471,8 @@ class HazardTracker(Tracker):
                 fields["residual"] = True  # ``(logits - target) ** 2``: a hand-written loss term
             if what:  # None: the exponent is unknown, and the risk's own text says so
                 fields["what"] = what
+            if (exponent is not None and exponent < 0) or self._large(node.left, True):
+                fields["large"] = True
             self._record("FP202", node, dt, **fields)
         elif type(node.operator) is cst.Divide and _literal_number(node.left) is not None:
             dt = self.flow.dtype(node.right)  # 1 / x: only on a known float16 tensor
@@ -547,6 +607,164 @@ class HazardTracker(Tracker):
                 ):
                     return True
         return False
+
+    def _normalizer(self, call: cst.Call) -> bool:
+        """A full sum only divided by: ``x / (w.sum() + eps)``, or ``n = w.sum().clamp(min=1)``
+        with ``n`` only a divisor in this function: a count or total weight that normalises
+        something, not a total of per-element values."""
+        child: cst.CSTNode = call
+        for node in reversed(self.ctx.stack[:-1]):
+            kind = type(node)
+            if kind is cst.BinaryOperation:
+                if type(node.operator) is cst.Divide and node.right is child:
+                    return True
+                if type(node.operator) is not cst.Add:
+                    return False
+            elif kind is cst.Call:
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                if node.func is child or name.rsplit(".", 1)[-1] not in _CLAMPS:
+                    return False
+            elif kind is cst.IfExp:
+                if node.test is child:
+                    return False
+            elif kind is cst.Assign:
+                targets = node.targets
+                return (
+                    len(targets) == 1
+                    and type(targets[0].target) is cst.Name
+                    and self._only_divides(targets[0].target.value)
+                )
+            elif kind not in (cst.Arg, cst.Attribute):
+                return False
+            child = node
+        return False
+
+    def _only_divides(self, name: str) -> bool:
+        """Every read of ``name`` in the current function is in a divisor."""
+        scope = self.ctx.names.scopes[-1]
+        if scope.kind != "function" or type(scope.node) is not cst.FunctionDef:
+            return False
+        reads, divisors, targets = set(), set(), set()
+        for node in walk(scope.node.body):
+            kind = type(node)
+            if kind is cst.Name and node.value == name:
+                reads.add(id(node))
+            elif kind is cst.BinaryOperation and type(node.operator) is cst.Divide:
+                divisors |= {
+                    id(n) for n in walk(node.right) if type(n) is cst.Name and n.value == name
+                }
+            elif kind in (cst.Assign, cst.AugAssign, cst.AnnAssign, cst.For):
+                for target in (
+                    [t.target for t in node.targets] if kind is cst.Assign else [node.target]
+                ):
+                    targets |= {id(n) for n in walk(target) if type(n) is cst.Name}
+        reads -= targets
+        return bool(reads) and reads <= divisors
+
+    def _small(self, expr: cst.BaseExpression | None, smallest: float) -> bool:
+        """Evidence that ``expr`` can come near 0 (below ``smallest``): a bound whose low end
+        is there (a sigmoid or softmax probability, ``p.clamp(min=1e-10)``), or a guard float16
+        loses (``x + 1e-8``, ``x + eps`` with ``eps=1e-10``). A noise level, a count or a
+        positive scale has no such evidence."""
+        found = self.magnitudes.bound(expr)
+        if found is not None and found[0] < smallest:
+            return True
+        terms = []
+        while type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Add:
+            terms.append(expr.right)
+            expr = expr.left
+        terms.append(expr)
+        return any(
+            (guard := self.magnitudes.limit(t)) is not None and 0 < guard < smallest for t in terms
+        )
+
+    def _row_statistic(self, expr: cst.BaseExpression | None, depth: int = 0) -> bool:
+        """``expr`` is computed (here or through the names it reads, in this function) from
+        a mean along a dimension or a value divided by a reduction (``loss.mean(1)``,
+        ``w / w.sum(-1, keepdim=True)``, a dice ratio): one value of its elements' scale per
+        row, so a full sum of it adds rows, not elements. Library mode asks a full sum for
+        elements (per-token, per-pixel losses) before it reports it."""
+        if expr is None or depth > 3:
+            return False
+        for node in walk(expr):
+            kind = type(node)
+            if kind is cst.Call:
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                if name.rsplit(".", 1)[-1] in ("mean", "nanmean") and _has_dim(
+                    node, self.ctx.names.qualname(node.func) is not None
+                ):
+                    return True
+            elif kind is cst.BinaryOperation and type(node.operator) is cst.Divide:
+                if self._reduced(node.right, depth):
+                    return True
+            elif kind is cst.Name:
+                values = self.ctx.names.values(node.value) or ()
+                if any(
+                    v is not None and v is not expr and self._row_statistic(v, depth + 1)
+                    for v in values
+                ):
+                    return True
+        return False
+
+    def _reduced(self, expr: cst.BaseExpression, depth: int) -> bool:
+        """``expr`` holds a sum or mean (``w.sum(-1)``, ``den + 1`` with ``den = a.sum(-1)``)."""
+        for node in walk(expr):
+            if type(node) is cst.Call:
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                if name.rsplit(".", 1)[-1] in _REDUCTIONS:
+                    return True
+            elif type(node) is cst.Name and depth < 3:
+                values = self.ctx.names.values(node.value) or ()
+                if any(v is not None and self._reduced(v, depth + 1) for v in values):
+                    return True
+        return False
+
+    def _large(self, expr: cst.BaseExpression | None, layers: bool, depth: int = 0) -> bool:
+        """Evidence that ``expr`` can be large: it is computed (here or through the names it
+        reads, in this function) from a dot product of activations, or with ``layers`` from a
+        projection layer's output (``nn.Linear``, ``F.conv2d``). A learned log-scale value,
+        a noise level or a decay has no such evidence."""
+        if expr is None or depth > 3:
+            return False
+        for node in walk(expr):
+            kind = type(node)
+            if kind is cst.BinaryOperation and type(node.operator) is cst.MatrixMultiply:
+                return True
+            if kind is cst.Call:
+                name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
+                last = name.rsplit(".", 1)[-1]
+                if last in _DOT_PRODUCTS or (layers and self._projection(node, last)):
+                    return True
+            elif kind is cst.Name:
+                values = self.ctx.names.values(node.value) or ()
+                if any(
+                    v is not None and v is not expr and self._large(v, layers, depth + 1)
+                    for v in values
+                ):
+                    return True
+        return False
+
+    def _projection(self, call: cst.Call, last: str) -> bool:
+        """``F.linear(...)``, ``self.proj(x)`` with ``self.proj = nn.Linear(...)``."""
+        if last in _PROJECTIONS and self.ctx.names.qualname(call.func):
+            return True
+        func = call.func
+        if not (
+            type(func) is cst.Attribute
+            and type(func.value) is cst.Name
+            and func.value.value == "self"
+        ):
+            return False
+        owner = next(
+            (s.node.name.value for s in reversed(self.ctx.names.scopes) if s.kind == "class"),
+            None,
+        )
+        receivers = self.ctx.get(ReceiverTracker).receivers
+        values = receivers.attributes.get(owner or "", {}).get(func.attr.value) or ()
+        return any(
+            type(v) is cst.Call and self.ctx.names.qualname(v.func) in _PROJECTION_LAYERS
+            for v in values
+        )
 
     def _from_manual_norm(self, expr: cst.BaseExpression | None) -> bool:
         """``rsqrt(var + eps)`` of an FP203 finding's result: part of that finding."""

@@ -9,6 +9,12 @@ limits, comparisons and ``~mask`` (0 or 1), and carried through interval arithme
 shape and dtype changes, ``split``/``chunk`` unpacking, range-preserving reductions (mean,
 amax) and names bound (every binding) to a bounded value. A sum is bounded by its terms'
 bound times their count where the count is written out (``torch.stack([a, b, c]).sum(0)``).
+A division by a value of known sign is bounded (``x.clamp(min=eps) / (1 - x).clamp(min=eps)``
+lies in [eps, 1/eps] for x in [0, 1]). A ``clamp`` limit may be a name bound to a number (a
+parameter's default: ``def f(x, eps=1e-4)``). A name reassigned in the function's own body
+(``x = x.clamp(0, 1)``, not in a branch or loop) holds that value from there on. The squares
+of ``F.normalize(x, dim=d)`` summed along ``d`` are at most 1 (a unit vector's). A sum or
+cumulative sum of non-positive terms is non-positive (``exp(cumsum(-softplus(a)))`` is at most 1).
 Only what holds for every finite input is a bound; ``data.op_ranges`` lists the functions.
 """
 
@@ -18,7 +24,8 @@ import math
 
 import libcst as cst
 
-from fp16lint.analysis.names import NameResolver
+from fp16lint.analysis.names import Binding, NameResolver
+from fp16lint.analysis.tree import walk
 from fp16lint.data.op_ranges import (
     FLOAT16_MAX,
     NONNEGATIVE,
@@ -31,6 +38,9 @@ Interval = tuple[float, float]
 _MAX_DEPTH = 8  # nested calls and names followed; bounds are asked only at op sites
 _UNIT = (0.0, 1.0)
 _CLAMPS = frozenset({"clamp", "clip", "clamp_", "clip_", "clamp_min", "clamp_max"})
+_NORMALIZE = frozenset({"torch.nn.functional.normalize"})
+# A unit vector's squares sum to 1; float16 rounds each square by at most 2**-11 of it.
+_UNIT_SQUARES = 1.0 + 2.0**-10
 _STACKS = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
 
 
@@ -79,6 +89,42 @@ def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | 
     return positional[index] if index < len(positional) else None
 
 
+def _square_base(expr: cst.BaseExpression, names: NameResolver) -> cst.BaseExpression | None:
+    """``u`` of ``u ** 2``, ``u.pow(2)``, ``u.square()``, ``torch.square(u)``, ``u * u``."""
+    if type(expr) is cst.BinaryOperation:
+        if type(expr.operator) is cst.Power and _number(expr.right) == 2:
+            return expr.left
+        same = type(expr.left) is cst.Name and type(expr.right) is cst.Name
+        if type(expr.operator) is cst.Multiply and same and expr.left.value == expr.right.value:
+            return expr.left
+        return None
+    if type(expr) is not cst.Call:
+        return None
+    qualname = names.qualname(expr.func)
+    if qualname in ("torch.square", "torch.pow"):
+        exponent = _argument(expr, 1, "exponent") if qualname == "torch.pow" else None
+        return (
+            _argument(expr, 0, "input")
+            if qualname == "torch.square" or (exponent is not None and _number(exponent) == 2)
+            else None
+        )
+    if qualname is None and type(expr.func) is cst.Attribute:
+        method = expr.func.attr.value
+        if method == "square" or (method == "pow" and _number(_argument(expr, 0, "exponent")) == 2):
+            return expr.func.value
+    return None
+
+
+def _targets(node: cst.CSTNode) -> list[cst.BaseExpression]:
+    """What an assignment statement or a ``for`` binds."""
+    kind = type(node)
+    if kind is cst.Assign:
+        return [t.target for t in node.targets]  # type: ignore[attr-defined]
+    if kind in (cst.AugAssign, cst.AnnAssign, cst.For):
+        return [node.target]  # type: ignore[attr-defined]
+    return []
+
+
 def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | None:
     kind = type(op)
     if kind is cst.Add:
@@ -88,8 +134,8 @@ def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | No
     if kind is cst.Multiply:
         products = [0.0 if x == 0 or y == 0 else x * y for x in a for y in b]
         return min(products), max(products)
-    if kind is cst.Divide and b[0] == b[1] and b[0] != 0:
-        return _arithmetic(cst.Multiply(), a, (1 / b[0], 1 / b[0]))
+    if kind is cst.Divide and (b[0] > 0 or b[1] < 0):  # a divisor of known sign
+        return _arithmetic(cst.Multiply(), a, (1 / b[1], 1 / b[0]))
     return None
 
 
@@ -141,6 +187,8 @@ class Magnitudes:
         bindings = self.names.bindings(name)
         if not bindings:
             return None
+        if len(bindings) > 1 and self._dominates(name, bindings[-1]):
+            bindings = bindings[-1:]
         lows, highs = [], []
         for binding in bindings:
             value = binding.value
@@ -154,6 +202,43 @@ class Magnitudes:
             lows.append(found[0])
             highs.append(found[1])
         return min(lows), max(highs)
+
+    def _dominates(self, name: str, last: Binding) -> bool:
+        """``last`` (the latest binding so far: bindings are recorded as a function is walked)
+        is a plain assignment in the function's own body, so every later use sees it, unless a
+        loop after it rebinds the name (its value would come back round)."""
+        scope = self.names.scope_of(name)
+        if scope is None or type(scope.node) is not cst.FunctionDef or last.value is None:
+            return False
+        body = scope.node.body.body  # type: ignore[union-attr]
+        place = next(
+            (i for i, s in enumerate(body) if type(s) is cst.SimpleStatementLine
+             and any(small is last.node for small in s.body)),
+            None,
+        )  # fmt: skip
+        if place is None:
+            return False
+        return not any(
+            type(n) is cst.Name and n.value == name
+            for statement in body[place + 1 :]
+            if type(statement) in (cst.For, cst.While)
+            for node in walk(statement)
+            for target in _targets(node)
+            for n in walk(target)
+        )
+
+    def limit(self, expr: cst.BaseExpression | None) -> float | None:
+        """A ``clamp`` limit: a number, or a name every binding of which is that number (an
+        assignment, or a parameter's default)."""
+        number = _number(expr) if expr is not None else None
+        if number is not None or type(expr) is not cst.Name:
+            return number
+        found = set()
+        for binding in self.names.bindings(expr.value) or ():
+            node = binding.node
+            value = node.default if type(node) is cst.Param else binding.value
+            found.add(_number(value) if value is not None else None)
+        return found.pop() if len(found) == 1 else None
 
     def _call(self, call: cst.Call, depth: int) -> Interval | None:
         qualname = self.names.qualname(call.func)
@@ -188,10 +273,38 @@ class Magnitudes:
             return (0.0 if inner[0] <= 0 <= inner[1] else min(map(abs, inner))), top
         if name in NONNEGATIVE:
             return 0.0, math.inf
+        if name == "sum" and self._unit_squares(operand, _argument(call, offset, "dim"), depth):
+            return 0.0, _UNIT_SQUARES
         if name == "sum" and inner is not None:
             count = self.count(operand) if _number(_argument(call, offset, "dim")) == 0 else None
-            return (inner[0] * count, inner[1] * count) if count is not None else None
+            if count is not None:
+                return inner[0] * count, inner[1] * count
+        if name in ("sum", "cumsum", "nansum") and inner is not None and inner[1] <= 0:
+            return -math.inf, 0.0  # non-positive terms: so is their sum (``cumsum`` of decays)
         return None
+
+    def _unit_squares(
+        self, expr: cst.BaseExpression | None, dim: cst.BaseExpression | None, depth: int
+    ) -> bool:
+        """``u.pow(2)`` (``u ** 2``, ``u.square()``, ``u * u``) where ``u`` is
+        ``F.normalize(x, dim=d)`` (p=2), summed along that ``d``: a unit vector's squares."""
+        axis = _number(dim) if dim is not None else None
+        if axis is None or expr is None or depth > _MAX_DEPTH:
+            return False
+        base = _square_base(expr, self.names)
+        while type(base) is cst.Name:
+            bindings = self.names.bindings(base.value) or []
+            if len(bindings) > 1 and self._dominates(base.value, bindings[-1]):
+                bindings = bindings[-1:]
+            if len(bindings) != 1 or bindings[0].value is None:
+                return False
+            base = bindings[0].value
+        if type(base) is not cst.Call or self.names.qualname(base.func) not in _NORMALIZE:
+            return False
+        p = _argument(base, 1, "p")
+        return (p is None or _number(p) == 2) and _number(
+            _argument(base, 2, "dim") or cst.Integer("1")
+        ) == axis
 
     def _union(self, items: cst.BaseExpression | None, depth: int) -> Interval | None:
         if type(items) not in (cst.List, cst.Tuple):
@@ -206,9 +319,9 @@ class Magnitudes:
 
     def _clamp(self, call, name, operand, offset, depth) -> Interval | None:
         inner = self.bound(operand, depth + 1) or (-math.inf, math.inf)
-        low = _number(_argument(call, offset, "min")) if name != "clamp_max" else None
+        low = self.limit(_argument(call, offset, "min")) if name != "clamp_max" else None
         high_index = offset + (0 if name == "clamp_max" else 1)
-        high = _number(_argument(call, high_index, "max")) if name != "clamp_min" else None
+        high = self.limit(_argument(call, high_index, "max")) if name != "clamp_min" else None
         result = (
             max(inner[0], low) if low is not None else inner[0],
             min(inner[1], high) if high is not None else inner[1],

@@ -247,9 +247,23 @@ RTRUEDIV = UnsafeOp("__rtruediv__", "reciprocal")  # ``1 / x`` on a float16 tens
 # float32 (tests/facts/test_fp32_kernels.py). On CPU, cross_entropy/nll_loss of float16 logits
 # give inf once the summed per-token loss passes 65504 (same test; CUDA's LossNLL.cu accumulates
 # in float, cited only): a CPU-only hazard that FP104 (float16 on CPU) covers.
-def quiet_in_library(op: UnsafeOp, risk: str, full: bool) -> bool:
+# An exp or a power overflows only on a large argument: where float16 is assumed, library mode
+# reports them where the argument shows it can be large (``large``: a dot product of
+# activations, or a projection layer's output for a power; ``analysis.hazards``), not on
+# learned log-scales, noise levels, decays and other values nothing shows to be large.
+_NEEDS_LARGE = frozenset({"exp", "pow"})
+# Likewise a log, rsqrt or reciprocal fails only on a value near 0: reported where the value
+# shows it can get there (``small``: a probability or a clamp floor whose bound reaches below
+# float16's smallest, or a guard such as ``+ 1e-8`` that float16 rounds to 0), not on noise
+# levels, scales, counts and other values nothing shows to come near 0.
+_NEEDS_SMALL = frozenset({"log", "rsqrt", "reciprocal"})
+
+
+def quiet_in_library(
+    op: UnsafeOp, risk: str, full: bool, large: bool = False, small: bool = False
+) -> bool:
     """An op site library mode does not report by default (see above)."""
-    if op.loss:
+    if op.loss or (risk in _NEEDS_LARGE and not large) or (risk in _NEEDS_SMALL and not small):
         return True
     return RISKS[risk].severity is Severity.INFO and not (full and risk in ("sum", "var"))
 

@@ -60,7 +60,17 @@ class Fp16UnsafeOp(Rule):
         "nor is a Hugging Face model's `outputs.loss`, which transformers computes in float32."
         " Library mode (`assume-fp16`), where float16 is assumed rather than seen, reports "
         "the `warning` sites (exp, powers, log, rsqrt, reciprocal, products) and reductions "
-        "of every element (`loss.sum()`), and leaves out the `info` ones: softmax, "
+        "of every element (`loss.sum()`, but not of row statistics — a full sum of row "
+        "means, dice ratios or values divided by a sum adds one value per row, of its "
+        "elements' scale — nor sums only used as a divisor, counts and total weights) — "
+        "an exp only of a dot product of activations "
+        "(`q @ k.T`, `einsum`, `bmm`, `cdist`: attention and similarity scores), a power "
+        "also of a projection layer's output (`nn.Linear`, `F.conv2d`), since their "
+        "overflow needs a large argument and learned log-scales, noise levels and decays "
+        "show none; a log, rsqrt or reciprocal only of a value shown to come near 0 (a "
+        "sigmoid or softmax probability, a clamp floor or a guard such as `+ 1e-8` that "
+        "float16 rounds to 0), not of noise levels, scales or counts — and leaves out the "
+        "`info` ones: softmax, "
         "log_softmax, the norm and `normalize` kernels (they accumulate in float32), the "
         "losses (autocast runs them in float32; on CPU, though, `cross_entropy` of float16 "
         "logits is inf once the summed per-token loss passes 65504; tests/facts/"
@@ -79,8 +89,12 @@ class Fp16UnsafeOp(Rule):
         "NaN) and the float16 rounding of the result are at risk: those findings are `info`, "
         "as are sums, which small reductions of bounded values never overflow. Values that cannot "
         "reach the limit are not reported: outputs of sigmoid, softmax, tanh, cos, "
-        "`F.normalize`, `clamp` with limits, and arithmetic on them (`(sigmoid(x) * 2) ** 2` is "
-        "at most 4), and sums whose only use is `.backward()`."
+        "`F.normalize`, `clamp` with limits (numbers, or names of one such as a parameter's "
+        "default `eps=1e-4`), and arithmetic on them (`(sigmoid(x) * 2) ** 2` is at most 4; "
+        "`x.clamp(min=eps) / (1 - x).clamp(min=eps)` is at least eps for x in [0, 1], so its "
+        "log is finite), sums whose only use is `.backward()` or `torch.autograd.grad` (their "
+        "gradient is ones whatever their value) or a comparison with 0, and results thrown "
+        "away."
     )
     example = """\
 def forward(self, logits):          # in a model cast with .half()
@@ -141,11 +155,13 @@ def forward(self, logits):
         "g = 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))\n"
         "n = (x > 0).sum()\n",
         # Bounded values (analysis.magnitude): powers of sigmoids, a log of at least 1, a sum of
-        # a written-out count of bounded terms; a sum that only feeds backward() (its gradient
-        # is ones whatever its value).
+        # a written-out count of bounded terms, the log of a ratio of two clamps at eps; a sum
+        # that only feeds backward() (its gradient is ones whatever its value).
         "import torch\n\nx = torch.randn(8, dtype=torch.float16)\n"
         "wh = (x.sigmoid() * 2) ** 2\nxy, rest = x.sigmoid().split(4)\nb = (rest * 2) ** 2\n"
         "p = torch.log(x.sigmoid() + 1)\ns = torch.stack([x.sigmoid(), x.tanh()]).sum(0)\n"
+        "eps = 1e-5\nr = x.sigmoid().clamp(min=eps) / (1 - x.sigmoid()).clamp(min=eps)\n"
+        "q = torch.log(r)\n"
         "x.requires_grad_()\n(x * 3).sum().backward()\n",
         # A forward run under fp16 autocast: its float16 matmul output goes through ops on
         # autocast's float32 list.

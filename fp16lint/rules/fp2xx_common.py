@@ -141,13 +141,13 @@ def library_quiet(project: Any, reason: Reason | None, chain: Chain | None) -> b
 
 def quiet(
     project: Any, op: UnsafeOp | None, reason: Reason | None, chain: Chain | None,
-    risk: str | None = None, full: bool = False,
+    risk: str | None = None, full: bool = False, large: bool = False, small: bool = False,
 ) -> bool:  # fmt: skip
     """Library mode leaves out an ``info`` op site (``amp_ops.quiet_in_library``) where only
     its assumption makes it float16, unless ``library-info`` asks for them."""
     return (
         op is not None
-        and quiet_in_library(op, risk or op.risk, full)
+        and quiet_in_library(op, risk or op.risk, full, large, small)
         and library_quiet(project, reason, chain)
     )
 
@@ -172,7 +172,10 @@ def _quiet_record(
         # library mode leaves it out as it leaves the loss out.
         return quiet(project, OPS_BY_NAME["mse_loss"], reason, chain)
     op = OPS_BY_NAME.get(record.get("op", ""))
-    return quiet(project, op, reason, chain, record.get("risk"), record.get("full", False))
+    return quiet(
+        project, op, reason, chain, record.get("risk"), record.get("full", False),
+        record.get("large", False), record.get("small", False),
+    )  # fmt: skip
 
 
 def _op_sites(

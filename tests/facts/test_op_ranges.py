@@ -85,3 +85,51 @@ def test_gradient_of_an_overflowed_sum_is_ones():
     assert total.item() == math.inf
     total.backward()
     assert torch.equal(x.grad, torch.ones_like(x))
+
+
+def test_ratio_of_clamps_stays_above_eps_in_float16():
+    """``x.clamp(min=eps) / (1 - x).clamp(min=eps)`` for x in [0, 1] (DETR-style
+    inverse_sigmoid, eps = 1e-5) is at least eps in float16, so its log is never -inf (the
+    magnitude fact for a divisor of known sign); its top, 1/eps, is past 65504 and inf."""
+    x = torch.cat([torch.rand(10000), torch.tensor([0.0, 1.0, 6e-8, 1 - 6e-8])]).to(HALF)
+    ratio = x.clamp(min=1e-5) / (1 - x).clamp(min=1e-5)
+    assert ratio.min().item() >= 1e-5 * (1 - 1e-3)
+    assert torch.isfinite(torch.log(ratio.clamp(max=FLOAT16_MAX))).all()
+    assert ratio.max().item() == math.inf
+
+
+def test_log_of_a_clamp_is_finite_only_above_float16_tiniest():
+    """``log(p.clamp(min=1e-4))`` is finite in float16 even for p = 0; a floor of 1e-10 rounds
+    to 0 in float16 and the log of it is -inf (what FP202 reports)."""
+    p = torch.tensor([0.0, 1e-9, 0.5, 1.0], dtype=HALF)
+    assert torch.isfinite(torch.log(p.clamp(min=1e-4))).all()
+    assert torch.log(p.clamp(min=1e-10))[0].item() == -math.inf
+
+
+def test_squares_of_a_normalised_row_sum_to_one_in_float16():
+    """``F.normalize(x, dim=d).pow(2).sum(d)`` is at most 1 + 2**-10 in float16 for any finite
+    input (its rows are unit vectors; each square is rounded by at most 2**-11 of it)."""
+    x = extreme_inputs()
+    for dim in (0, 1, -1):
+        total = F.normalize(x, dim=dim).pow(2).sum(dim)
+        assert total.max().item() <= 1.0 + 2**-10
+
+
+def test_autograd_grad_of_an_overflowed_sum_is_ones():
+    """``torch.autograd.grad(x.sum(), x)`` is ones when the float16 sum is inf, as backward."""
+    x = torch.full((100000,), 2.0, dtype=HALF, requires_grad=True)
+    total = x.sum()
+    assert total.item() == math.inf
+    (grad,) = torch.autograd.grad(total, x)
+    assert torch.equal(grad, torch.ones_like(x))
+
+
+def test_exp_of_a_cumsum_of_non_positive_terms_is_at_most_one():
+    """A sum or cumsum of non-positive float16 terms (``-exp(A_log) * softplus(dt)``,
+    ``logsigmoid``) is non-positive, -inf at worst, so its exp lies in [0, 1]."""
+    a, dt = extreme_inputs(), extreme_inputs().flip(0)
+    decay = -torch.exp(a.clamp(max=10)) * F.softplus(dt)
+    for total in (decay.cumsum(-1), decay.sum(-1), F.logsigmoid(a).sum(-1)):
+        assert (total <= 0).all()
+        out = torch.exp(total)
+        assert out.min().item() >= 0 and out.max().item() <= 1
