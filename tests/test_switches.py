@@ -92,6 +92,18 @@ LIGHTNING = ("training_step", "validation_step", "test_step", "predict_step", "f
             "    trainer.fit(LitNet.load_from_checkpoint('x.ckpt'))\n",
             [autocast("models.LitNet", LIGHTNING, 'Trainer(precision="16-mixed")')],
         ),
+        (  # a parameter's default chooses fp16 (litgpt-style ``setup(precision=...)``)
+            "    def setup(precision='16-mixed'):\n"
+            "        fabric = Fabric(precision=precision)\n"
+            "        fabric.setup(Net(8))\n",
+            [autocast("models.Net", ("forward",), 'Fabric(precision="16-mixed")')],
+        ),
+        (  # fp16 when the caller sets a flag parameter (denoising-diffusion-pytorch's Trainer)
+            "    def fit(amp=False, mixed_precision_type='fp16'):\n"
+            "        kind = mixed_precision_type if amp else 'no'\n"
+            "        Accelerator(mixed_precision=kind).prepare(Net(8))\n",
+            [autocast("models.Net", FORWARD, ACCELERATE, when="`amp`")],
+        ),
         (  # precision=16 chosen by a store_true flag
             "    p = argparse.ArgumentParser()\n    p.add_argument('--amp', action='store_true')\n"
             "    a = p.parse_args()\n"
@@ -144,6 +156,9 @@ def test_switches_that_make_a_project_model_fp16(body, expected):
         "    pl.Trainer().fit(model)\n",
         "    deepspeed.initialize(model=model, config={'bf16': {'enabled': True}})\n",
         "    deepspeed.initialize(model=model, config=opt.deepspeed_config)\n",
+        "    def fit(kind='bf16'):\n        Accelerator(mixed_precision=kind).prepare(model)\n",
+        "    def fit(amp, kind='fp16'):\n"  # the fp16 branch is never taken
+        "        Accelerator(mixed_precision='no' if amp else 'no').prepare(model)\n",
         "    p = argparse.ArgumentParser()\n    p.add_argument('--precision', default='32')\n"
         "    pl.Trainer(precision=p.parse_args().precision).fit(model)\n",
     ],

@@ -257,21 +257,27 @@ class SwitchTracker(Tracker):
                 return True, _flag_name(option)
         return None
 
-    def _choice(self, expr: cst.BaseExpression | None, values: set[str]) -> tuple | None:
+    def _choice(
+        self, expr: cst.BaseExpression | None, values: set[str], depth: int = 0
+    ) -> tuple | None:
         """A switch taking a value (``"fp16"``, ``16``): ``(on, when, value)`` where it is one
         of ``values`` — literally, as the default of an argparse option, one of its
-        ``choices`` (when that choice is given), or the branch of ``a if args.flag else b``."""
+        ``choices`` (when that choice is given), the default of a function parameter, a name
+        bound to one of these, or the branch of ``a if args.flag else b`` (also ``a if amp
+        else b`` with ``amp`` a parameter: fp16 when the caller sets it)."""
         if expr is None:
             return None
         text = _literal(expr)
         if text is not None:
             return (True, None, text) if text in values else None
+        if type(expr) is cst.Name:
+            return self._name_choice(expr, values, depth) if depth < _MAX_DEPTH else None
         if type(expr) is cst.IfExp:
             for branch in (expr.body, expr.orelse):
-                found = _literal(branch)
-                if found in values:
-                    test = self._flag(expr.test)
-                    return (True, test[1] if test else None, found) if test else None
+                found = self._choice(branch, values, depth + 1)
+                if found is not None:
+                    test = self._flag(expr.test) or self._parameter(expr.test)
+                    return (True, test[1] or found[1], found[2]) if test else None
             return None
         if type(expr) is not cst.Attribute:
             return None
@@ -287,6 +293,28 @@ class SwitchTracker(Tracker):
                 found = _literal(element.value)
                 if found in values:
                     return True, f"{_flag_name(option)} {found}", found
+        return None
+
+    def _name_choice(self, name: cst.Name, values: set[str], depth: int) -> tuple | None:
+        """The first binding of ``name`` that may choose one of ``values``: a parameter whose
+        default does (the caller may pass another: still fp16 by default), or a value."""
+        for binding in self.ctx.names.bindings(name.value) or ():
+            node = binding.node
+            if type(node) is cst.Param:
+                found = self._choice(node.default, values, depth + 1)
+            else:
+                found = self._choice(binding.value, values, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def _parameter(self, test: cst.BaseExpression) -> State:
+        """A condition that is a function parameter (``amp``): on when the caller sets it."""
+        if type(test) is not cst.Name:
+            return None
+        bindings = self.ctx.names.bindings(test.value) or ()
+        if bindings and all(type(b.node) is cst.Param for b in bindings):
+            return True, f"`{test.value}`"
         return None
 
     def _option(self, dest: str) -> cst.Call | None:
