@@ -344,3 +344,47 @@ def test_a_builder_function_resolves_to_its_class(tmp_path):
         "def run():\n    pl.Trainer(precision='16-true').fit(build())\n",
     )
     assert [f[:3] for f in found] == [("FP201", "models.py", 9), ("FP203", "models.py", 13)]
+
+
+# --- a switch set from what a project function returns ----------------------------------------
+UTILS = (
+    "import torch\n"
+    "\n"
+    "\n"
+    "def default_precision(training: bool) -> str:\n"
+    "    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():\n"
+    "        return '16-mixed' if training else '16-true'\n"
+    "    return 'bf16-mixed' if training else 'bf16-true'\n"
+)
+
+
+def _fabric(training: bool, precision: str = "None") -> str:
+    return (
+        "from lightning import Fabric\nfrom utils import default_precision\n"
+        f"def main(loader, precision={precision}):\n"
+        f"    precision = precision or default_precision(training={training})\n"
+        "    fabric = Fabric(devices=1, precision=precision)\n"
+        "    model = fabric.setup(Net(8))\n"
+    )
+
+
+def test_a_precision_a_project_function_may_return_is_a_switch(tmp_path):
+    """``precision = precision or default_precision(training=True)``: the function (another
+    module) returns "16-mixed" or "bf16-mixed" by hardware; with ``training=False`` "16-true"
+    (a cast) or "bf16-true"."""
+    files = {"models.py": MODELS, "utils.py": UTILS}
+    train = "from models import Net\n" + _fabric(True)
+    result = lint_project(tmp_path / "mixed", {**files, "train.py": train}, select=("FP2",))
+    assert [(f.code, f.span.start.line) for f in result.findings] == [("FP203", 13)]
+    message = _PLACE.sub("", result.findings[0].message)
+    assert message.endswith(
+        'from `Fabric(precision="16-mixed")` at train.py:7 (`default_precision()` may return '
+        '"16-mixed").'
+    )
+    train = "from models import Net\n" + _fabric(False)
+    result = lint_project(tmp_path / "true", {**files, "train.py": train}, select=("FP2",))
+    assert [(f.code, f.span.start.line) for f in result.findings] == [("FP201", 9), ("FP203", 13)]
+    assert '(`default_precision()` may return "16-true")' in result.findings[0].message
+    files["utils.py"] = UTILS.replace("'16-mixed' if training else '16-true'", "'bf16-mixed'")
+    result = lint_project(tmp_path / "bf16", {**files, "train.py": train}, select=("FP2",))
+    assert result.findings == []
