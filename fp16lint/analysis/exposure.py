@@ -460,7 +460,7 @@ class ExposureTracker(Tracker):
         nothing inside a region that turns it off (or runs bfloat16)."""
         tracker = self.ctx.get(AutocastTracker)
         region = tracker.current
-        if region is None and tracker.returned:
+        if region is None and tracker.returned and tracker.returned[-1][0] is not node:
             opened, function = tracker.returned[-1]  # the project join decides: it may be fp16
             stack = self.ctx.stack
             index = next(
