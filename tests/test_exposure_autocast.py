@@ -375,3 +375,45 @@ def test_regions_opened_through_a_name_bound_to_the_autocast_callable(tmp_path):
             tmp_path / name, {"model.py": MODEL, "loss.py": LOSS, "train.py": train}
         )
         assert _where(result.findings) == [], name
+
+
+PRECISION = (
+    "import torch\n"
+    "from contextlib import suppress\n"
+    "from functools import partial\n"
+    "\n"
+    "\n"
+    "def get_autocast(precision, device_type='cuda'):\n"
+    "    if precision == 'amp':\n"
+    "        dtype = torch.float16\n"
+    "    elif precision == 'amp_bf16':\n"
+    "        dtype = torch.bfloat16\n"
+    "    else:\n"
+    "        return suppress\n"
+    "    return partial(torch.amp.autocast, device_type=device_type, dtype=dtype)\n"
+)
+
+
+def test_a_region_opened_by_what_a_function_of_another_module_returns(tmp_path):
+    """``autocast = get_autocast(p)`` (``precision.py`` returns ``partial(torch.amp.autocast,
+    dtype=...)`` or ``suppress``), then ``with autocast():`` opens a may-be fp16 region."""
+    train = (
+        TRAIN.replace("import torch\n", "import torch\nfrom precision import get_autocast\n", 1)
+        .replace("def train(loader, head):\n", "def train(loader, head, precision):\n")
+        .replace("    compute_loss = Comp", "    autocast = get_autocast(precision)\n    compute_loss = Comp")
+        .replace("torch.autocast('cuda', dtype=torch.float16)", "autocast()")
+    )  # fmt: skip
+    files = {"model.py": MODEL, "loss.py": LOSS, "train.py": train, "precision.py": PRECISION}
+    result = lint_project(tmp_path / "fp16", files, select=("FP304",))
+    assert _where(result.findings) == [("loss.py", 6), ("model.py", 13)]
+    gate = next(f for f in result.findings if f.path.endswith("model.py"))
+    assert "; float16 here: called from the autocast region at " in gate.message
+    assert gate.message.endswith("/train.py:13 (`get_autocast()` may return an fp16 autocast).")
+    assert [s[:2] for s in _steps(gate)] == [("train.py", 13), ("train.py", 14)]
+    for name, returned in (
+        ("bf16", "dtype = torch.bfloat16\n        dtype = torch.bfloat16"),
+        ("null", "return suppress\n        dtype = torch.bfloat16"),
+    ):
+        files["precision.py"] = PRECISION.replace("dtype = torch.float16", returned, 1)
+        result = lint_project(tmp_path / name, files, select=("FP304",))
+        assert _where(result.findings) == [], name

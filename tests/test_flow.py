@@ -171,3 +171,17 @@ def test_custom_fwd_with_cast_inputs_runs_with_autocast_off():
         "    def head(self, x):\n        probe(x @ x)\n        probe(self.proj(x).sum())\n"
     )
     assert dtypes(_NET.format(body=body)) == [Dt.WIDE, Dt.UNKNOWN]
+
+
+def test_a_factory_dtype_taken_from_another_tensor_follows_it():
+    """``torch.eye(n, dtype=q.dtype)`` has q's dtype: float16 when q is, unknown when q is
+    unknown (not the default float32, which would hide ``solve(eye - q, ...)`` on fp16 q)."""
+    code = (
+        "h = torch.randn(4, dtype=torch.float16)\n"
+        "probe(torch.eye(4, dtype=h.dtype))\n"
+        "probe(torch.eye(4, dtype=q.dtype))\n"
+        "probe(torch.eye(4, dtype=q.dtype) - q)\n"
+        "dt = h.dtype\nprobe(torch.zeros(4, dtype=dt))\n"
+        "probe(torch.eye(4))\n"
+    )
+    assert dtypes(code) == [Dt.F16, Dt.UNKNOWN, Dt.UNKNOWN, Dt.F16, Dt.WIDE]

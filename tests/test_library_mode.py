@@ -424,3 +424,22 @@ def test_full_sums_only_divided_by_are_info():
     assert sorted(f.span.start.line for f in found) == [10, 12]
     info = lint_code(NORMALIZERS, select=("FP202",), assume_fp16=True, library_info=True)
     assert {7, 9, 13} <= {f.span.start.line for f in info.findings}
+
+
+def test_a_linalg_solve_on_the_module_own_weights_through_an_identity_of_their_dtype():
+    """``eye = torch.eye(n, dtype=q.dtype)`` has q's dtype (not float32), so ``solve(eye - q,
+    eye + q)`` on the module's own weights runs in float16 (peft@3173c2aba, PSOFT)."""
+    code = (
+        "import torch\nfrom torch import nn\n\n\n"
+        "class Orth(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        q = self.weight - self.weight.T\n"
+        "        eye = torch.eye(q.shape[0], device=q.device, dtype=q.dtype)\n"
+        "        return x @ torch.linalg.solve(eye - q, eye + q)\n"
+    )
+    found = lint_code(code, select=("FP204",), assume_fp16=True).findings
+    assert [f.span.start.line for f in found] == [9]
+    upcast = code.replace(
+        "q = self.weight - self.weight.T", "q = (self.weight - self.weight.T).float()"
+    )
+    assert lint_code(upcast, select=("FP204",), assume_fp16=True).findings == []

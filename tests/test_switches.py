@@ -92,6 +92,18 @@ LIGHTNING = ("training_step", "validation_step", "test_step", "predict_step", "f
             "    trainer.fit(LitNet.load_from_checkpoint('x.ckpt'))\n",
             [autocast("models.LitNet", LIGHTNING, 'Trainer(precision="16-mixed")')],
         ),
+        (  # a parameter's default chooses fp16 (litgpt-style ``setup(precision=...)``)
+            "    def setup(precision='16-mixed'):\n"
+            "        fabric = Fabric(precision=precision)\n"
+            "        fabric.setup(Net(8))\n",
+            [autocast("models.Net", ("forward",), 'Fabric(precision="16-mixed")')],
+        ),
+        (  # fp16 when the caller sets a flag parameter (denoising-diffusion-pytorch's Trainer)
+            "    def fit(amp=False, mixed_precision_type='fp16'):\n"
+            "        kind = mixed_precision_type if amp else 'no'\n"
+            "        Accelerator(mixed_precision=kind).prepare(Net(8))\n",
+            [autocast("models.Net", FORWARD, ACCELERATE, when="`amp`")],
+        ),
         (  # precision=16 chosen by a store_true flag
             "    p = argparse.ArgumentParser()\n    p.add_argument('--amp', action='store_true')\n"
             "    a = p.parse_args()\n"
@@ -144,6 +156,9 @@ def test_switches_that_make_a_project_model_fp16(body, expected):
         "    pl.Trainer().fit(model)\n",
         "    deepspeed.initialize(model=model, config={'bf16': {'enabled': True}})\n",
         "    deepspeed.initialize(model=model, config=opt.deepspeed_config)\n",
+        "    def fit(kind='bf16'):\n        Accelerator(mixed_precision=kind).prepare(model)\n",
+        "    def fit(amp, kind='fp16'):\n"  # the fp16 branch is never taken
+        "        Accelerator(mixed_precision='no' if amp else 'no').prepare(model)\n",
         "    p = argparse.ArgumentParser()\n    p.add_argument('--precision', default='32')\n"
         "    pl.Trainer(precision=p.parse_args().precision).fit(model)\n",
     ],
@@ -329,3 +344,79 @@ def test_a_builder_function_resolves_to_its_class(tmp_path):
         "def run():\n    pl.Trainer(precision='16-true').fit(build())\n",
     )
     assert [f[:3] for f in found] == [("FP201", "models.py", 9), ("FP203", "models.py", 13)]
+
+
+# --- a switch set from what a project function returns ----------------------------------------
+UTILS = (
+    "import torch\n"
+    "\n"
+    "\n"
+    "def default_precision(training: bool) -> str:\n"
+    "    if torch.cuda.is_available() and not torch.cuda.is_bf16_supported():\n"
+    "        return '16-mixed' if training else '16-true'\n"
+    "    return 'bf16-mixed' if training else 'bf16-true'\n"
+)
+
+
+def _fabric(training: bool, precision: str = "None") -> str:
+    return (
+        "from lightning import Fabric\nfrom utils import default_precision\n"
+        f"def main(loader, precision={precision}):\n"
+        f"    precision = precision or default_precision(training={training})\n"
+        "    fabric = Fabric(devices=1, precision=precision)\n"
+        "    model = fabric.setup(Net(8))\n"
+    )
+
+
+def test_a_precision_a_project_function_may_return_is_a_switch(tmp_path):
+    """``precision = precision or default_precision(training=True)``: the function (another
+    module) returns "16-mixed" or "bf16-mixed" by hardware; with ``training=False`` "16-true"
+    (a cast) or "bf16-true"."""
+    files = {"models.py": MODELS, "utils.py": UTILS}
+    train = "from models import Net\n" + _fabric(True)
+    result = lint_project(tmp_path / "mixed", {**files, "train.py": train}, select=("FP2",))
+    assert [(f.code, f.span.start.line) for f in result.findings] == [("FP203", 13)]
+    message = _PLACE.sub("", result.findings[0].message)
+    assert message.endswith(
+        'from `Fabric(precision="16-mixed")` at train.py:7 (`default_precision()` may return '
+        '"16-mixed").'
+    )
+    train = "from models import Net\n" + _fabric(False)
+    result = lint_project(tmp_path / "true", {**files, "train.py": train}, select=("FP2",))
+    assert [(f.code, f.span.start.line) for f in result.findings] == [("FP201", 9), ("FP203", 13)]
+    assert '(`default_precision()` may return "16-true")' in result.findings[0].message
+    files["utils.py"] = UTILS.replace("'16-mixed' if training else '16-true'", "'bf16-mixed'")
+    result = lint_project(tmp_path / "bf16", {**files, "train.py": train}, select=("FP2",))
+    assert result.findings == []
+
+
+def test_a_submodule_class_chosen_by_a_config_property_is_reached(tmp_path):
+    """``self.norm = config.norm_class(d)`` with ``config: Config`` and ``Config.norm_class`` a
+    property returning ``RMSNorm``: the cast model contains an ``RMSNorm``."""
+    files = {
+        "norms.py": (
+            "import torch\n\n\nclass RMSNorm(torch.nn.Module):\n"
+            "    def forward(self, x):\n"
+            "        return x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + 1e-5)\n"
+        ),
+        "config.py": (
+            "from functools import partial\n\n\nclass Config:\n    @property\n"
+            "    def norm_class(self):\n        from norms import RMSNorm\n\n"
+            "        return partial(RMSNorm, eps=1e-6)\n"
+        ),
+        "model.py": (
+            "import torch\nfrom config import Config\n\n\nclass GPT(torch.nn.Module):\n"
+            "    def __init__(self, config: Config) -> None:\n        super().__init__()\n"
+            "        self.norm = config.norm_class(8)\n\n"
+            "    def forward(self, x):\n        return self.norm(x)\n"
+        ),
+        "run.py": (
+            "from lightning import Fabric\nfrom config import Config\nfrom model import GPT\n\n\n"
+            "def main():\n    fabric = Fabric(precision='16-true')\n"
+            "    model = fabric.setup(GPT(Config()))\n"
+        ),
+    }
+    result = lint_project(tmp_path, files, select=("FP203",))
+    assert [(f.path.rsplit("/", 1)[-1], f.span.start.line) for f in result.findings] == [
+        ("norms.py", 6)
+    ]

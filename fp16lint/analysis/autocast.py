@@ -19,6 +19,7 @@ tests/facts/test_autocast_fp32.py).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import libcst as cst
 
@@ -92,6 +93,15 @@ def _bound_autocast(func: cst.Name, ctx) -> tuple[cst.BaseExpression, list[cst.A
         if value is None:
             return None
         choices.extend((value.body, value.orelse) if type(value) is cst.IfExp else (value,))
+    found = _autocast_callable(choices, ctx)
+    return found if found is not None and found[0] is not None else None
+
+
+def _autocast_callable(
+    choices: list[cst.BaseExpression], ctx
+) -> tuple[cst.BaseExpression | None, list[cst.Arg], bool] | None:
+    """``(autocast callable or None, arguments bound ahead, a null context among them)`` when
+    every choice is the autocast callable, ``partial`` of it, or a null context."""
     found: tuple[cst.BaseExpression, list[cst.Arg]] | None = None
     null = False
     for choice in choices:
@@ -109,7 +119,51 @@ def _bound_autocast(func: cst.Name, ctx) -> tuple[cst.BaseExpression, list[cst.A
             found = (choice, bound)
         else:
             return None
-    return (*found, null) if found is not None else None
+    return (*found, null) if found is not None else (None, [], null)
+
+
+def returned_autocast(expr: cst.BaseExpression, ctx) -> dict[str, Any] | None:
+    """What ``return expr`` hands back, for a caller's ``with f(...)():``: ``{"device": ...}``
+    for an autocast callable that may open an fp16 region (``partial(torch.autocast,
+    dtype=d)``; ``"null"`` when a null context is the other choice), ``{"null": True}`` for a
+    null context alone (``suppress``), None for anything else."""
+    choices = [expr.body, expr.orelse] if type(expr) is cst.IfExp else [expr]
+    found = _autocast_callable(choices, ctx)
+    if found is None:
+        return None
+    func, bound, null = found
+    if func is None:
+        return {"null": True}
+    region = autocast_region(cst.Call(func=func, args=bound), ctx, 2)
+    if region is None or not region.is_fp16 or not region.lowers_precision:
+        return None
+    out: dict[str, Any] = {"device": region.device}
+    if null or region.enabled is None or (region.dtype is not None and region.dtype.maybe):
+        out["null"] = True  # may be fp16: another choice is not
+    return out
+
+
+def returned_call(call: cst.Call, ctx) -> str | None:
+    """``with scope():`` where ``scope = f(...)`` (every binding): the function ``f`` whose
+    result opens the region, when it is not torch's (``get_autocast`` in another module)."""
+    func = call.func
+    if type(func) is not cst.Name or call.args:
+        return None
+    values = ctx.names.values(func.value)
+    if not values or any(type(v) is not cst.Call for v in values):
+        return None
+    names = set()
+    for value in values:
+        inner = value.func
+        name = ctx.names.qualname(inner)
+        if name is None and type(inner) is cst.Name and ctx.module_name:
+            bindings = ctx.names.bindings(inner.value) or ()
+            if bindings and all(type(b.node) is cst.FunctionDef for b in bindings):
+                name = f"{ctx.module_name}.{inner.value}"
+        if name is None or name.startswith(("torch.", "contextlib.", "functools.", "builtins.")):
+            return None
+        names.add(name)
+    return names.pop() if len(names) == 1 else None
 
 
 def autocast_region(call: cst.BaseExpression, ctx, _depth: int = 0) -> Region | None:
@@ -190,6 +244,9 @@ class AutocastTracker(Tracker):
         super().__init__(ctx)
         self.regions: list[Region] = []
         self._pushed: dict[int, int] = {}  # id(With/FunctionDef) -> regions pushed
+        # ``with scope():`` where ``scope = f(...)``, ``f`` a project function: (call, f); the
+        # project join decides whether ``f`` returns an fp16 autocast (``returned_autocast``)
+        self.returned: list[tuple[cst.Call, str]] = []
 
     @property
     def current(self) -> Region | None:
@@ -206,12 +263,19 @@ class AutocastTracker(Tracker):
             if region is not None:
                 self.regions.append(region)
                 count += 1
+            elif type(call) is cst.Call and type(owner) is cst.With:
+                function = returned_call(call, self.ctx)
+                if function is not None:
+                    self.returned.append((call, function))
+                    self._pushed[-id(owner)] = self._pushed.get(-id(owner), 0) + 1
         if count:
             self._pushed[id(owner)] = count
 
     def _pop(self, owner: cst.CSTNode) -> None:
         for _ in range(self._pushed.pop(id(owner), 0)):
             self.regions.pop()
+        for _ in range(self._pushed.pop(-id(owner), 0)):
+            self.returned.pop()
 
     def visit_With(self, node: cst.With) -> None:
         self._push(node, [item.item for item in node.items])

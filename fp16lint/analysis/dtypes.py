@@ -389,6 +389,29 @@ def device_of(expr: cst.BaseExpression | None, names: NameResolver, _depth: int 
     return None
 
 
+def cpu_choice(expr: cst.BaseExpression | None, names: NameResolver, _depth: int = 0) -> str | None:
+    """Whether ``expr`` places on the CPU: ``""`` when it does (``"cpu"``, a ``device_map`` of
+    ``{"": "cpu"}``), the name of the variable when one of its values does (``device = "cuda"
+    if torch.cuda.is_available() else "cpu"``: a CPU path), None when not seen to."""
+    if expr is None or _depth > _MAX_DEPTH:
+        return None
+    if type(expr) is cst.Dict:  # ``device_map={"": device}``: the whole model
+        whole = [e.value for e in expr.elements
+                 if type(e) is cst.DictElement and string_value(e.key) == ""]  # fmt: skip
+        return cpu_choice(whole[0], names, _depth + 1) if len(whole) == 1 else None
+    if type(expr) is cst.IfExp:
+        found = [cpu_choice(b, names, _depth + 1) for b in (expr.body, expr.orelse)]
+        return None if found == [None, None] else "?"
+    if type(expr) is cst.Name:
+        values = names.values(expr.value)
+        found = [cpu_choice(v, names, _depth + 1) if v is not None else None for v in values]
+        if not any(f is not None for f in found):
+            return None
+        return "" if all(f == "" for f in found) else expr.value
+    device = device_of(expr, names, _depth + 1)
+    return "" if device is not None and device.split(":")[0] == "cpu" else None
+
+
 def _device_names(name: str, names: NameResolver) -> set[str]:
     """Names the scope binding ``name`` passes as a device: ``device=d`` keywords and the first
     of two ``.to(d, dtype)`` arguments (usage shows a parameter is a device)."""

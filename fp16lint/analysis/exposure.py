@@ -49,7 +49,7 @@ from fp16lint.analysis.call_guards import signature
 from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
-from fp16lint.analysis.switches import argparse_options
+from fp16lint.analysis.switches import argparse_options, condition
 from fp16lint.analysis.tree import children
 from fp16lint.findings import Finding, Position, Related, Span
 
@@ -469,7 +469,20 @@ class ExposureTracker(Tracker):
     def _graph(self, node: cst.Call, callee: list[str]) -> None:
         """Record the call in the call graph: a seed when inside an fp16 autocast region,
         nothing inside a region that turns it off (or runs bfloat16)."""
-        region = self.ctx.get(AutocastTracker).current
+        tracker = self.ctx.get(AutocastTracker)
+        region = tracker.current
+        if region is None and tracker.returned and tracker.returned[-1][0] is not node:
+            opened, function = tracker.returned[-1]  # the project join decides: it may be fp16
+            stack = self.ctx.stack
+            index = next(
+                i
+                for i in range(len(stack) - 1, -1, -1)
+                if type(stack[i]) is cst.With and any(w.item is opened for w in stack[i].items)
+            )
+            self.autocast_calls.append(
+                {"callee": callee, "span": self.ctx.span_ref(node), "via": function,
+                 "region": self.ctx.span_ref(opened, within=tuple(stack[: index + 1]))}
+            )  # fmt: skip
         if region is not None:
             step = self._region_step()
             if step is not None:
@@ -638,7 +651,7 @@ class Exposure:
         instance_args: list[list[Any]] = []
         seeds: list[tuple[str, dict[str, Any]]] = []
         regions: list[tuple[str, dict[str, Any]]] = []
-        entries: list[tuple[str, dict[str, Any]]] = []
+        entries = [(path, e) for path, e in self.index.entries if e["kind"] == "autocast"]
         for path, summary in project.summaries.items():
             facts = summary.facts
             self.functions.update(facts.get("functions", {}))
@@ -653,9 +666,6 @@ class Exposure:
             regions.extend((path, call) for call in facts.get("autocast_calls", ()))
             self.attr_params.update(facts.get("attr_params", {}))
             instance_args.extend(facts.get("instance_args", ()))
-            entries.extend(
-                (path, e) for e in facts.get("fp16_entries", ()) if e["kind"] == "autocast"
-            )
         self.instances: dict[tuple[str, str], set[str]] = {}
         self.instances = self._instances(instance_args)
         queue: deque[str] = deque()
@@ -703,13 +713,20 @@ class Exposure:
         region, and the methods a framework's fp16 switch runs under it (``fp16_entries``)."""
         for path, call in regions:
             step = {"what": "autocast", "span": call["region"]}
-            origin = Chain(((path, tuple(call["region"]), _label(path, step)),), call["device"])
+            label, device = _label(path, step), call.get("device")
+            if "via" in call:  # ``with scope():``, ``scope = get_autocast(...)``
+                found = self.index.returned_autocast(call["via"])
+                if found is None:
+                    continue
+                verb = "may return" if found.get("null") else "returns"
+                label += f" (`{call['via'].rsplit('.', 1)[-1]}()` {verb} an fp16 autocast)"
+                device = found["device"]
+            origin = Chain(((path, tuple(call["region"]), label),), device or "cuda")
             self._run_under(path, call["callee"], call["span"], origin, queue)
         for path, entry in entries:
             step = entry["step"]
             label = f"`{step['text']}` at {path}:{step['span'][0]}"
-            if "when" in entry:
-                label += f" when {entry['when']} is given"
+            label += condition(entry.get("when"), entry.get("may"))
             origin = Chain(((path, tuple(step["span"]), label),), "cuda")
             for cls in sorted(self.index.targets(entry["target"][1])):  # a class or a builder
                 for method in entry.get("methods", ()):

@@ -648,10 +648,18 @@ class FlowTracker(Tracker):
         float16/float32 list."""
         return self.layer_kinds[-1].get(attribute)
 
-    def _explicit_dtype(self, call: cst.Call) -> Dt | None:
+    def _explicit_dtype(self, call: cst.Call, depth: int = 0) -> Dt | None:
+        """What a ``dtype=`` argument makes (None: no such argument). ``dtype=x.dtype`` and a
+        name bound to ``x.dtype`` follow ``x``: unknown when ``x`` is (not the factory's
+        float32)."""
         for arg in call.args:
             if arg.keyword is not None and arg.keyword.value == "dtype":
-                return self.dtype_argument(arg.value)
+                value = arg.value
+                if type(value) is cst.Attribute and value.attr.value == "dtype":
+                    return self._eval(value.value, depth)
+                if type(value) is cst.Name and value.value in self.frame.dtype_vars:
+                    return self.frame.dtype_vars[value.value]
+                return self.dtype_argument(value)
         return None
 
     def dtype_argument(self, expr: cst.BaseExpression) -> Dt:
@@ -661,10 +669,12 @@ class FlowTracker(Tracker):
         return _from_fact(dtype_of(expr, self.ctx.names))
 
     def _call(self, call: cst.Call, depth: int) -> Dt:
-        explicit = self._explicit_dtype(call)
+        explicit = self._explicit_dtype(call, depth)
         if explicit is not None and explicit is not Dt.UNKNOWN:
             return explicit
         qualname = self.ctx.names.qualname(call.func)
+        if explicit is Dt.UNKNOWN and qualname in _FLOAT_FACTORIES:
+            return Dt.UNKNOWN  # ``torch.eye(n, dtype=q.dtype)``: q's dtype, not the default
         if qualname is not None:
             return self._function(call, qualname, depth)
         func = call.func

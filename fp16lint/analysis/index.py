@@ -12,7 +12,13 @@ JSON-able:
   the ``self.method(...)`` / ``super().method(...)`` calls it makes, whether it upcasts, and
   ``upcast_calls``: the submodules it runs on an upcast input (``self.norm(x.float())``);
 - ``returns``: what each module-level function returns when that is a constructor call
-  (``def build_model(): return Encoder(...)``);
+  (``def build_model(): return Encoder(...)``), and the class a ``@property`` returns
+  (``Config.norm_class`` returning ``RMSNorm``: ``self.norm = config.norm_class(d)`` with
+  ``config: Config`` constructs one);
+- ``returned``: what else a module-level function returns that a caller's switch or region
+  reads: ``{"strings": [[value, parameter, truthy], ...]}`` (the fp16 switch values it may
+  return, ``analysis.switches.returned_strings``) and ``{"autocast": {...}}`` (an autocast
+  callable, ``analysis.autocast.returned_autocast``);
 - ``aliases``: module-level names bound to another qualified name (``Enc = Encoder``, imports
   in non-package modules; package ``__init__`` imports are ``CastFacts``' ``reexports``);
 - ``ops``: the unprotected FP2xx op sites (``analysis.hazards``);
@@ -42,14 +48,14 @@ from typing import Any
 
 import libcst as cst
 
-from fp16lint.analysis.autocast import AutocastTracker
+from fp16lint.analysis.autocast import AutocastTracker, returned_autocast
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.casts import CastFacts, cast_of
 from fp16lint.analysis.dtypes import DType
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted, self_attribute
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
-from fp16lint.analysis.switches import SwitchTracker
+from fp16lint.analysis.switches import SwitchTracker, condition, resolved, returned_strings
 from fp16lint.analysis.tree import walk
 from fp16lint.data.amp_ops import (
     FP32_ACCUMULATING_NORMS,
@@ -77,6 +83,7 @@ class ModelFacts(Tracker):
         ctx.facts["module"] = ctx.module_name
         self.classes = {c["name"]: c for c in ctx.facts.get("classes", ())}
         self.returns: dict[str, list[str]] = {}
+        self.returned: dict[str, dict[str, Any]] = {}
         self.cls: dict[str, Any] | None = None
         self.method: dict[str, Any] | None = None
         self.method_node: cst.FunctionDef | None = None
@@ -166,11 +173,40 @@ class ModelFacts(Tracker):
 
     def visit_Return(self, node: cst.Return) -> None:
         scopes = self.ctx.names.scopes
+        if self._in_method() and node.value is not None and self._property():
+            # ``@property def norm_class(self): return RMSNorm``: ``config.norm_class(d)``
+            # makes what the property returns (a class)
+            value = node.value
+            if (
+                type(value) is cst.Call
+                and value.args
+                and (self.ctx.names.qualname(value.func) in _PARTIAL)
+            ):
+                value = value.args[0].value  # ``return partial(RMSNorm, eps=...)``
+            made = self._ref(value) if type(value) in (cst.Name, cst.Attribute) else None
+            if made is not None and self.cls is not None:
+                name = f"{self.cls['qualname']}.{self.method_node.name.value}"  # type: ignore[union-attr]
+                self.returns.setdefault(name, []).append(made)
         if len(scopes) == 2 and scopes[1].kind == "function" and node.value is not None:
+            name = self._local(scopes[1].node.name.value)
             made = self._made_by(node.value)
             if made is not None:
-                name = self._local(scopes[1].node.name.value)
                 self.returns.setdefault(name, []).append(made)
+            strings = returned_strings(node.value, self.ctx)
+            if strings:
+                self.returned.setdefault(name, {}).setdefault("strings", []).extend(strings)
+            if "autocast" in self.ctx.text:
+                found = returned_autocast(node.value, self.ctx)
+                if found is not None:
+                    known = self.returned.setdefault(name, {}).get("autocast")
+                    self.returned[name]["autocast"] = {**found, **(known or {})}
+
+    def _property(self) -> bool:
+        node = self.method_node
+        return node is not None and any(
+            type(d.decorator) is cst.Name and d.decorator.value == "property"
+            for d in node.decorators
+        )
 
     def _in_method(self) -> bool:
         return self.method is not None and len(self.ctx.names.scopes) == 3
@@ -190,12 +226,24 @@ class ModelFacts(Tracker):
                 param, func = func.value, default
         if type(func) is cst.Call and self.ctx.names.qualname(func.func) in _PARTIAL and func.args:
             func = func.args[0].value
-        qualname = self._ref(func)
+        qualname = self._ref(func) or self._annotated(func)
         if qualname is None or qualname.startswith(("builtins.", "math.", "typing.")):
             return None
         if qualname.startswith("torch.") and not is_nn_class(qualname):
             return None
         return qualname, param
+
+    def _annotated(self, func: cst.BaseExpression) -> str | None:
+        """``Config.norm_class`` for ``config.norm_class`` with ``config: Config`` a parameter
+        (a class chosen by a property of the configuration: ``ModelFacts.visit_Return``)."""
+        if type(func) is not cst.Attribute or type(func.value) is not cst.Name:
+            return None
+        bindings = self.ctx.names.bindings(func.value.value) or []
+        if len(bindings) != 1 or type(bindings[0].node) is not cst.Param:
+            return None
+        annotation = bindings[0].node.annotation
+        owner = self._ref(annotation.annotation) if annotation is not None else None
+        return f"{owner}.{func.attr.value}" if owner is not None else None
 
     def _collect(self, expr: cst.BaseExpression) -> list[dict[str, Any]]:
         """The module constructions in ``expr`` (containers, comprehensions, local lists)."""
@@ -306,6 +354,14 @@ class ModelFacts(Tracker):
     def leave_Module(self, node: cst.Module) -> None:
         if self.returns:
             self.ctx.facts["returns"] = self.returns
+        # an autocast callable counts where one return may open an fp16 region ("device")
+        returned = {
+            name: found
+            for name, found in self.returned.items()
+            if "strings" in found or "device" in found.get("autocast", {})
+        }
+        if returned:
+            self.ctx.facts["returned"] = returned
         for cast, scope, name in self.named_casts:
             runs = self.uses.get((scope, name), [])
             if runs and all(runs):
@@ -326,6 +382,7 @@ class Cast:
     text: str = ""  # a framework's switch (``method == "switch"``): how it reads
     when: str = ""  # a command-line option turns it on (``if args.half:``, a switch's option)
     keeps_buffers: bool = False  # DeepSpeed casts parameters only (buffers keep their dtype)
+    may: str = ""  # the switch takes what a function may return (``switches.resolved``)
 
     @property
     def spelling(self) -> str:
@@ -338,7 +395,7 @@ class Cast:
     @property
     def given(self) -> str:
         """ " when --half is given" for a cast a command-line flag turns on."""
-        return f" when {self.when} is given" if self.when else ""
+        return condition(self.when, self.may)
 
     @classmethod
     def of_switch(cls, path: str, entry: dict[str, Any]) -> Cast:
@@ -347,8 +404,9 @@ class Cast:
         ``fp16_full_eval``)."""
         step = entry["step"]
         return cls(
-            path, tuple(step["span"]), "switch", "when" in entry, False, entry["target"][1],
-            step["text"], entry.get("when", ""), entry.get("params_only", False),
+            path, tuple(step["span"]), "switch", "when" in entry or "may" in entry, False,
+            entry["target"][1], step["text"], entry.get("when", ""),
+            entry.get("params_only", False), entry.get("may", ""),
         )  # fmt: skip
 
 
@@ -431,6 +489,8 @@ class Layer:
 class ProjectIndex:
     classes: dict[str, ClassInfo] = field(default_factory=dict)
     returns: dict[str, list[str]] = field(default_factory=dict)
+    returned: dict[str, dict[str, Any]] = field(default_factory=dict)  # ModelFacts' "returned"
+    entries: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # fp16_entries, on
     aliases: dict[str, str] = field(default_factory=dict)
     casts: list[Cast] = field(default_factory=list)
     ops: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (path, op fact)
@@ -442,7 +502,6 @@ class ProjectIndex:
     @classmethod
     def build(cls, project: Any) -> ProjectIndex:
         index = cls()
-        switches: list[Cast] = []
         for path, summary in project.summaries.items():
             facts = summary.facts
             module = facts.get("module", "")
@@ -468,11 +527,11 @@ class ProjectIndex:
                     )
                 )
             index.ops.extend((path, record) for record in facts.get("ops", ()))
-            switches.extend(
-                Cast.of_switch(path, e)
-                for e in facts.get("fp16_entries", ())
-                if e["kind"] == "cast"
-            )
+            index.returned.update(facts.get("returned", {}))
+            index.entries.extend((path, e) for e in facts.get("fp16_entries", ()))
+        on = ((path, index._resolved(entry)) for path, entry in index.entries)
+        index.entries = [(path, entry) for path, entry in on if entry is not None]
+        switches = [Cast.of_switch(path, e) for path, e in index.entries if e["kind"] == "cast"]
         for cast in index.casts:
             if not cast.autocast:
                 for root in index.targets(cast.ctor):
@@ -487,6 +546,20 @@ class ProjectIndex:
                 if index.is_module(name):
                     index.resident.setdefault(name, Reason(None, name))
         return index
+
+    def _resolved(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """A switch entry on in this project (one taking a function's result: when the
+        function may return its fp16 value)."""
+        returned = entry.get("returned")
+        if returned is None:
+            return entry
+        found = self.returned.get(self.canonical(returned["fn"]), {})
+        return resolved(entry, found.get("strings"))
+
+    def returned_autocast(self, function: str) -> dict[str, Any] | None:
+        """What ``with f(...)():`` opens when ``function`` is ``f`` (``returned_autocast``)."""
+        found = self.returned.get(self.canonical(function), {}).get("autocast")
+        return found if found is not None and "device" in found else None
 
     def _spread(self, root: str, reason: Reason) -> None:
         """Mark ``root`` and its (transitive, inherited) submodule classes resident."""
@@ -504,7 +577,7 @@ class ProjectIndex:
         """``qualname`` after following re-exports and aliases (``pkg.Encoder`` →
         ``pkg.encoder.Encoder``)."""
         for _ in range(_MAX_DEPTH):
-            if qualname in self.classes or qualname in self.returns:
+            if qualname in self.classes or qualname in self.returns or qualname in self.returned:
                 return qualname
             target = self.aliases.get(qualname)
             if target is None:

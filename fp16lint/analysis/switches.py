@@ -23,7 +23,7 @@ Only files that name a framework are read (``TOKENS``); the rest cost one substr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import libcst as cst
 
@@ -37,6 +37,8 @@ from fp16lint.analysis.tree import walk
 from fp16lint.data import fp16_switches as table
 
 TOKENS = ("Trainer", "Accelerator", "Fabric", "deepspeed")  # a framework is named
+# the values a switch takes that select float16: a function returning one is recorded
+SWITCH_VALUES = frozenset({*table.LIGHTNING_PRECISION, table.ACCELERATE_FP16})
 _LOADERS = frozenset({"from_pretrained", "from_config", "load_from_checkpoint"})
 _MAX_DEPTH = 3
 
@@ -180,7 +182,10 @@ class SwitchTracker(Tracker):
         kind = table.CAST if deepspeed else table.AUTOCAST
         models = [a.value for a in call.args if a.keyword is None and not a.star]
         text = 'Accelerator(mixed_precision="fp16")'
-        self._add(kind, models, table.ACCELERATE_METHODS, call, text, state[1], deepspeed)
+        for _, returned in _values(state[2], (table.ACCELERATE_FP16,)):
+            self._add(
+                kind, models, table.ACCELERATE_METHODS, call, text, state[1], deepspeed, returned
+            )
 
     def _lightning(self, call: cst.Call, method: str) -> None:
         fabric = method in table.FABRIC_SETUP
@@ -189,22 +194,21 @@ class SwitchTracker(Tracker):
         if maker is None:
             return
         state = self._choice(argument(maker, "precision"), set(table.LIGHTNING_PRECISION))
-        if state is None:
-            return
-        value = state[2]
-        kind = table.LIGHTNING_PRECISION[value]
-        deepspeed = "deepspeed" in (_text(maker, "strategy") or "")
-        if deepspeed:
-            kind = table.CAST  # DeepSpeed's own fp16: the engine casts the model
-        elif kind == table.AUTOCAST and _text(maker, "accelerator") == "cpu":
-            return  # 16-mixed on the CPU falls back to bf16
         model = argument(call, "module" if fabric else "model", 0)
-        if model is None:
+        if state is None or model is None:
             return
+        deepspeed = "deepspeed" in (_text(maker, "strategy") or "")
         methods = table.FABRIC_METHODS if fabric else table.LIGHTNING_METHODS
-        shown = value if value == "16" else f'"{value}"'
-        text = f"{'Fabric' if fabric else 'Trainer'}(precision={shown})"
-        self._add(kind, [model], methods, call, text, state[1], deepspeed and value != "16-true")
+        for value, returned in _values(state[2], table.LIGHTNING_PRECISION):
+            kind = table.LIGHTNING_PRECISION[value]
+            if deepspeed:
+                kind = table.CAST  # DeepSpeed's own fp16: the engine casts the model
+            elif kind == table.AUTOCAST and _text(maker, "accelerator") == "cpu":
+                continue  # 16-mixed on the CPU falls back to bf16
+            shown = value if value == "16" else f'"{value}"'
+            text = f"{'Fabric' if fabric else 'Trainer'}(precision={shown})"
+            params_only = deepspeed and value != "16-true"
+            self._add(kind, [model], methods, call, text, state[1], params_only, returned)
 
     def _deepspeed(self, call: cst.Call) -> None:
         model = argument(call, *table.DEEPSPEED_MODEL)
@@ -257,21 +261,35 @@ class SwitchTracker(Tracker):
                 return True, _flag_name(option)
         return None
 
-    def _choice(self, expr: cst.BaseExpression | None, values: set[str]) -> tuple | None:
+    def _choice(
+        self, expr: cst.BaseExpression | None, values: set[str], depth: int = 0
+    ) -> tuple | None:
         """A switch taking a value (``"fp16"``, ``16``): ``(on, when, value)`` where it is one
         of ``values`` — literally, as the default of an argparse option, one of its
-        ``choices`` (when that choice is given), or the branch of ``a if args.flag else b``."""
+        ``choices`` (when that choice is given), the default of a function parameter, a name
+        bound to one of these, either side of ``a or b``, or the branch of ``a if args.flag
+        else b`` (also ``a if amp else b`` with ``amp`` a parameter: fp16 when the caller sets
+        it). A project function's result (``get_precision(training=True)``) is ``value`` as a
+        ``Returned``: the project join (``resolved``) knows which strings it returns."""
         if expr is None:
             return None
         text = _literal(expr)
         if text is not None:
             return (True, None, text) if text in values else None
+        if type(expr) is cst.Name:
+            return self._name_choice(expr, values, depth) if depth < _MAX_DEPTH else None
+        if type(expr) is cst.BooleanOperation and type(expr.operator) is cst.Or:
+            return self._choice(expr.left, values, depth + 1) or self._choice(
+                expr.right, values, depth + 1
+            )
+        if type(expr) is cst.Call:
+            return self._returned(expr)
         if type(expr) is cst.IfExp:
             for branch in (expr.body, expr.orelse):
-                found = _literal(branch)
-                if found in values:
-                    test = self._flag(expr.test)
-                    return (True, test[1] if test else None, found) if test else None
+                found = self._choice(branch, values, depth + 1)
+                if found is not None:
+                    test = self._flag(expr.test) or self._parameter(expr.test)
+                    return (True, test[1] or found[1], found[2]) if test else None
             return None
         if type(expr) is not cst.Attribute:
             return None
@@ -287,6 +305,45 @@ class SwitchTracker(Tracker):
                 found = _literal(element.value)
                 if found in values:
                     return True, f"{_flag_name(option)} {found}", found
+        return None
+
+    def _name_choice(self, name: cst.Name, values: set[str], depth: int) -> tuple | None:
+        """The first binding of ``name`` that may choose one of ``values``: a parameter whose
+        default does (the caller may pass another: still fp16 by default), or a value."""
+        for binding in self.ctx.names.bindings(name.value) or ():
+            node = binding.node
+            if type(node) is cst.Param:
+                found = self._choice(node.default, values, depth + 1)
+            else:
+                found = self._choice(binding.value, values, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    def _returned(self, call: cst.Call) -> tuple | None:
+        """``(True, None, Returned)`` for a call of a function that may be the project's."""
+        func = call.func
+        name = self.ctx.names.qualname(func)
+        if name is None and type(func) is cst.Name:
+            bindings = self.ctx.names.bindings(func.value) or ()
+            if bindings and all(type(b.node) is cst.FunctionDef for b in bindings):
+                name = f"{self.ctx.module_name}.{func.value}" if self.ctx.module_name else None
+        if name is None or name.startswith((*table.LIBRARY_PACKAGES, "builtins.", "os.", "sys.")):
+            return None
+        args = {}
+        for arg in call.args:
+            flag = literal_bool(arg.value, None) if arg.keyword is not None else None
+            if flag is not None:
+                args[arg.keyword.value] = flag  # type: ignore[union-attr]
+        return True, None, Returned(name, args)
+
+    def _parameter(self, test: cst.BaseExpression) -> State:
+        """A condition that is a function parameter (``amp``): on when the caller sets it."""
+        if type(test) is not cst.Name:
+            return None
+        bindings = self.ctx.names.bindings(test.value) or ()
+        if bindings and all(type(b.node) is cst.Param for b in bindings):
+            return True, f"`{test.value}`"
         return None
 
     def _option(self, dest: str) -> cst.Call | None:
@@ -305,6 +362,7 @@ class SwitchTracker(Tracker):
         text: str,
         when: str | None,
         params_only: bool = False,
+        returned: dict[str, Any] | None = None,
     ) -> None:
         for target in sorted({t for model in models for t in self._targets(model)}):
             entry: dict[str, Any] = {"kind": kind, "target": ["c", target]}
@@ -315,6 +373,8 @@ class SwitchTracker(Tracker):
                 entry["when"] = when
             if params_only:
                 entry["params_only"] = True  # DeepSpeed: buffers keep their dtype
+            if returned is not None:
+                entry["returned"] = returned  # on only if the function returns the value
             self.entries.append(entry)
 
     def _targets(self, model: cst.BaseExpression, depth: int = 0) -> set[str]:
@@ -340,6 +400,66 @@ class SwitchTracker(Tracker):
             ):
                 found |= self._targets(binding.value, depth + 1)
         return found
+
+
+class Returned(NamedTuple):
+    """A switch's value is what the project function ``fn`` returns, called with the literal
+    boolean keyword arguments ``args``."""
+
+    fn: str
+    args: dict[str, bool]
+
+
+def _values(value: str | Returned, fp16: Any) -> list[tuple[str, dict[str, Any] | None]]:
+    """Each float16 value of ``fp16`` the switch may take, with the condition on a function's
+    result it needs (``{"fn", "args", "value"}``; None: the value is given)."""
+    if isinstance(value, str):
+        return [(value, None)]
+    return [(v, {"fn": value.fn, "args": value.args, "value": v}) for v in fp16]
+
+
+def returned_strings(expr: cst.BaseExpression, ctx) -> list[list[Any]]:
+    """The switch values (``SWITCH_VALUES``) a ``return expr`` hands back, each as ``[value,
+    parameter, truthy]``: ``"16-mixed" if training else "16-true"`` with ``training`` a
+    parameter gives ``["16-mixed", "training", True]`` and ``["16-true", "training", False]``
+    (parameter None: unconditional)."""
+    test = None
+    branches = [(expr, None)]
+    if type(expr) is cst.IfExp:
+        bindings = ctx.names.bindings(expr.test.value) if type(expr.test) is cst.Name else None
+        if bindings and all(type(b.node) is cst.Param for b in bindings):
+            test = expr.test.value  # type: ignore[attr-defined]
+        branches = [(expr.body, True), (expr.orelse, False)]
+    out = []
+    for branch, truthy in branches:
+        value = _literal(branch)
+        if value in SWITCH_VALUES:
+            out.append([value, test, truthy if test is not None else None])
+    return out
+
+
+def resolved(entry: dict[str, Any], strings: list[list[Any]] | None) -> dict[str, Any] | None:
+    """``entry`` as the project sees it: an entry whose switch takes a function's result
+    (``"returned"``) is on when that function may return its value, with ``may`` saying so;
+    ``strings`` is the function's ``returned_strings`` (None: unknown)."""
+    returned = entry.get("returned")
+    if returned is None:
+        return entry
+    args = returned["args"]
+    if not any(
+        value == returned["value"] and (param is None or args.get(param, truthy) == truthy)
+        for value, param, truthy in strings or ()
+    ):
+        return None
+    out = {k: v for k, v in entry.items() if k != "returned"}
+    out["may"] = f'`{returned["fn"].rsplit(".", 1)[-1]}()` may return "{returned["value"]}"'
+    return out
+
+
+def condition(when: str | None, may: str | None) -> str:
+    """The words after a switch's place: " when --fp16 is given", " (`f()` may return "16")"."""
+    out = f" when {when} is given" if when else ""
+    return f"{out} ({may})" if may else out
 
 
 def _passes(call: cst.Call, name: str) -> bool:

@@ -27,7 +27,7 @@ from fp16lint.analysis.autocast import AutocastTracker, Region
 from fp16lint.analysis.base import BindingTracker
 from fp16lint.analysis.calls import argument
 from fp16lint.analysis.casts import CastSite, cast_of, loader_of
-from fp16lint.analysis.dtypes import DType, DTypeFact, dtype_of
+from fp16lint.analysis.dtypes import DType, DTypeFact, cpu_choice, dtype_of
 from fp16lint.analysis.guards import follows_fp16_data
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker, loader_owner, unwrap_chain
@@ -36,6 +36,7 @@ from fp16lint.data.optimizers import MODEL_OPTIMIZER_FACTORIES, is_optimizer_cla
 
 _PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
 RUN_METHODS = frozenset({"forward", "generate"})
+_WRAPPERS = frozenset({"torch.compile"})  # ``model = torch.compile(model)`` runs the same model
 _LOAD_DTYPE_KEYWORDS = ("dtype", "torch_dtype")
 _MAX_DEPTH = 3
 
@@ -67,6 +68,9 @@ class Frame:
     backward_calls: list[tuple[cst.Call, Region]] = field(default_factory=list)
     scaled: bool = False  # a GradScaler (or a framework's scaled backward) is used here
     devices: dict[str, tuple[str, cst.Call]] = field(default_factory=dict)  # literal moves
+    # models placed where a device variable may be the CPU (``device_map={"": device}`` with
+    # ``device = "cuda" if ... else "cpu"``): key -> (placement, the variable's name)
+    cpu_paths: dict[str, tuple[cst.Call, str]] = field(default_factory=dict)
 
 
 def _definite_fp16(region: Region | None) -> bool:
@@ -99,12 +103,20 @@ class TrainingTracker(BindingTracker):
         key = dotted(unwrap_chain(expr))
         if key is None:
             return None
-        found = self.frame.models.get(key)
-        if found is None and len(self.frames) > 1:
-            scope = self.ctx.names.scope_of(key.split(".")[0])
-            if scope is not None and scope.kind == "module":
-                found = self.frames[0].models.get(key)
-        return found
+        holder = self.holder(key)
+        return holder.models.get(key) if holder is not None else None
+
+    def holder(self, key: str) -> Frame | None:
+        """The frame whose name ``key`` is: this function's, or the module's or an enclosing
+        function's (``model.generate`` in a closure of the function that made ``model``)."""
+        if key in self.frame.models or len(self.frames) == 1:
+            return self.frame
+        scope = self.ctx.names.scope_of(key.split(".")[0])
+        if scope is None or scope.kind not in ("module", "function"):
+            return self.frame
+        if scope.kind == "module":
+            return self.frames[0]
+        return next((f for f in reversed(self.frames) if f.node is scope.node), self.frame)
 
     def called_model(self, call: cst.Call) -> Fp16Model | None:
         """The fp16 model ``call`` runs: ``model(x)``, ``model.generate(...)``."""
@@ -269,6 +281,9 @@ class TrainingTracker(BindingTracker):
             if site is not None and site.device not in (None, "?"):
                 frame.devices[key] = (site.device, call)
                 break
+        inner = unwrap_chain(value)
+        if type(inner) is cst.Call and loader_owner(inner) is not None:
+            self._place(key, inner, argument(inner, "device_map"))
         model = self._model_made_by(key, value)
         if model is not None:
             frame.models[key] = Fp16Model(
@@ -286,9 +301,27 @@ class TrainingTracker(BindingTracker):
                 frame.optimizers.pop(key, None)
 
     def _keeps(self, key: str, value: cst.BaseExpression) -> bool:
-        """``model = model.to(device)`` and the like keep what ``model`` was."""
+        """``model = model.to(device)`` and the like keep what ``model`` was, and so does
+        ``model = torch.compile(model)``."""
         inner = unwrap_chain(value)
+        if (
+            type(inner) is cst.Call
+            and inner.args
+            and self.ctx.names.qualname(inner.func) in _WRAPPERS
+            and dotted(inner.args[0].value) == key
+        ):
+            return True
         return dotted(inner) == key and inner is not value
+
+    def _place(self, key: str, call: cst.Call, device: cst.BaseExpression | None) -> None:
+        """A load that places the model (``device_map``): on the CPU, or maybe (a variable)."""
+        where = cpu_choice(device, self.ctx.names)
+        if where == "":
+            self.frame.devices[key] = ("cpu", call)
+        elif where is not None:
+            self.frame.cpu_paths[key] = (call, where)
+        else:
+            self.frame.cpu_paths.pop(key, None)
 
     def _model_made_by(self, key: str, value: cst.BaseExpression) -> Fp16Model | None:
         for call in chain_calls(value):

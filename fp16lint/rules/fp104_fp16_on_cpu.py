@@ -35,10 +35,14 @@ class Fp16OnCpu(Rule):
         "Finds a float16 model (cast, or loaded with an fp16 dtype) that the same function runs "
         'after placing it on the CPU explicitly — in its cast (`.to("cpu", torch.float16)`), '
         "in the same chain (`.cpu().half()`), or by a move (`model.to(device)` with "
-        '`device = "cpu"`) — and `torch.autocast("cpu", dtype=torch.float16)` in any '
-        "spelling. The finding is at the placement, with the call as a related location. A "
-        "model parked on the CPU and not run there (offloading, saving) and tensors "
-        "(`.half().numpy()`) are not reported."
+        '`device = "cpu"`, or a load with `device_map="cpu"` / `{"": "cpu"}`) — and '
+        '`torch.autocast("cpu", dtype=torch.float16)` in any spelling. The finding is at the '
+        "placement, with the call as a related location. A model loaded with "
+        '`device_map={"": device}` where `device` may be "cpu" (`"cuda" if '
+        'torch.cuda.is_available() else "cpu"`), made float16 and run — also in a closure — is '
+        "a CPU path: reported at what made it float16. A model parked on the CPU and not run "
+        "there (offloading, saving, merging LoRA weights) and tensors (`.half().numpy()`) are "
+        "not reported."
     )
     why = (
         "float16 on the CPU is not what it is on a GPU: ops such as `torch.quantile`, "
@@ -73,6 +77,13 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         "    model = nn.Linear(2, 2).cpu().half()\n    torch.save(model.state_dict(), path)\n\n"
         "def serve(x):\n    model = nn.Linear(2, 2).to('cpu', torch.float16)\n    model.to('cuda')\n"
         "    return model(x)\n",
+        # Placed on the GPU only, or loaded on the CPU in fp16 to merge and save, never run.
+        "import torch\nfrom transformers import AutoModelForCausalLM\n"
+        "device = 'cuda' if torch.cuda.is_available() else 'mps'\n"
+        "model = AutoModelForCausalLM.from_pretrained('x', device_map={'': device})\n"
+        "model.half()\nout = model.generate(torch.ones(1, 2))\n"
+        "base = AutoModelForCausalLM.from_pretrained('x', torch_dtype=torch.float16, "
+        "device_map={'': 'cpu'})\nmerged = base.merge_and_unload()\nmerged.save_pretrained('o')\n",
         # CPU autocast with its default (bfloat16).
         "import torch\nwith torch.autocast(device_type='cpu'):\n    pass\n",
         # Offloaded to the CPU between uses, run only on the GPU.
@@ -110,6 +121,23 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             "pipe.to('cpu')\nimage = pipe('a prompt')\n",
             (("FP104", 4),),
         ),
+        # Loaded onto the CPU with device_map, cast, run.
+        Invalid(
+            "import torch\nfrom transformers import AutoModelForCausalLM\n\ndef main(ids):\n"
+            "    model = AutoModelForCausalLM.from_pretrained('x', device_map={'': 'cpu'})\n"
+            "    model.half()\n    return model.generate(ids)\n",
+            (("FP104", 5),),
+        ),
+        # A device variable with a CPU branch (no CUDA), the model run in a closure.
+        Invalid(
+            "import torch\nfrom transformers import AutoModelForCausalLM\n"
+            "if torch.cuda.is_available():\n    device = 'cuda'\nelse:\n    device = 'cpu'\n\n"
+            "def main():\n"
+            "    model = AutoModelForCausalLM.from_pretrained('x', device_map={'': device})\n"
+            "    model.half()\n    model = torch.compile(model)\n\n"
+            "    def evaluate(ids):\n        return model.generate(ids)\n    return evaluate\n",
+            (("FP104", 10),),
+        ),
         # CPU autocast with float16, every spelling.
         Invalid(
             "import torch\nfrom torch.cpu.amp import autocast\nHALF = torch.float16\n"
@@ -134,8 +162,14 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         model = training.called_model(node)
         if model is None:
             return
-        placed = training.frame.devices.get(model.key)
-        if placed is None or not _is_cpu(placed[0]) or id(placed[1]) in self._reported:
+        frame = training.holder(model.key)
+        placed = frame.devices.get(model.key) if frame is not None else None
+        if placed is None or not _is_cpu(placed[0]):
+            path = frame.cpu_paths.get(model.key) if frame is not None else None
+            if path is not None:
+                self._cpu_path(model, node, *path)
+            return
+        if id(placed[1]) in self._reported:
             return
         self._reported.add(id(placed[1]))
         self.report(
@@ -145,6 +179,26 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             related=[
                 (self.ctx.path, node, f"run on the CPU here: `{short_code(self.ctx, node, 40)}`")
             ],
+            help=_MODEL_ADVICE,
+        )
+
+    def _cpu_path(self, model, run: cst.Call, placement: cst.Call, variable: str) -> None:
+        """A model placed with a device variable that may be the CPU (``device = "cuda" if
+        torch.cuda.is_available() else "cpu"``), made float16 and run: reported at what made
+        it float16 (the load itself, or a later cast)."""
+        if id(model.node) in self._reported:
+            return
+        self._reported.add(id(model.node))
+        related = [(self.ctx.path, run, f"run here: `{short_code(self.ctx, run, 40)}`")]
+        if placement is not model.node:
+            where = f"placed by `{short_code(self.ctx, placement, 40)}`"
+            related.insert(0, (self.ctx.path, placement, where))
+        variable = f"`{variable}`" if variable != "?" else "a device"
+        self.report(
+            model.node,
+            f"`{short_code(self.ctx, model.node)}` leaves `{model.key}` {model.spelling} on a "
+            f'CPU path: it is placed with {variable}, which may be "cpu", and run there.',
+            related=related,
             help=_MODEL_ADVICE,
         )
 

@@ -91,6 +91,24 @@ def test_common_layers_do_run_in_fp16_on_cpu():
     assert torch.median(torch.randn(9, dtype=HALF)).dtype == HALF
 
 
+def test_a_decoder_step_runs_in_fp16_on_cpu():
+    """A causal LM's decoding step (embedding, RMS norm, linear, SiLU, SDPA, softmax sampling)
+    runs in float16 on the CPU in this torch: FP104's CPU-path finding claims missing kernels
+    only for the ops above (older torch lacked even ``addmm`` for Half on the CPU)."""
+    torch.manual_seed(0)
+    ids = torch.randint(0, 32, (1, 6))
+    h = torch.nn.Embedding(32, 16).half()(ids)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6)
+    q = k = v = torch.nn.Linear(16, 16).half()(h).view(1, 6, 2, 8).transpose(1, 2)
+    h = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    h = torch.nn.functional.silu(h.transpose(1, 2).reshape(1, 6, 16))
+    logits = torch.nn.Linear(16, 32).half()(h)[:, -1]
+    probs = torch.softmax(logits / 0.7, dim=-1)
+    assert probs.dtype == HALF and torch.isfinite(probs).all()
+    assert torch.multinomial(probs, 1).shape == (1, 1)
+    assert probs.topk(5).values.dtype == HALF
+
+
 @pytest.mark.cuda
 @requires_cuda
 @pytest.mark.skipif(bool(torch.version.hip), reason="cuFFT message; ROCm uses hipFFT")
