@@ -67,7 +67,9 @@ def noted_fix(rule: Rule, sink: Sink) -> tuple[list[NodeEdit], str]:
     (the project pass keeps it only where float16 reaches it, outside library mode)."""
     sinks = rule.ctx.get(ConstantSinks)
     subject = sink.target if sink.target is not None else sink.subject
-    rule.ctx.get(ExposureTracker).note(rule.code, sink.node, subject, sinks.only_by_exposure(sink))
+    rule.ctx.get(ExposureTracker).note(
+        rule.code, sink.node, subject, sinks.only_by_exposure(sink), default=sink.default
+    )
     edits = fix_edits(rule, sink)
     return edits, edits[0].content if edits else finfo_text(sink, rule.ctx.code)
 

@@ -264,6 +264,7 @@ def normalize(x):
                 sink.target,
                 sinks.only_by_exposure(sink),
                 protected=sink.operation in _AUTOCAST_FP32_HELPERS,
+                default=sink.default,
             )
             self.report(
                 sink.node,
