@@ -151,3 +151,21 @@ def test_an_epsilon_on_a_learned_positive_scale_is_quiet():
     or the ``exp`` of a log-scale parameter stays away from zero; an activation, a parameter
     initialised to zeros and a scale exponentiated only on one branch do not."""
     assert _library(SNAKE) == [23, 24, 25]
+
+
+def test_a_factory_given_the_dtype_of_a_value_takes_its_dtype():
+    """``torch.ones(n, dtype=x.dtype)`` is float16 where ``x`` is (the flow took it for a
+    float32 factory); the exposure follows ``x`` into it."""
+    made = (
+        "import torch\n\n\ndef f(x):\n    h = x.half()\n"
+        "    d = torch.ones(3, dtype=h.dtype)\n    return 1 / (d + 1e-8)\n"
+    )
+    assert _lines(lint_code(made, select=("FP304",))) == [7]
+    scaling = (
+        "import torch\n\n\ndef scale(cost):\n"
+        "    d = torch.ones(cost.size(0), dtype=cost.dtype)\n"
+        "    return 1 / (torch.sum(d * cost, 1) + 1e-8)\n"  # line 6
+    )
+    assert _library(scaling) == [6]
+    fed = scaling + "\n\ndef route(logits):\n    return scale(logits.to(torch.float32))\n"
+    assert _library(fed) == []

@@ -79,6 +79,19 @@ def _slots(call: cst.Call) -> list[tuple[int | str, cst.BaseExpression]]:
     return slots
 
 
+def _dtype_of_value(arg: cst.Arg) -> cst.BaseExpression | None:
+    """``x`` in the argument ``dtype=x.dtype``: what is made takes ``x``'s dtype."""
+    value = arg.value
+    if (
+        arg.keyword is not None
+        and arg.keyword.value == "dtype"
+        and type(value) is cst.Attribute
+        and value.attr.value == "dtype"
+    ):
+        return value.value
+    return None
+
+
 def _literal(value: cst.BaseExpression) -> float | None:
     """The number a literal (``1e-4``, ``-1e9``) writes, or None."""
     sign = 1.0
@@ -188,7 +201,8 @@ class ExposureTracker(Tracker):
     # --- what a value depends on ----------------------------------------------------------
     def _sources(self, expr: cst.BaseExpression) -> tuple[frozenset[str], dict[str, Any] | None]:
         """The parameters ``expr`` depends on, and the origin of a float16 name in it. Parts
-        that are no float tensor do not count: attribute names, ``x.shape``/``x.dtype``,
+        that are no float tensor do not count: attribute names, ``x.shape``/``x.dtype`` (but
+        ``dtype=x.dtype`` makes a value of ``x``'s dtype),
         ``x.size()``, comparisons and ``and``/``or``/``not`` (``int(x.shape[0]) == 1``)."""
         deps: frozenset[str] = frozenset()
         origin = None
@@ -208,6 +222,8 @@ class ExposureTracker(Tracker):
             elif kind is cst.Attribute:
                 if node.attr.value not in _NOT_TENSOR_ATTRIBUTES:
                     stack.append(node.value)
+            elif kind is cst.Arg and _dtype_of_value(node) is not None:
+                stack.append(_dtype_of_value(node))  # ``torch.ones(n, dtype=x.dtype)``: x's
             elif not (
                 kind in _NOT_FLOAT_EXPRESSIONS
                 or is_shape(node)

@@ -624,10 +624,16 @@ class FlowTracker(Tracker):
         float16/float32 list."""
         return self.layer_kinds[-1].get(attribute)
 
-    def _explicit_dtype(self, call: cst.Call) -> Dt | None:
+    def _explicit_dtype(self, call: cst.Call, depth: int) -> Dt | None:
+        """What ``dtype=`` makes; None when it is not given or not known, except that
+        ``dtype=x.dtype`` makes ``x``'s dtype, unknown or not (``torch.ones(n, dtype=x.dtype)``)."""
         for arg in call.args:
             if arg.keyword is not None and arg.keyword.value == "dtype":
-                return self.dtype_argument(arg.value)
+                value = arg.value
+                if type(value) is cst.Attribute and value.attr.value == "dtype":
+                    return self._eval(value.value, depth)
+                found = self.dtype_argument(value)
+                return None if found is Dt.UNKNOWN else found
         return None
 
     def dtype_argument(self, expr: cst.BaseExpression) -> Dt:
@@ -637,8 +643,8 @@ class FlowTracker(Tracker):
         return _from_fact(dtype_of(expr, self.ctx.names))
 
     def _call(self, call: cst.Call, depth: int) -> Dt:
-        explicit = self._explicit_dtype(call)
-        if explicit is not None and explicit is not Dt.UNKNOWN:
+        explicit = self._explicit_dtype(call, depth)
+        if explicit is not None:
             return explicit
         qualname = self.ctx.names.qualname(call.func)
         if qualname is not None:
