@@ -21,6 +21,10 @@ order). Its JSON-able facts:
   ``{"origin": step}`` or ``{"params": [...]}``);
 - ``ctx.facts["arguments"]``: the argument signatures of calls of project functions
   (``analysis.call_guards``);
+- ``ctx.facts["fed"]``: per project callee (``"kind name"``), the argument slots this file's
+  calls may fill with float16, then each set of slots a call gives; ``"escaped"``: project
+  callables referenced other than by a call; ``"unresolved"``: method names called on
+  receivers it cannot resolve (the constant rules' caller judgement, ``judged()``);
 - ``ctx.facts["exposure"]``: sites that per-file rules reported and the project pass judges
   (``{"rule", "span", "origin"}`` or ``{"rule", "span", "fn", "params"}``).
 
@@ -39,6 +43,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import libcst as cst
@@ -46,6 +51,7 @@ import libcst as cst
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.call_guards import signature
+from fp16lint.analysis.constants import FP16_MAX, FP16_SMALLEST
 from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
@@ -79,6 +85,29 @@ def _slots(call: cst.Call) -> list[tuple[int | str, cst.BaseExpression]]:
         else:
             slots.append((arg.keyword.value, arg.value))
     return slots
+
+
+def _dtype_of_value(arg: cst.Arg) -> cst.BaseExpression | None:
+    """``x`` in the argument ``dtype=x.dtype``: what is made takes ``x``'s dtype."""
+    value = arg.value
+    if (
+        arg.keyword is not None
+        and arg.keyword.value == "dtype"
+        and type(value) is cst.Attribute
+        and value.attr.value == "dtype"
+    ):
+        return value.value
+    return None
+
+
+def _literal(value: cst.BaseExpression) -> float | None:
+    """The number a literal (``1e-4``, ``-1e9``) writes, or None."""
+    sign = 1.0
+    if type(value) is cst.UnaryOperation and type(value.operator) is cst.Minus:
+        sign, value = -1.0, value.expression
+    if type(value) in (cst.Integer, cst.Float):
+        return sign * float(value.evaluated_value)
+    return None
 
 
 @dataclass(frozen=True)
@@ -137,6 +166,15 @@ class ExposureTracker(Tracker):
         # argument signatures of calls of project functions (``analysis.call_guards``)
         self.arguments: dict[str, dict[str, list[str]]] = {}
         self._dests: list[str] | None = None  # this file's argparse destinations, when known
+        # what the calls of this file give each project callee (``"kind name"``): the slots
+        # whose value may be float16 (``*``: a star argument), then each set of slots a call
+        # gives (once each);
+        # project callables referenced other than by a call (callers the graph cannot see);
+        # method names called on receivers it cannot resolve (``obj.m(x)``)
+        self.fed: dict[str, list[list[int | str]]] = {}  # [maybe, given, given...]
+        self.escaped: set[tuple[str, str]] = set()
+        self.unresolved: set[str] = set()
+        self._methods: dict[int, frozenset[str]] = {}
 
     @property
     def frame(self) -> _Frame:
@@ -174,9 +212,10 @@ class ExposureTracker(Tracker):
     # --- what a value depends on ----------------------------------------------------------
     def _sources(self, expr: cst.BaseExpression) -> tuple[frozenset[str], dict[str, Any] | None]:
         """The parameters ``expr`` depends on, and the origin of a float16 name in it. Parts
-        that are no float tensor do not count: attribute names, ``x.shape``/``x.dtype``,
-        ``x.size()``, a Hugging Face model's float32 ``outputs.loss``, comparisons and
-        ``and``/``or``/``not`` (``int(x.shape[0]) == 1``)."""
+        that are no float tensor do not count: attribute names, ``x.shape``/``x.dtype`` (but
+        ``dtype=x.dtype`` makes a value of ``x``'s dtype), ``x.size()``, a Hugging Face model's
+        float32 ``outputs.loss``, comparisons and ``and``/``or``/``not``
+        (``int(x.shape[0]) == 1``)."""
         deps: frozenset[str] = frozenset()
         origin = None
         frame = self.frame
@@ -197,6 +236,8 @@ class ExposureTracker(Tracker):
                     self.flow.float32_output(node)
                 ):
                     stack.append(node.value)
+            elif kind is cst.Arg and _dtype_of_value(node) is not None:
+                stack.append(_dtype_of_value(node))  # ``torch.ones(n, dtype=x.dtype)``: x's
             elif not (
                 kind in _NOT_FLOAT_EXPRESSIONS
                 or is_shape(node)
@@ -273,17 +314,24 @@ class ExposureTracker(Tracker):
         target: cst.BaseExpression | None,
         weak: bool = False,
         protected: bool = False,
+        default: str | None = None,
     ) -> None:
         """Note a site a per-file rule reports at ``node`` on the value ``target`` (when one
         expression is it), for ``judged`` to keep with its chain or drop in the project pass.
         ``weak``: the site stands only if float16 reaches it, in library mode too.
         ``protected``: an op on autocast's float32 list runs the site (``F.normalize``'s eps),
-        so only float16 from outside autocast counts."""
+        so only float16 from outside autocast counts. ``default``: the parameter of the
+        enclosing function whose default the site's constant is (``def f(x, eps=1e-12)``): the
+        site stands only where a call leaves it out."""
         if target is None:
             return
         site: dict[str, Any] = {"rule": rule, "span": self.ctx.span_ref(node)}
         if weak:
             site["weak"] = True
+        key = self.frame.key
+        if default is not None and key is not None and default in self.functions[key]:
+            site["default"] = default
+            site.setdefault("fn", key)
         verdict = self.judge(target)
         if isinstance(verdict, Local):
             site["origin"] = verdict.origin
@@ -335,6 +383,7 @@ class ExposureTracker(Tracker):
     def leave_Assign(self, node: cst.Assign) -> None:
         self._assign([t.target for t in node.targets], node.value)
         value = node.value
+        self._escape(value)
         frame = self.frame
         if (
             type(value) is cst.Name
@@ -444,18 +493,21 @@ class ExposureTracker(Tracker):
             return  # a device move, or a torch module kept on ``self`` (``self.proj(x)``)
         callee = self._callee(func)
         if callee is None:
+            if type(func) is cst.Attribute and dotted(func.value) != "self":
+                self.unresolved.add(func.attr.value)
             return
         self._graph(node, callee)
         if callee[0] == "f":
             self._arguments(node, callee[1])
-        if not node.args:
-            return
-        self._instance_args(node, callee)
         args = []
         for slot, value in _slots(node):
             state = self._state(value)
             if state is not None:
                 args.append([slot, state])
+        self._fed(node, callee, {slot for slot, state in args if "params" in state})
+        if not node.args:
+            return
+        self._instance_args(node, callee)
         if not args:
             return
         record = {"callee": callee, "span": self.ctx.span_ref(node), "args": args}
@@ -513,6 +565,78 @@ class ExposureTracker(Tracker):
         sig = signature(node, self._dests)
         if sig not in found:
             found.append(sig)
+
+    def _fed(self, node: cst.Call, callee: list[str], passed: set[int | str]) -> None:
+        """Add the call to ``fed``: which slots may hold float16 by this function's own
+        flow (not through its parameters: ``passed``, which ``calls`` records), which it gives.
+        A slot given a literal float16 cannot hold (``eps=1e-12``) does not count as given."""
+        maybe: set[int | str] = set()
+        given: set[int | str] = set()
+        if any(arg.star for arg in node.args):
+            maybe.add("*")
+        for slot, value in _slots(node):
+            number = _literal(value)
+            if number is None:
+                given.add(slot)
+                if slot not in passed and not self.flow.dtype(value).safe:
+                    maybe.add(slot)
+            elif number == 0 or FP16_SMALLEST <= abs(number) <= FP16_MAX:
+                given.add(slot)
+        known = self.fed.setdefault(" ".join(callee), [[]])
+        known[0] = sorted(set(known[0]) | maybe, key=str)
+        gives = sorted(given, key=str)
+        if gives not in known[1:]:
+            known.append(gives)
+
+    def _escape(self, expr: cst.BaseExpression | None) -> None:
+        """Record a project function or method ``expr`` names outside a call's callee
+        (``partial(f, ...)``, ``self.fn = self.method``, ``{"l1": l1}``): its callers are unseen."""
+        kind = type(expr)
+        if kind in (cst.Tuple, cst.List, cst.Set):
+            for element in expr.elements:
+                self._escape(element.value)
+        elif kind is cst.Dict:
+            for element in expr.elements:
+                self._escape(getattr(element, "value", None))
+        elif kind is cst.IfExp:
+            self._escape(expr.body)
+            self._escape(expr.orelse)
+        elif kind is cst.Name:
+            bindings = self.ctx.names.bindings(expr.value) or []
+            if bindings and all(type(b.node) is cst.FunctionDef for b in bindings):
+                self.escaped.add(("f", self.prefix + expr.value))
+            elif bindings and all(b.qualname for b in bindings):
+                name = self._qualified(expr)
+                if name is not None:
+                    self.escaped.add(("f", name))
+        elif kind is cst.Attribute:
+            if dotted(expr.value) == "self":
+                cls = self.frame.cls
+                if cls is not None and expr.attr.value in self._class_methods():
+                    self.escaped.add(("s", f"{cls}.{expr.attr.value}"))
+            elif type(expr.value) is cst.Name:
+                name = self._qualified(expr)
+                if name is not None:
+                    self.escaped.add(("f", name))
+
+    def _class_methods(self) -> frozenset[str]:
+        """The methods the enclosing top-level class defines."""
+        node = self.ctx.names.scopes[1].node
+        found = self._methods.get(id(node))
+        if found is None:
+            body = node.body.body if type(node.body) is cst.IndentedBlock else ()
+            found = frozenset(s.name.value for s in body if type(s) is cst.FunctionDef)
+            self._methods[id(node)] = found
+        return found
+
+    def visit_Arg(self, node: cst.Arg) -> None:
+        self._escape(node.value)
+
+    def visit_Return(self, node: cst.Return) -> None:
+        self._escape(node.value)
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self._escape(node.default)
 
     def _instance_args(self, node: cst.Call, callee: list[str]) -> None:
         """Record the arguments of ``node`` that are project instances (``Trainer(model)``)."""
@@ -572,6 +696,9 @@ class ExposureTracker(Tracker):
             "attr_params": self.attr_params,
             "instance_args": self.instance_args,
             "arguments": self.arguments,
+            "fed": self.fed,
+            "escaped": sorted(self.escaped),
+            "unresolved": sorted(self.unresolved),
         }
         self.ctx.facts.update((name, value) for name, value in facts.items() if value)
 
@@ -649,6 +776,9 @@ class Exposure:
         self.callees: dict[str, tuple[str, list[list[Any]]]] = {}
         self.attr_params: dict[str, dict[str, str]] = {}
         instance_args: list[list[Any]] = []
+        self._given: list[tuple[list[str], list[list[int | str]]]] = []
+        self._escaped: list[list[str]] = []
+        self.unresolved: set[str] = set()
         seeds: list[tuple[str, dict[str, Any]]] = []
         regions: list[tuple[str, dict[str, Any]]] = []
         entries = [(path, e) for path, e in self.index.entries if e["kind"] == "autocast"]
@@ -666,6 +796,10 @@ class Exposure:
             regions.extend((path, call) for call in facts.get("autocast_calls", ()))
             self.attr_params.update(facts.get("attr_params", {}))
             instance_args.extend(facts.get("instance_args", ()))
+            for callee, slots in facts.get("fed", {}).items():
+                self._given.append((callee.split(" ", 1), slots))
+            self._escaped.extend(facts.get("escaped", ()))
+            self.unresolved.update(facts.get("unresolved", ()))
         self.instances: dict[tuple[str, str], set[str]] = {}
         self.instances = self._instances(instance_args)
         queue: deque[str] = deque()
@@ -702,6 +836,80 @@ class Exposure:
                 for kind, name, *span in called:
                     self._run_under(path, [kind, name], span, under, queue)
             self._submodules_under(key, under, queue)
+
+    @cached_property
+    def callers(self) -> dict[str, tuple[set[str], set[str]] | None]:
+        """Per function key, what its project callers give it: the parameters they may pass
+        float16 in and the ones every call gives; None when a caller is unseen (the function
+        is referenced as a value, or is a method called on a receiver the graph cannot
+        resolve) or a call passes ``*args``."""
+        out: dict[str, tuple[set[str], set[str]] | None] = {}
+        for callee, (maybe, *gives) in self._given:
+            key = self._runs(callee)
+            if key is None or (key in out and out[key] is None):
+                continue
+            params = self.functions.get(key, [])
+            if "*" in maybe:
+                out[key] = None
+                continue
+            maybe_params = {_param(params, slot) for slot in maybe} - {None}
+            given_params = set(params)
+            for given in gives:
+                given_params &= {_param(params, slot) for slot in given}
+            known = out.get(key)
+            if known is not None:
+                maybe_params |= known[0]
+                given_params &= known[1]
+            out[key] = (maybe_params, given_params)  # type: ignore[assignment]
+        for callee in self._escaped:
+            key = self._runs(callee)
+            if key is not None:
+                out[key] = None
+        for key in out:
+            owner, _, method = key.rpartition(".")
+            if owner in self.index.classes and method in self.unresolved:
+                out[key] = None
+        return out
+
+    @cached_property
+    def open(self) -> set[tuple[str, str]]:
+        """The parameters ``(key, name)`` that may be float16 by what their callers pass: a
+        value their own flow does not show float32, or a parameter of the caller that is
+        open itself (to a fixed point). Functions whose callers are not all seen are left out
+        (``callers_avoid`` keeps them)."""
+        callers = self.callers
+        out = {(key, param) for key, found in callers.items() if found for param in found[0]}
+        passes: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for caller, calls in self.calls_in.items():
+            for _, call in calls:
+                key = self._runs(call["callee"])
+                for slot, state in call["args"]:
+                    param = _param(self.functions.get(key or "", []), slot)
+                    if param is None or callers.get(key) is None:
+                        continue
+                    for source in state.get("params", ()):
+                        if source == AUTOCAST or callers.get(caller) is None:
+                            out.add((key, param))  # type: ignore[arg-type]
+                        else:
+                            passes.setdefault((caller, source), []).append((key, param))
+        queue = deque(out)
+        while queue:
+            for found in passes.get(queue.popleft(), ()):
+                if found not in out:
+                    out.add(found)
+                    queue.append(found)
+        return out
+
+    def callers_avoid(self, key: str | None, params: Any) -> bool:
+        """``key`` has project callers, all seen, and none passes float16 in ``params``."""
+        if self.callers.get(key or "") is None or AUTOCAST in params:
+            return False
+        return not any((key, param) in self.open for param in params)
+
+    def callers_give(self, key: str | None, param: str) -> bool:
+        """``key`` has project callers, all seen, and every one gives ``param``."""
+        found = self.callers.get(key or "")
+        return found is not None and param in found[1]
 
     def _autocast_seeds(
         self,
@@ -776,9 +984,7 @@ class Exposure:
             if not params:
                 continue
             for slot, made in args:
-                param = (
-                    slot if isinstance(slot, str) else params[slot] if slot < len(params) else None
-                )
+                param = _param(params, slot)
                 classes = self._classes(made)
                 if param in params and classes:
                     out.setdefault((key, param), set()).update(classes)
@@ -793,6 +999,10 @@ class Exposure:
                     found = self.index.find_method(name, "__init__")
                     return f"{found[0]}.{found[1]}" if found is not None else None
         return self.resolve(callee)
+
+    def _runs(self, callee: list[str]) -> str | None:
+        """The function a call (or a reference) of ``callee`` runs, constructors included."""
+        return self._target(callee) if callee[0] == "f" else self.resolve(callee)
 
     def _classes(self, made: str) -> set[str]:
         """The project classes a call of one of ``made`` (``a|b``) makes."""
@@ -858,14 +1068,10 @@ class Exposure:
     def _pass(
         self, path: str, call: dict[str, Any], slot: int | str, chain: Chain, queue: deque[str]
     ) -> None:
-        key = self.resolve(call["callee"])
+        key = self._runs(call["callee"])
         if key is None:
             return
-        params = self.functions.get(key, [])
-        if isinstance(slot, int):
-            param = params[slot] if slot < len(params) else None
-        else:
-            param = slot if slot in params else None
+        param = _param(self.functions.get(key, []), slot)
         if param is not None:
             name = _short_key(key, self.index)
             step = (path, tuple(call["span"]), f"float16 passed to `{name}` here")
@@ -903,6 +1109,13 @@ class Exposure:
         )
 
 
+def _param(params: list[str], slot: int | str) -> str | None:
+    """The parameter a call's slot (a position or a keyword) fills."""
+    if isinstance(slot, int):
+        return params[slot] if slot < len(params) else None
+    return slot if slot in params else None
+
+
 def _short_key(key: str, index: Any) -> str:
     """``Class.method`` for a method, ``function`` for a function."""
     owner, _, name = key.rpartition(".")
@@ -917,14 +1130,23 @@ def exposure_of(project: Any) -> Exposure:
 def judged(project: Any, finding: Finding) -> Finding | None:
     """A per-file finding whose site was noted (``ExposureTracker.note``) judged on the
     exposure: with its chain when float16 reaches it; dropped when not, unless
-    ``assume-fp16`` (library mode keeps every site, as a library's callers are unseen)."""
+    ``assume-fp16`` (library mode keeps a site its callers may reach with float16, as a
+    library's callers are unseen). Dropped in both modes when every project call overrides the
+    parameter default its constant comes from."""
     start = finding.span.start
-    noted, chain = exposure_of(project).site(finding.code, finding.path, start.line, start.column)
+    exposure = exposure_of(project)
+    noted, chain = exposure.site(finding.code, finding.path, start.line, start.column)
     if not noted:
         return finding
+    _, record = exposure.sites[(finding.code, finding.path, start.line, start.column)]
+    fn = record.get("fn")
+    if "default" in record and exposure.callers_give(fn, record["default"]):
+        return None
     if chain is None:
         library = getattr(project.settings, "assume_fp16", False)
-        return finding if library and noted != "weak" else None
+        if not library or noted == "weak" or _built_or_fed_float32(exposure, record):
+            return None
+        return finding
     extra = tuple(
         Related(path, Span(Position(*span[:2]), Position(*span[2:4])), message)
         for path, span, message in chain.related()
@@ -932,3 +1154,13 @@ def judged(project: Any, finding: Finding) -> Finding | None:
     return replace(
         finding, message=with_chain(finding.message, chain), related=finding.related + extra
     )
+
+
+def _built_or_fed_float32(exposure: Exposure, record: dict[str, Any]) -> bool:
+    """A site that float16 reaches only through its function's parameters, where those are no
+    activations: a constructor's (hyperparameters, and the module is cast only after it is
+    built), or a function whose project callers, all seen, pass no float16 in them."""
+    fn = record.get("fn")
+    if fn is None or "params" not in record:
+        return False
+    return fn.endswith(".__init__") or exposure.callers_avoid(fn, record["params"])

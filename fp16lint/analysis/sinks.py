@@ -30,6 +30,7 @@ from fp16lint.analysis.constants import SCALAR_TENSORS, Constant, ConstantTracke
 from fp16lint.analysis.dtypes import dtype_of
 from fp16lint.analysis.exposure import ExposureTracker
 from fp16lint.analysis.guards import in_non_fp16_branch
+from fp16lint.analysis.learned import Learned, learned
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
 from fp16lint.analysis.tree import walk
@@ -97,6 +98,14 @@ class Sink:
     raises: bool = False
     dtype_expr: str | None = None
     subject: cst.BaseExpression | None = None
+
+    @property
+    def default(self) -> str | None:
+        """The parameter whose default the constant is, when it comes straight from one
+        (``def f(x, eps=1e-12)``)."""
+        origin = self.constant.origin
+        node = origin[0][0] if origin else None
+        return node.name.value if type(node) is cst.Param else None
 
     def target_text(self, code) -> str | None:
         """The target's source when it is short enough to quote."""
@@ -390,9 +399,19 @@ class ConstantSinks(Tracker):
                 and self._fp16_tensor(other, evident=True)
             ):
                 use = self._zero_guarded_use() or self._named_then_guarded(node)
-                if use is not None:
+                if use is not None and not self._learned_positive(other):
                     return self._sink(value, use, other)
         return []
+
+    def _learned_positive(self, expr: cst.BaseExpression) -> bool:
+        """``expr`` is a learned positive scale of the enclosing module (``analysis.learned``),
+        not an activation: it does not come near zero."""
+        scopes = self.names.scopes
+        if len(scopes) < 3 or scopes[1].kind != "class":
+            return False
+        attributes = self.receivers.receivers.attributes.get(scopes[1].node.name.value, {})
+        found = learned(expr, self.names, attributes, tuple(self.ctx.stack))
+        return found is Learned.POSITIVE
 
     def _named_then_guarded(self, node: cst.BinaryOperation) -> str | None:
         """``union = a + b - inter + eps`` then ``inter / union`` (or ``log(union)``) later in

@@ -67,7 +67,9 @@ def noted_fix(rule: Rule, sink: Sink) -> tuple[list[NodeEdit], str]:
     (the project pass keeps it only where float16 reaches it, outside library mode)."""
     sinks = rule.ctx.get(ConstantSinks)
     subject = sink.target if sink.target is not None else sink.subject
-    rule.ctx.get(ExposureTracker).note(rule.code, sink.node, subject, sinks.only_by_exposure(sink))
+    rule.ctx.get(ExposureTracker).note(
+        rule.code, sink.node, subject, sinks.only_by_exposure(sink), default=sink.default
+    )
     edits = fix_edits(rule, sink)
     return edits, edits[0].content if edits else finfo_text(sink, rule.ctx.code)
 
@@ -131,7 +133,8 @@ class Fp16OverflowConstant(Rule):
         "made float16 in the function, a model's output in an fp16 autocast region, or passed "
         "in from such a place through calls across functions and files (a loss object's "
         "`__call__`, a helper) — and the message ends with where it comes from, the chain "
-        "listed as related locations; `assume-fp16` keeps every site on a tensor."
+        "listed as related locations; "
+        "`assume-fp16` keeps every site on a tensor except where the project shows float32: a site that float16 reaches only through parameters every caller in the project fills with float32 values, and a site in a constructor (`__init__` runs on hyperparameters, before any cast). In both modes a constant taken from a parameter default is not reported when every call in the project passes that parameter."
     )
     why = (
         "float16's largest finite value is 65504. Fill-style ops check the value and raise "

@@ -34,7 +34,8 @@ class Fp32LimitAsMask(Rule):
         "or through a name, class attribute or parameter default, where they are written into "
         "or combined with a tensor — the same places as FP301. When FP301 would fire on the "
         "same expression, only FP302 is raised. In default mode only where float16 can reach the tensor (the "
-        "message ends with the chain from its origin); `assume-fp16` keeps every site."
+        "message ends with the chain from its origin); "
+        "`assume-fp16` keeps every site except where the project shows float32: a site that float16 reaches only through parameters every caller in the project fills with float32 values, and a site in a constructor (`__init__` runs on hyperparameters, before any cast). In both modes a constant taken from a parameter default is not reported when every call in the project passes that parameter."
     )
     why = (
         'The limit of a fixed dtype is meant as "the most negative number", but it is only '

@@ -66,12 +66,14 @@ class Fp16UnderflowEpsilon(Rule):
         "dtype. Not raised for the `eps` of norm layers (LayerNorm, GroupNorm, BatchNorm, "
         "RMSNorm: their kernels keep it in float32), for tolerances (`atol`, `rtol`), learning "
         "rates, or optimizer `eps` (FP109), nor where the tensor is evidently float32 "
-        "(`x.float().pow(2).mean()`). "
+        "(`x.float().pow(2).mean()`), nor on a learned positive scale (`exp` of a parameter, a "
+        "parameter initialised to ones: `1 / (alpha + 1e-9)` in a Snake activation). "
         "In default mode a site on a tensor is reported only where float16 can reach it — "
         "made float16 in the function, a model's output in an fp16 autocast region, or passed "
         "in from such a place through calls across functions and files (a loss object's "
         "`__call__`, a helper) — and the message ends with where it comes from, the chain "
-        "listed as related locations; `assume-fp16` keeps every site on a tensor."
+        "listed as related locations; "
+        "`assume-fp16` keeps every site on a tensor except where the project shows float32: a site that float16 reaches only through parameters every caller in the project fills with float32 values, and a site in a constructor (`__init__` runs on hyperparameters, before any cast). In both modes a constant taken from a parameter default is not reported when every call in the project passes that parameter."
     )
     why = (
         "float16's smallest subnormal is 2**-24 ≈ 5.96e-08 and anything below about 2.98e-08 "
@@ -264,6 +266,7 @@ def normalize(x):
                 sink.target,
                 sinks.only_by_exposure(sink),
                 protected=sink.operation in _AUTOCAST_FP32_HELPERS,
+                default=sink.default,
             )
             self.report(
                 sink.node,
