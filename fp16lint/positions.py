@@ -153,9 +153,13 @@ _Level = tuple[cst.CSTNode, list[str], "cst.CSTNode | None", Sequence[cst.CSTNod
 
 
 def _statement_levels(
-    module: cst.Module, node: cst.CSTNode, ancestors: Sequence[cst.CSTNode]
+    module: cst.Module,
+    node: cst.CSTNode,
+    ancestors: Sequence[cst.CSTNode],
+    indices: dict[int, dict[int, int]],
 ) -> list[_Level]:
-    """The statements that start a line and contain ``node``, innermost first."""
+    """The statements that start a line and contain ``node``, innermost first. ``indices``:
+    where each statement sits in its block, per block, filled as blocks are met."""
     chain = [*ancestors, node]
     levels: list[_Level] = []
     for i in range(len(chain) - 1, 0, -1):
@@ -175,8 +179,10 @@ def _statement_levels(
         if in_header and type(body) is cst.IndentedBlock and body.body:
             stop = body.body[0]
         siblings = parent.body
-        index = next(k for k, sibling in enumerate(siblings) if sibling is item)
-        levels.append((item, indents, stop, siblings, index))
+        where = indices.get(id(parent))
+        if where is None:
+            where = indices[id(parent)] = {id(s): k for k, s in enumerate(siblings)}
+        levels.append((item, indents, stop, siblings, where[id(item)]))
     return levels
 
 
@@ -253,6 +259,7 @@ def located_ranges(
     from earlier lints of the same buffer (read, and added to)."""
     starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
     placer = _Placer(module, text)
+    indices: dict[int, dict[int, int]] = {}
 
     def where(offset: int) -> tuple[int, int]:
         line = bisect.bisect_right(starts, offset)
@@ -265,7 +272,7 @@ def located_ranges(
             continue
         hit = known.find(node) if known is not None else None
         if hit is None:
-            pending.append((node, _statement_levels(module, node, ancestors)))
+            pending.append((node, _statement_levels(module, node, ancestors, indices)))
             continue
         out[id(node)] = (*where(hit[0]), *where(hit[1]))
     while pending:
