@@ -52,7 +52,9 @@ class _Record:
     def __enter__(self) -> None:
         self.start = len(self.state.tokens)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None:  # generation was cut short before the node's end
+            return
         found = self.state.found
         start = found[id(self.start_node)][0] if self.start_node is not None else self.start
         end = found[id(self.end_node)][1] if self.end_node is not None else len(self.state.tokens)
@@ -67,6 +69,7 @@ class _State(CodegenState):
         self.wanted = wanted
         self.opened: dict[int, int] = {}
         self.found: dict[int, tuple[int, int]] = {}  # id(node) -> token indices [start, end)
+        self.targets: set[int] | None = None  # generation stops once these are all found
 
     def before_codegen(self, node: cst.CSTNode) -> None:
         if id(node) in self.wanted:
@@ -74,8 +77,14 @@ class _State(CodegenState):
 
     def after_codegen(self, node: cst.CSTNode) -> None:
         key = id(node)
-        if key in self.wanted and key not in self.found:
-            self.found[key] = (self.opened[key], len(self.tokens))
+        if key in self.wanted:
+            if key not in self.found:
+                self.found[key] = (self.opened[key], len(self.tokens))
+            targets = self.targets
+            if targets is not None and key in targets:
+                targets.discard(key)
+                if not targets:
+                    raise _Done
 
     def record_syntactic_position(
         self, node: cst.CSTNode, *, start_node: Any = None, end_node: Any = None
@@ -120,6 +129,10 @@ class _Stop(Exception):
     """Ends code generation where a compound statement's body begins."""
 
 
+class _Done(_Stop):
+    """Ends code generation once every wanted node has been generated."""
+
+
 class _HeaderState(_State):
     """Generates a compound statement up to its first body statement only."""
 
@@ -133,14 +146,22 @@ class _HeaderState(_State):
         super().before_codegen(node)
 
 
+# A statement that starts a line: the statement, the indentation its lines carry, for the
+# innermost one when the wanted node sits in its header the body statement to stop generating
+# at, and the statements of the block that holds it with its index there.
+_Level = tuple[cst.CSTNode, list[str], "cst.CSTNode | None", Sequence[cst.CSTNode], int]
+
+
 def _statement_levels(
-    module: cst.Module, node: cst.CSTNode, ancestors: Sequence[cst.CSTNode]
-) -> list[tuple[cst.CSTNode, list[str], cst.CSTNode | None, cst.CSTNode]]:
-    """The statements that start a line and contain ``node``, innermost first, each with the
-    indentation its lines carry, for the innermost when ``node`` sits in its header the body
-    statement to stop generating at, and the top-level statement around them all."""
+    module: cst.Module,
+    node: cst.CSTNode,
+    ancestors: Sequence[cst.CSTNode],
+    indices: dict[int, dict[int, int]],
+) -> list[_Level]:
+    """The statements that start a line and contain ``node``, innermost first. ``indices``:
+    where each statement sits in its block, per block, filled as blocks are met."""
     chain = [*ancestors, node]
-    levels = []
+    levels: list[_Level] = []
     for i in range(len(chain) - 1, 0, -1):
         item, parent = chain[i], chain[i - 1]
         if not isinstance(item, _LINE_STARTING):
@@ -157,7 +178,11 @@ def _statement_levels(
         in_header = not levels and item is not node and chain[i + 1] is not body
         if in_header and type(body) is cst.IndentedBlock and body.body:
             stop = body.body[0]
-        levels.append((item, indents, stop, chain[1]))
+        siblings = parent.body
+        where = indices.get(id(parent))
+        if where is None:
+            where = indices[id(parent)] = {id(s): k for k, s in enumerate(siblings)}
+        levels.append((item, indents, stop, siblings, where[id(item)]))
     return levels
 
 
@@ -193,6 +218,26 @@ class KnownOffsets:
             self._inside[id(node)] = (node, statement, start - base, end - base)
 
 
+def _generate(
+    module: cst.Module, level: _Level, ids: set[int], *, whole: bool
+) -> tuple[str, _State, bool]:
+    """The code of ``level``'s statement (or header) with the wanted ``ids`` recorded; unless
+    ``whole``, only up to the end of the last of them. Also whether it stopped there."""
+    statement, indents, stop, _, _ = level
+    state = _HeaderState(module, ids, stop) if stop is not None else _State(module, ids)
+    state.indent_tokens = list(indents)
+    if not whole:
+        state.targets = set(ids)
+    cut = False
+    try:
+        statement._codegen(state)
+    except _Done:
+        cut = True
+    except _Stop:
+        pass
+    return "".join(state.tokens), state, cut
+
+
 def located_ranges(
     module: cst.Module,
     text: str,
@@ -200,19 +245,21 @@ def located_ranges(
     known: KnownOffsets | None = None,
 ) -> dict[int, Range]:
     """``node_ranges`` for ``(node, its ancestors from the module down)`` pairs, generating only
-    the statements that hold the nodes (or just their headers) and finding that code in
-    ``text``, the module's source.
+    the statements that hold the nodes (or just their headers, or their code up to the last
+    wanted node) and finding that code in ``text``, the module's source.
 
     A statement's generated code is the exact slice of the source it was parsed from, so when
-    the code occurs exactly once, at a line start, in a stretch of the source known to hold the
-    statement, its offset is the statement's. The stretch is the top-level statement around it,
-    bounded by the neighbours whose headers occur once in the file (a method repeated in many
-    classes is then found in its own class). A statement whose code is not unique there (a line
-    repeated in one method) is retried at the enclosing statement; what no level places is
-    placed by generating the whole module. ``known``: offsets kept from earlier lints of the
-    same buffer (read, and added to)."""
+    that code (or its beginning) occurs exactly once, at a line start, in a stretch of the
+    source known to hold the statement, its offset is the statement's. The stretches narrow
+    from the top-level statement around it down the statements that hold it, each bounded by
+    its neighbours whose headers occur once in the enclosing stretch (a method repeated in many
+    classes is then found in its own class, a line repeated in one method between its own
+    neighbours: see ``_Placer``). What no stretch places is retried at the enclosing statement,
+    and what no level places is placed by generating the whole module. ``known``: offsets kept
+    from earlier lints of the same buffer (read, and added to)."""
     starts = [0, *(m.end() for m in _NEWLINE.finditer(text))]
-    top = _TopLevel(module, text)
+    placer = _Placer(module, text)
+    indices: dict[int, dict[int, int]] = {}
 
     def where(offset: int) -> tuple[int, int]:
         line = bisect.bisect_right(starts, offset)
@@ -221,13 +268,15 @@ def located_ranges(
     out: dict[int, Range] = {}
     pending = []
     for node, ancestors in wanted:
+        if id(node) in out:
+            continue
         hit = known.find(node) if known is not None else None
-        if hit is not None:
-            out[id(node)] = (*where(hit[0]), *where(hit[1]))
-        else:
-            pending.append((node, _statement_levels(module, node, ancestors)))
+        if hit is None:
+            pending.append((node, _statement_levels(module, node, ancestors, indices)))
+            continue
+        out[id(node)] = (*where(hit[0]), *where(hit[1]))
     while pending:
-        groups: dict[tuple[int, bool], list[tuple[cst.CSTNode, list]]] = {}
+        groups: dict[tuple[int, bool], list[tuple[cst.CSTNode, list[_Level]]]] = {}
         left: list[cst.CSTNode] = []
         for node, levels in pending:
             if id(node) in out:
@@ -235,22 +284,23 @@ def located_ranges(
             if not levels:
                 left.append(node)
                 continue
-            statement, _, stop, _ = levels[0]
+            statement, _, stop, _, _ = levels[0]
             groups.setdefault((id(statement), stop is not None), []).append((node, levels))
         pending = []
         for members in groups.values():
-            statement, indents, stop, outermost = members[0][1][0]
+            levels = members[0][1]
             ids = {id(node) for node, _ in members}
-            state = _HeaderState(module, ids, stop) if stop is not None else _State(module, ids)
-            state.indent_tokens = list(indents)
-            with contextlib.suppress(_Stop):
-                statement._codegen(state)
-            base = _unique_line_start(text, "".join(state.tokens), *top.stretch(outermost))
+            code, state, cut = _generate(module, levels[0], ids, whole=False)
+            base = placer.find(code, levels)
+            if base is None and cut:
+                code, state, _ = _generate(module, levels[0], ids, whole=True)
+                base = placer.find(code, levels)
             offsets = list(itertools.accumulate(map(len, state.tokens), initial=0))
-            for node, levels in members:
+            outermost = levels[-1][0]
+            for node, node_levels in members:
                 found = state.found.get(id(node)) if base is not None else None
                 if found is None:
-                    pending.append((node, levels[1:]))
+                    pending.append((node, node_levels[1:]))
                 else:
                     start, end = base + offsets[found[0]], base + offsets[found[1]]
                     out[id(node)] = (*where(start), *where(end))
@@ -277,42 +327,78 @@ def generated(
     return "".join(state.tokens)
 
 
-class _TopLevel:
-    """Offsets of the module's top-level statements, found from their headers on demand."""
+class _Placer:
+    """Where statements begin in the text, found from their headers on demand, and the
+    stretches of text known to hold them."""
 
-    _REACH = 3  # neighbours tried on each side before the stretch runs to the file's end
+    _REACH = 3  # neighbours tried on each side before a stretch runs to its enclosing one's end
+    _LONG = 4000  # characters
 
     def __init__(self, module: cst.Module, text: str):
         self.module, self.text = module, text
-        self.index = {id(statement): i for i, statement in enumerate(module.body)}
-        self.offsets: dict[int, int | None] = {}
+        self.offsets: dict[int, int | None] = {}  # id(statement) -> where its code begins
+        self.stretches: dict[int, tuple[int, int]] = {}  # id(statement) -> a stretch holding it
 
-    def stretch(self, statement: cst.CSTNode) -> tuple[int, int]:
-        """Where in the text the top-level ``statement`` (and all it holds) lies."""
-        k = self.index.get(id(statement))
-        if k is None:
-            return 0, len(self.text)
+    def find(self, code: str, levels: Sequence[_Level]) -> int | None:
+        """Where ``code``, the beginning of the innermost of ``levels``' statements, begins:
+        searched in the stretch known to hold each level, outermost first. A long stretch
+        (a big class) is not searched while a level below it narrows it from headers alone
+        (cached): scanning it again for every statement inside cost more."""
         begin, end = 0, len(self.text)
-        for j in range(k, max(k - self._REACH, -1), -1):
-            found = self.offset(j)
-            if found is not None:
-                begin = found
-                break
-        for j in range(k + 1, min(k + 1 + self._REACH, len(self.module.body))):
-            found = self.offset(j)
-            if found is not None:
-                end = found
-                break
-        return begin, end
+        for depth in range(len(levels) - 1, -1, -1):
+            begin, end = self.stretch(levels[depth], begin, end, depth == 0)
+            if depth > 1 and end - begin > self._LONG:
+                continue
+            hit = _unique_line_start(self.text, code, begin, end)
+            if hit is not None:
+                return hit
+        return None
 
-    def offset(self, j: int) -> int | None:
-        if j not in self.offsets:
-            statement = self.module.body[j]
-            body = getattr(statement, "body", None)
-            stop = body.body[0] if type(body) is cst.IndentedBlock and body.body else None
-            code = generated(self.module, statement, stop=stop)
-            self.offsets[j] = _unique_line_start(self.text, code)
-        return self.offsets[j]
+    def stretch(self, level: _Level, begin: int, end: int, innermost: bool) -> tuple[int, int]:
+        """Where in ``text[begin:end]``, the stretch of the enclosing statement, the
+        ``level``'s statement (and all it holds) lies: from its own beginning, or a preceding
+        neighbour's, to a following neighbour's. The innermost statement's own beginning is what
+        is being searched, so it is not looked up."""
+        statement, indents, _, siblings, k = level
+        if not innermost:
+            known = self.stretches.get(id(statement))
+            if known is not None:
+                return known
+        inner_begin, inner_end = begin, end
+        for j in range(k - innermost, max(k - self._REACH, -1), -1):
+            found = self.offset(siblings[j], indents, begin, end)
+            if found is not None:
+                inner_begin = found
+                break
+        for j in range(k + 1, min(k + 1 + self._REACH, len(siblings))):
+            found = self.offset(siblings[j], indents, begin, end)
+            if found is not None:
+                inner_end = found
+                break
+        if not innermost:
+            self.stretches[id(statement)] = (inner_begin, inner_end)
+        return inner_begin, inner_end
+
+    def offset(
+        self, statement: cst.CSTNode, indents: list[str], begin: int, end: int
+    ) -> int | None:
+        """Where ``statement`` begins, if its header occurs once in ``text[begin:end]`` (the
+        stretch of the statement around it, always the same for one statement). A function's
+        header is tried up to its ``(`` first: the names of a class's methods differ, and
+        signatures are long."""
+        key = id(statement)
+        if key not in self.offsets:
+            found = None
+            if type(statement) is cst.FunctionDef:
+                code = generated(self.module, statement, indents, statement.params)
+                found = _unique_line_start(self.text, code, begin, end)
+            if found is None:
+                body = getattr(statement, "body", None)
+                stop = body.body[0] if type(body) is cst.IndentedBlock and body.body else None
+                code = generated(self.module, statement, indents, stop)
+                found = _unique_line_start(self.text, code, begin, end)
+            self.offsets[key] = found
+        return self.offsets[key]
 
 
 def _unique_line_start(text: str, code: str, begin: int = 0, end: int | None = None) -> int | None:

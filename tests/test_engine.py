@@ -249,9 +249,22 @@ REPEATED = (
 )
 
 
-@pytest.mark.parametrize("text", [*POSITION_SAMPLES, REPEATED])
+# Lines repeated in one method, under repeated headers, in methods of the same name; a line
+# whose beginning repeats another line (generated up to a node, the code is not unique).
+NESTED_REPEATS = (
+    "class A(nn.Module):\n    def forward(self, x):\n        if x is None:\n"
+    "            x = self.norm(x)\n            y = 1\n        if x is None:\n"
+    "            x = self.norm(x)\n            y = 2\n        return x\n\n"
+    "    def forward_chunk(self, x):\n        x = self.norm(x) + 1\n        x = self.norm(x)\n"
+    "        return x\n\n    @property\n    def forward(self, x):\n        return x\n\n\n"
+    "@decorator\ndef forward(x):\n    x = self.norm(x)\n    return x\n"
+)
+
+
+@pytest.mark.parametrize("text", [*POSITION_SAMPLES, REPEATED, NESTED_REPEATS])
 def test_located_positions_match_the_provider_for_every_node(text):
-    # Only the statements holding the nodes are generated; repeated lines fall back outward.
+    # Only the statements holding the nodes are generated (or their beginning); repeated lines
+    # are searched in narrower stretches, then fall back outward.
     module = cst.parse_module(text)
     pairs = _with_ancestors(module)
     expected = _provider_ranges(module)
