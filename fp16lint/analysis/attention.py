@@ -37,6 +37,10 @@ linear attention), softmax or not. It is classified like a logit site and record
 ``kind: "linear"``. The operands are told by their names, through views and casts: a key
 (``k``, ``key``, ``keys``, ``key_states``...) and a value (``v``, ``value``...).
 
+A *rotary site* is a product of positions and rotary inverse frequencies (``analysis.rotary``):
+the rotation angles. It is classified like a logit site, except that integer positions do not
+make it safe and a disabled autocast region does, and recorded as an FP206 op site.
+
 ``ctx.facts["attention"]`` keeps every site (``span``, ``text``, ``status``) and the number
 of ``F.scaled_dot_product_attention`` calls (``sdpa``), for measurements. Unprotected sites are
 also recorded as FP205 op sites in ``ctx.facts["ops"]`` (``analysis.hazards``' format, with
@@ -56,7 +60,8 @@ from fp16lint.analysis.exposure import AUTOCAST
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.rotary import is_inverse_frequencies
+from fp16lint.analysis.tree import latest_value, walk
 
 _PRODUCTS = frozenset({"matmul", "mm", "bmm", "baddbmm", "einsum"})
 _SOFTMAX = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
@@ -191,6 +196,25 @@ class AttentionTracker(Tracker):
             return "function"
         return None
 
+    def _rotary_status(self, node: cst.CSTNode, operands: list) -> str | None:
+        """Like ``_status``, for rotary angles: integer positions do not make the product
+        safe, a disabled (or bfloat16) autocast region does, and in a method the module's own
+        ``inv_freq`` buffer follows the module's cast (``activation``). CPU autocast leaves an
+        einsum without a summed index (the usual outer product) in float32."""
+        if any(self.flow.dtype(op).is16 for op in operands):
+            return "fp16"
+        region = self.ctx.get(AutocastTracker).current
+        if region is not None:
+            cpu_einsum = region.device == "cpu" and type(node) is cst.Call
+            return "autocast" if region.is_fp16 and not cpu_einsum else None
+        if any(self.flow.dtype(op) is Dt.WIDE for op in operands):
+            return "upcast"
+        if _owner_of(self.ctx.stack, None)[0] is not None:
+            return "activation"
+        if len(self.ctx.names.scopes) > 1 and self.ctx.names.scopes[-1].kind == "function":
+            return "function"
+        return None
+
     def _averaged(self, node: cst.CSTNode, operands: list, key: int) -> bool:
         """The key is a softmax over the token axis the product sums over (``k =
         k.softmax(dim=-1)`` before ``einsum('bhdn,bhen->bhde', k, v)``): the product is then a
@@ -200,7 +224,7 @@ class AttentionTracker(Tracker):
         axis, expr = _summed_axis(node, operands, key)
         if axis is None or type(expr) is not cst.Name:
             return False
-        value = _latest_value(self.ctx.stack, expr.value)
+        value = latest_value(self.ctx.stack, expr.value)
         dim = None if value is None else _softmax_dim(value, self.ctx.names)
         return dim in (axis, _ANY_AXIS)
 
@@ -227,6 +251,14 @@ class AttentionTracker(Tracker):
         operands = self._operands(node)
         if not operands or len(operands) < 2:
             return  # ``einsum("ijbn->bnij", mask)`` permutes, it multiplies nothing
+        if len(operands) == 2 and any(
+            is_inverse_frequencies(op, self.ctx.stack, self.ctx.names) for op in operands
+        ):
+            status = self._rotary_status(node, operands)
+            if status is not None:
+                free = self.ctx.get(AutocastTracker).current is None
+                self._site((node, status, tuple(self.ctx.stack), False, free), kind="rotary")
+            return
         status = self._status(operands)
         if status is not None:
             scaled = any(self._scaled(op) for op in operands[:2])
@@ -239,7 +271,7 @@ class AttentionTracker(Tracker):
                 and set(roles) == {"k", "v"}
                 and not self._averaged(node, operands, roles.index("k"))
             ):
-                self._site(found, linear=True)
+                self._site(found, kind="linear")
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if self.active and type(node.operator) is cst.MatrixMultiply:
@@ -327,7 +359,7 @@ class AttentionTracker(Tracker):
         return []
 
     # --- recording ---------------------------------------------------------------------------
-    def _site(self, found: tuple, linear: bool = False) -> None:
+    def _site(self, found: tuple, kind: str | None = None) -> None:
         node, status, stack, scaled, free = found
         if id(node) in self._done:
             return
@@ -335,26 +367,26 @@ class AttentionTracker(Tracker):
         span = self.ctx.span_ref(node, stack)
         text = self.hazards._text(node) if type(node) is cst.Call else _short(self.ctx.code(node))
         site = {"span": span, "text": text, "status": status}
-        if linear:
-            site["kind"] = "linear"
+        if kind is not None:
+            site["kind"] = kind
         self.sites.append(site)
         key = self.hazards.exposure.frame.key if free else None
         if status == "sdpa" or (status == "upcast" and key is None):
             return
         owner, method = _owner_of(stack, self.ctx.module_name)
         record = {
-            "rule": "FP205",
+            "rule": "FP206" if kind == "rotary" else "FP205",
             "span": span,
             "owner": owner if status == "activation" else None,
             "method": method if status == "activation" else None,
             "local": status in ("fp16", "autocast"),
             "maybe": False,
-            "op": "attention",
+            "op": "rotary" if kind == "rotary" else "attention",
             "text": text,
             "status": status,
         }
-        if linear:
-            record["kind"] = "linear"
+        if kind is not None:
+            record["kind"] = kind
         elif scaled:
             record["scaled"] = True
         if status == "function":
@@ -429,27 +461,6 @@ def _summed_axis(
     axis = -1 if key == 0 else -2
     inner = _transposed(expr)
     return (axis, expr) if inner is None else (-3 - axis, inner)
-
-
-def _latest_value(stack: tuple | list, name: str) -> cst.BaseExpression | None:
-    """The value of the last ``name = ...`` before the current statement in its block."""
-    for index in range(len(stack) - 1, 0, -1):
-        block = stack[index - 1]
-        if type(block) is not cst.IndentedBlock:
-            continue
-        statements = list(block.body)
-        if stack[index] not in statements:
-            return None
-        for statement in reversed(statements[: statements.index(stack[index])]):
-            if type(statement) is not cst.SimpleStatementLine:
-                continue
-            for small in statement.body:
-                if type(small) is cst.Assign and any(
-                    type(t.target) is cst.Name and t.target.value == name for t in small.targets
-                ):
-                    return small.value
-        return None
-    return None
 
 
 def _softmax_dim(value: cst.BaseExpression, names: Any) -> int | None:

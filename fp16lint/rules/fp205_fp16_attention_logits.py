@@ -3,15 +3,12 @@ attention's key·value sums over every token."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 from fp16lint.analysis.attention import AttentionTracker
-from fp16lint.analysis.exposure import Chain, related, with_chain
-from fp16lint.analysis.index import ModelFacts, Reason
+from fp16lint.analysis.exposure import related, with_chain
+from fp16lint.analysis.index import ModelFacts
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
-from fp16lint.rules.fp2xx_common import MODEL_HEADER, op_sites, place
+from fp16lint.rules.fp2xx_common import MODEL_HEADER, product_sites, where_product
 
 _ATTENTION = (
     MODEL_HEADER + "class Attention(nn.Module):\n"
@@ -44,37 +41,6 @@ _SCALED = (
     " (q or k is scaled first, which leaves 8 to 11 times more headroom but still overflows "
     "with large activations)"
 )
-
-
-def fp16_attention_sites(
-    project: Any,
-) -> Iterator[tuple[str, dict[str, Any], Reason | None, Chain | None]]:
-    """The logit sites that run in float16: local float16 or fp16 autocast, methods of classes
-    that run in float16 (the project index), and in library mode free functions' inputs.
-
-    The one place FP205 asks "is this float16?": the FP2xx op sites (the project index and the
-    shared exposure analysis, with its chain), plus library mode's free functions."""
-    yield from op_sites(project, "FP205")
-    if getattr(project.settings, "assume_fp16", False):
-        for path, summary in project.summaries.items():
-            for record in summary.facts.get("ops", ()):
-                if record["rule"] == "FP205" and record.get("function"):
-                    yield path, record, None, None
-
-
-def _where(record: dict[str, Any], reason: Reason | None, chain: Chain | None) -> str:
-    status = record.get("status")
-    if status == "autocast" or (reason is None and chain is not None and status != "fp16"):
-        return "in float16 under fp16 autocast (autocast runs matmuls in float16)"
-    if status == "fp16":
-        return "on float16 tensors"
-    if status == "function":
-        return (
-            f"in `{record['function']}` on float16 inputs (`assume-fp16` treats model code as "
-            "running in float16)"
-        )
-    assert reason is not None
-    return f"in {place(record)} in float16 because {reason.because()}"
 
 
 class Fp16AttentionLogits(Rule):
@@ -249,13 +215,13 @@ with torch.autocast("cuda", dtype=torch.float16):
     @classmethod
     def check_project(cls, project, report) -> None:
         seen: set[tuple[str, tuple]] = set()
-        for path, record, reason, chain in fp16_attention_sites(project):
+        for path, record, reason, chain in product_sites(project, "FP205"):
             key = (path, tuple(record["span"]))
             if key in seen:
                 continue
             seen.add(key)
             scaled = record.get("scaled", False)
-            where = _where(record, reason, chain)
+            where = where_product(record, reason, chain)
             if record.get("kind") == "linear":
                 message = (
                     f"`{record['text']}` computes linear attention's key·value product {where}: "
