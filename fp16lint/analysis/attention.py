@@ -371,8 +371,8 @@ class AttentionTracker(Tracker):
             site["kind"] = kind
         self.sites.append(site)
         key = self.hazards.exposure.frame.key if free else None
-        if status == "sdpa" or (status == "upcast" and key is None):
-            return
+        if status == "sdpa" or (status == "upcast" and key is None and kind != "rotary"):
+            return  # rotary angles on float32 inputs: float16 under autocast (library mode)
         owner, method = _owner_of(stack, self.ctx.module_name)
         record = {
             "rule": "FP206" if kind == "rotary" else "FP205",
@@ -389,7 +389,7 @@ class AttentionTracker(Tracker):
             record["kind"] = kind
         elif scaled:
             record["scaled"] = True
-        if status == "function":
+        if status == "function" or (status == "upcast" and kind == "rotary"):
             record["function"] = _function_of(stack)
         if key is not None and status != "fp16":
             record["fn"], record["params"] = key, [AUTOCAST]

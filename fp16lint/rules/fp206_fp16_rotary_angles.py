@@ -52,8 +52,10 @@ class Fp16RotaryAngles(Rule):
         "that a float16 cast reaches (the cast converts its `inv_freq` buffer too); in library "
         "mode (`assume-fp16`) every module and free function. The frequencies are a name or "
         "attribute called `inv_freq...` or a local `1 / base ** (arange(...) / d)`. A product "
-        "inside `autocast(enabled=False)`, or on `.float()` operands outside fp16 autocast, is "
-        "not reported; elementwise products (`t[:, None] * inv_freq`) are not looked at."
+        "inside `autocast(enabled=False)` is not reported, nor, in default mode, one on "
+        "`.float()` operands outside fp16 autocast; library mode reports those too, since "
+        "autocast lowers them whatever their dtype. Elementwise products "
+        "(`t[:, None] * inv_freq`) are not looked at."
     )
     why = (
         "The angle of position p in the first band is p radians. float16 keeps 11 significant "

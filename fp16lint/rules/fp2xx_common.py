@@ -243,5 +243,10 @@ def where_product(record: dict[str, Any], reason: Reason | None, chain: Chain | 
             f"in `{record['function']}` on float16 inputs (`assume-fp16` treats model code as "
             "running in float16)"
         )
+    if status == "upcast":
+        return (
+            f"in `{record['function']}` in float16 under fp16 autocast, float32 inputs or not "
+            "(`assume-fp16` treats model code as running in float16)"
+        )
     assert reason is not None
     return f"in {place(record)} in float16 because {reason.because()}"
