@@ -1,4 +1,4 @@
-"""FP206's facts: rotary angles (positions × inverse frequencies) computed in float16 are wrong.
+"""FP206's facts: rotary angles (positions times inverse frequencies) computed in float16 are wrong.
 
 Rotary embeddings rotate each channel pair by ``position * inv_freq`` radians, with
 ``inv_freq = 1 / base ** (arange(0, d, 2) / d)`` (the first band has frequency 1). float16 keeps
@@ -76,9 +76,8 @@ def test_cuda_fp16_autocast_runs_the_angle_einsum_in_fp16():
 def test_autocast_disabled_keeps_the_angles_in_float32():
     """A nested autocast(enabled=False) region runs the product in float32 again."""
     positions = torch.arange(4096, dtype=torch.float32)
-    with torch.autocast("cpu", dtype=HALF):
-        with torch.autocast("cpu", enabled=False):
-            angles = _angles(positions, _inv_freq())
+    with torch.autocast("cpu", dtype=HALF), torch.autocast("cpu", enabled=False):
+        angles = _angles(positions, _inv_freq())
     assert angles.dtype == torch.float32
 
 
