@@ -171,19 +171,3 @@ def test_custom_fwd_with_cast_inputs_runs_with_autocast_off():
         "    def head(self, x):\n        probe(x @ x)\n        probe(self.proj(x).sum())\n"
     )
     assert dtypes(_NET.format(body=body)) == [Dt.WIDE, Dt.UNKNOWN]
-
-
-def test_tuple_literal_assignment_pairs_each_target_with_its_value():
-    from lintutil import lint_code
-
-    code = (
-        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n\n"
-        "class Linear(nn.Module):\n"
-        "    def forward(self, x):\n"
-        "        q, k, v = x.chunk(3, dim=-1)\n"
-        "        k, v = F.relu(k), F.pad(v, (0, 1), value=1.0)\n"
-        "        return q @ (k.transpose(-1, -2) @ v)\n\n\n"
-        "model = Linear().half()\n"
-    )
-    found = lint_code(code, select=("FP205",)).findings
-    assert [f.span.start.line for f in found] == [10]

@@ -391,11 +391,9 @@ class FlowTracker(Tracker):
             elif pair and type(place) in (cst.Tuple, cst.List) and len(place.elements) == 2:
                 self._set(place.elements[0].value, value)  # values, indices = x.max(-1)
                 self._set(place.elements[1].value, Dt.INT)
-            elif (unpacked := self._unpacked(place, node.value)) is not None and (
-                type(node.value) in (cst.Tuple, cst.List)
-                or all(dt.safe or dt.is16 for dt in unpacked)
-            ):  # ``k, v = F.relu(k), v * 2`` pairs exactly; elsewhere known dtypes only:
-                # activations keep the unpacking rule of ``_set``
+            elif (unpacked := self._unpacked(place, node.value)) is not None and all(
+                dt.safe or dt.is16 for dt in unpacked
+            ):  # known dtypes only: activations keep the unpacking rule of ``_set``
                 for element, dt in zip(place.elements, unpacked, strict=True):
                     self._set(element.value, dt)
             else:
