@@ -44,3 +44,46 @@ def test_library_mode_reports_attention_functions():
     found = lint_code(free, select=("FP205",), assume_fp16=True).findings
     assert [(f.span.start.line, f.severity) for f in found] == [(4, Severity.WARNING)]
     assert "in `attend`" in found[0].message
+
+
+LINEAR = "import torch\nimport torch.nn.functional as F\n\ndef linear_attention(q, k, v):\n{body}"
+
+
+def _linear(body: str) -> list[str]:
+    found = lint_code(LINEAR.format(body=body), select=("FP205",), assume_fp16=True).findings
+    return [f"{f.span.start.line}: {f.message.split(':')[0]}" for f in found]
+
+
+def test_key_value_products_of_linear_attention():
+    # Every spelling of kᵀv sums over the tokens: reported without any softmax.
+    for product in (
+        "k.transpose(-1, -2) @ v",
+        "torch.einsum('b h d n, b h e n -> b h d e', k, v)",
+        "torch.matmul(value, key)",
+        "key_states.mT @ value_states",
+    ):
+        names = "    key, value, key_states, value_states = k, v, k, v\n"
+        found = _linear(f"{names}    kv = {product}\n    return q @ kv\n")
+        assert len(found) == 1 and found[0].startswith("6: ") and "key·value" in found[0], product
+
+
+def test_keys_averaged_over_the_summed_tokens_are_quiet():
+    # softmax over the axis the product sums: a weighted average of v, as large as v.
+    einsum = "    k = k.softmax(dim=-1)\n    return torch.einsum('bhdn,bhen->bhde', k, v)\n"
+    assert _linear(einsum) == []
+    matmul = "    k = k.softmax(dim=-2)\n    return k.transpose(-1, -2) @ v\n"
+    assert _linear(matmul) == []
+    # over the other axis, each term is at most |v| but there are as many as tokens.
+    features = "    k = k.softmax(dim=-1)\n    return k.transpose(-1, -2) @ v\n"
+    assert [line.split(":")[0] for line in _linear(features)] == ["6"]
+
+
+def test_query_value_products_are_not_key_value_products():
+    assert _linear("    return q @ v\n") == []
+
+
+def test_softmax_keys_through_functions_and_front_counted_dims():
+    functional = "    k = F.softmax(k, dim=-1)\n    return k @ v\n"
+    assert _linear(functional) == []
+    front = "    k = k.softmax(dim=2)\n    return k.transpose(-1, -2) @ v\n"
+    assert _linear(front) == []

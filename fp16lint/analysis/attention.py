@@ -30,6 +30,17 @@ whenever their function runs under fp16 autocast (autocast runs the product in f
 its inputs): their op record carries the ``@autocast`` pseudo-parameter of
 ``analysis.exposure``, which the project pass resolves from the callers.
 
+A *linear-attention site* is a product of keys and values (``k.transpose(-1, -2) @ v``,
+``torch.einsum('bhdn,bhen->bhde', k, v)``, ``torch.matmul(value, key)``): keys and values
+share only the token axis, so their product sums over every token (the key·value state of
+linear attention), softmax or not. It is classified like a logit site and recorded with
+``kind: "linear"``. The operands are told by their names, through views and casts: a key
+(``k``, ``key``, ``keys``, ``key_states``...) and a value (``v``, ``value``...).
+
+A *rotary site* is a product of positions and rotary inverse frequencies (``analysis.rotary``):
+the rotation angles. It is classified like a logit site, except that integer positions do not
+make it safe and a disabled autocast region does, and recorded as an FP206 op site.
+
 ``ctx.facts["attention"]`` keeps every site (``span``, ``text``, ``status``) and the number
 of ``F.scaled_dot_product_attention`` calls (``sdpa``), for measurements. Unprotected sites are
 also recorded as FP205 op sites in ``ctx.facts["ops"]`` (``analysis.hazards``' format, with
@@ -49,7 +60,8 @@ from fp16lint.analysis.exposure import AUTOCAST
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.rotary import is_inverse_frequencies
+from fp16lint.analysis.tree import latest_value, walk
 
 _PRODUCTS = frozenset({"matmul", "mm", "bmm", "baddbmm", "einsum"})
 _SOFTMAX = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
@@ -65,6 +77,11 @@ _THROUGH = frozenset(
     }
 )  # fmt: skip
 _VIEWS = frozenset({"view", "reshape", "transpose", "permute", "contiguous", "flatten", "mT"})
+# What a key or value passes through before a linear-attention product: views and casts.
+_KV_THROUGH = _VIEWS | {"float", "half", "to", "type", "type_as", "mT", "T"}
+_KEY_WORDS = frozenset({"k", "key", "keys"})
+_VALUE_WORDS = frozenset({"v", "value", "values"})
+_ANY_AXIS = 0  # a softmax dimension counted from the front
 _NORMALIZE = "torch.nn.functional.normalize"
 _MAX_DEPTH = 12
 
@@ -87,7 +104,12 @@ class AttentionTracker(Tracker):
         # id(product node) -> (node, status, stack at the product), per function
         self._products: list[dict[int, tuple[cst.CSTNode, str, tuple, bool, bool]]] = [{}]
         self._done: set[int] = set()
-        self.active = "softmax" in ctx.text or "Softmax" in ctx.text  # else nothing to find
+        text = ctx.text
+        self.active = (  # else nothing to find
+            "softmax" in text
+            or "Softmax" in text
+            or any(op in text for op in ("einsum", "matmul", "bmm", " @ "))
+        )
 
     def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         self._products.append({})
@@ -174,6 +196,38 @@ class AttentionTracker(Tracker):
             return "function"
         return None
 
+    def _rotary_status(self, node: cst.CSTNode, operands: list) -> str | None:
+        """Like ``_status``, for rotary angles: integer positions do not make the product
+        safe, a disabled (or bfloat16) autocast region does, and in a method the module's own
+        ``inv_freq`` buffer follows the module's cast (``activation``). CPU autocast leaves an
+        einsum without a summed index (the usual outer product) in float32."""
+        if any(self.flow.dtype(op).is16 for op in operands):
+            return "fp16"
+        region = self.ctx.get(AutocastTracker).current
+        if region is not None:
+            cpu_einsum = region.device == "cpu" and type(node) is cst.Call
+            return "autocast" if region.is_fp16 and not cpu_einsum else None
+        if any(self.flow.dtype(op) is Dt.WIDE for op in operands):
+            return "upcast"
+        if _owner_of(self.ctx.stack, None)[0] is not None:
+            return "activation"
+        if len(self.ctx.names.scopes) > 1 and self.ctx.names.scopes[-1].kind == "function":
+            return "function"
+        return None
+
+    def _averaged(self, node: cst.CSTNode, operands: list, key: int) -> bool:
+        """The key is a softmax over the token axis the product sums over (``k =
+        k.softmax(dim=-1)`` before ``einsum('bhdn,bhen->bhde', k, v)``): the product is then a
+        weighted average of the values, no larger than they are. A softmax whose dimension is
+        counted from the front (``dim=2``: the rank is unknown here) is taken to be over the
+        tokens, as linear attention normalises its keys."""
+        axis, expr = _summed_axis(node, operands, key)
+        if axis is None or type(expr) is not cst.Name:
+            return False
+        value = latest_value(self.ctx.stack, expr.value)
+        dim = None if value is None else _softmax_dim(value, self.ctx.names)
+        return dim in (axis, _ANY_AXIS)
+
     def _scaled(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
         """``q * scale``, ``q / math.sqrt(d)`` (through views and names): scaled by a number
         or a ``scale``-named value before the product."""
@@ -197,11 +251,27 @@ class AttentionTracker(Tracker):
         operands = self._operands(node)
         if not operands or len(operands) < 2:
             return  # ``einsum("ijbn->bnij", mask)`` permutes, it multiplies nothing
+        if len(operands) == 2 and any(
+            is_inverse_frequencies(op, self.ctx.stack, self.ctx.names) for op in operands
+        ):
+            status = self._rotary_status(node, operands)
+            if status is not None:
+                free = self.ctx.get(AutocastTracker).current is None
+                self._site((node, status, tuple(self.ctx.stack), False, free), kind="rotary")
+            return
         status = self._status(operands)
         if status is not None:
             scaled = any(self._scaled(op) for op in operands[:2])
             free = self.ctx.get(AutocastTracker).current is None  # autocast may run it
-            self._products[-1][id(node)] = (node, status, tuple(self.ctx.stack), scaled, free)
+            found = (node, status, tuple(self.ctx.stack), scaled, free)
+            self._products[-1][id(node)] = found
+            roles = [_role(op) for op in operands]
+            if (
+                len(operands) == 2
+                and set(roles) == {"k", "v"}
+                and not self._averaged(node, operands, roles.index("k"))
+            ):
+                self._site(found, kind="linear")
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         if self.active and type(node.operator) is cst.MatrixMultiply:
@@ -289,32 +359,37 @@ class AttentionTracker(Tracker):
         return []
 
     # --- recording ---------------------------------------------------------------------------
-    def _site(self, found: tuple) -> None:
+    def _site(self, found: tuple, kind: str | None = None) -> None:
         node, status, stack, scaled, free = found
         if id(node) in self._done:
             return
         self._done.add(id(node))
         span = self.ctx.span_ref(node, stack)
         text = self.hazards._text(node) if type(node) is cst.Call else _short(self.ctx.code(node))
-        self.sites.append({"span": span, "text": text, "status": status})
+        site = {"span": span, "text": text, "status": status}
+        if kind is not None:
+            site["kind"] = kind
+        self.sites.append(site)
         key = self.hazards.exposure.frame.key if free else None
-        if status == "sdpa" or (status == "upcast" and key is None):
-            return
+        if status == "sdpa" or (status == "upcast" and key is None and kind != "rotary"):
+            return  # rotary angles on float32 inputs: float16 under autocast (library mode)
         owner, method = _owner_of(stack, self.ctx.module_name)
         record = {
-            "rule": "FP205",
+            "rule": "FP206" if kind == "rotary" else "FP205",
             "span": span,
             "owner": owner if status == "activation" else None,
             "method": method if status == "activation" else None,
             "local": status in ("fp16", "autocast"),
             "maybe": False,
-            "op": "attention",
+            "op": "rotary" if kind == "rotary" else "attention",
             "text": text,
             "status": status,
         }
-        if scaled:
+        if kind is not None:
+            record["kind"] = kind
+        elif scaled:
             record["scaled"] = True
-        if status == "function":
+        if status == "function" or (status == "upcast" and kind == "rotary"):
             record["function"] = _function_of(stack)
         if key is not None and status != "fp16":
             record["fn"], record["params"] = key, [AUTOCAST]
@@ -323,6 +398,84 @@ class AttentionTracker(Tracker):
     def leave_Module(self, node: cst.Module) -> None:
         if self.sites or self.sdpa:
             self.ctx.facts["attention"] = {"sites": self.sites, "sdpa": self.sdpa}
+
+
+def _role(expr: cst.BaseExpression) -> str | None:
+    """ "k" for a key, "v" for a value, told by the name under views and casts
+    (``k.transpose(-1, -2)``, ``key.float()``, ``value_states``), else None."""
+    while True:
+        if type(expr) is cst.Call and type(expr.func) is cst.Attribute:
+            if expr.func.attr.value not in _KV_THROUGH:
+                return None
+            expr = expr.func.value
+        elif type(expr) is cst.Attribute and expr.attr.value in _KV_THROUGH:
+            expr = expr.value
+        else:
+            break
+    if type(expr) is not cst.Name:
+        return None
+    word = expr.value.strip("_").lower().split("_")[0]
+    return "k" if word in _KEY_WORDS else "v" if word in _VALUE_WORDS else None
+
+
+def _int(expr: cst.BaseExpression | None) -> int | None:
+    if type(expr) is cst.Integer:
+        return int(expr.value)
+    if type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Minus:
+        inner = _int(expr.expression)
+        return None if inner is None else -inner
+    return None
+
+
+def _transposed(expr: cst.BaseExpression) -> cst.BaseExpression | None:
+    """``k`` for ``k.transpose(-1, -2)``/``(-2, -1)`` and ``k.mT``, else None."""
+    if type(expr) is cst.Attribute and expr.attr.value == "mT":
+        return expr.value
+    if (
+        type(expr) is cst.Call
+        and type(expr.func) is cst.Attribute
+        and expr.func.attr.value == "transpose"
+        and {_int(a.value) for a in expr.args} == {-1, -2}
+    ):
+        return expr.func.value
+    return None
+
+
+def _summed_axis(
+    node: cst.CSTNode, operands: list, key: int
+) -> tuple[int | None, cst.BaseExpression]:
+    """The axis of the key (negative, counted from the end) that the product sums over, and
+    the key under a transpose: from the einsum subscripts, or -1/-2 of a matmul's left/right
+    operand (swapped by a transpose of the last two axes)."""
+    expr = operands[key]
+    if type(node) is cst.Call and node.args and isinstance(node.args[0].value, cst.SimpleString):
+        spec = node.args[0].value.evaluated_value
+        if not isinstance(spec, str) or "->" not in spec or "." in spec:
+            return None, expr
+        inputs, output = spec.replace(" ", "").split("->")
+        terms = inputs.split(",")
+        if len(terms) != 2:
+            return None, expr
+        summed = [i for i, c in enumerate(terms[key]) if c not in output]
+        return (summed[0] - len(terms[key]) if len(summed) == 1 else None), expr
+    axis = -1 if key == 0 else -2
+    inner = _transposed(expr)
+    return (axis, expr) if inner is None else (-3 - axis, inner)
+
+
+def _softmax_dim(value: cst.BaseExpression, names: Any) -> int | None:
+    """``dim`` of ``name.softmax(dim=d)`` / ``torch.softmax(name, dim=d)``; ``_ANY_AXIS`` for a
+    dimension counted from the front (the rank is unknown), None when not a softmax."""
+    if type(value) is not cst.Call:
+        return None
+    args = value.args
+    if names.qualname(value.func) in _SOFTMAX:
+        args = args[1:]
+    elif type(value.func) is not cst.Attribute or value.func.attr.value != "softmax":
+        return None
+    dims = [a.value for a in args if a.keyword is None or a.keyword.value == "dim"]
+    dim = _int(dims[0]) if dims else None
+    return None if dim is None else dim if dim < 0 else _ANY_AXIS
 
 
 def _short(text: str, limit: int = 50) -> str:

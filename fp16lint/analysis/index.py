@@ -766,7 +766,7 @@ _NORM_KERNELS = frozenset({"layer_norm", "group_norm", "rms_norm", "batch_norm",
 def _op_severity(record: dict[str, Any]) -> Severity:
     if record["rule"] == "FP203":
         return Severity.ERROR
-    if record["rule"] in ("FP204", "FP205"):
+    if record["rule"] in ("FP204", "FP205", "FP206"):
         return Severity.WARNING
     return RISKS[record["risk"]].severity
 

@@ -148,3 +148,28 @@ def statements(node: cst.CSTNode, *, nested_scopes: bool = True) -> Iterator[cst
             ):
                 continue
         stack.extend(c for c in reversed(children(current)) if type(c) in _ON_THE_WAY)
+
+
+def latest_value(stack: tuple | list, name: str) -> cst.BaseExpression | None:
+    """The value of the last plain ``name = ...`` before the current statement (``stack``'s
+    innermost), in its block or, going outwards, before the blocks that hold it; None when
+    there is none in the function (or a compound statement binds it first)."""
+    for index in range(len(stack) - 1, 0, -1):
+        block = stack[index - 1]
+        if type(block) is cst.FunctionDef:
+            return None
+        if type(block) is not cst.IndentedBlock:
+            continue
+        statements = block.body
+        here = next((i for i, s in enumerate(statements) if s is stack[index]), None)
+        if here is None:
+            return None
+        for statement in reversed(statements[:here]):
+            if type(statement) is not cst.SimpleStatementLine:
+                continue
+            for small in statement.body:
+                if type(small) is cst.Assign and any(
+                    type(t.target) is cst.Name and t.target.value == name for t in small.targets
+                ):
+                    return small.value
+    return None

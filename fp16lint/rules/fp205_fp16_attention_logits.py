@@ -1,16 +1,14 @@
-"""FP205 fp16-attention-logits: q·kᵀ computed in float16 and fed to a softmax."""
+"""FP205 fp16-attention-logits: q·kᵀ computed in float16 and fed to a softmax, and linear
+attention's key·value sums over every token."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 from fp16lint.analysis.attention import AttentionTracker
-from fp16lint.analysis.exposure import Chain, related, with_chain
-from fp16lint.analysis.index import ModelFacts, Reason
+from fp16lint.analysis.exposure import related, with_chain
+from fp16lint.analysis.index import ModelFacts
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
-from fp16lint.rules.fp2xx_common import MODEL_HEADER, op_sites, place
+from fp16lint.rules.fp2xx_common import MODEL_HEADER, product_sites, where_product
 
 _ATTENTION = (
     MODEL_HEADER + "class Attention(nn.Module):\n"
@@ -34,41 +32,15 @@ _HINT = (
 )
 
 
+_LINEAR_HINT = (
+    "Upcast k and v with `.float()` and run the products under "
+    "`torch.autocast(device_type, enabled=False)` (autocast would run them in float16 again), "
+    "then cast the result back."
+)
 _SCALED = (
     " (q or k is scaled first, which leaves 8 to 11 times more headroom but still overflows "
     "with large activations)"
 )
-
-
-def fp16_attention_sites(
-    project: Any,
-) -> Iterator[tuple[str, dict[str, Any], Reason | None, Chain | None]]:
-    """The logit sites that run in float16: local float16 or fp16 autocast, methods of classes
-    that run in float16 (the project index), and in library mode free functions' inputs.
-
-    The one place FP205 asks "is this float16?": the FP2xx op sites (the project index and the
-    shared exposure analysis, with its chain), plus library mode's free functions."""
-    yield from op_sites(project, "FP205")
-    if getattr(project.settings, "assume_fp16", False):
-        for path, summary in project.summaries.items():
-            for record in summary.facts.get("ops", ()):
-                if record["rule"] == "FP205" and record.get("function"):
-                    yield path, record, None, None
-
-
-def _where(record: dict[str, Any], reason: Reason | None, chain: Chain | None) -> str:
-    status = record.get("status")
-    if status == "autocast" or (reason is None and chain is not None and status != "fp16"):
-        return "in float16 under fp16 autocast (autocast runs matmuls in float16)"
-    if status == "fp16":
-        return "on float16 tensors"
-    if status == "function":
-        return (
-            f"in `{record['function']}` on float16 inputs (`assume-fp16` treats model code as "
-            "running in float16)"
-        )
-    assert reason is not None
-    return f"in {place(record)} in float16 because {reason.because()}"
 
 
 class Fp16AttentionLogits(Rule):
@@ -90,7 +62,10 @@ class Fp16AttentionLogits(Rule):
         "Upcast q or k (`.float()`, `.to(torch.float32)`) outside fp16 autocast, "
         "`F.scaled_dot_product_attention` (and a manual path in the other branch of an `if` "
         "that uses it), and cosine attention (`F.normalize`-d q and k) are "
-        "not reported."
+        "not reported. Linear attention's key·value products (`k.transpose(-1, -2) @ v`, "
+        "`einsum('bhdn,bhen->bhde', k, v)`, `torch.matmul(value, key)`: keys and values, told "
+        "by their names, share only the token axis) are reported on the same terms, softmax or "
+        "not."
     )
     why = (
         "A logit is a dot product over the head dimension: with activations near 100 and 64 "
@@ -99,7 +74,11 @@ class Fp16AttentionLogits(Rule):
         "upcasting q and k to float32). Scaling by 1/sqrt(d) before the product divides the "
         "logits by only 8 to 11 (such sites are reported as `info`), and `softmax(..., dtype=torch.float32)` or `.float()` after "
         "the product comes too late: the inf is already there. "
-        "`F.scaled_dot_product_attention` keeps the logits in float32 inside its kernels."
+        "`F.scaled_dot_product_attention` keeps the logits in float32 inside its kernels. "
+        "A key·value product sums over every token: with thousands of tokens and non-negative "
+        "kernel features (ReLU, elu + 1) its entries and the normaliser next to them pass 65504 "
+        "(the NaNs upstream fixed in timm's EfficientViT and the diffusion U-Nets' linear "
+        "attention by computing it in float32 or rescaling v)."
     )
     example = """\
 with torch.autocast("cuda", dtype=torch.float16):
@@ -151,6 +130,21 @@ with torch.autocast("cuda", dtype=torch.float16):
         # Run under fp16 autocast, with SDPA.
         _ATTENTION.format(body="        return F.scaled_dot_product_attention(q, k, v)\n")
         + "model = Attention(64)\n\ndef step(x):\n    with torch.autocast('cuda', dtype=torch.float16):\n        return model(x)\n",
+        # Linear attention upcast with autocast disabled, as timm's EfficientViT fix does.
+        "import torch\n\ndef linear_attention(q, k, v, eps):\n"
+        "    with torch.autocast('cuda', enabled=False):\n"
+        "        kv = k.float().transpose(-1, -2) @ v.float()\n"
+        "        out = q.float() @ kv\n"
+        "    return out[..., :-1] / (out[..., -1:] + eps)\n",
+        # Keys softmax-normalised over the tokens the product sums: a weighted average of v.
+        _ATTENTION.format(
+            body="        k = k.softmax(dim=-2)\n"
+            "        context = torch.einsum('b n d, b n e -> b d e', k, v)\n"
+            "        return torch.einsum('b d e, b n d -> b n e', context, q.softmax(dim=-1))\n"
+        )
+        + "model = Attention(64).half()\n",
+        # A key-value product of float32 tensors outside autocast.
+        "import torch\n\ndef mix(k, v):\n    return torch.einsum('bdn,ben->bde', k, v)\n",
         # bfloat16 autocast.
         "import torch\n\ndef attend(q, k):\n"
         "    with torch.autocast('cuda', dtype=torch.bfloat16):\n"
@@ -196,28 +190,54 @@ with torch.autocast("cuda", dtype=torch.float16):
             "    return probs, torch.softmax(logits, -1)\n",
             (("FP205", 7), ("FP205", 9)),
         ),
+        # Linear attention in a model cast to float16: the key·value sum over tokens.
+        Invalid(
+            _ATTENTION.format(
+                body="        k = F.relu(k)\n"
+                "        v = F.pad(v, (0, 1), value=1.0)\n"
+                "        kv = k.transpose(-1, -2) @ v\n"
+                "        out = q @ kv\n"
+                "        return out[..., :-1] / (out[..., -1:] + 1e-4)\n"
+            )
+            + "model = Attention(64).half()\n",
+            (("FP205", 16),),
+        ),
+        # Upcast inputs do not help under fp16 autocast: it runs the matmul in float16.
+        Invalid(
+            "import torch\n\ndef linear_attention(q, key, value):\n"
+            "    with torch.autocast('cuda', dtype=torch.float16):\n"
+            "        scores = torch.matmul(value.float(), key.float())\n"
+            "        return torch.matmul(scores, q)\n",
+            (("FP205", 5),),
+        ),
     )
 
     @classmethod
     def check_project(cls, project, report) -> None:
         seen: set[tuple[str, tuple]] = set()
-        for path, record, reason, chain in fp16_attention_sites(project):
+        for path, record, reason, chain in product_sites(project, "FP205"):
             key = (path, tuple(record["span"]))
             if key in seen:
                 continue
             seen.add(key)
             scaled = record.get("scaled", False)
+            where = where_product(record, reason, chain)
+            if record.get("kind") == "linear":
+                message = (
+                    f"`{record['text']}` computes linear attention's key·value product {where}: "
+                    "a sum over every token, which passes 65504 and becomes inf."
+                )
+            else:
+                message = (
+                    f"`{record['text']}` computes attention logits {where}: a q·kᵀ dot product "
+                    f"above 65504 becomes inf and the softmax row NaN{_SCALED if scaled else ''}."
+                )
             report.add(
                 cls,
                 path,
                 record["span"],
-                with_chain(
-                    f"`{record['text']}` computes attention logits {_where(record, reason, chain)}: a "
-                    "q·kᵀ dot product above 65504 becomes inf and the softmax row NaN"
-                    f"{_SCALED if scaled else ''}.",
-                    chain,
-                ),
-                help=_HINT,
+                with_chain(message, chain),
+                help=_LINEAR_HINT if record.get("kind") == "linear" else _HINT,
                 related=[*(reason.related() if reason else ()), *related(chain)],
                 severity=Severity.INFO if scaled else None,
             )

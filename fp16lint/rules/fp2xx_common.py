@@ -215,3 +215,41 @@ def risk_of(record: dict[str, Any]):
     """The ``Risk`` of an op site, with the exponent-specific text of a power."""
     risk = RISKS[record["risk"]]
     return risk.severity, record.get("what", risk.what)
+
+
+def product_sites(
+    project: Any, rule: str
+) -> Iterator[tuple[str, dict[str, Any], Reason | None, Chain | None]]:
+    """The attention and rotary product sites of ``rule`` (FP205, FP206) that run in float16:
+    local float16 or fp16 autocast, methods of classes that run in float16 (the project
+    index), and in library mode free functions' inputs.
+
+    The FP2xx op sites (the project index and the shared exposure analysis, with its chain),
+    plus library mode's free functions."""
+    yield from op_sites(project, rule)
+    if getattr(project.settings, "assume_fp16", False):
+        for path, summary in project.summaries.items():
+            for record in summary.facts.get("ops", ()):
+                if record["rule"] == rule and record.get("function"):
+                    yield path, record, None, None
+
+
+def where_product(record: dict[str, Any], reason: Reason | None, chain: Chain | None) -> str:
+    """The clause saying why a product site (``product_sites``) runs in float16."""
+    status = record.get("status")
+    if status == "autocast" or (reason is None and chain is not None and status != "fp16"):
+        return "in float16 under fp16 autocast (autocast runs matmuls in float16)"
+    if status == "fp16":
+        return "on float16 tensors"
+    if status == "function":
+        return (
+            f"in `{record['function']}` on float16 inputs (`assume-fp16` treats model code as "
+            "running in float16)"
+        )
+    if status == "upcast":
+        return (
+            f"in `{record['function']}` in float16 under fp16 autocast, float32 inputs or not "
+            "(`assume-fp16` treats model code as running in float16)"
+        )
+    assert reason is not None
+    return f"in {place(record)} in float16 because {reason.because()}"
