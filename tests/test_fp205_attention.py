@@ -87,3 +87,16 @@ def test_softmax_keys_through_functions_and_front_counted_dims():
     assert _linear(functional) == []
     front = "    k = k.softmax(dim=2)\n    return k.transpose(-1, -2) @ v\n"
     assert _linear(front) == []
+
+
+def test_a_value_computed_from_the_key_is_no_key_value_product():
+    # Nystromformer's pseudo-inverse iteration names its matrices key and value.
+    body = (
+        "    key = k.softmax(-1) if q is None else k\n"
+        "    value = 1 / torch.max(torch.sum(key, dim=-2)) * key.transpose(-1, -2)\n"
+        "    for _ in range(6):\n"
+        "        key_value = torch.matmul(key, value)\n"
+        "        value = torch.matmul(0.25 * value, 13 - key_value)\n"
+        "    return value\n"
+    )
+    assert _linear(body) == []

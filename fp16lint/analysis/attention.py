@@ -196,6 +196,16 @@ class AttentionTracker(Tracker):
             return "function"
         return None
 
+    def _derived(self, key: cst.BaseExpression, value: cst.BaseExpression) -> bool:
+        """The "value" is computed from the "key" (``value = 1 / s * key.transpose(-1, -2)``
+        in Nystromformer's pseudo-inverse iteration): not two projections of the tokens."""
+        key_name, value_name = _kv_name(key), _kv_name(value)
+        return any(
+            bound is not None
+            and any(type(n) is cst.Name and n.value == key_name for n in walk(bound))
+            for bound in self.ctx.names.values(value_name or "")
+        )
+
     def _rotary_status(self, node: cst.CSTNode, operands: list) -> str | None:
         """Like ``_status``, for rotary angles: integer positions do not make the product
         safe, a disabled (or bfloat16) autocast region does, and in a method the module's own
@@ -270,6 +280,7 @@ class AttentionTracker(Tracker):
                 len(operands) == 2
                 and set(roles) == {"k", "v"}
                 and not self._averaged(node, operands, roles.index("k"))
+                and not self._derived(operands[roles.index("k")], operands[roles.index("v")])
             ):
                 self._site(found, kind="linear")
 
@@ -400,9 +411,8 @@ class AttentionTracker(Tracker):
             self.ctx.facts["attention"] = {"sites": self.sites, "sdpa": self.sdpa}
 
 
-def _role(expr: cst.BaseExpression) -> str | None:
-    """ "k" for a key, "v" for a value, told by the name under views and casts
-    (``k.transpose(-1, -2)``, ``key.float()``, ``value_states``), else None."""
+def _kv_name(expr: cst.BaseExpression) -> str | None:
+    """The name under views and casts (``k.transpose(-1, -2)``, ``key.float()``), or None."""
     while True:
         if type(expr) is cst.Call and type(expr.func) is cst.Attribute:
             if expr.func.attr.value not in _KV_THROUGH:
@@ -412,9 +422,16 @@ def _role(expr: cst.BaseExpression) -> str | None:
             expr = expr.value
         else:
             break
-    if type(expr) is not cst.Name:
+    return expr.value if type(expr) is cst.Name else None
+
+
+def _role(expr: cst.BaseExpression) -> str | None:
+    """ "k" for a key, "v" for a value, told by the name under views and casts
+    (``k.transpose(-1, -2)``, ``key.float()``, ``value_states``), else None."""
+    name = _kv_name(expr)
+    if name is None:
         return None
-    word = expr.value.strip("_").lower().split("_")[0]
+    word = name.strip("_").lower().split("_")[0]
     return "k" if word in _KEY_WORDS else "v" if word in _VALUE_WORDS else None
 
 
