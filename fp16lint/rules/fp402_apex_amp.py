@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import libcst as cst
@@ -24,6 +25,9 @@ from fp16lint.rules.base import Invalid, Rule
 _UNMAINTAINED = "NVIDIA apex's mixed precision, deprecated in favour of `torch.amp`"
 _MISSING_MODULE = frozenset({"ImportError", "ModuleNotFoundError"})
 _NATIVE_AMP = ("torch.amp.", "torch.cuda.amp.", "torch.cpu.amp.", "torch.autocast")
+# An availability probe for apex: `is_apex_available()` (transformers), `APEX_AVAILABLE`,
+# `HAS_APEX`, `_apex_installed`: the `if` it guards imports apex only when it is installed.
+_APEX_PROBE = re.compile(r"apex.*(avail|install)|(avail|has|install).*apex", re.IGNORECASE)
 
 
 @dataclass
@@ -58,7 +62,8 @@ class ApexAmp(Rule):
         "`import apex.amp as amp`, `from apex.fp16_utils import FP16_Optimizer`), calls of "
         "`amp.initialize(...)` (the message maps its `opt_level` to the `torch.amp` "
         "equivalent) and `amp.scale_loss(...)`, in every spelling. An optional apex — "
-        "imported in `try: ... except ImportError` and used only by classes that offer it as "
+        "imported in `try: ... except ImportError` or under an availability probe "
+        "(`if is_apex_available():`) and used only by classes that offer it as "
         "one choice (registered for selection by configuration, or defined next to torch's "
         "own AMP in the same file) — is the user's opt-in and is not reported; unconditional "
         "reliance on apex is."
@@ -117,6 +122,13 @@ scaler.update()
         "@WRAPPERS.register_module()\nclass ApexWrapper(Wrapper):\n"
         "    def setup(self, model, optimizer):\n"
         "        return apex_amp.initialize(model, optimizer, opt_level='O1')\n",
+        # The same, imported behind an availability probe (a copied HF Trainer) instead of try.
+        "import torch\nfrom transformers.utils import is_apex_available\n\n"
+        "if is_apex_available():\n    from apex import amp\n"
+        "from torch.cuda.amp import autocast\n\n\n"
+        "class MyTrainer(Trainer):\n    def train(self, model, optimizer, args):\n"
+        "        if args.use_apex:\n"
+        "            model, optimizer = amp.initialize(model, optimizer, opt_level='O1')\n",
         # accelerate does the scaling itself.
         "from accelerate import Accelerator\naccelerator = Accelerator(mixed_precision='fp16')\n"
         "with accelerator.autocast():\n    loss = model(x)\naccelerator.backward(loss)\n",
@@ -143,6 +155,12 @@ scaler.update()
             "    with apex_amp.scale_loss(loss, optimizer) as scaled:\n"
             "        with torch.no_grad():\n            pass\n        scaled.backward()\n",
             (("FP402", 2), ("FP402", 7)),
+        ),
+        # Behind an availability probe, but used unconditionally outside any class.
+        Invalid(
+            "if is_apex_available():\n    from apex import amp\n\n"
+            "model, optimizer = amp.initialize(model, optimizer, opt_level='O1')\n",
+            (("FP402", 2), ("FP402", 4)),
         ),
         # Optional, but the class is the only training path: nothing else is offered.
         Invalid(
@@ -183,6 +201,8 @@ scaler.update()
         if node.relative or node.module is None or type(node.names) is cst.ImportStar:
             return
         base = dotted(node.module)
+        if f"{base}.".startswith(_NATIVE_AMP[:3]):
+            self._native = True  # `from torch.cuda.amp import autocast`: native AMP offered here
         module = _apex_module(base)
         if module is not None:
             self._import(node, module)
@@ -205,11 +225,16 @@ scaler.update()
         self._imports.append(_Site(node, f"`{module}` is {_UNMAINTAINED}.", instead))
 
     def _in_optional_import(self) -> bool:
-        """In the body of a ``try`` whose handler catches a missing module."""
+        """In the body of a ``try`` whose handler catches a missing module, or of an ``if``
+        that probes whether apex is installed (``if is_apex_available():``)."""
         stack = self.ctx.stack
         for index, node in enumerate(stack[:-1]):
             if type(node) is cst.Try and stack[index + 1] is node.body:
                 return any(caught(h) & _MISSING_MODULE for h in node.handlers)
+            if type(node) is cst.If and stack[index + 1] is node.body:
+                test = node.test.func if type(node.test) is cst.Call else node.test
+                if _APEX_PROBE.search(dotted(test) or ""):
+                    return True
         return False
 
     # --- calls ----------------------------------------------------------------------------
