@@ -100,3 +100,52 @@ def test_a_value_computed_from_the_key_is_no_key_value_product():
         "    return value\n"
     )
     assert _linear(body) == []
+
+
+COSINE = "import torch\nimport torch.nn.functional as F\n\ndef similarity(x, y, temp):\n{body}"
+
+
+def _cosine(body: str) -> list[int]:
+    found = lint_code(COSINE.format(body=body), select=("FP205",), assume_fp16=True).findings
+    return [f.span.start.line for f in found]
+
+
+def test_products_of_unit_vectors_are_quiet_in_every_spelling():
+    # Contrastive similarities of normalised features are cosines (at most 1) whatever the
+    # dtype: transposed with .t()/.T, normalised by hand, concatenated, copied.
+    for a, b, product in (
+        ("F.normalize(x, dim=-1)", "F.normalize(y, dim=-1)", "a @ b.t()"),
+        ("F.normalize(x, dim=-1)", "F.normalize(y, dim=-1)", "a @ b.T"),
+        (
+            "x / x.norm(dim=-1, keepdim=True)",
+            "y / (y.norm(dim=-1, keepdim=True) + 1e-6)",
+            "a @ b.t()",
+        ),
+        (
+            "x / torch.linalg.norm(x, dim=-1, keepdim=True).clamp(min=1e-6)",
+            "F.normalize(y, dim=-1)",
+            "a @ b.T",
+        ),
+        (
+            "F.normalize(x, dim=-1)",
+            "torch.cat([F.normalize(y, dim=-1), F.normalize(x, dim=-1).detach()])",
+            "a @ b.t()",
+        ),
+    ):
+        body = (
+            f"    a = {a}\n    b = {b}\n    sim = {product} / temp\n    return sim.softmax(dim=1)\n"
+        )
+        assert _cosine(body) == [], (a, b, product)
+
+
+def test_one_unnormalised_operand_is_still_a_site():
+    # |a·y| <= |y| only: an unnormalised operand (or a norm of another tensor) is unbounded.
+    for a, b in (
+        ("F.normalize(x, dim=-1)", "y"),
+        ("x / y.norm(dim=-1, keepdim=True)", "F.normalize(y, dim=-1)"),
+        ("F.normalize(x, dim=-1)", "torch.cat([F.normalize(y, dim=-1), y])"),
+    ):
+        body = (
+            f"    a = {a}\n    b = {b}\n    sim = a @ b.t() / temp\n    return sim.softmax(dim=1)\n"
+        )
+        assert _cosine(body) == [7], (a, b)

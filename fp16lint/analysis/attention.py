@@ -83,11 +83,29 @@ _KEY_WORDS = frozenset({"k", "key", "keys"})
 _VALUE_WORDS = frozenset({"v", "value", "values"})
 _ANY_AXIS = 0  # a softmax dimension counted from the front
 _NORMALIZE = "torch.nn.functional.normalize"
+# What keeps unit vectors unit: views, transposes and copies.
+_UNIT_THROUGH = _VIEWS | {"t", "clone", "detach"}
+_CONCAT = frozenset({"torch.cat", "torch.concat", "torch.stack"})
+_NORMS = frozenset({"torch.norm", "torch.linalg.norm", "torch.linalg.vector_norm"})
 _MAX_DEPTH = 12
 
 
 def _method(call: cst.Call) -> str | None:
     return call.func.attr.value if type(call.func) is cst.Attribute else None
+
+
+def _norm_of(expr: cst.BaseExpression, x: cst.BaseExpression, names) -> bool:
+    """``expr`` is the norm of ``x`` (``x.norm(...)``, ``torch.linalg.norm(x, ...)``), maybe
+    kept off zero (``+ eps``, ``.clamp(min=eps)``, ``.clamp_min(eps)``)."""
+    if type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Add:
+        expr = expr.left
+    while type(expr) is cst.Call and _method(expr) in ("clamp", "clamp_min", "add"):
+        expr = expr.func.value  # type: ignore[attr-defined]
+    if type(expr) is not cst.Call:
+        return False
+    if names.qualname(expr.func) in _NORMS:
+        return bool(expr.args) and expr.args[0].value.deep_equals(x)
+    return _method(expr) == "norm" and expr.func.value.deep_equals(x)  # type: ignore[attr-defined]
 
 
 class AttentionTracker(Tracker):
@@ -146,16 +164,35 @@ class AttentionTracker(Tracker):
         return None
 
     def _unit_vectors(self, expr: cst.BaseExpression, depth: int = 0) -> bool:
-        """``F.normalize(q, dim=-1)`` (through views and names): entries of a product of two
-        are cosines, at most 1, whatever the dtype (XCiT/EdgeNeXt, cosine attention)."""
-        while type(expr) is cst.Call and _method(expr) in _VIEWS:
-            expr = expr.func.value  # type: ignore[attr-defined]
+        """Unit vectors (through views, ``.t()``/``.T``, ``clone``/``detach`` and names):
+        ``F.normalize(x)``, ``x / x.norm(...)`` (``+ eps`` or ``.clamp(min=eps)`` on the norm)
+        or a ``torch.cat``/``stack`` of them. Entries of a product of two are cosines, at most
+        1, whatever the dtype (XCiT/EdgeNeXt, cosine attention, CLIP-style contrastive
+        similarities)."""
+        while True:
+            if type(expr) is cst.Call and _method(expr) in _UNIT_THROUGH:
+                expr = expr.func.value  # type: ignore[attr-defined]
+            elif type(expr) is cst.Attribute and expr.attr.value in ("T", "mT"):
+                expr = expr.value
+            else:
+                break
         if type(expr) is cst.Name and depth < 3:
             values = self.ctx.names.values(expr.value)
             return bool(values) and all(
                 v is not None and self._unit_vectors(v, depth + 1) for v in values
             )
-        return type(expr) is cst.Call and self.ctx.names.qualname(expr.func) == _NORMALIZE
+        if type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Divide:
+            return _norm_of(expr.right, expr.left, self.ctx.names)
+        if type(expr) is not cst.Call:
+            return False
+        qualname = self.ctx.names.qualname(expr.func)
+        if qualname in _CONCAT and expr.args and depth < 3:
+            items = expr.args[0].value
+            return type(items) in (cst.List, cst.Tuple) and all(
+                type(item) is cst.Element and self._unit_vectors(item.value, depth + 1)
+                for item in items.elements  # type: ignore[attr-defined]
+            )
+        return qualname == _NORMALIZE
 
     def _sdpa_branch(self) -> bool:
         """The product is the fallback branch of an ``if`` whose other branch calls SDPA
