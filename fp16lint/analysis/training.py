@@ -31,7 +31,7 @@ from fp16lint.analysis.dtypes import DType, DTypeFact, cpu_choice, dtype_of
 from fp16lint.analysis.guards import follows_fp16_data
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker, loader_owner, unwrap_chain
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.tree import statements, walk
 from fp16lint.data.optimizers import MODEL_OPTIMIZER_FACTORIES, is_optimizer_class
 
 _PARAMETER_METHODS = frozenset({"parameters", "named_parameters"})
@@ -139,6 +139,8 @@ class TrainingTracker(BindingTracker):
                 and node.func.attr.value in _PARAMETER_METHODS
             ):
                 found.append(node.func.value)
+            elif type(node) is cst.Call and type(node.func) is cst.Name and _depth < _MAX_DEPTH:
+                found += self._returned_parameters(node)
             elif type(node) is cst.Name and _depth < _MAX_DEPTH and node is not expr:
                 for value in self.ctx.names.values(node.value):
                     if value is not None and type(value) is not cst.Lambda:
@@ -147,6 +149,33 @@ class TrainingTracker(BindingTracker):
             for value in self.ctx.names.values(expr.value):
                 if value is not None:
                     found += self.parameter_owners(value, _depth + 1)
+        return found
+
+    def _returned_parameters(self, call: cst.Call) -> list[cst.BaseExpression]:
+        """``get_trainable_params(model)``: a function of this file that returns the
+        parameters of one of its own parameters (``[p for p in model.parameters() if
+        p.requires_grad]``) holds those of the argument it is given."""
+        found: list[cst.BaseExpression] = []
+        for binding in self.ctx.names.bindings(call.func.value) or ():  # type: ignore[attr-defined]
+            function = binding.node
+            if type(function) is not cst.FunctionDef:
+                continue
+            names = [param.name.value for param in function.params.params]
+            for statement in statements(function.body, nested_scopes=False):
+                if type(statement) is not cst.Return or statement.value is None:
+                    continue
+                for node in walk(statement.value):
+                    if (
+                        type(node) is cst.Call
+                        and type(node.func) is cst.Attribute
+                        and node.func.attr.value in _PARAMETER_METHODS
+                        and type(node.func.value) is cst.Name
+                        and node.func.value.value in names
+                    ):
+                        name = node.func.value.value
+                        given = argument(call, name, names.index(name))
+                        if given is not None:
+                            found.append(given)
         return found
 
     def optimized_modules(self, call: cst.Call) -> list[cst.BaseExpression] | None:
