@@ -777,7 +777,9 @@ def index_of(project: Any) -> ProjectIndex:
 
 
 def listing(labels: list[str], limit: int = 5) -> str:
-    """ "a, b, c and 2 more" (FP101/FP501 messages)."""
+    """ "a, b, c and 2 more" (FP101/FP501 messages); a label repeated (two alike ops in one
+    forward) is listed once."""
+    labels = list(dict.fromkeys(labels))
     if len(labels) <= limit:
         head, rest = labels, 0
     else:
