@@ -149,3 +149,42 @@ def test_one_unnormalised_operand_is_still_a_site():
             f"    a = {a}\n    b = {b}\n    sim = a @ b.t() / temp\n    return sim.softmax(dim=1)\n"
         )
         assert _cosine(body) == [7], (a, b)
+
+
+QUEUE = """\
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Contrastive(nn.Module):
+    def __init__(self, dim, size):
+        super().__init__()
+        self.register_buffer("queue", torch.randn(dim, size))
+        self.queue = {init}
+
+    def enqueue(self, keys, ptr):
+        self.queue[:, ptr : ptr + keys.shape[0]] = keys.T
+
+    def forward(self, x, temp):
+        feat = F.normalize(self.proj(x), dim=-1)
+        bank = torch.cat([feat.t(), self.queue.clone().detach()], dim=1)
+        sim = feat @ bank / temp
+        return F.softmax(sim, dim=1)
+"""
+
+
+def _queue(init: str) -> list[int]:
+    code = QUEUE.format(init=init)
+    found = lint_code(code, select=("FP205",), assume_fp16=True).findings
+    return [f.span.start.line for f in found]
+
+
+def test_a_queue_the_class_keeps_normalised_holds_unit_vectors():
+    # MoCo/ALBEF-style momentum queues: similarities against them are cosines.
+    assert _queue("F.normalize(self.queue, dim=0)") == []
+    assert _queue("self.queue / self.queue.norm(dim=0, keepdim=True)") == []
+
+
+def test_a_queue_assigned_anything_else_is_not():
+    assert _queue("self.queue * 2") == [18]

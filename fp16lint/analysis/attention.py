@@ -15,7 +15,9 @@ there):
 - ``fp16``: an operand is float16 in this function (``analysis.flow``);
 - a site whose q or k is scaled before the product (``(q * scale) @ k.T``, Whisper's
   ``d**-0.25`` on both) is marked ``scaled``: 8 to 11 times more headroom, no guarantee;
-- not a site: both operands are ``F.normalize``-d (cosine logits, at most 1);
+- not a site: both operands are unit vectors (cosine logits, at most 1): ``F.normalize``-d,
+  divided by their own norm, concatenations of such, or a ``self.queue`` the class only ever
+  assigns normalised values (contrastive momentum queues);
 - ``sdpa``: the product is the fallback branch of an ``if`` whose other branch calls
   ``F.scaled_dot_product_attention`` (timm's ``if self.fused_attn:``): protected;
 - ``upcast``: an operand is surely float32 (``q.float()``, ``k.to(torch.float32)``) outside
@@ -61,7 +63,7 @@ from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.rotary import is_inverse_frequencies
-from fp16lint.analysis.tree import latest_value, walk
+from fp16lint.analysis.tree import latest_value, statements, walk
 
 _PRODUCTS = frozenset({"matmul", "mm", "bmm", "baddbmm", "einsum"})
 _SOFTMAX = frozenset({"torch.softmax", "torch.nn.functional.softmax", "torch.special.softmax"})
@@ -106,6 +108,13 @@ def _norm_of(expr: cst.BaseExpression, x: cst.BaseExpression, names) -> bool:
     if names.qualname(expr.func) in _NORMS:
         return bool(expr.args) and expr.args[0].value.deep_equals(x)
     return _method(expr) == "norm" and expr.func.value.deep_equals(x)  # type: ignore[attr-defined]
+
+
+def _normalized(expr: cst.BaseExpression, names) -> bool:
+    """``F.normalize(...)`` or ``x / x.norm(...)`` written out (no names followed)."""
+    if type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Divide:
+        return _norm_of(expr.right, expr.left, names)
+    return type(expr) is cst.Call and names.qualname(expr.func) == _NORMALIZE
 
 
 class AttentionTracker(Tracker):
@@ -183,6 +192,8 @@ class AttentionTracker(Tracker):
             )
         if type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Divide:
             return _norm_of(expr.right, expr.left, self.ctx.names)
+        if type(expr) is cst.Attribute and type(expr.value) is cst.Name:
+            return expr.value.value == "self" and self._unit_attribute(expr.attr.value)
         if type(expr) is not cst.Call:
             return False
         qualname = self.ctx.names.qualname(expr.func)
@@ -193,6 +204,30 @@ class AttentionTracker(Tracker):
                 for item in items.elements  # type: ignore[attr-defined]
             )
         return qualname == _NORMALIZE
+
+    def _unit_attribute(self, attr: str) -> bool:
+        """``self.queue`` of a class that assigns it only normalised values
+        (``self.queue = F.normalize(self.queue, dim=0)``): the momentum queues of MoCo-style
+        contrastive models. Row stores (``self.queue[:, i:j] = keys.T``) keep the invariant
+        the class declares; any plain assignment of something else breaks it."""
+        cls = next((n for n in reversed(self.ctx.stack) if type(n) is cst.ClassDef), None)
+        if cls is None:
+            return False
+        seen = False
+        for statement in statements(cls):
+            if type(statement) is not cst.Assign:
+                continue
+            for target in statement.targets:
+                node = target.target
+                if (
+                    type(node) is cst.Attribute
+                    and node.attr.value == attr
+                    and dotted(node.value) == "self"
+                ):
+                    if not _normalized(statement.value, self.ctx.names):
+                        return False
+                    seen = True
+        return seen
 
     def _sdpa_branch(self) -> bool:
         """The product is the fallback branch of an ``if`` whose other branch calls SDPA
