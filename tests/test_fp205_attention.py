@@ -27,6 +27,15 @@ def test_scaling_q_or_k_first_is_info():
     assert _found(body) == [(7, Severity.INFO)]
 
 
+def test_library_mode_lists_scaled_sites_only_with_library_info():
+    free = "import torch\n\ndef attend(q, k, scale):\n    return torch.softmax((q * scale) @ k.mT, -1)\n"
+    assert lint_code(free, select=("FP205",), assume_fp16=True).findings == []
+    shown = lint_code(free, select=("FP205",), assume_fp16=True, library_info=True).findings
+    assert [(f.span.start.line, f.severity) for f in shown] == [(4, Severity.INFO)]
+    # A real cast still reports the scaled site.
+    assert _found("    return torch.softmax((q * scale) @ k.mT, -1)\n") == [(6, Severity.INFO)]
+
+
 def test_a_one_operand_einsum_is_no_product():
     body = "    m = torch.einsum('ijbn->bnij', q)\n    return torch.softmax(m, -1)\n"
     assert _found(body) == []

@@ -8,7 +8,12 @@ from fp16lint.analysis.exposure import related, with_chain
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
-from fp16lint.rules.fp2xx_common import MODEL_HEADER, product_sites, where_product
+from fp16lint.rules.fp2xx_common import (
+    MODEL_HEADER,
+    library_quiet,
+    product_sites,
+    where_product,
+)
 
 _ATTENTION = (
     MODEL_HEADER + "class Attention(nn.Module):\n"
@@ -43,6 +48,14 @@ _SCALED = (
 )
 
 
+def _assumed_only(project, record, reason, chain) -> bool:
+    """Library mode without ``library-info``, at a site only its assumption makes float16
+    (a model class or a free attention function, `product_sites`)."""
+    if record.get("status") == "function" and reason is None and chain is None:
+        return not getattr(project.settings, "library_info", False)  # only in library mode
+    return library_quiet(project, reason, chain)
+
+
 class Fp16AttentionLogits(Rule):
     code = "FP205"
     name = "fp16-attention-logits"
@@ -72,7 +85,8 @@ class Fp16AttentionLogits(Rule):
         "channels it is near 640,000, far above float16's 65504, so it becomes inf and the "
         "softmax row becomes NaN (the Stable Diffusion 2.x black images, fixed upstream by "
         "upcasting q and k to float32). Scaling by 1/sqrt(d) before the product divides the "
-        "logits by only 8 to 11 (such sites are reported as `info`), and `softmax(..., dtype=torch.float32)` or `.float()` after "
+        "logits by only 8 to 11 (such sites are reported as `info`; library mode lists them only with "
+        "`library-info`, as no read of real code found one that overflowed), and `softmax(..., dtype=torch.float32)` or `.float()` after "
         "the product comes too late: the inf is already there. "
         "`F.scaled_dot_product_attention` keeps the logits in float32 inside its kernels. "
         "A key·value product sums over every token: with thousands of tokens and non-negative "
@@ -221,6 +235,8 @@ with torch.autocast("cuda", dtype=torch.float16):
                 continue
             seen.add(key)
             scaled = record.get("scaled", False)
+            if scaled and _assumed_only(project, record, reason, chain):
+                continue  # an info site only the assumption makes float16: --library-info
             where = where_product(record, reason, chain)
             if record.get("kind") == "linear":
                 message = (
