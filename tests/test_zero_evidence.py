@@ -29,6 +29,10 @@ VANISHING = [
     "import torch\n\n\ndef log_mel(audio, filters, window):\n"
     "    stft = torch.stft(audio, 400, 160, window=window, return_complex=True)\n"
     "    mel = filters @ stft.abs() ** 2\n    return torch.clamp(mel, min=1e-10).log10()\n",
+    # a probability re-bound to a selection of itself, on either branch
+    "import torch\nimport torch.nn.functional as F\n\n\ndef cost(logits, ids, focal):\n"
+    "    if focal:\n        p = F.sigmoid(logits.flatten(0, 1))\n        p = p[:, ids]\n"
+    "    else:\n        p = logits.softmax(-1)\n    return -(1 - p + 1e-8).log()\n",
     # a raw audio input normalised by its RMS
     "import torch\n\n\ndef norm(input_values):\n"
     "    scale = input_values.pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8\n"
@@ -49,6 +53,10 @@ NEVER_ZERO = [
     # the sum of the top-k router scores
     "import torch\n\n\ndef route(logits, k):\n    scores = logits.softmax(-1)\n"
     "    w, idx = torch.topk(scores, k)\n    return w / (w.sum(dim=-1, keepdim=True) + 1e-20)\n",
+    # a softmax-weighted variance: a sum over a probability's entries (they sum to 1)
+    "import torch\n\n\ndef std(x, logits):\n    w = logits.softmax(-1)\n"
+    "    mean = (w * x).sum(-1, keepdim=True)\n"
+    "    return torch.sqrt((w * (x - mean) ** 2).sum(-1).clamp(1e-12))\n",
     # a count kept at least 1, a sum with a positive shift
     "import torch\n\n\ndef mean(x: torch.Tensor, mask: torch.Tensor):\n"
     "    return (x * mask).sum(1) / (mask.sum(1).clamp(min=1) + 1e-9)\n",
@@ -77,6 +85,12 @@ def test_a_helper_is_judged_on_what_its_callers_pass():
         "    return -(prob * log(prob)).sum(dim=-1)\n"
     )
     assert _lines(entropy) == [5]
+    # a sum over the probabilities a call passes is no evidence (they sum to 1)
+    total = (
+        "import torch\n\n\ndef norm(t):\n    return t / (t.sum(-1, keepdim=True) + 1e-20)\n\n\n"
+        "def route(logits):\n    return norm(logits.softmax(-1))\n"
+    )
+    assert _lines(total) == []
 
 
 def test_a_real_float16_origin_keeps_the_site_in_library_mode():

@@ -10,8 +10,10 @@ an activation vector, a count, a sum of top-k scores are never 0 in practice; wh
   conventional names (``data.raw_inputs``: ``input_values``...).
 
 The evidence is carried through names, indexing, views and casts, products (a zero factor),
-quotients (a zero numerator), sums of two vanishing terms, positive powers, ``abs``, square
-roots, norms and reductions (a sum of zeros). ``exp`` is no evidence by itself (schedules and
+quotients (a zero numerator), sums of two vanishing terms, positive powers, ``abs`` and square
+roots; reductions (``sum``, ``mean``, ``norm``, ``@``, ``einsum``) keep it only where every
+entry is 0 together (one-hot columns, silence), not a probability's entry-by-entry underflow
+(a softmax sums to 1) nor a parameter's. ``exp`` is no evidence by itself (schedules and
 learned scales are ``exp`` of bounded values). A value with a positive lower bound
 (``analysis.magnitude``: ``x.clamp(min=1)``, ``relu(x).sum() + 1``) is never 0.
 
@@ -31,21 +33,30 @@ from fp16lint.data.raw_inputs import RAW_INPUTS
 Zero = str | frozenset[str] | None
 
 _PROBABILITIES = frozenset({"sigmoid", "softmax", "softmin", "gumbel_softmax", "expit"})
+_UNDERFLOW = "a probability that underflows to 0"
+_ROUNDS_TO_ONE = "a probability that rounds to 1"
+_RAW = "a raw model input (silence, padding)"
 _EVIDENCE = {
-    **dict.fromkeys(_PROBABILITIES, "a probability that underflows to 0"),
+    **dict.fromkeys(_PROBABILITIES, _UNDERFLOW),
     "one_hot": "a one-hot encoding",
     "stft": "a spectrum of a signal that may be silent",
 }
+# Evidence a sum keeps: every entry is 0 together (an unused code, silence). A probability
+# vanishes entry by entry: a sum over entries (``softmax`` sums to 1) is no evidence.
+_PER_ENTRY = frozenset({_UNDERFLOW, _ROUNDS_TO_ONE})
+_REDUCTIONS = frozenset(
+    {"sum", "mean", "nansum", "nanmean", "norm", "matmul", "mm", "bmm", "einsum"}
+)
 # Ops whose output is 0 where their (first) input is.
 _KEEP = frozenset(
     {
         "view", "reshape", "flatten", "unsqueeze", "squeeze", "transpose", "permute", "t",
         "contiguous", "expand", "expand_as", "repeat", "movedim", "clone", "detach", "float",
-        "half", "double", "to", "type", "type_as", "abs", "square", "pow", "sqrt", "norm",
-        "sum", "mean", "nansum", "nanmean", "narrow", "real", "flip", "roll",
+        "half", "double", "to", "type", "type_as", "abs", "square", "pow", "sqrt", "narrow",
+        "real", "flip", "roll",
     }
 )  # fmt: skip
-_PRODUCTS = frozenset({"matmul", "mm", "bmm", "einsum", "mul", "multiply"})
+_PRODUCTS = frozenset({"matmul", "mm", "bmm", "einsum", "mul", "multiply"})  # any factor
 _CLAMPS = frozenset({"clamp", "clip", "clamp_min", "clamp_", "clip_", "clamp_min_"})
 _MAX_DEPTH = 8
 
@@ -84,7 +95,7 @@ class ZeroEvidence:
         for binding in self.names.bindings(name) or ():
             if type(binding.node) is cst.Param:
                 if name in RAW_INPUTS:
-                    return "a raw model input (silence, padding)"
+                    return _RAW
                 found.add(name)
                 continue
             zero = self.of(binding.value, depth + 1) if binding.value is not None else None
@@ -109,10 +120,12 @@ class ZeroEvidence:
             )
             return self.of(expr.left, depth + 1) if positive else None
         left, right = self.of(expr.left, depth + 1), self.of(expr.right, depth + 1)
-        if op in (cst.Multiply, cst.MatrixMultiply):
+        if op is cst.Multiply:
             return _either(left, right)
+        if op is cst.MatrixMultiply:
+            return _summed(_either(left, right))
         if op is cst.Subtract and _saturates(expr.left, expr.right, self.names):
-            return "a probability that rounds to 1"
+            return _ROUNDS_TO_ONE
         if op in (cst.Add, cst.Subtract) and left is not None and right is not None:
             if isinstance(left, str) and isinstance(right, str):
                 return left
@@ -140,7 +153,9 @@ class ZeroEvidence:
             found = None
             for zero in zeros:
                 found = _either(found, zero)
-            return found
+            return _summed(found) if name in _REDUCTIONS else found
+        if name in _REDUCTIONS:
+            return _summed(self.of(operand, depth + 1))
         if name in _KEEP or (name in _CLAMPS and not self._floored(call, qualname)):
             return self.of(operand, depth + 1)
         return None
@@ -156,6 +171,13 @@ class ZeroEvidence:
         return limit is not None and limit > 0
 
 
+def _summed(zero: Zero) -> Zero:
+    """What a sum (a reduction, a contraction) of values of evidence ``zero`` keeps: evidence
+    that holds for every entry together; not a parameter's (the callers' values are judged
+    as they are, not summed)."""
+    return zero if isinstance(zero, str) and zero not in _PER_ENTRY else None
+
+
 def _either(left: Zero, right: Zero) -> Zero:
     """A product vanishes where either factor does."""
     if isinstance(left, str):
@@ -168,21 +190,34 @@ def _either(left: Zero, right: Zero) -> Zero:
 
 
 def _saturates(left: cst.BaseExpression, right: cst.BaseExpression, names: NameResolver) -> bool:
-    """``1 - p`` for a probability ``p`` (named or inline): 0 once ``p`` rounds to 1."""
+    """``1 - p`` for a probability ``p``: 0 once ``p`` rounds to 1."""
     if type(left) not in (cst.Integer, cst.Float) or float(left.evaluated_value) != 1:  # type: ignore[union-attr]
         return False
-    for _ in range(_MAX_DEPTH):
-        if type(right) is cst.Name:
-            bindings = names.bindings(right.value) or []
-            if len(bindings) != 1 or bindings[0].value is None:
-                return False
-            right = bindings[0].value
-        elif type(right) is cst.Call:
-            func = right.func
-            qualname = names.qualname(func)
-            if qualname is not None:
-                return qualname.rsplit(".", 1)[-1] in _PROBABILITIES
-            return type(func) is cst.Attribute and func.attr.value in _PROBABILITIES
-        else:
-            return False
-    return False
+    return _probability(right, names, set(), 0)
+
+
+def _probability(
+    expr: cst.BaseExpression | None, names: NameResolver, seen: set[str], depth: int
+) -> bool:
+    """A probability op's output (inline, indexed, or a name every binding of which is one;
+    ``p = p[:, ids]`` keeps it)."""
+    if expr is None or depth > _MAX_DEPTH:
+        return False
+    kind = type(expr)
+    if kind is cst.Subscript:
+        return _probability(expr.value, names, seen, depth + 1)
+    if kind is cst.Name:
+        if expr.value in seen:
+            return True  # the name's other bindings decide
+        bindings = names.bindings(expr.value) or []
+        inner = seen | {expr.value}
+        return bool(bindings) and all(
+            _probability(b.value, names, inner, depth + 1) for b in bindings
+        )
+    if kind is not cst.Call:
+        return False
+    func = expr.func
+    qualname = names.qualname(func)
+    if qualname is not None:
+        return qualname.rsplit(".", 1)[-1] in _PROBABILITIES
+    return type(func) is cst.Attribute and func.attr.value in _PROBABILITIES
