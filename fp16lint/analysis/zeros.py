@@ -67,21 +67,35 @@ class ZeroEvidence:
     def __init__(self, names: NameResolver):
         self.names = names
         self.magnitudes = Magnitudes(names)
+        self._memo: dict[int, Zero] = {}
 
-    def of(self, expr: cst.BaseExpression | None, depth: int = 0) -> Zero:
-        if expr is None or depth > _MAX_DEPTH:
-            return None
-        if depth == 0:
+    def of(self, expr: cst.BaseExpression | None) -> Zero:
+        """The evidence for ``expr`` (see the module docstring)."""
+        self._memo = {}
+        found = self._of(expr, 0)
+        if found:  # the bound only where it could overrule (most values show nothing)
             bound = self.magnitudes.bound(expr)
             if bound is not None and bound[0] > 0:
                 return None
+        return found
+
+    def _of(self, expr: cst.BaseExpression | None, depth: int) -> Zero:
+        if expr is None or depth > _MAX_DEPTH:
+            return None
+        key = id(expr)
+        if key not in self._memo:  # names bound to shared values: each value once
+            self._memo[key] = None  # a value that refers to itself shows nothing more
+            self._memo[key] = self._value(expr, depth)
+        return self._memo[key]
+
+    def _value(self, expr: cst.BaseExpression, depth: int) -> Zero:
         kind = type(expr)
         if kind is cst.Name:
             return self._name(expr.value, depth)
         if kind is cst.Subscript:
-            return self.of(expr.value, depth + 1)
+            return self._of(expr.value, depth + 1)
         if kind is cst.UnaryOperation:
-            return self.of(expr.expression, depth + 1)
+            return self._of(expr.expression, depth + 1)
         if kind is cst.BinaryOperation:
             return self._binary(expr, depth)
         if kind is cst.Call:
@@ -98,7 +112,7 @@ class ZeroEvidence:
                     return _RAW
                 found.add(name)
                 continue
-            zero = self.of(binding.value, depth + 1) if binding.value is not None else None
+            zero = self._of(binding.value, depth + 1) if binding.value is not None else None
             if isinstance(zero, str):
                 return zero
             if zero:
@@ -108,7 +122,7 @@ class ZeroEvidence:
     def _binary(self, expr: cst.BinaryOperation, depth: int) -> Zero:
         op = type(expr.operator)
         if op is cst.Divide:
-            return self.of(expr.left, depth + 1)
+            return self._of(expr.left, depth + 1)
         if op is cst.Power:
             exponent = expr.right
             positive = (
@@ -118,8 +132,8 @@ class ZeroEvidence:
                 )
                 > 0
             )
-            return self.of(expr.left, depth + 1) if positive else None
-        left, right = self.of(expr.left, depth + 1), self.of(expr.right, depth + 1)
+            return self._of(expr.left, depth + 1) if positive else None
+        left, right = self._of(expr.left, depth + 1), self._of(expr.right, depth + 1)
         if op is cst.Multiply:
             return _either(left, right)
         if op is cst.MatrixMultiply:
@@ -149,15 +163,15 @@ class ZeroEvidence:
         if name in _EVIDENCE:
             return _EVIDENCE[name]
         if name in _PRODUCTS:
-            zeros = [self.of(o, depth + 1) for o in operands if type(o) is not cst.SimpleString]
+            zeros = [self._of(o, depth + 1) for o in operands if type(o) is not cst.SimpleString]
             found = None
             for zero in zeros:
                 found = _either(found, zero)
             return _summed(found) if name in _REDUCTIONS else found
         if name in _REDUCTIONS:
-            return _summed(self.of(operand, depth + 1))
+            return _summed(self._of(operand, depth + 1))
         if name in _KEEP or (name in _CLAMPS and not self._floored(call, qualname)):
-            return self.of(operand, depth + 1)
+            return self._of(operand, depth + 1)
         return None
 
     def _floored(self, call: cst.Call, qualname: str | None) -> bool:
