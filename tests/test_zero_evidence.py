@@ -81,7 +81,7 @@ def test_a_helper_is_judged_on_what_its_callers_pass():
     )
     assert _lines(noise) == []
     entropy = noise + (
-        "\n\ndef entropy(logits):\n    prob = logits.softmax(dim=-1)\n"
+        "\n\ndef entropy(t, is_prob=False):\n    prob = t.softmax(dim=-1) if not is_prob else t\n"
         "    return -(prob * log(prob)).sum(dim=-1)\n"
     )
     assert _lines(entropy) == [5]

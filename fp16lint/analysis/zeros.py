@@ -100,6 +100,8 @@ class ZeroEvidence:
             return self._binary(expr, depth)
         if kind is cst.Call:
             return self._call(expr, depth)
+        if kind is cst.IfExp:  # either branch may run
+            return _either(self._of(expr.body, depth + 1), self._of(expr.orelse, depth + 1))
         return None
 
     def _name(self, name: str, depth: int) -> Zero:
@@ -193,7 +195,8 @@ def _summed(zero: Zero) -> Zero:
 
 
 def _either(left: Zero, right: Zero) -> Zero:
-    """A product vanishes where either factor does."""
+    """A product vanishes where either factor does (a conditional value, where either
+    branch does)."""
     if isinstance(left, str):
         return left
     if isinstance(right, str):
