@@ -127,14 +127,8 @@ class ZeroEvidence:
             return self._of(expr.left, depth + 1)
         if op is cst.Power:
             exponent = expr.right
-            positive = (
-                type(exponent) in (cst.Integer, cst.Float)
-                and float(
-                    exponent.evaluated_value  # type: ignore[union-attr]
-                )
-                > 0
-            )
-            return self._of(expr.left, depth + 1) if positive else None
+            number = exponent.evaluated_value if type(exponent) in (cst.Integer, cst.Float) else 0
+            return self._of(expr.left, depth + 1) if float(number) > 0 else None  # type: ignore[arg-type]
         left, right = self._of(expr.left, depth + 1), self._of(expr.right, depth + 1)
         if op is cst.Multiply:
             return _either(left, right)
