@@ -20,7 +20,9 @@ def _lines(result, code: str = "FP304") -> list[int]:
 
 
 def _library(text: str) -> list[int]:
-    return _lines(lint_code(text, select=("FP304",), assume_fp16=True))
+    # library-info: every site the callers' judgement lets stand, whether or not its value
+    # shows it can be 0 (that judgement: tests/test_zero_evidence.py)
+    return _lines(lint_code(text, select=("FP304",), assume_fp16=True, library_info=True))
 
 
 def test_a_helper_every_caller_feeds_float32_is_quiet_in_library_mode():
@@ -75,12 +77,12 @@ def test_callers_in_other_files_count(tmp_path):
             "def scores(logits):\n    return normalize(logits.float())\n"
         ),
     }
-    result = lint_project(tmp_path, files, select=("FP304",), assume_fp16=True)
+    result = lint_project(tmp_path, files, select=("FP304",), assume_fp16=True, library_info=True)
     assert _lines(result) == []
     files["pkg/other.py"] = (
         "from pkg import helpers\n\n\ndef raw(logits):\n    return helpers.normalize(logits)\n"
     )
-    result = lint_project(tmp_path, files, select=("FP304",), assume_fp16=True)
+    result = lint_project(tmp_path, files, select=("FP304",), assume_fp16=True, library_info=True)
     assert _lines(result) == [5]
 
 

@@ -25,6 +25,8 @@ order). Its JSON-able facts:
   calls may fill with float16, then each set of slots a call gives; ``"escaped"``: project
   callables referenced other than by a call; ``"unresolved"``: method names called on
   receivers it cannot resolve (the constant rules' caller judgement, ``judged()``);
+  ``"vanish"``: per project callee, the slots a call fills with a value that can be 0
+  (``analysis.zeros``, FP304);
 - ``ctx.facts["exposure"]``: sites that per-file rules reported and the project pass judges
   (``{"rule", "span", "origin"}`` or ``{"rule", "span", "fn", "params"}``).
 
@@ -51,12 +53,13 @@ import libcst as cst
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.call_guards import signature
-from fp16lint.analysis.constants import FP16_MAX, FP16_SMALLEST
+from fp16lint.analysis.constants import FP16_MAX, FP16_ZERO_UP_TO
 from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
 from fp16lint.analysis.switches import argparse_options, condition
 from fp16lint.analysis.tree import children
+from fp16lint.analysis.zeros import ZeroEvidence
 from fp16lint.findings import Finding, Position, Related, Span
 
 _MAX_CHAIN = 8
@@ -175,6 +178,9 @@ class ExposureTracker(Tracker):
         self.escaped: set[tuple[str, str]] = set()
         self.unresolved: set[str] = set()
         self._methods: dict[int, frozenset[str]] = {}
+        # per project callee, the slots a call fills with a value that can be 0 (FP304)
+        self.zeros = ZeroEvidence(ctx.names)
+        self.vanish: dict[str, list[int | str]] = {}
 
     @property
     def frame(self) -> _Frame:
@@ -315,6 +321,7 @@ class ExposureTracker(Tracker):
         weak: bool = False,
         protected: bool = False,
         default: str | None = None,
+        zero: bool = False,
     ) -> None:
         """Note a site a per-file rule reports at ``node`` on the value ``target`` (when one
         expression is it), for ``judged`` to keep with its chain or drop in the project pass.
@@ -322,7 +329,9 @@ class ExposureTracker(Tracker):
         ``protected``: an op on autocast's float32 list runs the site (``F.normalize``'s eps),
         so only float16 from outside autocast counts. ``default``: the parameter of the
         enclosing function whose default the site's constant is (``def f(x, eps=1e-12)``): the
-        site stands only where a call leaves it out."""
+        site stands only where a call leaves it out. ``zero``: in library mode, a site float16
+        reaches only by its assumption stands where the value (an epsilon's guarded sum) can
+        be 0 (``analysis.zeros``; recorded as 1, 0, or the parameters it vanishes with)."""
         if target is None:
             return
         site: dict[str, Any] = {"rule": rule, "span": self.ctx.span_ref(node)}
@@ -332,6 +341,11 @@ class ExposureTracker(Tracker):
         if default is not None and key is not None and default in self.functions[key]:
             site["default"] = default
             site.setdefault("fn", key)
+        if zero:
+            found = self.zeros.of(target)
+            site["zero"] = 1 if isinstance(found, str) else sorted(found or ())
+            if found and key is not None:
+                site.setdefault("fn", key)
         verdict = self.judge(target)
         if isinstance(verdict, Local):
             site["origin"] = verdict.origin
@@ -574,19 +588,25 @@ class ExposureTracker(Tracker):
         given: set[int | str] = set()
         if any(arg.star for arg in node.args):
             maybe.add("*")
+        vanish: set[int | str] = set()
         for slot, value in _slots(node):
             number = _literal(value)
             if number is None:
                 given.add(slot)
                 if slot not in passed and not self.flow.dtype(value).safe:
                     maybe.add(slot)
-            elif number == 0 or FP16_SMALLEST <= abs(number) <= FP16_MAX:
+                if isinstance(self.zeros.of(value), str):
+                    vanish.add(slot)
+            elif number == 0 or FP16_ZERO_UP_TO < abs(number) <= FP16_MAX:
                 given.add(slot)
         known = self.fed.setdefault(" ".join(callee), [[]])
         known[0] = sorted(set(known[0]) | maybe, key=str)
         gives = sorted(given, key=str)
         if gives not in known[1:]:
             known.append(gives)
+        if vanish:
+            slots = self.vanish.setdefault(" ".join(callee), [])
+            slots[:] = sorted(set(slots) | vanish, key=str)
 
     def _escape(self, expr: cst.BaseExpression | None) -> None:
         """Record a project function or method ``expr`` names outside a call's callee
@@ -697,6 +717,7 @@ class ExposureTracker(Tracker):
             "instance_args": self.instance_args,
             "arguments": self.arguments,
             "fed": self.fed,
+            "vanish": self.vanish,
             "escaped": sorted(self.escaped),
             "unresolved": sorted(self.unresolved),
         }
@@ -728,6 +749,11 @@ class Chain:
         autocast region at train.py:316"."""
         verb = "called from" if len(self.steps) > 1 else "from"
         return f"float16 here: {verb} {self.steps[0][2]}"
+
+    @property
+    def assumed(self) -> bool:
+        """The chain starts at library mode's assumption (an origin with no place)."""
+        return not self.steps[0][0]
 
     def related(self) -> list[tuple[str, list[int], str]]:
         """The chain as related locations: the origin, then each call that carries float16
@@ -778,6 +804,7 @@ class Exposure:
         instance_args: list[list[Any]] = []
         self._given: list[tuple[list[str], list[list[int | str]]]] = []
         self._escaped: list[list[str]] = []
+        self._vanish: list[tuple[list[str], list[int | str]]] = []
         self.unresolved: set[str] = set()
         seeds: list[tuple[str, dict[str, Any]]] = []
         regions: list[tuple[str, dict[str, Any]]] = []
@@ -799,6 +826,7 @@ class Exposure:
             for callee, slots in facts.get("fed", {}).items():
                 self._given.append((callee.split(" ", 1), slots))
             self._escaped.extend(facts.get("escaped", ()))
+            self._vanish.extend((c.split(" ", 1), v) for c, v in facts.get("vanish", {}).items())
             self.unresolved.update(facts.get("unresolved", ()))
         self.instances: dict[tuple[str, str], set[str]] = {}
         self.instances = self._instances(instance_args)
@@ -899,6 +927,27 @@ class Exposure:
                     out.add(found)
                     queue.append(found)
         return out
+
+    @cached_property
+    def vanishing(self) -> set[tuple[str, str]]:
+        """The parameters ``(key, name)`` some project call fills with a value that can be 0
+        (``analysis.zeros``)."""
+        out = set()
+        for callee, slots in self._vanish:
+            key = self._runs(callee)
+            for slot in slots:
+                param = _param(self.functions.get(key or "", []), slot)
+                if param is not None:
+                    out.add((key, param))
+        return out
+
+    def may_vanish(self, record: dict[str, Any]) -> bool:
+        """A noted site's value can be 0: by its own evidence, or a call passes a value
+        that can be in a parameter it vanishes with."""
+        zero = record["zero"]
+        if zero == 1:
+            return True
+        return bool(zero) and any((record.get("fn"), param) in self.vanishing for param in zero)
 
     def callers_avoid(self, key: str | None, params: Any) -> bool:
         """``key`` has project callers, all seen, and none passes float16 in ``params``."""
@@ -1132,7 +1181,9 @@ def judged(project: Any, finding: Finding) -> Finding | None:
     exposure: with its chain when float16 reaches it; dropped when not, unless
     ``assume-fp16`` (library mode keeps a site its callers may reach with float16, as a
     library's callers are unseen). Dropped in both modes when every project call overrides the
-    parameter default its constant comes from."""
+    parameter default its constant comes from. A site noted with ``zero`` that float16 reaches
+    only by library mode's assumption stands only where its value can be 0 (``may_vanish``),
+    unless ``library-info`` asks for every one."""
     start = finding.span.start
     exposure = exposure_of(project)
     noted, chain = exposure.site(finding.code, finding.path, start.line, start.column)
@@ -1142,8 +1193,17 @@ def judged(project: Any, finding: Finding) -> Finding | None:
     fn = record.get("fn")
     if "default" in record and exposure.callers_give(fn, record["default"]):
         return None
+    settings = project.settings
+    library = getattr(settings, "assume_fp16", False)
+    if (
+        "zero" in record
+        and library
+        and (chain is None or chain.assumed)
+        and not getattr(settings, "library_info", False)
+        and not exposure.may_vanish(record)
+    ):
+        return None  # float16 only by assumption, on a value that is never 0 in practice
     if chain is None:
-        library = getattr(project.settings, "assume_fp16", False)
         if not library or noted == "weak" or _built_or_fed_float32(exposure, record):
             return None
         return finding

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import libcst as cst
 
-from fp16lint.analysis.constants import FP16_ZERO_UP_TO
 from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
 from fp16lint.analysis.index import ModelFacts
 from fp16lint.analysis.sinks import ConstantSinks, Sink
@@ -31,12 +30,6 @@ _CONSEQUENCES = {
 _AUTOCAST_FP32_HELPERS = frozenset({"normalize", "cosine_similarity"}) & AUTOCAST_FP32_OPS
 
 
-def _rounded(value: float) -> str:
-    if value <= FP16_ZERO_UP_TO:
-        return "rounds to 0 in float16"
-    return "is below float16's smallest subnormal (5.96e-08)"
-
-
 class Fp16UnderflowEpsilon(Rule):
     code = "FP304"
     name = "fp16-underflow-epsilon"
@@ -54,11 +47,9 @@ class Fp16UnderflowEpsilon(Rule):
     )
     requires = (ConstantSinks, ExposureTracker, ModelFacts)
 
-    summary = (
-        "An epsilon below float16's smallest subnormal (5.96e-08) keeps nothing away from zero."
-    )
+    summary = "An epsilon float16 rounds to 0 (at most 2.98e-08) keeps nothing away from zero."
     what = (
-        "Finds positive constants below 5.96e-08 — literals, module constants, class "
+        "Finds positive constants float16 rounds to 0 (at most 2**-25 ≈ 2.98e-08) — literals, module constants, class "
         "attributes and parameter defaults (reported at the use, with the definition as a "
         "related location) — used to keep a tensor away from zero: added to a tensor in a "
         "denominator or inside `log`, `sqrt` or `rsqrt`, a `clamp(min=...)`/`clamp_min` bound, "
@@ -73,11 +64,21 @@ class Fp16UnderflowEpsilon(Rule):
         "in from such a place through calls across functions and files (a loss object's "
         "`__call__`, a helper) — and the message ends with where it comes from, the chain "
         "listed as related locations; "
-        "`assume-fp16` keeps every site on a tensor except where the project shows float32: a site that float16 reaches only through parameters every caller in the project fills with float32 values, and a site in a constructor (`__init__` runs on hyperparameters, before any cast). In both modes a constant taken from a parameter default is not reported when every call in the project passes that parameter."
+        "`assume-fp16` keeps a site on a tensor where the value it guards can be 0 — a "
+        "probability (a sigmoid or softmax output underflows to 0, `1 - sigmoid(x)` rounds "
+        "to 0), a one-hot average, a spectrum (`stft`) or a raw model input (`input_values`, "
+        "`input_features`, `pixel_values`: silence, padding), or a helper's parameter some "
+        "call in the project fills with one — and drops it where the project shows float32: "
+        "a site that float16 reaches only through parameters every caller in the project "
+        "fills with float32 values, and a site in a constructor (`__init__` runs on "
+        "hyperparameters, before any cast). Norms of activations, counts and sums of top-k "
+        "scores are not 0 in practice: `library-info = true` (`--library-info`) reports "
+        "those too, and a real float16 origin reports them in either mode. In both modes a constant taken from a parameter default is not reported when every call in the project passes that parameter."
     )
     why = (
-        "float16's smallest subnormal is 2**-24 ≈ 5.96e-08 and anything below about 2.98e-08 "
-        "rounds to 0: `var + 1e-12` is `var`, so a constant row "
+        "float16's smallest subnormal is 2**-24 ≈ 5.96e-08 and anything up to 2**-25 ≈ 2.98e-08 "
+        "rounds to 0 (a larger eps becomes a subnormal and still guards): `var + 1e-12` is "
+        "`var`, so a constant row "
         "divides 0 by 0 and gives NaN, `log(p + 1e-8)` is -inf at p = 0, and "
         "`x.clamp(min=1e-12)` lets zeros through."
     )
@@ -207,45 +208,51 @@ def normalize(x):
             "    epsilon = 1e-8\n    return h / (h.sum(-1, keepdim=True) + epsilon)\n",
             (("FP304", 7),),
         ),
+        # Library mode: values that can be exactly 0 (a raw input: silent audio).
         Invalid(
-            "import torch\ndef f(x):\n    return x / (x.norm(dim=-1, keepdim=True) + 1e-12)\n",
+            "import torch\ndef f(input_values):\n"
+            "    return input_values / (input_values.norm(dim=-1, keepdim=True) + 1e-12)\n",
             (("FP304", 3),),
             assume_fp16=True,
         ),
-        # A parameter default and a module constant, reported at the use.
+        # A parameter default and a module constant, reported at the use; a helper's parameter
+        # that a call fills with probabilities.
         Invalid(
-            "import torch\ndef iou(a: torch.Tensor, b, eps=1e-12):\n"
-            "    union = a.sum() + b\n    return a.sum() / (union + eps)\n",
+            "import torch\ndef kl(logits: torch.Tensor, prior, eps=1e-12):\n"
+            "    q = logits.softmax(-1)\n    return (q * torch.log(q / prior + eps)).sum()\n",
             (("FP304", 4),),
             assume_fp16=True,
         ),
         Invalid(
             "import torch\nEPS = 1e-15\n\ndef entropy(p: torch.Tensor):\n"
-            "    return -(p * torch.log(p + EPS)).sum()\n",
+            "    return -(p * torch.log(p + EPS)).sum()\n\n\n"
+            "def score(logits):\n    return entropy(logits.softmax(-1))\n",
             (("FP304", 5),),
             assume_fp16=True,
         ),
-        # A hand-written norm with eps kept on the module.
+        # A focal loss with eps kept on the module: 1 - sigmoid(x) is 0 once it rounds to 1.
         Invalid(
-            "import torch\nfrom torch import nn\n\nclass Norm(nn.Module):\n"
+            "import torch\nfrom torch import nn\n\nclass Focal(nn.Module):\n"
             "    def __init__(self, eps=1e-12):\n        super().__init__()\n        self.eps = eps\n\n"
-            "    def forward(self, x: torch.Tensor):\n"
-            "        var = x.pow(2).mean(-1, keepdim=True)\n"
-            "        return x / torch.sqrt(var + self.eps)\n",
+            "    def forward(self, logits: torch.Tensor):\n"
+            "        p = logits.sigmoid()\n"
+            "        return -(p ** 2 * torch.log(1 - p + self.eps))\n",
             (("FP304", 11),),
             assume_fp16=True,
         ),
-        # clamp bounds and rsqrt.
+        # clamp bounds and rsqrt on one-hot averages (codes no row uses are 0).
         Invalid(
-            "import torch\ndef f(x: torch.Tensor):\n    y = x.clamp(min=1e-10).log()\n"
+            "import torch\nimport torch.nn.functional as F\ndef f(z, idx, n):\n"
+            "    x = F.one_hot(idx, n).type(z.dtype).mean(0)\n    y = x.clamp(min=1e-10).log()\n"
             "    z = torch.clamp_min(x, 1e-20)\n    return (x.abs() + 1e-9).rsqrt() + y + z\n",
-            (("FP304", 3), ("FP304", 4), ("FP304", 5)),
+            (("FP304", 5), ("FP304", 6), ("FP304", 7)),
             assume_fp16=True,
         ),
         # The eps of helpers that compute in the input's dtype.
         Invalid(
-            "import torch.nn.functional as F\ndef f(x, y):\n"
-            "    return F.normalize(x, dim=-1, eps=1e-12), F.cosine_similarity(x, y, -1, 1e-8)\n",
+            "import torch.nn.functional as F\ndef f(input_values, y):\n"
+            "    return F.normalize(input_values, dim=-1, eps=1e-12), "
+            "F.cosine_similarity(input_values, y, -1, 1e-8)\n",
             (("FP304", 3), ("FP304", 3)),
             assume_fp16=True,
         ),
@@ -267,12 +274,16 @@ def normalize(x):
                 sinks.only_by_exposure(sink),
                 protected=sink.operation in _AUTOCAST_FP32_HELPERS,
                 default=sink.default,
+                zero=True,
             )
             self.report(
                 sink.node,
                 self._message(sink),
                 related=related(self, sink.constant),
-                help="Compute this in float32, or use an eps float16 can hold (at least 6.1e-05).",
+                help=(
+                    "Compute this in float32, or use an eps float16 keeps above 0 (above "
+                    "2.98e-08; 6.1e-05 or more stays a normal float16 number)."
+                ),
             )
 
     @classmethod
@@ -293,6 +304,6 @@ def normalize(x):
         else:
             who = f"`{target}`" if target else "the tensor"
             effect = f"`{sink.operation}` lets zeros of {who} through in float16"
-        return f"{value} {_rounded(sink.constant.value)}, so {effect}."
+        return f"{value} rounds to 0 in float16, so {effect}."
 
     visit_Call = visit_BinaryOperation = _check

@@ -127,3 +127,27 @@ def test_same_eps_works_in_float32():
 def test_layer_norm_eps_is_not_a_sink():
     x = torch.ones(2, 8, dtype=HALF)
     assert torch.isfinite(F.layer_norm(x, (8,), eps=1e-12)).all()
+
+
+@pytest.mark.parametrize("eps", [3e-8, 4e-8, 5e-8, FP16_SMALLEST, 1e-7])
+def test_a_subnormal_eps_still_guards_each_sink(eps):
+    """An eps above 2**-25 becomes a float16 subnormal, not 0: every FP304 sink stays finite
+    (0 / (0 + eps) is 0, log and rsqrt are finite), so FP304 leaves it alone."""
+    zero = torch.zeros(1, 4, dtype=HALF)
+    assert (zero + eps).gt(0).all()
+    assert (zero / (zero + eps)).eq(0).all()
+    assert torch.isfinite(torch.log(zero + eps)).all()
+    assert torch.isfinite(torch.rsqrt(zero + eps)).all()
+    assert zero.clamp(min=eps).gt(0).all()
+    assert not torch.isnan(F.normalize(zero, dim=-1, eps=eps)).any()
+
+
+@pytest.mark.parametrize(
+    "eps", [1e-30, 1e-12, 1e-8, 2.5e-8, FP16_ZERO_UP_TO, 2.99e-8, 3e-8, 5e-8, 1e-7, 6.1e-5]
+)
+def test_fp304_cutoff_is_where_float16_adds_zero(eps):
+    """FP304 reports exactly the epsilons that adding to a float16 zero leaves at 0."""
+    from fp16lint.analysis.constants import Constant
+
+    vanishes = bool((torch.zeros(1, dtype=HALF) + eps).eq(0).all())
+    assert Constant(eps, str(eps)).underflows == vanishes
