@@ -388,3 +388,34 @@ def test_a_precision_a_project_function_may_return_is_a_switch(tmp_path):
     files["utils.py"] = UTILS.replace("'16-mixed' if training else '16-true'", "'bf16-mixed'")
     result = lint_project(tmp_path / "bf16", {**files, "train.py": train}, select=("FP2",))
     assert result.findings == []
+
+
+def test_a_submodule_class_chosen_by_a_config_property_is_reached(tmp_path):
+    """``self.norm = config.norm_class(d)`` with ``config: Config`` and ``Config.norm_class`` a
+    property returning ``RMSNorm``: the cast model contains an ``RMSNorm``."""
+    files = {
+        "norms.py": (
+            "import torch\n\n\nclass RMSNorm(torch.nn.Module):\n"
+            "    def forward(self, x):\n"
+            "        return x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + 1e-5)\n"
+        ),
+        "config.py": (
+            "class Config:\n    @property\n    def norm_class(self):\n"
+            "        from norms import RMSNorm\n\n        return RMSNorm\n"
+        ),
+        "model.py": (
+            "import torch\nfrom config import Config\n\n\nclass GPT(torch.nn.Module):\n"
+            "    def __init__(self, config: Config) -> None:\n        super().__init__()\n"
+            "        self.norm = config.norm_class(8)\n\n"
+            "    def forward(self, x):\n        return self.norm(x)\n"
+        ),
+        "run.py": (
+            "from lightning import Fabric\nfrom config import Config\nfrom model import GPT\n\n\n"
+            "def main():\n    fabric = Fabric(precision='16-true')\n"
+            "    model = fabric.setup(GPT(Config()))\n"
+        ),
+    }
+    result = lint_project(tmp_path, files, select=("FP203",))
+    assert [(f.path.rsplit("/", 1)[-1], f.span.start.line) for f in result.findings] == [
+        ("norms.py", 6)
+    ]

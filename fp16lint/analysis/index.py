@@ -12,7 +12,9 @@ JSON-able:
   the ``self.method(...)`` / ``super().method(...)`` calls it makes, whether it upcasts, and
   ``upcast_calls``: the submodules it runs on an upcast input (``self.norm(x.float())``);
 - ``returns``: what each module-level function returns when that is a constructor call
-  (``def build_model(): return Encoder(...)``);
+  (``def build_model(): return Encoder(...)``), and the class a ``@property`` returns
+  (``Config.norm_class`` returning ``RMSNorm``: ``self.norm = config.norm_class(d)`` with
+  ``config: Config`` constructs one);
 - ``returned``: what else a module-level function returns that a caller's switch or region
   reads: ``{"strings": [[value, parameter, truthy], ...]}`` (the fp16 switch values it may
   return, ``analysis.switches.returned_strings``) and ``{"autocast": {...}}`` (an autocast
@@ -171,6 +173,13 @@ class ModelFacts(Tracker):
 
     def visit_Return(self, node: cst.Return) -> None:
         scopes = self.ctx.names.scopes
+        if self._in_method() and node.value is not None and self._property():
+            # ``@property def norm_class(self): return RMSNorm``: ``config.norm_class(d)``
+            # makes what the property returns (a class)
+            made = self._ref(node.value) if type(node.value) in (cst.Name, cst.Attribute) else None
+            if made is not None and self.cls is not None:
+                name = f"{self.cls['qualname']}.{self.method_node.name.value}"  # type: ignore[union-attr]
+                self.returns.setdefault(name, []).append(made)
         if len(scopes) == 2 and scopes[1].kind == "function" and node.value is not None:
             name = self._local(scopes[1].node.name.value)
             made = self._made_by(node.value)
@@ -184,6 +193,13 @@ class ModelFacts(Tracker):
                 if found is not None:
                     known = self.returned.setdefault(name, {}).get("autocast")
                     self.returned[name]["autocast"] = {**found, **(known or {})}
+
+    def _property(self) -> bool:
+        node = self.method_node
+        return node is not None and any(
+            type(d.decorator) is cst.Name and d.decorator.value == "property"
+            for d in node.decorators
+        )
 
     def _in_method(self) -> bool:
         return self.method is not None and len(self.ctx.names.scopes) == 3
@@ -203,12 +219,24 @@ class ModelFacts(Tracker):
                 param, func = func.value, default
         if type(func) is cst.Call and self.ctx.names.qualname(func.func) in _PARTIAL and func.args:
             func = func.args[0].value
-        qualname = self._ref(func)
+        qualname = self._ref(func) or self._annotated(func)
         if qualname is None or qualname.startswith(("builtins.", "math.", "typing.")):
             return None
         if qualname.startswith("torch.") and not is_nn_class(qualname):
             return None
         return qualname, param
+
+    def _annotated(self, func: cst.BaseExpression) -> str | None:
+        """``Config.norm_class`` for ``config.norm_class`` with ``config: Config`` a parameter
+        (a class chosen by a property of the configuration: ``ModelFacts.visit_Return``)."""
+        if type(func) is not cst.Attribute or type(func.value) is not cst.Name:
+            return None
+        bindings = self.ctx.names.bindings(func.value.value) or []
+        if len(bindings) != 1 or type(bindings[0].node) is not cst.Param:
+            return None
+        annotation = bindings[0].node.annotation
+        owner = self._ref(annotation.annotation) if annotation is not None else None
+        return f"{owner}.{func.attr.value}" if owner is not None else None
 
     def _collect(self, expr: cst.BaseExpression) -> list[dict[str, Any]]:
         """The module constructions in ``expr`` (containers, comprehensions, local lists)."""
