@@ -400,8 +400,9 @@ def test_a_submodule_class_chosen_by_a_config_property_is_reached(tmp_path):
             "        return x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + 1e-5)\n"
         ),
         "config.py": (
-            "class Config:\n    @property\n    def norm_class(self):\n"
-            "        from norms import RMSNorm\n\n        return RMSNorm\n"
+            "from functools import partial\n\n\nclass Config:\n    @property\n"
+            "    def norm_class(self):\n        from norms import RMSNorm\n\n"
+            "        return partial(RMSNorm, eps=1e-6)\n"
         ),
         "model.py": (
             "import torch\nfrom config import Config\n\n\nclass GPT(torch.nn.Module):\n"

@@ -176,7 +176,14 @@ class ModelFacts(Tracker):
         if self._in_method() and node.value is not None and self._property():
             # ``@property def norm_class(self): return RMSNorm``: ``config.norm_class(d)``
             # makes what the property returns (a class)
-            made = self._ref(node.value) if type(node.value) in (cst.Name, cst.Attribute) else None
+            value = node.value
+            if (
+                type(value) is cst.Call
+                and value.args
+                and (self.ctx.names.qualname(value.func) in _PARTIAL)
+            ):
+                value = value.args[0].value  # ``return partial(RMSNorm, eps=...)``
+            made = self._ref(value) if type(value) in (cst.Name, cst.Attribute) else None
             if made is not None and self.cls is not None:
                 name = f"{self.cls['qualname']}.{self.method_node.name.value}"  # type: ignore[union-attr]
                 self.returns.setdefault(name, []).append(made)
