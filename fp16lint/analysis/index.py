@@ -661,7 +661,7 @@ class ProjectIndex:
 
     def _runs_upcast(self, qualname: str, attr: str) -> bool:
         """A method of ``qualname`` runs its submodule ``attr`` on an upcast input (a wrapper
-        that keeps a norm in float32)."""
+        that keeps a norm or a loss in float32)."""
         return any(
             attr in method.get("upcast_calls", ())
             for owner in self.mro(qualname)
@@ -718,10 +718,8 @@ class ProjectIndex:
                 if key in seen:
                     continue
                 found = self.unsafe_construction(sub["cls"])
-                if found is None or (
-                    found[1] in FP32_ACCUMULATING_NORMS and self._runs_upcast(name, sub["attr"])
-                ):
-                    continue
+                if found is None or self._runs_upcast(name, sub["attr"]):
+                    continue  # a wrapper runs it on ``x.float()``
                 if (
                     reason.cast is not None
                     and reason.cast.keeps_buffers
@@ -761,9 +759,10 @@ class ProjectIndex:
     ) -> list[str]:
         """What is fp16-unsafe in the model a cast at ``path``/``span`` converts, most severe
         first: labels such as "`x.pow(2).mean(-1)` in `Block.forward`", "`Block.norm`
-        (`nn.LayerNorm`)" (for FP101/FP501 messages). ``inference``: only what fails in a
-        model that is not trained (warnings and errors; not the norm layers whose kernels
-        accumulate in float32, nor BatchNorm's running statistics, which training updates)."""
+        (`nn.BatchNorm1d`)" (for FP101/FP501 messages); never the norm layers whose kernels
+        accumulate in float32, but BatchNorm, whose float16 running statistics training
+        updates. ``inference``: only what fails in a model that is not trained (warnings and
+        errors; no BatchNorm)."""
         cast = next(
             (c for c in self.casts if c.path == path and c.span[:2] == tuple(span[:2])), None
         )
@@ -782,7 +781,11 @@ class ProjectIndex:
                 severity = RISKS[OPS_BY_MODULE[risk].risk].severity
             else:
                 severity = risk.risk.severity
-            if inference and (severity is Severity.INFO or layer.layer in FP32_ACCUMULATING_NORMS):
+            if layer.layer in FP32_ACCUMULATING_NORMS and (
+                inference or "BatchNorm" not in layer.layer
+            ):
+                continue  # a float32 kernel; training updates BatchNorm's float16 statistics
+            if inference and severity is Severity.INFO:
                 continue
             items.append((_RANK[severity], layer.path, layer.span, layer.label))
         for path, record, _ in self.resident_ops(classes):
@@ -832,7 +835,7 @@ def unsafe_contents(
     inference: bool = False,
 ) -> str:
     """For FP101/FP501 messages: "" when the cast model contains nothing fp16-unsafe, else
-    e.g. "`Block.norm` (`nn.LayerNorm`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"
+    e.g. "`Block.bn` (`nn.BatchNorm1d`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"
     (``inference``: see ``ProjectIndex.contents_of``)."""
     return listing(index_of(project).contents_of(path, span, inference), limit)
 
