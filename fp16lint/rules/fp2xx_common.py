@@ -139,6 +139,18 @@ def library_quiet(project: Any, reason: Reason | None, chain: Chain | None) -> b
     )
 
 
+def fed_float32(project: Any, record: dict[str, Any], reason: Reason | None) -> bool:
+    """Only library mode's assumption makes this method's op site float16, its input comes
+    from the method's parameters alone, and the method's project callers, all seen, pass no
+    float16 in them (``self.stft(x)`` called only with an upcast ``x``)."""
+    return (
+        reason is not None
+        and reason.cast is None
+        and "params" in record
+        and exposure_of(project).callers_avoid(record.get("fn"), record["params"])
+    )
+
+
 def quiet(
     project: Any, op: UnsafeOp | None, reason: Reason | None, chain: Chain | None,
     risk: str | None = None, full: bool = False, large: bool = False, small: bool = False,
