@@ -28,7 +28,7 @@ import torch.nn as nn
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
-        self.norm = nn.LayerNorm(64)
+        self.norm = nn.LocalResponseNorm(2)
 
     def forward(self, x):
         scores = x @ x.transpose(-1, -2)

@@ -153,6 +153,27 @@ def test_cpu_only_failures_are_left_out_in_library_mode():
     assert sorted(f.span.start.line for f in found) == [7, 8]
 
 
+def test_a_helper_method_its_callers_feed_float32_is_left_out():
+    """``self.stft(x)`` called only with ``x.float()`` (through another method): the helper's
+    op runs in float32 whatever library mode assumes; called with the raw input, it is kept.
+    A method named like a torch function (``stft``) still has its callers seen."""
+    code = (
+        "import torch\nfrom torch import nn\n\n\n"
+        "class Spectrogram(nn.Module):\n"
+        "    def stft(self, x):\n"
+        "        return torch.stft(x, 400, return_complex=True)\n\n"
+        "    def features(self, signal):\n"
+        "        with torch.autocast('cuda', enabled=False):\n"
+        "            return self.stft(signal)\n\n"
+        "    def forward(self, signal):\n"
+        "        return self.features(signal.to(torch.float32))\n"
+    )
+    assert lint_code(code, select=("FP204",), assume_fp16=True).findings == []
+    raw = code.replace("signal.to(torch.float32)", "signal")
+    found = lint_code(raw, select=("FP204",), assume_fp16=True).findings
+    assert [f.span.start.line for f in found] == [7]
+
+
 LARGE = """\
 import torch
 import torch.nn.functional as F

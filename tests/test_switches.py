@@ -203,7 +203,10 @@ _PLACE = re.compile(r"[^\s(`]*/(?=\w+\.py:)")  # the folders before a file name
 
 
 def _findings(tmp_path, switch: str):
-    result = lint_project(tmp_path, {"models.py": MODELS, "train.py": _train(switch)})
+    """Findings with ``library-info``: the BatchNorm on line 9 (whose buffers a real cast
+    converts and DeepSpeed keeps) is then reported too, and shows which casts convert them."""
+    files = {"models.py": MODELS, "train.py": _train(switch)}
+    result = lint_project(tmp_path, files, library_info=True)
     return [(f.code, f.path.rsplit("/", 1)[-1], f.span.start.line, _PLACE.sub("", f.message))
             for f in result.findings]  # fmt: skip
 
@@ -225,6 +228,17 @@ def test_lightning_16_true_casts_buffers_too(tmp_path):
     found = _findings(tmp_path, "    pl.Trainer(precision='16-true').fit(model)\n")
     assert [f[:3] for f in found] == [("FP201", "models.py", 9), ("FP203", "models.py", 13)]
     assert 'cast to float16 by `Trainer(precision="16-true")` at train.py:10' in found[0][3]
+
+
+def test_a_cast_models_batch_norm_is_reported_only_with_library_info(tmp_path):
+    """Its kernel accumulates in float32 (tests/facts/test_norm_kernels.py): FP201 leaves it out
+    in default mode too; the hand-written square stays."""
+    files = {
+        "models.py": MODELS,
+        "train.py": _train("    pl.Trainer(precision='16-true').fit(model)\n"),
+    }
+    result = lint_project(tmp_path, files)
+    assert [(f.code, f.span.start.line) for f in result.findings] == [("FP203", 13)]
 
 
 def test_a_switch_gated_by_a_flag_says_so(tmp_path):
@@ -331,7 +345,9 @@ def test_a_cast_under_a_command_line_flag_says_when(tmp_path):
         "    p = argparse.ArgumentParser()\n    p.add_argument('--half', action='store_true')\n"
         "    model = Net(8)\n    if p.parse_args().half:\n        model.half()\n"
     )
-    result = lint_project(tmp_path, {"models.py": MODELS, "train.py": train}, select=("FP2",))
+    result = lint_project(
+        tmp_path, {"models.py": MODELS, "train.py": train}, select=("FP2",), library_info=True
+    )
     messages = [_PLACE.sub("", f.message) for f in result.findings]
     assert len(messages) == 2
     assert all("`.half()` at train.py:10 when --half is given" in m for m in messages)
@@ -374,7 +390,9 @@ def test_a_precision_a_project_function_may_return_is_a_switch(tmp_path):
     (a cast) or "bf16-true"."""
     files = {"models.py": MODELS, "utils.py": UTILS}
     train = "from models import Net\n" + _fabric(True)
-    result = lint_project(tmp_path / "mixed", {**files, "train.py": train}, select=("FP2",))
+    result = lint_project(
+        tmp_path / "mixed", {**files, "train.py": train}, select=("FP2",), library_info=True
+    )
     assert [(f.code, f.span.start.line) for f in result.findings] == [("FP203", 13)]
     message = _PLACE.sub("", result.findings[0].message)
     assert message.endswith(
@@ -382,9 +400,45 @@ def test_a_precision_a_project_function_may_return_is_a_switch(tmp_path):
         '"16-mixed").'
     )
     train = "from models import Net\n" + _fabric(False)
-    result = lint_project(tmp_path / "true", {**files, "train.py": train}, select=("FP2",))
+    result = lint_project(
+        tmp_path / "true", {**files, "train.py": train}, select=("FP2",), library_info=True
+    )
     assert [(f.code, f.span.start.line) for f in result.findings] == [("FP201", 9), ("FP203", 13)]
     assert '(`default_precision()` may return "16-true")' in result.findings[0].message
     files["utils.py"] = UTILS.replace("'16-mixed' if training else '16-true'", "'bf16-mixed'")
-    result = lint_project(tmp_path / "bf16", {**files, "train.py": train}, select=("FP2",))
+    result = lint_project(
+        tmp_path / "bf16", {**files, "train.py": train}, select=("FP2",), library_info=True
+    )
     assert result.findings == []
+
+
+def test_a_submodule_class_chosen_by_a_config_property_is_reached(tmp_path):
+    """``self.norm = config.norm_class(d)`` with ``config: Config`` and ``Config.norm_class`` a
+    property returning ``RMSNorm``: the cast model contains an ``RMSNorm``."""
+    files = {
+        "norms.py": (
+            "import torch\n\n\nclass RMSNorm(torch.nn.Module):\n"
+            "    def forward(self, x):\n"
+            "        return x * torch.rsqrt(torch.mean(x * x, dim=-1, keepdim=True) + 1e-5)\n"
+        ),
+        "config.py": (
+            "from functools import partial\n\n\nclass Config:\n    @property\n"
+            "    def norm_class(self):\n        from norms import RMSNorm\n\n"
+            "        return partial(RMSNorm, eps=1e-6)\n"
+        ),
+        "model.py": (
+            "import torch\nfrom config import Config\n\n\nclass GPT(torch.nn.Module):\n"
+            "    def __init__(self, config: Config) -> None:\n        super().__init__()\n"
+            "        self.norm = config.norm_class(8)\n\n"
+            "    def forward(self, x):\n        return self.norm(x)\n"
+        ),
+        "run.py": (
+            "from lightning import Fabric\nfrom config import Config\nfrom model import GPT\n\n\n"
+            "def main():\n    fabric = Fabric(precision='16-true')\n"
+            "    model = fabric.setup(GPT(Config()))\n"
+        ),
+    }
+    result = lint_project(tmp_path, files, select=("FP203",))
+    assert [(f.path.rsplit("/", 1)[-1], f.span.start.line) for f in result.findings] == [
+        ("norms.py", 6)
+    ]

@@ -507,7 +507,11 @@ class ExposureTracker(Tracker):
             return  # a device move, or a torch module kept on ``self`` (``self.proj(x)``)
         callee = self._callee(func)
         if callee is None:
-            if type(func) is cst.Attribute and dotted(func.value) != "self":
+            if (
+                type(func) is cst.Attribute
+                and dotted(func.value) != "self"
+                and self.ctx.names.qualname(func) is None  # ``torch.stft`` is no project method
+            ):
                 self.unresolved.add(func.attr.value)
             return
         self._graph(node, callee)

@@ -117,6 +117,19 @@ def _positional(
     return positional[index] if index < len(positional) else None
 
 
+def _direct_kernel(call: cst.Call) -> str | None:
+    """Why ``torch.cdist(x1, x2, p, compute_mode)`` takes its direct kernel, as the call shows
+    it: a ``p`` other than 2, or ``compute_mode="donot_use_mm_for_euclid_dist"``. None where it
+    may use the matrix multiply (p=2 and over 25 rows, which the code rarely shows)."""
+    p = _positional(call, 2, "p")
+    if p is not None and (value := _literal_number(p)) is not None and value != 2:
+        return f"`p={value:g}`"
+    mode = _positional(call, 3, "compute_mode")
+    if type(mode) is cst.SimpleString and mode.evaluated_value == "donot_use_mm_for_euclid_dist":
+        return '`compute_mode="donot_use_mm_for_euclid_dist"`'
+    return None
+
+
 def _has_dim(call: cst.Call, function: bool) -> bool:
     """A reduction told which dimensions to reduce (``x.sum(-1)``, ``torch.sum(x, dim=1)``)."""
     positional = [a for a in call.args if a.keyword is None and not a.star]
@@ -996,13 +1009,19 @@ class HazardTracker(Tracker):
 
     # --- FP204 ---------------------------------------------------------------------------------
     def _no_fp16(self, call: cst.Call, qualname: str, is_method: bool) -> None:
+        kernel = None
+        if NO_FP16_SUPPORT[qualname].direct_kernel:
+            kernel = _direct_kernel(call)
+            if kernel is None:
+                return  # it may take the matmul path, which runs in float16
         operand = call.func.value if is_method else _positional(call, 0, "input")  # type: ignore[attr-defined]
         dt = self._input(operand)
         if dt is None and not self.flow.dtype(operand).safe and self._own_tensor(operand):
             dt, self._why, self._inferred = Dt.ACT, None, False
         if dt is None or self._guarded():
             return
-        self._record("FP204", call, dt, op=qualname, text=self._text(call))
+        fields = {"kernel": kernel} if kernel else {}
+        self._record("FP204", call, dt, op=qualname, text=self._text(call), **fields)
 
     def _own_tensor(self, operand: cst.BaseExpression | None, depth: int = 0) -> bool:
         """``self.weight``, ``self.lora_A.weight``, ``eye + (self.r - self.r.t())`` (or a name

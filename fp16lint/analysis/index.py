@@ -12,7 +12,9 @@ JSON-able:
   the ``self.method(...)`` / ``super().method(...)`` calls it makes, whether it upcasts, and
   ``upcast_calls``: the submodules it runs on an upcast input (``self.norm(x.float())``);
 - ``returns``: what each module-level function returns when that is a constructor call
-  (``def build_model(): return Encoder(...)``);
+  (``def build_model(): return Encoder(...)``), and the class a ``@property`` returns
+  (``Config.norm_class`` returning ``RMSNorm``: ``self.norm = config.norm_class(d)`` with
+  ``config: Config`` constructs one);
 - ``returned``: what else a module-level function returns that a caller's switch or region
   reads: ``{"strings": [[value, parameter, truthy], ...]}`` (the fp16 switch values it may
   return, ``analysis.switches.returned_strings``) and ``{"autocast": {...}}`` (an autocast
@@ -171,6 +173,20 @@ class ModelFacts(Tracker):
 
     def visit_Return(self, node: cst.Return) -> None:
         scopes = self.ctx.names.scopes
+        if self._in_method() and node.value is not None and self._property():
+            # ``@property def norm_class(self): return RMSNorm``: ``config.norm_class(d)``
+            # makes what the property returns (a class)
+            value = node.value
+            if (
+                type(value) is cst.Call
+                and value.args
+                and (self.ctx.names.qualname(value.func) in _PARTIAL)
+            ):
+                value = value.args[0].value  # ``return partial(RMSNorm, eps=...)``
+            made = self._ref(value) if type(value) in (cst.Name, cst.Attribute) else None
+            if made is not None and self.cls is not None:
+                name = f"{self.cls['qualname']}.{self.method_node.name.value}"  # type: ignore[union-attr]
+                self.returns.setdefault(name, []).append(made)
         if len(scopes) == 2 and scopes[1].kind == "function" and node.value is not None:
             name = self._local(scopes[1].node.name.value)
             made = self._made_by(node.value)
@@ -184,6 +200,13 @@ class ModelFacts(Tracker):
                 if found is not None:
                     known = self.returned.setdefault(name, {}).get("autocast")
                     self.returned[name]["autocast"] = {**found, **(known or {})}
+
+    def _property(self) -> bool:
+        node = self.method_node
+        return node is not None and any(
+            type(d.decorator) is cst.Name and d.decorator.value == "property"
+            for d in node.decorators
+        )
 
     def _in_method(self) -> bool:
         return self.method is not None and len(self.ctx.names.scopes) == 3
@@ -203,12 +226,24 @@ class ModelFacts(Tracker):
                 param, func = func.value, default
         if type(func) is cst.Call and self.ctx.names.qualname(func.func) in _PARTIAL and func.args:
             func = func.args[0].value
-        qualname = self._ref(func)
+        qualname = self._ref(func) or self._annotated(func)
         if qualname is None or qualname.startswith(("builtins.", "math.", "typing.")):
             return None
         if qualname.startswith("torch.") and not is_nn_class(qualname):
             return None
         return qualname, param
+
+    def _annotated(self, func: cst.BaseExpression) -> str | None:
+        """``Config.norm_class`` for ``config.norm_class`` with ``config: Config`` a parameter
+        (a class chosen by a property of the configuration: ``ModelFacts.visit_Return``)."""
+        if type(func) is not cst.Attribute or type(func.value) is not cst.Name:
+            return None
+        bindings = self.ctx.names.bindings(func.value.value) or []
+        if len(bindings) != 1 or type(bindings[0].node) is not cst.Param:
+            return None
+        annotation = bindings[0].node.annotation
+        owner = self._ref(annotation.annotation) if annotation is not None else None
+        return f"{owner}.{func.attr.value}" if owner is not None else None
 
     def _collect(self, expr: cst.BaseExpression) -> list[dict[str, Any]]:
         """The module constructions in ``expr`` (containers, comprehensions, local lists)."""
@@ -626,7 +661,7 @@ class ProjectIndex:
 
     def _runs_upcast(self, qualname: str, attr: str) -> bool:
         """A method of ``qualname`` runs its submodule ``attr`` on an upcast input (a wrapper
-        that keeps a norm in float32)."""
+        that keeps a norm or a loss in float32)."""
         return any(
             attr in method.get("upcast_calls", ())
             for owner in self.mro(qualname)
@@ -683,10 +718,8 @@ class ProjectIndex:
                 if key in seen:
                     continue
                 found = self.unsafe_construction(sub["cls"])
-                if found is None or (
-                    found[1] in FP32_ACCUMULATING_NORMS and self._runs_upcast(name, sub["attr"])
-                ):
-                    continue
+                if found is None or self._runs_upcast(name, sub["attr"]):
+                    continue  # a wrapper runs it on ``x.float()``
                 if (
                     reason.cast is not None
                     and reason.cast.keeps_buffers
@@ -726,9 +759,10 @@ class ProjectIndex:
     ) -> list[str]:
         """What is fp16-unsafe in the model a cast at ``path``/``span`` converts, most severe
         first: labels such as "`x.pow(2).mean(-1)` in `Block.forward`", "`Block.norm`
-        (`nn.LayerNorm`)" (for FP101/FP501 messages). ``inference``: only what fails in a
-        model that is not trained (warnings and errors; not the norm layers whose kernels
-        accumulate in float32, nor BatchNorm's running statistics, which training updates)."""
+        (`nn.BatchNorm1d`)" (for FP101/FP501 messages); never the norm layers whose kernels
+        accumulate in float32, but BatchNorm, whose float16 running statistics training
+        updates. ``inference``: only what fails in a model that is not trained (warnings and
+        errors; no BatchNorm)."""
         cast = next(
             (c for c in self.casts if c.path == path and c.span[:2] == tuple(span[:2])), None
         )
@@ -747,7 +781,11 @@ class ProjectIndex:
                 severity = RISKS[OPS_BY_MODULE[risk].risk].severity
             else:
                 severity = risk.risk.severity
-            if inference and (severity is Severity.INFO or layer.layer in FP32_ACCUMULATING_NORMS):
+            if layer.layer in FP32_ACCUMULATING_NORMS and (
+                inference or "BatchNorm" not in layer.layer
+            ):
+                continue  # a float32 kernel; training updates BatchNorm's float16 statistics
+            if inference and severity is Severity.INFO:
                 continue
             items.append((_RANK[severity], layer.path, layer.span, layer.label))
         for path, record, _ in self.resident_ops(classes):
@@ -799,7 +837,7 @@ def unsafe_contents(
     inference: bool = False,
 ) -> str:
     """For FP101/FP501 messages: "" when the cast model contains nothing fp16-unsafe, else
-    e.g. "`Block.norm` (`nn.LayerNorm`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"
+    e.g. "`Block.bn` (`nn.BatchNorm1d`), `x.pow(2).mean(-1)` in `Block.forward` and 3 more"
     (``inference``: see ``ProjectIndex.contents_of``)."""
     return listing(index_of(project).contents_of(path, span, inference), limit)
 

@@ -331,11 +331,14 @@ class NoFp16:
 
     behaviour: str
     checked_on: str  # "cpu": tests/facts/test_amp_ops_table.py runs it on this build's CPU
-    # Its only failure known here is CPU's (cdist/pdist: no CPU float16 kernel; CUDA autocast
-    # lists them, and their CUDA float16 behaviour is not checked here). Library mode, whose
-    # callers' device is unknown, leaves these out unless ``library-info`` is set; a float16
-    # model on CPU is FP104's finding.
+    # Its only failure checked here is CPU's (cdist/pdist: no CPU float16 kernel; CUDA autocast
+    # runs them in float32, and their CUDA float16 behaviour is not checked here). Library
+    # mode, whose callers' device is unknown, leaves these out unless ``library-info`` is set;
+    # a float16 model on CPU is FP104's finding.
     cpu_only: bool = False
+    # Only one of its kernels fails: reported where the call shows it takes that one
+    # (``analysis.hazards``: cdist's ``p``/``compute_mode``); ``behaviour`` has a ``{why}``.
+    direct_kernel: bool = False
 
 
 _LINALG = NoFp16("raises for float16 input on CPU (no float16 kernel)", "cpu")
@@ -346,7 +349,11 @@ NO_FP16_SUPPORT: dict[str, NoFp16] = {
     "torch.nanquantile": NoFp16("rejects float16 input (`input tensor must be either float or double dtype`)", "cpu"),
     "torch.stft": NoFp16("raises for float16 input on CPU (`MKL FFT doesn't support tensors of type: Half`)", "cpu"),
     "torch.istft": NoFp16("raises for float16 input on CPU (`MKL FFT doesn't support tensors of type: Half`)", "cpu"),
-    "torch.cdist": NoFp16("has no float16 kernel on CPU (`not implemented for 'Half'`)", "cpu", cpu_only=True),
+    # cdist's direct kernel has no float16 version; with p=2 it computes through a matrix
+    # multiply instead (which runs in float16) when either input has over 25 rows, or always
+    # with compute_mode="use_mm_for_euclid_dist" (tests/facts/test_cdist_paths.py; the modes:
+    # torch/functional.py ``cdist``, torch 2.13).
+    "torch.cdist": NoFp16("takes its direct kernel ({why}), which has no float16 version (`not implemented for 'Half'`)", "cpu", cpu_only=True, direct_kernel=True),
     "torch.nn.functional.pdist": NoFp16("has no float16 kernel on CPU (`not implemented for 'Half'`)", "cpu", cpu_only=True),
     **{f"torch.fft.{n}": _FFT for n in (
         "fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2",

@@ -11,6 +11,7 @@ from fp16lint.rules.fp2xx_common import (
     INHERITANCE_PROJECT,
     LIBRARY_PROJECT,
     MODEL_HEADER,
+    fed_float32,
     library_quiet,
     op_sites,
     where,
@@ -38,15 +39,19 @@ class OpWithoutFp16Support(Rule):
         "`forward` (and the methods it calls) of a model class that a pure float16 cast "
         "reaches, or of any module class with `assume-fp16` — its own parameters and buffers "
         "(`self.weight`, `self.lora_A.weight`) included, since the cast converts them too. "
-        "An upcast protects them. Library mode (`assume-fp16`) leaves out `cdist`/`pdist`, "
-        "whose only failure checked here is CPU's (`library-info = true` shows them)."
+        "An upcast protects them. `cdist` is reported only where the call shows that it "
+        'takes its direct kernel (`p` other than 2, `compute_mode="donot_use_mm_for_euclid_'
+        'dist"`): with p=2 and over 25 rows it computes through a matrix multiply, which runs '
+        "in float16. Library mode (`assume-fp16`) leaves out `cdist`/`pdist`, whose only "
+        "failure checked here is CPU's (`library-info = true` shows them)."
         " In helpers outside a model (losses, utilities, schedulers), an op is "
         "reported when float16 is passed to it through calls (with the chain)."
     )
     why = (
         "These ops raise on float16 input instead of computing: `quantile` rejects it "
         '("input tensor must be either float or double dtype"), and on CPU the FFTs, '
-        "`stft`, the linalg decompositions and `cdist` have no float16 kernel. On CUDA the "
+        "`stft`, the linalg decompositions and `cdist`'s direct kernel have no float16 "
+        "kernel. On CUDA the "
         "FFTs accept float16 only for power-of-two sizes. Every entry was checked on this "
         "torch build's CPU (tests/facts/test_amp_ops_table.py)."
     )
@@ -77,6 +82,11 @@ def forward(self, x):
         "import torch\n\ndef spectrum(x, w):\n    with torch.autocast('cuda'):\n        h = x @ w\n"
         "        with torch.autocast('cuda', enabled=False):\n"
         "            return torch.fft.rfft(h.float())\n",
+        # cdist with p=2: over 25 rows it computes through a matmul that runs in float16.
+        _NET.format(
+            op="torch.cdist(x, x) + torch.cdist(x, x, compute_mode='use_mm_for_euclid_dist')"
+        )
+        + "model = Net().half()\n",
         # Not float16: the default dtype.
         "import torch\n\nx = torch.randn(16)\ninv = torch.linalg.inv(x.view(4, 4))\n",
     )
@@ -105,11 +115,17 @@ def forward(self, x):
             (("FP204", 4),),
         ),
         Invalid(
-            _NET.format(op="torch.cdist(x, x)")
+            _NET.format(op="torch.cdist(x, x, p=1)")
             + "class Stack(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
             "        self.nets = nn.ModuleList([Net() for _ in range(2)])\n\n\n"
             "stack = Stack().half()\n",
             (("FP204", 8),),
+        ),
+        # cdist told not to use the matmul path takes its direct kernel at any size.
+        Invalid(
+            "import torch\n\nx = torch.randn(64, 8).half()\n"
+            "d = torch.cdist(x, x, compute_mode='donot_use_mm_for_euclid_dist')\n",
+            (("FP204", 4),),
         ),
         # The module's own weights: `.half()` converts them with the class.
         Invalid(
@@ -126,9 +142,11 @@ def forward(self, x):
     def check_project(cls, project, report) -> None:
         for path, record, reason, chain in op_sites(project, cls.code):
             entry = NO_FP16_SUPPORT[record["op"]]
-            if entry.cpu_only and library_quiet(project, reason, chain):
+            if (entry.cpu_only and library_quiet(project, reason, chain)) or fed_float32(
+                project, record, reason
+            ):
                 continue
-            behaviour = entry.behaviour
+            behaviour = entry.behaviour.format(why=record.get("kernel", ""))
             report.add(
                 cls,
                 path,

@@ -27,7 +27,7 @@ LIBRARY_PROJECT = {
         "class Block(nn.Module):\n"
         "    def __init__(self, d):\n"
         "        super().__init__()\n"
-        "        self.norm = nn.LayerNorm(d)\n"
+        "        self.norm = nn.LocalResponseNorm(2)\n"
         "        self.proj = nn.Linear(d, d)\n"
         "\n"
         "    def forward(self, x):\n"
@@ -66,10 +66,10 @@ INHERITANCE_PROJECT = {
         "class Base(nn.Module):\n"
         "    def __init__(self, d):\n"
         "        super().__init__()\n"
-        "        self.bn = nn.BatchNorm1d(d)\n"
+        "        self.lrn = nn.LocalResponseNorm(2)\n"
         "\n"
         "    def forward(self, x):\n"
-        "        return self.head(self.bn(x))\n"
+        "        return self.head(self.lrn(x))\n"
         "\n"
         "    def head(self, x):\n"
         "        scale = torch.rsqrt((x * x).mean(-1, keepdim=True))\n"
@@ -79,7 +79,7 @@ INHERITANCE_PROJECT = {
         "class Net(Base):\n"
         "    def __init__(self, d):\n"
         "        super().__init__(d)\n"
-        "        self.groups = nn.ModuleList(nn.GroupNorm(4, d) for _ in range(2))\n"
+        "        self.losses = nn.ModuleList(nn.MSELoss() for _ in range(2))\n"
         "\n"
         "\n"
         "def build_model(d):\n"
@@ -136,6 +136,18 @@ def library_quiet(project: Any, reason: Reason | None, chain: Chain | None) -> b
         getattr(settings, "assume_fp16", False)
         and not getattr(settings, "library_info", False)
         and assumed(reason, chain)
+    )
+
+
+def fed_float32(project: Any, record: dict[str, Any], reason: Reason | None) -> bool:
+    """Only library mode's assumption makes this method's op site float16, its input comes
+    from the method's parameters alone, and the method's project callers, all seen, pass no
+    float16 in them (``self.stft(x)`` called only with an upcast ``x``)."""
+    return (
+        reason is not None
+        and reason.cast is None
+        and "params" in record
+        and exposure_of(project).callers_avoid(record.get("fn"), record["params"])
     )
 
 

@@ -29,3 +29,18 @@ def test_large_fp16_cdist_uses_matmul_and_runs():
     assert torch.cdist(a[:4], a[:4], compute_mode="use_mm_for_euclid_dist").dtype == HALF
     with pytest.raises(NotImplementedError, match="'Half'"):
         torch.cdist(a, a, p=1.0)
+
+
+def test_either_input_over_25_rows_takes_the_matmul_path():
+    """``use_mm_for_euclid_dist_if_necessary`` (the default) uses the matrix multiply when P or R
+    exceeds 25 (torch/functional.py's ``cdist`` docstring), whatever the other's size."""
+    big, small = torch.randn(26, 8).to(HALF), torch.randn(3, 8).to(HALF)
+    assert torch.cdist(big, small).dtype == HALF
+    assert torch.cdist(small, big, p=2.0).dtype == HALF
+
+
+def test_donot_use_mm_forces_the_direct_kernel():
+    """``compute_mode="donot_use_mm_for_euclid_dist"`` takes the direct kernel at any size."""
+    a = torch.randn(64, 8).to(HALF)
+    with pytest.raises(NotImplementedError, match="'Half'"):
+        torch.cdist(a, a, compute_mode="donot_use_mm_for_euclid_dist")
