@@ -18,7 +18,7 @@ def bound(source: str):
     module = cst.parse_module(HEAD + source)
     last = module.body[-1].body[0]
     assert isinstance(last, cst.Expr)
-    return Magnitudes(NameResolver(module)).bound(last.value)
+    return Magnitudes(NameResolver(module), ()).bound(last.value)
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,7 @@ def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | No
 class Magnitudes:
     """Bounds of expressions in the file being analysed (``names`` resolves what they call)."""
 
-    def __init__(self, names: NameResolver, stack: list[cst.CSTNode] | tuple = ()):
+    def __init__(self, names: NameResolver, stack: list[cst.CSTNode] | tuple):
         self.names = names
         self.stack = stack  # the walk's path to the node in hand (``FileContext.stack``)
 
