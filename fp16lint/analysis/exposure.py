@@ -535,10 +535,18 @@ class ExposureTracker(Tracker):
                 )
             return
         key = self._owner_key()
-        if key is None or (key, *callee) in self._callee_seen:
+        if key is None or (key, *callee) in self._callee_seen or self._constructs(node.func):
             return
         self._callee_seen.add((key, *callee))
         self.callees.setdefault(key, []).append([*callee, *self.ctx.span_ref(node)])
+
+    def _constructs(self, func: cst.BaseExpression) -> bool:
+        """``func`` names a class of this file: the call graph's autocast pass runs no
+        constructor (``Exposure.resolve`` finds none), so its span is not asked for."""
+        if type(func) is not cst.Name:
+            return False
+        bindings = self.ctx.names.bindings(func.value) or []
+        return bool(bindings) and all(type(b.node) is cst.ClassDef for b in bindings)
 
     def _fed(self, node: cst.Call, callee: list[str], passed: set[int | str]) -> None:
         """Add the call to ``fed``: which slots may hold float16 by this function's own flow
