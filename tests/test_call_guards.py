@@ -4,10 +4,11 @@ casts only for a caller that passes a model and a true ``half``."""
 
 from __future__ import annotations
 
+import libcst as cst
 import pytest
 from lintutil import lint_project
 
-from fp16lint.analysis.call_guards import SET, TRUE, _falsified
+from fp16lint.analysis.call_guards import SET, TRUE, _falsified, fed_callee, given_slots, signature
 
 VAL = (
     "import argparse\nimport torch\n\n\n"
@@ -93,3 +94,53 @@ def test_scripts_of_the_same_name_in_folders_keep_their_own_callers(tmp_path):
     found = [(f.path.rsplit("/", 2)[-2:], f.span.start.line) for f in result.findings]
     assert [(parts[-1], line) for parts, line in found] == [("val.py", 10)]
     assert found[0][0][0] != "classify"
+
+
+@pytest.mark.parametrize(
+    ("call", "sig", "given"),
+    [
+        ("f()", "0", set()),
+        ("f(a, None, half=False, model=m)", "2,#1=N,half=F,model", {0, 1, "half", "model"}),
+        # a number float16 cannot hold is marked, and not given (the constant rules' judgement)
+        ("f(x, 1e-30, eps=-1e9, tau=0.1)", "2,#1=S,eps=S,tau", {0, "tau"}),
+        ("f(x, 0, eps=0.0)", "2,#1=F,eps", {0, 1, "eps"}),
+        ("f(x, *rest)", "*", set()),
+    ],
+)
+def test_a_signature_says_which_slots_a_call_gives(call, sig, given):
+    node = cst.parse_expression(call)
+    assert signature(node, None) == sig
+    assert given_slots(sig) == given
+
+
+def test_a_signature_expands_vars_of_known_argparse_options():
+    node = cst.parse_expression("run(**vars(opt), data='x')")
+    assert signature(node, ["data", "half"]) == "0,data,half,data"
+    assert signature(node, None) == "*"
+
+
+def test_fed_names_this_files_functions_relative_to_its_module():
+    assert fed_callee("f .run", "pkg.val") == ("f", "pkg.val.run")
+    assert fed_callee("s .Net.forward", "pkg.model") == ("s", "pkg.model.Net.forward")
+    assert fed_callee("f torch_utils.run", "pkg.val") == ("f", "torch_utils.run")
+
+
+def test_one_compact_fact_holds_what_each_call_passes():
+    """``fed`` serves both the cast guards and the constant rules' callers: per callee, the
+    slots that may be float16, then each distinct signature; no separate ``arguments``."""
+    from fp16lint.engine import lint_source
+    from fp16lint.rules import all_rules
+
+    text = (
+        "import torch\nfrom pkg.util import helper\n\n\n"
+        "def run(x, half=False):\n    return x.half() if half else x\n\n\n"
+        "def main(x):\n"
+        "    run(x.half(), half=True)\n    run(x, False)\n    run(x, False)\n"
+        "    helper(x, eps=1e-30)\n"
+    )
+    facts = lint_source("val.py", text, list(all_rules()), module_name="pkg.val").facts
+    assert "arguments" not in facts and facts["module"] == "pkg.val"
+    assert facts["fed"] == {
+        "f .run": [[0, 1, "half"], "1,half", "2,#1=F"],
+        "f pkg.util.helper": [[], "1,eps=S"],
+    }

@@ -115,6 +115,8 @@ def test_a_default_every_call_overrides_is_quiet_in_both_modes():
     assert _lines(lint_code(one, select=("FP304",))) == [5]
     tiny = LOG + "\n\ndef f(x):\n    return log(x.half(), eps=1e-30)\n"
     assert _lines(lint_code(tiny, select=("FP304",))) == [5]
+    tiny = LOG + "\n\ndef f(x):\n    return log(x.half(), -1e-30) + log(x, eps=0.1)\n"
+    assert _lines(lint_code(tiny, select=("FP304",))) == [5]
     assert _library(LOG) == [5]  # no caller seen
 
 

@@ -18,7 +18,7 @@ def bound(source: str):
     module = cst.parse_module(HEAD + source)
     last = module.body[-1].body[0]
     assert isinstance(last, cst.Expr)
-    return Magnitudes(NameResolver(module)).bound(last.value)
+    return Magnitudes(NameResolver(module), ()).bound(last.value)
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,9 @@ def _function_bound(source: str, name: str):
         names.bind_statement(statement)
         if name in names.scope.bindings:
             break
-    return Magnitudes(names).bound(cst.Name(name))
+    # the walk's path to the assigning statement: what it binds is looked up before it
+    stack = (module, function, function.body, statement)
+    return Magnitudes(names, stack).bound(cst.Name(name))
 
 
 def test_a_reassignment_in_the_body_holds_from_there_on():

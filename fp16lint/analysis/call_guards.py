@@ -16,12 +16,13 @@ Per file (JSON-able, small):
   local ``training = model is not None``), ``position`` its place among the positional
   parameters (-1 keyword-only), ``omitted`` 1 when leaving it out makes the condition false
   (a default ``False``/``None``/``0`` for ``"true"``, ``None`` for ``"set"``);
-- ``ctx.facts["arguments"]``: ``{module: {function: [signature, ...]}}`` for calls of project
-  functions (``analysis.exposure``'s callee kind ``f``; ``""`` this file's own module), each
-  distinct signature once:
+- the argument signatures of the calls of each callee, in ``analysis.exposure``'s ``fed``
+  fact (``"f module.function"``, ``"f .function"`` in the file's own module:
+  ``[maybe, signature, ...]``), each distinct one once:
   ``"2,model,half=F"`` (two positional arguments, keywords in order, ``=F`` a literal
-  ``False``/``0``, ``=N`` a literal ``None``), ``"*"`` for a call with ``*args``/``**kwargs``
-  whose keys are unknown.
+  ``False``/``0``, ``=N`` a literal ``None``, ``=S`` a number float16 cannot hold,
+  ``#1=F`` the second positional argument a literal), ``"*"`` for a call with
+  ``*args``/``**kwargs`` whose keys are unknown.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import libcst as cst
 
+from fp16lint.analysis.constants import fp16_holds, literal_number
 from fp16lint.analysis.names import dotted
 
 TRUE = "true"
@@ -39,14 +41,17 @@ _FALSY = frozenset({"False", "0", "None"})
 
 # --- the callee side ----------------------------------------------------------------------------
 def _literal(value: cst.BaseExpression) -> str:
-    """``N`` for ``None``, ``F`` for ``False``/``0``, "" for anything else."""
+    """``N`` for ``None``, ``F`` for ``False``/``0``, ``S`` for a number float16 cannot hold
+    (``eps=1e-12``: the constant rules' caller judgement counts it as not given), "" for
+    anything else."""
     if type(value) is cst.Name and value.value == "None":
         return "N"
     if (type(value) is cst.Name and value.value == "False") or (
         type(value) is cst.Integer and value.value == "0"
     ):
         return "F"
-    return ""
+    number = literal_number(value)
+    return "S" if number is not None and not fp16_holds(number) else ""
 
 
 def _is_none_test(test: cst.BaseExpression) -> tuple[str, bool] | None:
@@ -105,7 +110,7 @@ def _omitted_is_false(param: cst.Param, need: str) -> bool:
     if default is None:
         return False
     found = _literal(default)
-    return found == "N" if need == SET else bool(found)
+    return found == "N" if need == SET else found in ("N", "F")
 
 
 def param_guards(ctx) -> tuple[str, list[list[Any]]] | None:
@@ -169,6 +174,30 @@ def signature(call: cst.Call, dests: list[str] | None) -> str:
     return ",".join([str(positional), *parts])
 
 
+def fed_callee(key: str, module: str | None) -> tuple[str, str]:
+    """The callee ``(kind, qualified name)`` of a ``fed`` key of the file of ``module``:
+    ``"f .run"`` names that file's own ``run`` (``"f pkg.val.run"`` in full)."""
+    kind, _, name = key.partition(" ")
+    return kind, f"{module}{name}" if name[0] == "." else name
+
+
+def given_slots(sig: str) -> set[int | str]:
+    """The slots (positions, keywords) a call of signature ``sig`` gives, less those given a
+    number float16 cannot hold (``=S``); none for ``"*"``."""
+    if sig == "*":
+        return set()
+    count, *parts = sig.split(",")
+    given: set[int | str] = set(range(int(count)))
+    for part in parts:
+        key, _, value = part.partition("=")
+        slot: int | str = int(key[1:]) if key[0] == "#" else key
+        if value == "S":
+            given.discard(slot)
+        else:
+            given.add(slot)
+    return given
+
+
 # --- the project pass ---------------------------------------------------------------------------
 def _falsified(sig: str, guard: list[Any]) -> bool:
     """Does a call of signature ``sig`` surely make ``guard`` false?"""
@@ -209,14 +238,18 @@ class CallerArguments:
         # function name -> [(caller path, module parts, signatures)]
         self.calls: dict[str, list[tuple[str, tuple[str, ...], list[str]]]] = {}
         for path, summary in project.summaries.items():
-            for module, functions in summary.facts.get("arguments", {}).items():
-                for function, sigs in functions.items():
-                    if module:
-                        module, _, function = index.canonical(f"{module}.{function}").rpartition(
-                            "."
-                        )
-                    found = (path, tuple(module.split(".")) if module else (), sigs)
-                    self.calls.setdefault(function, []).append(found)
+            own = summary.facts.get("module")
+            for key, (_, *sigs) in summary.facts.get("fed", {}).items():
+                kind, name = fed_callee(key, own)
+                if kind != "f":
+                    continue
+                module, _, function = name.rpartition(".")
+                if module == own:
+                    module = ""  # this file's own function
+                elif module:
+                    module, _, function = index.canonical(name).rpartition(".")
+                found = (path, tuple(module.split(".")) if module else (), sigs)
+                self.calls.setdefault(function, []).append(found)
 
     def _runs_in(self, caller: str, module: tuple[str, ...], path: str) -> bool:
         """May a call in ``caller`` of a function of ``module`` run the one in ``path``?"""

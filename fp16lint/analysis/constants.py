@@ -138,6 +138,20 @@ def _number(node: cst.BaseExpression) -> float | None:
     return None
 
 
+def literal_number(value: cst.BaseExpression) -> float | None:
+    """The number a literal (``1e-4``, ``-1e9``) writes, or None."""
+    sign = 1.0
+    if type(value) is cst.UnaryOperation and type(value.operator) is cst.Minus:
+        sign, value = -1.0, value.expression
+    number = _number(value)
+    return None if number is None else sign * number
+
+
+def fp16_holds(number: float) -> bool:
+    """Float16 holds ``number``: zero, or a magnitude it does not round to 0, up to its max."""
+    return number == 0 or FP16_ZERO_UP_TO < abs(number) <= FP16_MAX
+
+
 def _string(node: cst.BaseExpression) -> str | None:
     if type(node) is cst.SimpleString and "b" not in node.prefix.lower():
         return node.evaluated_value if isinstance(node.evaluated_value, str) else None

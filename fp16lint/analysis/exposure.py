@@ -19,14 +19,16 @@ order). Its JSON-able facts:
   ``forward`` runs), ``s`` ``self.name(...)`` (a method, or a submodule the class keeps);
   slot an int or a keyword; state
   ``{"origin": step}`` or ``{"params": [...]}``);
-- ``ctx.facts["arguments"]``: the argument signatures of calls of project functions
-  (``analysis.call_guards``);
-- ``ctx.facts["fed"]``: per project callee (``"kind name"``), the argument slots this file's
-  calls may fill with float16, then each set of slots a call gives; ``"escaped"``: project
-  callables referenced other than by a call; ``"unresolved"``: method names called on
-  receivers it cannot resolve (the constant rules' caller judgement, ``judged()``);
-  ``"vanish"``: per project callee, the slots a call fills with a value that can be 0
-  (``analysis.zeros``, FP304);
+- ``ctx.facts["fed"]``: what this file's calls pass each callee (``"kind name"``, the name
+  ``.func`` for ``module.func`` of this file's own ``ctx.facts["module"]``):
+  ``[maybe, signature, ...]``, ``maybe`` the argument slots they may fill with float16 (``*``:
+  a star argument), then each distinct argument signature (``call_guards.signature``: the
+  slots given, literals marked); read by ``call_guards`` (casts guarded by parameters) and by
+  ``Exposure.callers`` (the constant rules' caller judgement, ``judged()``);
+  ``"escaped"``: project callables referenced other than by a call; ``"unresolved"``: method
+  names called on receivers it cannot resolve;
+  ``"vanish"``: per project callee (``"kind name"``, in full), the slots a call fills with a
+  value that can be 0 (``analysis.zeros``, FP304);
 - ``ctx.facts["exposure"]``: sites that per-file rules reported and the project pass judges
   (``{"rule", "span", "origin"}`` or ``{"rule", "span", "fn", "params"}``).
 
@@ -52,8 +54,8 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
-from fp16lint.analysis.call_guards import signature
-from fp16lint.analysis.constants import FP16_MAX, FP16_ZERO_UP_TO
+from fp16lint.analysis.call_guards import fed_callee, given_slots, signature
+from fp16lint.analysis.constants import literal_number
 from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
@@ -100,16 +102,6 @@ def _dtype_of_value(arg: cst.Arg) -> cst.BaseExpression | None:
         and value.attr.value == "dtype"
     ):
         return value.value
-    return None
-
-
-def _literal(value: cst.BaseExpression) -> float | None:
-    """The number a literal (``1e-4``, ``-1e9``) writes, or None."""
-    sign = 1.0
-    if type(value) is cst.UnaryOperation and type(value.operator) is cst.Minus:
-        sign, value = -1.0, value.expression
-    if type(value) in (cst.Integer, cst.Float):
-        return sign * float(value.evaluated_value)
     return None
 
 
@@ -166,20 +158,17 @@ class ExposureTracker(Tracker):
         # (``Trainer(GaussianDiffusion(...))``, ``train(model)`` with ``model = Net()``)
         self.attr_params: dict[str, dict[str, str]] = {}
         self.instance_args: list[list[Any]] = []
-        # argument signatures of calls of project functions (``analysis.call_guards``)
-        self.arguments: dict[str, dict[str, list[str]]] = {}
-        self._dests: list[str] | None = None  # this file's argparse destinations, when known
-        # what the calls of this file give each project callee (``"kind name"``): the slots
-        # whose value may be float16 (``*``: a star argument), then each set of slots a call
-        # gives (once each);
+        # what the calls of this file pass each callee (``"kind name"``): the slots whose
+        # value may be float16 (``*``: a star argument), then each argument signature once;
         # project callables referenced other than by a call (callers the graph cannot see);
         # method names called on receivers it cannot resolve (``obj.m(x)``)
-        self.fed: dict[str, list[list[int | str]]] = {}  # [maybe, given, given...]
+        self.fed: dict[str, list[Any]] = {}  # [[maybe slot, ...], signature, ...]
+        self._dests: list[str] | None = None  # this file's argparse destinations, when known
         self.escaped: set[tuple[str, str]] = set()
         self.unresolved: set[str] = set()
         self._methods: dict[int, frozenset[str]] = {}
         # per project callee, the slots a call fills with a value that can be 0 (FP304)
-        self.zeros = ZeroEvidence(ctx.names)
+        self.zeros = ZeroEvidence(ctx.names, ctx.stack)
         self.vanish: dict[str, list[int | str]] = {}
 
     @property
@@ -515,8 +504,6 @@ class ExposureTracker(Tracker):
                 self.unresolved.add(func.attr.value)
             return
         self._graph(node, callee)
-        if callee[0] == "f":
-            self._arguments(node, callee[1])
         args = []
         for slot, value in _slots(node):
             state = self._state(value)
@@ -566,51 +553,49 @@ class ExposureTracker(Tracker):
                 )
             return
         key = self._owner_key()
-        if key is None or (key, *callee) in self._callee_seen:
+        if key is None or (key, *callee) in self._callee_seen or self._constructs(node.func):
             return
         self._callee_seen.add((key, *callee))
         self.callees.setdefault(key, []).append([*callee, *self.ctx.span_ref(node)])
 
-    def _arguments(self, node: cst.Call, name: str) -> None:
-        """Record the call's argument signature (``analysis.call_guards``), once each."""
-        if self._dests is None and any(arg.star == "**" for arg in node.args):
-            options, complete = argparse_options(self.ctx.module)  # one walk, when needed
-            self._dests = list(options) if complete else []
-        module, _, function = name.rpartition(".")
-        if module == self.ctx.module_name:
-            module = ""  # this file's own function
-        found = self.arguments.setdefault(module, {}).setdefault(function, [])
-        sig = signature(node, self._dests)
-        if sig not in found:
-            found.append(sig)
+    def _constructs(self, func: cst.BaseExpression) -> bool:
+        """``func`` names a class of this file: the call graph's autocast pass runs no
+        constructor (``Exposure.resolve`` finds none), so its span is not asked for."""
+        if type(func) is not cst.Name:
+            return False
+        bindings = self.ctx.names.bindings(func.value) or []
+        return bool(bindings) and all(type(b.node) is cst.ClassDef for b in bindings)
 
     def _fed(self, node: cst.Call, callee: list[str], passed: set[int | str]) -> None:
-        """Add the call to ``fed``: which slots may hold float16 by this function's own
-        flow (not through its parameters: ``passed``, which ``calls`` records), which it gives.
-        A slot given a literal float16 cannot hold (``eps=1e-12``) does not count as given."""
+        """Add the call to ``fed``: which slots may hold float16 by this function's own flow
+        (not through its parameters: ``passed``, which ``calls`` records), and its argument
+        signature."""
         maybe: set[int | str] = set()
-        given: set[int | str] = set()
         if any(arg.star for arg in node.args):
             maybe.add("*")
+            if self._dests is None and any(arg.star == "**" for arg in node.args):
+                options, complete = argparse_options(self.ctx.module)  # one walk, when needed
+                self._dests = list(options) if complete else []
         vanish: set[int | str] = set()
         for slot, value in _slots(node):
-            number = _literal(value)
-            if number is None:
-                given.add(slot)
-                if slot not in passed and not self.flow.dtype(value).safe:
-                    maybe.add(slot)
-                if isinstance(self.zeros.of(value), str):
-                    vanish.add(slot)
-            elif number == 0 or FP16_ZERO_UP_TO < abs(number) <= FP16_MAX:
-                given.add(slot)
-        known = self.fed.setdefault(" ".join(callee), [[]])
-        known[0] = sorted(set(known[0]) | maybe, key=str)
-        gives = sorted(given, key=str)
-        if gives not in known[1:]:
-            known.append(gives)
+            if literal_number(value) is not None:
+                continue
+            if isinstance(self.zeros.of(value), str):
+                vanish.add(slot)
+            if slot not in passed and not self.flow.dtype(value).safe:
+                maybe.add(slot)
+        kind, name = callee
         if vanish:
-            slots = self.vanish.setdefault(" ".join(callee), [])
+            slots = self.vanish.setdefault(f"{kind} {name}", [])
             slots[:] = sorted(set(slots) | vanish, key=str)
+        if self.prefix and name.startswith(self.prefix):
+            name = name[len(self.prefix) - 1 :]  # ``.run``: this module's (``fed_callee``)
+        known = self.fed.setdefault(f"{kind} {name}", [[]])
+        if maybe - set(known[0]):
+            known[0] = sorted(set(known[0]) | maybe, key=str)
+        sig = signature(node, self._dests)
+        if sig not in known:
+            known.append(sig)
 
     def _escape(self, expr: cst.BaseExpression | None) -> None:
         """Record a project function or method ``expr`` names outside a call's callee
@@ -719,9 +704,9 @@ class ExposureTracker(Tracker):
             "autocast_calls": self.autocast_calls,
             "attr_params": self.attr_params,
             "instance_args": self.instance_args,
-            "arguments": self.arguments,
             "fed": self.fed,
             "vanish": self.vanish,
+            "module": self.ctx.module_name,  # the prefix of ``fed``'s relative names
             "escaped": sorted(self.escaped),
             "unresolved": sorted(self.unresolved),
         }
@@ -806,7 +791,7 @@ class Exposure:
         self.callees: dict[str, tuple[str, list[list[Any]]]] = {}
         self.attr_params: dict[str, dict[str, str]] = {}
         instance_args: list[list[Any]] = []
-        self._given: list[tuple[list[str], list[list[int | str]]]] = []
+        self._given: list[tuple[list[str], list[Any]]] = []  # callee, [maybe, sig, ...]
         self._escaped: list[list[str]] = []
         self._vanish: list[tuple[list[str], list[int | str]]] = []
         self.unresolved: set[str] = set()
@@ -827,8 +812,8 @@ class Exposure:
             regions.extend((path, call) for call in facts.get("autocast_calls", ()))
             self.attr_params.update(facts.get("attr_params", {}))
             instance_args.extend(facts.get("instance_args", ()))
-            for callee, slots in facts.get("fed", {}).items():
-                self._given.append((callee.split(" ", 1), slots))
+            for key, slots in facts.get("fed", {}).items():
+                self._given.append((list(fed_callee(key, facts.get("module"))), slots))
             self._escaped.extend(facts.get("escaped", ()))
             self._vanish.extend((c.split(" ", 1), v) for c, v in facts.get("vanish", {}).items())
             self.unresolved.update(facts.get("unresolved", ()))
@@ -886,8 +871,8 @@ class Exposure:
                 continue
             maybe_params = {_param(params, slot) for slot in maybe} - {None}
             given_params = set(params)
-            for given in gives:
-                given_params &= {_param(params, slot) for slot in given}
+            for sig in gives:
+                given_params &= {_param(params, slot) for slot in given_slots(sig)}
             known = out.get(key)
             if known is not None:
                 maybe_params |= known[0]

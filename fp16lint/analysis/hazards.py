@@ -160,7 +160,7 @@ class HazardTracker(Tracker):
         ctx.facts["ops"] = self.ops
         self.flow: FlowTracker = ctx.get(FlowTracker)
         self.exposure: ExposureTracker = ctx.get(ExposureTracker)
-        self.magnitudes = Magnitudes(ctx.names)
+        self.magnitudes = Magnitudes(ctx.names, ctx.stack)
         self._why: Verdict = None  # the exposure of the operand ``_input`` last judged
         # The operand's dtype is unknown and only its dependence on a parameter made it a
         # candidate: reported where a chain shows float16 reaching it, never on residence alone.

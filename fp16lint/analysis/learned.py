@@ -4,8 +4,8 @@ from zero, so an epsilon added to them never matters (FP304).
 ``exp`` of a parameter-only value (a log-scale parameterisation: ``beta = exp(self.beta)``) and
 a parameter initialised to ones (``self.alpha = nn.Parameter(torch.ones(c))``, a learned
 frequency or scale) qualify; activations (a function's inputs), buffers and anything else do
-not. Shape and view methods and indexing keep the value; names follow their last binding when
-it sits at the top level of the function body, before the use (``beta = exp(beta)`` rebinds).
+not. Shape and view methods and indexing keep the value; names follow the assignment that
+last binds them on every path to the use (``tree.last_assignment``; ``beta = exp(beta)`` rebinds).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from enum import Enum
 import libcst as cst
 
 from fp16lint.analysis.names import NameResolver, self_attribute
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.tree import last_assignment
 
 _PARAMETERS = frozenset({"torch.nn.Parameter", "torch.nn.parameter.Parameter"})
 _ONES = frozenset({"torch.ones", "torch.ones_like"})
@@ -49,10 +49,10 @@ def learned(
     if kind is cst.Subscript:
         return learned(expr.value, names, attributes, stack, depth + 1)
     if kind is cst.Name:
-        value, before = _latest(expr.value, stack)
-        if value is None:
+        found = last_assignment(stack, expr.value, dominating=True)
+        if found is None:
             return None
-        return learned(value, names, attributes, before, depth + 1)
+        return learned(found[0], names, attributes, found[1], depth + 1)
     if kind is not cst.Call:
         return None
     func = expr.func
@@ -79,56 +79,3 @@ def _parameter(values: list[cst.BaseExpression | None] | None, names: NameResolv
     if all(type(i) is cst.Call and names.qualname(i.func) in _ONES for i in inits):
         return Learned.POSITIVE
     return Learned.ANY
-
-
-def _latest(
-    name: str, stack: tuple[cst.CSTNode, ...]
-) -> tuple[cst.BaseExpression | None, tuple[cst.CSTNode, ...]]:
-    """The value of the last plain assignment to ``name`` among the function body's top-level
-    statements before the one on ``stack``, and the stack at that assignment; None when a
-    later statement may bind it otherwise (a branch, a loop)."""
-    for index in range(len(stack) - 1, 1, -1):
-        if (
-            type(stack[index - 1]) is cst.IndentedBlock
-            and type(stack[index - 2]) is cst.FunctionDef
-        ):
-            block, statement = stack[index - 1], stack[index]
-            break
-    else:
-        return None, ()
-    latest: tuple[cst.BaseExpression | None, tuple[cst.CSTNode, ...]] = (None, ())
-    for line in block.body:
-        if line is statement:
-            return latest
-        assigned = _assignment(line, name)
-        if assigned is not None:
-            latest = (assigned, (*stack[:index], line, line.body[0]))
-        elif _binds(line, name):
-            latest = (None, ())
-    return None, ()
-
-
-def _assignment(line: cst.BaseStatement, name: str) -> cst.BaseExpression | None:
-    if type(line) is not cst.SimpleStatementLine or len(line.body) != 1:
-        return None
-    assign = line.body[0]
-    if (
-        type(assign) is cst.Assign
-        and len(assign.targets) == 1
-        and type(assign.targets[0].target) is cst.Name
-        and assign.targets[0].target.value == name
-    ):
-        return assign.value
-    return None
-
-
-def _binds(line: cst.BaseStatement, name: str) -> bool:
-    """``line`` may bind ``name`` (any target spelled so inside it)."""
-    for node in walk(line):
-        if type(node) in (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.AsName):
-            target = getattr(node, "target", None) or getattr(node, "name", None)
-            if target is not None and any(
-                type(n) is cst.Name and n.value == name for n in walk(target)
-            ):
-                return True
-    return False

@@ -11,8 +11,9 @@ amax) and names bound (every binding) to a bounded value. A sum is bounded by it
 bound times their count where the count is written out (``torch.stack([a, b, c]).sum(0)``).
 A division by a value of known sign is bounded (``x.clamp(min=eps) / (1 - x).clamp(min=eps)``
 lies in [eps, 1/eps] for x in [0, 1]). A ``clamp`` limit may be a name bound to a number (a
-parameter's default: ``def f(x, eps=1e-4)``). A name reassigned in the function's own body
-(``x = x.clamp(0, 1)``, not in a branch or loop) holds that value from there on. The squares
+parameter's default: ``def f(x, eps=1e-4)``). A name reassigned in the function
+(``x = x.clamp(0, 1)``, not rebound in a branch or a loop since: ``tree.last_assignment``)
+holds that value from there on. The squares
 of ``F.normalize(x, dim=d)`` summed along ``d`` are at most 1 (a unit vector's). A sum or
 cumulative sum of non-positive terms is non-positive (``exp(cumsum(-softplus(a)))`` is at most 1).
 Only what holds for every finite input is a bound; ``data.op_ranges`` lists the functions.
@@ -24,8 +25,8 @@ import math
 
 import libcst as cst
 
-from fp16lint.analysis.names import Binding, NameResolver
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.names import NameResolver
+from fp16lint.analysis.tree import last_assignment
 from fp16lint.data.op_ranges import (
     FLOAT16_MAX,
     NONNEGATIVE,
@@ -115,16 +116,6 @@ def _square_base(expr: cst.BaseExpression, names: NameResolver) -> cst.BaseExpre
     return None
 
 
-def _targets(node: cst.CSTNode) -> list[cst.BaseExpression]:
-    """What an assignment statement or a ``for`` binds."""
-    kind = type(node)
-    if kind is cst.Assign:
-        return [t.target for t in node.targets]  # type: ignore[attr-defined]
-    if kind in (cst.AugAssign, cst.AnnAssign, cst.For):
-        return [node.target]  # type: ignore[attr-defined]
-    return []
-
-
 def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | None:
     kind = type(op)
     if kind is cst.Add:
@@ -142,8 +133,9 @@ def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | No
 class Magnitudes:
     """Bounds of expressions in the file being analysed (``names`` resolves what they call)."""
 
-    def __init__(self, names: NameResolver):
+    def __init__(self, names: NameResolver, stack: list[cst.CSTNode] | tuple):
         self.names = names
+        self.stack = stack  # the walk's path to the node in hand (``FileContext.stack``)
 
     def bound(self, expr: cst.BaseExpression | None, depth: int = 0) -> Interval | None:
         if expr is None or depth > _MAX_DEPTH:
@@ -187,8 +179,10 @@ class Magnitudes:
         bindings = self.names.bindings(name)
         if not bindings:
             return None
-        if len(bindings) > 1 and self._dominates(name, bindings[-1]):
-            bindings = bindings[-1:]
+        if len(bindings) > 1:
+            latest = last_assignment(self.stack, name, dominating=True)
+            if latest is not None:
+                return self.bound(latest[0], depth + 1)
         lows, highs = [], []
         for binding in bindings:
             value = binding.value
@@ -202,30 +196,6 @@ class Magnitudes:
             lows.append(found[0])
             highs.append(found[1])
         return min(lows), max(highs)
-
-    def _dominates(self, name: str, last: Binding) -> bool:
-        """``last`` (the latest binding so far: bindings are recorded as a function is walked)
-        is a plain assignment in the function's own body, so every later use sees it, unless a
-        loop after it rebinds the name (its value would come back round)."""
-        scope = self.names.scope_of(name)
-        if scope is None or type(scope.node) is not cst.FunctionDef or last.value is None:
-            return False
-        body = scope.node.body.body  # type: ignore[union-attr]
-        place = next(
-            (i for i, s in enumerate(body) if type(s) is cst.SimpleStatementLine
-             and any(small is last.node for small in s.body)),
-            None,
-        )  # fmt: skip
-        if place is None:
-            return False
-        return not any(
-            type(n) is cst.Name and n.value == name
-            for statement in body[place + 1 :]
-            if type(statement) in (cst.For, cst.While)
-            for node in walk(statement)
-            for target in _targets(node)
-            for n in walk(target)
-        )
 
     def limit(self, expr: cst.BaseExpression | None) -> float | None:
         """A ``clamp`` limit: a number, or a name every binding of which is that number (an
@@ -294,11 +264,15 @@ class Magnitudes:
         base = _square_base(expr, self.names)
         while type(base) is cst.Name:
             bindings = self.names.bindings(base.value) or []
-            if len(bindings) > 1 and self._dominates(base.value, bindings[-1]):
-                bindings = bindings[-1:]
-            if len(bindings) != 1 or bindings[0].value is None:
+            if len(bindings) > 1:
+                latest = last_assignment(self.stack, base.value, dominating=True)
+                if latest is None:
+                    return False
+                base = latest[0]
+            elif len(bindings) == 1 and bindings[0].value is not None:
+                base = bindings[0].value
+            else:
                 return False
-            base = bindings[0].value
         if type(base) is not cst.Call or self.names.qualname(base.func) not in _NORMALIZE:
             return False
         p = _argument(base, 1, "p")

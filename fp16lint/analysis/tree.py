@@ -150,15 +150,49 @@ def statements(node: cst.CSTNode, *, nested_scopes: bool = True) -> Iterator[cst
         stack.extend(c for c in reversed(children(current)) if type(c) in _ON_THE_WAY)
 
 
-def latest_value(stack: tuple | list, name: str) -> cst.BaseExpression | None:
-    """The value of the last plain ``name = ...`` before the current statement (``stack``'s
-    innermost), in its block or, going outwards, before the blocks that hold it; None when
-    there is none in the function (or a compound statement binds it first)."""
+Located = tuple[cst.BaseExpression, tuple[cst.CSTNode, ...]]
+_SCOPES = (cst.FunctionDef, cst.ClassDef)
+_BINDERS = (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.AsName, cst.NamedExpr)
+
+
+def binds(node: cst.CSTNode, name: str) -> bool:
+    """``node`` (a statement) may bind ``name``: any assignment, loop, ``with``/``import``/
+    ``except`` ``as`` or walrus target spelled so inside it."""
+    for inner in walk(node):
+        if type(inner) in _BINDERS:
+            target = getattr(inner, "target", None) or getattr(inner, "name", None)
+            if target is not None and any(
+                type(n) is cst.Name and n.value == name for n in walk(target)
+            ):
+                return True
+    return False
+
+
+def last_assignment(stack: tuple | list, name: str, *, dominating: bool = False) -> Located | None:
+    """The last plain ``name = value`` before the current statement (``stack``'s innermost),
+    in its block or, going outwards, before the blocks that hold it, inside its function: the
+    value, and the stack at that assignment (where the value is evaluated). None when there is
+    none (a parameter, an outer name).
+
+    The one helper for "what a name holds here" (attention, rotary, learned scales, bounds).
+    By default compound statements and other bindings between are passed over: the value
+    before a conditional or in-place update (``w = q @ k.T; if mask is not None: w = w + mask;
+    w *= s`` keeps the product). ``dominating``: only an assignment that every path to here runs
+    last: None when a statement between may bind ``name`` otherwise (a branch, ``+=``,
+    unpacking), when a loop around here or after here in the assignment's block binds it (the
+    value comes back round), or outside a function."""
+    if dominating:
+        scope = next((n for n in reversed(stack) if type(n) in _SCOPES), None)
+        if type(scope) is not cst.FunctionDef:
+            return None
     for index in range(len(stack) - 1, 0, -1):
         block = stack[index - 1]
-        if type(block) is cst.FunctionDef:
+        kind = type(block)
+        if kind is cst.FunctionDef:
             return None
-        if type(block) is not cst.IndentedBlock:
+        if dominating and kind in (cst.For, cst.While) and binds(block, name):
+            return None
+        if kind is not cst.IndentedBlock:
             continue
         statements = block.body
         here = next((i for i, s in enumerate(statements) if s is stack[index]), None)
@@ -166,10 +200,25 @@ def latest_value(stack: tuple | list, name: str) -> cst.BaseExpression | None:
             return None
         for statement in reversed(statements[:here]):
             if type(statement) is not cst.SimpleStatementLine:
+                if dominating and binds(statement, name):
+                    return None
                 continue
-            for small in statement.body:
+            for small in reversed(statement.body):
                 if type(small) is cst.Assign and any(
                     type(t.target) is cst.Name and t.target.value == name for t in small.targets
                 ):
-                    return small.value
+                    if dominating and any(
+                        type(later) in (cst.For, cst.While) and binds(later, name)
+                        for later in statements[here:]
+                    ):
+                        return None  # a loop after it rebinds the name (kept conservative)
+                    return small.value, (*stack[:index], statement, small)
+                if dominating and binds(small, name):
+                    return None
     return None
+
+
+def latest_value(stack: tuple | list, name: str) -> cst.BaseExpression | None:
+    """The value of ``last_assignment`` (compound statements between passed over)."""
+    found = last_assignment(stack, name)
+    return found[0] if found is not None else None

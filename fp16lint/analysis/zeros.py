@@ -62,11 +62,12 @@ _MAX_DEPTH = 8
 
 
 class ZeroEvidence:
-    """Zero evidence for expressions of the file being walked (``names`` at the walk's point)."""
+    """Zero evidence for expressions of the file being walked (``names`` and ``stack`` at the
+    walk's point)."""
 
-    def __init__(self, names: NameResolver):
+    def __init__(self, names: NameResolver, stack: list[cst.CSTNode] | tuple):
         self.names = names
-        self.magnitudes = Magnitudes(names)
+        self.magnitudes = Magnitudes(names, stack)
         self._memo: dict[int, Zero] = {}
 
     def of(self, expr: cst.BaseExpression | None) -> Zero:
