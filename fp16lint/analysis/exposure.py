@@ -944,7 +944,10 @@ class Exposure:
 
     def _submodules_under(self, key: str, chain: Chain, queue: deque[str]) -> None:
         """A module whose ``forward`` runs under autocast runs its submodules under it too,
-        however it calls them (``for block in self.blocks: x = block(x)``)."""
+        however it calls them (``for block in self.blocks: x = block(x)``). A submodule's
+        input is an activation of its parent, which autocast's float16 ops (linear, conv)
+        made: its first parameter may be float16 (under autocast, so its float32-list ops
+        stay protected)."""
         owner, _, method = key.rpartition(".")
         if method != "forward" or owner not in self.index.classes:
             return
@@ -955,7 +958,11 @@ class Exposure:
                 if found is not None:
                     label = f"`{_short_key(found, self.index)}` runs under autocast as a submodule"
                     step = (path, tuple(sub["span"]), label)
-                    self._expose(found, AUTOCAST, chain.then(step, chain.autocast), queue)
+                    under = chain.then(step, chain.autocast)
+                    self._expose(found, AUTOCAST, under, queue)
+                    params = self.functions.get(found)
+                    if params:
+                        self._expose(found, params[0], under, queue)
 
     def _run_under(
         self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]

@@ -288,6 +288,9 @@ class ModelFacts(Tracker):
             elif type(owner) is cst.Name and owner.value in self.locals and name in _LIST_METHODS:
                 for arg in node.args:
                     self.locals[owner.value].extend(self._collect(arg.value))
+            elif name in _LIST_METHODS and self_attribute(owner, self.self_name) is not None:
+                for arg in node.args:  # ``self.blocks.append(Block(d))``
+                    self._add_subs(owner.attr.value, arg.value)
         elif (
             self.ctx.names.qualname(func) == "builtins.setattr"
             and len(node.args) == 3

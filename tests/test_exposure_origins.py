@@ -1,0 +1,94 @@
+"""Float16 origins the exposure follows into a model (analysis/index.py, analysis/exposure.py):
+submodules appended to a container kept on ``self``, and a submodule's input under autocast."""
+
+from __future__ import annotations
+
+from lintutil import lint_project
+
+NORM = (
+    "import torch\n"
+    "from torch import nn\n"
+    "\n"
+    "\n"
+    "class LayerNorm(nn.Module):\n"
+    "    def __init__(self, dim, eps=1e-5):\n"
+    "        super().__init__()\n"
+    "        self.eps = eps\n"
+    "        self.g = nn.Parameter(torch.ones(dim))\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        var = torch.var(x, dim=-1, unbiased=False, keepdim=True)\n"  # line 12
+    "        mean = torch.mean(x, dim=-1, keepdim=True)\n"
+    "        return (x - mean) * (var + self.eps).rsqrt() * self.g\n"
+    "\n"
+    "\n"
+    "class Block(nn.Module):\n"
+    "    def __init__(self, dim):\n"
+    "        super().__init__()\n"
+    "        self.norm = LayerNorm(dim)\n"
+    "        self.proj = nn.Linear(dim, dim)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.proj(self.norm(x))\n"
+    "\n"
+    "\n"
+    "class Net(nn.Module):\n"
+    "    def __init__(self, dim, depth):\n"
+    "        super().__init__()\n"
+    "        self.stem = nn.Linear(dim, dim)\n"
+    "        self.blocks = nn.ModuleList([])\n"
+    "        for _ in range(depth):\n"
+    "            self.blocks.append(nn.ModuleList([Block(dim), nn.GELU()]))\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        x = self.stem(x)\n"
+    "        for block, act in self.blocks:\n"
+    "            x = act(block(x))\n"
+    "        return x\n"
+)
+HALF = "import torch\nfrom model import Net\n\nmodel = Net(8, 2).cuda().half()\n"
+AUTOCAST = (
+    "import torch\n"
+    "from model import Net\n"
+    "\n"
+    "\n"
+    "def train(loader):\n"
+    "    model = Net(8, 2).cuda()\n"
+    "    for x in loader:\n"
+    "        with torch.autocast('cuda', dtype=torch.float16):\n"  # line 8
+    "            loss = model(x).mean()\n"
+    "        loss.backward()\n"
+)
+
+
+def _where(findings, code="FP203"):
+    return sorted((f.path.rsplit("/", 1)[-1], f.span.start.line) for f in findings if f.code == code)
+
+
+def test_modules_appended_to_a_container_on_self_are_submodules(tmp_path):
+    result = lint_project(tmp_path, {"model.py": NORM, "train.py": HALF}, select=("FP203",))
+    assert _where(result.findings) == [("model.py", 14)]
+    assert "because `Net` is cast with `.half()` at " in result.findings[0].message
+
+
+def test_a_submodule_under_autocast_gets_its_parent_s_float16_activations(tmp_path):
+    result = lint_project(tmp_path, {"model.py": NORM, "train.py": AUTOCAST}, select=("FP203",))
+    assert _where(result.findings) == [("model.py", 14)]
+    finding = result.findings[0]
+    assert "; float16 here: called from the autocast region at " in finding.message
+    assert finding.message.endswith("train.py:8.")
+    assert [r.message for r in finding.related][1:] == [
+        "`Net.forward` runs under autocast here",
+        "`Block.forward` runs under autocast as a submodule",
+        "float16 passed to `LayerNorm.forward` here",
+    ]
+
+
+def test_submodules_under_a_bfloat16_region_or_an_upcasting_norm_stay_quiet(tmp_path):
+    bf16 = AUTOCAST.replace("dtype=torch.float16", "dtype=torch.bfloat16")
+    result = lint_project(tmp_path / "a", {"model.py": NORM, "train.py": bf16})
+    assert _where(result.findings) == []
+    upcast = NORM.replace("    def forward(self, x):\n        var", "    def forward(self, x):\n"
+                          "        x = x.float()\n        var")  # fmt: skip
+    result = lint_project(tmp_path / "b", {"model.py": upcast, "train.py": AUTOCAST})
+    assert _where(result.findings) == []
