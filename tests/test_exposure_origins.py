@@ -62,7 +62,9 @@ AUTOCAST = (
 
 
 def _where(findings, code="FP203"):
-    return sorted((f.path.rsplit("/", 1)[-1], f.span.start.line) for f in findings if f.code == code)
+    return sorted(
+        (f.path.rsplit("/", 1)[-1], f.span.start.line) for f in findings if f.code == code
+    )
 
 
 def test_modules_appended_to_a_container_on_self_are_submodules(tmp_path):
