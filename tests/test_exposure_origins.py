@@ -94,3 +94,60 @@ def test_submodules_under_a_bfloat16_region_or_an_upcasting_norm_stay_quiet(tmp_
                           "        x = x.float()\n        var")  # fmt: skip
     result = lint_project(tmp_path / "b", {"model.py": upcast, "train.py": AUTOCAST})
     assert _where(result.findings) == []
+
+
+HELPERS = (
+    "import torch\n"
+    "from torch import nn\n"
+    "\n"
+    "\n"
+    "def to_half(model):\n"
+    "    model.half()\n"  # line 6
+    "\n"
+    "\n"
+    "def halve_parameters(m):\n"
+    "    for p in m.parameters():\n"
+    "        p.data = p.data.half()\n"  # line 11
+    "\n"
+    "\n"
+    "def convert_weights(model):\n"
+    "    def _convert(layer):\n"
+    "        if isinstance(layer, (nn.Linear, nn.Conv2d)):\n"
+    "            layer.weight.data = layer.weight.data.half()\n"
+    "\n"
+    "    model.apply(_convert)\n"  # line 19
+)
+
+
+def _cast_by(tmp_path, call):
+    script = f"from helpers import convert_weights, halve_parameters, to_half\nfrom model import Net\n\n{call}\n"
+    files = {"model.py": NORM, "helpers.py": HELPERS, "run.py": script}
+    return lint_project(tmp_path, files, select=("FP203",)).findings
+
+
+def test_a_helper_casting_its_argument_in_place_makes_the_caller_s_model_float16(tmp_path):
+    findings = _cast_by(tmp_path / "a", "model = Net(8, 2)\nto_half(model)")
+    assert _where(findings) == [("model.py", 14)]
+    assert "because `Net` is cast with `.half()` at " in findings[0].message
+    assert "helpers.py:6" in findings[0].message
+    findings = _cast_by(tmp_path / "b", "halve_parameters(Net(8, 2))")
+    assert _where(findings) == [("model.py", 14)] and "helpers.py:11" in findings[0].message
+
+
+def test_model_apply_of_a_function_that_halves_weights_casts_the_model(tmp_path):
+    findings = _cast_by(tmp_path, "model = Net(8, 2)\nconvert_weights(model)")
+    assert _where(findings) == [("model.py", 14)]
+    assert "because `Net` is cast with `.apply(...)` at " in findings[0].message
+    assert "helpers.py:19" in findings[0].message
+
+
+def test_helpers_that_do_not_cast_to_float16_or_are_not_called_make_nothing_float16(tmp_path):
+    assert _cast_by(tmp_path / "a", "model = Net(8, 2)") == []
+    bf16 = HELPERS.replace(".half()", ".bfloat16()")
+    files = {"model.py": NORM, "helpers.py": bf16, "run.py": "from helpers import *\n"
+             "from model import Net\n\nto_half(Net(8, 2))\nconvert_weights(Net(8, 2))\n"}  # fmt: skip
+    assert lint_project(tmp_path / "b", files, select=("FP203",)).findings == []
+    upcast = HELPERS.replace("p.data.half()", "p.data.float()")
+    files = {"model.py": NORM, "helpers.py": upcast,
+             "run.py": "from helpers import *\nfrom model import Net\n\nhalve_parameters(Net(8, 2))\n"}  # fmt: skip
+    assert lint_project(tmp_path / "c", files, select=("FP203",)).findings == []

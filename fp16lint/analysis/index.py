@@ -27,8 +27,9 @@ JSON-able:
 The project pass joins them once (``index_of(project)``): classes resolved through imports,
 relative imports, re-exports and aliases; which ones are ``nn.Module`` subclasses; which class
 each fp16 cast converts (``Encoder().half()``, ``m = build_model(); m.to(torch.float16)``,
-following a function's return through up to four calls); and which classes are
-**fp16-resident** — reached by a cast that is not under autocast, directly or as a (transitive,
+following a function's return through up to four calls; ``model.apply(to_fp16)``; a cast of
+a function's parameter converts what its callers pass there: ``model_casts`` of
+``analysis.casts``); and which classes are **fp16-resident** — reached by a cast that is not under autocast, directly or as a (transitive,
 inherited) submodule — with the cast that makes them so. With ``assume-fp16`` every module class
 is resident. A framework's switch that casts the model it is handed (``fp16_entries`` of kind
 ``cast``, ``analysis.switches``: DeepSpeed fp16, Lightning ``"16-true"``, ``fp16_full_eval``)
@@ -470,6 +471,9 @@ class ProjectIndex:
     @classmethod
     def build(cls, project: Any) -> ProjectIndex:
         index = cls()
+        model_casts: list[tuple[str, dict[str, Any]]] = []
+        functions: dict[str, list[str]] = {}
+        instance_args: list[list[Any]] = []
         for path, summary in project.summaries.items():
             facts = summary.facts
             module = facts.get("module", "")
@@ -494,11 +498,15 @@ class ProjectIndex:
                         when=record.get("when", ""),
                     )
                 )
+            model_casts.extend((path, record) for record in facts.get("model_casts", ()))
+            functions.update(facts.get("functions", {}))
+            instance_args.extend(facts.get("instance_args", ()))
             index.ops.extend((path, record) for record in facts.get("ops", ()))
             index.returned.update(facts.get("returned", {}))
             index.entries.extend((path, e) for e in facts.get("fp16_entries", ()))
         on = ((path, index._resolved(entry)) for path, entry in index.entries)
         index.entries = [(path, entry) for path, entry in on if entry is not None]
+        index._model_casts(model_casts, functions, instance_args)
         switches = [Cast.of_switch(path, e) for path, e in index.entries if e["kind"] == "cast"]
         for cast in index.casts:
             if not cast.autocast:
@@ -514,6 +522,36 @@ class ProjectIndex:
                 if index.is_module(name):
                     index.resident.setdefault(name, Reason(None, name))
         return index
+
+    def _model_casts(
+        self,
+        records: list[tuple[str, dict[str, Any]]],
+        functions: dict[str, list[str]],
+        instance_args: list[list[Any]],
+    ) -> None:
+        """Add the casts that convert a model part by part (``model.apply(to_fp16)``, a loop
+        over its parameters) and those of a function's parameter, one per class the
+        function's callers pass there (``def to_half(m): m.half()``, ``to_half(Net())``)."""
+        passed: dict[tuple[str, str], set[str]] = {}
+        if any("param" in record for _, record in records):
+            for (kind, name), args in instance_args:
+                key = self.canonical(name) if kind in ("f", "s") else ""
+                for slot, made in args:
+                    params = functions.get(key, [])
+                    param = params[slot] if isinstance(slot, int) and slot < len(params) else slot
+                    if param in params:
+                        passed.setdefault((key, param), set()).update(made.split("|"))
+        for path, record in records:
+            if record["ctor"] is not None:
+                made = [record["ctor"]]
+            else:
+                key, param = record["param"]
+                made = sorted(passed.get((self.canonical(key), param), ()))
+            for ctor in made:
+                self.casts.append(
+                    Cast(path, tuple(record["span"]), record["method"], record["maybe"],
+                         record["autocast"], ctor)
+                )  # fmt: skip
 
     def _resolved(self, entry: dict[str, Any]) -> dict[str, Any] | None:
         """A switch entry on in this project (one taking a function's result: when the
