@@ -151,3 +151,38 @@ def test_helpers_that_do_not_cast_to_float16_or_are_not_called_make_nothing_floa
     files = {"model.py": NORM, "helpers.py": upcast,
              "run.py": "from helpers import *\nfrom model import Net\n\nhalve_parameters(Net(8, 2))\n"}  # fmt: skip
     assert lint_project(tmp_path / "c", files, select=("FP203",)).findings == []
+
+
+TRAINER = (
+    "import torch\n"
+    "from accelerate import Accelerator\n"
+    "\n"
+    "\n"
+    "class Trainer:\n"
+    "    def __init__(self, model, fp16=False):\n"
+    "        self.accelerator = Accelerator(mixed_precision='fp16' if fp16 else 'no')\n"
+    "        self.model = model\n"
+    "\n"
+    "    def train(self, loader):\n"
+    "        for x in loader:\n"
+    "            with self.accelerator.autocast():\n"  # line 12
+    "                loss = self.model(x).mean()\n"
+    "            self.accelerator.backward(loss)\n"
+)
+
+
+def test_a_trainer_only_its_users_build_runs_the_package_s_models_under_autocast(tmp_path):
+    files = {"lib/__init__.py": "", "lib/model.py": NORM, "lib/trainer.py": TRAINER}
+    findings = lint_project(tmp_path / "a", files, select=("FP203",)).findings
+    assert _where(findings) == [("model.py", 14)]
+    assert findings[0].message.endswith("trainer.py:12.")
+    assert "`Net.forward` runs under autocast here, if it is the `model` given to `Trainer`" in [
+        r.message for r in findings[0].related
+    ]
+    # built in the project with a model it does not show: no guess
+    files["lib/run.py"] = "from lib.trainer import Trainer\n\nTrainer(load(), fp16=True)\n"
+    assert lint_project(tmp_path / "b", files, select=("FP203",)).findings == []
+    # models of another package are not the trainer's
+    files = {"lib/__init__.py": "", "lib/trainer.py": TRAINER, "other/__init__.py": "",
+             "other/model.py": NORM}  # fmt: skip
+    assert lint_project(tmp_path / "c", files, select=("FP203",)).findings == []

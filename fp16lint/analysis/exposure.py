@@ -970,9 +970,41 @@ class Exposure:
         """The function ``callee`` stands for runs under the autocast of ``chain``."""
         key = self.resolve(callee)
         if key is None:
+            self._users_model_under(path, callee, span, chain, queue)
             return
         step = (path, tuple(span), f"`{_short_key(key, self.index)}` runs under autocast here")
         self._expose(key, AUTOCAST, chain.then(step, chain.autocast), queue)
+
+    def _users_model_under(
+        self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
+    ) -> None:
+        """A model kept by a class that only the project's users build (a trainer given
+        ``model`` in ``__init__``, never constructed in the project) and run under autocast
+        may be any top-level model of the trainer's package: those run under it."""
+        if callee[0] != "s":
+            return
+        owner, _, attr = callee[1].rpartition(".")
+        owner = self.index.canonical(owner)
+        if owner not in self.index.classes or self.index.find_method(owner, attr) is not None:
+            return
+        for cls in self.index.mro(owner):
+            param = self.attr_params.get(cls, {}).get(attr)
+            init = f"{cls}.__init__"
+            if param is None:
+                continue
+            if init in self.callers or (init, param) in self.instances:
+                return  # the project builds it: its model is what the callers pass
+            package = owner.split(".", 1)[0]
+            for root in self.index.roots():
+                found = self._called(root) if root.split(".", 1)[0] == package else None
+                if found is not None:
+                    label = (
+                        f"`{_short_key(found, self.index)}` runs under autocast here, if it is"
+                        f" the `{param}` given to `{cls.rsplit('.', 1)[-1]}`"
+                    )
+                    step = (path, tuple(span), label)
+                    self._expose(found, AUTOCAST, chain.then(step, chain.autocast), queue)
+            return
 
     def _expose(self, key: str, param: str, chain: Chain, queue: deque[str]) -> None:
         params = self.exposed.setdefault(key, {})

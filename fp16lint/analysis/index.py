@@ -466,6 +466,7 @@ class ProjectIndex:
     resident: dict[str, Reason] = field(default_factory=dict)
     _module: dict[str, bool] = field(default_factory=dict)
     _mro: dict[str, list[str]] = field(default_factory=dict)
+    _roots: list[str] | None = None
 
     # --- building ------------------------------------------------------------------------------
     @classmethod
@@ -690,6 +691,21 @@ class ProjectIndex:
             if name in self.classes[owner].methods:
                 return owner, name
         return None
+
+    def roots(self) -> list[str]:
+        """The module classes with a ``forward`` that no project class keeps as a submodule:
+        the models a user of the project builds."""
+        if self._roots is None:
+            kept = {t for c in self.classes for _, sub in self.subs_of(c)
+                    for t in self.targets(sub["cls"])}  # fmt: skip
+            self._roots = [
+                name
+                for name in sorted(self.classes)
+                if name not in kept
+                and self.is_module(name)
+                and self.find_method(name, "forward") is not None
+            ]
+        return self._roots
 
     def reached(self, qualname: str) -> set[tuple[str, str]]:
         """``(defining class, method)`` pairs that ``forward`` runs, through ``self.m(...)`` and
