@@ -186,3 +186,33 @@ def test_a_trainer_only_its_users_build_runs_the_package_s_models_under_autocast
     files = {"lib/__init__.py": "", "lib/trainer.py": TRAINER, "other/__init__.py": "",
              "other/model.py": NORM}  # fmt: skip
     assert lint_project(tmp_path / "c", files, select=("FP203",)).findings == []
+
+
+RECAST = (
+    "import torch\n"
+    "from model import Net\n"
+    "\n"
+    "\n"
+    "def log_validation(unet, device, torch_dtype):\n"
+    "    return unet.to(device, dtype=torch_dtype)\n"  # line 6
+    "\n"
+    "\n"
+    "def main(args):\n"
+    "    unet = Net(8, 2)\n"
+    "    weight_dtype = torch.float32\n"
+    "    if args.mixed_precision == 'fp16':\n"
+    "        weight_dtype = torch.float16\n"
+    "    log_validation(unet, 'cuda', torch_dtype=weight_dtype)\n"
+)
+
+
+def test_a_helper_recasting_a_model_to_a_float16_dtype_argument_makes_it_float16(tmp_path):
+    findings = lint_project(tmp_path / "a", {"model.py": NORM, "train.py": RECAST}).findings
+    assert _where(findings) == [("model.py", 14)]
+    assert "`Net` may be cast to float16 (when mixed precision is fp16) with " in (
+        findings[0].message
+    )
+    assert "train.py:6" in findings[0].message
+    bf16 = RECAST.replace("torch.float16", "torch.bfloat16")
+    findings = lint_project(tmp_path / "b", {"model.py": NORM, "train.py": bf16}).findings
+    assert _where(findings) == []

@@ -293,6 +293,9 @@ class CastFacts(Tracker):
                 self._model_cast(node, node.func.value, "apply", False)  # type: ignore[attr-defined]
             return
         if not site.to_fp16:
+            dtype = self._dtype_parameter(site)
+            if dtype is not None:  # ``def prepare(unet, dtype): unet.to(device, dtype=dtype)``
+                self._model_cast(node, site.receiver, site.method, True, dtype=dtype)
             return
         if follows_fp16_data(self.ctx.stack, self.ctx.names):
             return
@@ -329,14 +332,18 @@ class CastFacts(Tracker):
         method: str,
         maybe: bool,
         own: bool = True,
+        dtype: list[str] | None = None,
     ) -> None:
         """Record a cast of the model ``receiver`` for the project join: one converting it
-        part by part (``own``), or a plain cast of a function's parameter (the callers tell
-        which class it converts)."""
+        part by part (``own``), a plain cast of a function's parameter (the callers tell
+        which class it converts), or a cast to a dtype a parameter gives (``dtype``: the
+        callers tell whether it is float16)."""
         receiver = unwrap_chain(receiver)
         param = self._parameter(receiver)
-        ctor = constructor_of(receiver, self.ctx) if own else None
-        if ctor is None and param is None:
+        ctor = constructor_of(receiver, self.ctx) if own or dtype is not None else None
+        if (ctor is None and param is None) or (
+            dtype is not None and self.ctx.get(ReceiverTracker).kind_of(receiver) is Kind.TENSOR
+        ):
             return
         fact: dict[str, Any] = {
             "span": self.ctx.span_ref(node),
@@ -347,7 +354,21 @@ class CastFacts(Tracker):
         }
         if param is not None:
             fact["param"] = param
+        if dtype is not None:
+            fact["dtype"] = dtype
         self.model_casts.append(fact)
+
+    def _dtype_parameter(self, site: CastSite) -> list[str] | None:
+        """``[function key, name]`` when a ``.to(...)`` cast takes its dtype from a parameter
+        of the enclosing function (``dtype=torch_dtype``, or a positional ``dtype``)."""
+        if site.method != "to" or site.dtype is not None or not site.opaque:
+            return None
+        for arg in site.call.args:
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            if keyword == "dtype" or (keyword is None and type(arg.value) is cst.Name
+                                      and "dtype" in arg.value.value):  # fmt: skip
+                return self._parameter(arg.value)
+        return None
 
     def _parameter(self, expr: cst.BaseExpression) -> list[str] | None:
         """``[function key, name]`` when ``expr`` is a parameter of a top-level function or a

@@ -52,6 +52,7 @@ from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.call_guards import signature
 from fp16lint.analysis.constants import FP16_MAX, FP16_SMALLEST
+from fp16lint.analysis.dtypes import dtype_of
 from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
@@ -61,6 +62,8 @@ from fp16lint.findings import Finding, Position, Related, Span
 
 _MAX_CHAIN = 8
 AUTOCAST = "@autocast"  # the pseudo-parameter "this function runs under fp16 autocast"
+FP16_GIVEN = "@float16"  # ``dtype_args``: the slot is given a float16 dtype
+_DTYPE_WORDS = ("dtype", "float16", "half", "fp16")
 # What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
 # judged on the exposure add these to their ``tokens``, so files with origins are read.
 ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16", *SWITCH_TOKENS)
@@ -163,6 +166,7 @@ class ExposureTracker(Tracker):
         # (``Trainer(GaussianDiffusion(...))``, ``train(model)`` with ``model = Net()``)
         self.attr_params: dict[str, dict[str, str]] = {}
         self.instance_args: list[list[Any]] = []
+        self.dtype_args: list[list[Any]] = []  # [callee, [[slot, FP16_GIVEN], ...]]
         # argument signatures of calls of project functions (``analysis.call_guards``)
         self.arguments: dict[str, dict[str, list[str]]] = {}
         self._dests: list[str] | None = None  # this file's argparse destinations, when known
@@ -508,6 +512,7 @@ class ExposureTracker(Tracker):
         if not node.args:
             return
         self._instance_args(node, callee)
+        self._dtype_args(node, callee)
         if not args:
             return
         record = {"callee": callee, "span": self.ctx.span_ref(node), "args": args}
@@ -652,6 +657,23 @@ class ExposureTracker(Tracker):
         if found:
             self.instance_args.append([callee, found])
 
+    def _dtype_args(self, node: cst.Call, callee: list[str]) -> None:
+        """Record the slots of ``node`` given a float16 dtype (``prepare(unet,
+        dtype=weight_dtype)``, ``weight_dtype`` float16 on some branch): a cast to that
+        parameter's dtype is a float16 cast (``index``)."""
+        found = []
+        for slot, value in _slots(node):
+            if type(value) not in (cst.Name, cst.Attribute):
+                continue
+            text = dotted(value) or ""
+            if not any(w in text or w in str(slot) for w in _DTYPE_WORDS):
+                continue
+            fact = dtype_of(value, self.ctx.names)
+            if fact is not None and fact.is_fp16:
+                found.append([slot, FP16_GIVEN])
+        if found:
+            self.dtype_args.append([callee, found])
+
     def _state(self, value: cst.BaseExpression) -> dict[str, Any] | None:
         if type(value) in (cst.Integer, cst.Float, cst.SimpleString, cst.Lambda):
             return None
@@ -695,6 +717,7 @@ class ExposureTracker(Tracker):
             "autocast_calls": self.autocast_calls,
             "attr_params": self.attr_params,
             "instance_args": self.instance_args,
+            "dtype_args": self.dtype_args,
             "arguments": self.arguments,
             "fed": self.fed,
             "escaped": sorted(self.escaped),

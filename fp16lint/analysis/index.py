@@ -51,6 +51,7 @@ from fp16lint.analysis.autocast import AutocastTracker, returned_autocast
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.casts import CastFacts, cast_of
 from fp16lint.analysis.dtypes import DType
+from fp16lint.analysis.exposure import FP16_GIVEN
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted, self_attribute
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
@@ -475,6 +476,7 @@ class ProjectIndex:
         model_casts: list[tuple[str, dict[str, Any]]] = []
         functions: dict[str, list[str]] = {}
         instance_args: list[list[Any]] = []
+        dtype_args: list[list[Any]] = []
         for path, summary in project.summaries.items():
             facts = summary.facts
             module = facts.get("module", "")
@@ -502,12 +504,13 @@ class ProjectIndex:
             model_casts.extend((path, record) for record in facts.get("model_casts", ()))
             functions.update(facts.get("functions", {}))
             instance_args.extend(facts.get("instance_args", ()))
+            dtype_args.extend(facts.get("dtype_args", ()))
             index.ops.extend((path, record) for record in facts.get("ops", ()))
             index.returned.update(facts.get("returned", {}))
             index.entries.extend((path, e) for e in facts.get("fp16_entries", ()))
         on = ((path, index._resolved(entry)) for path, entry in index.entries)
         index.entries = [(path, entry) for path, entry in on if entry is not None]
-        index._model_casts(model_casts, functions, instance_args)
+        index._model_casts(model_casts, functions, instance_args, dtype_args)
         switches = [Cast.of_switch(path, e) for path, e in index.entries if e["kind"] == "cast"]
         for cast in index.casts:
             if not cast.autocast:
@@ -529,13 +532,15 @@ class ProjectIndex:
         records: list[tuple[str, dict[str, Any]]],
         functions: dict[str, list[str]],
         instance_args: list[list[Any]],
+        dtype_args: list[list[Any]],
     ) -> None:
         """Add the casts that convert a model part by part (``model.apply(to_fp16)``, a loop
         over its parameters) and those of a function's parameter, one per class the
-        function's callers pass there (``def to_half(m): m.half()``, ``to_half(Net())``)."""
+        function's callers pass there (``def to_half(m): m.half()``, ``to_half(Net())``), or
+        to a dtype parameter some caller gives float16 (``dtype_args``)."""
         passed: dict[tuple[str, str], set[str]] = {}
-        if any("param" in record for _, record in records):
-            for (kind, name), args in instance_args:
+        if records:
+            for (kind, name), args in [*instance_args, *dtype_args]:
                 key = self.canonical(name) if kind in ("f", "s") else ""
                 for slot, made in args:
                     params = functions.get(key, [])
@@ -543,6 +548,10 @@ class ProjectIndex:
                     if param in params:
                         passed.setdefault((key, param), set()).update(made.split("|"))
         for path, record in records:
+            if "dtype" in record:
+                key, param = record["dtype"]
+                if FP16_GIVEN not in passed.get((self.canonical(key), param), ()):
+                    continue  # no caller gives it float16
             if record["ctor"] is not None:
                 made = [record["ctor"]]
             else:
