@@ -216,3 +216,32 @@ def test_a_helper_recasting_a_model_to_a_float16_dtype_argument_makes_it_float16
     bf16 = RECAST.replace("torch.float16", "torch.bfloat16")
     findings = lint_project(tmp_path / "b", {"model.py": NORM, "train.py": bf16}).findings
     assert _where(findings) == []
+
+
+def test_a_model_parameter_s_annotation_or_isinstance_assert_names_its_class(tmp_path):
+    declared = TRAINER.replace(
+        "    def __init__(self, model, fp16=False):\n",
+        "    def __init__(self, model, fp16=False):\n        assert isinstance(model, (Net,))\n",
+    ).replace("import torch\n", "import torch\nfrom lib.model import Net\n")
+    build = (
+        "from lib.trainer import Trainer\n\n\ndef make(model):\n    return Trainer(model, True)\n"
+    )
+    files = {"lib/__init__.py": "", "lib/model.py": NORM, "lib/trainer.py": declared,
+             "lib/run.py": build}  # fmt: skip
+    findings = lint_project(tmp_path / "a", files, select=("FP203",)).findings
+    assert _where(findings) == [("model.py", 14)]
+    assert "`Net.forward` runs under autocast here" in [r.message for r in findings[0].related]
+    annotated = (
+        declared.replace("        assert isinstance(model, (Net,))\n", "")
+        .replace(
+            "def __init__(self, model, fp16=False)",
+            "def __init__(self, model: Optional[Net], fp16=False)",
+        )
+        .replace("import torch\n", "import torch\nfrom typing import Optional\n")
+    )
+    files["lib/trainer.py"] = annotated
+    assert _where(lint_project(tmp_path / "b", files, select=("FP203",)).findings) == [
+        ("model.py", 14)
+    ]
+    files["lib/trainer.py"] = TRAINER  # the project builds it with a model it does not show
+    assert lint_project(tmp_path / "c", files, select=("FP203",)).findings == []

@@ -202,10 +202,55 @@ class ExposureTracker(Tracker):
         names = [p.name.value for p in [*params, *node.params.kwonly_params]]
         if key is not None:
             self.functions[key] = names
+            self._declared(key, node, [*params, *node.params.kwonly_params])
         self.frames.append(_Frame(key, {n: frozenset((n,)) for n in names}, {}, cls))
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.frames.pop()
+
+    def _declared(self, key: str, node: cst.FunctionDef, params: list[cst.Param]) -> None:
+        """Record the project classes a parameter is declared to hold, as ``instance_args``
+        of the pseudo-callee ``["k", key]``: its annotation (``model: Net``,
+        ``Optional[Net]``), or an ``assert isinstance(model, Net)`` heading the body."""
+        found: list[list[Any]] = []
+        for param in params:
+            if param.annotation is not None:
+                made = self._declared_class(param.annotation.annotation)
+                if made is not None:
+                    found.append([param.name.value, made])
+        body = node.body.body if type(node.body) is cst.IndentedBlock else ()
+        for statement in body:
+            line = statement.body[0] if type(statement) is cst.SimpleStatementLine else None
+            test = line.test if type(line) is cst.Assert else None
+            if (
+                type(test) is cst.Call
+                and dotted(test.func) == "isinstance"
+                and len(test.args) == 2
+                and type(test.args[0].value) is cst.Name
+            ):
+                kinds = test.args[1].value
+                elements = (
+                    [e.value for e in kinds.elements] if type(kinds) is cst.Tuple else [kinds]
+                )
+                made = {self._declared_class(e) for e in elements}
+                if None not in made:
+                    found.append([test.args[0].value.value, "|".join(sorted(made))])
+        if found:
+            self.instance_args.append([["k", key], found])
+
+    def _declared_class(self, expr: cst.BaseExpression) -> str | None:
+        """The project class an annotation names (``Net``, ``Optional[Net]``, ``Net | None``)."""
+        if type(expr) is cst.Subscript and dotted(expr.value) in ("Optional", "typing.Optional"):
+            expr = expr.slice[0].slice.value  # type: ignore[attr-defined]
+        elif (
+            type(expr) is cst.BinaryOperation
+            and type(expr.operator) is cst.BitOr
+            and dotted(expr.right) == "None"
+        ):
+            expr = expr.left
+        if type(expr) not in (cst.Name, cst.Attribute):
+            return None
+        return self._qualified(expr)
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
         self.frames.append(_Frame(None, {}, {}))
@@ -1053,7 +1098,10 @@ class Exposure:
         return out
 
     def _target(self, callee: list[str]) -> str | None:
-        """The function a call runs, constructors (``__init__``) included."""
+        """The function a call runs, constructors (``__init__``) included; ``k``: the
+        function key itself (a declared parameter class, ``_declared``)."""
+        if callee[0] == "k":
+            return callee[1]
         if callee[0] in ("f", "i"):
             for name in callee[1].split("|"):
                 name = self.index.canonical(name)

@@ -541,7 +541,7 @@ class ProjectIndex:
         passed: dict[tuple[str, str], set[str]] = {}
         if records:
             for (kind, name), args in [*instance_args, *dtype_args]:
-                key = self.canonical(name) if kind in ("f", "s") else ""
+                key = self.canonical(name) if kind in ("f", "s", "k") else ""
                 for slot, made in args:
                     params = functions.get(key, [])
                     param = params[slot] if isinstance(slot, int) and slot < len(params) else slot
