@@ -245,3 +245,15 @@ def test_a_model_parameter_s_annotation_or_isinstance_assert_names_its_class(tmp
     ]
     files["lib/trainer.py"] = TRAINER  # the project builds it with a model it does not show
     assert lint_project(tmp_path / "c", files, select=("FP203",)).findings == []
+
+
+def test_a_model_cast_part_by_part_keeps_its_norm_layers_and_buffers(tmp_path):
+    model = NORM.replace("LayerNorm(dim)", "nn.BatchNorm1d(dim)")
+    script = (
+        "from helpers import convert_weights, halve_parameters\nfrom model import Net\n\n"
+        "convert_weights(Net(8, 2))\nhalve_parameters(Net(8, 2))\n"
+    )
+    files = {"model.py": model, "helpers.py": HELPERS, "run.py": script}
+    assert lint_project(tmp_path / "a", files, select=("FP201",)).findings == []
+    files["run.py"] = "from model import Net\n\nNet(8, 2).half()\n"  # a whole cast: reported
+    assert len(lint_project(tmp_path / "b", files, select=("FP201",)).findings) == 1

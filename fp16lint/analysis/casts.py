@@ -28,7 +28,8 @@ or unknown — never a known tensor, nor a cast that only runs on data already f
 of a loop variable over ``model.parameters()`` / ``.modules()`` / ``.buffers()`` (``p.data =
 p.data.half()``), each with the ``ctor`` of ``model``; and module casts of a function's
 parameter (``def to_half(m): m.half()``), with ``param``: ``[function key, name]``, whose
-callers tell the class. Each has ``span``, ``method``, ``maybe``, ``autocast``.
+callers tell the class. Each has ``span``, ``method``, ``maybe``, ``autocast``; ``parts``: the
+cast converts the model tensor by tensor (its buffers keep their dtype).
 
 ``ctx.facts["classes"]``: one dict per top-level class: ``name``, ``qualname``
 (``module_name.Class``), ``bases`` (qualified names; this file's classes as ``module.Class``,
@@ -295,7 +296,7 @@ class CastFacts(Tracker):
         if not site.to_fp16:
             dtype = self._dtype_parameter(site)
             if dtype is not None:  # ``def prepare(unet, dtype): unet.to(device, dtype=dtype)``
-                self._model_cast(node, site.receiver, site.method, True, dtype=dtype)
+                self._model_cast(node, site.receiver, site.method, True, own=False, dtype=dtype)
             return
         if follows_fp16_data(self.ctx.stack, self.ctx.names):
             return
@@ -352,6 +353,8 @@ class CastFacts(Tracker):
             "autocast": self.ctx.get(AutocastTracker).in_fp16_region,
             "ctor": ctor,
         }
+        if own:
+            fact["parts"] = True  # tensor by tensor: parameters, not buffers
         if param is not None:
             fact["param"] = param
         if dtype is not None:

@@ -19,6 +19,10 @@ order). Its JSON-able facts:
   ``forward`` runs), ``s`` ``self.name(...)`` (a method, or a submodule the class keeps);
   slot an int or a keyword; state
   ``{"origin": step}`` or ``{"params": [...]}``);
+- ``ctx.facts["instance_args"]``: calls passing project instances (``train(Net())``), and the
+  classes a parameter is declared to hold (annotation, ``assert isinstance``; callee
+  ``["k", key]``); ``ctx.facts["dtype_args"]``: calls giving a parameter a float16 dtype
+  (``analysis.index`` resolves casts to it);
 - ``ctx.facts["arguments"]``: the argument signatures of calls of project functions
   (``analysis.call_guards``);
 - ``ctx.facts["fed"]``: per project callee (``"kind name"``), the argument slots this file's
@@ -35,7 +39,9 @@ reach it), ``Local`` (float16 by this function's own flow, with its origin) or `
 The project pass (``exposure_of(project)``) seeds the parameters of methods that a class made
 float16 runs (``analysis.index``: casts, or every module class with ``assume-fp16``) and of the
 callees of calls that pass float16 values, then follows the calls that pass parameters on,
-to a fixed point. ``chain_for(key, params)`` gives the ``Chain``; ``with_chain`` appends its
+to a fixed point. Under autocast, a module's submodules run under it with their parent's
+activations as input; a model kept by a trainer that only the project's users build may be any
+top-level model of its package. ``chain_for(key, params)`` gives the ``Chain``; ``with_chain`` appends its
 clause to a message and ``Chain.related()`` lists its steps as related locations.
 """
 

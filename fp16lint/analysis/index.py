@@ -557,10 +557,10 @@ class ProjectIndex:
             else:
                 key, param = record["param"]
                 made = sorted(passed.get((self.canonical(key), param), ()))
-            for ctor in made:
+            for ctor in made:  # a cast part by part converts parameters, not buffers
                 self.casts.append(
                     Cast(path, tuple(record["span"]), record["method"], record["maybe"],
-                         record["autocast"], ctor)
+                         record["autocast"], ctor, keeps_buffers=record.get("parts", False))
                 )  # fmt: skip
 
     def _resolved(self, entry: dict[str, Any]) -> dict[str, Any] | None:
@@ -753,12 +753,14 @@ class ProjectIndex:
                     found[1] in FP32_ACCUMULATING_NORMS and self._runs_upcast(name, sub["attr"])
                 ):
                     continue
+                if reason.cast is not None and reason.cast.method == "apply":
+                    continue  # ``model.apply(fn)``: ``fn`` may convert some layer types only
                 if (
                     reason.cast is not None
                     and reason.cast.keeps_buffers
                     and "BatchNorm" in found[1]
                 ):
-                    continue  # its risk is its running statistics, buffers DeepSpeed keeps
+                    continue  # its risk is its running statistics: buffers this cast keeps
                 seen.add(key)
                 made, base, risk = found
                 layer = Layer(owner, sub["attr"], base, key[0], key[1], sub.get("param"), made)
