@@ -171,20 +171,21 @@ TRAINER = (
 )
 
 
-def test_a_trainer_only_its_users_build_runs_the_package_s_models_under_autocast(tmp_path):
-    files = {"lib/__init__.py": "", "lib/model.py": NORM, "lib/trainer.py": TRAINER}
+def test_a_trainer_only_its_users_build_runs_the_models_defined_next_to_it_under_autocast(
+    tmp_path,
+):
+    files = {"lib/__init__.py": "", "lib/model.py": f"{NORM}\n\n{TRAINER}"}
     findings = lint_project(tmp_path / "a", files, select=("FP203",)).findings
     assert _where(findings) == [("model.py", 14)]
-    assert findings[0].message.endswith("trainer.py:12.")
+    assert findings[0].message.endswith(f"model.py:{NORM.count(chr(10)) + 2 + 12}.")
     assert "`Net.forward` runs under autocast here, if it is the `model` given to `Trainer`" in [
         r.message for r in findings[0].related
     ]
     # built in the project with a model it does not show: no guess
-    files["lib/run.py"] = "from lib.trainer import Trainer\n\nTrainer(load(), fp16=True)\n"
+    files["lib/run.py"] = "from lib.model import Trainer\n\nTrainer(load(), fp16=True)\n"
     assert lint_project(tmp_path / "b", files, select=("FP203",)).findings == []
-    # models of another package are not the trainer's
-    files = {"lib/__init__.py": "", "lib/trainer.py": TRAINER, "other/__init__.py": "",
-             "other/model.py": NORM}  # fmt: skip
+    # models of another module are not the trainer's
+    files = {"lib/__init__.py": "", "lib/trainer.py": TRAINER, "lib/model.py": NORM}
     assert lint_project(tmp_path / "c", files, select=("FP203",)).findings == []
 
 

@@ -41,7 +41,7 @@ float16 runs (``analysis.index``: casts, or every module class with ``assume-fp1
 callees of calls that pass float16 values, then follows the calls that pass parameters on,
 to a fixed point. Under autocast, a module's submodules run under it with their parent's
 activations as input; a model kept by a trainer that only the project's users build may be any
-top-level model of its package. ``chain_for(key, params)`` gives the ``Chain``; ``with_chain`` appends its
+top-level model of its module. ``chain_for(key, params)`` gives the ``Chain``; ``with_chain`` appends its
 clause to a message and ``Chain.related()`` lists its steps as related locations.
 """
 
@@ -1054,7 +1054,7 @@ class Exposure:
     ) -> None:
         """A model kept by a class that only the project's users build (a trainer given
         ``model`` in ``__init__``, never constructed in the project) and run under autocast
-        may be any top-level model of the trainer's package: those run under it."""
+        may be any top-level model defined next to it (its module): those run under it."""
         if callee[0] != "s":
             return
         owner, _, attr = callee[1].rpartition(".")
@@ -1068,9 +1068,9 @@ class Exposure:
                 continue
             if init in self.callers or (init, param) in self.instances:
                 return  # the project builds it: its model is what the callers pass
-            package = owner.split(".", 1)[0]
+            module = owner.rpartition(".")[0]
             for root in self.index.roots():
-                found = self._called(root) if root.split(".", 1)[0] == package else None
+                found = self._called(root) if root.rpartition(".")[0] == module else None
                 if found is not None:
                     label = (
                         f"`{_short_key(found, self.index)}` runs under autocast here, if it is"
