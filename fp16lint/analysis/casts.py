@@ -23,6 +23,14 @@ or unknown — never a known tensor, nor a cast that only runs on data already f
   imports when possible) when the receiver comes from ``from_pretrained``, else None;
 - ``device``: a literal device given with the cast (``"cpu"``, ``"cuda"``), else None.
 
+``ctx.facts["model_casts"]``: casts the project join resolves to a model class (``index``):
+``model.apply(fn)`` with ``fn`` a function that casts to float16 (``method`` ``"apply"``), a cast
+of a loop variable over ``model.parameters()`` / ``.modules()`` / ``.buffers()`` (``p.data =
+p.data.half()``), each with the ``ctor`` of ``model``; and module casts of a function's
+parameter (``def to_half(m): m.half()``), with ``param``: ``[function key, name]``, whose
+callers tell the class. Each has ``span``, ``method``, ``maybe``, ``autocast``; ``parts``: the
+cast converts the model tensor by tensor (its buffers keep their dtype).
+
 ``ctx.facts["classes"]``: one dict per top-level class: ``name``, ``qualname``
 (``module_name.Class``), ``bases`` (qualified names; this file's classes as ``module.Class``,
 unresolvable bases left out), ``module`` (this file alone shows it is an ``nn.Module``) and
@@ -53,6 +61,7 @@ from fp16lint.analysis.receivers import (
     local_module_classes,
     unwrap_chain,
 )
+from fp16lint.analysis.tree import walk
 from fp16lint.data.hf_keep_fp32 import DIFFUSERS_KEEP_IN_FP32, KEEP_IN_FP32
 
 _METHOD_DTYPES = {
@@ -62,6 +71,11 @@ _METHOD_DTYPES = {
     "double": DType.FP64,
 }
 CAST_METHODS = frozenset({*_METHOD_DTYPES, "to", "type", "cuda", "cpu"})
+# a model's methods that iterate over its parts (``for p in model.parameters()``)
+_MODULE_PARTS = frozenset(
+    {"parameters", "named_parameters", "buffers", "named_buffers", "modules", "named_modules",
+     "children", "named_children"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -230,6 +244,7 @@ class CastFacts(Tracker):
         super().__init__(ctx)
         self.casts: list[dict[str, Any]] = []
         ctx.facts["casts"] = self.casts
+        self.model_casts: list[dict[str, Any]] = []
         ctx.facts["classes"] = self._classes()
         if ctx.is_package and ctx.module_name:
             ctx.facts["reexports"] = {
@@ -274,11 +289,25 @@ class CastFacts(Tracker):
 
     def visit_Call(self, node: cst.Call) -> None:
         site = cast_of(node, self.ctx.names)
-        if site is None or not site.to_fp16:
+        if site is None:
+            if self._halves_modules(node):  # ``model.apply(to_fp16)``
+                self._model_cast(node, node.func.value, "apply", False)  # type: ignore[attr-defined]
             return
+        if not site.to_fp16:
+            dtype = self._dtype_parameter(site)
+            if dtype is not None:  # ``def prepare(unet, dtype): unet.to(device, dtype=dtype)``
+                self._model_cast(node, site.receiver, site.method, True, own=False, dtype=dtype)
+            return
+        if follows_fp16_data(self.ctx.stack, self.ctx.names):
+            return
+        model = self._looped_model(site.receiver)
+        if model is not None:  # ``for p in model.parameters(): p.data = p.data.half()``
+            self._model_cast(node, model, site.method, site.dtype.maybe)
         kind = self.ctx.get(ReceiverTracker).kind_of(site.receiver)
-        if kind is Kind.TENSOR or follows_fp16_data(self.ctx.stack, self.ctx.names):
+        if kind is Kind.TENSOR:
             return
+        if model is None:
+            self._model_cast(node, site.receiver, site.method, site.dtype.maybe, own=False)
         loader = loader_of(site.receiver, self.ctx)
         autocast = self.ctx.get(AutocastTracker)
         self.casts.append(
@@ -295,6 +324,115 @@ class CastFacts(Tracker):
                 "device": site.device if site.device != "?" else None,
             }
         )
+
+    # --- casts of a model the project join resolves (``model_casts``) -----------------------
+    def _model_cast(
+        self,
+        node: cst.Call,
+        receiver: cst.BaseExpression,
+        method: str,
+        maybe: bool,
+        own: bool = True,
+        dtype: list[str] | None = None,
+    ) -> None:
+        """Record a cast of the model ``receiver`` for the project join: one converting it
+        part by part (``own``), a plain cast of a function's parameter (the callers tell
+        which class it converts), or a cast to a dtype a parameter gives (``dtype``: the
+        callers tell whether it is float16)."""
+        receiver = unwrap_chain(receiver)
+        param = self._parameter(receiver)
+        ctor = constructor_of(receiver, self.ctx) if own or dtype is not None else None
+        if (ctor is None and param is None) or (
+            dtype is not None and self.ctx.get(ReceiverTracker).kind_of(receiver) is Kind.TENSOR
+        ):
+            return
+        fact: dict[str, Any] = {
+            "span": self.ctx.span_ref(node),
+            "method": method,
+            "maybe": maybe,
+            "autocast": self.ctx.get(AutocastTracker).in_fp16_region,
+            "ctor": ctor,
+        }
+        if own:
+            fact["parts"] = True  # tensor by tensor: parameters, not buffers
+        if param is not None:
+            fact["param"] = param
+        if dtype is not None:
+            fact["dtype"] = dtype
+        self.model_casts.append(fact)
+
+    def _dtype_parameter(self, site: CastSite) -> list[str] | None:
+        """``[function key, name]`` when a ``.to(...)`` cast takes its dtype from a parameter
+        of the enclosing function (``dtype=torch_dtype``, or a positional ``dtype``)."""
+        if site.method != "to" or site.dtype is not None or not site.opaque:
+            return None
+        for arg in site.call.args:
+            keyword = arg.keyword.value if arg.keyword is not None else None
+            if keyword == "dtype" or (keyword is None and type(arg.value) is cst.Name
+                                      and "dtype" in arg.value.value):  # fmt: skip
+                return self._parameter(arg.value)
+        return None
+
+    def _parameter(self, expr: cst.BaseExpression) -> list[str] | None:
+        """``[function key, name]`` when ``expr`` is a parameter of a top-level function or a
+        method of a top-level class (keys as ``analysis.exposure`` writes them)."""
+        names = self.ctx.names
+        if type(expr) is not cst.Name:
+            return None
+        bindings = names.bindings(expr.value) or []
+        if len(bindings) != 1 or type(bindings[0].node) is not cst.Param:
+            return None
+        scopes, scope = names.scopes, names.scope_of(expr.value)
+        prefix = f"{self.ctx.module_name}." if self.ctx.module_name else ""
+        if len(scopes) > 1 and scope is scopes[1] and scope.kind == "function":
+            return [prefix + scope.node.name.value, expr.value]
+        if len(scopes) > 2 and scope is scopes[2] and scopes[1].kind == "class":
+            return [f"{prefix}{scopes[1].node.name.value}.{scope.node.name.value}", expr.value]
+        return None
+
+    def _looped_model(self, receiver: cst.BaseExpression) -> cst.BaseExpression | None:
+        """``model`` when ``receiver`` is (an attribute of) a loop variable over its
+        parameters, buffers or modules: ``p.data`` in ``for p in model.parameters()``."""
+        while type(receiver) in (cst.Attribute, cst.Subscript):
+            receiver = receiver.value  # type: ignore[attr-defined]
+        if type(receiver) is not cst.Name:
+            return None
+        bindings = self.ctx.names.bindings(receiver.value) or []
+        if len(bindings) != 1 or type(bindings[0].node) is not cst.For:
+            return None
+        loop = bindings[0].node.iter  # type: ignore[attr-defined]
+        if (
+            type(loop) is cst.Call
+            and type(loop.func) is cst.Attribute
+            and loop.func.attr.value in _MODULE_PARTS
+        ):
+            return loop.func.value
+        return None
+
+    def _halves_modules(self, node: cst.Call) -> bool:
+        """``model.apply(fn)`` with ``fn`` a function of this file that casts to float16 (what
+        it is given: every submodule in turn)."""
+        func = node.func
+        if not (
+            type(func) is cst.Attribute
+            and func.attr.value == "apply"
+            and len(node.args) == 1
+            and type(node.args[0].value) is cst.Name
+        ):
+            return False
+        bindings = self.ctx.names.bindings(node.args[0].value.value) or []  # type: ignore[attr-defined]
+        if len(bindings) != 1 or type(bindings[0].node) is not cst.FunctionDef:
+            return False
+        for inner in walk(bindings[0].node.body):  # type: ignore[attr-defined]
+            if type(inner) is cst.Call:
+                site = cast_of(inner, self.ctx.names)
+                if site is not None and site.to_fp16:
+                    return True
+        return False
+
+    def leave_Module(self, node: cst.Module) -> None:
+        if self.model_casts:
+            self.ctx.facts["model_casts"] = self.model_casts
 
 
 class ProjectClasses:

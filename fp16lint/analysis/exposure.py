@@ -19,6 +19,10 @@ order). Its JSON-able facts:
   ``forward`` runs), ``s`` ``self.name(...)`` (a method, or a submodule the class keeps);
   slot an int or a keyword; state
   ``{"origin": step}`` or ``{"params": [...]}``);
+- ``ctx.facts["instance_args"]``: calls passing project instances (``train(Net())``), and the
+  classes a parameter is declared to hold (annotation, ``assert isinstance``; callee
+  ``["k", key]``); ``ctx.facts["dtype_args"]``: calls giving a parameter a float16 dtype
+  (``analysis.index`` resolves casts to it);
 - ``ctx.facts["fed"]``: what this file's calls pass each callee (``"kind name"``, the name
   ``.func`` for ``module.func`` of this file's own ``ctx.facts["module"]``):
   ``[maybe, signature, ...]``, ``maybe`` the argument slots they may fill with float16 (``*``:
@@ -39,7 +43,9 @@ reach it), ``Local`` (float16 by this function's own flow, with its origin) or `
 The project pass (``exposure_of(project)``) seeds the parameters of methods that a class made
 float16 runs (``analysis.index``: casts, or every module class with ``assume-fp16``) and of the
 callees of calls that pass float16 values, then follows the calls that pass parameters on,
-to a fixed point. ``chain_for(key, params)`` gives the ``Chain``; ``with_chain`` appends its
+to a fixed point. Under autocast, a module's submodules run under it with their parent's
+activations as input; a model kept by a trainer that only the project's users build may be any
+top-level model of its module. ``chain_for(key, params)`` gives the ``Chain``; ``with_chain`` appends its
 clause to a message and ``Chain.related()`` lists its steps as related locations.
 """
 
@@ -56,6 +62,7 @@ from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.call_guards import fed_callee, given_slots, signature
 from fp16lint.analysis.constants import literal_number
+from fp16lint.analysis.dtypes import dtype_of
 from fp16lint.analysis.flow import Dt, FlowTracker, is_shape, returns_index_pair
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.switches import TOKENS as SWITCH_TOKENS
@@ -66,6 +73,8 @@ from fp16lint.findings import Finding, Position, Related, Span
 
 _MAX_CHAIN = 8
 AUTOCAST = "@autocast"  # the pseudo-parameter "this function runs under fp16 autocast"
+FP16_GIVEN = "@float16"  # ``dtype_args``: the slot is given a float16 dtype
+_DTYPE_WORDS = ("dtype", "float16", "half", "fp16")
 # What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
 # judged on the exposure add these to their ``tokens``, so files with origins are read.
 ORIGIN_TOKENS = ("half", "float16", "autocast", "fp16", *SWITCH_TOKENS)
@@ -158,6 +167,7 @@ class ExposureTracker(Tracker):
         # (``Trainer(GaussianDiffusion(...))``, ``train(model)`` with ``model = Net()``)
         self.attr_params: dict[str, dict[str, str]] = {}
         self.instance_args: list[list[Any]] = []
+        self.dtype_args: list[list[Any]] = []  # [callee, [[slot, FP16_GIVEN], ...]]
         # what the calls of this file pass each callee (``"kind name"``): the slots whose
         # value may be float16 (``*``: a star argument), then each argument signature once;
         # project callables referenced other than by a call (callers the graph cannot see);
@@ -193,10 +203,55 @@ class ExposureTracker(Tracker):
         names = [p.name.value for p in [*params, *node.params.kwonly_params]]
         if key is not None:
             self.functions[key] = names
+            self._declared(key, node, [*params, *node.params.kwonly_params])
         self.frames.append(_Frame(key, {n: frozenset((n,)) for n in names}, {}, cls))
 
     def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
         self.frames.pop()
+
+    def _declared(self, key: str, node: cst.FunctionDef, params: list[cst.Param]) -> None:
+        """Record the project classes a parameter is declared to hold, as ``instance_args``
+        of the pseudo-callee ``["k", key]``: its annotation (``model: Net``,
+        ``Optional[Net]``), or an ``assert isinstance(model, Net)`` heading the body."""
+        found: list[list[Any]] = []
+        for param in params:
+            if param.annotation is not None:
+                made = self._declared_class(param.annotation.annotation)
+                if made is not None:
+                    found.append([param.name.value, made])
+        body = node.body.body if type(node.body) is cst.IndentedBlock else ()
+        for statement in body:
+            line = statement.body[0] if type(statement) is cst.SimpleStatementLine else None
+            test = line.test if type(line) is cst.Assert else None
+            if (
+                type(test) is cst.Call
+                and dotted(test.func) == "isinstance"
+                and len(test.args) == 2
+                and type(test.args[0].value) is cst.Name
+            ):
+                kinds = test.args[1].value
+                elements = (
+                    [e.value for e in kinds.elements] if type(kinds) is cst.Tuple else [kinds]
+                )
+                made = {self._declared_class(e) for e in elements}
+                if None not in made:
+                    found.append([test.args[0].value.value, "|".join(sorted(made))])
+        if found:
+            self.instance_args.append([["k", key], found])
+
+    def _declared_class(self, expr: cst.BaseExpression) -> str | None:
+        """The project class an annotation names (``Net``, ``Optional[Net]``, ``Net | None``)."""
+        if type(expr) is cst.Subscript and dotted(expr.value) in ("Optional", "typing.Optional"):
+            expr = expr.slice[0].slice.value  # type: ignore[attr-defined]
+        elif (
+            type(expr) is cst.BinaryOperation
+            and type(expr.operator) is cst.BitOr
+            and dotted(expr.right) == "None"
+        ):
+            expr = expr.left
+        if type(expr) not in (cst.Name, cst.Attribute):
+            return None
+        return self._qualified(expr)
 
     def visit_Lambda(self, node: cst.Lambda) -> None:
         self.frames.append(_Frame(None, {}, {}))
@@ -513,6 +568,7 @@ class ExposureTracker(Tracker):
         if not node.args:
             return
         self._instance_args(node, callee)
+        self._dtype_args(node, callee)
         if not args:
             return
         record = {"callee": callee, "span": self.ctx.span_ref(node), "args": args}
@@ -661,6 +717,23 @@ class ExposureTracker(Tracker):
         if found:
             self.instance_args.append([callee, found])
 
+    def _dtype_args(self, node: cst.Call, callee: list[str]) -> None:
+        """Record the slots of ``node`` given a float16 dtype (``prepare(unet,
+        dtype=weight_dtype)``, ``weight_dtype`` float16 on some branch): a cast to that
+        parameter's dtype is a float16 cast (``index``)."""
+        found = []
+        for slot, value in _slots(node):
+            if type(value) not in (cst.Name, cst.Attribute):
+                continue
+            text = dotted(value) or ""
+            if not any(w in text or w in str(slot) for w in _DTYPE_WORDS):
+                continue
+            fact = dtype_of(value, self.ctx.names)
+            if fact is not None and fact.is_fp16:
+                found.append([slot, FP16_GIVEN])
+        if found:
+            self.dtype_args.append([callee, found])
+
     def _state(self, value: cst.BaseExpression) -> dict[str, Any] | None:
         if type(value) in (cst.Integer, cst.Float, cst.SimpleString, cst.Lambda):
             return None
@@ -704,6 +777,7 @@ class ExposureTracker(Tracker):
             "autocast_calls": self.autocast_calls,
             "attr_params": self.attr_params,
             "instance_args": self.instance_args,
+            "dtype_args": self.dtype_args,
             "fed": self.fed,
             "vanish": self.vanish,
             "module": self.ctx.module_name,  # the prefix of ``fed``'s relative names
@@ -982,7 +1056,10 @@ class Exposure:
 
     def _submodules_under(self, key: str, chain: Chain, queue: deque[str]) -> None:
         """A module whose ``forward`` runs under autocast runs its submodules under it too,
-        however it calls them (``for block in self.blocks: x = block(x)``)."""
+        however it calls them (``for block in self.blocks: x = block(x)``). A submodule's
+        input is an activation of its parent, which autocast's float16 ops (linear, conv)
+        made: its first parameter may be float16 (under autocast, so its float32-list ops
+        stay protected)."""
         owner, _, method = key.rpartition(".")
         if method != "forward" or owner not in self.index.classes:
             return
@@ -993,7 +1070,11 @@ class Exposure:
                 if found is not None:
                     label = f"`{_short_key(found, self.index)}` runs under autocast as a submodule"
                     step = (path, tuple(sub["span"]), label)
-                    self._expose(found, AUTOCAST, chain.then(step, chain.autocast), queue)
+                    under = chain.then(step, chain.autocast)
+                    self._expose(found, AUTOCAST, under, queue)
+                    params = self.functions.get(found)
+                    if params:
+                        self._expose(found, params[0], under, queue)
 
     def _run_under(
         self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
@@ -1001,9 +1082,41 @@ class Exposure:
         """The function ``callee`` stands for runs under the autocast of ``chain``."""
         key = self.resolve(callee)
         if key is None:
+            self._users_model_under(path, callee, span, chain, queue)
             return
         step = (path, tuple(span), f"`{_short_key(key, self.index)}` runs under autocast here")
         self._expose(key, AUTOCAST, chain.then(step, chain.autocast), queue)
+
+    def _users_model_under(
+        self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
+    ) -> None:
+        """A model kept by a class that only the project's users build (a trainer given
+        ``model`` in ``__init__``, never constructed in the project) and run under autocast
+        may be any top-level model defined next to it (its module): those run under it."""
+        if callee[0] != "s":
+            return
+        owner, _, attr = callee[1].rpartition(".")
+        owner = self.index.canonical(owner)
+        if owner not in self.index.classes or self.index.find_method(owner, attr) is not None:
+            return
+        for cls in self.index.mro(owner):
+            param = self.attr_params.get(cls, {}).get(attr)
+            init = f"{cls}.__init__"
+            if param is None:
+                continue
+            if init in self.callers or (init, param) in self.instances:
+                return  # the project builds it: its model is what the callers pass
+            module = owner.rpartition(".")[0]
+            for root in self.index.roots():
+                found = self._called(root) if root.rpartition(".")[0] == module else None
+                if found is not None:
+                    label = (
+                        f"`{_short_key(found, self.index)}` runs under autocast here, if it is"
+                        f" the `{param}` given to `{cls.rsplit('.', 1)[-1]}`"
+                    )
+                    step = (path, tuple(span), label)
+                    self._expose(found, AUTOCAST, chain.then(step, chain.autocast), queue)
+            return
 
     def _expose(self, key: str, param: str, chain: Chain, queue: deque[str]) -> None:
         params = self.exposed.setdefault(key, {})
@@ -1029,7 +1142,10 @@ class Exposure:
         return out
 
     def _target(self, callee: list[str]) -> str | None:
-        """The function a call runs, constructors (``__init__``) included."""
+        """The function a call runs, constructors (``__init__``) included; ``k``: the
+        function key itself (a declared parameter class, ``_declared``)."""
+        if callee[0] == "k":
+            return callee[1]
         if callee[0] in ("f", "i"):
             for name in callee[1].split("|"):
                 name = self.index.canonical(name)

@@ -29,8 +29,9 @@ JSON-able:
 The project pass joins them once (``index_of(project)``): classes resolved through imports,
 relative imports, re-exports and aliases; which ones are ``nn.Module`` subclasses; which class
 each fp16 cast converts (``Encoder().half()``, ``m = build_model(); m.to(torch.float16)``,
-following a function's return through up to four calls); and which classes are
-**fp16-resident** — reached by a cast that is not under autocast, directly or as a (transitive,
+following a function's return through up to four calls; ``model.apply(to_fp16)``; a cast of
+a function's parameter converts what its callers pass there: ``model_casts`` of
+``analysis.casts``); and which classes are **fp16-resident** — reached by a cast that is not under autocast, directly or as a (transitive,
 inherited) submodule — with the cast that makes them so. With ``assume-fp16`` every module class
 is resident. A framework's switch that casts the model it is handed (``fp16_entries`` of kind
 ``cast``, ``analysis.switches``: DeepSpeed fp16, Lightning ``"16-true"``, ``fp16_full_eval``)
@@ -52,6 +53,7 @@ from fp16lint.analysis.autocast import AutocastTracker, returned_autocast
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.casts import CastFacts, cast_of
 from fp16lint.analysis.dtypes import DType
+from fp16lint.analysis.exposure import FP16_GIVEN
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted, self_attribute
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
@@ -323,6 +325,9 @@ class ModelFacts(Tracker):
             elif type(owner) is cst.Name and owner.value in self.locals and name in _LIST_METHODS:
                 for arg in node.args:
                     self.locals[owner.value].extend(self._collect(arg.value))
+            elif name in _LIST_METHODS and self_attribute(owner, self.self_name) is not None:
+                for arg in node.args:  # ``self.blocks.append(Block(d))``
+                    self._add_subs(owner.attr.value, arg.value)
         elif (
             self.ctx.names.qualname(func) == "builtins.setattr"
             and len(node.args) == 3
@@ -497,11 +502,16 @@ class ProjectIndex:
     resident: dict[str, Reason] = field(default_factory=dict)
     _module: dict[str, bool] = field(default_factory=dict)
     _mro: dict[str, list[str]] = field(default_factory=dict)
+    _roots: list[str] | None = None
 
     # --- building ------------------------------------------------------------------------------
     @classmethod
     def build(cls, project: Any) -> ProjectIndex:
         index = cls()
+        model_casts: list[tuple[str, dict[str, Any]]] = []
+        functions: dict[str, list[str]] = {}
+        instance_args: list[list[Any]] = []
+        dtype_args: list[list[Any]] = []
         for path, summary in project.summaries.items():
             facts = summary.facts
             module = facts.get("module", "")
@@ -526,11 +536,16 @@ class ProjectIndex:
                         when=record.get("when", ""),
                     )
                 )
+            model_casts.extend((path, record) for record in facts.get("model_casts", ()))
+            functions.update(facts.get("functions", {}))
+            instance_args.extend(facts.get("instance_args", ()))
+            dtype_args.extend(facts.get("dtype_args", ()))
             index.ops.extend((path, record) for record in facts.get("ops", ()))
             index.returned.update(facts.get("returned", {}))
             index.entries.extend((path, e) for e in facts.get("fp16_entries", ()))
         on = ((path, index._resolved(entry)) for path, entry in index.entries)
         index.entries = [(path, entry) for path, entry in on if entry is not None]
+        index._model_casts(model_casts, functions, instance_args, dtype_args)
         switches = [Cast.of_switch(path, e) for path, e in index.entries if e["kind"] == "cast"]
         for cast in index.casts:
             if not cast.autocast:
@@ -546,6 +561,42 @@ class ProjectIndex:
                 if index.is_module(name):
                     index.resident.setdefault(name, Reason(None, name))
         return index
+
+    def _model_casts(
+        self,
+        records: list[tuple[str, dict[str, Any]]],
+        functions: dict[str, list[str]],
+        instance_args: list[list[Any]],
+        dtype_args: list[list[Any]],
+    ) -> None:
+        """Add the casts that convert a model part by part (``model.apply(to_fp16)``, a loop
+        over its parameters) and those of a function's parameter, one per class the
+        function's callers pass there (``def to_half(m): m.half()``, ``to_half(Net())``), or
+        to a dtype parameter some caller gives float16 (``dtype_args``)."""
+        passed: dict[tuple[str, str], set[str]] = {}
+        if records:
+            for (kind, name), args in [*instance_args, *dtype_args]:
+                key = self.canonical(name) if kind in ("f", "s", "k") else ""
+                for slot, made in args:
+                    params = functions.get(key, [])
+                    param = params[slot] if isinstance(slot, int) and slot < len(params) else slot
+                    if param in params:
+                        passed.setdefault((key, param), set()).update(made.split("|"))
+        for path, record in records:
+            if "dtype" in record:
+                key, param = record["dtype"]
+                if FP16_GIVEN not in passed.get((self.canonical(key), param), ()):
+                    continue  # no caller gives it float16
+            if record["ctor"] is not None:
+                made = [record["ctor"]]
+            else:
+                key, param = record["param"]
+                made = sorted(passed.get((self.canonical(key), param), ()))
+            for ctor in made:  # a cast part by part converts parameters, not buffers
+                self.casts.append(
+                    Cast(path, tuple(record["span"]), record["method"], record["maybe"],
+                         record["autocast"], ctor, keeps_buffers=record.get("parts", False))
+                )  # fmt: skip
 
     def _resolved(self, entry: dict[str, Any]) -> dict[str, Any] | None:
         """A switch entry on in this project (one taking a function's result: when the
@@ -685,6 +736,21 @@ class ProjectIndex:
                 return owner, name
         return None
 
+    def roots(self) -> list[str]:
+        """The module classes with a ``forward`` that no project class keeps as a submodule:
+        the models a user of the project builds."""
+        if self._roots is None:
+            kept = {t for c in self.classes for _, sub in self.subs_of(c)
+                    for t in self.targets(sub["cls"])}  # fmt: skip
+            self._roots = [
+                name
+                for name in sorted(self.classes)
+                if name not in kept
+                and self.is_module(name)
+                and self.find_method(name, "forward") is not None
+            ]
+        return self._roots
+
     def reached(self, qualname: str) -> set[tuple[str, str]]:
         """``(defining class, method)`` pairs that ``forward`` runs, through ``self.m(...)`` and
         ``super().m(...)`` calls."""
@@ -720,12 +786,14 @@ class ProjectIndex:
                 found = self.unsafe_construction(sub["cls"])
                 if found is None or self._runs_upcast(name, sub["attr"]):
                     continue  # a wrapper runs it on ``x.float()``
+                if reason.cast is not None and reason.cast.method == "apply":
+                    continue  # ``model.apply(fn)``: ``fn`` may convert some layer types only
                 if (
                     reason.cast is not None
                     and reason.cast.keeps_buffers
                     and "BatchNorm" in found[1]
                 ):
-                    continue  # its risk is its running statistics, buffers DeepSpeed keeps
+                    continue  # its risk is its running statistics: buffers this cast keeps
                 seen.add(key)
                 made, base, risk = found
                 layer = Layer(owner, sub["attr"], base, key[0], key[1], sub.get("param"), made)
