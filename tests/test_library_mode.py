@@ -443,3 +443,46 @@ def test_a_linalg_solve_on_the_module_own_weights_through_an_identity_of_their_d
         "q = self.weight - self.weight.T", "q = (self.weight - self.weight.T).float()"
     )
     assert lint_code(upcast, select=("FP204",), assume_fp16=True).findings == []
+
+
+SIGNS_AND_SCALARS = """\
+import torch
+from torch import nn
+
+
+class Precond(nn.Module):
+    def __init__(self, sigma_data=0.5):
+        super().__init__()
+        self.sigma_data = sigma_data
+
+    def forward(self, sigma, y, logits):
+        c_in = (sigma ** 2 + self.sigma_data ** 2) ** -0.5
+        weight = (sigma * self.sigma_data) ** -2
+        shift = torch.log2(torch.sqrt(y.pow(2).sum(2) / 2 ** 32))
+        return c_in, weight, shift, aggregation(logits), counts(y, 2, 2)
+
+
+def aggregation(logits):
+    dist = torch.distributions.categorical.Categorical(logits=logits)
+    mass = torch.sum(dist.probs[:, 1:], dim=1)
+    return -torch.log(mass)
+
+
+def counts(grid_thw, kernel_height: int, kernel_width: int):
+    frames, height, width = grid_thw.unbind(-1)
+    merged = (height // kernel_height) * (width // kernel_width)
+    return int(merged.sum())
+"""
+
+
+def test_bounds_from_class_numbers_signs_and_scalar_parameters():
+    """``self.sigma_data`` set from a parameter's default 0.5 keeps ``sigma**2 +
+    sigma_data**2`` at least 0.25, so its ``** -0.5`` is finite (``(sigma * sigma_data) ** -2``
+    is not: sigma may be 0). A log of a square root shows only a sign, no value near 0; a
+    sum of probabilities (``Categorical.probs``) may be near 0: kept. Grid sizes divided by
+    ``int`` parameters are no float16 data."""
+    assert _found(SIGNS_AND_SCALARS) == {("FP202", 12), ("FP202", 20)}
+    every = lint_code(SIGNS_AND_SCALARS, select=("FP202",), assume_fp16=True, library_info=True)
+    texts = {(f.span.start.line, f.message.split("`")[1]) for f in every.findings}
+    assert (11, "sigma ** 2") in texts and (11, "**") not in texts
+    assert not any(line == 26 for line, _ in texts)

@@ -27,6 +27,7 @@ float16 (``analysis.index``).
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -52,6 +53,7 @@ from fp16lint.data.amp_ops import (
     RTRUEDIV,
     UnsafeOp,
 )
+from fp16lint.data.op_ranges import VALUE_PRESERVING
 
 _REDUCTIONS = frozenset({"mean", "sum", "nanmean", "nansum"})
 _SATURATING = frozenset({"tanh", "sigmoid", "erf", "softsign", "hardtanh"})
@@ -93,6 +95,9 @@ _NOT_DATA = re.compile(
     r"|^(?:is|has|num|n)_"
 )
 
+# Annotations of parameters that hold Python scalars or strings, never float16 tensors.
+_SCALAR_TYPES = frozenset({"int", "bool", "str", "float"})
+
 
 def _literal_number(expr: cst.BaseExpression | None) -> float | None:
     if type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Minus:
@@ -130,6 +135,21 @@ def _root_name(call: cst.Call, names) -> str | None:
     qualname = names.qualname(call.func)
     name = qualname.removeprefix("torch.") if qualname else _method_name(call)
     return name if name in ("rsqrt", "sqrt") else None
+
+
+def _gradient(expr: cst.BaseExpression | None) -> bool:
+    """``p.grad`` (``p.grad.data``, ``p.grad.detach().flatten()``): a parameter's gradient."""
+    while expr is not None:
+        if type(expr) is cst.Attribute:
+            if expr.attr.value == "grad":
+                return True
+            expr = expr.value if expr.attr.value == "data" else None
+        elif type(expr) is cst.Call and type(expr.func) is cst.Attribute:
+            method = expr.func.attr.value
+            expr = expr.func.value if method in VALUE_PRESERVING else None
+        else:
+            return False
+    return False
 
 
 def _method_name(call: cst.Call) -> str | None:
@@ -287,7 +307,7 @@ class HazardTracker(Tracker):
         self._why = why = self.exposure.judge(expr)
         self._inferred = False
         if (type(expr) is cst.Name and _NOT_DATA.search(expr.value)) or (
-            isinstance(why, Pending) and all(_NOT_DATA.search(p) for p in why.params)
+            isinstance(why, Pending) and all(self._not_data(p) for p in why.params)
         ):
             return None  # a mask, ids, lengths or counts, or made only from them: no data
         if dt is Dt.UNKNOWN:
@@ -311,6 +331,20 @@ class HazardTracker(Tracker):
                 if self.ctx.get(ReceiverTracker).kind_of(expr) is Kind.MODULE:
                     return None
         return dt
+
+    def _not_data(self, param: str) -> bool:
+        """A parameter that holds no float16 data: named as a mask, ids, lengths or counts, or
+        annotated as a Python scalar (``kernel_size: int``), which no cast makes a tensor."""
+        if _NOT_DATA.search(param):
+            return True
+        bindings = self.ctx.names.bindings(param) or ()
+        return any(
+            type(b.node) is cst.Param
+            and b.node.annotation is not None
+            and type(b.node.annotation.annotation) is cst.Name
+            and b.node.annotation.annotation.value in _SCALAR_TYPES
+            for b in bindings
+        )
 
     # --- recording -------------------------------------------------------------------------
     def _record(
@@ -397,6 +431,8 @@ class HazardTracker(Tracker):
                 return
             if exponent is None:
                 risk = "pow_any"
+        if op.name == "norm" and self._full_norm(node, method is None) and _gradient(operand):
+            risk = "grad_norm"  # ``torch.norm(p.grad)``: scaled float16 gradients, all of them
         if op.risk == "exp" and self._bounded_exp(operand):
             return
         if op.name in ("pow", "square") and self._power_bounded(operand, exponent):
@@ -661,14 +697,33 @@ class HazardTracker(Tracker):
         reads -= targets
         return bool(reads) and reads <= divisors
 
-    def _small(self, expr: cst.BaseExpression | None, smallest: float) -> bool:
+    def _full_norm(self, call: cst.Call, function: bool) -> bool:
+        """A norm of every element: no ``dim`` (``torch.norm(x, p, dim)``, ``x.norm(p, dim)``)."""
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        return len(positional) <= 1 + int(function) and not any(
+            a.star or (a.keyword is not None and a.keyword.value in ("dim", "axis"))
+            for a in call.args
+        )
+
+    def _sum_name(self, call: cst.Call) -> str | None:
+        """``sum``/``nansum`` for ``torch.sum(x, ...)``, ``x.sum(...)``."""
+        name = (self.ctx.names.qualname(call.func) or _method_name(call) or "").rsplit(".", 1)[-1]
+        return name if name in ("sum", "nansum") else None
+
+    def _small(self, expr: cst.BaseExpression | None, smallest: float, depth: int = 0) -> bool:
         """Evidence that ``expr`` can come near 0 (below ``smallest``): a bound whose low end
         is there (a sigmoid or softmax probability, ``p.clamp(min=1e-10)``), or a guard float16
         loses (``x + 1e-8``, ``x + eps`` with ``eps=1e-10``). A noise level, a count or a
         positive scale has no such evidence."""
         found = self.magnitudes.bound(expr)
-        if found is not None and found[0] < smallest:
-            return True
+        if found is not None and found[0] < smallest and (found[0] > 0 or found[1] < math.inf):
+            return True  # (a sign alone, ``relu``/``sqrt``/``abs`` >= 0, shows no small value)
+        if type(expr) is cst.Name and depth < 2:  # ``mass = probs.sum(1)`` then ``log(mass)``
+            values = self.ctx.names.values(expr.value)
+            if len(values) == 1 and type(values[0]) is cst.Call and self._sum_name(values[0]):
+                return self._small(values[0], smallest, depth + 1)
+        if type(expr) is cst.Call and self._sum_name(expr) is not None:
+            return self._small(self._operand(expr), smallest, depth + 1)  # terms all can be
         terms = []
         while type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Add:
             terms.append(expr.right)

@@ -42,6 +42,7 @@ _NORMALIZE = frozenset({"torch.nn.functional.normalize"})
 # A unit vector's squares sum to 1; float16 rounds each square by at most 2**-11 of it.
 _UNIT_SQUARES = 1.0 + 2.0**-10
 _STACKS = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
+_DISTRIBUTIONS = "torch.distributions."  # ``.probs`` of Categorical, Bernoulli...: in [0, 1]
 
 
 def finite_in_float16(interval: Interval | None) -> bool:
@@ -59,7 +60,16 @@ def power(base: Interval, exponent: float) -> Interval | None:
         return min(ends), max(ends)
     if low >= 0 and exponent >= 0:
         return _pow(low, exponent), _pow(high, exponent)
+    if low > 0:  # a negative exponent of a positive base: decreasing
+        return _pow(high, exponent), _pow(low, exponent)
     return None
+
+
+def _even(exponent: float | None) -> bool:
+    """An even whole exponent: ``x ** 2`` is at least 0 whatever ``x``."""
+    return (
+        exponent is not None and exponent >= 2 and exponent == int(exponent) and exponent % 2 == 0
+    )
 
 
 def _pow(value: float, exponent: float) -> float:
@@ -139,11 +149,44 @@ def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | No
     return None
 
 
+def _class_numbers(cls: cst.ClassDef) -> dict[str, Interval]:
+    """``{attr: (low, high)}`` for the ``self.attr`` every assignment in the class's methods
+    sets to a number: a literal, or a parameter of that method with a literal default."""
+    found: dict[str, list[float | None]] = {}
+    for method in cls.body.body:
+        if type(method) is not cst.FunctionDef:
+            continue
+        params = method.params
+        defaults = {
+            p.name.value: _number(p.default)
+            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+            if p.default is not None
+        }
+        for node in walk(method.body):
+            for target in _targets(node):
+                if (
+                    type(target) is cst.Attribute
+                    and type(target.value) is cst.Name
+                    and target.value.value == "self"
+                ):
+                    value = node.value if type(node) in (cst.Assign, cst.AnnAssign) else None
+                    number = _number(value) if value is not None else None
+                    if number is None and type(value) is cst.Name:
+                        number = defaults.get(value.value)
+                    found.setdefault(target.attr.value, []).append(number)
+    return {
+        attr: (min(numbers), max(numbers))  # type: ignore[type-var]
+        for attr, numbers in found.items()
+        if None not in numbers
+    }
+
+
 class Magnitudes:
     """Bounds of expressions in the file being analysed (``names`` resolves what they call)."""
 
     def __init__(self, names: NameResolver):
         self.names = names
+        self._numbers: dict[int, dict[str, Interval]] = {}  # per class: ``_class_numbers``
 
     def bound(self, expr: cst.BaseExpression | None, depth: int = 0) -> Interval | None:
         if expr is None or depth > _MAX_DEPTH:
@@ -169,15 +212,43 @@ class Magnitudes:
             return self._call(expr, depth)
         if kind is cst.Name:
             return self._name(expr.value, depth)
+        if kind is cst.Attribute:
+            return self._attribute(expr)
         return None
+
+    def _attribute(self, expr: cst.Attribute) -> Interval | None:
+        """``self.x`` that every assignment in the class sets to a number (a literal, or a
+        parameter's literal default: ``def __init__(self, sigma_data=0.5)``), and ``d.probs``
+        of a ``torch.distributions`` object (probabilities)."""
+        value = expr.value
+        if type(value) is not cst.Name:
+            return None
+        if value.value != "self":
+            if expr.attr.value != "probs":
+                return None
+            made = self.names.values(value.value)
+            calls = [v for v in made if type(v) is cst.Call]
+            found = bool(made) and len(calls) == len(made)
+            return _UNIT if found and all(
+                (self.names.qualname(c.func) or "").startswith(_DISTRIBUTIONS) for c in calls
+            ) else None  # fmt: skip
+        cls = next((s.node for s in reversed(self.names.scopes) if s.kind == "class"), None)
+        if type(cls) is not cst.ClassDef:
+            return None
+        numbers = self._numbers.get(id(cls))
+        if numbers is None:
+            numbers = self._numbers[id(cls)] = _class_numbers(cls)
+        return numbers.get(expr.attr.value)
 
     def _binary(self, expr: cst.BinaryOperation, depth: int) -> Interval | None:
         left = self.bound(expr.left, depth + 1)
-        if left is None:
-            return None
         if type(expr.operator) is cst.Power:
             exponent = _number(expr.right)
+            if left is None:
+                return (0.0, math.inf) if _even(exponent) else None
             return power(left, exponent) if exponent is not None else None
+        if left is None:
+            return None
         right = self.bound(expr.right, depth + 1)
         return _arithmetic(expr.operator, left, right) if right is not None else None
 
@@ -257,8 +328,10 @@ class Magnitudes:
         if name in VALUE_PRESERVING or name in WITHIN_RANGE:
             return self.bound(operand, depth + 1)
         inner = self.bound(operand, depth + 1)
-        if name in ("pow", "square") and inner is not None:
+        if name in ("pow", "square"):
             exponent = 2.0 if name == "square" else _number(_argument(call, offset, "exponent"))
+            if inner is None:
+                return (0.0, math.inf) if _even(exponent) else None
             return power(inner, exponent) if exponent is not None else None
         if name in ("log", "log1p", "sqrt", "exp") and inner is not None:
             shift = 1.0 if name == "log1p" else 0.0

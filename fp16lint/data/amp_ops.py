@@ -130,6 +130,18 @@ RISKS: dict[str, Risk] = {
         "its kernel accumulates in float32, so in-range inputs are safe; inputs that already "
         "overflowed to inf come out NaN, and the result is rounded to float16",
     ),
+    "norm": Risk(
+        Severity.INFO,
+        "it accumulates in float32 but writes float16, so a norm above 65504 is inf (10**6 "
+        "entries of 70 give inf; float32: 70002.6), which norms of rows of bounded values "
+        "never reach",
+    ),
+    "grad_norm": Risk(
+        Severity.WARNING,
+        "a full norm of float16 gradients accumulates in float32 but writes float16, and "
+        "loss-scaled gradients sit near the top of float16's range: the norm of many of them "
+        "passes 65504 and is inf (10**6 entries of 70 give inf; float32: 70002.6)",
+    ),
     "loss": Risk(
         Severity.INFO,
         "the loss is computed on float16 inputs and returned in float16, which keeps about 3 "
@@ -201,8 +213,8 @@ UNSAFE_OPS: tuple[UnsafeOp, ...] = (
     _op("cumprod", "prod", inplace=True, dtype_kwarg=True),
     _op("var", "var"),
     _op("logsumexp", "kernel"),
-    _op("norm", "kernel", aliases=("linalg.norm", "linalg.vector_norm", "linalg.matrix_norm")),
-    _op("dist", "kernel"),
+    _op("norm", "norm", aliases=("linalg.norm", "linalg.vector_norm", "linalg.matrix_norm")),
+    _op("dist", "norm"),
     _op("renorm", "kernel", inplace=True),
     _op("layer_norm", "kernel", functional=True, method=False),
     _op("group_norm", "kernel", functional=True, method=False),

@@ -85,9 +85,12 @@ class Fp16UnsafeOp(Rule):
         "below 6e-8) breaks them: `exp` overflows above 11.09, squares above 255.97, `log` and "
         "`rsqrt` of values float16 rounds to 0 give -inf/inf, and reductions write a float16 "
         "result that overflows above 65504. The built-in softmax, log_softmax and norm kernels "
-        "accumulate in float32, so for them only inputs that already overflowed (inf gives "
-        "NaN) and the float16 rounding of the result are at risk: those findings are `info`, "
-        "as are sums, which small reductions of bounded values never overflow. Values that cannot "
+        "accumulate in float32, so for softmax only inputs that already overflowed (inf gives "
+        "NaN) and the float16 rounding of the result are at risk; a norm, like a sum, writes "
+        "float16, so a norm above 65504 is inf (10**6 entries of 70 are): those findings are "
+        "`info`, since small reductions of bounded values never overflow — except the full "
+        "norm of float16 gradients (`torch.norm(p.grad)` in a `.half()` model), a `warning`: "
+        "loss-scaled gradients sit near the top of the range, so their norm passes 65504. Values that cannot "
         "reach the limit are not reported: outputs of sigmoid, softmax, tanh, cos, "
         "`F.normalize`, `clamp` with limits (numbers, or names of one such as a parameter's "
         "default `eps=1e-4`), and arithmetic on them (`(sigmoid(x) * 2) ** 2` is at most 4; "
@@ -214,6 +217,14 @@ def forward(self, logits):
             "        with torch.autocast('cuda', enabled=False):\n"
             "            return s.softmax(-1)\n",
             (("FP202", 7),),
+        ),
+        # The full norm of a pure float16 model's gradients (loss-scaled: near the top of the
+        # range) is a warning; a norm along a dimension is info.
+        Invalid(
+            "import torch\nfrom torch import nn\n\nmodel = nn.Linear(4, 4).half()\n"
+            "for p in model.parameters():\n    total = torch.norm(p.grad)\n"
+            "    rows = p.grad.norm(2, dim=1)\n",
+            (("FP202", 6), ("FP202", 7)),
         ),
         # CPU fp16 autocast has no float32 policy for softmax.
         Invalid(
