@@ -459,9 +459,7 @@ class HazardTracker(Tracker):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
         if risk in _SMALLEST and self._small(operand, _SMALLEST[risk]):
             fields["small"] = True  # library mode asks for it (amp_ops.quiet_in_library)
-        if risk in ("exp", "pow") and (
-            (exponent is not None and exponent < 0) or self._large(operand, risk == "pow")
-        ):  # (``x ** -2`` fails near 0: it needs no large argument)
+        if risk in ("exp", "pow") and self._overflow_shown(operand, exponent, risk == "pow"):
             fields["large"] = True  # library mode asks for it (amp_ops.quiet_in_library)
         if op.name == "var" and self._inside_root():
             self._record("FP203", node, dt, text=fields["text"])  # ``(x.var(-1) + eps).sqrt()``
@@ -507,7 +505,7 @@ class HazardTracker(Tracker):
                 fields["residual"] = True  # ``(logits - target) ** 2``: a hand-written loss term
             if what:  # None: the exponent is unknown, and the risk's own text says so
                 fields["what"] = what
-            if (exponent is not None and exponent < 0) or self._large(node.left, True):
+            if self._overflow_shown(node.left, exponent, True):
                 fields["large"] = True
             self._record("FP202", node, dt, **fields)
         elif type(node.operator) is cst.Divide and _literal_number(node.left) is not None:
@@ -522,6 +520,16 @@ class HazardTracker(Tracker):
                     risk="reciprocal",
                     text=self.ctx.code(node)[:40],
                 )
+
+    def _overflow_shown(
+        self, base: cst.BaseExpression | None, exponent: float | None, layers: bool
+    ) -> bool:
+        """Evidence that an exp or a power can overflow, which library mode asks for: a large
+        argument (``_large``), or for a negative power (``x ** -2``, inf only near 0) a base
+        shown to come near 0 (``_small``: below 65520 ** (-1 / p), or float16's smallest)."""
+        if exponent is not None and exponent < 0:
+            return self._small(base, max(65520 ** (1 / exponent), _SMALLEST["log"]))
+        return self._large(base, layers)
 
     def _pow_risk(self, exponent: float | None) -> str | None:
         """The risk text for ``x ** p`` ("" when it cannot overflow), None for the generic one."""

@@ -261,7 +261,8 @@ RTRUEDIV = UnsafeOp("__rtruediv__", "reciprocal")  # ``1 / x`` on a float16 tens
 # in float, cited only): a CPU-only hazard that FP104 (float16 on CPU) covers.
 # An exp or a power overflows only on a large argument: where float16 is assumed, library mode
 # reports them where the argument shows it can be large (``large``: a dot product of
-# activations, or a projection layer's output for a power; ``analysis.hazards``), not on
+# activations, or a projection layer's output for a power; for a negative power, which fails
+# only near 0, a base shown to come near 0; ``analysis.hazards``), not on
 # learned log-scales, noise levels, decays and other values nothing shows to be large.
 _NEEDS_LARGE = frozenset({"exp", "pow"})
 # Likewise a log, rsqrt or reciprocal fails only on a value near 0: reported where the value
