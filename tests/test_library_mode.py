@@ -490,3 +490,28 @@ def test_bounds_from_class_numbers_signs_and_scalar_parameters():
     texts = {(f.span.start.line, f.message.split("`")[1]) for f in every.findings}
     assert (11, "sigma ** 2") in texts and (11, "**") not in texts
     assert not any(line == 26 for line, _ in texts)
+
+
+NOISE = """\
+import torch
+from torch import nn
+
+
+class Flow(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.proj = nn.Conv1d(d, d, 1)
+
+    def forward(self, x, mask):
+        h = self.proj(x)
+        noise = torch.randn(h.size(0), 2, h.size(2)).to(device=h.device, dtype=h.dtype) * mask
+        squares = noise ** 2
+        return squares, h ** 2
+"""
+
+
+def test_shapes_and_dtypes_of_a_projection_show_no_large_value():
+    """Gaussian noise shaped and typed like a convolution's output is no projection output:
+    its square is an info site; the output's own square is reported."""
+    assert _found(NOISE) == {("FP202", 14)}
+    assert _found(NOISE, library_info=True) == {("FP202", 13), ("FP202", 14)}

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import libcst as cst
@@ -42,7 +43,7 @@ from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.magnitude import Interval, Magnitudes, finite_in_float16, power
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.tree import children, walk
 from fp16lint.data.amp_ops import (
     NO_FP16_METHODS,
     NO_FP16_SUPPORT,
@@ -78,6 +79,13 @@ _PROJECTION_LAYERS = frozenset(
     f"torch.nn.{c}"
     for c in ("Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
               "ConvTranspose2d", "ConvTranspose3d")
+)  # fmt: skip
+# What does not carry a tensor's values (``_value_parts``): shape, dtype and device reads, and
+# factories whose values do not depend on their arguments' magnitude.
+_NOT_VALUES = frozenset({"shape", "size", "dtype", "device", "ndim", "dim", "numel"})
+_UNIT_FACTORIES = frozenset(
+    f"torch.{n}" for n in ("randn", "rand", "zeros", "ones", "empty", "randn_like", "rand_like",
+                           "zeros_like", "ones_like", "empty_like")
 )  # fmt: skip
 # Below these, the op's result is finite in float16 (data/amp_ops.py RISKS; FACTS.md §2).
 _EXP_LIMIT = 11.09  # exp(11.09) < 65504 < exp(11.1)
@@ -789,7 +797,7 @@ class HazardTracker(Tracker):
         a noise level or a decay has no such evidence."""
         if expr is None or depth > 3:
             return False
-        for node in walk(expr):
+        for node in self._value_parts(expr):
             kind = type(node)
             if kind is cst.BinaryOperation and type(node.operator) is cst.MatrixMultiply:
                 return True
@@ -806,6 +814,23 @@ class HazardTracker(Tracker):
                 ):
                     return True
         return False
+
+    def _value_parts(self, expr: cst.BaseExpression) -> Iterator[cst.CSTNode]:
+        """``walk(expr)`` without what does not make its values: shapes, dtypes and devices
+        (``x.size(0)``, ``x.shape``, ``dtype=x.dtype``) and the arguments of random and
+        constant factories (``torch.randn(n, d)`` is of unit scale whatever ``n`` is)."""
+        stack: list[cst.CSTNode] = [expr]
+        while stack:
+            node = stack.pop()
+            yield node
+            kind = type(node)
+            if kind is cst.Attribute and node.attr.value in _NOT_VALUES:
+                continue
+            if kind is cst.Call:
+                name = self.ctx.names.qualname(node.func) or ""
+                if name in _UNIT_FACTORIES or _method_name(node) in _NOT_VALUES:
+                    continue
+            stack.extend(reversed(children(node)))
 
     def _projection(self, call: cst.Call, last: str) -> bool:
         """``F.linear(...)``, ``self.proj(x)`` with ``self.proj = nn.Linear(...)``."""
