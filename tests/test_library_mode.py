@@ -515,3 +515,49 @@ def test_shapes_and_dtypes_of_a_projection_show_no_large_value():
     its square is an info site; the output's own square is reported."""
     assert _found(NOISE) == {("FP202", 14)}
     assert _found(NOISE, library_info=True) == {("FP202", 13), ("FP202", 14)}
+
+
+SCALERS = """\
+import torch
+from torch import nn
+
+
+class MeanScaler(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.minimum_scale = config.minimum_scale if hasattr(config, "minimum_scale") else 1e-10
+
+    def forward(self, data, observed):
+        scale = data.abs().sum(1, keepdim=True) / observed.sum(1, keepdim=True).clamp(min=1)
+        scale = torch.clamp(scale, min=self.minimum_scale)
+        return data / scale, torch.zeros_like(scale), scale
+
+
+class StdScaler(nn.Module):
+    def forward(self, data, observed):
+        loc = data.mean(1, keepdim=True)
+        scale = torch.sqrt(data.var(1, keepdim=True) + 1e-5)
+        return (data - loc) / scale, loc, scale
+
+
+class Model(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.scaler = MeanScaler(config) if config.scaling == "mean" else StdScaler()
+        self.other = StdScaler()
+
+    def forward(self, past, observed):
+        _, loc, scale = self.scaler(past, observed)
+        squeezed = scale.squeeze(1) if scale.ndim == 3 else scale
+        _, _, spread = self.other(past, observed)
+        return squeezed.log(), loc.abs().log1p(), spread.log()
+"""
+
+
+def test_a_value_a_submodule_returns_near_zero():
+    """A scale a submodule class of the file returns clamped at its ``1e-10`` floor (a
+    config's default, set in ``__init__``) rounds to 0 in float16: its log is reported; the
+    log of a scale held at ``sqrt(1e-5)`` or more is an info site."""
+    assert _found(SCALERS) == {("FP202", 33)}
+    texts = lint_code(SCALERS, select=("FP202",), assume_fp16=True, library_info=True).findings
+    assert any(f.message.startswith("`spread.log()`") for f in texts)

@@ -41,7 +41,7 @@ from fp16lint.analysis.exposure import AUTOCAST, ExposureTracker, Local, Pending
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.magnitude import Interval, Magnitudes, finite_in_float16, power
-from fp16lint.analysis.names import dotted
+from fp16lint.analysis.names import NameResolver, dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
 from fp16lint.analysis.tree import children, walk
 from fp16lint.data.amp_ops import (
@@ -143,6 +143,38 @@ def _root_name(call: cst.Call, names) -> str | None:
     qualname = names.qualname(call.func)
     name = qualname.removeprefix("torch.") if qualname else _method_name(call)
     return name if name in ("rsqrt", "sqrt") else None
+
+
+def returns_small(module: cst.Module, cls: cst.ClassDef, place: int, smallest: float) -> bool:
+    """Some ``return`` of ``cls.forward`` has, at tuple position ``place``, a value whose bound
+    (read in that method) reaches below ``smallest`` while above 0 or bounded."""
+    forward = next(
+        (s for s in cls.body.body if type(s) is cst.FunctionDef and s.name.value == "forward"),
+        None,
+    )
+    if forward is None:
+        return False
+    names = NameResolver(module)
+    for statement in module.body:
+        names.bind_statement(statement)
+    names.push("class", cls)
+    names.push("function", forward)
+    names.bind_parameters(forward.params)
+    for statement in forward.body.body:
+        names.bind_statement(statement)
+    magnitudes = Magnitudes(names)
+    for node in walk(forward.body):
+        if type(node) is cst.Return and type(node.value) is cst.Tuple:
+            elements = node.value.elements
+            if place < len(elements):
+                found = magnitudes.bound(elements[place].value)
+                if (
+                    found is not None
+                    and found[0] < smallest
+                    and (found[0] > 0 or found[1] < math.inf)
+                ):
+                    return True
+    return False
 
 
 def _gradient(expr: cst.BaseExpression | None) -> bool:
@@ -741,13 +773,69 @@ class HazardTracker(Tracker):
         if type(expr) is cst.Call and self._sum_name(expr) is not None:
             return self._small(self._operand(expr), smallest, depth + 1)  # terms all can be
         terms = []
+        whole = expr
         while type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Add:
             terms.append(expr.right)
             expr = expr.left
         terms.append(expr)
         return any(
             (guard := self.magnitudes.limit(t)) is not None and 0 < guard < smallest for t in terms
+        ) or self._returned_small(whole, smallest, depth)
+
+    def _returned_small(self, expr: cst.BaseExpression | None, smallest: float, depth: int) -> bool:
+        """``_, loc, scale = self.scaler(x)`` then ``scale.log()``: what the ``forward`` of a
+        submodule class defined in this file returns in that place, shown there to come near 0
+        (a time-series mean scaler's ``clamp(scale, min=self.minimum_scale)``, 1e-10)."""
+        while type(expr) is cst.Call and _method_name(expr) in VALUE_PRESERVING:
+            expr = expr.func.value  # type: ignore[attr-defined]
+        if type(expr) is cst.IfExp:
+            return any(self._returned_small(e, smallest, depth) for e in (expr.body, expr.orelse))
+        if type(expr) is not cst.Name or depth > 2:
+            return False
+        for binding in self.ctx.names.bindings(expr.value) or ():
+            node = binding.node
+            if binding.value is not None and binding.value is not expr:
+                if self._returned_small(binding.value, smallest, depth + 1):
+                    return True
+                continue
+            if type(node) is not cst.Assign or len(node.targets) != 1:
+                continue
+            target, call = node.targets[0].target, node.value
+            if not (
+                type(target) is cst.Tuple
+                and type(call) is cst.Call
+                and type(call.func) is cst.Attribute
+                and dotted(call.func.value) == "self"
+            ):
+                continue
+            place = [
+                i for i, e in enumerate(target.elements)
+                if type(e.value) is cst.Name and e.value.value == expr.value
+            ]  # fmt: skip
+            for cls in self._submodule_classes(call.func.attr.value):
+                if place and returns_small(self.ctx.module, cls, place[0], smallest):
+                    return True
+        return False
+
+    def _submodule_classes(self, attr: str) -> list[cst.ClassDef]:
+        """The classes of this file that ``self.attr = Cls(...)`` assignments make."""
+        owner = self._owner()[0]
+        if owner is None:
+            return []
+        values = (
+            self.ctx.get(ReceiverTracker)
+            .receivers.attributes.get(owner.rsplit(".", 1)[-1], {})
+            .get(attr)
+            or ()
         )
+        made = {
+            node.func.value
+            for value in values
+            if value is not None
+            for node in walk(value)  # ``MeanScaler(c) if c.scaling else StdScaler(c)``
+            if type(node) is cst.Call and type(node.func) is cst.Name
+        }
+        return [s for s in self.ctx.module.body if type(s) is cst.ClassDef and s.name.value in made]
 
     def _row_statistic(self, expr: cst.BaseExpression | None, depth: int = 0) -> bool:
         """``expr`` is computed (here or through the names it reads, in this function) from

@@ -15,6 +15,10 @@ parameter's default: ``def f(x, eps=1e-4)``). A name reassigned in the function'
 (``x = x.clamp(0, 1)``, not in a branch or loop) holds that value from there on. The squares
 of ``F.normalize(x, dim=d)`` summed along ``d`` are at most 1 (a unit vector's). A sum or
 cumulative sum of non-positive terms is non-positive (``exp(cumsum(-softplus(a)))`` is at most 1).
+An even power of anything is at least 0, a negative power of a positive base is bounded
+(``(sigma**2 + sigma_data**2) ** -0.5``); ``self.x`` that every assignment in its class sets to
+a number (a literal, a parameter's default, a config's ``hasattr`` fallback) is that number;
+``d.probs`` of a ``torch.distributions`` object is a probability.
 Only what holds for every finite input is a bound; ``data.op_ranges`` lists the functions.
 """
 
@@ -149,9 +153,24 @@ def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | No
     return None
 
 
+def _default(value: cst.BaseExpression | None, defaults: dict[str, float | None]) -> float | None:
+    """The number an attribute is set to: a literal, a parameter's literal default, or the
+    fallback of ``config.x if hasattr(config, "x") else 1e-10`` (a config's default)."""
+    if value is None:
+        return None
+    if type(value) is cst.IfExp:
+        test = value.test
+        if type(test) is cst.Call and type(test.func) is cst.Name and test.func.value == "hasattr":
+            return _number(value.orelse)
+        return None
+    if type(value) is cst.Name:
+        return defaults.get(value.value)
+    return _number(value)
+
+
 def _class_numbers(cls: cst.ClassDef) -> dict[str, Interval]:
     """``{attr: (low, high)}`` for the ``self.attr`` every assignment in the class's methods
-    sets to a number: a literal, or a parameter of that method with a literal default."""
+    sets to a number (``_default``)."""
     found: dict[str, list[float | None]] = {}
     for method in cls.body.body:
         if type(method) is not cst.FunctionDef:
@@ -170,10 +189,7 @@ def _class_numbers(cls: cst.ClassDef) -> dict[str, Interval]:
                     and target.value.value == "self"
                 ):
                     value = node.value if type(node) in (cst.Assign, cst.AnnAssign) else None
-                    number = _number(value) if value is not None else None
-                    if number is None and type(value) is cst.Name:
-                        number = defaults.get(value.value)
-                    found.setdefault(target.attr.value, []).append(number)
+                    found.setdefault(target.attr.value, []).append(_default(value, defaults))
     return {
         attr: (min(numbers), max(numbers))  # type: ignore[type-var]
         for attr, numbers in found.items()
@@ -302,6 +318,9 @@ class Magnitudes:
         """A ``clamp`` limit: a number, or a name every binding of which is that number (an
         assignment, or a parameter's default)."""
         number = _number(expr) if expr is not None else None
+        if number is None and type(expr) is cst.Attribute:
+            found = self._attribute(expr)  # ``clamp(min=self.minimum_scale)``
+            return found[0] if found is not None and found[0] == found[1] else None
         if number is not None or type(expr) is not cst.Name:
             return number
         found = set()
