@@ -171,13 +171,15 @@ for p in model.parameters():
     flat = torch.linalg.vector_norm(p.grad.flatten())
     rows = p.grad.norm(2, dim=1)
     weights = p.norm()
+    wide = torch.norm(p.grad, dtype=torch.float32)
 """
 
 
 def test_full_norms_of_float16_gradients_are_warnings():
     """A norm writes float16 (tests/facts/test_amp_ops_table.py): the full norm of a pure
     float16 model's loss-scaled gradients is a warning; a norm along a dimension, or of the
-    weights, is info, and its text says the result is written in float16."""
+    weights, is info, and its text says the result is written in float16; with
+    ``dtype=torch.float32`` it is computed and written in float32."""
     findings = lint_code(GRADIENT_NORMS, select=("FP202",)).findings
     found = {(f.span.start.line, f.severity.value) for f in findings}
     assert found == {(6, "warning"), (7, "warning"), (8, "warning"), (9, "info"), (10, "info")}

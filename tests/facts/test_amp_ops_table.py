@@ -128,6 +128,15 @@ def _norm_writes_fp16(op: str) -> None:
     assert abs(torch.norm(big.float()).item() - 70002.6) < 0.1
 
 
+def test_norm_with_a_float32_dtype_is_float32():
+    """``dtype=torch.float32`` (the FP202 fix for a norm) computes and writes float32."""
+    big = torch.full((10**6,), 70.0, dtype=HALF)
+    for norm in (torch.norm, torch.linalg.norm, torch.linalg.vector_norm):
+        out = norm(big, dtype=torch.float32)
+        assert out.dtype == torch.float32 and abs(out.item() - 70002.6) < 0.1
+    assert big.norm(dtype=torch.float32).dtype == torch.float32
+
+
 def _gradient_norm(op: str) -> None:
     """A ``.half()`` model's gradients are float16, and loss scaling puts them high in
     float16's range: a million finite gradients of about 100 (inputs of 0.1, a loss scaled
