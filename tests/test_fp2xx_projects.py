@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from lintutil import REPO
+from lintutil import REPO, lint_code
 
 from fp16lint.analysis.context import Project
 from fp16lint.analysis.index import index_of, listing, unsafe_contents
@@ -161,3 +161,29 @@ def test_facts_are_json_serialisable(root):
 
     for summary in _project(root, Settings(root=root, select=("FP2",))).summaries.values():
         json.dumps(summary.facts)
+
+
+GRADIENT_NORMS = """\
+import torch
+from torch import nn
+
+model = nn.Linear(4, 4).half()
+for p in model.parameters():
+    total = torch.norm(p.grad)
+    again = p.grad.data.norm(2)
+    flat = torch.linalg.vector_norm(p.grad.flatten())
+    rows = p.grad.norm(2, dim=1)
+    weights = p.norm()
+    wide = torch.norm(p.grad, dtype=torch.float32)
+"""
+
+
+def test_full_norms_of_float16_gradients_are_warnings():
+    """A norm writes float16 (tests/facts/test_amp_ops_table.py): the full norm of a pure
+    float16 model's loss-scaled gradients is a warning; a norm along a dimension, or of the
+    weights, is info, and its text says the result is written in float16; with
+    ``dtype=torch.float32`` it is computed and written in float32."""
+    findings = lint_code(GRADIENT_NORMS, select=("FP202",)).findings
+    found = {(f.span.start.line, f.severity.value) for f in findings}
+    assert found == {(6, "warning"), (7, "warning"), (8, "warning"), (9, "info"), (10, "info")}
+    assert all("writes float16" in f.message for f in findings)

@@ -197,7 +197,8 @@ class Block(nn.Module):
         e = self.to_log_var(x).exp()
         f = sigma ** 2 + torch.square(self.act(x)) + x.pow(3)
         g = torch.exp(A_log * dt) + torch.exp(x.cumsum(-1))
-        return a, b, c, d, e, f, g, x ** -2
+        n = x.sigmoid() ** -2
+        return a, b, c, d, e, f, g, n, x ** -2
 """
 
 
@@ -205,10 +206,12 @@ def test_exp_and_powers_need_a_large_argument():
     """Where float16 is only assumed, an exp is reported on a dot product of activations
     (attention scores), a power also on a projection layer's output; an exp of a learned
     log-scale, a power of a noise level or of an activation, the exp of a decay: info sites.
-    A negative power fails near 0 and needs no large argument."""
+    A negative power fails near 0: it is reported on a base shown to get there (a sigmoid
+    probability below 65520 ** -0.5), like a log or a reciprocal; of any activation it is info
+    (changed by design, session 7: x-transformers' xpos scales, diffusion noise levels)."""
     large = {("FP202", line) for line in (15, 16, 17, 19, 23)}
     assert _found(LARGE) == large
-    info = {("FP202", line) for line in (20, 21, 22)}
+    info = {("FP202", line) for line in (20, 21, 22, 24)}
     assert _found(LARGE, library_info=True) == large | info
 
 
@@ -464,3 +467,118 @@ def test_a_linalg_solve_on_the_module_own_weights_through_an_identity_of_their_d
         "q = self.weight - self.weight.T", "q = (self.weight - self.weight.T).float()"
     )
     assert lint_code(upcast, select=("FP204",), assume_fp16=True).findings == []
+
+
+SIGNS_AND_SCALARS = """\
+import torch
+from torch import nn
+
+
+class Precond(nn.Module):
+    def __init__(self, sigma_data=0.5):
+        super().__init__()
+        self.sigma_data = sigma_data
+
+    def forward(self, sigma, y, logits):
+        c_in = (sigma ** 2 + self.sigma_data ** 2) ** -0.5
+        weight = (sigma * self.sigma_data) ** -2
+        shift = torch.log2(torch.sqrt(y.pow(2).sum(2) / 2 ** 32))
+        return c_in, weight, shift, aggregation(logits), counts(y, 2, 2)
+
+
+def aggregation(logits):
+    dist = torch.distributions.categorical.Categorical(logits=logits)
+    mass = torch.sum(dist.probs[:, 1:], dim=1)
+    return -torch.log(mass)
+
+
+def counts(grid_thw, kernel_height: int, kernel_width: int):
+    frames, height, width = grid_thw.unbind(-1)
+    merged = (height // kernel_height) * (width // kernel_width)
+    return int(merged.sum())
+"""
+
+
+def test_bounds_from_class_numbers_signs_and_scalar_parameters():
+    """``self.sigma_data`` set from a parameter's default 0.5 keeps ``sigma**2 +
+    sigma_data**2`` at least 0.25, so its ``** -0.5`` is finite (``(sigma * sigma_data) ** -2``
+    is not bounded: an info site, nothing shows sigma near 0). A log of a square root shows
+    only a sign, no value near 0; a sum of probabilities (``Categorical.probs``) may be near
+    0: kept. Grid sizes divided by ``int`` parameters are no float16 data."""
+    assert _found(SIGNS_AND_SCALARS) == {("FP202", 20)}
+    assert ("FP202", 12) in _found(SIGNS_AND_SCALARS, library_info=True)
+    every = lint_code(SIGNS_AND_SCALARS, select=("FP202",), assume_fp16=True, library_info=True)
+    texts = {(f.span.start.line, f.message.split("`")[1]) for f in every.findings}
+    assert (11, "sigma ** 2") in texts and (11, "**") not in texts
+    assert not any(line == 26 for line, _ in texts)
+
+
+NOISE = """\
+import torch
+from torch import nn
+
+
+class Flow(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.proj = nn.Conv1d(d, d, 1)
+
+    def forward(self, x, mask):
+        h = self.proj(x)
+        noise = torch.randn(h.size(0), 2, h.size(2)).to(device=h.device, dtype=h.dtype) * mask
+        squares = noise ** 2
+        return squares, h ** 2
+"""
+
+
+def test_shapes_and_dtypes_of_a_projection_show_no_large_value():
+    """Gaussian noise shaped and typed like a convolution's output is no projection output:
+    its square is an info site; the output's own square is reported."""
+    assert _found(NOISE) == {("FP202", 14)}
+    assert _found(NOISE, library_info=True) == {("FP202", 13), ("FP202", 14)}
+
+
+SCALERS = """\
+import torch
+from torch import nn
+
+
+class MeanScaler(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.minimum_scale = config.minimum_scale if hasattr(config, "minimum_scale") else 1e-10
+
+    def forward(self, data, observed):
+        scale = data.abs().sum(1, keepdim=True) / observed.sum(1, keepdim=True).clamp(min=1)
+        scale = torch.clamp(scale, min=self.minimum_scale)
+        return data / scale, torch.zeros_like(scale), scale
+
+
+class StdScaler(nn.Module):
+    def forward(self, data, observed):
+        loc = data.mean(1, keepdim=True)
+        scale = torch.sqrt(data.var(1, keepdim=True) + 1e-5)
+        return (data - loc) / scale, loc, scale
+
+
+class Model(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.scaler = MeanScaler(config) if config.scaling == "mean" else StdScaler()
+        self.other = StdScaler()
+
+    def forward(self, past, observed):
+        _, loc, scale = self.scaler(past, observed)
+        squeezed = scale.squeeze(1) if scale.ndim == 3 else scale
+        _, _, spread = self.other(past, observed)
+        return squeezed.log(), loc.abs().log1p(), spread.log()
+"""
+
+
+def test_a_value_a_submodule_returns_near_zero():
+    """A scale a submodule class of the file returns clamped at its ``1e-10`` floor (a
+    config's default, set in ``__init__``) rounds to 0 in float16: its log is reported; the
+    log of a scale held at ``sqrt(1e-5)`` or more is an info site."""
+    assert _found(SCALERS) == {("FP202", 33)}
+    texts = lint_code(SCALERS, select=("FP202",), assume_fp16=True, library_info=True).findings
+    assert any(f.message.startswith("`spread.log()`") for f in texts)

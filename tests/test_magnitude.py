@@ -140,3 +140,37 @@ def test_a_reassignment_in_the_body_holds_from_there_on():
         math.inf,
     )
     assert _function_bound("def f(x, eps):\n    r = x.clamp(min=eps)\n", "r") is None
+
+
+def test_even_powers_negative_exponents_and_class_numbers():
+    """``x ** 2`` of anything is at least 0; a negative power of a positive base decreases;
+    ``self.s`` that every assignment in its class sets to a number (a literal, a parameter's
+    default, a config's ``hasattr`` fallback) is that number, and a clamp limit; ``d.probs`` of
+    a ``torch.distributions`` object is a probability."""
+    assert bound("x ** 2\n") == (0.0, math.inf)
+    assert bound("x.pow(4)\n") == (0.0, math.inf)
+    assert bound("x ** 3\n") is None
+    assert bound("(x ** 2 + 0.25) ** -0.5\n") == pytest.approx((0.0, 2.0))
+    assert power((0.25, 4.0), -0.5) == pytest.approx((0.5, 2.0))
+    assert power((-1.0, 4.0), -2) is None
+    d = "d = torch.distributions.Categorical(logits=x)\n"
+    assert bound(d + "d.probs[:, 1:]\n") == (0.0, 1.0)
+    assert bound("d = make(x)\nd.probs\n") is None
+    source = (
+        "class C:\n    def __init__(self, s=0.5, t=None):\n        self.s = s\n"
+        "        self.k = 2\n        self.t = t\n"
+        "        self.m = t.m if hasattr(t, 'm') else 1e-10\n"
+        "    def set(self):\n        self.k = 3\n"
+        "    def f(self, x):\n        return self.s, self.k, self.t\n"
+    )
+    module = cst.parse_module(source)
+    names = NameResolver(module)
+    cls = module.body[0]
+    names.push("class", cls)
+    names.push("function", cls.body.body[-1])
+    found = Magnitudes(names, ())
+    attr = lambda a: found.bound(cst.Attribute(cst.Name("self"), cst.Name(a)))  # noqa: E731
+    assert (attr("s"), attr("k"), attr("t"), attr("u")) == ((0.5, 0.5), (2.0, 3.0), None, None)
+    assert attr("m") == (1e-10, 1e-10)  # a config's default where it lacks the field
+    assert found.limit(cst.Attribute(cst.Name("self"), cst.Name("m"))) == 1e-10
+    assert found.limit(cst.Attribute(cst.Name("self"), cst.Name("k"))) is None

@@ -27,7 +27,9 @@ float16 (``analysis.index``).
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import libcst as cst
@@ -39,9 +41,9 @@ from fp16lint.analysis.exposure import AUTOCAST, ExposureTracker, Local, Pending
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.magnitude import Interval, Magnitudes, finite_in_float16, power
-from fp16lint.analysis.names import dotted
+from fp16lint.analysis.names import NameResolver, dotted
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
-from fp16lint.analysis.tree import walk
+from fp16lint.analysis.tree import children, walk
 from fp16lint.data.amp_ops import (
     NO_FP16_METHODS,
     NO_FP16_SUPPORT,
@@ -52,6 +54,7 @@ from fp16lint.data.amp_ops import (
     RTRUEDIV,
     UnsafeOp,
 )
+from fp16lint.data.op_ranges import VALUE_PRESERVING
 
 _REDUCTIONS = frozenset({"mean", "sum", "nanmean", "nansum"})
 _SATURATING = frozenset({"tanh", "sigmoid", "erf", "softsign", "hardtanh"})
@@ -77,6 +80,13 @@ _PROJECTION_LAYERS = frozenset(
     for c in ("Linear", "Bilinear", "LazyLinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
               "ConvTranspose2d", "ConvTranspose3d")
 )  # fmt: skip
+# What does not carry a tensor's values (``_value_parts``): shape, dtype and device reads, and
+# factories whose values do not depend on their arguments' magnitude.
+_NOT_VALUES = frozenset({"shape", "size", "dtype", "device", "ndim", "dim", "numel"})
+_UNIT_FACTORIES = frozenset(
+    f"torch.{n}" for n in ("randn", "rand", "zeros", "ones", "empty", "randn_like", "rand_like",
+                           "zeros_like", "ones_like", "empty_like")
+)  # fmt: skip
 # Below these, the op's result is finite in float16 (data/amp_ops.py RISKS; FACTS.md §2).
 _EXP_LIMIT = 11.09  # exp(11.09) < 65504 < exp(11.1)
 _COSH_LIMIT = 11.78
@@ -92,6 +102,9 @@ _NOT_DATA = re.compile(
     r"(?:^|_)(?:mask|masks|ids|indices|idx|lengths|lens|counts|indicator|thw|sizes|shapes)$"
     r"|^(?:is|has|num|n)_"
 )
+
+# Annotations of parameters that hold Python scalars or strings, never float16 tensors.
+_SCALAR_TYPES = frozenset({"int", "bool", "str", "float"})
 
 
 def _literal_number(expr: cst.BaseExpression | None) -> float | None:
@@ -143,6 +156,56 @@ def _root_name(call: cst.Call, names) -> str | None:
     qualname = names.qualname(call.func)
     name = qualname.removeprefix("torch.") if qualname else _method_name(call)
     return name if name in ("rsqrt", "sqrt") else None
+
+
+def returns_small(module: cst.Module, cls: cst.ClassDef, place: int, smallest: float) -> bool:
+    """Some ``return`` of ``cls.forward`` has, at tuple position ``place``, a value whose bound
+    (read in that method) reaches below ``smallest`` while above 0 or bounded."""
+    forward = next(
+        (s for s in cls.body.body if type(s) is cst.FunctionDef and s.name.value == "forward"),
+        None,
+    )
+    if forward is None:
+        return False
+    names = NameResolver(module)
+    for statement in module.body:
+        names.bind_statement(statement)
+    names.push("class", cls)
+    names.push("function", forward)
+    names.bind_parameters(forward.params)
+    for statement in forward.body.body:
+        names.bind_statement(statement)
+    for statement in forward.body.body:
+        for node in walk(statement):
+            if type(node) is cst.Return and type(node.value) is cst.Tuple:
+                elements = node.value.elements
+                if place >= len(elements):
+                    continue
+                # the path to the return, as the walk's stack, for the assignments before it
+                stack = (module, cls, cls.body, forward, forward.body, statement, node)
+                found = Magnitudes(names, stack).bound(elements[place].value)
+                if (
+                    found is not None
+                    and found[0] < smallest
+                    and (found[0] > 0 or found[1] < math.inf)
+                ):
+                    return True
+    return False
+
+
+def _gradient(expr: cst.BaseExpression | None) -> bool:
+    """``p.grad`` (``p.grad.data``, ``p.grad.detach().flatten()``): a parameter's gradient."""
+    while expr is not None:
+        if type(expr) is cst.Attribute:
+            if expr.attr.value == "grad":
+                return True
+            expr = expr.value if expr.attr.value == "data" else None
+        elif type(expr) is cst.Call and type(expr.func) is cst.Attribute:
+            method = expr.func.attr.value
+            expr = expr.func.value if method in VALUE_PRESERVING else None
+        else:
+            return False
+    return False
 
 
 def _method_name(call: cst.Call) -> str | None:
@@ -300,7 +363,7 @@ class HazardTracker(Tracker):
         self._why = why = self.exposure.judge(expr)
         self._inferred = False
         if (type(expr) is cst.Name and _NOT_DATA.search(expr.value)) or (
-            isinstance(why, Pending) and all(_NOT_DATA.search(p) for p in why.params)
+            isinstance(why, Pending) and all(self._not_data(p) for p in why.params)
         ):
             return None  # a mask, ids, lengths or counts, or made only from them: no data
         if dt is Dt.UNKNOWN:
@@ -324,6 +387,20 @@ class HazardTracker(Tracker):
                 if self.ctx.get(ReceiverTracker).kind_of(expr) is Kind.MODULE:
                     return None
         return dt
+
+    def _not_data(self, param: str) -> bool:
+        """A parameter that holds no float16 data: named as a mask, ids, lengths or counts, or
+        annotated as a Python scalar (``kernel_size: int``), which no cast makes a tensor."""
+        if _NOT_DATA.search(param):
+            return True
+        bindings = self.ctx.names.bindings(param) or ()
+        return any(
+            type(b.node) is cst.Param
+            and b.node.annotation is not None
+            and type(b.node.annotation.annotation) is cst.Name
+            and b.node.annotation.annotation.value in _SCALAR_TYPES
+            for b in bindings
+        )
 
     # --- recording -------------------------------------------------------------------------
     def _record(
@@ -410,6 +487,8 @@ class HazardTracker(Tracker):
                 return
             if exponent is None:
                 risk = "pow_any"
+        if op.name == "norm" and self._full_norm(node, method is None) and _gradient(operand):
+            risk = "grad_norm"  # ``torch.norm(p.grad)``: scaled float16 gradients, all of them
         if op.risk == "exp" and self._bounded_exp(operand):
             return
         if op.name in ("pow", "square") and self._power_bounded(operand, exponent):
@@ -436,9 +515,7 @@ class HazardTracker(Tracker):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
         if risk in _SMALLEST and self._small(operand, _SMALLEST[risk]):
             fields["small"] = True  # library mode asks for it (amp_ops.quiet_in_library)
-        if risk in ("exp", "pow") and (
-            (exponent is not None and exponent < 0) or self._large(operand, risk == "pow")
-        ):  # (``x ** -2`` fails near 0: it needs no large argument)
+        if risk in ("exp", "pow") and self._overflow_shown(operand, exponent, risk == "pow"):
             fields["large"] = True  # library mode asks for it (amp_ops.quiet_in_library)
         if op.name == "var" and self._inside_root():
             self._record("FP203", node, dt, text=fields["text"])  # ``(x.var(-1) + eps).sqrt()``
@@ -484,7 +561,7 @@ class HazardTracker(Tracker):
                 fields["residual"] = True  # ``(logits - target) ** 2``: a hand-written loss term
             if what:  # None: the exponent is unknown, and the risk's own text says so
                 fields["what"] = what
-            if (exponent is not None and exponent < 0) or self._large(node.left, True):
+            if self._overflow_shown(node.left, exponent, True):
                 fields["large"] = True
             self._record("FP202", node, dt, **fields)
         elif type(node.operator) is cst.Divide and _literal_number(node.left) is not None:
@@ -499,6 +576,16 @@ class HazardTracker(Tracker):
                     risk="reciprocal",
                     text=self.ctx.code(node)[:40],
                 )
+
+    def _overflow_shown(
+        self, base: cst.BaseExpression | None, exponent: float | None, layers: bool
+    ) -> bool:
+        """Evidence that an exp or a power can overflow, which library mode asks for: a large
+        argument (``_large``), or for a negative power (``x ** -2``, inf only near 0) a base
+        shown to come near 0 (``_small``: below 65520 ** (-1 / p), or float16's smallest)."""
+        if exponent is not None and exponent < 0:
+            return self._small(base, max(65520 ** (1 / exponent), _SMALLEST["log"]))
+        return self._large(base, layers)
 
     def _pow_risk(self, exponent: float | None) -> str | None:
         """The risk text for ``x ** p`` ("" when it cannot overflow), None for the generic one."""
@@ -674,22 +761,97 @@ class HazardTracker(Tracker):
         reads -= targets
         return bool(reads) and reads <= divisors
 
-    def _small(self, expr: cst.BaseExpression | None, smallest: float) -> bool:
+    def _full_norm(self, call: cst.Call, function: bool) -> bool:
+        """A norm of every element: no ``dim`` (``torch.norm(x, p, dim)``, ``x.norm(p, dim)``)."""
+        positional = [a for a in call.args if a.keyword is None and not a.star]
+        return len(positional) <= 1 + int(function) and not any(
+            a.star or (a.keyword is not None and a.keyword.value in ("dim", "axis"))
+            for a in call.args
+        )
+
+    def _sum_name(self, call: cst.Call) -> str | None:
+        """``sum``/``nansum`` for ``torch.sum(x, ...)``, ``x.sum(...)``."""
+        name = (self.ctx.names.qualname(call.func) or _method_name(call) or "").rsplit(".", 1)[-1]
+        return name if name in ("sum", "nansum") else None
+
+    def _small(self, expr: cst.BaseExpression | None, smallest: float, depth: int = 0) -> bool:
         """Evidence that ``expr`` can come near 0 (below ``smallest``): a bound whose low end
         is there (a sigmoid or softmax probability, ``p.clamp(min=1e-10)``), or a guard float16
         loses (``x + 1e-8``, ``x + eps`` with ``eps=1e-10``). A noise level, a count or a
         positive scale has no such evidence."""
         found = self.magnitudes.bound(expr)
-        if found is not None and found[0] < smallest:
-            return True
+        if found is not None and found[0] < smallest and (found[0] > 0 or found[1] < math.inf):
+            return True  # (a sign alone, ``relu``/``sqrt``/``abs`` >= 0, shows no small value)
+        if type(expr) is cst.Name and depth < 2:  # ``mass = probs.sum(1)`` then ``log(mass)``
+            values = self.ctx.names.values(expr.value)
+            if len(values) == 1 and type(values[0]) is cst.Call and self._sum_name(values[0]):
+                return self._small(values[0], smallest, depth + 1)
+        if type(expr) is cst.Call and self._sum_name(expr) is not None:
+            return self._small(self._operand(expr), smallest, depth + 1)  # terms all can be
         terms = []
+        whole = expr
         while type(expr) is cst.BinaryOperation and type(expr.operator) is cst.Add:
             terms.append(expr.right)
             expr = expr.left
         terms.append(expr)
         return any(
             (guard := self.magnitudes.limit(t)) is not None and 0 < guard < smallest for t in terms
+        ) or self._returned_small(whole, smallest, depth)
+
+    def _returned_small(self, expr: cst.BaseExpression | None, smallest: float, depth: int) -> bool:
+        """``_, loc, scale = self.scaler(x)`` then ``scale.log()``: what the ``forward`` of a
+        submodule class defined in this file returns in that place, shown there to come near 0
+        (a time-series mean scaler's ``clamp(scale, min=self.minimum_scale)``, 1e-10)."""
+        while type(expr) is cst.Call and _method_name(expr) in VALUE_PRESERVING:
+            expr = expr.func.value  # type: ignore[attr-defined]
+        if type(expr) is cst.IfExp:
+            return any(self._returned_small(e, smallest, depth) for e in (expr.body, expr.orelse))
+        if type(expr) is not cst.Name or depth > 2:
+            return False
+        for binding in self.ctx.names.bindings(expr.value) or ():
+            node = binding.node
+            if binding.value is not None and binding.value is not expr:
+                if self._returned_small(binding.value, smallest, depth + 1):
+                    return True
+                continue
+            if type(node) is not cst.Assign or len(node.targets) != 1:
+                continue
+            target, call = node.targets[0].target, node.value
+            if not (
+                type(target) is cst.Tuple
+                and type(call) is cst.Call
+                and type(call.func) is cst.Attribute
+                and dotted(call.func.value) == "self"
+            ):
+                continue
+            place = [
+                i for i, e in enumerate(target.elements)
+                if type(e.value) is cst.Name and e.value.value == expr.value
+            ]  # fmt: skip
+            for cls in self._submodule_classes(call.func.attr.value):
+                if place and returns_small(self.ctx.module, cls, place[0], smallest):
+                    return True
+        return False
+
+    def _submodule_classes(self, attr: str) -> list[cst.ClassDef]:
+        """The classes of this file that ``self.attr = Cls(...)`` assignments make."""
+        owner = self._owner()[0]
+        if owner is None:
+            return []
+        values = (
+            self.ctx.get(ReceiverTracker)
+            .receivers.attributes.get(owner.rsplit(".", 1)[-1], {})
+            .get(attr)
+            or ()
         )
+        made = {
+            node.func.value
+            for value in values
+            if value is not None
+            for node in walk(value)  # ``MeanScaler(c) if c.scaling else StdScaler(c)``
+            if type(node) is cst.Call and type(node.func) is cst.Name
+        }
+        return [s for s in self.ctx.module.body if type(s) is cst.ClassDef and s.name.value in made]
 
     def _row_statistic(self, expr: cst.BaseExpression | None, depth: int = 0) -> bool:
         """``expr`` is computed (here or through the names it reads, in this function) from
@@ -739,7 +901,7 @@ class HazardTracker(Tracker):
         a noise level or a decay has no such evidence."""
         if expr is None or depth > 3:
             return False
-        for node in walk(expr):
+        for node in self._value_parts(expr):
             kind = type(node)
             if kind is cst.BinaryOperation and type(node.operator) is cst.MatrixMultiply:
                 return True
@@ -756,6 +918,23 @@ class HazardTracker(Tracker):
                 ):
                     return True
         return False
+
+    def _value_parts(self, expr: cst.BaseExpression) -> Iterator[cst.CSTNode]:
+        """``walk(expr)`` without what does not make its values: shapes, dtypes and devices
+        (``x.size(0)``, ``x.shape``, ``dtype=x.dtype``) and the arguments of random and
+        constant factories (``torch.randn(n, d)`` is of unit scale whatever ``n`` is)."""
+        stack: list[cst.CSTNode] = [expr]
+        while stack:
+            node = stack.pop()
+            yield node
+            kind = type(node)
+            if kind is cst.Attribute and node.attr.value in _NOT_VALUES:
+                continue
+            if kind is cst.Call:
+                name = self.ctx.names.qualname(node.func) or ""
+                if name in _UNIT_FACTORIES or _method_name(node) in _NOT_VALUES:
+                    continue
+            stack.extend(reversed(children(node)))
 
     def _projection(self, call: cst.Call, last: str) -> bool:
         """``F.linear(...)``, ``self.proj(x)`` with ``self.proj = nn.Linear(...)``."""

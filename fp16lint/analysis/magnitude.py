@@ -16,6 +16,10 @@ parameter's default: ``def f(x, eps=1e-4)``). A name reassigned in the function
 holds that value from there on. The squares
 of ``F.normalize(x, dim=d)`` summed along ``d`` are at most 1 (a unit vector's). A sum or
 cumulative sum of non-positive terms is non-positive (``exp(cumsum(-softplus(a)))`` is at most 1).
+An even power of anything is at least 0, a negative power of a positive base is bounded
+(``(sigma**2 + sigma_data**2) ** -0.5``); ``self.x`` that every assignment in its class sets to
+a number (a literal, a parameter's default, a config's ``hasattr`` fallback) is that number;
+``d.probs`` of a ``torch.distributions`` object is a probability.
 Only what holds for every finite input is a bound; ``data.op_ranges`` lists the functions.
 """
 
@@ -26,7 +30,7 @@ import math
 import libcst as cst
 
 from fp16lint.analysis.names import NameResolver
-from fp16lint.analysis.tree import last_assignment
+from fp16lint.analysis.tree import last_assignment, walk
 from fp16lint.data.op_ranges import (
     FLOAT16_MAX,
     NONNEGATIVE,
@@ -43,6 +47,7 @@ _NORMALIZE = frozenset({"torch.nn.functional.normalize"})
 # A unit vector's squares sum to 1; float16 rounds each square by at most 2**-11 of it.
 _UNIT_SQUARES = 1.0 + 2.0**-10
 _STACKS = frozenset({"torch.stack", "torch.cat", "torch.concat", "torch.concatenate"})
+_DISTRIBUTIONS = "torch.distributions."  # ``.probs`` of Categorical, Bernoulli...: in [0, 1]
 
 
 def finite_in_float16(interval: Interval | None) -> bool:
@@ -60,7 +65,16 @@ def power(base: Interval, exponent: float) -> Interval | None:
         return min(ends), max(ends)
     if low >= 0 and exponent >= 0:
         return _pow(low, exponent), _pow(high, exponent)
+    if low > 0:  # a negative exponent of a positive base: decreasing
+        return _pow(high, exponent), _pow(low, exponent)
     return None
+
+
+def _even(exponent: float | None) -> bool:
+    """An even whole exponent: ``x ** 2`` is at least 0 whatever ``x``."""
+    return (
+        exponent is not None and exponent >= 2 and exponent == int(exponent) and exponent % 2 == 0
+    )
 
 
 def _pow(value: float, exponent: float) -> float:
@@ -130,12 +144,67 @@ def _arithmetic(op: cst.BaseBinaryOp, a: Interval, b: Interval) -> Interval | No
     return None
 
 
+def _default(value: cst.BaseExpression | None, defaults: dict[str, float | None]) -> float | None:
+    """The number an attribute is set to: a literal, a parameter's literal default, or the
+    fallback of ``config.x if hasattr(config, "x") else 1e-10`` (a config's default)."""
+    if value is None:
+        return None
+    if type(value) is cst.IfExp:
+        test = value.test
+        if type(test) is cst.Call and type(test.func) is cst.Name and test.func.value == "hasattr":
+            return _number(value.orelse)
+        return None
+    if type(value) is cst.Name:
+        return defaults.get(value.value)
+    return _number(value)
+
+
+def _targets(node: cst.CSTNode) -> list[cst.BaseExpression]:
+    """What an assignment statement or a ``for`` binds."""
+    kind = type(node)
+    if kind is cst.Assign:
+        return [t.target for t in node.targets]  # type: ignore[attr-defined]
+    if kind in (cst.AugAssign, cst.AnnAssign, cst.For):
+        return [node.target]  # type: ignore[attr-defined]
+    return []
+
+
+def _class_numbers(cls: cst.ClassDef) -> dict[str, Interval]:
+    """``{attr: (low, high)}`` for the ``self.attr`` every assignment in the class's methods
+    sets to a number (``_default``)."""
+    found: dict[str, list[float | None]] = {}
+    for method in cls.body.body:
+        if type(method) is not cst.FunctionDef:
+            continue
+        params = method.params
+        defaults = {
+            p.name.value: _number(p.default)
+            for p in (*params.posonly_params, *params.params, *params.kwonly_params)
+            if p.default is not None
+        }
+        for node in walk(method.body):
+            for target in _targets(node):
+                if (
+                    type(target) is cst.Attribute
+                    and type(target.value) is cst.Name
+                    and target.value.value == "self"
+                ):
+                    value = node.value if type(node) in (cst.Assign, cst.AnnAssign) else None
+                    found.setdefault(target.attr.value, []).append(_default(value, defaults))
+    return {
+        attr: (min(numbers), max(numbers))  # type: ignore[type-var]
+        for attr, numbers in found.items()
+        if None not in numbers
+    }
+
+
 class Magnitudes:
     """Bounds of expressions in the file being analysed (``names`` resolves what they call)."""
 
     def __init__(self, names: NameResolver, stack: list[cst.CSTNode] | tuple):
         self.names = names
         self.stack = stack  # the walk's path to the node in hand (``FileContext.stack``)
+        self._numbers: dict[int, dict[str, Interval]] = {}  # per class: ``_class_numbers``
 
     def bound(self, expr: cst.BaseExpression | None, depth: int = 0) -> Interval | None:
         if expr is None or depth > _MAX_DEPTH:
@@ -161,15 +230,43 @@ class Magnitudes:
             return self._call(expr, depth)
         if kind is cst.Name:
             return self._name(expr.value, depth)
+        if kind is cst.Attribute:
+            return self._attribute(expr)
         return None
+
+    def _attribute(self, expr: cst.Attribute) -> Interval | None:
+        """``self.x`` that every assignment in the class sets to a number (a literal, or a
+        parameter's literal default: ``def __init__(self, sigma_data=0.5)``), and ``d.probs``
+        of a ``torch.distributions`` object (probabilities)."""
+        value = expr.value
+        if type(value) is not cst.Name:
+            return None
+        if value.value != "self":
+            if expr.attr.value != "probs":
+                return None
+            made = self.names.values(value.value)
+            calls = [v for v in made if type(v) is cst.Call]
+            found = bool(made) and len(calls) == len(made)
+            return _UNIT if found and all(
+                (self.names.qualname(c.func) or "").startswith(_DISTRIBUTIONS) for c in calls
+            ) else None  # fmt: skip
+        cls = next((s.node for s in reversed(self.names.scopes) if s.kind == "class"), None)
+        if type(cls) is not cst.ClassDef:
+            return None
+        numbers = self._numbers.get(id(cls))
+        if numbers is None:
+            numbers = self._numbers[id(cls)] = _class_numbers(cls)
+        return numbers.get(expr.attr.value)
 
     def _binary(self, expr: cst.BinaryOperation, depth: int) -> Interval | None:
         left = self.bound(expr.left, depth + 1)
-        if left is None:
-            return None
         if type(expr.operator) is cst.Power:
             exponent = _number(expr.right)
+            if left is None:
+                return (0.0, math.inf) if _even(exponent) else None
             return power(left, exponent) if exponent is not None else None
+        if left is None:
+            return None
         right = self.bound(expr.right, depth + 1)
         return _arithmetic(expr.operator, left, right) if right is not None else None
 
@@ -201,6 +298,9 @@ class Magnitudes:
         """A ``clamp`` limit: a number, or a name every binding of which is that number (an
         assignment, or a parameter's default)."""
         number = _number(expr) if expr is not None else None
+        if number is None and type(expr) is cst.Attribute:
+            found = self._attribute(expr)  # ``clamp(min=self.minimum_scale)``
+            return found[0] if found is not None and found[0] == found[1] else None
         if number is not None or type(expr) is not cst.Name:
             return number
         found = set()
@@ -227,8 +327,10 @@ class Magnitudes:
         if name in VALUE_PRESERVING or name in WITHIN_RANGE:
             return self.bound(operand, depth + 1)
         inner = self.bound(operand, depth + 1)
-        if name in ("pow", "square") and inner is not None:
+        if name in ("pow", "square"):
             exponent = 2.0 if name == "square" else _number(_argument(call, offset, "exponent"))
+            if inner is None:
+                return (0.0, math.inf) if _even(exponent) else None
             return power(inner, exponent) if exponent is not None else None
         if name in ("log", "log1p", "sqrt", "exp") and inner is not None:
             shift = 1.0 if name == "log1p" else 0.0

@@ -130,6 +130,18 @@ RISKS: dict[str, Risk] = {
         "its kernel accumulates in float32, so in-range inputs are safe; inputs that already "
         "overflowed to inf come out NaN, and the result is rounded to float16",
     ),
+    "norm": Risk(
+        Severity.INFO,
+        "it accumulates in float32 but writes float16, so a norm above 65504 is inf (10**6 "
+        "entries of 70 give inf; float32: 70002.6), which norms of rows of bounded values "
+        "never reach",
+    ),
+    "grad_norm": Risk(
+        Severity.WARNING,
+        "a full norm of float16 gradients accumulates in float32 but writes float16, and "
+        "loss-scaled gradients sit near the top of float16's range: the norm of many of them "
+        "passes 65504 and is inf (10**6 entries of 70 give inf; float32: 70002.6)",
+    ),
     "loss": Risk(
         Severity.INFO,
         "the loss is computed on float16 inputs and returned in float16, which keeps about 3 "
@@ -201,8 +213,9 @@ UNSAFE_OPS: tuple[UnsafeOp, ...] = (
     _op("cumprod", "prod", inplace=True, dtype_kwarg=True),
     _op("var", "var"),
     _op("logsumexp", "kernel"),
-    _op("norm", "kernel", aliases=("linalg.norm", "linalg.vector_norm", "linalg.matrix_norm")),
-    _op("dist", "kernel"),
+    _op("norm", "norm", aliases=("linalg.norm", "linalg.vector_norm", "linalg.matrix_norm"),
+        dtype_kwarg=True),
+    _op("dist", "norm"),
     _op("renorm", "kernel", inplace=True),
     _op("layer_norm", "kernel", functional=True, method=False),
     _op("group_norm", "kernel", functional=True, method=False),
@@ -249,7 +262,8 @@ RTRUEDIV = UnsafeOp("__rtruediv__", "reciprocal")  # ``1 / x`` on a float16 tens
 # in float, cited only): a CPU-only hazard that FP104 (float16 on CPU) covers.
 # An exp or a power overflows only on a large argument: where float16 is assumed, library mode
 # reports them where the argument shows it can be large (``large``: a dot product of
-# activations, or a projection layer's output for a power; ``analysis.hazards``), not on
+# activations, or a projection layer's output for a power; for a negative power, which fails
+# only near 0, a base shown to come near 0; ``analysis.hazards``), not on
 # learned log-scales, noise levels, decays and other values nothing shows to be large.
 _NEEDS_LARGE = frozenset({"exp", "pow"})
 # Likewise a log, rsqrt or reciprocal fails only on a value near 0: reported where the value

@@ -66,11 +66,13 @@ class Fp16UnsafeOp(Rule):
         "elements' scale — nor sums only used as a divisor, counts and total weights) — "
         "an exp only of a dot product of activations "
         "(`q @ k.T`, `einsum`, `bmm`, `cdist`: attention and similarity scores), a power "
-        "also of a projection layer's output (`nn.Linear`, `F.conv2d`), since their "
+        "also of a projection layer's output (`nn.Linear`, `F.conv2d`) and a negative power "
+        "(`x ** -2`) only of a value shown to come near 0, since their "
         "overflow needs a large argument and learned log-scales, noise levels and decays "
         "show none; a log, rsqrt or reciprocal only of a value shown to come near 0 (a "
         "sigmoid or softmax probability, a clamp floor or a guard such as `+ 1e-8` that "
-        "float16 rounds to 0), not of noise levels, scales or counts — and leaves out the "
+        "float16 rounds to 0, also where a submodule class of the file returns it: a scaler's "
+        "`clamp(scale, min=1e-10)`), not of noise levels, scales or counts — and leaves out the "
         "`info` ones: softmax, "
         "log_softmax, the norm and `normalize` kernels (they accumulate in float32), the "
         "losses (autocast runs them in float32; on CPU, though, `cross_entropy` of float16 "
@@ -86,9 +88,12 @@ class Fp16UnsafeOp(Rule):
         "below 6e-8) breaks them: `exp` overflows above 11.09, squares above 255.97, `log` and "
         "`rsqrt` of values float16 rounds to 0 give -inf/inf, and reductions write a float16 "
         "result that overflows above 65504. The built-in softmax, log_softmax and norm kernels "
-        "accumulate in float32, so for them only inputs that already overflowed (inf gives "
-        "NaN) and the float16 rounding of the result are at risk: those findings are `info`, "
-        "as are sums, which small reductions of bounded values never overflow. Values that cannot "
+        "accumulate in float32, so for softmax only inputs that already overflowed (inf gives "
+        "NaN) and the float16 rounding of the result are at risk; a norm, like a sum, writes "
+        "float16, so a norm above 65504 is inf (10**6 entries of 70 are): those findings are "
+        "`info`, since small reductions of bounded values never overflow — except the full "
+        "norm of float16 gradients (`torch.norm(p.grad)` in a `.half()` model), a `warning`: "
+        "loss-scaled gradients sit near the top of the range, so their norm passes 65504. Values that cannot "
         "reach the limit are not reported: outputs of sigmoid, softmax, tanh, cos, "
         "`F.normalize`, `clamp` with limits (numbers, or names of one such as a parameter's "
         "default `eps=1e-4`), and arithmetic on them (`(sigmoid(x) * 2) ** 2` is at most 4; "
@@ -215,6 +220,14 @@ def forward(self, logits):
             "        with torch.autocast('cuda', enabled=False):\n"
             "            return s.softmax(-1)\n",
             (("FP202", 7),),
+        ),
+        # The full norm of a pure float16 model's gradients (loss-scaled: near the top of the
+        # range) is a warning; a norm along a dimension is info.
+        Invalid(
+            "import torch\nfrom torch import nn\n\nmodel = nn.Linear(4, 4).half()\n"
+            "for p in model.parameters():\n    total = torch.norm(p.grad)\n"
+            "    rows = p.grad.norm(2, dim=1)\n",
+            (("FP202", 6), ("FP202", 7)),
         ),
         # CPU fp16 autocast has no float32 policy for softmax.
         Invalid(

@@ -118,6 +118,37 @@ def _reduction_writes_fp16(op: str) -> None:
     assert out.dtype == HALF and torch.isinf(out.flatten()[-1]), out
 
 
+def _norm_writes_fp16(op: str) -> None:
+    """In-range rows are fine, but the norm is written in float16: 10**6 entries of 70 give
+    inf where float32 gives 70002.6."""
+    _kernel_edges(op)
+    big = torch.full((10**6,), 70.0, dtype=HALF)
+    out = CALLS[op](big)
+    assert out.dtype == HALF and torch.isinf(out), out
+    assert abs(torch.norm(big.float()).item() - 70002.6) < 0.1
+
+
+def test_norm_with_a_float32_dtype_is_float32():
+    """``dtype=torch.float32`` (the FP202 fix for a norm) computes and writes float32."""
+    big = torch.full((10**6,), 70.0, dtype=HALF)
+    for norm in (torch.norm, torch.linalg.norm, torch.linalg.vector_norm):
+        out = norm(big, dtype=torch.float32)
+        assert out.dtype == torch.float32 and abs(out.item() - 70002.6) < 0.1
+    assert big.norm(dtype=torch.float32).dtype == torch.float32
+
+
+def _gradient_norm(op: str) -> None:
+    """A ``.half()`` model's gradients are float16, and loss scaling puts them high in
+    float16's range: a million finite gradients of about 100 (inputs of 0.1, a loss scaled
+    by 2**10) have an inf full norm."""
+    layer = torch.nn.Linear(1000, 1000).half()
+    (layer(torch.full((1, 1000), 0.1, dtype=HALF)).float().sum() * 2.0**10).backward()
+    grad = layer.weight.grad
+    assert grad.dtype == HALF and torch.isfinite(grad).all()
+    assert torch.isinf(CALLS[op](grad)), CALLS[op](grad)
+    assert torch.isfinite(CALLS[op](grad.float()))
+
+
 def _loss_in_fp16(op: str) -> None:
     """The loss comes back float16, which keeps about 3 significant digits."""
     assert CALLS[op](_rows(10)).dtype == HALF
@@ -164,6 +195,8 @@ RISK_CHECKS = {
     "poisson": lambda op: _poisson(),
     "softmax": _kernel_edges,
     "kernel": _kernel_edges,
+    "norm": _norm_writes_fp16,
+    "grad_norm": lambda op: _gradient_norm("norm"),
     "loss": _loss_in_fp16,
 }
 
