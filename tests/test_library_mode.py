@@ -582,3 +582,18 @@ def test_a_value_a_submodule_returns_near_zero():
     assert _found(SCALERS) == {("FP202", 33)}
     texts = lint_code(SCALERS, select=("FP202",), assume_fp16=True, library_info=True).findings
     assert any(f.message.startswith("`spread.log()`") for f in texts)
+
+
+def test_a_loss_on_a_float16_model_s_output_is_listed_only_with_library_info():
+    """A real cast does not make `cross_entropy` a finding: it reduces in float32 and returns
+    a float16 loss of about 3 significant digits; `mse_loss`'s squares still overflow."""
+    code = (
+        "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n"
+        "model = nn.Linear(4, 4).half()\nlogits = model(x)\n"
+        "loss = F.cross_entropy(logits, y)\nother = F.mse_loss(logits, t)\n"
+    )
+    for library in (False, True):  # default mode and library mode alike
+        found = lint_code(code, select=("FP202",), assume_fp16=library).findings
+        assert [f.span.start.line for f in found] == [8]
+        listed = lint_code(code, select=("FP202",), assume_fp16=library, library_info=True)
+        assert [f.span.start.line for f in listed.findings] == [7, 8]
