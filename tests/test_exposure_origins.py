@@ -260,3 +260,24 @@ def test_a_model_cast_part_by_part_keeps_its_norm_layers_and_buffers(tmp_path):
     assert lint_project(tmp_path / "a", files, **shown).findings == []
     files["run.py"] = "from model import Net\n\nNet(8, 2).half()\n"  # a whole cast: listed
     assert len(lint_project(tmp_path / "b", files, **shown).findings) == 1
+
+
+def test_every_step_of_a_chain_through_methods_under_autocast_has_its_line(tmp_path):
+    """A method a module's forward calls (``self.attend(...)``) runs under the region too; the
+    chain names the call's line (its span used to be copied before the walk filled it in)."""
+    model = (
+        "import torch\nfrom torch import nn\n\n\nclass Net(nn.Module):\n"
+        "    def __init__(self, d):\n        super().__init__()\n"
+        "        self.qk = nn.Linear(d, 2 * d)\n\n"
+        "    def forward(self, x):\n        return self.attend(x)\n\n"  # line 11
+        "    def attend(self, x):\n        q, k = self.qk(x).chunk(2, dim=-1)\n"
+        "        return torch.softmax(q @ k.transpose(-1, -2), -1)\n"  # line 15
+    )
+    train = (
+        "import torch\nfrom model import Net\n\nnet = Net(8)\n\n"
+        "with torch.autocast('cuda', dtype=torch.float16):\n    y = net(x)\n"
+    )
+    found = lint_project(tmp_path, {"model.py": model, "train.py": train}, select=("FP205",))
+    assert [
+        (f.span.start.line, [r.span.start.line for r in f.related]) for f in found.findings
+    ] == [(15, [6, 7, 11])]

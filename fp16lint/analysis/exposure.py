@@ -612,7 +612,8 @@ class ExposureTracker(Tracker):
         if key is None or (key, *callee) in self._callee_seen or self._constructs(node.func):
             return
         self._callee_seen.add((key, *callee))
-        self.callees.setdefault(key, []).append([*callee, *self.ctx.span_ref(node)])
+        # the ref itself (filled after the walk), not a copy of its zeros
+        self.callees.setdefault(key, []).append([*callee, self.ctx.span_ref(node)])
 
     def _constructs(self, func: cst.BaseExpression) -> bool:
         """``func`` names a class of this file: the call graph's autocast pass runs no
@@ -820,10 +821,12 @@ class Chain:
 
     def related(self) -> list[tuple[str, list[int], str]]:
         """The chain as related locations: the origin, then each call that carries float16
-        (an origin with no place, ``assume-fp16``, is left out)."""
+        (an origin with no place, ``assume-fp16``, and a step with no place, such as a
+        submodule's forward reached under its parent's autocast, are left out: a related
+        location needs a line)."""
         path, span, label = self.steps[0]
         out = [(path, list(span), f"float16 origin: {label}")] if path else []
-        return out + [(p, list(s), label) for p, s, label in self.steps[1:]]
+        return out + [(p, list(s), label) for p, s, label in self.steps[1:] if p and s and s[0]]
 
 
 def _label(path: str, step: dict[str, Any]) -> str:
@@ -924,7 +927,7 @@ class Exposure:
                 continue
             if key in self.callees:
                 path, called = self.callees[key]
-                for kind, name, *span in called:
+                for kind, name, span in called:
                     self._run_under(path, [kind, name], span, under, queue)
             self._submodules_under(key, under, queue)
 
