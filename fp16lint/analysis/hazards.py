@@ -151,6 +151,15 @@ def _has_dim(call: cst.Call, function: bool) -> bool:
     )
 
 
+def _norm_has_dim(call: cst.Call, function: bool) -> bool:
+    """A norm told which dimensions to reduce: its first positional argument after the
+    tensor is the order ``p`` (``x.norm(2, 1)``, ``torch.norm(x, 2, 1)``), the next ``dim``."""
+    positional = [a for a in call.args if a.keyword is None and not a.star]
+    return len(positional) > 1 + int(function) or any(
+        a.star or (a.keyword is not None and a.keyword.value in ("dim", "axis")) for a in call.args
+    )
+
+
 def _root_name(call: cst.Call, names) -> str | None:
     """``rsqrt``/``sqrt`` for ``torch.rsqrt(...)``, ``t.sqrt()``: the root a norm takes."""
     qualname = names.qualname(call.func)
@@ -506,6 +515,8 @@ class HazardTracker(Tracker):
             fields["what"] = what
         if op.name in ("pow", "square") and exponent == 2 and self._is_residual(operand):
             fields["residual"] = True  # ``(a - b).pow(2)``: a hand-written loss term
+        if risk == "norm" and not _norm_has_dim(node, method is None):
+            fields["full"] = True  # every element (FP202 lists a row's norm with library-info)
         if (
             op.name in ("sum", "nansum", "var")
             and not _has_dim(node, method is None)

@@ -29,13 +29,14 @@ def _model(forward: str, cast: str = "model = Net().half()\n") -> str:
     )
 
 
-def _listed_only(project, risk: str) -> bool:
-    """A loss computed on float16 inputs (the ``loss`` risk, info), listed only with
-    ``library-info`` in both modes: its kernels reduce in float32 (autocast runs it in
-    float32 besides), so it returns a float16 value of about 3 significant digits, which no
-    read of real code found harmful; float16 on the CPU, where the summed loss can reach
-    inf, is FP104's (``data.amp_ops``)."""
-    return risk == "loss" and not getattr(project.settings, "library_info", False)
+def _listed_only(project, risk: str, full: bool) -> bool:
+    """Sites listed only with ``library-info``, in both modes: a loss that reduces in float32
+    (``loss``: it returns a float16 value of about 3 significant digits, which no read of real
+    code found harmful; float16 on the CPU, where the summed loss can reach inf, is FP104's),
+    and a norm along a given dimension (a row of features: every one read in real code was
+    far below 65504; a full norm, of gradients above all, is kept)."""
+    listed = risk == "loss" or (risk == "norm" and not full)
+    return listed and not getattr(project.settings, "library_info", False)
 
 
 class Fp16UnsafeOp(Rule):
@@ -92,8 +93,8 @@ class Fp16UnsafeOp(Rule):
         "`library-info = true` (`--library-info`) reports those too; a real cast reports them "
         "in either mode, except the losses that reduce in float32 (`cross_entropy`, "
         "`nll_loss`, `kl_div`, ...: a float16 loss of about 3 significant digits, which no "
-        "read of real code found harmful), which only `library-info` lists; float16 on the "
-        "CPU is FP104's."
+        "read of real code found harmful) and norms along a given dimension (a row of "
+        "features), which only `library-info` lists; float16 on the CPU is FP104's."
     )
     why = (
         "Autocast keeps these ops in float32 because float16's range (max 65504, nothing "
@@ -234,12 +235,12 @@ def forward(self, logits):
             (("FP202", 7),),
         ),
         # The full norm of a pure float16 model's gradients (loss-scaled: near the top of the
-        # range) is a warning; a norm along a dimension is info.
+        # range) is a warning; a norm along a dimension is listed only with library-info.
         Invalid(
             "import torch\nfrom torch import nn\n\nmodel = nn.Linear(4, 4).half()\n"
             "for p in model.parameters():\n    total = torch.norm(p.grad)\n"
             "    rows = p.grad.norm(2, dim=1)\n",
-            (("FP202", 6), ("FP202", 7)),
+            (("FP202", 6),),
         ),
         # CPU fp16 autocast has no float32 policy for softmax.
         Invalid(
@@ -274,7 +275,7 @@ def forward(self, logits):
             if not isinstance(module, str):
                 continue  # a layer: FP201's
             op = OPS_BY_MODULE[module]
-            if quiet(project, op, reason, None) or _listed_only(project, op.risk):
+            if quiet(project, op, reason, None) or _listed_only(project, op.risk, True):
                 continue
             risk = RISKS[op.risk]
             report.add(
@@ -287,7 +288,7 @@ def forward(self, logits):
                 severity=risk.severity,
             )
         for path, record, reason, chain in op_sites(project, cls.code):
-            if _listed_only(project, record["risk"]):
+            if _listed_only(project, record["risk"], record.get("full", False)):
                 continue
             severity, what = risk_of(record)
             report.add(
