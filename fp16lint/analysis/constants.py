@@ -130,21 +130,18 @@ class Constant:
         return self.text if len(self.text) <= 40 else f"{self.value:g}"
 
 
-def _number(node: cst.BaseExpression) -> float | None:
-    if type(node) is cst.Integer:
-        return float(int(node.value.replace("_", ""), 0))
-    if type(node) is cst.Float:
-        return float(node.value.replace("_", ""))
-    return None
-
-
-def literal_number(value: cst.BaseExpression) -> float | None:
-    """The number a literal (``1e-4``, ``-1e9``) writes, or None."""
-    sign = 1.0
+def literal_number(value: cst.BaseExpression | None) -> float | None:
+    """The number a literal (``1e-4``, ``-1e9``, ``--3``) writes, or None (also for an integer
+    too large for a float)."""
     if type(value) is cst.UnaryOperation and type(value.operator) is cst.Minus:
-        sign, value = -1.0, value.expression
-    number = _number(value)
-    return None if number is None else sign * number
+        inner = literal_number(value.expression)
+        return -inner if inner is not None else None
+    if type(value) in (cst.Integer, cst.Float):
+        try:
+            return float(value.evaluated_value)  # type: ignore[union-attr]
+        except (ValueError, OverflowError):
+            return None
+    return None
 
 
 def fp16_holds(number: float) -> bool:
@@ -179,7 +176,7 @@ class ConstantEvaluator:
     def _eval(self, expr: cst.BaseExpression | None, lookup: Lookup, depth: int) -> Constant | None:
         if expr is None or depth > _MAX_DEPTH:
             return None
-        number = _number(expr)
+        number = literal_number(expr) if type(expr) in (cst.Integer, cst.Float) else None
         if number is not None:
             return Constant(number, self.code(expr), integral=type(expr) is cst.Integer)
         if type(expr) is cst.UnaryOperation:

@@ -36,6 +36,7 @@ import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.constants import literal_number
 from fp16lint.analysis.dtypes import DType
 from fp16lint.analysis.exposure import AUTOCAST, ExposureTracker, Local, Pending, Verdict
 from fp16lint.analysis.flow import Dt, FlowTracker
@@ -107,18 +108,6 @@ _NOT_DATA = re.compile(
 _SCALAR_TYPES = frozenset({"int", "bool", "str", "float"})
 
 
-def _literal_number(expr: cst.BaseExpression | None) -> float | None:
-    if type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Minus:
-        inner = _literal_number(expr.expression)
-        return -inner if inner is not None else None
-    if type(expr) in (cst.Integer, cst.Float):
-        try:
-            return float(expr.evaluated_value)
-        except (ValueError, OverflowError):
-            return None
-    return None
-
-
 def _positional(
     call: cst.Call, index: int, keyword: str | None = None
 ) -> cst.BaseExpression | None:
@@ -135,7 +124,7 @@ def _direct_kernel(call: cst.Call) -> str | None:
     it: a ``p`` other than 2, or ``compute_mode="donot_use_mm_for_euclid_dist"``. None where it
     may use the matrix multiply (p=2 and over 25 rows, which the code rarely shows)."""
     p = _positional(call, 2, "p")
-    if p is not None and (value := _literal_number(p)) is not None and value != 2:
+    if p is not None and (value := literal_number(p)) is not None and value != 2:
         return f"`p={value:g}`"
     mode = _positional(call, 3, "compute_mode")
     if type(mode) is cst.SimpleString and mode.evaluated_value == "donot_use_mm_for_euclid_dist":
@@ -334,7 +323,7 @@ class HazardTracker(Tracker):
             type(parent) is cst.Comparison
             and parent.left is result
             and len(parent.comparisons) == 1
-            and _literal_number(parent.comparisons[0].comparator) == 0
+            and literal_number(parent.comparisons[0].comparator) == 0
         )
 
     def _only_differentiated(self) -> bool:
@@ -489,7 +478,7 @@ class HazardTracker(Tracker):
             exponent = (
                 2.0
                 if op.name == "square"
-                else _literal_number(_positional(node, 0 if method else 1, "exponent"))
+                else literal_number(_positional(node, 0 if method else 1, "exponent"))
             )
             what = self._pow_risk(exponent)
             if what == "" or self._saturated():
@@ -559,7 +548,7 @@ class HazardTracker(Tracker):
             dt = self._input(node.left)
             if dt is None or self.flow.dtype(node).safe or self._autocast_protects(POW, False):
                 return  # ``x ** wide`` promotes to float32
-            exponent = _literal_number(node.right)
+            exponent = literal_number(node.right)
             if self._power_bounded(node.left, exponent):
                 return
             what = self._pow_risk(exponent)
@@ -575,7 +564,7 @@ class HazardTracker(Tracker):
             if self._overflow_shown(node.left, exponent, True):
                 fields["large"] = True
             self._record("FP202", node, dt, **fields)
-        elif type(node.operator) is cst.Divide and _literal_number(node.left) is not None:
+        elif type(node.operator) is cst.Divide and literal_number(node.left) is not None:
             dt = self.flow.dtype(node.right)  # 1 / x: only on a known float16 tensor
             if dt.is16 and not self._autocast_protects(RTRUEDIV, False) and not self._guarded():
                 self._why = self.exposure.judge(node.right)
@@ -989,7 +978,7 @@ class HazardTracker(Tracker):
         """``(square node, base)`` for ``a.pow(2)``, ``torch.pow(a, 2)``, ``a.square()``,
         ``a ** 2``, ``a * a``."""
         if type(expr) is cst.BinaryOperation:
-            if type(expr.operator) is cst.Power and _literal_number(expr.right) == 2:
+            if type(expr.operator) is cst.Power and literal_number(expr.right) == 2:
                 return expr, expr.left
             if type(expr.operator) is cst.Multiply and self.ctx.code(expr.left) == self.ctx.code(
                 expr.right
@@ -1004,12 +993,12 @@ class HazardTracker(Tracker):
             exponent = (
                 2.0
                 if qualname == "torch.square"
-                else _literal_number(_positional(expr, 1, "exponent"))
+                else literal_number(_positional(expr, 1, "exponent"))
             )
             return (expr, base) if base is not None and exponent == 2 else None
         method = _method_name(expr) if qualname is None else None
         if method == "square" or (
-            method == "pow" and _literal_number(_positional(expr, 0, "exponent")) == 2
+            method == "pow" and literal_number(_positional(expr, 0, "exponent")) == 2
         ):
             return expr, expr.func.value  # type: ignore[attr-defined]
         return None

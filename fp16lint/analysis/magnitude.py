@@ -29,6 +29,7 @@ import math
 
 import libcst as cst
 
+from fp16lint.analysis.constants import literal_number
 from fp16lint.analysis.names import NameResolver
 from fp16lint.analysis.tree import last_assignment, walk
 from fp16lint.data.op_ranges import (
@@ -84,18 +85,6 @@ def _pow(value: float, exponent: float) -> float:
         return math.copysign(math.inf, value) if exponent % 2 else math.inf
 
 
-def _number(expr: cst.BaseExpression) -> float | None:
-    if type(expr) in (cst.Integer, cst.Float):
-        try:
-            return float(expr.evaluated_value)  # type: ignore[union-attr]
-        except (ValueError, OverflowError):
-            return None
-    if type(expr) is cst.UnaryOperation and type(expr.operator) is cst.Minus:
-        inner = _number(expr.expression)
-        return -inner if inner is not None else None
-    return None
-
-
 def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | None:
     for arg in call.args:
         if arg.keyword is not None and arg.keyword.value == keyword:
@@ -107,7 +96,7 @@ def _argument(call: cst.Call, index: int, keyword: str) -> cst.BaseExpression | 
 def _square_base(expr: cst.BaseExpression, names: NameResolver) -> cst.BaseExpression | None:
     """``u`` of ``u ** 2``, ``u.pow(2)``, ``u.square()``, ``torch.square(u)``, ``u * u``."""
     if type(expr) is cst.BinaryOperation:
-        if type(expr.operator) is cst.Power and _number(expr.right) == 2:
+        if type(expr.operator) is cst.Power and literal_number(expr.right) == 2:
             return expr.left
         same = type(expr.left) is cst.Name and type(expr.right) is cst.Name
         if type(expr.operator) is cst.Multiply and same and expr.left.value == expr.right.value:
@@ -120,12 +109,15 @@ def _square_base(expr: cst.BaseExpression, names: NameResolver) -> cst.BaseExpre
         exponent = _argument(expr, 1, "exponent") if qualname == "torch.pow" else None
         return (
             _argument(expr, 0, "input")
-            if qualname == "torch.square" or (exponent is not None and _number(exponent) == 2)
+            if qualname == "torch.square"
+            or (exponent is not None and literal_number(exponent) == 2)
             else None
         )
     if qualname is None and type(expr.func) is cst.Attribute:
         method = expr.func.attr.value
-        if method == "square" or (method == "pow" and _number(_argument(expr, 0, "exponent")) == 2):
+        if method == "square" or (
+            method == "pow" and literal_number(_argument(expr, 0, "exponent")) == 2
+        ):
             return expr.func.value
     return None
 
@@ -152,11 +144,11 @@ def _default(value: cst.BaseExpression | None, defaults: dict[str, float | None]
     if type(value) is cst.IfExp:
         test = value.test
         if type(test) is cst.Call and type(test.func) is cst.Name and test.func.value == "hasattr":
-            return _number(value.orelse)
+            return literal_number(value.orelse)
         return None
     if type(value) is cst.Name:
         return defaults.get(value.value)
-    return _number(value)
+    return literal_number(value)
 
 
 def _targets(node: cst.CSTNode) -> list[cst.BaseExpression]:
@@ -178,7 +170,7 @@ def _class_numbers(cls: cst.ClassDef) -> dict[str, Interval]:
             continue
         params = method.params
         defaults = {
-            p.name.value: _number(p.default)
+            p.name.value: literal_number(p.default)
             for p in (*params.posonly_params, *params.params, *params.kwonly_params)
             if p.default is not None
         }
@@ -209,7 +201,7 @@ class Magnitudes:
     def bound(self, expr: cst.BaseExpression | None, depth: int = 0) -> Interval | None:
         if expr is None or depth > _MAX_DEPTH:
             return None
-        number = _number(expr)
+        number = literal_number(expr)
         if number is not None:
             return number, number
         kind = type(expr)
@@ -261,7 +253,7 @@ class Magnitudes:
     def _binary(self, expr: cst.BinaryOperation, depth: int) -> Interval | None:
         left = self.bound(expr.left, depth + 1)
         if type(expr.operator) is cst.Power:
-            exponent = _number(expr.right)
+            exponent = literal_number(expr.right)
             if left is None:
                 return (0.0, math.inf) if _even(exponent) else None
             return power(left, exponent) if exponent is not None else None
@@ -297,7 +289,7 @@ class Magnitudes:
     def limit(self, expr: cst.BaseExpression | None) -> float | None:
         """A ``clamp`` limit: a number, or a name every binding of which is that number (an
         assignment, or a parameter's default)."""
-        number = _number(expr) if expr is not None else None
+        number = literal_number(expr) if expr is not None else None
         if number is None and type(expr) is cst.Attribute:
             found = self._attribute(expr)  # ``clamp(min=self.minimum_scale)``
             return found[0] if found is not None and found[0] == found[1] else None
@@ -307,7 +299,7 @@ class Magnitudes:
         for binding in self.names.bindings(expr.value) or ():
             node = binding.node
             value = node.default if type(node) is cst.Param else binding.value
-            found.add(_number(value) if value is not None else None)
+            found.add(literal_number(value) if value is not None else None)
         return found.pop() if len(found) == 1 else None
 
     def _call(self, call: cst.Call, depth: int) -> Interval | None:
@@ -328,7 +320,9 @@ class Magnitudes:
             return self.bound(operand, depth + 1)
         inner = self.bound(operand, depth + 1)
         if name in ("pow", "square"):
-            exponent = 2.0 if name == "square" else _number(_argument(call, offset, "exponent"))
+            exponent = (
+                2.0 if name == "square" else literal_number(_argument(call, offset, "exponent"))
+            )
             if inner is None:
                 return (0.0, math.inf) if _even(exponent) else None
             return power(inner, exponent) if exponent is not None else None
@@ -348,7 +342,9 @@ class Magnitudes:
         if name == "sum" and self._unit_squares(operand, _argument(call, offset, "dim"), depth):
             return 0.0, _UNIT_SQUARES
         if name == "sum" and inner is not None:
-            count = self.count(operand) if _number(_argument(call, offset, "dim")) == 0 else None
+            count = (
+                self.count(operand) if literal_number(_argument(call, offset, "dim")) == 0 else None
+            )
             if count is not None:
                 return inner[0] * count, inner[1] * count
         if name in ("sum", "cumsum", "nansum") and inner is not None and inner[1] <= 0:
@@ -360,7 +356,7 @@ class Magnitudes:
     ) -> bool:
         """``u.pow(2)`` (``u ** 2``, ``u.square()``, ``u * u``) where ``u`` is
         ``F.normalize(x, dim=d)`` (p=2), summed along that ``d``: a unit vector's squares."""
-        axis = _number(dim) if dim is not None else None
+        axis = literal_number(dim) if dim is not None else None
         if axis is None or expr is None or depth > _MAX_DEPTH:
             return False
         base = _square_base(expr, self.names)
@@ -378,7 +374,7 @@ class Magnitudes:
         if type(base) is not cst.Call or self.names.qualname(base.func) not in _NORMALIZE:
             return False
         p = _argument(base, 1, "p")
-        return (p is None or _number(p) == 2) and _number(
+        return (p is None or literal_number(p) == 2) and literal_number(
             _argument(base, 2, "dim") or cst.Integer("1")
         ) == axis
 
@@ -409,7 +405,7 @@ class Magnitudes:
         ``torch.stack([a, b, c])``."""
         if type(expr) is not cst.Call or self.names.qualname(expr.func) != "torch.stack":
             return None
-        if _number(_argument(expr, 1, "dim")) not in (None, 0):
+        if literal_number(_argument(expr, 1, "dim")) not in (None, 0):
             return None
         items = _argument(expr, 0, "tensors")
         if type(items) in (cst.List, cst.Tuple) and not any(
