@@ -63,3 +63,18 @@ def test_cast_messages_list_what_is_fp16_unsafe_inside_the_model(monkeypatch):
     # A bare nn.Linear holds nothing unsafe, and the probe is not trained: a deliberate fp16
     # cast, not a defect (issue 17). Its fp32 input is FP103's.
     assert not [f for f in findings if f.code == "FP101" and f.span.start.line == 33]
+
+
+def test_sums_along_a_dimension_are_listed_with_library_info(monkeypatch):
+    """The demo's row sums (a hand-written softmax's total, a mixture of experts' weighted
+    sum) accumulate in float32 and overflow only past 65504 per row
+    (tests/facts/test_sum_along_dim.py): `library-info` lists them, as `info`."""
+    from lintutil import lint_project_folder
+
+    monkeypatch.chdir(DEMO)
+    listed = {
+        (f.span.start.line, f.severity.value)
+        for f in lint_project_folder(DEMO, library_info=True, select=("FP202",))
+        if f.path.endswith("blocks.py")
+    }
+    assert {(51, "info"), (57, "info")} <= listed

@@ -33,9 +33,11 @@ def _listed_only(project, risk: str, full: bool) -> bool:
     """Sites listed only with ``library-info``, in both modes: a loss that reduces in float32
     (``loss``: it returns a float16 value of about 3 significant digits, which no read of real
     code found harmful; float16 on the CPU, where the summed loss can reach inf, is FP104's),
-    and a norm along a given dimension (a row of features: every one read in real code was
-    far below 65504; a full norm, of gradients above all, is kept)."""
-    listed = risk == "loss" or (risk == "norm" and not full)
+    and a norm or a sum along a given dimension (a row of features or of weights: both
+    accumulate in float32, so only a row total past 65504 is inf, and every one read in real
+    code was far below it; tests/facts/test_sum_along_dim.py; a row of squares is FP203's), or
+    a sum only used as a divisor (a total weight); a full norm or sum is kept."""
+    listed = risk == "loss" or (risk in ("norm", "sum") and not full)
     return listed and not getattr(project.settings, "library_info", False)
 
 
@@ -93,8 +95,10 @@ class Fp16UnsafeOp(Rule):
         "`library-info = true` (`--library-info`) reports those too; a real cast reports them "
         "in either mode, except the losses that reduce in float32 (`cross_entropy`, "
         "`nll_loss`, `kl_div`, ...: a float16 loss of about 3 significant digits, which no "
-        "read of real code found harmful) and norms along a given dimension (a row of "
-        "features), which only `library-info` lists; float16 on the CPU is FP104's."
+        "read of real code found harmful), and norms and sums along a given dimension (a row "
+        "of features or weights; `cumsum`) or only used as a divisor, which accumulate in "
+        "float32 and overflow only where a row's total passes 65504: only `library-info` "
+        "lists them (squares summed along a row are FP203's); float16 on the CPU is FP104's."
     )
     why = (
         "Autocast keeps these ops in float32 because float16's range (max 65504, nothing "
@@ -214,10 +218,12 @@ def forward(self, logits):
         ),
         Invalid(LIBRARY_PROJECT, (("FP202", "lib/mylib/models/blocks.py", 16),)),
         Invalid(INHERITANCE_PROJECT, (("FP202", "models.py", 15),)),
-        # Local flow: float16 by construction, then unprotected.
+        # Local flow: float16 by construction, then unprotected (sums along a dimension,
+        # accumulated in float32, are listed only with library-info).
         Invalid(
             "import torch\n\nx = torch.randn(8, dtype=torch.float16)\ny = x.exp()\n"
-            "z = torch.log(y) + x ** 3\nc = (y * 2).cumsum(0)\n",
+            "z = torch.log(y) + x ** 3\nc = (y * 2).sum()\n"
+            "rows = (y * 2).cumsum(0) + (y * 2).sum(-1, keepdim=True)\n",
             (("FP202", 4), ("FP202", 5), ("FP202", 5), ("FP202", 6)),
         ),
         # A bound too wide for the op: exp of up to 20, a sum of sigmoids of unknown count.
