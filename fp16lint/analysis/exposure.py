@@ -33,6 +33,11 @@ order). Its JSON-able facts:
   names called on receivers it cannot resolve;
   ``"vanish"``: per project callee (``"kind name"``, in full), the slots a call fills with a
   value that can be 0 (``analysis.zeros``, FP304);
+- ``ctx.facts["upcast_returns"]``: per function whose every return is no float16 (upcast
+  with ``.float()``/``.to(torch.float32)``, an integer) or a project call's result, those
+  callees (``"kind name"``; empty: none); a dependency carried through a project call is
+  tagged with its callee (``x>i m.Net``, ``GATE``), and the join drops it where the callee
+  returns no float16 (``Exposure.live``);
 - ``ctx.facts["exposure"]``: sites that per-file rules reported and the project pass judges
   (``{"rule", "span", "origin"}`` or ``{"rule", "span", "fn", "params"}``).
 
@@ -51,7 +56,9 @@ clause to a message and ``Chain.related()`` lists its steps as related locations
 
 from __future__ import annotations
 
+import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -72,6 +79,10 @@ from fp16lint.analysis.zeros import ZeroEvidence
 from fp16lint.findings import Finding, Position, Related, Span
 
 _MAX_CHAIN = 8
+_DOTTED = re.compile(r"[A-Za-z_][\w.]*")  # a string annotation naming a class
+# A dependency carried through a project call is tagged with that call's callee: ``x>i m.Net``
+# (``analysis.exposure`` drops it where every return of the callee is upcast)
+GATE = ">"
 AUTOCAST = "@autocast"  # the pseudo-parameter "this function runs under fp16 autocast"
 FP16_GIVEN = "@float16"  # ``dtype_args``: the slot is given a float16 dtype
 _DTYPE_WORDS = ("dtype", "float16", "half", "fp16")
@@ -180,6 +191,10 @@ class ExposureTracker(Tracker):
         # per project callee, the slots a call fills with a value that can be 0 (FP304)
         self.zeros = ZeroEvidence(ctx.names, ctx.stack)
         self.vanish: dict[str, list[int | str]] = {}
+        # per function key whose every return is no float16 (``.float()``, an int) or the
+        # result of a project call: those callees (``_gate``), which must then return none
+        self.returns: dict[str, list[str]] = {}
+        self._mixed: set[str] = set()
 
     @property
     def frame(self) -> _Frame:
@@ -240,7 +255,14 @@ class ExposureTracker(Tracker):
             self.instance_args.append([["k", key], found])
 
     def _declared_class(self, expr: cst.BaseExpression) -> str | None:
-        """The project class an annotation names (``Net``, ``Optional[Net]``, ``Net | None``)."""
+        """The project class an annotation names (``Net``, ``Optional[Net]``, ``Net | None``,
+        and those written as strings: ``model: "Whisper"`` with the class imported only under
+        ``TYPE_CHECKING``)."""
+        if type(expr) is cst.SimpleString:
+            text = expr.evaluated_value
+            if not isinstance(text, str) or not _DOTTED.fullmatch(text.strip()):
+                return None
+            expr = cst.parse_expression(text.strip())
         if type(expr) is cst.Subscript and dotted(expr.value) in ("Optional", "typing.Optional"):
             expr = expr.slice[0].slice.value  # type: ignore[attr-defined]
         elif (
@@ -286,6 +308,12 @@ class ExposureTracker(Tracker):
                     self.flow.float32_output(node)
                 ):
                     stack.append(node.value)
+            elif kind is cst.Call and (gate := self._gate(node)) is not None:
+                for part in children(node):  # the call's result: its callee's returns decide
+                    inner, found = self._sources(part)
+                    deps = deps | {f"{dep}{GATE}{gate}" for dep in inner}
+                    if origin is None:
+                        origin = found
             elif kind is cst.Arg and _dtype_of_value(node) is not None:
                 stack.append(_dtype_of_value(node))  # ``torch.ones(n, dtype=x.dtype)``: x's
             elif not (
@@ -295,6 +323,20 @@ class ExposureTracker(Tracker):
             ):
                 stack.extend(children(node))
         return deps, origin
+
+    def _gate(self, call: cst.Call) -> str | None:
+        """The project callee a call runs (``model(x)``, ``self.block(x)``, ``helper(x)``),
+        as ``"kind name"``: whether its result can be float16 is its returns' (the join's)."""
+        func = call.func
+        if type(func) is cst.Attribute:
+            if func.attr.value == "to" or (
+                type(func.value) is cst.Name and func.attr.value in self.torch_attributes
+            ):
+                return None
+        elif type(func) is not cst.Name:
+            return None
+        callee = self._callee(func)
+        return None if callee is None else f"{callee[0]} {callee[1]}"
 
     def _step(self, node: cst.CSTNode, what: str, text: str = "") -> dict[str, Any]:
         step: dict[str, Any] = {"what": what, "span": self.ctx.span_ref(node)}
@@ -700,6 +742,20 @@ class ExposureTracker(Tracker):
 
     def visit_Return(self, node: cst.Return) -> None:
         self._escape(node.value)
+        key = self.frame.key
+        if key is None or key in self._mixed or node.value is None:
+            return
+        value = node.value
+        gate = self._gate(value) if type(value) is cst.Call else None
+        if gate is not None:
+            delegates = self.returns.setdefault(key, [])
+            if gate not in delegates:
+                delegates.append(gate)
+        elif self.flow.dtype(value).safe:
+            self.returns.setdefault(key, [])
+        else:
+            self._mixed.add(key)
+            self.returns.pop(key, None)
 
     def visit_Param(self, node: cst.Param) -> None:
         self._escape(node.default)
@@ -781,6 +837,7 @@ class ExposureTracker(Tracker):
             "dtype_args": self.dtype_args,
             "fed": self.fed,
             "vanish": self.vanish,
+            "upcast_returns": self.returns,
             "module": self.ctx.module_name,  # the prefix of ``fed``'s relative names
             "escaped": sorted(self.escaped),
             "unresolved": sorted(self.unresolved),
@@ -872,6 +929,8 @@ class Exposure:
         self._escaped: list[list[str]] = []
         self._vanish: list[tuple[list[str], list[int | str]]] = []
         self.unresolved: set[str] = set()
+        self.returns: dict[str, list[str]] = {}
+        self._no_fp16: dict[str, bool] = {}
         seeds: list[tuple[str, dict[str, Any]]] = []
         regions: list[tuple[str, dict[str, Any]]] = []
         entries = [(path, e) for path, e in self.index.entries if e["kind"] == "autocast"]
@@ -894,6 +953,7 @@ class Exposure:
             self._escaped.extend(facts.get("escaped", ()))
             self._vanish.extend((c.split(" ", 1), v) for c, v in facts.get("vanish", {}).items())
             self.unresolved.update(facts.get("unresolved", ()))
+            self.returns.update(facts.get("upcast_returns", {}))
         self.instances: dict[tuple[str, str], set[str]] = {}
         self.instances = self._instances(instance_args)
         queue: deque[str] = deque()
@@ -981,7 +1041,7 @@ class Exposure:
                     param = _param(self.functions.get(key or "", []), slot)
                     if param is None or callers.get(key) is None:
                         continue
-                    for source in state.get("params", ()):
+                    for source in self.live(state.get("params", ())):
                         if source == AUTOCAST or callers.get(caller) is None:
                             out.add((key, param))  # type: ignore[arg-type]
                         else:
@@ -1019,7 +1079,7 @@ class Exposure:
         """``key`` has project callers, all seen, and none passes float16 in ``params``."""
         if self.callers.get(key or "") is None or AUTOCAST in params:
             return False
-        return not any((key, param) in self.open for param in params)
+        return not any((key, param) in self.open for param in self.live(params))
 
     def callers_give(self, key: str | None, param: str) -> bool:
         """``key`` has project callers, all seen, and every one gives ``param``."""
@@ -1240,11 +1300,33 @@ class Exposure:
         exposed = self.exposed.get(key or "")
         if not exposed:
             return None
-        for param in params:
+        for param in self.live(params):
             chain = exposed.get(param)
             if chain is not None and not (outside and chain.autocast is not None):
                 return chain
         return None
+
+    def live(self, params: Any) -> Iterator[str]:
+        """The parameters a value depends on, less those that reach it only through a project
+        call whose result is no float16 (``returns_float16``): ``logits = model(mel)`` with a
+        model whose forward ends in ``.float()`` does not carry ``mel``'s float16."""
+        for param in params:
+            base, *gates = param.split(GATE)
+            if not any(not self.returns_float16(gate) for gate in gates):
+                yield base
+
+    def returns_float16(self, gate: str) -> bool:
+        """A call of ``gate`` (``"kind name"``, ``ExposureTracker._gate``) may return float16:
+        unless the function it runs returns only values that are no float16 (``.float()``,
+        ``.to(torch.float32)``, integers) or the results of calls that return none."""
+        known = self._no_fp16.get(gate)
+        if known is None:
+            self._no_fp16[gate] = False  # a recursive call: may return float16
+            key = self.resolve(gate.split(" ", 1))  # type: ignore[arg-type]
+            delegates = self.returns.get(key or "")
+            known = delegates is not None and not any(map(self.returns_float16, delegates))
+            self._no_fp16[gate] = known
+        return not known
 
     def site(self, rule: str, path: str, line: int, column: int) -> tuple[str, Chain | None]:
         """For a site a per-file rule noted: ("" not noted, "noted", or "weak"; its chain)."""

@@ -38,7 +38,14 @@ from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.constants import literal_number
 from fp16lint.analysis.dtypes import DType
-from fp16lint.analysis.exposure import AUTOCAST, ExposureTracker, Local, Pending, Verdict
+from fp16lint.analysis.exposure import (
+    AUTOCAST,
+    GATE,
+    ExposureTracker,
+    Local,
+    Pending,
+    Verdict,
+)
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.magnitude import Interval, Magnitudes, finite_in_float16, power
@@ -361,7 +368,8 @@ class HazardTracker(Tracker):
         self._why = why = self.exposure.judge(expr)
         self._inferred = False
         if (type(expr) is cst.Name and _NOT_DATA.search(expr.value)) or (
-            isinstance(why, Pending) and all(self._not_data(p) for p in why.params)
+            isinstance(why, Pending)
+            and all(self._not_data(p.split(GATE, 1)[0]) for p in why.params)
         ):
             return None  # a mask, ids, lengths or counts, or made only from them: no data
         if dt is Dt.UNKNOWN:
