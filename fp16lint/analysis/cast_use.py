@@ -17,7 +17,9 @@ the function does with the models it names, and decides once the function's walk
 - **training path**: the cast sits under a test of a training flag (``if training:``,
   ``if args.train_text_encoder:``); ``if not args.train_x:`` says the opposite, and then
   nothing else in the function makes the cast model trained;
-- **CPU**: the cast, its chain or the model's last move names the CPU;
+- **CPU**: the cast or its chain names the CPU, or the model's last move does and the
+  function then runs the float16 model there (as FP104: a model moved to the CPU only to be
+  handed on, ``export(model.cpu())``, and never run there does not run on the CPU);
 - **silent**: a round trip (``model.half().float()``), or a cast of a model, or a submodule of
   one, that this function already cast (one cast reports once);
 - **unreached**: the cast sits under tests of the function's parameters that every caller in
@@ -85,6 +87,7 @@ class _Frame:
     frozen: set[str] = field(default_factory=set)
     adapters: set[str] = field(default_factory=set)
     optimizes: bool = False  # an optimizer is built here
+    cpu_runs: set[str] = field(default_factory=set)  # fp16 models run after a move to the CPU
     decided: bool = False
 
 
@@ -129,7 +132,14 @@ class CastUse(Tracker):
         if site is not None and site.to_fp16:
             self._cast(node, site, frame)
             return
-        owners = self.ctx.get(TrainingTracker).optimized_modules(node)
+        training = self.ctx.get(TrainingTracker)
+        model = training.called_model(node)
+        if model is not None and model.key:
+            holder = training.holder(model.key)
+            placed = holder.devices.get(model.key) if holder is not None else None
+            if placed is not None and placed[0].split(":")[0] == "cpu":
+                frame.cpu_runs.add(model.key)
+        owners = training.optimized_modules(node)
         if owners is not None:
             frame.optimizes = True
             frame.trained.update(k for k in map(_key, owners) if k)
@@ -235,7 +245,6 @@ class CastUse(Tracker):
             return {}
         if not frame.decided:
             frame.decided = True
-            devices = self.ctx.get(TrainingTracker).frame.devices
             for cast in frame.casts:
                 verdict = cast.verdict
                 if not verdict.silent and verdict.defect is None and cast.key:
@@ -247,7 +256,7 @@ class CastUse(Tracker):
                         or (root in frame.train_mode and root not in frame.frozen)
                     ):
                         verdict.defect = TRAINED
-                    elif (placed := devices.get(root)) and placed[0].split(":")[0] == "cpu":
+                    elif root in frame.cpu_runs:
                         verdict.defect = CPU
                 if cast.fact is not None:
                     if verdict.silent:
