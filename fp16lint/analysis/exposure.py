@@ -81,7 +81,7 @@ from fp16lint.findings import Finding, Position, Related, Span
 _MAX_CHAIN = 8
 _DOTTED = re.compile(r"[A-Za-z_][\w.]*")  # a string annotation naming a class
 # A dependency carried through a project call is tagged with that call's callee: ``x>i m.Net``
-# (``analysis.exposure`` drops it where every return of the callee is upcast)
+# (the join drops it where every return of the callee is upcast; one tag: the first call)
 GATE = ">"
 AUTOCAST = "@autocast"  # the pseudo-parameter "this function runs under fp16 autocast"
 FP16_GIVEN = "@float16"  # ``dtype_args``: the slot is given a float16 dtype
@@ -123,6 +123,18 @@ def _dtype_of_value(arg: cst.Arg) -> cst.BaseExpression | None:
     ):
         return value.value
     return None
+
+
+def _collapse(deps: frozenset[str]) -> frozenset[str]:
+    """One entry per parameter, so that facts stay small: its one tagged form (``x>i m.Net``:
+    the first project call it went through), or the parameter itself where it also reaches
+    the value directly or through calls of another callee."""
+    if not any(GATE in dep for dep in deps):
+        return deps
+    forms: dict[str, set[str]] = {}
+    for dep in deps:
+        forms.setdefault(dep.split(GATE, 1)[0], set()).add(dep)
+    return frozenset(next(iter(f)) if len(f) == 1 else base for base, f in forms.items())
 
 
 @dataclass(frozen=True)
@@ -311,7 +323,7 @@ class ExposureTracker(Tracker):
             elif kind is cst.Call and (gate := self._gate(node)) is not None:
                 for part in children(node):  # the call's result: its callee's returns decide
                     inner, found = self._sources(part)
-                    deps = deps | {f"{dep}{GATE}{gate}" for dep in inner}
+                    deps = deps | {dep if GATE in dep else f"{dep}{GATE}{gate}" for dep in inner}
                     if origin is None:
                         origin = found
             elif kind is cst.Arg and _dtype_of_value(node) is not None:
@@ -322,7 +334,7 @@ class ExposureTracker(Tracker):
                 or (kind is cst.UnaryOperation and type(node.operator) is cst.Not)
             ):
                 stack.extend(children(node))
-        return deps, origin
+        return _collapse(deps), origin
 
     def _gate(self, call: cst.Call) -> str | None:
         """The project callee a call runs (``model(x)``, ``self.block(x)``, ``helper(x)``),
@@ -516,7 +528,7 @@ class ExposureTracker(Tracker):
             name = node.target.value
             frame = self.frame
             if deps:
-                frame.deps[name] = frame.deps.get(name, frozenset()) | deps
+                frame.deps[name] = _collapse(frame.deps.get(name, frozenset()) | deps)
             if origin is not None and name not in frame.origins:
                 frame.origins[name] = origin
 
