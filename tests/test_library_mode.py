@@ -584,6 +584,18 @@ def test_a_value_a_submodule_returns_near_zero():
     assert any(f.message.startswith("`spread.log()`") for f in texts)
 
 
+def test_a_returned_value_squeezed_in_a_branch_keeps_its_bound():
+    """``if not self.keepdim: scale = scale.squeeze(1)`` between the clamp and the return
+    only views the clamped values: the floor still shows (the time-series scalers)."""
+    clamp = "        scale = torch.clamp(scale, min=self.minimum_scale)\n"
+    squeezed = SCALERS.replace(
+        clamp, clamp + "        if not self.keepdim:\n            scale = scale.squeeze(1)\n"
+    )
+    assert _found(squeezed) == {("FP202", 35)}
+    halved = squeezed.replace("scale.squeeze(1)", "scale.half()")  # a cast rounds the values
+    assert _found(halved) == set()
+
+
 def test_a_loss_on_a_float16_model_s_output_is_listed_only_with_library_info():
     """A real cast does not make `cross_entropy` a finding: it reduces in float32 and returns
     a float16 loss of about 3 significant digits; `mse_loss`'s squares still overflow."""
