@@ -609,3 +609,45 @@ def test_a_loss_on_a_float16_model_s_output_is_listed_only_with_library_info():
         assert [f.span.start.line for f in found] == [8]
         listed = lint_code(code, select=("FP202",), assume_fp16=library, library_info=True)
         assert [f.span.start.line for f in listed.findings] == [7, 8]
+
+
+GUARDED_HELPERS = """\
+import torch
+from torch import nn
+
+
+def log(t, eps=1e-20):
+    return torch.log(t.clamp(min=eps))
+
+
+def entropy(t, eps=1e-20):
+    return -(t * (t + eps).log()).sum(-1)
+
+
+def safe_log(t):
+    return torch.log(t + 1e-10)
+
+
+class Denoiser(nn.Module):
+    def c_noise(self, sigma):
+        return log(sigma) * 0.25
+
+    def posterior(self, likelihoods_w, prior):
+        return torch.log(torch.clamp(likelihoods_w, min=1e-30)) + prior
+
+    def forward(self, x, sigma):
+        h = self.proj(x)
+        p = self.posterior(self.head(h), self.prior)
+        return self.c_noise(sigma) + entropy(h.softmax(-1)) + safe_log(h.sigmoid()) + p
+"""
+
+
+def test_a_guard_written_at_the_log_needs_callers_that_pass_a_vanishing_value():
+    """``log(t.clamp(min=1e-20))`` in a helper only guards its callers' values: where every
+    project call passes a value that is never 0 (a noise level), the floor float16 loses shows
+    nothing; a probability passed in (``softmax``, ``sigmoid``) or a parameter named as one
+    (``likelihoods_w``) keeps the finding. A model's own inputs, whose callers are unseen,
+    keep the guard as evidence (test_log_and_rsqrt_need_evidence_of_a_value_near_zero)."""
+    assert _found(GUARDED_HELPERS) == {("FP202", 10), ("FP202", 14), ("FP202", 22)}
+    with_info = _found(GUARDED_HELPERS, library_info=True)
+    assert {("FP202", 6), ("FP202", 22)} <= with_info

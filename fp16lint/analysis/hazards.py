@@ -106,6 +106,10 @@ _NOT_DATA = re.compile(
 
 # Annotations of parameters that hold Python scalars or strings, never float16 tensors.
 _SCALAR_TYPES = frozenset({"int", "bool", "str", "float"})
+# Parameters that by name hold probabilities or likelihoods (``probs``, ``likelihoods_w``):
+# values that underflow to 0 in float16, as a sigmoid's or softmax's do (``_vanishes``).
+_PROBABILITY_NAMES = re.compile(r"(?:^|_)(?:probs?|probabilities|likelihoods?)(?:_|$)")
+_GUARD_CLAMPS = frozenset({"clamp", "clip", "clamp_min"})
 
 
 def _positional(
@@ -515,6 +519,9 @@ class HazardTracker(Tracker):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
         if risk in _SMALLEST and self._small(operand, _SMALLEST[risk]):
             fields["small"] = True  # library mode asks for it (amp_ops.quiet_in_library)
+            guarded = self._guarded_value(operand, _SMALLEST[risk])
+            if guarded is not None:
+                fields["zero"] = self._vanishes(guarded)
         if risk in ("exp", "pow") and self._overflow_shown(operand, exponent, risk == "pow"):
             fields["large"] = True  # library mode asks for it (amp_ops.quiet_in_library)
         if op.name == "var" and self._inside_root():
@@ -797,6 +804,51 @@ class HazardTracker(Tracker):
         return any(
             (guard := self.magnitudes.limit(t)) is not None and 0 < guard < smallest for t in terms
         ) or self._returned_small(whole, smallest, depth)
+
+    def _guarded_value(
+        self, operand: cst.BaseExpression | None, smallest: float
+    ) -> cst.BaseExpression | None:
+        """``v`` where the op's operand is a guard written at the op that float16 loses:
+        ``v.clamp(min=1e-10)``, ``torch.clamp(v, min=eps)``, ``v + 1e-8`` (the guard's
+        number below ``smallest``). Such a guard shows that its author defended the op, not
+        that ``v`` comes near 0: whether it does is ``v``'s own evidence (``_vanishes``)."""
+
+        def floor(expr: cst.BaseExpression | None) -> bool:
+            found = self.magnitudes.limit(expr) if expr is not None else None
+            return found is not None and 0 < found < smallest
+
+        if type(operand) is cst.Call:
+            name = (
+                _method_name(operand)
+                if self.ctx.names.qualname(operand.func) is None
+                else (self.ctx.names.qualname(operand.func) or "").removeprefix("torch.")
+            )
+            if name not in _GUARD_CLAMPS:
+                return None
+            if (
+                type(operand.func) is cst.Attribute
+                and self.ctx.names.qualname(operand.func) is None
+            ):
+                value, low = operand.func.value, _positional(operand, 0, "min")
+            else:
+                value, low = _positional(operand, 0, "input"), _positional(operand, 1, "min")
+            return value if floor(low) else None
+        if type(operand) is cst.BinaryOperation and type(operand.operator) is cst.Add:
+            if floor(operand.right):
+                return operand.left
+            if floor(operand.left):
+                return operand.right
+        return None
+
+    def _vanishes(self, value: cst.BaseExpression) -> int | list[str]:
+        """``analysis.zeros``'s evidence that ``value`` can be 0 (as ``ExposureTracker.note``
+        records it: 1, or the parameters it vanishes with, which the callers decide), with
+        parameters named as probabilities or likelihoods (``_PROBABILITY_NAMES``) as evidence."""
+        found = self.exposure.zeros.of(value)
+        if isinstance(found, str):
+            return 1
+        params = sorted(found or ())
+        return 1 if any(_PROBABILITY_NAMES.search(p) for p in params) else params
 
     def _returned_small(self, expr: cst.BaseExpression | None, smallest: float, depth: int) -> bool:
         """``_, loc, scale = self.scaler(x)`` then ``scale.log()``: what the ``forward`` of a
