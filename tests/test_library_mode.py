@@ -651,3 +651,32 @@ def test_a_guard_written_at_the_log_needs_callers_that_pass_a_vanishing_value():
     assert _found(GUARDED_HELPERS) == {("FP202", 10), ("FP202", 14), ("FP202", 22)}
     with_info = _found(GUARDED_HELPERS, library_info=True)
     assert {("FP202", 6), ("FP202", 22)} <= with_info
+
+
+REDUCTIONS = """\
+import torch
+from torch import nn
+
+
+class FocalLoss(nn.Module):
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred, true):
+        loss = (pred - true).abs() * pred.sigmoid()
+        if self.reduction == "mean":
+            return loss.mean()
+        elif self.reduction == "sum":
+            return loss.sum()
+        total = loss.sum() if "sum" == self.reduction else loss
+        return total, loss.sum()
+"""
+
+
+def test_the_sum_arm_of_a_loss_reduction_switch_is_info_in_library_mode():
+    """``elif self.reduction == "sum": return loss.sum()`` is the total a caller asks for, as
+    torch's own losses give it for ``reduction="sum"``: listed only with library-info; a sum
+    the code always takes (line 17) is kept."""
+    assert _found(REDUCTIONS) == {("FP202", 17)}
+    assert _found(REDUCTIONS, library_info=True) >= {("FP202", 15), ("FP202", 16)}

@@ -195,6 +195,22 @@ def returns_small(module: cst.Module, cls: cst.ClassDef, place: int, smallest: f
     return False
 
 
+def _asks_for_sum(test: cst.BaseExpression) -> bool:
+    """``reduction == "sum"`` (``self.reduction``, either side)."""
+    if type(test) is not cst.Comparison or len(test.comparisons) != 1:
+        return False
+    target = test.comparisons[0]
+    if type(target.operator) is not cst.Equal:
+        return False
+    sides = (test.left, target.comparator)
+    return any(
+        type(a) is cst.SimpleString
+        and a.evaluated_value == "sum"
+        and (dotted(b) or "").rsplit(".", 1)[-1] == "reduction"
+        for a, b in (sides, sides[::-1])
+    )
+
+
 def _gradient(expr: cst.BaseExpression | None) -> bool:
     """``p.grad`` (``p.grad.data``, ``p.grad.detach().flatten()``): a parameter's gradient."""
     while expr is not None:
@@ -515,6 +531,7 @@ class HazardTracker(Tracker):
             and not _has_dim(node, method is None)
             and not self._row_statistic(operand)
             and not self._normalizer(node)
+            and not self._summing_reduction(node)
         ):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
         if risk in _SMALLEST and self._small(operand, _SMALLEST[risk]):
@@ -743,6 +760,21 @@ class HazardTracker(Tracker):
                 )
             elif kind not in (cst.Arg, cst.Attribute):
                 return False
+            child = node
+        return False
+
+    def _summing_reduction(self, call: cst.Call) -> bool:
+        """The sum is the arm of a loss's reduction switch that a caller selects
+        (``if self.reduction == "sum": return loss.sum()``, or the conditional expression):
+        the total torch's own losses give for ``reduction="sum"``, which library mode lists
+        only with library-info, not a total the code always takes."""
+        child: cst.CSTNode = call
+        for node in reversed(self.ctx.stack[:-1]):
+            kind = type(node)
+            if kind is cst.FunctionDef:
+                return False
+            if kind in (cst.If, cst.IfExp) and node.body is child and _asks_for_sum(node.test):
+                return True
             child = node
         return False
 

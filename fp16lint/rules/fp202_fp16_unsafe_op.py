@@ -73,7 +73,9 @@ class Fp16UnsafeOp(Rule):
         "the `warning` sites (exp, powers, log, rsqrt, reciprocal, products) and reductions "
         "of every element (`loss.sum()`, but not of row statistics — a full sum of row "
         "means, dice ratios or values divided by a sum adds one value per row, of its "
-        "elements' scale — nor sums only used as a divisor, counts and total weights) — "
+        "elements' scale — nor sums only used as a divisor, counts and total weights, nor "
+        'the `if self.reduction == "sum":` arm of a loss, the total a caller asks for as '
+        "torch's own losses give it) — "
         "an exp only of a dot product of activations "
         "(`q @ k.T`, `einsum`, `bmm`, `cdist`: attention and similarity scores), a power "
         "also of a projection layer's output (`nn.Linear`, `F.conv2d`) and a negative power "
