@@ -680,3 +680,26 @@ def test_the_sum_arm_of_a_loss_reduction_switch_is_info_in_library_mode():
     the code always takes (line 17) is kept."""
     assert _found(REDUCTIONS) == {("FP202", 17)}
     assert _found(REDUCTIONS, library_info=True) >= {("FP202", 15), ("FP202", 16)}
+
+
+DIAGONALS = """\
+import torch
+from torch import nn
+
+
+class Contrastive(nn.Module):
+    def forward(self, logits, i: int):
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        a = logits[rows, i + rows].sum()
+        b = logits.diag().sum() + torch.diagonal(logits).sum()
+        c = logits[rows].sum()
+        return a, b, c, logits.sum()
+"""
+
+
+def test_full_sums_of_a_diagonal_are_info_in_library_mode():
+    """The positive pairs of a similarity matrix (``logits[rows, i + rows]`` with ``rows =
+    torch.arange(n)``, ``diag()``, ``torch.diagonal``) are one value per row, as a row
+    statistic: a sum of them is an info site; whole rows (line 10) and the whole matrix stay."""
+    assert _found(DIAGONALS) == {("FP202", 10), ("FP202", 11)}
+    assert _found(DIAGONALS, library_info=True) >= {("FP202", 8), ("FP202", 9)}

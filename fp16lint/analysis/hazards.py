@@ -940,19 +940,25 @@ class HazardTracker(Tracker):
     def _row_statistic(self, expr: cst.BaseExpression | None, depth: int = 0) -> bool:
         """``expr`` is computed (here or through the names it reads, in this function) from
         a mean along a dimension or a value divided by a reduction (``loss.mean(1)``,
-        ``w / w.sum(-1, keepdim=True)``, a dice ratio): one value of its elements' scale per
-        row, so a full sum of it adds rows, not elements. Library mode asks a full sum for
-        elements (per-token, per-pixel losses) before it reports it."""
+        ``w / w.sum(-1, keepdim=True)``, a dice ratio), or is a diagonal (``x.diag()``,
+        ``x[rows, rows + i]`` with ``rows = torch.arange(n)``: the positive pairs of a
+        similarity matrix): one value of its elements' scale per row, so a full sum of it
+        adds rows, not elements. Library mode asks a full sum for elements (per-token,
+        per-pixel losses) before it reports it."""
         if expr is None or depth > 3:
             return False
         for node in walk(expr):
             kind = type(node)
             if kind is cst.Call:
                 name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
-                if name.rsplit(".", 1)[-1] in ("mean", "nanmean") and _has_dim(
-                    node, self.ctx.names.qualname(node.func) is not None
+                last = name.rsplit(".", 1)[-1]
+                if last in ("diag", "diagonal") or (
+                    last in ("mean", "nanmean")
+                    and _has_dim(node, self.ctx.names.qualname(node.func) is not None)
                 ):
                     return True
+            elif kind is cst.Subscript and self._diagonal_pick(node):
+                return True
             elif kind is cst.BinaryOperation and type(node.operator) is cst.Divide:
                 if self._reduced(node.right, depth):
                     return True
@@ -963,6 +969,29 @@ class HazardTracker(Tracker):
                     for v in values
                 ):
                     return True
+        return False
+
+    def _diagonal_pick(self, node: cst.Subscript) -> bool:
+        """``x[rows, i + rows]``: two or more indices, each made from a ``torch.arange``
+        (inline, or a name bound to one): one element per index position."""
+        if len(node.slice) < 2:
+            return False
+        for element in node.slice:
+            index = element.slice
+            if type(index) is not cst.Index or not any(self._arange(n) for n in walk(index.value)):
+                return False
+        return True
+
+    def _arange(self, node: cst.CSTNode) -> bool:
+        """``torch.arange(...)``, or a name every value of which is one."""
+        if type(node) is cst.Call:
+            return self.ctx.names.qualname(node.func) == "torch.arange"
+        if type(node) is cst.Name:
+            values = self.ctx.names.values(node.value)
+            return bool(values) and all(
+                type(v) is cst.Call and self.ctx.names.qualname(v.func) == "torch.arange"
+                for v in values
+            )
         return False
 
     def _reduced(self, expr: cst.BaseExpression, depth: int) -> bool:

@@ -72,7 +72,8 @@ class Fp16UnsafeOp(Rule):
         " Library mode (`assume-fp16`), where float16 is assumed rather than seen, reports "
         "the `warning` sites (exp, powers, log, rsqrt, reciprocal, products) and reductions "
         "of every element (`loss.sum()`, but not of row statistics — a full sum of row "
-        "means, dice ratios or values divided by a sum adds one value per row, of its "
+        "means, dice ratios, values divided by a sum or a diagonal (`logits.diag()`, "
+        "`logits[rows, rows]` with `rows = torch.arange(n)`) adds one value per row, of its "
         "elements' scale — nor sums only used as a divisor, counts and total weights, nor "
         'the `if self.reduction == "sum":` arm of a loss, the total a caller asks for as '
         "torch's own losses give it) — "
