@@ -584,6 +584,18 @@ def test_a_value_a_submodule_returns_near_zero():
     assert any(f.message.startswith("`spread.log()`") for f in texts)
 
 
+def test_a_returned_value_squeezed_in_a_branch_keeps_its_bound():
+    """``if not self.keepdim: scale = scale.squeeze(1)`` between the clamp and the return
+    only views the clamped values: the floor still shows (the time-series scalers)."""
+    clamp = "        scale = torch.clamp(scale, min=self.minimum_scale)\n"
+    squeezed = SCALERS.replace(
+        clamp, clamp + "        if not self.keepdim:\n            scale = scale.squeeze(1)\n"
+    )
+    assert _found(squeezed) == {("FP202", 35)}
+    halved = squeezed.replace("scale.squeeze(1)", "scale.half()")  # a cast rounds the values
+    assert _found(halved) == set()
+
+
 def test_a_loss_on_a_float16_model_s_output_is_listed_only_with_library_info():
     """A real cast does not make `cross_entropy` a finding: it reduces in float32 and returns
     a float16 loss of about 3 significant digits; `mse_loss`'s squares still overflow."""
@@ -597,3 +609,97 @@ def test_a_loss_on_a_float16_model_s_output_is_listed_only_with_library_info():
         assert [f.span.start.line for f in found] == [8]
         listed = lint_code(code, select=("FP202",), assume_fp16=library, library_info=True)
         assert [f.span.start.line for f in listed.findings] == [7, 8]
+
+
+GUARDED_HELPERS = """\
+import torch
+from torch import nn
+
+
+def log(t, eps=1e-20):
+    return torch.log(t.clamp(min=eps))
+
+
+def entropy(t, eps=1e-20):
+    return -(t * (t + eps).log()).sum(-1)
+
+
+def safe_log(t):
+    return torch.log(t + 1e-10)
+
+
+class Denoiser(nn.Module):
+    def c_noise(self, sigma):
+        return log(sigma) * 0.25
+
+    def posterior(self, likelihoods_w, prior):
+        return torch.log(torch.clamp(likelihoods_w, min=1e-30)) + prior
+
+    def forward(self, x, sigma):
+        h = self.proj(x)
+        p = self.posterior(self.head(h), self.prior)
+        return self.c_noise(sigma) + entropy(h.softmax(-1)) + safe_log(h.sigmoid()) + p
+"""
+
+
+def test_a_guard_written_at_the_log_needs_callers_that_pass_a_vanishing_value():
+    """``log(t.clamp(min=1e-20))`` in a helper only guards its callers' values: where every
+    project call passes a value that is never 0 (a noise level), the floor float16 loses shows
+    nothing; a probability passed in (``softmax``, ``sigmoid``) or a parameter named as one
+    (``likelihoods_w``) keeps the finding. A model's own inputs, whose callers are unseen,
+    keep the guard as evidence (test_log_and_rsqrt_need_evidence_of_a_value_near_zero)."""
+    assert _found(GUARDED_HELPERS) == {("FP202", 10), ("FP202", 14), ("FP202", 22)}
+    with_info = _found(GUARDED_HELPERS, library_info=True)
+    assert {("FP202", 6), ("FP202", 22)} <= with_info
+
+
+REDUCTIONS = """\
+import torch
+from torch import nn
+
+
+class FocalLoss(nn.Module):
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, pred, true):
+        loss = (pred - true).abs() * pred.sigmoid()
+        if self.reduction == "mean":
+            return loss.mean()
+        elif self.reduction == "sum":
+            return loss.sum()
+        total = loss.sum() if "sum" == self.reduction else loss
+        return total, loss.sum()
+"""
+
+
+def test_the_sum_arm_of_a_loss_reduction_switch_is_info_in_library_mode():
+    """``elif self.reduction == "sum": return loss.sum()`` is the total a caller asks for, as
+    torch's own losses give it for ``reduction="sum"``: listed only with library-info; a sum
+    the code always takes (line 17) is kept."""
+    assert _found(REDUCTIONS) == {("FP202", 17)}
+    assert _found(REDUCTIONS, library_info=True) >= {("FP202", 15), ("FP202", 16)}
+
+
+DIAGONALS = """\
+import torch
+from torch import nn
+
+
+class Contrastive(nn.Module):
+    def forward(self, logits, i: int):
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        a = logits[rows, i + rows].sum()
+        b = logits.diag().sum() + torch.diagonal(logits).sum()
+        c = logits[rows].sum()
+        return a, b, c, logits.sum()
+"""
+
+
+def test_full_sums_of_a_diagonal_are_info_in_library_mode():
+    """The positive pairs of a similarity matrix (``logits[rows, i + rows]`` with ``rows =
+    torch.arange(n)``, ``diag()``, ``torch.diagonal``) are one value per row, as a row
+    statistic: a sum of them is an info site; whole rows (line 10) and the whole matrix stay."""
+    assert _found(DIAGONALS) == {("FP202", 10), ("FP202", 11)}
+    assert _found(DIAGONALS, library_info=True) >= {("FP202", 8), ("FP202", 9)}

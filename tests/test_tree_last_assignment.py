@@ -51,6 +51,15 @@ def _found(source: str, dominating: bool) -> str | None:
         ("    x = a\n    for i in r:\n        use(x)\n        x = b\n", "a", None),
         ("    x = a\n    use(x)\n    while c:\n        x = b\n", "a", None),
         ("    x = a\n    for i in r:\n        x = b\n        use(x)\n", "b", "b"),
+        # a rebinding to a view of its own values keeps the value bound before
+        ("    x = a\n    if c:\n        x = x.squeeze(1)\n    use(x)\n", "a", "a"),
+        ("    x = a\n    for i in r:\n        x = x.view(b, -1).clone()\n    use(x)\n", "a", "a"),
+        ("    x = a\n    use(x)\n    while c:\n        x = x.transpose(0, 1)\n", "a", "a"),
+        # ... but not a cast (it rounds the values), a view of another name, or unpacking
+        ("    x = a\n    if c:\n        x = x.half()\n    use(x)\n", "a", None),
+        ("    x = a\n    if c:\n        x = b.squeeze(1)\n    use(x)\n", "a", None),
+        ("    x = a\n    if c:\n        x, y = x.squeeze(1)\n    use(x)\n", "a", None),
+        ("    x = a\n    if c:\n        x = y = x.squeeze(1)\n    use(x)\n", "a", None),
         # nothing in the function: a parameter
         ("    use(x)\n", None, None),
     ],

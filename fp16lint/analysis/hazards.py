@@ -113,6 +113,10 @@ _NOT_DATA = re.compile(
 
 # Annotations of parameters that hold Python scalars or strings, never float16 tensors.
 _SCALAR_TYPES = frozenset({"int", "bool", "str", "float"})
+# Parameters that by name hold probabilities or likelihoods (``probs``, ``likelihoods_w``):
+# values that underflow to 0 in float16, as a sigmoid's or softmax's do (``_vanishes``).
+_PROBABILITY_NAMES = re.compile(r"(?:^|_)(?:probs?|probabilities|likelihoods?)(?:_|$)")
+_GUARD_CLAMPS = frozenset({"clamp", "clip", "clamp_min"})
 
 
 def _positional(
@@ -196,6 +200,22 @@ def returns_small(module: cst.Module, cls: cst.ClassDef, place: int, smallest: f
                 ):
                     return True
     return False
+
+
+def _asks_for_sum(test: cst.BaseExpression) -> bool:
+    """``reduction == "sum"`` (``self.reduction``, either side)."""
+    if type(test) is not cst.Comparison or len(test.comparisons) != 1:
+        return False
+    target = test.comparisons[0]
+    if type(target.operator) is not cst.Equal:
+        return False
+    sides = (test.left, target.comparator)
+    return any(
+        type(a) is cst.SimpleString
+        and a.evaluated_value == "sum"
+        and (dotted(b) or "").rsplit(".", 1)[-1] == "reduction"
+        for a, b in (sides, sides[::-1])
+    )
 
 
 def _gradient(expr: cst.BaseExpression | None) -> bool:
@@ -519,10 +539,14 @@ class HazardTracker(Tracker):
             and not _has_dim(node, method is None)
             and not self._row_statistic(operand)
             and not self._normalizer(node)
+            and not self._summing_reduction(node)
         ):
             fields["full"] = True  # every element: library mode keeps it (amp_ops)
         if risk in _SMALLEST and self._small(operand, _SMALLEST[risk]):
             fields["small"] = True  # library mode asks for it (amp_ops.quiet_in_library)
+            guarded = self._guarded_value(operand, _SMALLEST[risk])
+            if guarded is not None:
+                fields["zero"] = self._vanishes(guarded)
         if risk in ("exp", "pow") and self._overflow_shown(operand, exponent, risk == "pow"):
             fields["large"] = True  # library mode asks for it (amp_ops.quiet_in_library)
         if op.name == "var" and self._inside_root():
@@ -747,6 +771,21 @@ class HazardTracker(Tracker):
             child = node
         return False
 
+    def _summing_reduction(self, call: cst.Call) -> bool:
+        """The sum is the arm of a loss's reduction switch that a caller selects
+        (``if self.reduction == "sum": return loss.sum()``, or the conditional expression):
+        the total torch's own losses give for ``reduction="sum"``, which library mode lists
+        only with library-info, not a total the code always takes."""
+        child: cst.CSTNode = call
+        for node in reversed(self.ctx.stack[:-1]):
+            kind = type(node)
+            if kind is cst.FunctionDef:
+                return False
+            if kind in (cst.If, cst.IfExp) and node.body is child and _asks_for_sum(node.test):
+                return True
+            child = node
+        return False
+
     def _only_divides(self, name: str) -> bool:
         """Every read of ``name`` in the current function is in a divisor."""
         scope = self.ctx.names.scopes[-1]
@@ -806,6 +845,51 @@ class HazardTracker(Tracker):
             (guard := self.magnitudes.limit(t)) is not None and 0 < guard < smallest for t in terms
         ) or self._returned_small(whole, smallest, depth)
 
+    def _guarded_value(
+        self, operand: cst.BaseExpression | None, smallest: float
+    ) -> cst.BaseExpression | None:
+        """``v`` where the op's operand is a guard written at the op that float16 loses:
+        ``v.clamp(min=1e-10)``, ``torch.clamp(v, min=eps)``, ``v + 1e-8`` (the guard's
+        number below ``smallest``). Such a guard shows that its author defended the op, not
+        that ``v`` comes near 0: whether it does is ``v``'s own evidence (``_vanishes``)."""
+
+        def floor(expr: cst.BaseExpression | None) -> bool:
+            found = self.magnitudes.limit(expr) if expr is not None else None
+            return found is not None and 0 < found < smallest
+
+        if type(operand) is cst.Call:
+            name = (
+                _method_name(operand)
+                if self.ctx.names.qualname(operand.func) is None
+                else (self.ctx.names.qualname(operand.func) or "").removeprefix("torch.")
+            )
+            if name not in _GUARD_CLAMPS:
+                return None
+            if (
+                type(operand.func) is cst.Attribute
+                and self.ctx.names.qualname(operand.func) is None
+            ):
+                value, low = operand.func.value, _positional(operand, 0, "min")
+            else:
+                value, low = _positional(operand, 0, "input"), _positional(operand, 1, "min")
+            return value if floor(low) else None
+        if type(operand) is cst.BinaryOperation and type(operand.operator) is cst.Add:
+            if floor(operand.right):
+                return operand.left
+            if floor(operand.left):
+                return operand.right
+        return None
+
+    def _vanishes(self, value: cst.BaseExpression) -> int | list[str]:
+        """``analysis.zeros``'s evidence that ``value`` can be 0 (as ``ExposureTracker.note``
+        records it: 1, or the parameters it vanishes with, which the callers decide), with
+        parameters named as probabilities or likelihoods (``_PROBABILITY_NAMES``) as evidence."""
+        found = self.exposure.zeros.of(value)
+        if isinstance(found, str):
+            return 1
+        params = sorted(found or ())
+        return 1 if any(_PROBABILITY_NAMES.search(p) for p in params) else params
+
     def _returned_small(self, expr: cst.BaseExpression | None, smallest: float, depth: int) -> bool:
         """``_, loc, scale = self.scaler(x)`` then ``scale.log()``: what the ``forward`` of a
         submodule class defined in this file returns in that place, shown there to come near 0
@@ -864,19 +948,25 @@ class HazardTracker(Tracker):
     def _row_statistic(self, expr: cst.BaseExpression | None, depth: int = 0) -> bool:
         """``expr`` is computed (here or through the names it reads, in this function) from
         a mean along a dimension or a value divided by a reduction (``loss.mean(1)``,
-        ``w / w.sum(-1, keepdim=True)``, a dice ratio): one value of its elements' scale per
-        row, so a full sum of it adds rows, not elements. Library mode asks a full sum for
-        elements (per-token, per-pixel losses) before it reports it."""
+        ``w / w.sum(-1, keepdim=True)``, a dice ratio), or is a diagonal (``x.diag()``,
+        ``x[rows, rows + i]`` with ``rows = torch.arange(n)``: the positive pairs of a
+        similarity matrix): one value of its elements' scale per row, so a full sum of it
+        adds rows, not elements. Library mode asks a full sum for elements (per-token,
+        per-pixel losses) before it reports it."""
         if expr is None or depth > 3:
             return False
         for node in walk(expr):
             kind = type(node)
             if kind is cst.Call:
                 name = self.ctx.names.qualname(node.func) or _method_name(node) or ""
-                if name.rsplit(".", 1)[-1] in ("mean", "nanmean") and _has_dim(
-                    node, self.ctx.names.qualname(node.func) is not None
+                last = name.rsplit(".", 1)[-1]
+                if last in ("diag", "diagonal") or (
+                    last in ("mean", "nanmean")
+                    and _has_dim(node, self.ctx.names.qualname(node.func) is not None)
                 ):
                     return True
+            elif kind is cst.Subscript and self._diagonal_pick(node):
+                return True
             elif kind is cst.BinaryOperation and type(node.operator) is cst.Divide:
                 if self._reduced(node.right, depth):
                     return True
@@ -887,6 +977,29 @@ class HazardTracker(Tracker):
                     for v in values
                 ):
                     return True
+        return False
+
+    def _diagonal_pick(self, node: cst.Subscript) -> bool:
+        """``x[rows, i + rows]``: two or more indices, each made from a ``torch.arange``
+        (inline, or a name bound to one): one element per index position."""
+        if len(node.slice) < 2:
+            return False
+        for element in node.slice:
+            index = element.slice
+            if type(index) is not cst.Index or not any(self._arange(n) for n in walk(index.value)):
+                return False
+        return True
+
+    def _arange(self, node: cst.CSTNode) -> bool:
+        """``torch.arange(...)``, or a name every value of which is one."""
+        if type(node) is cst.Call:
+            return self.ctx.names.qualname(node.func) == "torch.arange"
+        if type(node) is cst.Name:
+            values = self.ctx.names.values(node.value)
+            return bool(values) and all(
+                type(v) is cst.Call and self.ctx.names.qualname(v.func) == "torch.arange"
+                for v in values
+            )
         return False
 
     def _reduced(self, expr: cst.BaseExpression, depth: int) -> bool:

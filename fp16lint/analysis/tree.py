@@ -155,11 +155,40 @@ _SCOPES = (cst.FunctionDef, cst.ClassDef)
 _BINDERS = (cst.AssignTarget, cst.AugAssign, cst.AnnAssign, cst.For, cst.AsName, cst.NamedExpr)
 
 
-def binds(node: cst.CSTNode, name: str) -> bool:
+# Methods whose result holds the same values as their receiver, only viewed otherwise: a
+# rebinding ``x = x.squeeze(1)`` keeps what was known of ``x``'s values (no dtype casts: a
+# ``.half()`` rounds them).
+_VIEWS = frozenset(
+    {"squeeze", "unsqueeze", "reshape", "reshape_as", "view", "view_as", "transpose", "permute",
+     "flatten", "expand", "expand_as", "contiguous", "clone", "detach"}
+)  # fmt: skip
+
+
+def views_itself(node: cst.Assign, name: str) -> bool:
+    """``name = name.squeeze(1)`` (``name.view(b, -1).contiguous()``...): ``name`` rebound to
+    a view of its own values."""
+    value = node.value
+    if not all(type(t.target) is cst.Name and t.target.value == name for t in node.targets):
+        return False
+    calls = 0
+    while (
+        type(value) is cst.Call
+        and type(value.func) is cst.Attribute
+        and value.func.attr.value in _VIEWS
+    ):
+        value, calls = value.func.value, calls + 1
+    return calls > 0 and type(value) is cst.Name and value.value == name
+
+
+def binds(node: cst.CSTNode, name: str, *, views: bool = True) -> bool:
     """``node`` (a statement) may bind ``name``: any assignment, loop, ``with``/``import``/
-    ``except`` ``as`` or walrus target spelled so inside it."""
+    ``except`` ``as`` or walrus target spelled so inside it. ``views=False``: not counting
+    rebindings to a view of its own values (``views_itself``)."""
+    kept: set[int] = set()
     for inner in walk(node):
-        if type(inner) in _BINDERS:
+        if not views and type(inner) is cst.Assign and views_itself(inner, name):
+            kept.update(id(t) for t in inner.targets)  # the walk meets them next
+        elif type(inner) in _BINDERS and id(inner) not in kept:
             target = getattr(inner, "target", None) or getattr(inner, "name", None)
             if target is not None and any(
                 type(n) is cst.Name and n.value == name for n in walk(target)
@@ -180,7 +209,8 @@ def last_assignment(stack: tuple | list, name: str, *, dominating: bool = False)
     w *= s`` keeps the product). ``dominating``: only an assignment that every path to here runs
     last: None when a statement between may bind ``name`` otherwise (a branch, ``+=``,
     unpacking), when a loop around here or after here in the assignment's block binds it (the
-    value comes back round), or outside a function."""
+    value comes back round), or outside a function; a rebinding to a view of the same values
+    (``if squeeze: x = x.squeeze(1)``) is passed over, as the values stay those bound before."""
     if dominating:
         scope = next((n for n in reversed(stack) if type(n) in _SCOPES), None)
         if type(scope) is not cst.FunctionDef:
@@ -190,7 +220,7 @@ def last_assignment(stack: tuple | list, name: str, *, dominating: bool = False)
         kind = type(block)
         if kind is cst.FunctionDef:
             return None
-        if dominating and kind in (cst.For, cst.While) and binds(block, name):
+        if dominating and kind in (cst.For, cst.While) and binds(block, name, views=False):
             return None
         if kind is not cst.IndentedBlock:
             continue
@@ -200,7 +230,7 @@ def last_assignment(stack: tuple | list, name: str, *, dominating: bool = False)
             return None
         for statement in reversed(statements[:here]):
             if type(statement) is not cst.SimpleStatementLine:
-                if dominating and binds(statement, name):
+                if dominating and binds(statement, name, views=False):
                     return None
                 continue
             for small in reversed(statement.body):
@@ -208,12 +238,12 @@ def last_assignment(stack: tuple | list, name: str, *, dominating: bool = False)
                     type(t.target) is cst.Name and t.target.value == name for t in small.targets
                 ):
                     if dominating and any(
-                        type(later) in (cst.For, cst.While) and binds(later, name)
+                        type(later) in (cst.For, cst.While) and binds(later, name, views=False)
                         for later in statements[here:]
                     ):
                         return None  # a loop after it rebinds the name (kept conservative)
                     return small.value, (*stack[:index], statement, small)
-                if dominating and binds(small, name):
+                if dominating and binds(small, name, views=False):
                     return None
     return None
 

@@ -184,10 +184,27 @@ def _quiet_record(
         # library mode leaves it out as it leaves the loss out.
         return quiet(project, OPS_BY_NAME["mse_loss"], reason, chain)
     op = OPS_BY_NAME.get(record.get("op", ""))
+    small = record.get("small", False) and not _guard_fed_nonzero(project, record)
     return quiet(
         project, op, reason, chain, record.get("risk"), record.get("full", False),
-        record.get("large", False), record.get("small", False),
+        record.get("large", False), small,
     )  # fmt: skip
+
+
+def _guard_fed_nonzero(project: Any, record: dict[str, Any]) -> bool:
+    """A log's (rsqrt's) only small-value evidence is a guard written at the op
+    (``log(t.clamp(min=1e-20))``: ``hazards._guarded_value``) on a value that can be 0 only
+    through the function's parameters, and its project callers, all seen, pass none that can
+    (``sigma`` to a ``log`` helper, not a softmax probability): the guard defends a value that
+    never comes near 0. Where callers are unseen (a model's own inputs), the guard stays
+    evidence."""
+    zero = record.get("zero")
+    if not zero or zero == 1:
+        return False
+    exposure = exposure_of(project)
+    return exposure.callers.get(record.get("fn") or "") is not None and not exposure.may_vanish(
+        record
+    )
 
 
 def _op_sites(
