@@ -90,6 +90,11 @@ def test_front_ends_whose_callers_cast_their_result_are_quiet(tmp_path):
     )
     found = lint_project(tmp_path / "b", uncast, select=("FP204",), assume_fp16=True).findings
     assert [f.span.start.line for f in found] == [6]
+    half = dict(FRONT_END)
+    half["audio.py"] = half["audio.py"].replace(
+        "x.to(dtype=self.conv.weight.dtype)", "x.to(torch.float16)"
+    )
+    assert lint_project(tmp_path / "c", half, select=("FP204",), assume_fp16=True).findings == []
 
 
 def test_a_front_end_on_activations_is_reported(tmp_path):

@@ -20,27 +20,31 @@ import libcst as cst
 
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.calls import argument
+from fp16lint.analysis.dtypes import dtype_of
 from fp16lint.analysis.exposure import ExposureTracker, exposure_of
+from fp16lint.analysis.names import NameResolver
 
 _CASTS = frozenset({"to", "type", "type_as", "half"})
 
 
-def _is_cast(call: cst.Call) -> bool:
-    """``.to(dtype)``/``.to(dtype=...)`` (not a device move), ``.type(...)``, ``.type_as(x)``,
-    ``.half()``."""
+def _is_cast(call: cst.Call, names: NameResolver) -> bool:
+    """``.to(x.dtype)``/``.to(torch.float16)``/``.to(dtype=...)`` (not a device move),
+    ``.type(...)``, ``.type_as(x)``, ``.half()``."""
     method = call.func.attr.value  # type: ignore[attr-defined]
     if method != "to":
         return True
     if argument(call, "dtype") is not None:
         return True
     first = call.args[0].value if call.args and call.args[0].keyword is None else None
-    return type(first) is cst.Attribute and first.attr.value == "dtype"
+    if type(first) is cst.Attribute and first.attr.value == "dtype":
+        return True
+    return first is not None and dtype_of(first, names) is not None
 
 
-def _cast_of(expr: cst.BaseExpression, name: str) -> bool:
+def _cast_of(expr: cst.BaseExpression, name: str, names: NameResolver) -> bool:
     """``name.to(dtype=...)`` (through other calls on it: ``.to(...).contiguous()``)."""
     while type(expr) is cst.Call and type(expr.func) is cst.Attribute:
-        if expr.func.attr.value in _CASTS and _is_cast(expr):
+        if expr.func.attr.value in _CASTS and _is_cast(expr, names):
             receiver = expr.func.value
             while type(receiver) is cst.Call and type(receiver.func) is cst.Attribute:
                 receiver = receiver.func.value
@@ -77,7 +81,7 @@ class RecastTracker(Tracker):
                 type(grand) is cst.Call
                 and grand.func is parent
                 and parent.attr.value in _CASTS
-                and _is_cast(grand)
+                and _is_cast(grand, self.ctx.names)
             )
         if type(parent) is not cst.Assign or len(parent.targets) != 1:
             return False
@@ -98,7 +102,7 @@ class RecastTracker(Tracker):
             len(targets) == 1
             and type(targets[0].target) is cst.Name
             and targets[0].target.value == target.value
-            and _cast_of(assign.value, target.value)
+            and _cast_of(assign.value, target.value, self.ctx.names)
         )
 
     def leave_Module(self, node: cst.Module) -> None:
