@@ -135,7 +135,8 @@ def masks_whole_rows(
     (or ``written``) indexed so later in the function.
     A pair mask or a per-query mask masks every row of a padded position; a key-padding mask
     (``m[:, None, None, :]``) masks a whole row only for a sequence that is all padding.
-    Where a whole row is masked, float16's ``-inf`` gives NaN (FACTS.md §2)."""
+    Where a whole row is masked, float16's ``-inf`` gives NaN; elsewhere it masks like the
+    constant (FACTS.md §2, tests/facts/test_masking.py)."""
     if mask is not None and any(
         type(found) is cst.Subscript and _keeps_rows(found) for found in walk(mask)
     ):
