@@ -19,11 +19,12 @@ def _cases(kind: str):
             yield pytest.param(rule, example, id=f"{rule.code}-{kind}-{index}")
 
 
-def _findings(rule, example, tmp_path, assume_fp16=False):
+def _findings(rule, example, tmp_path, assume_fp16=False, library_info=False):
+    modes = {"assume_fp16": assume_fp16, "library_info": library_info}
     if isinstance(example, str):
-        result = lint_code(example, select=(rule.code,), assume_fp16=assume_fp16)
+        result = lint_code(example, select=(rule.code,), **modes)
     else:
-        result = lint_project(tmp_path, dict(example), select=(rule.code,), assume_fp16=assume_fp16)
+        result = lint_project(tmp_path, dict(example), select=(rule.code,), **modes)
     internal = [f for f in result.findings if f.code in ("FP000", "FP999")]
     assert not internal, [f.message for f in internal]
     return [f for f in result.findings if f.code == rule.code]
@@ -43,7 +44,7 @@ def test_valid_example_is_quiet(rule, example, tmp_path):
 
 @pytest.mark.parametrize(("rule", "example"), list(_cases("invalid")))
 def test_invalid_example_is_flagged(rule, example: Invalid, tmp_path):
-    findings = _findings(rule, example.code, tmp_path, example.assume_fp16)
+    findings = _findings(rule, example.code, tmp_path, example.assume_fp16, example.library_info)
     if isinstance(example.code, str):
         got = Counter((f.code, f.span.start.line) for f in findings)
     else:
@@ -64,17 +65,16 @@ def test_invalid_example_is_flagged(rule, example: Invalid, tmp_path):
     [p for p in _cases("invalid") if p.values[1].fixed is not None],
 )
 def test_fix_gives_expected_code_and_is_idempotent(rule, example: Invalid):
-    result = lint_code(example.code, select=(rule.code,), assume_fp16=example.assume_fp16)
-    fixed = _apply(rule, example.code, example.assume_fp16)
+    modes = {"assume_fp16": example.assume_fp16, "library_info": example.library_info}
+    result = lint_code(example.code, select=(rule.code,), **modes)
+    fixed = _apply(rule, example.code, **modes)
     assert fixed == example.fixed
     cst.parse_module(fixed)
-    assert _apply(rule, fixed, example.assume_fp16) == fixed, (
-        "a second --fix run changed the file again"
-    )
+    assert _apply(rule, fixed, **modes) == fixed, "a second --fix run changed the file again"
     assert result.findings
 
 
-def _apply(rule, code: str, assume_fp16: bool = False) -> str:
+def _apply(rule, code: str, assume_fp16: bool = False, library_info: bool = False) -> str:
     from pathlib import Path
 
     from fp16lint.runner import Options, lint_text
@@ -83,7 +83,12 @@ def _apply(rule, code: str, assume_fp16: bool = False) -> str:
     result = lint_text(
         code,
         "example.py",
-        Settings(root=Path.cwd(), select=(rule.code,), assume_fp16=assume_fp16),
+        Settings(
+            root=Path.cwd(),
+            select=(rule.code,),
+            assume_fp16=assume_fp16,
+            library_info=library_info,
+        ),
         Options(fix=True, unsafe_fixes=True),
     )
     return result.fixed_text

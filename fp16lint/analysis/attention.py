@@ -62,7 +62,7 @@ from fp16lint.analysis.exposure import AUTOCAST
 from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted
-from fp16lint.analysis.rotary import is_inverse_frequencies
+from fp16lint.analysis.rotary import in_float64, is_inverse_frequencies
 from fp16lint.analysis.tree import latest_value, statements, walk
 
 _PRODUCTS = frozenset({"matmul", "mm", "bmm", "baddbmm", "einsum"})
@@ -282,7 +282,10 @@ class AttentionTracker(Tracker):
         """Like ``_status``, for rotary angles: integer positions do not make the product
         safe, a disabled (or bfloat16) autocast region does, and in a method the module's own
         ``inv_freq`` buffer follows the module's cast (``activation``). CPU autocast leaves an
-        einsum without a summed index (the usual outer product) in float32."""
+        einsum without a summed index (the usual outer product) in float32. A float64
+        operand makes the product float64, autocast or not."""
+        if any(in_float64(op, self.ctx.stack, self.ctx.names) for op in operands):
+            return None
         if any(self.flow.dtype(op).is16 for op in operands):
             return "fp16"
         region = self.ctx.get(AutocastTracker).current

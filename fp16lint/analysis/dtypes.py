@@ -25,6 +25,7 @@ from fp16lint.analysis.calls import argument
 from fp16lint.analysis.loops import data_loader_calls, target_position, unwrap_loop
 from fp16lint.analysis.names import NameResolver
 from fp16lint.analysis.tree import walk
+from fp16lint.data.dtype_helpers import RETURNS_ITS_DTYPE
 
 _MAX_DEPTH = 6
 
@@ -146,6 +147,10 @@ def dtype_of(
         return _combine(table, names, strings, _depth) if table else None
     if type(expr) is cst.Call and _promotes_to_float32(expr, names, _depth):
         return DTypeFact(DType.FP32)  # float32, or float64 when another side is: wide
+    if type(expr) is cst.Call and expr.args:
+        position = RETURNS_ITS_DTYPE.get(names.qualname(expr.func) or "")
+        if position is not None and len(expr.args) > position:
+            return dtype_of(expr.args[position].value, names, strings=strings, _depth=_depth + 1)
     if type(expr) is cst.Call and names.qualname(expr.func) == "builtins.getattr":
         args = expr.args
         if len(args) == 2 and names.qualname(args[0].value) in ("torch", "numpy"):

@@ -420,6 +420,7 @@ class ExposureTracker(Tracker):
         protected: bool = False,
         default: str | None = None,
         zero: bool = False,
+        rows: bool = True,
     ) -> None:
         """Note a site a per-file rule reports at ``node`` on the value ``target`` (when one
         expression is it), for ``judged`` to keep with its chain or drop in the project pass.
@@ -429,12 +430,17 @@ class ExposureTracker(Tracker):
         enclosing function whose default the site's constant is (``def f(x, eps=1e-12)``): the
         site stands only where a call leaves it out. ``zero``: in library mode, a site float16
         reaches only by its assumption stands where the value (an epsilon's guarded sum) can
-        be 0 (``analysis.zeros``; recorded as 1, 0, or the parameters it vanishes with)."""
+        be 0 (``analysis.zeros``; recorded as 1, 0, or the parameters it vanishes with).
+        ``rows=False``: a mask value float16 turns into ``-inf`` silently, with no evidence
+        that a whole row can be masked (``mask_use.masks_whole_rows``): in library mode it
+        stands only where float16 reaches it by more than the assumption."""
         if target is None:
             return
         site: dict[str, Any] = {"rule": rule, "span": self.ctx.span_ref(node)}
         if weak:
             site["weak"] = True
+        if not rows:
+            site["rows"] = 0
         key = self.frame.key
         if default is not None and key is not None and default in self.functions[key]:
             site["default"] = default
@@ -537,6 +543,10 @@ class ExposureTracker(Tracker):
         self._bind(node.target, deps, origin)
 
     # --- calls ------------------------------------------------------------------------------
+    def callee(self, func: cst.BaseExpression) -> list[str] | None:
+        """The call graph's ``[kind, name]`` for a call of ``func`` here, or None."""
+        return self._callee(func)
+
     def _callee(self, func: cst.BaseExpression) -> list[str] | None:
         if type(func) is cst.Name:
             bindings = self.ctx.names.bindings(func.value) or []
@@ -1385,7 +1395,8 @@ def judged(project: Any, finding: Finding) -> Finding | None:
     library's callers are unseen). Dropped in both modes when every project call overrides the
     parameter default its constant comes from. A site noted with ``zero`` that float16 reaches
     only by library mode's assumption stands only where its value can be 0 (``may_vanish``),
-    unless ``library-info`` asks for every one."""
+    unless ``library-info`` asks for every one; so does a site noted with ``rows`` (a mask
+    value whose ``-inf`` is harmless unless a whole row is masked)."""
     start = finding.span.start
     exposure = exposure_of(project)
     noted, chain = exposure.site(finding.code, finding.path, start.line, start.column)
@@ -1405,6 +1416,13 @@ def judged(project: Any, finding: Finding) -> Finding | None:
         and not exposure.may_vanish(record)
     ):
         return None  # float16 only by assumption, on a value that is never 0 in practice
+    if (
+        "rows" in record
+        and library
+        and (chain is None or chain.assumed)
+        and not getattr(settings, "library_info", False)
+    ):
+        return None  # float16 only by assumption; its -inf masks no whole row seen
     if chain is None:
         if not library or noted == "weak" or _built_or_fed_float32(exposure, record):
             return None

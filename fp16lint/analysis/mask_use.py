@@ -121,3 +121,60 @@ def _later_use(
 
 def _method(call: cst.Call) -> str | None:
     return call.func.attr.value if type(call.func) is cst.Attribute else None
+
+
+def masks_whole_rows(
+    stack: Sequence[cst.CSTNode],
+    written: str | None = None,
+    mask: cst.BaseExpression | None = None,
+) -> bool:
+    """Evidence that the mask made at ``stack[-1]`` can mask a whole row of the scores: it
+    keeps an axis besides the key axis (the last), so it differs from row to row — indexed
+    ``(inf * (m - 1))[..., :, None, None, :]`` in the statement that makes it, ``mask`` (the
+    tensor the constant meets) made of ``m[:, :, None]``, or the name the result is bound to
+    (or ``written``) indexed so later in the function.
+    A pair mask or a per-query mask masks every row of a padded position; a key-padding mask
+    (``m[:, None, None, :]``) masks a whole row only for a sequence that is all padding.
+    Where a whole row is masked, float16's ``-inf`` gives NaN; elsewhere it masks like the
+    constant (FACTS.md §2, tests/facts/test_masking.py)."""
+    if mask is not None and any(
+        type(found) is cst.Subscript and _keeps_rows(found) for found in walk(mask)
+    ):
+        return True
+    index = len(stack) - 1
+    node = stack[index]
+    while index > 0 and not isinstance(node, cst.BaseSmallStatement):
+        parent = stack[index - 1]
+        if type(parent) is cst.Subscript and parent.value is node and _keeps_rows(parent):
+            return True
+        node, index = parent, index - 1
+    statement = node
+    if type(statement) is cst.Assign and len(statement.targets) == 1:
+        target = statement.targets[0].target
+        written = target.value if type(target) is cst.Name else written
+    if written is None:
+        return False
+    scope = next((n for n in reversed(stack) if type(n) is cst.FunctionDef), None)
+    return scope is not None and any(
+        type(found) is cst.Subscript and _is(found.value, written) and _keeps_rows(found)
+        for found in walk(scope)
+    )
+
+
+def _keeps_rows(subscript: cst.Subscript) -> bool:
+    """``[..., :, None, :]``, ``[:, :, None]``, ``[:, None, :, :]``: a full slice other than
+    the last element, not counting a leading one without an ``...`` (the batch axis)."""
+    kinds = []
+    for element in subscript.slice:
+        index = element.slice
+        if type(index) is cst.Index and type(index.value) is cst.Ellipsis:
+            kinds.append("...")
+        elif type(index) is cst.Index and type(index.value) is cst.Name:
+            kinds.append("none" if index.value.value == "None" else "other")
+        elif type(index) is cst.Slice and index.lower is None and index.upper is None:
+            kinds.append(":")
+        else:
+            kinds.append("other")
+    if kinds[:1] == [":"]:
+        kinds = kinds[1:]  # the batch axis
+    return ":" in kinds[:-1]

@@ -17,6 +17,8 @@ from typing import Any
 
 import libcst as cst
 
+from fp16lint.analysis.calls import argument
+from fp16lint.analysis.dtypes import DType, dtype_of
 from fp16lint.analysis.tree import latest_value, walk
 
 _THROUGH = frozenset(
@@ -26,6 +28,16 @@ _THROUGH = frozenset(
     }
 )  # fmt: skip
 _MAX_DEPTH = 3
+# Views and elementwise steps that keep a float64 operand float64 (casts are left out).
+_KEEPS = frozenset(
+    {
+        "expand", "expand_as", "view", "reshape", "unsqueeze", "contiguous", "transpose",
+        "permute", "T", "mT", "repeat", "detach", "neg", "reciprocal", "pow", "mul", "div",
+    }
+)  # fmt: skip
+_FACTORIES = frozenset(
+    f"torch.{name}" for name in ("arange", "linspace", "tensor", "ones", "zeros", "full")
+)
 
 
 def _bare(expr: cst.BaseExpression) -> cst.BaseExpression:
@@ -80,4 +92,37 @@ def _from_arange(expr: cst.BaseExpression, stack: tuple | list, names: Any, dept
             value = latest_value(stack, node.value)
             if value is not None and _from_arange(value, stack, names, depth + 1):
                 return True
+    return False
+
+
+def in_float64(expr: cst.BaseExpression, stack: tuple | list, names: Any, depth: int = 0) -> bool:
+    """``expr`` is a float64 tensor the code made: ``omega = 1.0 / theta ** (torch.arange(0,
+    d, 2, dtype=torch.float64) / d)``, ``.double()``, through views and arithmetic. A product
+    with it is float64: autocast does not lower float64 operands and the product promotes to
+    float64 (tests/facts/test_rotary_angles.py), so its angles are exact."""
+    if depth > _MAX_DEPTH + 3:
+        return False
+    kind = type(expr)
+    if kind is cst.Name:
+        value = latest_value(stack, expr.value)
+        return value is not None and in_float64(value, stack, names, depth + 1)
+    if kind is cst.BinaryOperation:
+        return any(in_float64(side, stack, names, depth + 1) for side in (expr.left, expr.right))
+    if kind is cst.Subscript:
+        return in_float64(expr.value, stack, names, depth + 1)
+    if kind is not cst.Call:
+        return False
+    func = expr.func
+    if type(func) is cst.Attribute and names.qualname(func) is None:
+        method = func.attr.value
+        if method == "double":
+            return True
+        if method == "to" and expr.args:
+            fact = dtype_of(argument(expr, "dtype") or expr.args[0].value, names)
+            return fact is not None and fact.dtype is DType.FP64 and not fact.maybe
+        return method in _KEEPS and in_float64(func.value, stack, names, depth + 1)
+    if names.qualname(func) in _FACTORIES:
+        dtype = argument(expr, "dtype")
+        fact = dtype_of(dtype, names) if dtype is not None else None
+        return fact is not None and fact.dtype is DType.FP64 and not fact.maybe
     return False

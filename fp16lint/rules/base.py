@@ -39,13 +39,14 @@ class Invalid:
     example must produce, no more and no fewer for this rule's code. ``fixed`` is the expected
     source after applying this rule's fixes (unsafe ones included), for single-file examples.
     ``assume_fp16`` lints the example in library mode (a library function whose callers are
-    not in the example).
+    not in the example); ``library_info`` with the sites that mode lists only on request.
     """
 
     code: Example
     expect: tuple[tuple, ...]
     fixed: str | None = None
     assume_fp16: bool = False
+    library_info: bool = False
 
 
 class Rule:

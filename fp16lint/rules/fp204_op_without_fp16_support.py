@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fp16lint.analysis.exposure import related, with_chain
 from fp16lint.analysis.index import ModelFacts
+from fp16lint.analysis.recasts import RecastTracker
 from fp16lint.data.amp_ops import NO_FP16_SUPPORT
 from fp16lint.findings import Severity
 from fp16lint.rules.base import Invalid, Rule
@@ -12,6 +13,7 @@ from fp16lint.rules.fp2xx_common import (
     LIBRARY_PROJECT,
     MODEL_HEADER,
     fed_float32,
+    front_end,
     library_quiet,
     op_sites,
     where,
@@ -27,7 +29,7 @@ class OpWithoutFp16Support(Rule):
     name = "op-without-fp16-support"
     severity = Severity.WARNING
     runtime_confirmable = "no: the fp16 run fails at that op"
-    requires = (ModelFacts,)
+    requires = (ModelFacts, RecastTracker)
 
     summary = "An op that has no float16 kernel (or only a partial one) runs on float16 data."
     what = (
@@ -142,8 +144,10 @@ def forward(self, x):
     def check_project(cls, project, report) -> None:
         for path, record, reason, chain in op_sites(project, cls.code):
             entry = NO_FP16_SUPPORT[record["op"]]
-            if (entry.cpu_only and library_quiet(project, reason, chain)) or fed_float32(
-                project, record, reason
+            if (
+                (entry.cpu_only and library_quiet(project, reason, chain))
+                or fed_float32(project, record, reason)
+                or front_end(project, record, reason, chain)
             ):
                 continue
             behaviour = entry.behaviour.format(why=record.get("kernel", ""))

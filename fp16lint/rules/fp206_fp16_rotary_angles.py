@@ -52,7 +52,9 @@ class Fp16RotaryAngles(Rule):
         "that a float16 cast reaches (the cast converts its `inv_freq` buffer too); in library "
         "mode (`assume-fp16`) every module and free function. The frequencies are a name or "
         "attribute called `inv_freq...` or a local `1 / base ** (arange(...) / d)`. A product "
-        "inside `autocast(enabled=False)` is not reported, nor, in default mode, one on "
+        "inside `autocast(enabled=False)` is not reported, nor one with float64 frequencies "
+        "(`dtype=torch.float64`, `.double()`: autocast does not lower them and the product "
+        "promotes to float64), nor, in default mode, one on "
         "`.float()` operands outside fp16 autocast; library mode reports those too, since "
         "autocast lowers them whatever their dtype. Elementwise products "
         "(`t[:, None] * inv_freq`) are not looked at."
@@ -101,6 +103,11 @@ class Rotary(nn.Module):
         "import torch\n\ndef rope(pos, dim, theta):\n"
         "    omega = 1.0 / (theta ** (torch.arange(0, dim, 2) / dim))\n"
         "    with torch.autocast('cuda', dtype=torch.bfloat16):\n"
+        "        return torch.einsum('...n,d->...nd', pos, omega)\n",
+        # float64 frequencies: autocast leaves them alone and the product is float64.
+        "import torch\n\ndef rope(pos, dim, theta):\n"
+        "    omega = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))\n"
+        "    with torch.autocast('cuda', dtype=torch.float16):\n"
         "        return torch.einsum('...n,d->...nd', pos, omega)\n",
         # A product of two other tensors.
         "import torch\n\ndef step(a, b):\n"

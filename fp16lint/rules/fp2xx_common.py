@@ -13,6 +13,7 @@ from typing import Any
 
 from fp16lint.analysis.exposure import Chain, exposure_of
 from fp16lint.analysis.index import Reason, index_of, short
+from fp16lint.analysis.recasts import recast_only
 from fp16lint.data.amp_ops import AUTOCAST_FP32_OPS, OPS_BY_NAME, RISKS, UnsafeOp, quiet_in_library
 
 # A library folder (lib/mylib, two packages deep) and a script that casts its model.
@@ -149,6 +150,16 @@ def fed_float32(project: Any, record: dict[str, Any], reason: Reason | None) -> 
         and "params" in record
         and exposure_of(project).callers_avoid(record.get("fn"), record["params"])
     )
+
+
+def front_end(
+    project: Any, record: dict[str, Any], reason: Reason | None, chain: Chain | None
+) -> bool:
+    """Only library mode's assumption makes this op site float16, its input comes from its
+    function's parameters alone, and every project caller casts what the function returns to
+    a dtype (``analysis.recasts``): a front end written for the data the model is given
+    (``stft`` of the waveform), not for activations."""
+    return assumed(reason, chain) and "params" in record and recast_only(project, record.get("fn"))
 
 
 def quiet(

@@ -10,7 +10,7 @@ from fp16lint.analysis.constants import Constant
 from fp16lint.analysis.context import NodeEdit
 from fp16lint.analysis.exposure import ORIGIN_TOKENS, ExposureTracker, judged
 from fp16lint.analysis.index import ModelFacts
-from fp16lint.analysis.mask_use import mask_use
+from fp16lint.analysis.mask_use import mask_use, masks_whole_rows
 from fp16lint.analysis.names import dotted
 from fp16lint.analysis.sinks import CLAMP_METHODS, ConstantSinks, Sink
 from fp16lint.data.mask_fills import ADDITIVE_FP16_FILL_TEXT, DTYPE_MAX, MaskUse
@@ -18,6 +18,8 @@ from fp16lint.findings import Applicability, Severity
 from fp16lint.rules.base import Invalid, Rule
 
 OVERFLOW_ERROR = "RuntimeError: value cannot be converted to type c10::Half without overflow"
+# Sinks kept as 0-dim tensors: they meet float16 tensors anywhere, not as one mask.
+_HELD = ("register_buffer", "a module attribute")
 TOKENS = ("torch", "fill", "full", "where", "clamp", "clip", "tensor", "Tensor")
 
 
@@ -62,16 +64,28 @@ def outcome(sink: Sink, code: Callable[[cst.CSTNode], str]) -> str:
     return f"`{sink.operation}` with {who} gives {sign} when {who} is float16{nan}"
 
 
-def noted_fix(rule: Rule, sink: Sink) -> tuple[list[NodeEdit], str]:
+def noted_fix(rule: Rule, sink: Sink, rows: bool = True) -> tuple[list[NodeEdit], str]:
     """``sink``'s fix edits and the value advised for it; notes the site for the exposure join
-    (the project pass keeps it only where float16 reaches it, outside library mode)."""
+    (the project pass keeps it only where float16 reaches it, outside library mode).
+    ``rows=False``: a silent ``-inf`` needs evidence that a whole row can be masked."""
     sinks = rule.ctx.get(ConstantSinks)
     subject = sink.target if sink.target is not None else sink.subject
+    rows = rows or sink.raises or sink.operation in _HELD
+    rows = rows or masks_whole_rows(rule.ctx.stack, _written(sink), subject)
     rule.ctx.get(ExposureTracker).note(
-        rule.code, sink.node, subject, sinks.only_by_exposure(sink), default=sink.default
+        rule.code,
+        sink.node,
+        subject,
+        sinks.only_by_exposure(sink),
+        default=sink.default,
+        rows=rows,
     )
     edits = fix_edits(rule, sink)
     return edits, edits[0].content if edits else finfo_text(sink, rule.ctx.code)
+
+
+def _written(sink: Sink) -> str | None:
+    return dotted(sink.target) if sink.target is not None else None
 
 
 def fix_edits(rule: Rule, sink: Sink) -> list[NodeEdit]:
@@ -83,7 +97,7 @@ def fix_edits(rule: Rule, sink: Sink) -> list[NodeEdit]:
     if not sink.dtype_expr or torch is None:
         return []
     if sink.constant.value < 0 and sink.operation not in CLAMP_METHODS:
-        written = dotted(sink.target) if sink.target is not None else None
+        written = _written(sink)
         if mask_use(rule.ctx.stack, rule.ctx.names, written) is not MaskUse.FILL:
             return [NodeEdit(sink.node, additive_text(sink, rule.ctx.code, torch))]
     return [NodeEdit(sink.node, finfo_text(sink, rule.ctx.code, torch))]
@@ -134,7 +148,8 @@ class Fp16OverflowConstant(Rule):
         "in from such a place through calls across functions and files (a loss object's "
         "`__call__`, a helper) — and the message ends with where it comes from, the chain "
         "listed as related locations; "
-        "`assume-fp16` keeps every site on a tensor except where the project shows float32: a site that float16 reaches only through parameters every caller in the project fills with float32 values, and a site in a constructor (`__init__` runs on hyperparameters, before any cast). In both modes a constant taken from a parameter default is not reported when every call in the project passes that parameter."
+        "`assume-fp16` keeps every site on a tensor except where the project shows float32: a site that float16 reaches only through parameters every caller in the project fills with float32 values, and a site in a constructor (`__init__` runs on hyperparameters, before any cast). "
+        "There, a value float16 turns into `-inf` silently (arithmetic, `torch.where`, assignment, a cast) is reported only with evidence that a whole row can be masked — the mask keeps an axis besides the key axis (`(inf * (m - 1))[..., :, None, None, :]`, `m[:, :, None]`), as pair and per-query masks do — since `-inf` masks like the constant unless every entry of a row is masked (`library-info = true` lists the others). In both modes a constant taken from a parameter default is not reported when every call in the project passes that parameter."
     )
     why = (
         "float16's largest finite value is 65504. Fill-style ops check the value and raise "
@@ -275,6 +290,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "        return torch.where(mask, scores, -1e4 if scores.dtype == torch.float16 "
             "else self.neg)\n",
             assume_fp16=True,
+            library_info=True,  # silent -inf, no row evidence: listed on request
         ),
         # Arithmetic with a tensor: silent -inf.
         Invalid(
@@ -282,6 +298,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "    return scores + (1.0 - mask) * -1e9\n",
             (("FP301", 3),),
             assume_fp16=True,
+            library_info=True,
         ),
         # Subscript assignment, with float("1e10") and a parameter default.
         Invalid(
@@ -292,6 +309,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "    logits[..., banned] = -1e4 if logits.dtype == torch.float16 else value\n"
             "    return logits\n",
             assume_fp16=True,
+            library_info=True,
         ),
         # A 0-dim tensor kept as a mask buffer, and literal arithmetic.
         Invalid(
@@ -328,6 +346,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "else -1e10).to(hidden.dtype)\n"
             "    return hidden + bias\n",
             assume_fp16=True,
+            library_info=True,
         ),
         # Under the float16 branch of a dtype test.
         Invalid(
@@ -352,6 +371,14 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
             "    return hidden + bias\n\n\ndef run(mask, x):\n    return f(mask, x.half())\n",
             (("FP301", 5),),
         ),
+        # Arithmetic on a pair mask, whose rows differ: a padded position's whole row is masked.
+        Invalid(
+            "import torch\ndef f(scores, mask: torch.Tensor):\n"
+            "    bias = ((1.0 - mask) * -1e9)[..., :, None, :]\n"
+            "    return (scores + bias).softmax(-1)\n",
+            (("FP301", 3),),
+            assume_fp16=True,
+        ),
     )
 
     def _check(self, node: cst.CSTNode) -> None:
@@ -361,7 +388,7 @@ attn_mask = attn_mask.masked_fill(m, -1e4 if attn_mask.dtype == torch.float16 el
                 continue  # a dtype's limit: FP302
             if not (constant.overflows_fill if sink.raises else constant.overflows):
                 continue
-            edits, finfo = noted_fix(self, sink)
+            edits, finfo = noted_fix(self, sink, rows=False)
             self.report(
                 sink.node,
                 f"{quoted_value(sink, self.ctx.code)} is outside float16's range (±65504): "

@@ -58,3 +58,37 @@ def test_finfo_min_minus_100_overflows_again():
     at_min = torch.full((3,), torch.finfo(HALF).min, dtype=HALF)
     assert torch.isinf(at_min - 100).all()
     assert torch.tensor(torch.finfo(HALF).min - 100, dtype=HALF).item() == float("-inf")
+
+
+def test_minus_inf_from_an_overflowed_mask_masks_like_the_constant_where_a_row_keeps_a_key():
+    """A ``-1e9`` mask that float16 turns into ``-inf`` (arithmetic, ``torch.where``, a cast)
+    gives the same softmax as the float32 ``-1e9`` in every row that keeps one key: the NaN
+    needs a whole row masked (FP301 in library mode asks for evidence of that)."""
+    torch.manual_seed(0)
+    scores = torch.randn(4, 6)
+    keep = torch.rand(4, 6) > 0.5
+    keep[:, 0] = True  # every row keeps a key (a causal mask, self-loops)
+    bias32 = (1.0 - keep.float()) * -1e9
+    bias16 = (1.0 - keep.to(HALF)) * -1e9
+    assert torch.isinf(bias16).any()
+    probs32 = torch.softmax(scores + bias32, dim=-1)
+    probs16 = torch.softmax(scores.to(HALF) + bias16, dim=-1).float()
+    assert not torch.isnan(probs16).any()
+    assert torch.allclose(probs16, probs32, atol=2e-3)
+
+
+def test_a_pair_mask_masks_the_whole_row_of_a_padded_position_and_gives_nan():
+    """A pair mask (``m[..., :, None] * m[..., None, :]``) masks every key of a padded
+    position's row, so its ``-inf`` bias in float16 gives a NaN row (float32's ``-1e9``
+    gives a finite one); a key-padding mask (``m[:, None, :]``) masks a whole row only when
+    every key is padding."""
+    seq = torch.tensor([[1.0, 1.0, 0.0]])  # the last position is padding
+    pair = seq[..., :, None] * seq[..., None, :]
+    scores = torch.zeros(1, 3, 3)
+    bias16 = ((pair.to(HALF) - 1) * 1e9)[..., :, :]
+    probs16 = torch.softmax(scores.to(HALF) + bias16, dim=-1)
+    assert torch.isnan(probs16[0, 2]).all() and not torch.isnan(probs16[0, :2]).any()
+    probs32 = torch.softmax(scores + (pair - 1) * 1e9, dim=-1)
+    assert not torch.isnan(probs32).any()
+    key_padding = ((seq.to(HALF) - 1) * 1e9)[:, None, :]
+    assert not torch.isnan(torch.softmax(scores.to(HALF) + key_padding, dim=-1)).any()

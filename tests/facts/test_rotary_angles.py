@@ -93,3 +93,41 @@ def test_half_casts_the_inv_freq_buffer_and_positions_above_2048_are_rounded():
     assert Rotary().half().inv_freq.dtype == HALF
     positions = torch.arange(2048, 2056, dtype=torch.float32)
     assert positions.to(HALF).float().unique().numel() < positions.numel()
+
+
+def test_float64_frequencies_keep_the_angles_float64_under_fp16_autocast():
+    """Autocast does not lower float64 operands, and a product with float64 frequencies
+    promotes to float64 (einsum; matmul of two float64 operands): the angles are exact, fp16
+    autocast or float16 positions (FP206 leaves them out)."""
+    positions = torch.arange(4096, dtype=torch.float64)
+    inv_freq = _inv_freq().double()
+    exact = _angles(positions, inv_freq)
+    with torch.autocast("cpu", dtype=HALF):
+        matmul = positions[:, None] @ inv_freq[None, :]
+        einsum = torch.einsum("...n,d->...nd", positions.to(HALF)[:8], inv_freq)
+    assert matmul.dtype == einsum.dtype == torch.float64
+    assert _error(matmul, exact) < 1e-3  # fp16 autocast on float32 inputs: > 0.1 (above)
+    assert _error(_angles(positions.float(), inv_freq), exact) < 1e-3  # promoted, not lowered
+
+
+def test_diffusers_dtype_helper_returns_float64_off_mps():
+    """diffusers' ``maybe_adjust_dtype_for_device(torch.float64, device)`` (its rotary
+    helpers' frequency dtype, ``data.dtype_helpers``) returns float64 on CPU and CUDA, and
+    float32 only on MPS."""
+    torch_utils = pytest.importorskip("diffusers.utils.torch_utils")
+    adjust = torch_utils.maybe_adjust_dtype_for_device
+    assert adjust(torch.float64, torch.device("cpu")) == torch.float64
+    assert adjust(torch.float64, torch.device("cuda")) == torch.float64
+    assert adjust(torch.float64, torch.device("mps")) == torch.float32
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fp16_autocast_leaves_float64_rotary_products_float64():
+    """On CUDA too, fp16 autocast leaves an einsum and a matmul of float64 positions and
+    frequencies in float64."""
+    positions = torch.arange(4096, dtype=torch.float64, device="cuda")
+    inv_freq = _inv_freq().double().cuda()
+    with torch.autocast("cuda", dtype=HALF):
+        assert _angles(positions, inv_freq).dtype == torch.float64
+        assert (positions[:, None] @ inv_freq[None, :]).dtype == torch.float64

@@ -53,7 +53,7 @@ class Outcome:
 def fixed_source(source: str, rule: str, root: Path) -> str:
     """The fix of ``source``, linted in library mode: a case proves the fix wherever the rule
     reports, whether or not the case's few lines show where float16 comes from."""
-    settings = Settings(root=root, select=(rule,), assume_fp16=True)
+    settings = Settings(root=root, select=(rule,), assume_fp16=True, library_info=True)
     return lint_text(source, "case.py", settings, Options(fix=True, unsafe_fixes=True)).fixed_text
 
 
