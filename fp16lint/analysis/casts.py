@@ -43,7 +43,9 @@ name: qualified name}}`` for module-level ``from ... import`` bindings, so that
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import libcst as cst
@@ -243,15 +245,33 @@ def hf_load_of(expr: cst.BaseExpression, ctx) -> HfLoad | None:
 def _remote_checkpoint(call: cst.Call, ctx) -> bool:
     """``AutoModel.from_pretrained("org/name", trust_remote_code=True)``: a named checkpoint
     that needs its own model code. transformers' classes that keep modules in float32 (T5,
-    BLIP-2, RWKV...) load without remote code, so the table has nothing to say; a generic loader
-    passing ``trust_remote_code=True`` for any path (a variable) still counts."""
+    BLIP-2, RWKV...) load without remote code, so the table has nothing to say — unless the name
+    says it is one of those (``"google/flan-t5-xl"``). A generic loader passing
+    ``trust_remote_code=True`` for any path (a variable) still counts."""
     if literal_bool(argument(call, "trust_remote_code"), default=False) is not True:
         return False
     checkpoint = argument(call, "pretrained_model_name_or_path", 0)
-    if type(checkpoint) is cst.Name:
-        values = ctx.names.values(checkpoint.value)
-        return bool(values) and all(isinstance(v, cst.SimpleString) for v in values)
-    return isinstance(checkpoint, cst.SimpleString)
+    values = ctx.names.values(checkpoint.value) if type(checkpoint) is cst.Name else [checkpoint]
+    names = [v.evaluated_value for v in values if isinstance(v, cst.SimpleString)]
+    if not values or len(names) != len(values):
+        return False
+    return not any(family in _letters(name) for name in names for family in _keeping_families())
+
+
+def _letters(text: object) -> str:
+    return "".join(c for c in str(text).lower() if c.isalnum())
+
+
+@cache
+def _keeping_families() -> frozenset[str]:
+    """The model families whose transformers classes keep modules in float32, as checkpoint names
+    write them (``T5ForConditionalGeneration`` → ``t5``, ``Blip2Model`` → ``blip2``)."""
+    head = re.compile(r"(.+?)(?:PreTrained|For[A-Z]|Model|Encoder|Decoder|Stack|$)")
+    return frozenset(
+        _letters(found.group(1))
+        for name, kept in KEEP_IN_FP32.items()
+        if kept and (found := head.match(name))
+    )
 
 
 class CastFacts(Tracker):

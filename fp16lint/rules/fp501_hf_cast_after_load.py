@@ -47,7 +47,8 @@ class HfCastAfterLoad(Rule):
         "(`BertModel`, `UNet2DConditionModel`) are left to FP101; `Auto*` classes and pipelines "
         "may hold any model, so they count — except an `Auto*` load of a checkpoint named by a "
         "string with `trust_remote_code=True` (ChatGLM, Baichuan...): its model is the "
-        "checkpoint's own code, and the classes that keep modules in float32 load without it. "
+        "checkpoint's own code, and the classes that keep modules in float32 load without it "
+        "(unless the name shows one of their families: `flan-t5`, `blip2`, `rwkv`...). "
         "`from_config` keeps nothing in float32 (it builds every module in one dtype), so a cast "
         "after it is FP101's too."
     )
@@ -146,11 +147,14 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
             "    enc = AutoModel.from_pretrained('x', torch_dtype=dtype)\n"
             "    return Blip2Model.from_pretrained('blip2', torch_dtype=dtype)\n",
         ),
-        # A loader for any path: trust_remote_code=True says nothing about which model it is.
+        # A loader for any path, or a checkpoint the name shows is a T5: trust_remote_code=True
+        # says nothing about which model it is.
         Invalid(
-            "import torch\nfrom transformers import AutoModelForSeq2SeqLM\n\ndef load(path):\n"
-            "    return AutoModelForSeq2SeqLM.from_pretrained(path, trust_remote_code=True).half()\n",
-            (("FP501", 5),),
+            "import torch\nfrom transformers import AutoModelForSeq2SeqLM as Seq2Seq\n\n"
+            "def load(path):\n"
+            "    return Seq2Seq.from_pretrained(path, trust_remote_code=True).half()\n\n"
+            "t5 = Seq2Seq.from_pretrained('google/flan-t5-xl', trust_remote_code=True)\nt5.half()\n",
+            (("FP501", 5), ("FP501", 8)),
         ),
         # Loaded in fp16 and cast again: the kept modules are converted; no fix.
         Invalid(
