@@ -43,13 +43,16 @@ name: qualified name}}`` for module-level ``from ... import`` bindings, so that
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker
 from fp16lint.analysis.base import Tracker
+from fp16lint.analysis.calls import argument, literal_bool
 from fp16lint.analysis.dtypes import DType, DTypeFact, device_of, dtype_of
 from fp16lint.analysis.guards import follows_fp16_data
 from fp16lint.analysis.receivers import (
@@ -214,12 +217,15 @@ class HfLoad:
 
 
 _HF_PACKAGES = ("transformers.", "diffusers.")
+# Loads that apply ``_keep_in_fp32_modules``; ``from_config`` builds every module in one dtype.
+_KEEPING_LOADERS = frozenset({"from_pretrained", "from_single_file"})
 
 
 def hf_load_of(expr: cst.BaseExpression, ctx) -> HfLoad | None:
-    """The transformers / diffusers load that made ``expr``, if any."""
+    """The transformers / diffusers load that made ``expr``, if any (``from_config`` keeps
+    nothing in float32, so a cast after it is an ordinary model cast)."""
     call = loader_of(expr, ctx)
-    if call is None:
+    if call is None or call.func.attr.value not in _KEEPING_LOADERS:  # type: ignore[attr-defined]
         return None
     qualname = loader_class(call, ctx)
     if not qualname.startswith(_HF_PACKAGES):
@@ -227,12 +233,45 @@ def hf_load_of(expr: cst.BaseExpression, ctx) -> HfLoad | None:
     name = qualname.rsplit(".", 1)[-1]
     keep: tuple[str, ...] | None = None
     if name.startswith("Auto") and not name.startswith("Autoencoder"):
-        pass  # the class depends on the checkpoint
+        if _remote_checkpoint(call, ctx):
+            keep = ()  # the checkpoint's own model code, which the table cannot speak for
     elif qualname.startswith("transformers."):
         keep = KEEP_IN_FP32.get(name, ())
     elif "Pipeline" not in name:  # a pipeline holds models of any class (T5 text encoders)
         keep = DIFFUSERS_KEEP_IN_FP32.get(name, ())
     return HfLoad(call, qualname, keep)
+
+
+def _remote_checkpoint(call: cst.Call, ctx) -> bool:
+    """``AutoModel.from_pretrained("org/name", trust_remote_code=True)``: a named checkpoint
+    that needs its own model code. transformers' classes that keep modules in float32 (T5,
+    BLIP-2, RWKV...) load without remote code, so the table has nothing to say — unless the name
+    says it is one of those (``"google/flan-t5-xl"``). A generic loader passing
+    ``trust_remote_code=True`` for any path (a variable) still counts."""
+    if literal_bool(argument(call, "trust_remote_code"), default=False) is not True:
+        return False
+    checkpoint = argument(call, "pretrained_model_name_or_path", 0)
+    values = ctx.names.values(checkpoint.value) if type(checkpoint) is cst.Name else [checkpoint]
+    names = [v.evaluated_value for v in values if isinstance(v, cst.SimpleString)]
+    if not values or len(names) != len(values):
+        return False
+    return not any(family in _letters(name) for name in names for family in _keeping_families())
+
+
+def _letters(text: object) -> str:
+    return "".join(c for c in str(text).lower() if c.isalnum())
+
+
+@cache
+def _keeping_families() -> frozenset[str]:
+    """The model families whose transformers classes keep modules in float32, as checkpoint names
+    write them (``T5ForConditionalGeneration`` → ``t5``, ``Blip2Model`` → ``blip2``)."""
+    head = re.compile(r"(.+?)(?:PreTrained|For[A-Z]|Model|Encoder|Decoder|Stack|$)")
+    return frozenset(
+        _letters(found.group(1))
+        for name, kept in KEEP_IN_FP32.items()
+        if kept and (found := head.match(name))
+    )
 
 
 class CastFacts(Tracker):

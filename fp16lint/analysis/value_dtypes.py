@@ -139,7 +139,7 @@ class ValueDtypes:
             return _MAYBE if fact.is_fp16 or fact.maybe else _WIDE
         dtype = argument(call, "dtype")
         if dtype is not None:
-            return self._dtype_class_of(dtype)
+            return self._dtype_class_of(dtype, depth + 1, seen)
         qualname = self.names.qualname(call.func) or ""
         if qualname in _NEW_TENSORS:
             return _OTHER  # float32 or int64 from Python data
@@ -205,15 +205,16 @@ class ValueDtypes:
         return False
 
     def dtype_may_be_fp16(self, dtype: cst.BaseExpression) -> bool:
-        return self._dtype_class_of(dtype) == _MAYBE
+        return self._dtype_class_of(dtype, 0, {}) == _MAYBE
 
-    def _dtype_class_of(self, dtype: cst.BaseExpression) -> str:
+    def _dtype_class_of(self, dtype: cst.BaseExpression, depth: int, seen: dict[str, int]) -> str:
         """The class of a tensor made with ``dtype=<dtype>`` (``dtype=q.dtype``: ``q``'s, when
-        the code shows it, e.g. ``q = q.float()``)."""
+        the code shows it, e.g. ``q = q.float()``). Depth and visible bindings carry on: in
+        ``x = torch.cat([x, torch.zeros(n, dtype=x.dtype)])`` the inner ``x`` is the earlier one."""
         if self.names.qualname(dtype) in _INTEGER_DTYPES:
             return _OTHER
         if type(dtype) is cst.Attribute and dtype.attr.value == "dtype":
-            subject = self._dtype_class(dtype.value, 0, {})
+            subject = self._dtype_class(dtype.value, depth + 1, seen)
             if subject != _MAYBE:
                 return subject
         fact = dtype_of(dtype, self.names)

@@ -45,7 +45,12 @@ class HfCastAfterLoad(Rule):
         f"transformers {TRANSFORMERS_VERSION}'s and diffusers {DIFFUSERS_VERSION}'s sources by "
         "`scripts/gen_hf_keep_fp32.py`). Classes that declare no such modules "
         "(`BertModel`, `UNet2DConditionModel`) are left to FP101; `Auto*` classes and pipelines "
-        "may hold any model, so they count."
+        "may hold any model, so they count — except an `Auto*` load of a checkpoint named by a "
+        "string with `trust_remote_code=True` (ChatGLM, Baichuan...): its model is the "
+        "checkpoint's own code, and the classes that keep modules in float32 load without it "
+        "(unless the name shows one of their families: `flan-t5`, `blip2`, `rwkv`...). "
+        "`from_config` keeps nothing in float32 (it builds every module in one dtype), so a cast "
+        "after it is FP101's too."
     )
     why = (
         "`from_pretrained(..., dtype=torch.float16)` keeps the modules listed in the class's "
@@ -99,6 +104,12 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
         # Moved, not cast.
         "import torch\nfrom diffusers import DiffusionPipeline\n"
         "pipe = DiffusionPipeline.from_pretrained('x', torch_dtype=torch.float16)\npipe.to('cuda')\n",
+        # A named checkpoint with its own model code; a model built from a config.
+        "import torch\nfrom transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM\n"
+        "CKPT = 'THUDM/chatglm-6b'\n"
+        "model = AutoModel.from_pretrained(CKPT, trust_remote_code=True).half().cuda()\n"
+        "config = AutoConfig.from_pretrained('google/flan-t5-xl')\n"
+        "t5 = AutoModelForSeq2SeqLM.from_config(config).half()\n",
     )
     invalid = (
         Invalid(
@@ -135,6 +146,15 @@ model = T5ForConditionalGeneration.from_pretrained("t5-base", dtype=torch.float1
             "    dtype = torch.float16 if args.fp16 else torch.float32\n"
             "    enc = AutoModel.from_pretrained('x', torch_dtype=dtype)\n"
             "    return Blip2Model.from_pretrained('blip2', torch_dtype=dtype)\n",
+        ),
+        # A loader for any path, or a checkpoint the name shows is a T5: trust_remote_code=True
+        # says nothing about which model it is.
+        Invalid(
+            "import torch\nfrom transformers import AutoModelForSeq2SeqLM as Seq2Seq\n\n"
+            "def load(path):\n"
+            "    return Seq2Seq.from_pretrained(path, trust_remote_code=True).half()\n\n"
+            "t5 = Seq2Seq.from_pretrained('google/flan-t5-xl', trust_remote_code=True)\nt5.half()\n",
+            (("FP501", 5), ("FP501", 8)),
         ),
         # Loaded in fp16 and cast again: the kept modules are converted; no fix.
         Invalid(

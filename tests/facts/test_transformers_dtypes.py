@@ -161,3 +161,12 @@ def test_bitsandbytes_model_refuses_to_dtype_but_not_to_device(tiny_t5_config):
     with pytest.raises(ValueError, match="cannot cast a bitsandbytes model"):
         model.to(dtype=torch.float16)
     assert model.to("cpu") is model
+
+
+@pytest.mark.parametrize("keyword", ["dtype", "torch_dtype"])
+def test_from_config_keeps_nothing_in_fp32(tiny_t5_config, keyword):
+    """``from_config`` builds every module in the dtype it is given, ``wo`` included: only the
+    loads (``from_pretrained``) keep modules in float32, so a cast after ``from_config`` loses
+    nothing a dtype argument would have kept (FP501 leaves it to FP101)."""
+    model = T5ForConditionalGeneration._from_config(tiny_t5_config, **{keyword: HALF})
+    assert _wo_dtypes(model) == {HALF}
