@@ -23,6 +23,7 @@ work may be editing) with bytecode caching on, as an installed package would.
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import json
 import os
@@ -140,11 +141,14 @@ def corpus(name: str, sample: int | None, work: Path) -> Path:
 
 
 def frozen_fp16lint(work: Path) -> Path:
-    """A copy of fp16lint's sources, so that edits elsewhere do not change its cache key."""
+    """A copy of fp16lint's sources, so that edits elsewhere do not change its cache key, with
+    its bytecode compiled as an install does (else the first timed run, all of ``--runs 1``,
+    also compiles every module it imports: about 0.3 s of CPU)."""
     dest = work / "fp16lint-src"
     shutil.copytree(
         REPO / "fp16lint", dest / "fp16lint", ignore=shutil.ignore_patterns("__pycache__")
     )
+    compileall.compile_dir(dest, quiet=1)
     return dest
 
 

@@ -20,7 +20,6 @@ import stat
 import tempfile
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from fp16lint import __version__
 from fp16lint.analysis.context import FileSummary
@@ -90,10 +89,10 @@ class Cache:
             with open(fd, "rb") as handle:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     return None
-                entry: Any = json.loads(handle.read())
-            if not isinstance(entry, dict) or entry.get("key") != _seal(key, entry["summary"]):
+                sealed, data = _unwrap(handle.read().decode())
+            if sealed != _seal(key, data):
                 return None
-            summary = FileSummary.from_dict(entry["summary"])
+            summary = FileSummary.from_dict(json.loads(data))
             return summary if _well_formed(summary, path) else None
         except Exception:  # corrupt, truncated, foreign or hostile: recompute, never crash
             return None
@@ -103,8 +102,8 @@ class Cache:
             self._prepare()
             target = self._entry(path)
             _make_real_dir(target.parent)
-            data = summary.to_dict()
-            payload = json.dumps({"key": _seal(key, data), "summary": data}, separators=(",", ":"))
+            data = json.dumps(summary.to_dict(), separators=(",", ":"))
+            payload = f"{_HEAD}{_seal(key, data)}{_MIDDLE}{data}}}"
             fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
             try:
                 with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -153,10 +152,23 @@ def _make_real_dir(path: Path) -> None:
         raise NotADirectoryError(f"{path} is not a folder (a symbolic link?)")
 
 
-def _seal(key: str, summary: Any) -> str:
-    """The stored key: the entry's key bound to the summary it holds."""
-    payload = json.dumps(summary, separators=(",", ":"))
-    return hashlib.sha256(f"{key}\0{payload}".encode("utf-8", "surrogateescape")).hexdigest()
+# An entry is the JSON object {"key": <seal>, "summary": <summary>}, written compactly in this
+# order, so the summary's JSON text is sealed and read back without serialising it again.
+_HEAD, _MIDDLE = '{"key":"', '","summary":'
+_SUMMARY_AT = len(_HEAD) + 64 + len(_MIDDLE)
+
+
+def _unwrap(entry: str) -> tuple[str, str]:
+    """The seal and the summary's JSON text of an entry (``("", "")`` if it is not one)."""
+    middle = entry[_SUMMARY_AT - len(_MIDDLE) : _SUMMARY_AT]
+    if not entry.startswith(_HEAD) or middle != _MIDDLE or not entry.endswith("}"):
+        return "", ""
+    return entry[len(_HEAD) : _SUMMARY_AT - len(_MIDDLE)], entry[_SUMMARY_AT:-1]
+
+
+def _seal(key: str, summary: str) -> str:
+    """The stored key: the entry's key bound to the summary it holds (its compact JSON)."""
+    return hashlib.sha256(f"{key}\0{summary}".encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _well_formed(summary: FileSummary, path: str) -> bool:

@@ -25,7 +25,7 @@ from fp16lint import suppression
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.context import FileContext, FileSummary, NodeEdit
 from fp16lint.analysis.names import ScopeTracker
-from fp16lint.analysis.tree import children, shared_children
+from fp16lint.analysis.tree import Memo, children, shared_children
 from fp16lint.findings import Edit, Finding, Fix, Position, Related, Span
 from fp16lint.parsing import parse_module
 from fp16lint.positions import KnownOffsets, Range, located_ranges
@@ -230,6 +230,7 @@ def lint_source(
     time_limit: float | None = None,
     module: cst.Module | None = None,
     known_offsets: KnownOffsets | None = None,
+    kept_children: Memo | None = None,
 ) -> FileSummary:
     """Lint ``text`` (the contents of ``path``) with ``rules``; never raises for bad input.
 
@@ -238,7 +239,9 @@ def lint_source(
     nothing). ``time_limit`` bounds the CPU seconds spent on the file (FP999 past it).
     ``module``: the tree of ``text`` when the caller has it (the language server re-parses
     only the statements an edit touched), and ``known_offsets`` where the nodes it reported
-    before sit in that tree's unchanged statements (see ``positions.KnownOffsets``)."""
+    before sit in that tree's unchanged statements (see ``positions.KnownOffsets``), and
+    ``kept_children`` the child lists of its last lint (read, then replaced: see
+    ``tree.shared_children``)."""
     summary = FileSummary(path, noqa=suppression.scan(text))
     if prefilter:
         rules = applicable(text, rules)
@@ -250,7 +253,7 @@ def lint_source(
     # (by about 15%); cycles made by trackers are collected once the collector is back on.
     gc.disable()
     try:
-        with _deadline(time_limit), shared_children():
+        with _deadline(time_limit), shared_children(kept_children):
             _lint_parsed(
                 summary, text, rules, module_name, is_package, fact_trackers, module, known_offsets
             )

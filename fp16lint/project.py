@@ -6,6 +6,7 @@ the summaries carry, so it stays cheap on thousands of files.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -45,19 +46,32 @@ def run_project(
     if not any(r.is_project_rule() or r.amends() for r in rules):
         return result
     project = Project(summaries, settings)
-    for rule in rules:
-        try:
-            if rule.is_project_rule():
-                report = ProjectReport()
-                rule.check_project(project, report)
-                result.findings.extend(report.findings)
-            if rule.amends():
-                for summary in summaries:
-                    for finding in summary.findings:
-                        if finding.code == rule.code:
-                            amended = rule.amend(project, finding)
-                            if amended != finding:
-                                result.replaced[finding] = amended
-        except Exception as exc:
-            result.findings.append(_internal_error(rule, settings, exc))
+    # The summaries (plain data, no cycles) are most of this process's objects: kept out of the
+    # cyclic collector, its full collections, which the project's indexes set off, skip them
+    # (one took 0.1-0.3 s on 200 transformers files).
+    gc.freeze()
+    try:
+        for rule in rules:
+            _run_rule(project, summaries, rule, result)
+    finally:
+        gc.unfreeze()
     return result
+
+
+def _run_rule(
+    project: Project, summaries: list[FileSummary], rule: type[Rule], result: ProjectResult
+) -> None:
+    try:
+        if rule.is_project_rule():
+            report = ProjectReport()
+            rule.check_project(project, report)
+            result.findings.extend(report.findings)
+        if rule.amends():
+            for summary in summaries:
+                for finding in summary.findings:
+                    if finding.code == rule.code:
+                        amended = rule.amend(project, finding)
+                        if amended != finding:
+                            result.replaced[finding] = amended
+    except Exception as exc:
+        result.findings.append(_internal_error(rule, project.settings, exc))

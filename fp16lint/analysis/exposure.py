@@ -695,7 +695,7 @@ class ExposureTracker(Tracker):
         if any(arg.star for arg in node.args):
             maybe.add("*")
             if self._dests is None and any(arg.star == "**" for arg in node.args):
-                options, complete = argparse_options(self.ctx.module)  # one walk, when needed
+                options, complete = argparse_options(self.ctx.module, self.ctx.text)
                 self._dests = list(options) if complete else []
         vanish: set[int | str] = set()
         for slot, value in _slots(node):

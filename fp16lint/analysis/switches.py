@@ -349,7 +349,7 @@ class SwitchTracker(Tracker):
     def _option(self, dest: str) -> cst.Call | None:
         """The ``add_argument`` call of this file whose destination is ``dest``."""
         if self._options is None:
-            self._options = argparse_options(self.ctx.module)[0]
+            self._options = argparse_options(self.ctx.module, self.ctx.text)[0]
         return self._options.get(dest)
 
     # --- recording ----------------------------------------------------------------------------
@@ -495,11 +495,15 @@ def _literal(expr: cst.BaseExpression) -> str | None:
     return string_value(expr)
 
 
-def argparse_options(module: cst.Module) -> tuple[dict[str, cst.Call], bool]:
+def argparse_options(module: cst.Module, text: str) -> tuple[dict[str, cst.Call], bool]:
     """This file's ``add_argument`` calls by destination, and whether that is every key the
-    parsed namespace holds (no option of unknown destination, no ``set_defaults``)."""
+    parsed namespace holds (no option of unknown destination, no ``set_defaults``). ``text``,
+    the module's source, spares the walk of a file that never writes either name (most files:
+    the walk was 2.6% of the time to lint transformers files, asked for by any ``**kwargs``)."""
     options: dict[str, cst.Call] = {}
     complete = True
+    if "add_argument" not in text and "set_defaults" not in text:
+        return options, complete
     for node in walk(module):
         if type(node) is not cst.Call or type(node.func) is not cst.Attribute:
             continue

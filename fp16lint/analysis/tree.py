@@ -65,18 +65,27 @@ _kept_cache: dict[type, bool] = {}
 
 
 # id(node) -> (node, its children); the node is kept to tell a reused id from its owner
-_shared: dict[int, tuple[cst.CSTNode, list[cst.CSTNode]]] | None = None
+Memo = dict[int, tuple[cst.CSTNode, list[cst.CSTNode]]]
+_shared: Memo | None = None
+_kept: Memo | None = None
 
 
 @contextmanager
-def shared_children() -> Iterator[None]:
-    """Within the block, ``children`` remembers each node's list."""
-    global _shared
-    outer, _shared = _shared, {}
+def shared_children(kept: Memo | None = None) -> Iterator[None]:
+    """Within the block, ``children`` remembers each node's list. ``kept``: the lists of an
+    earlier block over a tree that shares nodes with this one (an editor buffer's tree after an
+    incremental parse: most statements are the same objects), taken from there instead of
+    built again; on leaving, ``kept`` holds this block's lists instead."""
+    global _shared, _kept
+    outer = _shared, _kept
+    _shared, _kept = {}, kept or None
     try:
         yield
+        if kept is not None:
+            kept.clear()
+            kept.update(_shared)
     finally:
-        _shared = outer
+        _shared, _kept = outer
 
 
 def children(node: cst.CSTNode) -> list[cst.CSTNode]:
@@ -88,7 +97,10 @@ def children(node: cst.CSTNode) -> list[cst.CSTNode]:
         return _children(node)
     entry = shared.get(id(node))
     if entry is None or entry[0] is not node:
-        entry = shared[id(node)] = (node, _children(node))
+        entry = _kept.get(id(node)) if _kept is not None else None
+        if entry is None or entry[0] is not node:
+            entry = (node, _children(node))
+        shared[id(node)] = entry
     return entry[1]
 
 

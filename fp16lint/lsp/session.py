@@ -78,6 +78,7 @@ class Session:
         self._trees = worker.Trees({}, {})
         self.parsed = self._trees.parsed  # open buffers' trees, for re-use
         self.offsets = self._trees.offsets  # where their reported nodes were found
+        self.children = self._trees.children  # their nodes' child lists
         self._workers: isolation.Workers | None = None
         if isolate:
             self._workers = isolation.Workers(1, worker.handle, method="forkserver")

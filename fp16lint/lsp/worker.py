@@ -8,10 +8,11 @@ gets an FP999, a fresh worker starts, and the next edit is parsed in full.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
 from fp16lint.analysis.context import FileSummary
+from fp16lint.analysis.tree import Memo
 from fp16lint.engine import lint_source
 from fp16lint.lsp import incremental
 from fp16lint.positions import KnownOffsets
@@ -35,14 +36,17 @@ class Request:
 
 @dataclass
 class Trees:
-    """Open buffers' last trees, and where their reported nodes were (kept across edits)."""
+    """Open buffers' last trees, where their reported nodes were, and their nodes' child lists
+    (kept across edits)."""
 
     parsed: dict[str, incremental.Parsed]
     offsets: dict[str, KnownOffsets]
+    children: dict[str, Memo] = field(default_factory=dict)
 
     def forget(self, path: str) -> None:
         self.parsed.pop(path, None)
         self.offsets.pop(path, None)
+        self.children.pop(path, None)
 
 
 _trees = Trees({}, {})  # the worker's
@@ -55,13 +59,16 @@ def _rules(codes: tuple[str, ...]) -> list[type[Rule]]:
 
 def summarize(request: Request, rules: list[type[Rule]], trees: Trees) -> FileSummary:
     """Lint a request's text; an open buffer re-uses (and updates) its entry in ``trees``."""
-    parsed = known = None
+    parsed = known = kept = None
     if request.buffer:
         parsed = incremental.parse(request.text, trees.parsed.pop(request.path, None))
         if parsed is not None:
             trees.parsed[request.path] = parsed
             known = trees.offsets.setdefault(request.path, KnownOffsets())
             known.move_to(parsed.module, parsed.bounds)
+            kept = trees.children.setdefault(request.path, {})
+        else:
+            trees.children.pop(request.path, None)
     return lint_source(
         request.path,
         request.text,
@@ -70,6 +77,7 @@ def summarize(request: Request, rules: list[type[Rule]], trees: Trees) -> FileSu
         is_package=request.is_package,
         module=parsed.module if parsed is not None else None,
         known_offsets=known,
+        kept_children=kept,
     )
 
 

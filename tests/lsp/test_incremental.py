@@ -9,6 +9,7 @@ from pathlib import Path
 import libcst as cst
 import pytest
 
+from fp16lint.analysis.tree import walk
 from fp16lint.engine import lint_source
 from fp16lint.lsp import incremental
 from fp16lint.lsp.session import Session
@@ -257,3 +258,29 @@ def test_positions_kept_across_edits_match_a_fresh_lint(tmp_path):
                 assert ours.facts == fresh.facts
             kept += len(session.offsets[path]._inside) if path in session.offsets else 0
     assert kept > 100  # positions really came from earlier versions
+
+
+def test_child_lists_are_kept_across_edits_for_the_statements_they_did_not_touch(tmp_path):
+    """The walk's child lists of an unchanged statement are re-used by the next lint
+    (``tree.shared_children``); those of a replaced statement are dropped with it."""
+    source = _model_files(1)[0]
+    path = str(tmp_path / source.name)
+    text = source.read_text(encoding="utf-8")
+    session = Session([tmp_path])
+    session.open(path, text, 1)
+    session.lint(path)
+    before = dict(session.children[path])
+    edited = text + "\nscaler = torch.cuda.amp.GradScaler()\n"
+    session.open(path, edited, 2)
+    session.lint(path)
+    after = session.children[path]
+    module = session.parsed[path].module
+    in_tree = {id(node) for node in walk(module)}
+    assert all(id(node) in in_tree for node, _ in after.values())  # nothing of the old tree
+    reused = sum(1 for key, entry in after.items() if before.get(key) is entry)
+    assert reused > 0.9 * len(after) and len(after) > 1000
+    config = session.config_for(path)
+    name, package = module_name_for(Path(path))
+    fresh = lint_source(path, edited, config.rules, module_name=name, is_package=package)
+    assert session.summaries[path].findings == fresh.findings
+    assert session.summaries[path].facts == fresh.facts
