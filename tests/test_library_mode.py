@@ -597,3 +597,36 @@ def test_a_loss_on_a_float16_model_s_output_is_listed_only_with_library_info():
         assert [f.span.start.line for f in found] == [8]
         listed = lint_code(code, select=("FP202",), assume_fp16=library, library_info=True)
         assert [f.span.start.line for f in listed.findings] == [7, 8]
+
+
+# A method of a module class fed a tensor its caller makes float16 (`w.half()`), no model
+# cast: default mode finds the exp through the value's chain; library mode, which also
+# assumes the class float16, must keep it (the real origin, not the assumption, judges it).
+FED_HALF = """\
+import torch
+from torch import nn
+
+
+class Scaler(nn.Module):
+    def forward(self, x, w):
+        return x * self.scale_of(w)
+
+    def scale_of(self, w):
+        return torch.exp(w)
+
+    def setup(self, w, half):
+        if half:
+            w = w.half()
+        self.scale = self.scale_of(w)
+"""
+
+
+def test_a_value_made_float16_by_a_caller_keeps_its_finding_in_library_mode():
+    def found(**settings):
+        findings = lint_code(FED_HALF, select=("FP202",), **settings).findings
+        return {(f.code, f.span.start.line, f.message) for f in findings}
+
+    default = found()
+    assert {(code, line) for code, line, _ in default} == {("FP202", 10)}
+    assert found(assume_fp16=True) == default
+    assert all("w.half()" in message for _, _, message in default)

@@ -1124,8 +1124,9 @@ class Exposure:
     def _expose(self, key: str, param: str, chain: Chain, queue: deque[str]) -> None:
         params = self.exposed.setdefault(key, {})
         known = params.get(param)
-        # a chain outside autocast wins over one inside (it protects fewer ops), once
-        if known is None or (known.autocast is not None and chain.autocast is None):
+        # a chain outside autocast wins over one inside (it protects fewer ops), then a real
+        # origin over library mode's assumption (library mode keeps what default mode finds)
+        if known is None or _rank(chain) < _rank(known):
             params[param] = chain
             queue.append(key)
 
@@ -1264,6 +1265,11 @@ class Exposure:
         return self.chain_for(
             record.get("fn"), record.get("params", ()), record.get("no_autocast", False)
         )
+
+
+def _rank(chain: Chain) -> tuple[bool, bool]:
+    """Which of two chains to a parameter to keep: the lower (outside autocast, then placed)."""
+    return chain.autocast is not None, chain.assumed
 
 
 def _param(params: list[str], slot: int | str) -> str | None:
