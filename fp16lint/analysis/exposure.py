@@ -520,14 +520,24 @@ class ExposureTracker(Tracker):
         return "|".join(sorted(made)) if made else None  # type: ignore[arg-type]
 
     def _made_by(self, call: cst.Call) -> str | None:
-        """The project callable a call runs, through ``Net().to(device)`` (same instance)."""
+        """The project callable a call runs, through ``Net().to(device)`` (same instance);
+        ``module.*`` for a builder looked up in a module's namespace by a run-time name
+        (``vits.__dict__[args.arch](...)``: any of the module's builders)."""
         while (
             type(call.func) is cst.Attribute
             and type(call.func.value) is cst.Call
             and call.func.attr.value in _KEEP_INSTANCE
         ):
             call = call.func.value
-        return self._qualified(call.func)
+        func = call.func
+        if (
+            type(func) is cst.Subscript
+            and type(func.value) is cst.Attribute
+            and func.value.attr.value == "__dict__"
+        ):
+            module = self._qualified(func.value.value)
+            return f"{module}.*" if module is not None else None
+        return self._qualified(func)
 
     def _owner_key(self) -> str | None:
         return next((f.key for f in reversed(self.frames) if f.key is not None), None)
@@ -1082,13 +1092,34 @@ class Exposure:
     def _run_under(
         self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
     ) -> None:
-        """The function ``callee`` stands for runs under the autocast of ``chain``."""
+        """The function ``callee`` stands for runs under the autocast of ``chain``; a model
+        the callers give as one of several classes (``assert isinstance(m, (A, B))``), each."""
         key = self.resolve(callee)
-        if key is None:
+        keys = [key] if key is not None else self._alternatives(callee)
+        if not keys:
             self._users_model_under(path, callee, span, chain, queue)
-            return
-        step = (path, tuple(span), f"`{_short_key(key, self.index)}` runs under autocast here")
-        self._expose(key, AUTOCAST, chain.then(step, chain.autocast), queue)
+        for key in keys:
+            label = f"`{_short_key(key, self.index)}` runs under autocast here"
+            self._expose(
+                key, AUTOCAST, chain.then((path, tuple(span), label), chain.autocast), queue
+            )
+
+    def _alternatives(self, callee: list[str]) -> list[str]:
+        """What calling a parameter (or an attribute ``__init__`` stores it in) that holds one
+        of several project classes runs: each class's ``__call__``/``forward``."""
+        kind, name = callee
+        held: set[str] = set()
+        if kind == "p":
+            key, _, param = name.partition(":")
+            held = self.instances.get((key, param), set())
+        elif kind == "s":
+            owner, _, attr = name.rpartition(".")
+            for cls in self.index.mro(self.index.canonical(owner)):
+                param = self.attr_params.get(cls, {}).get(attr)
+                if param is not None:
+                    held = self.instances.get((f"{cls}.__init__", param), set())
+                    break
+        return sorted(k for k in map(self._called, held) if k is not None)
 
     def _users_model_under(
         self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
