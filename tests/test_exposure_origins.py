@@ -370,3 +370,38 @@ def test_a_model_built_by_a_registry_name_and_moved_in_a_tuple_assignment_is_res
     opaque = REGISTRY.replace("model.cuda(), torch.nn.Identity()", "make_pair(model)")
     files = {"models.py": ATTENTION, "train.py": opaque}
     assert lint_project(tmp_path / "b", files, select=("FP205",)).findings == []
+
+
+HOPS = (
+    "import torch\n"
+    "from models import Net\n"
+    "\n"
+    "\n"
+    "def step(model, x):\n"
+    "    with torch.autocast('cuda'):\n"  # line 6
+    "        return model.forward(x)\n"
+    "\n"
+    "\n"
+    "def train(model, loader):\n"
+    "    for x in loader:\n"
+    "        step(model, x)\n"
+    "\n"
+    "\n"
+    "def main(loader):\n"
+    "    train(Net(8), loader)\n"
+)
+
+
+def test_a_model_passed_on_through_parameters_and_called_by_forward_is_resolved(tmp_path):
+    """``main`` builds it, ``train`` passes its parameter on, ``step`` runs
+    ``model.forward(x)`` under autocast: the instance follows the calls."""
+    files = {"models.py": ATTENTION, "train.py": HOPS}
+    findings = lint_project(tmp_path / "a", files, select=("FP205",)).findings
+    assert _where(findings, "FP205") == [("models.py", 12)]
+    assert "train.py:6" in findings[0].message
+    # a parameter rebound before it is passed on holds something else
+    rebound = HOPS.replace(
+        "    for x in loader:\n", "    model = wrap(model)\n    for x in loader:\n"
+    )
+    files = {"models.py": ATTENTION, "train.py": rebound}
+    assert lint_project(tmp_path / "b", files, select=("FP205",)).findings == []

@@ -73,6 +73,7 @@ from fp16lint.findings import Finding, Position, Related, Span
 
 _MAX_CHAIN = 8
 AUTOCAST = "@autocast"  # the pseudo-parameter "this function runs under fp16 autocast"
+FORWARDED = "@p "  # an ``instance_args`` entry: the caller's parameter ``key:param``, passed on
 FP16_GIVEN = "@float16"  # ``dtype_args``: the slot is given a float16 dtype
 _DTYPE_WORDS = ("dtype", "float16", "half", "fp16")
 # What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
@@ -484,6 +485,13 @@ class ExposureTracker(Tracker):
 
     # --- calls ------------------------------------------------------------------------------
     def _callee(self, func: cst.BaseExpression) -> list[str] | None:
+        if (
+            type(func) is cst.Attribute
+            and func.attr.value == "forward"
+            and type(func.value) is cst.Name
+            and func.value.value != "self"
+        ):
+            func = func.value  # ``model.forward(x)`` runs what ``model(x)`` runs
         if type(func) is cst.Name:
             bindings = self.ctx.names.bindings(func.value) or []
             if bindings and all(type(b.node) in (cst.FunctionDef, cst.ClassDef) for b in bindings):
@@ -723,10 +731,21 @@ class ExposureTracker(Tracker):
             made = self._instance(value) if type(value) is cst.Name else None
             if made is None and type(value) is cst.Call:
                 made = self._made_by(value)  # ``Trainer(Net())``
+            if made is None and type(value) is cst.Name:
+                made = self._forwarded(value)  # ``def train(model): step(model, x)``
             if made is not None:
                 found.append([slot, made])
         if found:
             self.instance_args.append([callee, found])
+
+    def _forwarded(self, name: cst.Name) -> str | None:
+        """``@p key:param`` for a parameter of the current function passed on unchanged: it
+        holds what its own callers give (``_instances`` follows it)."""
+        key = self.frame.key
+        if key is None or name.value not in self.functions[key]:
+            return None
+        bindings = self.ctx.names.bindings(name.value) or []
+        return f"{FORWARDED}{key}:{name.value}" if len(bindings) == 1 else None
 
     def _dtype_args(self, node: cst.Call, callee: list[str]) -> None:
         """Record the slots of ``node`` given a float16 dtype (``prepare(unet,
@@ -1164,6 +1183,7 @@ class Exposure:
     def _instances(self, records: list[list[Any]]) -> dict[tuple[str, str], set[str]]:
         """``(function key, parameter) -> project classes`` passed to it as instances."""
         out: dict[tuple[str, str], set[str]] = {}
+        forwards: list[tuple[tuple[str, str], tuple[str, str]]] = []
         for callee, args in records:
             key = self._target(callee)
             params = self.functions.get(key or "")
@@ -1171,9 +1191,24 @@ class Exposure:
                 continue
             for slot, made in args:
                 param = _param(params, slot)
+                if param is None:
+                    continue
+                if made.startswith(FORWARDED):  # a caller's own parameter, passed on
+                    source, _, name = made[len(FORWARDED) :].rpartition(":")
+                    forwards.append(((key, param), (source, name)))  # type: ignore[arg-type]
+                    continue
                 classes = self._classes(made)
-                if param in params and classes:
-                    out.setdefault((key, param), set()).update(classes)
+                if classes:
+                    out.setdefault((key, param), set()).update(classes)  # type: ignore[arg-type]
+        for _ in range(_MAX_CHAIN):  # along chains of calls passing it on
+            changed = False
+            for target, source in forwards:
+                held = out.get(source)
+                if held and not held <= out.get(target, set()):
+                    out.setdefault(target, set()).update(held)
+                    changed = True
+            if not changed:
+                break
         return out
 
     def _target(self, callee: list[str]) -> str | None:

@@ -53,7 +53,7 @@ from fp16lint.analysis.autocast import AutocastTracker, returned_autocast
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.casts import CastFacts, cast_of
 from fp16lint.analysis.dtypes import DType
-from fp16lint.analysis.exposure import FP16_GIVEN
+from fp16lint.analysis.exposure import FORWARDED, FP16_GIVEN
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted, self_attribute
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
@@ -580,7 +580,7 @@ class ProjectIndex:
                 for slot, made in args:
                     params = functions.get(key, [])
                     param = params[slot] if isinstance(slot, int) and slot < len(params) else slot
-                    if param in params:
+                    if param in params and not made.startswith(FORWARDED):
                         passed.setdefault((key, param), set()).update(made.split("|"))
         for path, record in records:
             if "dtype" in record:
