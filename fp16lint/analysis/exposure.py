@@ -521,10 +521,13 @@ class ExposureTracker(Tracker):
         """What ``name`` holds when every value bound to it is a call: the project callables
         made it, alternatives joined by ``|`` (``model = Net().to(device)``, then maybe
         ``model = DDP(model)``; the project pass keeps the project classes)."""
-        values = self.ctx.names.values(name.value)
+        values = [
+            _unpacked(b.node, name.value) if b.value is None and b.qualname is None else b.value
+            for b in self.ctx.names.bindings(name.value) or ()
+        ]
         if not values or not all(type(v) is cst.Call for v in values):
             return None
-        made = {self._made_by(value) for value in values} - {None}
+        made = {self._made_by(value) for value in values} - {None}  # type: ignore[arg-type]
         return "|".join(sorted(made)) if made else None  # type: ignore[arg-type]
 
     def _made_by(self, call: cst.Call) -> str | None:
@@ -1331,6 +1334,25 @@ class Exposure:
         return self.chain_for(
             record.get("fn"), record.get("params", ()), record.get("no_autocast", False)
         )
+
+
+def _unpacked(node: cst.CSTNode | None, name: str) -> cst.BaseExpression | None:
+    """The element a tuple assignment gives ``name`` (``model, head = model.cuda(), ...``)."""
+    if type(node) is not cst.Assign or len(node.targets) != 1:
+        return None
+    target, value = node.targets[0].target, node.value
+    if type(target) not in (cst.Tuple, cst.List) or type(value) not in (cst.Tuple, cst.List):
+        return None
+    names, values = target.elements, value.elements  # type: ignore[attr-defined]
+    if len(names) != len(values) or any(
+        type(e) is cst.StarredElement or type(e.value) is cst.StarredElement
+        for e in (*names, *values)
+    ):
+        return None
+    for element, given in zip(names, values, strict=True):
+        if type(element.value) is cst.Name and element.value.value == name:
+            return given.value
+    return None
 
 
 def _rank(chain: Chain) -> tuple[bool, bool]:

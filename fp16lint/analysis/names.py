@@ -164,19 +164,10 @@ class NameResolver:
         if type(target) is cst.Name:
             self._bind(target.value, Binding(value=value, node=node))
         elif type(target) in (cst.Tuple, cst.List):
-            # ``a, b = x.cuda(), y.cuda()``: each name its own element (no starred ones)
-            values = _elements(value) if len(target.elements) > 1 else None
-            if values is not None and (
-                len(values) != len(target.elements)
-                or any(type(e.value) is cst.StarredElement for e in target.elements)
-            ):
-                values = None
-            for number, element in enumerate(target.elements):
+            for element in target.elements:
                 inner = element.value
                 self.bind_target(
-                    inner.value if type(inner) is cst.StarredElement else inner,
-                    values[number] if values is not None else None,
-                    node,
+                    inner.value if type(inner) is cst.StarredElement else inner, None, node
                 )
 
     def _bind_import_from(self, node: cst.ImportFrom) -> None:
@@ -261,16 +252,6 @@ class NameResolver:
                 if any(b.qualname == qualname for b in found) and len(found) == 1:
                     return local
         return None
-
-
-def _elements(value: cst.BaseExpression | None) -> list[cst.BaseExpression] | None:
-    """The element values of a tuple or list display without starred elements."""
-    if type(value) not in (cst.Tuple, cst.List):
-        return None
-    elements = value.elements  # type: ignore[union-attr]
-    if any(type(e) is cst.StarredElement for e in elements):
-        return None
-    return [e.value for e in elements]
 
 
 def _is_none(value: cst.BaseExpression | None) -> bool:
