@@ -281,3 +281,127 @@ def test_every_step_of_a_chain_through_methods_under_autocast_has_its_line(tmp_p
     assert [
         (f.span.start.line, [r.span.start.line for r in f.related]) for f in found.findings
     ] == [(15, [6, 7, 11])]
+
+
+def test_a_model_declared_as_one_of_several_classes_runs_each_under_autocast(tmp_path):
+    """``assert isinstance(model, (Net, Other))`` in a trainer: the autocast region runs
+    whichever the caller gives, so each class's forward runs under it."""
+    other = (
+        "\n\nclass Other(nn.Module):\n"
+        "    def __init__(self, dim):\n"
+        "        super().__init__()\n"
+        "        self.proj = nn.Linear(dim, dim)\n"
+        "\n"
+        "    def forward(self, x):\n"
+        "        h = self.proj(x)\n"
+        "        return h / h.pow(2).sum(-1, keepdim=True).sqrt()\n"
+    )
+    declared = TRAINER.replace(
+        "    def __init__(self, model, fp16=False):\n",
+        "    def __init__(self, model, fp16=False):\n"
+        "        assert isinstance(model, (Net, Other))\n",
+    ).replace("import torch\n", "import torch\nfrom lib.model import Net, Other\n")
+    build = (
+        "from lib.trainer import Trainer\n\n\ndef make(model):\n    return Trainer(model, True)\n"
+    )
+    files = {"lib/__init__.py": "", "lib/model.py": NORM + other, "lib/trainer.py": declared,
+             "lib/run.py": build}  # fmt: skip
+    findings = lint_project(tmp_path / "a", files, select=("FP203",)).findings
+    found = _where(findings)
+    assert ("model.py", 14) in found
+    assert any(path == "model.py" and line > 40 for path, line in found), found
+    related = {r.message for f in findings for r in f.related}
+    assert {
+        "`Net.forward` runs under autocast here",
+        "`Other.forward` runs under autocast here",
+    } <= related
+
+
+ATTENTION = (
+    "import torch\n"
+    "from torch import nn\n"
+    "\n"
+    "\n"
+    "class Net(nn.Module):\n"
+    "    def __init__(self, dim):\n"
+    "        super().__init__()\n"
+    "        self.qkv = nn.Linear(dim, 3 * dim)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        q, k, v = self.qkv(x).chunk(3, dim=-1)\n"
+    "        attn = (q @ k.transpose(-2, -1)) * 0.125\n"  # line 12
+    "        return attn.softmax(dim=-1) @ v\n"
+    "\n"
+    "\n"
+    "def net_small(**kwargs):\n"
+    "    return Net(64, **kwargs)\n"
+    "\n"
+    "\n"
+    "def _helper():\n"
+    "    return nn.Linear(2, 2)\n"
+)
+REGISTRY = (
+    "import torch\n"
+    "import models\n"
+    "\n"
+    "\n"
+    "def train(model, loader):\n"
+    "    for x in loader:\n"
+    "        with torch.autocast('cuda'):\n"
+    "            model(x).sum().backward()\n"
+    "\n"
+    "\n"
+    "def main(args, loader):\n"
+    "    model = models.__dict__[args.arch]()\n"
+    "    model, head = model.cuda(), torch.nn.Identity()\n"
+    "    train(model, loader)\n"
+)
+
+
+def test_a_model_built_by_a_registry_name_and_moved_in_a_tuple_assignment_is_resolved(tmp_path):
+    """``models.__dict__[args.arch]()`` makes what the module's builders make (the classes
+    themselves and private helpers are no choice); ``model, head = model.cuda(), ...``
+    keeps it (each name takes its own element)."""
+    files = {"models.py": ATTENTION, "train.py": REGISTRY}
+    findings = lint_project(tmp_path / "a", files, select=("FP205",)).findings
+    assert _where(findings, "FP205") == [("models.py", 12)]
+    assert "train.py:7" in findings[0].message
+    # an opaque tuple (a call's result) says nothing of what ``model`` holds
+    opaque = REGISTRY.replace("model.cuda(), torch.nn.Identity()", "make_pair(model)")
+    files = {"models.py": ATTENTION, "train.py": opaque}
+    assert lint_project(tmp_path / "b", files, select=("FP205",)).findings == []
+
+
+HOPS = (
+    "import torch\n"
+    "from models import Net\n"
+    "\n"
+    "\n"
+    "def step(model, x):\n"
+    "    with torch.autocast('cuda'):\n"  # line 6
+    "        return model.forward(x)\n"
+    "\n"
+    "\n"
+    "def train(model, loader):\n"
+    "    for x in loader:\n"
+    "        step(model, x)\n"
+    "\n"
+    "\n"
+    "def main(loader):\n"
+    "    train(Net(8), loader)\n"
+)
+
+
+def test_a_model_passed_on_through_parameters_and_called_by_forward_is_resolved(tmp_path):
+    """``main`` builds it, ``train`` passes its parameter on, ``step`` runs
+    ``model.forward(x)`` under autocast: the instance follows the calls."""
+    files = {"models.py": ATTENTION, "train.py": HOPS}
+    findings = lint_project(tmp_path / "a", files, select=("FP205",)).findings
+    assert _where(findings, "FP205") == [("models.py", 12)]
+    assert "train.py:6" in findings[0].message
+    # a parameter rebound before it is passed on holds something else
+    rebound = HOPS.replace(
+        "    for x in loader:\n", "    model = wrap(model)\n    for x in loader:\n"
+    )
+    files = {"models.py": ATTENTION, "train.py": rebound}
+    assert lint_project(tmp_path / "b", files, select=("FP205",)).findings == []

@@ -703,3 +703,36 @@ def test_full_sums_of_a_diagonal_are_info_in_library_mode():
     statistic: a sum of them is an info site; whole rows (line 10) and the whole matrix stay."""
     assert _found(DIAGONALS) == {("FP202", 10), ("FP202", 11)}
     assert _found(DIAGONALS, library_info=True) >= {("FP202", 8), ("FP202", 9)}
+
+
+# A method of a module class fed a tensor its caller makes float16 (`w.half()`), no model
+# cast: default mode finds the exp through the value's chain; library mode, which also
+# assumes the class float16, must keep it (the real origin, not the assumption, judges it).
+FED_HALF = """\
+import torch
+from torch import nn
+
+
+class Scaler(nn.Module):
+    def forward(self, x, w):
+        return x * self.scale_of(w)
+
+    def scale_of(self, w):
+        return torch.exp(w)
+
+    def setup(self, w, half):
+        if half:
+            w = w.half()
+        self.scale = self.scale_of(w)
+"""
+
+
+def test_a_value_made_float16_by_a_caller_keeps_its_finding_in_library_mode():
+    def found(**settings):
+        findings = lint_code(FED_HALF, select=("FP202",), **settings).findings
+        return {(f.code, f.span.start.line, f.message) for f in findings}
+
+    default = found()
+    assert {(code, line) for code, line, _ in default} == {("FP202", 10)}
+    assert found(assume_fp16=True) == default
+    assert all("w.half()" in message for _, _, message in default)

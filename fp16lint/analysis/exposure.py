@@ -84,6 +84,7 @@ _DOTTED = re.compile(r"[A-Za-z_][\w.]*")  # a string annotation naming a class
 # (the join drops it where every return of the callee is upcast; one tag: the first call)
 GATE = ">"
 AUTOCAST = "@autocast"  # the pseudo-parameter "this function runs under fp16 autocast"
+FORWARDED = "@p "  # an ``instance_args`` entry: the caller's parameter ``key:param``, passed on
 FP16_GIVEN = "@float16"  # ``dtype_args``: the slot is given a float16 dtype
 _DTYPE_WORDS = ("dtype", "float16", "half", "fp16")
 # What a file needs to hold a float16 origin (casts, fp16 dtypes, autocast regions): rules
@@ -548,6 +549,13 @@ class ExposureTracker(Tracker):
         return self._callee(func)
 
     def _callee(self, func: cst.BaseExpression) -> list[str] | None:
+        if (
+            type(func) is cst.Attribute
+            and func.attr.value == "forward"
+            and type(func.value) is cst.Name
+            and func.value.value != "self"
+        ):
+            func = func.value  # ``model.forward(x)`` runs what ``model(x)`` runs
         if type(func) is cst.Name:
             bindings = self.ctx.names.bindings(func.value) or []
             if bindings and all(type(b.node) in (cst.FunctionDef, cst.ClassDef) for b in bindings):
@@ -577,21 +585,34 @@ class ExposureTracker(Tracker):
         """What ``name`` holds when every value bound to it is a call: the project callables
         made it, alternatives joined by ``|`` (``model = Net().to(device)``, then maybe
         ``model = DDP(model)``; the project pass keeps the project classes)."""
-        values = self.ctx.names.values(name.value)
+        values = [
+            _unpacked(b.node, name.value) if b.value is None and b.qualname is None else b.value
+            for b in self.ctx.names.bindings(name.value) or ()
+        ]
         if not values or not all(type(v) is cst.Call for v in values):
             return None
-        made = {self._made_by(value) for value in values} - {None}
+        made = {self._made_by(value) for value in values} - {None}  # type: ignore[arg-type]
         return "|".join(sorted(made)) if made else None  # type: ignore[arg-type]
 
     def _made_by(self, call: cst.Call) -> str | None:
-        """The project callable a call runs, through ``Net().to(device)`` (same instance)."""
+        """The project callable a call runs, through ``Net().to(device)`` (same instance);
+        ``module.*`` for a builder looked up in a module's namespace by a run-time name
+        (``vits.__dict__[args.arch](...)``: any of the module's builders)."""
         while (
             type(call.func) is cst.Attribute
             and type(call.func.value) is cst.Call
             and call.func.attr.value in _KEEP_INSTANCE
         ):
             call = call.func.value
-        return self._qualified(call.func)
+        func = call.func
+        if (
+            type(func) is cst.Subscript
+            and type(func.value) is cst.Attribute
+            and func.value.attr.value == "__dict__"
+        ):
+            module = self._qualified(func.value.value)
+            return f"{module}.*" if module is not None else None
+        return self._qualified(func)
 
     def _owner_key(self) -> str | None:
         return next((f.key for f in reversed(self.frames) if f.key is not None), None)
@@ -791,10 +812,21 @@ class ExposureTracker(Tracker):
             made = self._instance(value) if type(value) is cst.Name else None
             if made is None and type(value) is cst.Call:
                 made = self._made_by(value)  # ``Trainer(Net())``
+            if made is None and type(value) is cst.Name:
+                made = self._forwarded(value)  # ``def train(model): step(model, x)``
             if made is not None:
                 found.append([slot, made])
         if found:
             self.instance_args.append([callee, found])
+
+    def _forwarded(self, name: cst.Name) -> str | None:
+        """``@p key:param`` for a parameter of the current function passed on unchanged: it
+        holds what its own callers give (``_instances`` follows it)."""
+        key = self.frame.key
+        if key is None or name.value not in self.functions[key]:
+            return None
+        bindings = self.ctx.names.bindings(name.value) or []
+        return f"{FORWARDED}{key}:{name.value}" if len(bindings) == 1 else None
 
     def _dtype_args(self, node: cst.Call, callee: list[str]) -> None:
         """Record the slots of ``node`` given a float16 dtype (``prepare(unet,
@@ -1164,13 +1196,34 @@ class Exposure:
     def _run_under(
         self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
     ) -> None:
-        """The function ``callee`` stands for runs under the autocast of ``chain``."""
+        """The function ``callee`` stands for runs under the autocast of ``chain``; a model
+        the callers give as one of several classes (``assert isinstance(m, (A, B))``), each."""
         key = self.resolve(callee)
-        if key is None:
+        keys = [key] if key is not None else self._alternatives(callee)
+        if not keys:
             self._users_model_under(path, callee, span, chain, queue)
-            return
-        step = (path, tuple(span), f"`{_short_key(key, self.index)}` runs under autocast here")
-        self._expose(key, AUTOCAST, chain.then(step, chain.autocast), queue)
+        for key in keys:
+            label = f"`{_short_key(key, self.index)}` runs under autocast here"
+            self._expose(
+                key, AUTOCAST, chain.then((path, tuple(span), label), chain.autocast), queue
+            )
+
+    def _alternatives(self, callee: list[str]) -> list[str]:
+        """What calling a parameter (or an attribute ``__init__`` stores it in) that holds one
+        of several project classes runs: each class's ``__call__``/``forward``."""
+        kind, name = callee
+        held: set[str] = set()
+        if kind == "p":
+            key, _, param = name.partition(":")
+            held = self.instances.get((key, param), set())
+        elif kind == "s":
+            owner, _, attr = name.rpartition(".")
+            for cls in self.index.mro(self.index.canonical(owner)):
+                param = self.attr_params.get(cls, {}).get(attr)
+                if param is not None:
+                    held = self.instances.get((f"{cls}.__init__", param), set())
+                    break
+        return sorted(k for k in map(self._called, held) if k is not None)
 
     def _users_model_under(
         self, path: str, callee: list[str], span: list[int], chain: Chain, queue: deque[str]
@@ -1206,14 +1259,16 @@ class Exposure:
     def _expose(self, key: str, param: str, chain: Chain, queue: deque[str]) -> None:
         params = self.exposed.setdefault(key, {})
         known = params.get(param)
-        # a chain outside autocast wins over one inside (it protects fewer ops), once
-        if known is None or (known.autocast is not None and chain.autocast is None):
+        # a chain outside autocast wins over one inside (it protects fewer ops), then a real
+        # origin over library mode's assumption (library mode keeps what default mode finds)
+        if known is None or _rank(chain) < _rank(known):
             params[param] = chain
             queue.append(key)
 
     def _instances(self, records: list[list[Any]]) -> dict[tuple[str, str], set[str]]:
         """``(function key, parameter) -> project classes`` passed to it as instances."""
         out: dict[tuple[str, str], set[str]] = {}
+        forwards: list[tuple[tuple[str, str], tuple[str, str]]] = []
         for callee, args in records:
             key = self._target(callee)
             params = self.functions.get(key or "")
@@ -1221,9 +1276,24 @@ class Exposure:
                 continue
             for slot, made in args:
                 param = _param(params, slot)
+                if param is None:
+                    continue
+                if made.startswith(FORWARDED):  # a caller's own parameter, passed on
+                    source, _, name = made[len(FORWARDED) :].rpartition(":")
+                    forwards.append(((key, param), (source, name)))  # type: ignore[arg-type]
+                    continue
                 classes = self._classes(made)
-                if param in params and classes:
-                    out.setdefault((key, param), set()).update(classes)
+                if classes:
+                    out.setdefault((key, param), set()).update(classes)  # type: ignore[arg-type]
+        for _ in range(_MAX_CHAIN):  # along chains of calls passing it on
+            changed = False
+            for target, source in forwards:
+                held = out.get(source)
+                if held and not held <= out.get(target, set()):
+                    out.setdefault(target, set()).update(held)
+                    changed = True
+            if not changed:
+                break
         return out
 
     def _target(self, callee: list[str]) -> str | None:
@@ -1368,6 +1438,30 @@ class Exposure:
         return self.chain_for(
             record.get("fn"), record.get("params", ()), record.get("no_autocast", False)
         )
+
+
+def _unpacked(node: cst.CSTNode | None, name: str) -> cst.BaseExpression | None:
+    """The element a tuple assignment gives ``name`` (``model, head = model.cuda(), ...``)."""
+    if type(node) is not cst.Assign or len(node.targets) != 1:
+        return None
+    target, value = node.targets[0].target, node.value
+    if type(target) not in (cst.Tuple, cst.List) or type(value) not in (cst.Tuple, cst.List):
+        return None
+    names, values = target.elements, value.elements  # type: ignore[attr-defined]
+    if len(names) != len(values) or any(
+        type(e) is cst.StarredElement or type(e.value) is cst.StarredElement
+        for e in (*names, *values)
+    ):
+        return None
+    for element, given in zip(names, values, strict=True):
+        if type(element.value) is cst.Name and element.value.value == name:
+            return given.value
+    return None
+
+
+def _rank(chain: Chain) -> tuple[bool, bool]:
+    """Which of two chains to a parameter to keep: the lower (outside autocast, then placed)."""
+    return chain.autocast is not None, chain.assumed
 
 
 def _param(params: list[str], slot: int | str) -> str | None:

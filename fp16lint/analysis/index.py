@@ -53,7 +53,7 @@ from fp16lint.analysis.autocast import AutocastTracker, returned_autocast
 from fp16lint.analysis.base import Tracker
 from fp16lint.analysis.casts import CastFacts, cast_of
 from fp16lint.analysis.dtypes import DType
-from fp16lint.analysis.exposure import FP16_GIVEN
+from fp16lint.analysis.exposure import FORWARDED, FP16_GIVEN
 from fp16lint.analysis.hazards import HazardTracker
 from fp16lint.analysis.names import dotted, self_attribute
 from fp16lint.analysis.receivers import MODULE_BASES, is_nn_class, unwrap_chain
@@ -580,7 +580,7 @@ class ProjectIndex:
                 for slot, made in args:
                     params = functions.get(key, [])
                     param = params[slot] if isinstance(slot, int) and slot < len(params) else slot
-                    if param in params:
+                    if param in params and not made.startswith(FORWARDED):
                         passed.setdefault((key, param), set()).update(made.split("|"))
         for path, record in records:
             if "dtype" in record:
@@ -648,6 +648,8 @@ class ProjectIndex:
         returns (through up to four calls)."""
         if qualname is None or depth > 4:
             return set()
+        if qualname.endswith(".*"):
+            return self._registry(qualname[:-2], depth)
         qualname = self.canonical(qualname)
         if qualname in self.classes or qualname.startswith("torch."):
             return {qualname}
@@ -655,6 +657,18 @@ class ProjectIndex:
         for made in self.returns.get(qualname, ()):
             found |= self.targets(made, depth + 1)
         return found
+
+    def _registry(self, module: str, depth: int) -> set[str]:
+        """The model classes the builder functions of ``module`` make (a registry looked up
+        by a run-time name: ``vits.__dict__[args.arch](...)``); its classes themselves are
+        left out (helpers such as ``Block`` are no choice a user makes)."""
+        module = self.canonical(module)
+        found: set[str] = set()
+        for name in self.returns:
+            owner, _, short = name.rpartition(".")
+            if owner == module and not short.startswith("_"):
+                found |= {t for t in self.targets(name, depth + 1) if self.is_module(t)}
+        return {t for t in found if t in self.classes}
 
     def is_module(self, qualname: str, _seen: frozenset = frozenset()) -> bool:
         """An ``nn.Module`` subclass (torch's, or a project class deriving from one)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from fp16lint.analysis.autocast import AutocastTracker, autocast_region
@@ -22,12 +24,30 @@ def _is_cpu(device: str | None) -> bool:
     return device is not None and device.split(":")[0] == "cpu"
 
 
+# Words of every way code puts a model or a tensor on an accelerator (a device object or
+# string, ``.cuda()``, a rank or GPU index, a framework that places it), as parts of names
+# (``local_rank``, ``pytorch_lightning``): a file with none of them runs what it builds on the
+# CPU, where PyTorch makes every module and tensor.
+_PLACEMENT_WORDS = frozenset({
+    "cuda", "device", "devices", "gpu", "gpus", "rank", "mps", "xla", "npu", "xpu", "hpu",
+    "accelerator", "accelerate", "fabric", "deepspeed", "lightning", "dist", "distributed",
+    "parallel", "ddp", "fsdp",
+})  # fmt: skip
+_WORD_BREAKS = re.compile(r"[^a-z0-9]+")
+
+
+def _built_here(cast: cst.Call) -> bool:
+    """A cast of a model constructed in the same expression (``Net().half()``)."""
+    func = cast.func
+    return type(func) is cst.Attribute and type(func.value) is cst.Call
+
+
 class Fp16OnCpu(Rule):
     code = "FP104"
     name = "fp16-on-cpu"
     severity = Severity.WARNING
     runtime_confirmable = "no"
-    tokens = ("cpu",)
+    tokens = ("cpu", "half", "float16")
     requires = (ReceiverTracker, AutocastTracker, TrainingTracker)
 
     summary = "float16 compute on the CPU: missing kernels, and CPU autocast keeps fp16 ops."
@@ -40,7 +60,10 @@ class Fp16OnCpu(Rule):
         "placement, with the call as a related location. A model loaded with "
         '`device_map={"": device}` where `device` may be "cpu" (`"cuda" if '
         'torch.cuda.is_available() else "cpu"`), made float16 and run — also in a closure — is '
-        "a CPU path: reported at what made it float16. A model parked on the CPU and not run "
+        "a CPU path: reported at what made it float16. So is a model built and made float16 "
+        "in one expression (`Net().half()`) and run in a file that never names a device, a "
+        "GPU or a framework that places models (a test without `.cuda()`). A model parked on "
+        "the CPU and not run "
         "there (offloading, saving, merging LoRA weights) and tensors (`.half().numpy()`) are "
         "not reported."
     )
@@ -86,6 +109,9 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
         "device_map={'': 'cpu'})\nmerged = base.merge_and_unload()\nmerged.save_pretrained('o')\n",
         # CPU autocast with its default (bfloat16).
         "import torch\nwith torch.autocast(device_type='cpu'):\n    pass\n",
+        # The file places its work on a GPU somewhere (here through a device argument).
+        "import torch\nfrom torch import nn\n\n\ndef check(x):\n"
+        "    model = nn.Linear(4, 4).half()\n    return model(x.to(device='cuda'))\n",
         # Offloaded to the CPU between uses, run only on the GPU.
         "import torch\nimport torch.nn as nn\n\ndef f(x):\n    m = nn.Linear(2, 2).cuda().half()\n"
         "    y = m(x)\n    m.to('cpu')\n    return y\n",
@@ -138,6 +164,13 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             "    def evaluate(ids):\n        return model.generate(ids)\n    return evaluate\n",
             (("FP104", 10),),
         ),
+        # Built and cast in one expression, run, and never placed on a GPU: the CPU.
+        Invalid(
+            "import torch\nfrom torch import nn\n\n\ndef test_half():\n"
+            "    model = nn.Linear(4, 4).half()\n    inputs = torch.randn(2, 4).half()\n"
+            "    assert model(inputs).dtype == torch.float16\n",
+            (("FP104", 6),),
+        ),
         # CPU autocast with float16, every spelling.
         Invalid(
             "import torch\nfrom torch.cpu.amp import autocast\nHALF = torch.float16\n"
@@ -151,6 +184,7 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
     def __init__(self, ctx):
         super().__init__(ctx)
         self._reported: set[int] = set()
+        self._unplaced = _PLACEMENT_WORDS.isdisjoint(_WORD_BREAKS.split(ctx.text.lower()))
 
     # --- models ---------------------------------------------------------------------------
     def visit_Call(self, node: cst.Call) -> None:
@@ -168,6 +202,8 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             path = frame.cpu_paths.get(model.key) if frame is not None else None
             if path is not None:
                 self._cpu_path(model, node, *path)
+            elif placed is None and self._unplaced and _built_here(model.node):
+                self._never_placed(model, node)
             return
         if id(placed[1]) in self._reported:
             return
@@ -199,6 +235,21 @@ with torch.autocast("cpu", dtype=torch.bfloat16):
             f"`{short_code(self.ctx, model.node)}` leaves `{model.key}` {model.spelling} on a "
             f'CPU path: it is placed with {variable}, which may be "cpu", and run there.',
             related=related,
+            help=_MODEL_ADVICE,
+        )
+
+    def _never_placed(self, model, run: cst.Call) -> None:
+        """A model built and made float16 in one expression (``Net().half()``) and run, in a
+        file that never names a device, a GPU or a framework that places models: it runs on
+        the CPU (a test or a script without ``.cuda()``)."""
+        if id(model.node) in self._reported:
+            return
+        self._reported.add(id(model.node))
+        self.report(
+            model.node,
+            f"`{short_code(self.ctx, model.node)}` makes `{model.key}` float16, and nothing in "
+            "this file puts it (or its inputs) on a GPU: it runs on the CPU.",
+            related=[(self.ctx.path, run, f"run here: `{short_code(self.ctx, run, 40)}`")],
             help=_MODEL_ADVICE,
         )
 

@@ -228,6 +228,14 @@ def _op_sites(
         key = (path, tuple(record["span"]))
         if record["rule"] == rule and key not in seen and not record.get("inferred"):
             seen.add(key)
+            if reason is not None and reason.cast is None and "fn" in record:
+                # Library mode's assumption: a real origin reaching the site judges it as in
+                # default mode (library mode never loses what default mode finds).
+                chain = exposure.record_chain(path, record)
+                if chain is not None and not assumed(None, chain):
+                    if not _autocast_protects(record, chain):
+                        yield path, record, None, chain
+                    continue
             yield path, record, reason, None if reason else exposure.record_chain(path, record)
     for path, record in index.ops:
         key = (path, tuple(record["span"]))
