@@ -872,6 +872,7 @@ class Exposure:
         self._escaped: list[list[str]] = []
         self._vanish: list[tuple[list[str], list[int | str]]] = []
         self.unresolved: set[str] = set()
+        self._overrides: dict[str, list[str]] = {}  # ``_run_keys`` per ``self.m`` callee
         seeds: list[tuple[str, dict[str, Any]]] = []
         regions: list[tuple[str, dict[str, Any]]] = []
         entries = [(path, e) for path, e in self.index.entries if e["kind"] == "autocast"]
@@ -1167,13 +1168,16 @@ class Exposure:
             return []
         if callee[0] != "s":
             return [key]
-        owner, _, method = callee[1].rpartition(".")
-        keys = [key]
-        for heir in self._heirs.get(self.index.canonical(owner), ()):
-            found = self.index.find_method(heir, method)
-            if found is not None and f"{found[0]}.{found[1]}" not in keys:
-                keys.append(f"{found[0]}.{found[1]}")
-        return keys
+        found = self._overrides.get(callee[1])
+        if found is None:
+            owner, _, method = callee[1].rpartition(".")
+            keys = {key}
+            for heir in self._heirs.get(self.index.canonical(owner), ()):
+                override = self.index.find_method(heir, method)
+                if override is not None:
+                    keys.add(f"{override[0]}.{override[1]}")
+            found = self._overrides[callee[1]] = [key, *sorted(keys - {key})]
+        return found
 
     @cached_property
     def _heirs(self) -> dict[str, list[str]]:
