@@ -43,6 +43,7 @@ from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.magnitude import Interval, Magnitudes, finite_in_float16, power
 from fp16lint.analysis.names import NameResolver, dotted
+from fp16lint.analysis.raw_scale import raw_scale
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
 from fp16lint.analysis.tree import children, walk
 from fp16lint.data.amp_ops import (
@@ -56,7 +57,6 @@ from fp16lint.data.amp_ops import (
     UnsafeOp,
 )
 from fp16lint.data.op_ranges import VALUE_PRESERVING
-from fp16lint.data.raw_inputs import RAW_INPUTS
 
 _REDUCTIONS = frozenset({"mean", "sum", "nanmean", "nansum"})
 _SATURATING = frozenset({"tanh", "sigmoid", "erf", "softsign", "hardtanh"})
@@ -107,12 +107,7 @@ _NOT_DATA = re.compile(
 
 # Annotations of parameters that hold Python scalars or strings, never float16 tensors.
 _SCALAR_TYPES = frozenset({"int", "bool", "str", "float"})
-# What keeps a raw input at its scale (``_raw_scale``): arithmetic, and calls whose result lies
-# within their input's values (shape changes, means) or is a constant tensor of a table.
-_ARITHMETIC = (cst.Add, cst.Subtract, cst.Multiply, cst.Divide)
-_KEEPS_SCALE = VALUE_PRESERVING | {"mean", "nanmean", "as_tensor", "tensor"}
 _MEANS = frozenset({"mean", "nanmean"})
-_RAW_FACTOR = 16.0  # numbers a raw input may be shifted or scaled by and stay of unit scale
 
 
 def _positional(
@@ -226,24 +221,6 @@ def _reduction_name(call: cst.Call, names: NameResolver) -> str | None:
     """``mean`` for ``x.mean(-1)`` and ``torch.mean(x, -1)``."""
     qualname = names.qualname(call.func)
     return qualname.removeprefix("torch.") if qualname else _method_name(call)
-
-
-def _summed(expr: cst.BaseExpression, names: NameResolver) -> cst.BaseExpression | None:
-    """``x`` of ``torch.sum(x, ...)`` / ``x.sum(...)``."""
-    if type(expr) is not cst.Call or _reduction_name(expr, names) != "sum":
-        return None
-    if type(expr.func) is cst.Attribute and names.qualname(expr.func) is None:
-        return expr.func.value
-    return _positional(expr, 0, "input")
-
-
-def _shape_read(expr: cst.BaseExpression) -> bool:
-    """``x.shape[1]``, ``x.size(1)``: a size, no value of the tensor."""
-    if type(expr) is cst.Subscript:
-        expr = expr.value
-    if type(expr) is cst.Attribute:
-        return expr.attr.value in _NOT_VALUES
-    return type(expr) is cst.Call and _method_name(expr) in _NOT_VALUES
 
 
 def _method_name(call: cst.Call) -> str | None:
@@ -440,64 +417,6 @@ class HazardTracker(Tracker):
             for b in bindings
         )
 
-    def _raw_scale(
-        self, expr: cst.BaseExpression | None, seen: frozenset[str] = frozenset()
-    ) -> bool:
-        """``expr`` is made only from a raw model input (``data.raw_inputs``: pixel values,
-        audio samples, spectrogram features, which processors deliver at unit scale) and
-        constants, through arithmetic with small numbers, shape changes and means: no layer or
-        product that could scale it up. Its squares stay far below 65504."""
-        kind = type(expr)
-        if expr is None or len(seen) > 4:
-            return False
-        if kind is cst.Name:
-            return self._raw_name(expr, seen)
-        if kind is cst.BinaryOperation and type(expr.operator) in _ARITHMETIC:
-            left, right = expr.left, expr.right
-            if type(expr.operator) is not cst.Divide:
-                return self._raw_scale(left, seen) and self._raw_scale(right, seen)
-            if _shape_read(right):  # ``torch.sum(x, 1) / x.shape[1]``: a mean
-                return self._raw_scale(_summed(left, self.ctx.names) or left, seen)
-            number = literal_number(right)  # by a number of at least 1
-            return number is not None and abs(number) >= 1 and self._raw_scale(left, seen)
-        if kind is cst.UnaryOperation:
-            return self._raw_scale(expr.expression, seen)
-        if kind is cst.Subscript:
-            return self._raw_scale(expr.value, seen)  # the indices pick values, not make them
-        if kind in (cst.List, cst.Tuple):  # a table of means or deviations
-            return all(
-                type(e) is cst.Element and self._raw_scale(e.value, seen)
-                for e in expr.elements  # type: ignore[attr-defined]
-            )
-        if kind is not cst.Call:
-            number = literal_number(expr)
-            return number is not None and abs(number) <= _RAW_FACTOR
-        qualname = self.ctx.names.qualname(expr.func)
-        method = _method_name(expr) if qualname is None else None
-        name = qualname.removeprefix("torch.") if qualname else method
-        if name not in _KEEPS_SCALE:
-            return False
-        if method is not None:  # ``x.view(b, -1)``, ``x.to(dtype)``: the arguments are no values
-            return self._raw_scale(expr.func.value, seen)  # type: ignore[attr-defined]
-        values = [a.value for a in expr.args if a.keyword is None and not a.star][:1]
-        return bool(values) and self._raw_scale(values[0], seen)
-
-    def _raw_name(self, expr: cst.Name, seen: frozenset[str]) -> bool:
-        name = expr.value
-        if name in seen:
-            return True  # ``frames = frames.view(...)``: a binding adds no other source
-        bindings = self.ctx.names.bindings(name) or []
-        if not bindings:
-            return False
-        if all(b.qualname is not None for b in bindings):
-            return True  # an imported constant (a table of means)
-        if any(type(b.node) is cst.Param for b in bindings):
-            return name in RAW_INPUTS and len(bindings) == 1
-        values = self.ctx.names.values(name)
-        return bool(values) and all(
-            v is not None and self._raw_scale(v, seen | {name}) for v in values
-        )
-
     # --- recording -------------------------------------------------------------------------
     def _record(
         self,
@@ -569,7 +488,7 @@ class HazardTracker(Tracker):
         dt = self._input(operand)
         if dt is None or self._computes_wide(node, op) or self._autocast_protects(op, inplace):
             return
-        if op.name == "var" and self._raw_scale(operand):
+        if op.name == "var" and raw_scale(operand, self.ctx.names):
             return  # the variance of pixels or audio samples: a few units at most
         what = None
         risk = op.risk
@@ -1161,7 +1080,8 @@ class HazardTracker(Tracker):
             return False
         if finite_in_float16(self.magnitudes.bound(call)):
             return False  # ``F.normalize(x).pow(2).mean(-1)``: at most 1
-        if _reduction_name(call, self.ctx.names) in _MEANS and self._raw_scale(base):
+        mean = _reduction_name(call, self.ctx.names) in _MEANS
+        if mean and raw_scale(base, self.ctx.names):
             return False  # the mean square of pixels or audio samples: a few units at most
         is_pow = not (type(square) is cst.BinaryOperation and type(square.operator) is cst.Multiply)
         is_pow = is_pow and not (
