@@ -203,6 +203,30 @@ def test_an_override_its_inherited_caller_feeds_float32_is_left_out():
     assert sorted(f.span.start.line for f in found) == [7, 15]
 
 
+def test_a_free_helper_its_callers_feed_float32_is_left_out():
+    """A free function reached only through a method's parameters, whose project callers all
+    upcast (``self.features(signal.float())``): float16 is only assumed upstream, and never
+    arrives. Called with the raw signal, it is reported."""
+    code = (
+        "import torch\nfrom torch import nn\n\n\n"
+        "def normalize_batch(x, seq_len):\n"
+        "    valid = torch.arange(x.shape[2]).unsqueeze(0) < seq_len.unsqueeze(1)\n"
+        "    mean = torch.where(valid.unsqueeze(1), x, 0.0).sum(axis=2)\n"
+        "    d = torch.where(valid.unsqueeze(1), x - mean, 0.0)\n"
+        "    return torch.sqrt(torch.sum(d**2, axis=2))\n\n\n"
+        "class Pre(nn.Module):\n"
+        "    def features(self, signal, length):\n"
+        "        x = torch.sqrt(self.stft(signal).pow(2).sum(-1))\n"
+        "        return normalize_batch(x, length)\n\n"
+        "    def forward(self, signal, length):\n"
+        "        return self.features(signal.float(), length)\n"
+    )
+    assert lint_code(code, select=("FP203",), assume_fp16=True).findings == []
+    raw = code.replace("signal.float()", "signal")
+    found = lint_code(raw, select=("FP203",), assume_fp16=True).findings
+    assert [f.span.start.line for f in found] == [9, 14]
+
+
 def test_a_mean_of_every_square_is_a_loss_term_in_library_mode():
     """``logits.logsumexp(-1).pow(2).mean()`` (a z-loss) and ``w.square().mean()`` (an L2
     penalty) reduce every element in float32: loss terms, left out like ``mse_loss`` unless

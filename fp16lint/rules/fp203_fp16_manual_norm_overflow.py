@@ -184,7 +184,7 @@ def forward(self, x):
     @classmethod
     def check_project(cls, project, report) -> None:
         for path, record, reason, chain in op_sites(project, cls.code):
-            if fed_float32(project, record, reason):
+            if fed_float32(project, record, reason, chain):
                 continue
             fix = None
             suggestion = "Upcast with `.float()` before squaring"
