@@ -80,6 +80,12 @@ def dtypes(code: str) -> list[Dt]:
             "probe(F.one_hot(w, 3))\nu, s, vh = torch.linalg.svd(d)\nprobe(u)\n",
             [Dt.F16, Dt.WIDE, Dt.WIDE, Dt.WIDE, Dt.F16, Dt.WIDE, Dt.INT, Dt.WIDE],
         ),
+        # torch.where makes the values it picks, not its condition's booleans
+        (
+            "x = y.half()\nprobe(torch.where(x > 0, x, 0.0))\n"
+            "probe(torch.where(m < 1, torch.full((), 0.0, dtype=x.dtype), x))\nprobe(torch.where(x > 0))\n",
+            [Dt.F16, Dt.F16, Dt.INT],
+        ),
         # unknown stays unknown; an upcast value meeting an unknown one stays wide
         (
             "probe(x)\nprobe(x.float() + eps)\nprobe(x.half() * mask)\n",

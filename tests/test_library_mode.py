@@ -174,6 +174,110 @@ def test_a_helper_method_its_callers_feed_float32_is_left_out():
     assert [f.span.start.line for f in found] == [7]
 
 
+NORM_OVERRIDE = """\
+import torch
+from torch import nn
+
+
+class L2Norm(nn.Module):
+    def _norm(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
+
+    def forward(self, x):
+        return self._norm(x.float()).type_as(x)
+
+
+class UnitNorm(L2Norm):
+    def _norm(self, x):
+        return x * torch.rsqrt(x.pow(2).sum(-1, keepdim=True) + 1e-6)
+"""
+
+
+def test_an_override_its_inherited_caller_feeds_float32_is_left_out():
+    """FP203 leaves out a norm helper whose callers all pass ``x.float()``, an override too:
+    the inherited ``forward``'s ``self._norm(x.float())`` runs the subclass's ``_norm``.
+    Called with ``x`` itself, both are reported."""
+    assert lint_code(NORM_OVERRIDE, select=("FP203",), assume_fp16=True).findings == []
+    raw = NORM_OVERRIDE.replace("self._norm(x.float())", "self._norm(x)")
+    found = lint_code(raw, select=("FP203",), assume_fp16=True).findings
+    assert sorted(f.span.start.line for f in found) == [7, 15]
+
+
+def test_a_free_helper_its_callers_feed_float32_is_left_out():
+    """A free function reached only through a method's parameters, whose project callers all
+    upcast (``self.features(signal.float())``): float16 is only assumed upstream, and never
+    arrives. Called with the raw signal, it is reported."""
+    code = (
+        "import torch\nfrom torch import nn\n\n\n"
+        "def normalize_batch(x, seq_len):\n"
+        "    valid = torch.arange(x.shape[2]).unsqueeze(0) < seq_len.unsqueeze(1)\n"
+        "    mean = torch.where(valid.unsqueeze(1), x, 0.0).sum(axis=2)\n"
+        "    d = torch.where(valid.unsqueeze(1), x - mean, 0.0)\n"
+        "    return torch.sqrt(torch.sum(d**2, axis=2))\n\n\n"
+        "class Pre(nn.Module):\n"
+        "    def features(self, signal, length):\n"
+        "        x = torch.sqrt(self.stft(signal).pow(2).sum(-1))\n"
+        "        return normalize_batch(x, length)\n\n"
+        "    def forward(self, signal, length):\n"
+        "        return self.features(signal.float(), length)\n"
+    )
+    assert lint_code(code, select=("FP203",), assume_fp16=True).findings == []
+    raw = code.replace("signal.float()", "signal")
+    found = lint_code(raw, select=("FP203",), assume_fp16=True).findings
+    assert [f.span.start.line for f in found] == [9, 14]
+
+
+def test_a_mean_of_every_square_is_a_loss_term_in_library_mode():
+    """``logits.logsumexp(-1).pow(2).mean()`` (a z-loss) and ``w.square().mean()`` (an L2
+    penalty) reduce every element in float32: loss terms, left out like ``mse_loss`` unless
+    ``library-info``; a full ``sum`` of squares, which float16 overflows by its count, and a
+    norm along a dimension are kept."""
+    code = (
+        "import torch\nfrom torch import nn\n\n\n"
+        "class Head(nn.Module):\n"
+        "    def forward(self, logits, w, h):\n"
+        "        z = logits.logsumexp(dim=-1).pow(2).mean() + torch.mean(w**2)\n"
+        "        s = torch.sum(h**2)\n"
+        "        return z, s, h * torch.rsqrt(h.square().mean(-1, keepdim=True) + 1e-6)\n"
+    )
+    found = lint_code(code, select=("FP203",), assume_fp16=True).findings
+    assert sorted(f.span.start.line for f in found) == [8, 9]
+    found = lint_code(code, select=("FP203",), assume_fp16=True, library_info=True).findings
+    assert sorted(f.span.start.line for f in found) == [7, 7, 8, 9]
+
+
+RAW = """\
+import torch
+from torch import nn
+
+MEAN = [0.485, 0.456, 0.406]
+
+
+class Codec(nn.Module):
+    def frame(self, input_values):
+        mono = torch.sum(input_values, 1, keepdim=True) / input_values.shape[1]
+        return input_values / (mono.pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8)
+
+    def forward(self, pixel_values, hidden):
+        frames = pixel_values * 0.2 + torch.as_tensor(MEAN)[None, :, None]
+        frames = frames.view(4, -1, 3)
+        v = (frames.var(dim=-2, keepdim=True) + 1e-6).sqrt()
+        h = self.proj(pixel_values)
+        a = h.pow(2).mean(-1, keepdim=True).rsqrt()
+        b = pixel_values.pow(2).sum(-1, keepdim=True).rsqrt()
+        c = (pixel_values * 1000).pow(2).mean(-1, keepdim=True).rsqrt()
+        return v, a, b, c, self.frame(pixel_values), (hidden.var(-1) + 1e-5).sqrt()
+"""
+
+
+def test_norms_of_raw_inputs_at_unit_scale_are_left_out():
+    """The RMS of audio samples and the variance of pixels (raw inputs, shifted and scaled by
+    small numbers, reshaped, averaged) cannot reach 65504; a layer's output, a sum along a
+    row (its length is unknown), a large factor and a hidden state are kept."""
+    found = lint_code(RAW, select=("FP203",), assume_fp16=True).findings
+    assert sorted(f.span.start.line for f in found) == [17, 18, 19, 20]
+
+
 LARGE = """\
 import torch
 import torch.nn.functional as F

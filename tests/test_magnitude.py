@@ -51,6 +51,9 @@ def bound(source: str):
         # a unit vector's squares, summed along its normalised dimension
         ("F.normalize(x, dim=-1).pow(2).sum(-1)\n", (0.0, 1.0 + 2**-10)),
         ("u = F.normalize(x)\ntorch.sum(u * u, dim=1)\n", (0.0, 1.0 + 2**-10)),
+        # ... along dim -1 of a value whose rank is written out: the same dimension
+        ("F.normalize(x.view(-1, 8), dim=-1).pow(2).sum(1)\n", (0.0, 1.0 + 2**-10)),
+        ("u = x.reshape((n, d))\nF.normalize(u, dim=1).pow(2).sum(-1)\n", (0.0, 1.0 + 2**-10)),
         # sign facts: -exp, -softplus, sums and cumulative sums of non-positive terms
         ("A = -torch.exp(a)\nA * F.softplus(dt)\n", (-math.inf, 0.0)),
         ("torch.cumsum(-F.softplus(a), dim=-1)\n", (-math.inf, 0.0)),
@@ -77,6 +80,8 @@ def test_bounded(source, expected):
         "x.sigmoid() / x.tanh()\n",  # a divisor that can be 0
         "eps = 1e-4\neps = y\nx.clamp(min=eps, max=1.0) * y\n",
         "F.normalize(x, dim=-1).pow(2).sum(1)\n",  # another dimension
+        "F.normalize(x.view(2, -1, 8), dim=-1).pow(2).sum(1)\n",  # another one of three
+        "F.normalize(x.view(shape), dim=-1).pow(2).sum(1)\n",  # a rank not written out
         "F.normalize(x, p=1, dim=1).pow(2).sum(1)\n",  # not an L2 norm
     ],
 )

@@ -985,6 +985,7 @@ class Exposure:
         self.unresolved: set[str] = set()
         self.returns: dict[str, list[str]] = {}
         self._no_fp16: dict[str, bool] = {}
+        self._overrides: dict[str, list[str]] = {}  # ``_run_keys`` per ``self.m`` callee
         seeds: list[tuple[str, dict[str, Any]]] = []
         regions: list[tuple[str, dict[str, Any]]] = []
         entries = [(path, e) for path, e in self.index.entries if e["kind"] == "autocast"]
@@ -1053,22 +1054,22 @@ class Exposure:
         resolve) or a call passes ``*args``."""
         out: dict[str, tuple[set[str], set[str]] | None] = {}
         for callee, (maybe, *gives) in self._given:
-            key = self._runs(callee)
-            if key is None or (key in out and out[key] is None):
-                continue
-            params = self.functions.get(key, [])
-            if "*" in maybe:
-                out[key] = None
-                continue
-            maybe_params = {_param(params, slot) for slot in maybe} - {None}
-            given_params = set(params)
-            for sig in gives:
-                given_params &= {_param(params, slot) for slot in given_slots(sig)}
-            known = out.get(key)
-            if known is not None:
-                maybe_params |= known[0]
-                given_params &= known[1]
-            out[key] = (maybe_params, given_params)  # type: ignore[assignment]
+            for key in self._run_keys(callee):
+                if key in out and out[key] is None:
+                    continue
+                params = self.functions.get(key, [])
+                if "*" in maybe:
+                    out[key] = None
+                    continue
+                maybe_params = {_param(params, slot) for slot in maybe} - {None}
+                given_params = set(params)
+                for sig in gives:
+                    given_params &= {_param(params, slot) for slot in given_slots(sig)}
+                known = out.get(key)
+                if known is not None:
+                    maybe_params |= known[0]
+                    given_params &= known[1]
+                out[key] = (maybe_params, given_params)  # type: ignore[assignment]
         for callee in self._escaped:
             key = self._runs(callee)
             if key is not None:
@@ -1090,16 +1091,16 @@ class Exposure:
         passes: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for caller, calls in self.calls_in.items():
             for _, call in calls:
-                key = self._runs(call["callee"])
-                for slot, state in call["args"]:
-                    param = _param(self.functions.get(key or "", []), slot)
-                    if param is None or callers.get(key) is None:
-                        continue
-                    for source in self.live(state.get("params", ())):
-                        if source == AUTOCAST or callers.get(caller) is None:
-                            out.add((key, param))  # type: ignore[arg-type]
-                        else:
-                            passes.setdefault((caller, source), []).append((key, param))
+                for key in self._run_keys(call["callee"]):
+                    for slot, state in call["args"]:
+                        param = _param(self.functions.get(key, []), slot)
+                        if param is None or callers.get(key) is None:
+                            continue
+                        for source in self.live(state.get("params", ())):
+                            if source == AUTOCAST or callers.get(caller) is None:
+                                out.add((key, param))
+                            else:
+                                passes.setdefault((caller, source), []).append((key, param))
         queue = deque(out)
         while queue:
             for found in passes.get(queue.popleft(), ()):
@@ -1308,6 +1309,36 @@ class Exposure:
                     found = self.index.find_method(name, "__init__")
                     return f"{found[0]}.{found[1]}" if found is not None else None
         return self.resolve(callee)
+
+    def _run_keys(self, callee: list[str]) -> list[str]:
+        """The functions a call of ``callee`` may run: the one it resolves to and, for
+        ``self.m(...)``, the overrides of ``m`` in project subclasses, which the call runs on
+        their instances (``Base.forward`` calls ``self._norm(x.float())``; a subclass defines
+        its own ``_norm``)."""
+        key = self._runs(callee)
+        if key is None:
+            return []
+        if callee[0] != "s":
+            return [key]
+        found = self._overrides.get(callee[1])
+        if found is None:
+            owner, _, method = callee[1].rpartition(".")
+            keys = {key}
+            for heir in self._heirs.get(self.index.canonical(owner), ()):
+                override = self.index.find_method(heir, method)
+                if override is not None:
+                    keys.add(f"{override[0]}.{override[1]}")
+            found = self._overrides[callee[1]] = [key, *sorted(keys - {key})]
+        return found
+
+    @cached_property
+    def _heirs(self) -> dict[str, list[str]]:
+        """Per project class, the project classes deriving from it."""
+        out: dict[str, list[str]] = {}
+        for cls in self.index.classes:
+            for base in self.index.mro(cls)[1:]:
+                out.setdefault(base, []).append(cls)
+        return out
 
     def _runs(self, callee: list[str]) -> str | None:
         """The function a call (or a reference) of ``callee`` runs, constructors included."""

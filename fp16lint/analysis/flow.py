@@ -721,6 +721,13 @@ class FlowTracker(Tracker):
             if cst.Float in kinds:
                 return Dt.WIDE
             return Dt.INT if kinds == {cst.Integer} else Dt.UNKNOWN
+        if qualname == "torch.where":  # the values chosen, not the condition
+            args = [a for a in call.args if not a.star]
+            picked = [a.value for a in args[1:] if a.keyword is None or a.keyword.value in
+                      ("input", "other")]  # fmt: skip
+            if len(picked) == 2:
+                return promote(self._eval(picked[0], depth), self._eval(picked[1], depth))
+            return Dt.INT if len(args) == 1 else Dt.UNKNOWN  # ``torch.where(c)``: indices
         if qualname == "torch.full":
             fill = [a.value for a in call.args if a.keyword is None][1:2]
             return self._eval(fill[0], depth) if fill and type(fill[0]) is cst.Float else Dt.UNKNOWN

@@ -50,6 +50,7 @@ from fp16lint.analysis.flow import Dt, FlowTracker
 from fp16lint.analysis.guards import dtype_guards
 from fp16lint.analysis.magnitude import Interval, Magnitudes, finite_in_float16, power
 from fp16lint.analysis.names import NameResolver, dotted
+from fp16lint.analysis.raw_scale import raw_scale
 from fp16lint.analysis.receivers import Kind, ReceiverTracker
 from fp16lint.analysis.tree import children, walk
 from fp16lint.data.amp_ops import (
@@ -117,6 +118,7 @@ _SCALAR_TYPES = frozenset({"int", "bool", "str", "float"})
 # values that underflow to 0 in float16, as a sigmoid's or softmax's do (``_vanishes``).
 _PROBABILITY_NAMES = re.compile(r"(?:^|_)(?:probs?|probabilities|likelihoods?)(?:_|$)")
 _GUARD_CLAMPS = frozenset({"clamp", "clip", "clamp_min"})
+_MEANS = frozenset({"mean", "nanmean"})
 
 
 def _positional(
@@ -231,6 +233,21 @@ def _gradient(expr: cst.BaseExpression | None) -> bool:
         else:
             return False
     return False
+
+
+def _mean_of_all(call: cst.Call, names: NameResolver) -> bool:
+    """``x.pow(2).mean()``, ``torch.mean(x**2)``: a mean of every element, which reduces in
+    float32 (a loss term such as a z-loss or an L2 penalty; a norm reduces along rows)."""
+    qualname = names.qualname(call.func)
+    if qualname is not None:
+        return qualname in ("torch.mean", "torch.nanmean") and not _has_dim(call, True)
+    return _method_name(call) in ("mean", "nanmean") and not _has_dim(call, False)
+
+
+def _reduction_name(call: cst.Call, names: NameResolver) -> str | None:
+    """``mean`` for ``x.mean(-1)`` and ``torch.mean(x, -1)``."""
+    qualname = names.qualname(call.func)
+    return qualname.removeprefix("torch.") if qualname else _method_name(call)
 
 
 def _method_name(call: cst.Call) -> str | None:
@@ -499,6 +516,8 @@ class HazardTracker(Tracker):
         dt = self._input(operand)
         if dt is None or self._computes_wide(node, op) or self._autocast_protects(op, inplace):
             return
+        if op.name == "var" and raw_scale(operand, self.ctx.names):
+            return  # the variance of pixels or audio samples: a few units at most
         what = None
         risk = op.risk
         exponent = None
@@ -1182,6 +1201,9 @@ class HazardTracker(Tracker):
             return False
         if finite_in_float16(self.magnitudes.bound(call)):
             return False  # ``F.normalize(x).pow(2).mean(-1)``: at most 1
+        mean = _reduction_name(call, self.ctx.names) in _MEANS
+        if mean and raw_scale(base, self.ctx.names):
+            return False  # the mean square of pixels or audio samples: a few units at most
         is_pow = not (type(square) is cst.BinaryOperation and type(square.operator) is cst.Multiply)
         is_pow = is_pow and not (
             type(square) is cst.Call and "square" in self.ctx.code(square.func)
@@ -1191,6 +1213,8 @@ class HazardTracker(Tracker):
         fields: dict[str, Any] = {"text": self._text(call)}
         if self._is_residual(base):
             fields["residual"] = True  # ``mean((a - b) ** 2)``: a loss or distance, not a norm
+        elif _mean_of_all(call, self.ctx.names):
+            fields["residual"] = True  # ``x.pow(2).mean()``: a penalty (z-loss), not a norm
         base_text = dotted(base)
         if bound is None and base_text is not None:
             fields["fix"] = [[self.ctx.span_ref(square), f"{base_text}.float().pow(2)"]]

@@ -14,7 +14,8 @@ lies in [eps, 1/eps] for x in [0, 1]). A ``clamp`` limit may be a name bound to 
 parameter's default: ``def f(x, eps=1e-4)``). A name reassigned in the function
 (``x = x.clamp(0, 1)``, not rebound in a branch or a loop since: ``tree.last_assignment``)
 holds that value from there on. The squares
-of ``F.normalize(x, dim=d)`` summed along ``d`` are at most 1 (a unit vector's). A sum or
+of ``F.normalize(x, dim=d)`` summed along ``d`` are at most 1 (a unit vector's; ``-1`` and
+``1`` are one dimension where the rank is written out: ``x.view(-1, n)``). A sum or
 cumulative sum of non-positive terms is non-positive (``exp(cumsum(-softplus(a)))`` is at most 1).
 An even power of anything is at least 0, a negative power of a positive base is bounded
 (``(sigma**2 + sigma_data**2) ** -0.5``); ``self.x`` that every assignment in its class sets to
@@ -26,6 +27,7 @@ Only what holds for every finite input is a bound; ``data.op_ranges`` lists the 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import libcst as cst
 
@@ -359,24 +361,54 @@ class Magnitudes:
         axis = literal_number(dim) if dim is not None else None
         if axis is None or expr is None or depth > _MAX_DEPTH:
             return False
-        base = _square_base(expr, self.names)
+        base, stack = _square_base(expr, self.names), self.stack
         while type(base) is cst.Name:
-            bindings = self.names.bindings(base.value) or []
-            if len(bindings) > 1:
-                latest = last_assignment(self.stack, base.value, dominating=True)
-                if latest is None:
-                    return False
-                base = latest[0]
-            elif len(bindings) == 1 and bindings[0].value is not None:
-                base = bindings[0].value
-            else:
+            found = self._held(base.value, stack)
+            if found is None:
                 return False
+            base, stack = found
         if type(base) is not cst.Call or self.names.qualname(base.func) not in _NORMALIZE:
             return False
         p = _argument(base, 1, "p")
-        return (p is None or literal_number(p) == 2) and literal_number(
-            _argument(base, 2, "dim") or cst.Integer("1")
-        ) == axis
+        along = literal_number(_argument(base, 2, "dim") or cst.Integer("1"))
+        if (p is not None and literal_number(p) != 2) or along is None:
+            return False
+        if along == axis or (along < 0) == (axis < 0):
+            return along == axis
+        rank = self._rank(_argument(base, 0, "input"), stack, depth + 1)  # ``dim=-1`` of a 2-D
+        return rank is not None and along % rank == axis % rank
+
+    def _held(self, name: str, stack) -> tuple[cst.BaseExpression, Any] | None:
+        """What ``name`` holds at ``stack``: its one binding's value, or the assignment every
+        path runs last (``tree.last_assignment``), with the stack where that value is made."""
+        bindings = self.names.bindings(name) or []
+        if len(bindings) > 1:
+            return last_assignment(stack, name, dominating=True)
+        if len(bindings) == 1 and bindings[0].value is not None:
+            return bindings[0].value, stack
+        return None
+
+    def _rank(self, expr: cst.BaseExpression | None, stack, depth: int) -> int | None:
+        """The number of dimensions of ``x.view(-1, d)`` / ``x.reshape(n, d)`` (or a name
+        holding one), when it is written out."""
+        if type(expr) is cst.Name and depth <= _MAX_DEPTH:
+            found = self._held(expr.value, stack)
+            return self._rank(found[0], found[1], depth + 1) if found is not None else None
+        if (
+            type(expr) is not cst.Call
+            or type(expr.func) is not cst.Attribute
+            or expr.func.attr.value not in ("view", "reshape")
+            or any(a.star or a.keyword is not None for a in expr.args)
+        ):
+            return None
+        sizes = [a.value for a in expr.args]
+        if len(sizes) != 1:
+            return len(sizes) or None
+        if type(sizes[0]) in (cst.Tuple, cst.List):  # ``x.view((n, d))``
+            elements = sizes[0].elements  # type: ignore[attr-defined]
+            starred = any(type(e) is cst.StarredElement for e in elements)
+            return None if starred else len(elements)
+        return 1 if literal_number(sizes[0]) is not None else None  # not ``x.view(shape)``
 
     def _union(self, items: cst.BaseExpression | None, depth: int) -> Interval | None:
         if type(items) not in (cst.List, cst.Tuple):

@@ -11,6 +11,7 @@ from fp16lint.rules.fp2xx_common import (
     INHERITANCE_PROJECT,
     LIBRARY_PROJECT,
     MODEL_HEADER,
+    fed_float32,
     op_sites,
     place,
 )
@@ -57,8 +58,11 @@ class Fp16ManualNormOverflow(Rule):
         "float16). Squares of bounded values (`torch.tanh(x).pow(2).mean(-1)`, at most 1: "
         "`analysis.magnitude`) are not reported. "
         "In library mode (`assume-fp16`), the square of a difference "
-        "(`torch.mean((z_q - z) ** 2)`, a hand-written `mse_loss` or distance) is left out "
-        "like the losses, unless a real cast reaches it or `library-info = true`."
+        "(`torch.mean((z_q - z) ** 2)`, a hand-written `mse_loss` or distance) and a mean of "
+        "every squared element (`logits.logsumexp(-1).pow(2).mean()`, a z-loss or L2 penalty: "
+        "it reduces in float32) are left out like the losses, unless a real cast reaches them "
+        "or `library-info = true`; so is a method (an override too) whose project callers, all "
+        "seen, pass it only float32 (`self._norm(x.float())`)."
     )
     why = (
         "Squares overflow float16 once |x| reaches 255.97; the mean of a row holding one inf "
@@ -180,6 +184,8 @@ def forward(self, x):
     @classmethod
     def check_project(cls, project, report) -> None:
         for path, record, reason, chain in op_sites(project, cls.code):
+            if fed_float32(project, record, reason, chain):
+                continue
             fix = None
             suggestion = "Upcast with `.float()` before squaring"
             if "fix" in record:

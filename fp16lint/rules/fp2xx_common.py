@@ -140,13 +140,19 @@ def library_quiet(project: Any, reason: Reason | None, chain: Chain | None) -> b
     )
 
 
-def fed_float32(project: Any, record: dict[str, Any], reason: Reason | None) -> bool:
-    """Only library mode's assumption makes this method's op site float16, its input comes
-    from the method's parameters alone, and the method's project callers, all seen, pass no
+def fed_float32(
+    project: Any, record: dict[str, Any], reason: Reason | None, chain: Chain | None = None
+) -> bool:
+    """Only library mode's assumption makes this method's op site float16 (or, given its
+    ``chain``, the chain that reaches a function's site starts at it), its input comes from
+    the function's parameters alone, and the function's project callers, all seen, pass no
     float16 in them (``self.stft(x)`` called only with an upcast ``x``)."""
+    if reason is not None:
+        assumed_only = reason.cast is None
+    else:
+        assumed_only = chain is not None and chain.assumed
     return (
-        reason is not None
-        and reason.cast is None
+        assumed_only
         and "params" in record
         and exposure_of(project).callers_avoid(record.get("fn"), record["params"])
     )
