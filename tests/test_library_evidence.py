@@ -130,3 +130,15 @@ def test_rotary_angles_with_float64_frequencies_are_quiet():
     assert _lines(helper, "FP206") == []
     double = ROPE.format(dtype="torch.float32").replace("omega)\n", "omega.double())\n")
     assert _lines(double, "FP206") == []
+
+
+def test_a_one_line_body_calling_a_function_is_no_internal_error():
+    """``if flag: y = f(x)`` puts the assignment in a one-line suite, not a block of
+    statements: the recast search must not read a next statement there (FP999 on real code)."""
+    code = (
+        "import torch\n\n\ndef f(x):\n    return torch.stft(x, 400, return_complex=True)\n\n\n"
+        "def g(x, flag):\n    if flag: y = f(x)\n    for _ in range(2): z = f(x)\n    return y, z\n"
+    )
+    for library in (False, True):
+        found = lint_code(code, select=("ALL",), assume_fp16=library).findings
+        assert "FP999" not in {f.code for f in found}

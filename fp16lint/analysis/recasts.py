@@ -87,8 +87,12 @@ class RecastTracker(Tracker):
             return False
         target = parent.targets[0].target
         line, block = stack[-3], stack[-4]
-        if type(target) is not cst.Name or not hasattr(block, "body"):
-            return False
+        if (
+            type(target) is not cst.Name
+            or type(line) is not cst.SimpleStatementLine
+            or type(block) not in (cst.IndentedBlock, cst.Module)
+        ):
+            return False  # a one-line body (``if flag: y = f(x)``) has no next statement
         body = list(block.body)
         index = next((i for i, s in enumerate(body) if s is line), None)
         if index is None or index + 1 >= len(body):
