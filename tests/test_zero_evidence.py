@@ -79,8 +79,10 @@ def test_a_helper_is_judged_on_what_its_callers_pass():
     noise = LOG + (
         "\n\ndef gumbel(t):\n    u = torch.zeros_like(t).uniform_(0, 1)\n    return -log(-log(u))\n"
     )
-    # float16 uniform draws are exactly 0 about once in 4,000 (tests/facts/test_uniform_zeros.py)
-    assert _lines(noise) == [5]
+    # float16 uniform draws are exactly 0 about once in 4,000 (tests/facts/test_uniform_zeros.py),
+    # but Gumbel noise ends in an argmax or top-k: -inf noise only excludes a token (read sites:
+    # x-transformers, diffusers amused, vector-quantize), so it is no evidence here
+    assert _lines(noise) == []
     entropy = noise + (
         "\n\ndef entropy(t, is_prob=False):\n    prob = t.softmax(dim=-1) if not is_prob else t\n"
         "    return -(prob * log(prob)).sum(dim=-1)\n"
@@ -102,17 +104,3 @@ def test_a_real_float16_origin_keeps_the_site_in_library_mode():
     )
     assert _lines(code) == [5]
     assert [f.span.start.line for f in lint_code(code, select=("FP304",)).findings] == [5]
-
-
-def test_uniform_noise_is_zero_evidence_for_a_helper_s_clamp_floor():
-    """The Gumbel trick's ``-log(-log(u))`` through a ``log`` helper whose floor (1e-20)
-    float16 rounds to 0: float16 uniform draws are exactly 0 about once in 4,000."""
-    code = (
-        "import torch\nfrom torch import nn\n\n\ndef log(t, eps=1e-20):\n"
-        "    return torch.log(t.clamp(min=eps))\n\n\ndef gumbel_noise(t):\n"
-        "    noise = torch.zeros_like(t).uniform_(0, 1)\n    return -log(-log(noise))\n\n\n"
-        "class Quantizer(nn.Module):\n    def forward(self, logits):\n"
-        "        return (logits + gumbel_noise(logits)).argmax(dim=-1)\n"
-    )
-    found = lint_code(code, select=("FP202", "FP304"), assume_fp16=True).findings
-    assert {(f.code, f.span.start.line) for f in found} == {("FP202", 6), ("FP304", 6)}

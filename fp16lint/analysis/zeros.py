@@ -6,9 +6,6 @@ an activation vector, a count, a sum of top-k scores are never 0 in practice; wh
 - probabilities: ``sigmoid``/``softmax``/``softmin``/``gumbel_softmax`` outputs underflow to
   0 (float16 keeps nothing below 5.96e-08) and ``1 - sigmoid(x)`` is 0 once it rounds to 1;
 - one-hot encodings (``F.one_hot``) and their averages (a code no row uses);
-- uniform noise (``torch.rand``, ``rand_like``, ``uniform_``): float16 draws are exactly 0
-  about once in 4,000 (``tests/facts/test_uniform_zeros.py``), the Gumbel trick's
-  ``-log(-log(u))`` meets them;
 - spectra of signals (``stft``: silent or zero-padded audio), and a model's raw inputs by their
   conventional names (``data.raw_inputs``: ``input_values``...).
 
@@ -38,17 +35,15 @@ Zero = str | frozenset[str] | None
 _PROBABILITIES = frozenset({"sigmoid", "softmax", "softmin", "gumbel_softmax", "expit"})
 _UNDERFLOW = "a probability that underflows to 0"
 _ROUNDS_TO_ONE = "a probability that rounds to 1"
-_UNIFORM = "uniform noise, exactly 0 in about 1 of 4,000 float16 draws"
 _RAW = "a raw model input (silence, padding)"
 _EVIDENCE = {
     **dict.fromkeys(_PROBABILITIES, _UNDERFLOW),
-    **dict.fromkeys(("rand", "rand_like", "uniform_"), _UNIFORM),
     "one_hot": "a one-hot encoding",
     "stft": "a spectrum of a signal that may be silent",
 }
 # Evidence a sum keeps: every entry is 0 together (an unused code, silence). A probability
-# (or a uniform draw) vanishes entry by entry: a sum over entries (``softmax`` sums to 1) is no evidence.
-_PER_ENTRY = frozenset({_UNDERFLOW, _ROUNDS_TO_ONE, _UNIFORM})
+# vanishes entry by entry: a sum over entries (``softmax`` sums to 1) is no evidence.
+_PER_ENTRY = frozenset({_UNDERFLOW, _ROUNDS_TO_ONE})
 _REDUCTIONS = frozenset(
     {"sum", "mean", "nansum", "nanmean", "norm", "matmul", "mm", "bmm", "einsum"}
 )

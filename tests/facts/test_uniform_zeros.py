@@ -1,6 +1,7 @@
-"""Uniform noise in float16 contains exact zeros (analysis/zeros.py's ``uniform`` evidence):
-``log`` of it, as the Gumbel trick's ``-log(-log(u))`` takes, is -inf however small a clamp
-floor float16 rounds to 0."""
+"""Uniform noise in float16 contains exact zeros: ``log`` of it, as the Gumbel trick's
+``-log(-log(u))`` takes, is -inf however small a clamp floor float16 rounds to 0. Gumbel noise
+is still no zero evidence for FP202/FP304 (tests/test_zero_evidence.py): the noise ends in an
+argmax or top-k, where -inf only excludes a token."""
 
 from __future__ import annotations
 
